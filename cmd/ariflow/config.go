@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+)
+
+// config is `ariflow run`'s configuration: flags, each with an ARIFLOW_*
+// environment variable as its default.
+type config struct {
+	ARIURL          string
+	ARIUser         string
+	ARIPassword     string
+	ARIPasswordFile string
+	App             string
+	RedisURL        string
+	FlowsPath       string
+	LogLevel        string
+	LogFormat       string
+	HTTPAddr        string
+	DialTemplate    string
+	Region          string
+	DTMFDelay       time.Duration
+	ConnectTimeout  time.Duration
+	DrainTimeout    time.Duration
+}
+
+// envDefault returns $name or def.
+func envDefault(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) (time.Duration, error) {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q is not a duration (like 500ms or 10s)", name, v)
+	}
+	return d, nil
+}
+
+func parseConfig(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("ariflow run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.ARIURL, "ari-url", envDefault("ARIFLOW_ARI_URL", "http://127.0.0.1:8088/ari"), "ARI base URL ($ARIFLOW_ARI_URL)")
+	fs.StringVar(&c.ARIUser, "ari-user", envDefault("ARIFLOW_ARI_USER", "ariflow"), "ARI user ($ARIFLOW_ARI_USER)")
+	fs.StringVar(&c.ARIPasswordFile, "ari-password-file", envDefault("ARIFLOW_ARI_PASSWORD_FILE", ""), "file holding the ARI password ($ARIFLOW_ARI_PASSWORD_FILE); or set $ARIFLOW_ARI_PASSWORD")
+	fs.StringVar(&c.App, "app", envDefault("ARIFLOW_APP", "ariflow"), "Stasis application name ($ARIFLOW_APP)")
+	fs.StringVar(&c.RedisURL, "redis-url", envDefault("ARIFLOW_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL ($ARIFLOW_REDIS_URL)")
+	fs.StringVar(&c.FlowsPath, "flows", envDefault("ARIFLOW_FLOWS", "flows/examples"), "flow directory or file ($ARIFLOW_FLOWS)")
+	fs.StringVar(&c.LogLevel, "log-level", envDefault("ARIFLOW_LOG_LEVEL", "info"), "debug, info, warn or error ($ARIFLOW_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", envDefault("ARIFLOW_LOG_FORMAT", "text"), "text or json ($ARIFLOW_LOG_FORMAT)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", envDefault("ARIFLOW_HTTP_ADDR", "127.0.0.1:8090"), "health, metrics and reload address ($ARIFLOW_HTTP_ADDR)")
+	fs.StringVar(&c.DialTemplate, "dial-template", envDefault("ARIFLOW_DIAL_TEMPLATE", "PJSIP/{number}@trunk"), "dial string for phone numbers ($ARIFLOW_DIAL_TEMPLATE)")
+	fs.StringVar(&c.Region, "region", envDefault("ARIFLOW_DEFAULT_REGION", ""), "region (e.g. DE) for numbers without + ($ARIFLOW_DEFAULT_REGION)")
+	var err error
+	durations := []struct {
+		p    *time.Duration
+		flag string
+		env  string
+		def  time.Duration
+		help string
+	}{
+		{&c.DTMFDelay, "dtmf-delay", "ARIFLOW_DTMF_DELAY", 500 * time.Millisecond, "wait after answer before sending DTMF"},
+		{&c.ConnectTimeout, "connect-timeout", "ARIFLOW_CONNECT_TIMEOUT", 10 * time.Second, "deadline for reaching ARI and Redis at start"},
+		{&c.DrainTimeout, "drain-timeout", "ARIFLOW_DRAIN_TIMEOUT", 0, "on SIGTERM, wait this long for calls to end before leaving them to another process"},
+	}
+	for _, d := range durations {
+		def, derr := envDuration(d.env, d.def)
+		if derr != nil && err == nil {
+			err = derr
+		}
+		fs.DurationVar(d.p, d.flag, def, d.help+" ($"+d.env+")")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if perr := fs.Parse(args); perr != nil {
+		return nil, perr
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c.ARIPassword = os.Getenv("ARIFLOW_ARI_PASSWORD")
+	if c.ARIPasswordFile != "" {
+		b, rerr := os.ReadFile(c.ARIPasswordFile)
+		if rerr != nil {
+			return nil, fmt.Errorf("ARI password file: %w", rerr)
+		}
+		c.ARIPassword = strings.TrimRight(string(b), "\r\n")
+	}
+	return c, c.validate()
+}
+
+var dialTemplateRE = regexp.MustCompile(`^[A-Za-z0-9]+/[A-Za-z0-9_.@:/{}+-]*\{number\}[A-Za-z0-9_.@:/{}+-]*$`)
+
+func (c *config) validate() error {
+	var errs []error
+	u, err := url.Parse(c.ARIURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("ARI URL %q must be http(s)://host:port/ari", c.ARIURL))
+	}
+	if c.ARIUser == "" {
+		errs = append(errs, errors.New("ARI user is empty"))
+	}
+	if c.ARIPassword == "" {
+		errs = append(errs, errors.New("no ARI password: set ARIFLOW_ARI_PASSWORD or ARIFLOW_ARI_PASSWORD_FILE"))
+	}
+	if c.App == "" || strings.ContainsAny(c.App, ", /?&") {
+		errs = append(errs, fmt.Errorf("app name %q is not a plain name", c.App))
+	}
+	if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		errs = append(errs, fmt.Errorf("Redis URL %q: %v", c.RedisURL, err))
+	}
+	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log format %q: use text or json", c.LogFormat))
+	}
+	if !dialTemplateRE.MatchString(c.DialTemplate) || strings.Count(c.DialTemplate, "{number}") != 1 {
+		errs = append(errs, fmt.Errorf("dial template %q must be like PJSIP/{number}@trunk (one {number}, no spaces, commas or &)", c.DialTemplate))
+	}
+	if c.DTMFDelay < 0 || c.DTMFDelay > 10*time.Second {
+		errs = append(errs, fmt.Errorf("DTMF delay %s must be between 0 and 10s", c.DTMFDelay))
+	}
+	if c.ConnectTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("connect timeout %s must be positive", c.ConnectTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// redacted is the config for the start-up log line: no password.
+func (c *config) redacted() logrus.Fields {
+	return logrus.Fields{
+		"ari_url": c.ARIURL, "ari_user": c.ARIUser, "app": c.App, "redis": redactURL(c.RedisURL),
+		"flows": c.FlowsPath, "http": c.HTTPAddr, "dial_template": c.DialTemplate,
+	}
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	return u.String()
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/controller"
+	"github.com/ariflow/ariflow/flows"
+)
+
+func runRun(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ariflow: configuration: %s\n", oneLine(err))
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	if err := serve(cfg, log); err != nil {
+		fmt.Fprintf(stderr, "ariflow: %s\n", oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config, w io.Writer) *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(w)
+	lvl, _ := logrus.ParseLevel(cfg.LogLevel)
+	log.SetLevel(lvl)
+	if cfg.LogFormat == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
+	} else {
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000", DisableColors: true})
+	}
+	return log
+}
+
+func loadFlows(cfg *config) (*flows.Set, error) {
+	return flows.LoadFiles(flows.LoadOptions{DefaultRegion: cfg.Region}, cfg.FlowsPath)
+}
+
+func serve(cfg *config, log *logrus.Logger) error {
+	// The ARI library's HTTP client has no timeouts; it uses the default
+	// transport, so bound that.
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		t.ResponseHeaderTimeout = 10 * time.Second
+		t.MaxIdleConnsPerHost = 64
+	}
+	set, err := loadFlows(cfg)
+	if err != nil {
+		return fmt.Errorf("flows in %s are invalid: %w", cfg.FlowsPath, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	version, err := controller.Check(cctx, cfg.ARIURL, cfg.ARIUser, cfg.ARIPassword)
+	cancel()
+	if err != nil {
+		return err
+	}
+	redis.SetLogger(redisLogger{log})
+	ropts, _ := redis.ParseURL(cfg.RedisURL)
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	cctx, cancel = context.WithTimeout(ctx, cfg.ConnectTimeout)
+	err = rdb.Ping(cctx).Err()
+	cancel()
+	if err != nil {
+		return fmt.Errorf("Redis at %s: %w", redactURL(cfg.RedisURL), err)
+	}
+	log.WithFields(cfg.redacted()).WithFields(logrus.Fields{"asterisk": version, "flows_loaded": len(set.Flows)}).Info("ariflow starting")
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	app := controller.New(controller.Config{
+		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
+		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,
+	}, controller.NewRedisStore(rdb, "ariflow", 4*time.Hour), set, log, controller.NewMetrics(reg))
+
+	var reloadMu sync.Mutex
+	reload := func() error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		s, err := loadFlows(cfg)
+		if err != nil {
+			log.WithError(err).Error("reload rejected; the previous flows keep serving")
+			return err
+		}
+		app.SetFlows(s)
+		log.WithField("flows_loaded", len(s.Flows)).Info("flows reloaded")
+		return nil
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			_ = reload()
+		}
+	}()
+
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(app, rdb, reg, reload), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("health listener: %w", err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		_ = app.Run(runCtx)
+		close(done)
+	}()
+
+	<-ctx.Done()
+	log.WithField("active_calls", app.ActiveCalls()).Info("stopping: no new calls")
+	app.Drain()
+	if cfg.DrainTimeout > 0 {
+		deadline := time.Now().Add(cfg.DrainTimeout)
+		for app.ActiveCalls() > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// Calls still running stay in Redis, and in Stasis, for the next process.
+	cancelRun()
+	<-done
+	app.Wait()
+	shutdownCtx, c2 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer c2()
+	_ = srv.Shutdown(shutdownCtx)
+	log.Info("stopped")
+	return nil
+}
+
+func httpHandler(app *controller.App, rdb *redis.Client, reg *prometheus.Registry, reload func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		switch {
+		case !app.Connected():
+			http.Error(w, "ARI websocket not connected", http.StatusServiceUnavailable)
+		case rdb.Ping(ctx).Err() != nil:
+			http.Error(w, "Redis not reachable", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ready")
+		}
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := reload(); err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		fmt.Fprintln(w, "reloaded")
+	})
+	return mux
+}
+
+func runReload(args []string, stdout, stderr io.Writer) int {
+	addr := envDefault("ARIFLOW_HTTP_ADDR", "127.0.0.1:8090")
+	if len(args) == 2 && args[0] == "-http-addr" {
+		addr = args[1]
+	} else if len(args) != 0 {
+		fmt.Fprintln(stderr, "usage: ariflow reload [-http-addr host:port]")
+		return 2
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Post("http://"+addr+"/-/reload", "text/plain", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "ariflow: reload: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "ariflow: reload rejected:\n%s", body)
+		return 1
+	}
+	fmt.Fprint(stdout, string(body))
+	return 0
+}
+
+// oneLine folds a multi-line error (a joined list) into one line.
+func oneLine(err error) string {
+	s := err.Error()
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, ';', ' ')
+			continue
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// redisLogger sends go-redis's own chatter (pool retries) to debug: the
+// errors that matter come back from the calls and are logged there.
+type redisLogger struct{ log *logrus.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debugf("redis: "+format, v...)
+}

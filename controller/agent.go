@@ -1,0 +1,82 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/CyCoreSystems/ari/v6"
+
+	"github.com/ariflow/ariflow/flows"
+)
+
+// transferToAgent hands the caller to an agent for good: a bridged call to
+// an endpoint or number, or the dialplan (e.g. a context running Queue()).
+func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (string, error) {
+	if t.Context != "" {
+		return c.continueInDialplan(ctx, t)
+	}
+	raw, err := flows.Resolve(t.Endpoint, c.rec.Attributes)
+	if err != nil {
+		return "", fmt.Errorf("agent endpoint: %w", err)
+	}
+	ep, isNumber, err := flows.ParseAgentEndpoint(raw, c.app.cfg.DefaultRegion)
+	if err != nil {
+		return "", err
+	}
+	l := leg{dial: ep, number: ep}
+	if isNumber {
+		l.dial = dialString(c.app.cfg.DialTemplate, ep)
+	}
+	secs := defaultTransferTimeout
+	if !t.Timeout.IsZero() {
+		s, err := flows.Resolve(t.Timeout, c.rec.Attributes)
+		if err != nil {
+			return "", fmt.Errorf("agent timeout: %w", err)
+		}
+		if secs, err = flows.ParseTimeoutSeconds(s, defaultTransferTimeout, 1, maxTransferTimeout); err != nil {
+			return "", fmt.Errorf("agent timeout: %w", err)
+		}
+	}
+	l.timeout = time.Duration(secs) * time.Second
+	// The agent sees the caller's number.
+	l.cidNum = c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber]
+	l.cidName = c.rec.Attributes[flows.NSSystem][flows.SysCallerName]
+	if flows.ValidateCallerName(l.cidName) != nil {
+		l.cidName = ""
+	}
+	res, err := c.connect(ctx, l)
+	c.app.metrics.Transfers.WithLabelValues("agent-" + string(res.Outcome)).Inc()
+	if err != nil {
+		return "", err
+	}
+	return res.Outcome.Branch(), nil
+}
+
+func (c *call) continueInDialplan(ctx context.Context, t *flows.TransferToAgent) (string, error) {
+	ext := t.Extension
+	if strings.HasPrefix(ext, "$.") {
+		v, err := flows.Resolve(flows.Value{Literal: ext}, c.rec.Attributes)
+		if err != nil {
+			return "", err
+		}
+		ext = v
+	}
+	prio := t.Priority
+	if prio == 0 {
+		prio = 1
+	}
+	c.rec.Phase = PhaseHandedOff
+	if err := c.save(ctx); err != nil {
+		return "", err
+	}
+	err := c.app.rest(ctx, "continue in dialplan", func() error {
+		return c.app.ari.Channel().Continue(ari.NewKey(ari.ChannelKey, c.id), t.Context, ext, prio)
+	})
+	if err != nil {
+		return "", err
+	}
+	c.log.WithField("context", t.Context).Info("caller continued in the dialplan")
+	return "", errHandedOff
+}

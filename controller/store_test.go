@@ -1,0 +1,152 @@
+package controller
+
+import (
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ariflow/ariflow/flows"
+)
+
+// realisticRecord is a call in the middle of a transfer, with ten
+// attributes across the namespaces.
+func realisticRecord() *CallRecord {
+	started := time.Date(2025, 3, 14, 9, 26, 53, 589793000, time.UTC)
+	return &CallRecord{
+		CallID:   "ariflow-call-0123456789abcdef0123",
+		Channel:  "1741944413.1234",
+		Flow:     "shipping",
+		Version:  "3",
+		Block:    "transfer-to-shipper",
+		Phase:    PhaseBridged,
+		Outbound: "ariflow-leg-89abcdef0123456789ab",
+		Bridge:   "ariflow-br-456789abcdef01234567",
+		Attributes: flows.Attributes{
+			flows.NSSystem: {
+				flows.SysCallerNumber: "+4930123456",
+				flows.SysCallerName:   "Erika Mustermann",
+				flows.SysDialedNumber: "+4940987654",
+				flows.SysChannel:      "1741944413.1234",
+				flows.SysCallID:       "ariflow-call-0123456789abcdef0123",
+			},
+			flows.NSAttributes: {
+				"tracking": "JJD000390007880123456",
+				"shipper":  "+498001234567",
+				"language": "de-DE",
+			},
+			flows.NSExternal: {
+				"status": "in transit",
+				"note":   `{"depot":"Hamburg","attempts":[1,2]}`,
+			},
+		},
+		Owner:   "pbx-1-4242",
+		Started: started,
+		Updated: started.Add(42 * time.Second),
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rec  *CallRecord
+	}{
+		{"realistic", realisticRecord()},
+		{"minimal", &CallRecord{CallID: "c1", Phase: PhaseFlow, Attributes: flows.Attributes{}}},
+		{"nil attributes", &CallRecord{CallID: "c2", Phase: PhaseEnded}},
+		{"odd strings", &CallRecord{
+			CallID: "c3", Phase: PhaseDialing, Block: "b\u00e4\"\\\n",
+			Attributes: flows.Attributes{flows.NSAttributes: {"k": "<&>\u2028\x00"}},
+			Started:    time.Date(2025, 1, 1, 0, 0, 0, 1, time.FixedZone("CET", 3600)),
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := EncodeRecord(tc.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeRecord(b)
+			if err != nil {
+				t.Fatalf("DecodeRecord(%s): %v", b, err)
+			}
+			// Times compare by instant; the location may differ.
+			if !got.Started.Equal(tc.rec.Started) || !got.Updated.Equal(tc.rec.Updated) {
+				t.Errorf("times: got %v/%v, want %v/%v", got.Started, got.Updated, tc.rec.Started, tc.rec.Updated)
+			}
+			want := *tc.rec
+			want.Started, want.Updated = got.Started, got.Updated
+			if !reflect.DeepEqual(got, &want) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, &want)
+			}
+		})
+	}
+}
+
+func TestRecordWireForm(t *testing.T) {
+	b, err := EncodeRecord(&CallRecord{CallID: "c1", Phase: PhaseResuming})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{`"call_id":"c1"`, `"phase":"resuming"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("%s lacks %s", s, want)
+		}
+	}
+	// No transfer in progress: the leg and bridge are left out.
+	for _, absent := range []string{`"outbound"`, `"bridge"`} {
+		if strings.Contains(s, absent) {
+			t.Errorf("%s holds %s", s, absent)
+		}
+	}
+}
+
+func TestDecodeRecordErrors(t *testing.T) {
+	for _, raw := range []string{``, `{`, `[]`, `"x"`, `{"call_id":5}`, `{"started":"yesterday"}`, `{"attributes":{"System":"x"}}`} {
+		if rec, err := DecodeRecord([]byte(raw)); err == nil {
+			t.Errorf("DecodeRecord(%q) = %+v, want an error", raw, rec)
+		} else if !strings.HasPrefix(err.Error(), "decode call record: ") {
+			t.Errorf("DecodeRecord(%q): error %q", raw, err)
+		}
+	}
+}
+
+func TestDialString(t *testing.T) {
+	for _, tc := range []struct {
+		template, number, want string
+	}{
+		{"PJSIP/{number}@trunk", "+4930123456", "PJSIP/+4930123456@trunk"},
+		{"PJSIP/trunk/sip:{number}@carrier.example", "+4930123456", "PJSIP/trunk/sip:+4930123456@carrier.example"},
+		{"PJSIP/{number}", "+12025550123", "PJSIP/+12025550123"},
+		{"Local/{number}@agents", "+4930123456", "Local/+4930123456@agents"},
+		{"PJSIP/trunk", "+4930123456", "PJSIP/trunk"}, // config validation refuses this one
+	} {
+		if got := dialString(tc.template, tc.number); got != tc.want {
+			t.Errorf("dialString(%q, %q) = %q, want %q", tc.template, tc.number, got, tc.want)
+		}
+	}
+}
+
+func BenchmarkRecordEncodeDecode(b *testing.B) {
+	rec := realisticRecord()
+	n := 0
+	for _, m := range rec.Attributes {
+		n += len(m)
+	}
+	if n != 10 {
+		b.Fatalf("record has %d attributes, want 10", n)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		rec.Block = "block-" + strconv.Itoa(i&7)
+		buf, err := EncodeRecord(rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := DecodeRecord(buf); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(buf)))
+	}
+}

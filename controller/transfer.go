@@ -1,0 +1,424 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/CyCoreSystems/ari/v6"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/flows"
+)
+
+// leg is a validated outbound leg: everything in it is safe to hand to
+// Asterisk.
+type leg struct {
+	dial    string // dial string from the trunk template
+	number  string // E.164, or the endpoint for agents
+	timeout time.Duration
+	dtmf    string // ARI form: ',' already turned into 'w'
+	digits  string // as configured, for the record
+	cidNum  string
+	cidName string
+	resume  bool
+}
+
+// TransferResult is what the contact's Transfer attributes record.
+type TransferResult struct {
+	Outcome  Outcome
+	Cause    int
+	Number   string
+	RingTime time.Duration
+	TalkTime time.Duration
+	Digits   string
+}
+
+// Transfer timeouts, in seconds (SPEC §2).
+const (
+	defaultTransferTimeout = 30
+	maxTransferTimeout     = 600
+)
+
+func (c *call) transferToPhone(ctx context.Context, t *flows.TransferToPhoneNumber) (string, error) {
+	l, err := c.resolveLeg(t)
+	if err != nil {
+		c.log.WithError(err).WithField("phase", "invalid").Warn("transfer settings invalid; nothing dialled")
+		c.recordTransfer(TransferResult{Outcome: OutcomeError})
+		c.app.metrics.Transfers.WithLabelValues(string(OutcomeError)).Inc()
+		return flows.BranchError, nil
+	}
+	res, err := c.connect(ctx, l)
+	c.recordTransfer(res)
+	c.app.metrics.Transfers.WithLabelValues(string(res.Outcome)).Inc()
+	if err != nil {
+		return "", err
+	}
+	return res.Outcome.Branch(), nil
+}
+
+// resolveLeg turns the block's settings into a leg; any value that is not
+// what it should be is an error and nothing is dialled.
+func (c *call) resolveLeg(t *flows.TransferToPhoneNumber) (leg, error) {
+	attrs := c.rec.Attributes
+	raw, err := flows.Resolve(t.Number, attrs)
+	if err != nil {
+		return leg{}, fmt.Errorf("number: %w", err)
+	}
+	number, err := flows.NormalizeNumber(raw, c.app.cfg.DefaultRegion)
+	if err != nil {
+		return leg{}, fmt.Errorf("number: %w", err)
+	}
+	l := leg{number: number, dial: dialString(c.app.cfg.DialTemplate, number), resume: t.Resume}
+	secs := defaultTransferTimeout
+	if !t.Timeout.IsZero() {
+		s, err := flows.Resolve(t.Timeout, attrs)
+		if err != nil {
+			return leg{}, fmt.Errorf("timeout: %w", err)
+		}
+		if secs, err = flows.ParseTimeoutSeconds(s, defaultTransferTimeout, 1, maxTransferTimeout); err != nil {
+			return leg{}, fmt.Errorf("timeout: %w", err)
+		}
+	}
+	l.timeout = time.Duration(secs) * time.Second
+	if !t.DTMF.IsZero() {
+		s, err := flows.Resolve(t.DTMF, attrs)
+		if err != nil {
+			return leg{}, fmt.Errorf("dtmf: %w", err)
+		}
+		if l.digits, err = flows.ParseDTMF(s); err != nil {
+			return leg{}, fmt.Errorf("dtmf: %w", err)
+		}
+		// ',' is Amazon Connect's pause; Asterisk's is 'w' (500 ms).
+		l.dtmf = strings.ReplaceAll(l.digits, ",", "w")
+	}
+	if !t.CallerIDNumber.IsZero() {
+		s, err := flows.Resolve(t.CallerIDNumber, attrs)
+		if err != nil {
+			return leg{}, fmt.Errorf("caller_id_number: %w", err)
+		}
+		if l.cidNum, err = flows.NormalizeNumber(s, c.app.cfg.DefaultRegion); err != nil {
+			return leg{}, fmt.Errorf("caller_id_number: %w", err)
+		}
+	}
+	if !t.CallerIDName.IsZero() {
+		s, err := flows.Resolve(t.CallerIDName, attrs)
+		if err != nil {
+			return leg{}, fmt.Errorf("caller_id_name: %w", err)
+		}
+		if err := flows.ValidateCallerName(s); err != nil {
+			return leg{}, fmt.Errorf("caller_id_name: %w", err)
+		}
+		l.cidName = s
+	}
+	return l, nil
+}
+
+// dialString fills the trunk template; number is already validated.
+func dialString(template, number string) string {
+	return strings.ReplaceAll(template, "{number}", number)
+}
+
+func (c *call) recordTransfer(r TransferResult) {
+	set := func(k, v string) { c.rec.Attributes.Set(flows.NSTransfer, k, v) }
+	set(flows.TrStatus, string(r.Outcome))
+	set(flows.TrCause, strconv.Itoa(r.Cause))
+	set(flows.TrCauseText, CauseText(r.Cause))
+	set(flows.TrRingTime, strconv.FormatFloat(r.RingTime.Seconds(), 'f', 3, 64))
+	set(flows.TrTalkTime, strconv.FormatFloat(r.TalkTime.Seconds(), 'f', 3, 64))
+	set(flows.TrDigitsSent, r.Digits)
+	set(flows.TrNumber, r.Number)
+}
+
+// connect dials l, bridges it with the caller once answered, sends the
+// digits, and returns when the far end hangs up (resume) or when either
+// side does (no resume, errHandedOff). A caller hangup ends it with
+// ErrCallerGone; finish then hangs up the leg and destroys the bridge.
+func (c *call) connect(ctx context.Context, l leg) (TransferResult, error) {
+	res := TransferResult{Number: l.number}
+	c.rec.Phase, c.rec.Outbound, c.rec.Bridge = PhaseDialing, newID("ariflow-leg"), newID("ariflow-br")
+	if err := c.save(ctx); err != nil {
+		res.Outcome = OutcomeError
+		c.rec.Outbound, c.rec.Bridge = "", ""
+		return res, nil
+	}
+	c.app.register(c, c.rec.Outbound, c.rec.Bridge)
+	plog := c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": l.number, "outbound": c.rec.Outbound})
+	plog.WithFields(logrus.Fields{"phase": "dialing", "timeout": l.timeout}).Info("transfer")
+	if err := c.dialLeg(ctx, l); err != nil {
+		c.dropLeg(ctx)
+		if errors.Is(err, ErrCallerGone) {
+			plog.WithField("phase", "caller-hangup-dialing").Info("transfer")
+			res.Outcome = OutcomeCallFailed
+			return res, err
+		}
+		plog.WithError(err).WithField("phase", "dial-failed").Warn("transfer")
+		res.Outcome = OutcomeError
+		return res, nil
+	}
+	return c.awaitAnswer(ctx, l, res, time.Now(), plog)
+}
+
+// dialLeg creates the bridge and the outbound channel and dials it.
+func (c *call) dialLeg(ctx context.Context, l leg) error {
+	a := c.app
+	out := ari.NewKey(ari.ChannelKey, c.rec.Outbound)
+	if err := a.rest(ctx, "create bridge", func() error {
+		_, err := a.ari.Bridge().Create(ari.NewKey(ari.BridgeKey, c.rec.Bridge), "mixing", "ariflow-"+c.id)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := a.rest(ctx, "create outbound channel", func() error {
+		_, err := a.ari.Channel().Create(nil, ari.ChannelCreateRequest{
+			Endpoint: l.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
+			ChannelID: c.rec.Outbound, Originator: c.id,
+		})
+		return err
+	}); err != nil {
+		return err
+	}
+	// Until its StasisStart the new channel is not in our app, and ARI
+	// refuses (409) to set its variables or dial it.
+	if err := c.awaitLegStasis(ctx); err != nil {
+		return err
+	}
+	// The far end sees the outbound channel's connected line as From and
+	// P-Asserted-Identity; set it (and caller ID, for logs and CDRs) here
+	// rather than letting Dial copy the caller's.
+	vars := [][2]string{}
+	if l.cidNum != "" {
+		vars = append(vars, [2]string{"CALLERID(num)", l.cidNum}, [2]string{"CONNECTEDLINE(num,i)", l.cidNum})
+	}
+	if l.cidName != "" {
+		vars = append(vars, [2]string{"CALLERID(name)", l.cidName}, [2]string{"CONNECTEDLINE(name,i)", l.cidName})
+	}
+	for _, v := range vars {
+		if err := a.rest(ctx, "set "+v[0], func() error { return a.ari.Channel().SetVariable(out, v[0], v[1]) }); err != nil {
+			return err
+		}
+	}
+	if err := a.rest(ctx, "ring caller", func() error { return a.ari.Channel().Ring(ari.NewKey(ari.ChannelKey, c.id)) }); err != nil {
+		c.log.WithError(err).Debug("ring indication failed")
+	}
+	return a.rest(ctx, "dial", func() error { return a.ari.Channel().Dial(out, "", l.timeout) })
+}
+
+// awaitLegStasis waits for the outbound channel to enter the app.
+func (c *call) awaitLegStasis(ctx context.Context) error {
+	guard := time.NewTimer(c.app.cfg.RESTTimeout)
+	defer guard.Stop()
+	for {
+		ev, err := c.next(ctx, guard.C)
+		if errors.Is(err, errTimeout) {
+			return errors.New("outbound channel never entered Stasis")
+		}
+		if err != nil {
+			return err
+		}
+		switch e := ev.(type) {
+		case *ari.StasisStart:
+			if e.Channel.ID == c.rec.Outbound {
+				return nil
+			}
+		case *ari.ChannelDestroyed:
+			if e.Channel.ID == c.rec.Outbound {
+				return fmt.Errorf("outbound channel gone before dialling (cause %d %s)", e.Cause, e.CauseTxt)
+			}
+		}
+	}
+}
+
+// dropLeg hangs up the outbound leg and destroys the bridge, and forgets
+// both once Asterisk has.
+func (c *call) dropLeg(ctx context.Context) {
+	bg := context.WithoutCancel(ctx)
+	if c.rec.Outbound != "" {
+		if err := c.app.hangup(bg, c.rec.Outbound, "normal"); err != nil {
+			c.log.WithError(err).Warn("outbound hangup failed")
+			return
+		}
+	}
+	if c.rec.Bridge != "" {
+		if err := c.app.destroyBridge(bg, c.rec.Bridge); err != nil {
+			c.log.WithError(err).Warn("bridge destroy failed")
+			return
+		}
+	}
+	c.app.unregister(c.rec.Outbound, c.rec.Bridge)
+	c.rec.Outbound, c.rec.Bridge = "", ""
+}
+
+func (c *call) awaitAnswer(ctx context.Context, l leg, res TransferResult, started time.Time, plog *logrus.Entry) (TransferResult, error) {
+	// Asterisk's Dial timeout ends the ringing; ours only guards against a
+	// lost event.
+	guard := time.NewTimer(l.timeout + 3*time.Second)
+	defer guard.Stop()
+	var failed Outcome
+	for {
+		ev, err := c.next(ctx, guard.C)
+		switch {
+		case errors.Is(err, ErrCallerGone):
+			plog.WithField("phase", "caller-hangup-ringing").Info("transfer")
+			res.Outcome, res.RingTime = OutcomeCallFailed, time.Since(started)
+			c.dropLeg(ctx) // cancel the far end at once
+			return res, ErrCallerGone
+		case errors.Is(err, errTimeout):
+			plog.WithField("phase", "timeout-guard").Warn("transfer")
+			res.Outcome, res.RingTime = OutcomeTimeout, time.Since(started)
+			c.dropLeg(ctx)
+			return res, nil
+		case err != nil:
+			return res, err
+		}
+		switch e := ev.(type) {
+		case *ari.Dial:
+			if e.Peer.ID != c.rec.Outbound {
+				continue
+			}
+			switch o := OutcomeForDialStatus(e.Dialstatus); o {
+			case OutcomeSuccess:
+				return c.bridged(ctx, l, res, started, plog)
+			case "":
+			default:
+				failed = o
+			}
+		case *ari.ChannelStateChange:
+			if e.Channel.ID == c.rec.Outbound && e.Channel.State == "Up" {
+				return c.bridged(ctx, l, res, started, plog)
+			}
+		case *ari.ChannelDestroyed:
+			if e.Channel.ID != c.rec.Outbound {
+				continue
+			}
+			res.Cause, res.RingTime = e.Cause, time.Since(started)
+			res.Outcome = failed
+			if res.Outcome == "" {
+				res.Outcome = OutcomeForCause(e.Cause)
+			}
+			plog.WithFields(logrus.Fields{"phase": "not-answered", "outcome": res.Outcome, "cause": e.Cause, "cause_text": e.CauseTxt}).Info("transfer")
+			c.dropLeg(ctx)
+			return res, nil
+		}
+	}
+}
+
+// bridged runs the answered transfer until it ends.
+func (c *call) bridged(ctx context.Context, l leg, res TransferResult, started time.Time, plog *logrus.Entry) (TransferResult, error) {
+	a := c.app
+	answered := time.Now()
+	res.Outcome, res.RingTime = OutcomeSuccess, answered.Sub(started)
+	c.rec.Phase = PhaseBridged
+	if !l.resume {
+		c.rec.Phase = PhaseHandedOff
+	}
+	if err := c.save(ctx); err != nil {
+		plog.WithError(err).Warn("saving bridged phase failed")
+	}
+	plog.WithFields(logrus.Fields{"phase": "answered", "ring_time": res.RingTime.Round(time.Millisecond)}).Info("transfer")
+	_ = a.rest(ctx, "stop ring", func() error { return a.ari.Channel().StopRing(ari.NewKey(ari.ChannelKey, c.id)) })
+	br := ari.NewKey(ari.BridgeKey, c.rec.Bridge)
+	for _, id := range []string{c.id, c.rec.Outbound} {
+		if err := a.rest(ctx, "bridge "+id, func() error { return a.ari.Bridge().AddChannel(br, id) }); err != nil {
+			if id == c.rec.Outbound && c.legVanished(ctx) {
+				// Answered and hung up at once: a very short call, not an error.
+				return c.farEndGone(ctx, l, res, 0, plog)
+			}
+			plog.WithError(err).WithField("phase", "bridge-failed").Warn("transfer")
+			res.Outcome = OutcomeError
+			c.dropLeg(ctx)
+			return res, nil
+		}
+	}
+	return c.talk(ctx, l, res, answered, plog)
+}
+
+// talk waits, with caller and far end bridged, for one of them to hang up,
+// sending the digits after the configured delay.
+func (c *call) talk(ctx context.Context, l leg, res TransferResult, answered time.Time, plog *logrus.Entry) (TransferResult, error) {
+	a := c.app
+	var dtmfTimer *time.Timer
+	var dtmfC <-chan time.Time
+	if l.dtmf != "" {
+		dtmfTimer = time.NewTimer(a.cfg.DTMFDelay)
+		defer dtmfTimer.Stop()
+		dtmfC = dtmfTimer.C
+	}
+	for {
+		ev, err := c.next(ctx, dtmfC)
+		switch {
+		case errors.Is(err, errTimeout):
+			dtmfC = nil
+			err := a.rest(ctx, "send DTMF", func() error {
+				return a.ari.Channel().SendDTMF(ari.NewKey(ari.ChannelKey, c.rec.Outbound), l.dtmf,
+					&ari.DTMFOptions{Between: 100 * time.Millisecond, Duration: 100 * time.Millisecond})
+			})
+			if err != nil {
+				plog.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
+				continue
+			}
+			res.Digits = l.digits
+			plog.WithFields(logrus.Fields{"phase": "dtmf", "digits": len(l.digits)}).Info("transfer")
+			continue
+		case errors.Is(err, ErrCallerGone):
+			res.TalkTime = time.Since(answered)
+			plog.WithField("phase", "caller-hangup-bridged").Info("transfer")
+			c.dropLeg(ctx)
+			return res, ErrCallerGone
+		case err != nil:
+			return res, err
+		}
+		cause, gone := legGone(ev, c.rec.Outbound)
+		if !gone {
+			continue
+		}
+		res.TalkTime = time.Since(answered)
+		return c.farEndGone(ctx, l, res, cause, plog)
+	}
+}
+
+// legVanished tells whether the outbound channel no longer exists.
+func (c *call) legVanished(ctx context.Context) bool {
+	err := c.app.rest(ctx, "channel data", func() error {
+		_, err := c.app.ari.Channel().Data(ari.NewKey(ari.ChannelKey, c.rec.Outbound))
+		return err
+	})
+	return err != nil && isNotFound(err)
+}
+
+// farEndGone ends an answered transfer after the far end hung up: back to
+// the flow (resume) or, without resume, the caller is hung up too.
+func (c *call) farEndGone(ctx context.Context, l leg, res TransferResult, cause int, plog *logrus.Entry) (TransferResult, error) {
+	res.Cause = cause
+	plog.WithFields(logrus.Fields{"phase": "far-end-hangup", "cause": cause, "talk_time": res.TalkTime.Round(time.Millisecond)}).Info("transfer")
+	if !l.resume {
+		// Resume off: the caller went with the far end; it ends with it.
+		c.dropLeg(ctx)
+		_ = c.app.hangup(context.WithoutCancel(ctx), c.id, "normal")
+		return res, errHandedOff
+	}
+	c.rec.Phase = PhaseResuming
+	if err := c.save(ctx); err != nil {
+		plog.WithError(err).Warn("saving resuming phase failed")
+	}
+	// Destroying the bridge hands the caller back to us in Stasis.
+	c.dropLeg(ctx)
+	plog.WithField("phase", "resumed").Info("transfer")
+	return res, nil
+}
+
+// legGone tells whether ev ends the outbound leg, and with what cause.
+func legGone(ev ari.Event, id string) (int, bool) {
+	switch e := ev.(type) {
+	case *ari.ChannelHangupRequest:
+		return e.Cause, e.Channel.ID == id
+	case *ari.ChannelDestroyed:
+		return e.Cause, e.Channel.ID == id
+	case *ari.StasisEnd:
+		return 0, e.Channel.ID == id
+	}
+	return 0, false
+}

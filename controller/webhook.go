@@ -1,0 +1,92 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ariflow/ariflow/flows"
+)
+
+// webhookRequest is what a webhook receives.
+type webhookRequest struct {
+	CallID     string           `json:"call_id"`
+	Flow       string           `json:"flow"`
+	Block      string           `json:"block"`
+	Attributes flows.Attributes `json:"attributes"`
+}
+
+const maxWebhookBody = 1 << 20
+
+// invokeWebhook POSTs the contact and turns the JSON object it gets back
+// into $.External attributes, replacing the previous webhook's.
+func (c *call) invokeWebhook(ctx context.Context, w *flows.InvokeWebhook) (string, error) {
+	timeout := w.Timeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	body, err := json.Marshal(webhookRequest{CallID: c.id, Flow: c.rec.Flow, Block: c.rec.Block, Attributes: c.rec.Attributes})
+	if err != nil {
+		return "", fmt.Errorf("webhook request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
+	if err != nil {
+		return "", fmt.Errorf("webhook %s: %w", w.URL, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("webhook %s: %w", w.URL, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxWebhookBody+1))
+	if err != nil {
+		return "", fmt.Errorf("webhook %s: reading response: %w", w.URL, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return "", fmt.Errorf("webhook %s answered %s", w.URL, resp.Status)
+	}
+	if len(raw) > maxWebhookBody {
+		return "", fmt.Errorf("webhook %s: response larger than %d bytes", w.URL, maxWebhookBody)
+	}
+	ext, err := webhookAttributes(raw)
+	if err != nil {
+		return "", fmt.Errorf("webhook %s: %w", w.URL, err)
+	}
+	c.rec.Attributes[flows.NSExternal] = ext
+	return flows.BranchSuccess, nil
+}
+
+// webhookAttributes flattens a JSON object's top-level fields to strings;
+// nested values keep their JSON text.
+func webhookAttributes(raw []byte) (map[string]string, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("response is not a JSON object: %w", err)
+	}
+	out := make(map[string]string, len(obj))
+	for k, v := range obj {
+		var s string
+		if err := json.Unmarshal(v, &s); err == nil {
+			out[k] = s
+			continue
+		}
+		var f float64
+		if err := json.Unmarshal(v, &f); err == nil {
+			out[k] = strconv.FormatFloat(f, 'f', -1, 64)
+			continue
+		}
+		if string(v) == "null" {
+			continue
+		}
+		out[k] = string(v)
+	}
+	return out, nil
+}

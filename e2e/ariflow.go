@@ -1,0 +1,137 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Ariflow is an ariflow process the tests run against the stack's PBX,
+// reached through a Proxy so that tests can cut its websocket.
+type Ariflow struct {
+	Stack    *Stack
+	Proxy    *Proxy
+	FlowsDir string
+	HTTPAddr string
+	LogPath  string
+	cmd      *exec.Cmd
+	exited   chan error
+}
+
+// StartAriflow starts the stack's ariflow binary on flowsDir.
+func StartAriflow(ctx context.Context, s *Stack, flowsDir, logName string) (*Ariflow, error) {
+	u, err := url.Parse(s.Env["ARIFLOW_STACK_PBX_ARI_URL"])
+	if err != nil {
+		return nil, err
+	}
+	px, err := NewProxy(u.Host)
+	if err != nil {
+		return nil, err
+	}
+	a := &Ariflow{Stack: s, Proxy: px, FlowsDir: flowsDir}
+	if err := a.start(ctx, logName); err != nil {
+		px.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func (a *Ariflow) start(ctx context.Context, logName string) error {
+	s := a.Stack
+	addr, err := freePort()
+	if err != nil {
+		return err
+	}
+	a.HTTPAddr = addr
+	a.LogPath = filepath.Join(s.Env["ARIFLOW_STACK_LOGS"], logName)
+	logf, err := os.OpenFile(a.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.Env["ARIFLOW_STACK_ARIFLOW_BIN"], "run")
+	cmd.Env = append(os.Environ(),
+		"ARIFLOW_ARI_URL=http://"+a.Proxy.Addr()+"/ari",
+		"ARIFLOW_ARI_USER="+s.Env["ARIFLOW_STACK_PBX_ARI_USER"],
+		"ARIFLOW_ARI_PASSWORD="+s.Env["ARIFLOW_STACK_PBX_ARI_PASSWORD"],
+		"ARIFLOW_REDIS_URL="+s.Env["ARIFLOW_STACK_REDIS_URL"],
+		"ARIFLOW_FLOWS="+a.FlowsDir,
+		"ARIFLOW_HTTP_ADDR="+addr,
+		"ARIFLOW_DIAL_TEMPLATE=PJSIP/{number}@trunk",
+		"ARIFLOW_LOG_LEVEL=debug",
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start ariflow: %w", err)
+	}
+	a.cmd = cmd
+	a.exited = make(chan error, 1)
+	go func() { a.exited <- cmd.Wait(); logf.Close() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for !Ready(addr) {
+		select {
+		case err := <-a.exited:
+			return fmt.Errorf("ariflow exited at start (%v); log: %s", err, a.LogPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ariflow not ready in 15 s; log: %s", a.LogPath)
+		}
+	}
+	return nil
+}
+
+// Restart stops the process with SIGTERM (calls stay for the next one)
+// and starts a new one on the same flows.
+func (a *Ariflow) Restart(ctx context.Context) error {
+	if err := a.Stop(); err != nil {
+		return err
+	}
+	return a.start(ctx, filepath.Base(a.LogPath))
+}
+
+// Stop sends SIGTERM and waits for the process to exit.
+func (a *Ariflow) Stop() error {
+	if a.cmd == nil {
+		return nil
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.exited:
+	case <-time.After(10 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.exited
+		return fmt.Errorf("ariflow did not stop on SIGTERM within 10 s")
+	}
+	a.cmd = nil
+	return nil
+}
+
+// WaitReady waits for /readyz to say ready.
+func (a *Ariflow) WaitReady(ctx context.Context) error {
+	for !Ready(a.HTTPAddr) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ariflow not ready: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/CyCoreSystems/ari/v6"
+	"github.com/CyCoreSystems/ari/v6/client/native"
+)
+
+// Carrier is the outside world: it places callers into the PBX and answers
+// the numbers the PBX dials through the trunk.
+type Carrier struct {
+	cli ari.Client
+	hub *hub
+	app string
+
+	mu      sync.Mutex
+	waiting map[string][]chan *Remote // number -> waiters for its next call
+	calls   *sub
+}
+
+// NewCarrier connects to the carrier Asterisk's ARI as the "carrier" app.
+func NewCarrier(ctx context.Context, s *Stack) (*Carrier, error) {
+	e := s.Env
+	c := &Carrier{app: "carrier", waiting: map[string][]chan *Remote{}}
+	c.cli = native.New(&native.Options{
+		Application: c.app, URL: e["ARIFLOW_STACK_CARRIER_ARI_URL"],
+		Username: e["ARIFLOW_STACK_CARRIER_ARI_USER"], Password: e["ARIFLOW_STACK_CARRIER_ARI_PASSWORD"],
+	})
+	h, err := connectHub(ctx, e["ARIFLOW_STACK_CARRIER_ARI_URL"], c.app, e["ARIFLOW_STACK_CARRIER_ARI_USER"], e["ARIFLOW_STACK_CARRIER_ARI_PASSWORD"])
+	if err != nil {
+		return nil, err
+	}
+	c.hub = h
+	return c, nil
+}
+
+// Close drops the carrier's websocket.
+func (c *Carrier) Close() { c.hub.close() }
+
+// Caller is a call the carrier placed into the PBX.
+type Caller struct {
+	c      *Carrier
+	ID     string
+	Number string
+	events *sub
+}
+
+// Dial places a call from number to did on the PBX and waits until the PBX
+// answers it.
+func (c *Carrier) Dial(ctx context.Context, from, did string) (*Caller, error) {
+	id := fmt.Sprintf("caller-%d", time.Now().UnixNano())
+	cl := &Caller{c: c, ID: id, Number: from, events: c.hub.subscribe(about(id))}
+	_, err := c.cli.Channel().Originate(nil, ari.OriginateRequest{
+		Endpoint: "PJSIP/" + did + "@pbx", App: c.app, AppArgs: "caller",
+		CallerID: fmt.Sprintf("%q <%s>", "Caller "+from, from), Timeout: 10, ChannelID: id,
+	})
+	if err != nil {
+		c.hub.unsubscribe(cl.events)
+		return nil, fmt.Errorf("originate to %s: %w", did, err)
+	}
+	// Originating into an app: StasisStart comes once the PBX answered.
+	for {
+		ev, err := cl.events.next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("caller %s: waiting for answer: %w", from, err)
+		}
+		switch e := ev.(type) {
+		case *ari.StasisStart:
+			return cl, nil
+		case *ari.ChannelDestroyed:
+			return nil, fmt.Errorf("caller %s: PBX did not answer (cause %d %s)", from, e.Cause, e.CauseTxt)
+		}
+	}
+}
+
+// SendDTMF sends digits to the PBX (RFC 4733 over the trunk).
+func (cl *Caller) SendDTMF(digits string) error {
+	return cl.c.cli.Channel().SendDTMF(ari.NewKey(ari.ChannelKey, cl.ID), digits,
+		&ari.DTMFOptions{Between: 150 * time.Millisecond, Duration: 120 * time.Millisecond})
+}
+
+// Hangup hangs the caller up.
+func (cl *Caller) Hangup() error {
+	err := cl.c.cli.Channel().Hangup(ari.NewKey(ari.ChannelKey, cl.ID), "normal")
+	if err != nil && native.CodeFromError(err) == 404 {
+		return nil
+	}
+	return err
+}
+
+// WaitHangup waits until the PBX hangs the caller up.
+func (cl *Caller) WaitHangup(ctx context.Context) error {
+	for {
+		ev, err := cl.events.next(ctx)
+		if err != nil {
+			return fmt.Errorf("caller %s still connected: %w", cl.Number, err)
+		}
+		if _, ok := ev.(*ari.ChannelDestroyed); ok {
+			cl.c.hub.unsubscribe(cl.events)
+			return nil
+		}
+	}
+}
+
+// Up reports whether the caller's channel still exists.
+func (cl *Caller) Up() bool {
+	d, err := cl.c.cli.Channel().Data(ari.NewKey(ari.ChannelKey, cl.ID))
+	return err == nil && d != nil && d.State == "Up"
+}
+
+// Remote is a call the PBX placed to a number on the carrier.
+type Remote struct {
+	c          *Carrier
+	ID         string
+	Number     string // the number dialled
+	CallerNum  string // what the far end sees as the calling number
+	CallerName string
+	Arrived    time.Time
+	events     *sub
+}
+
+// Expect returns a channel that receives the next call to number. Expect
+// before the call can happen, so that it is not missed.
+func (c *Carrier) Expect(number string) <-chan *Remote {
+	ch := make(chan *Remote, 1)
+	c.mu.Lock()
+	c.waiting[number] = append(c.waiting[number], ch)
+	c.mu.Unlock()
+	return ch
+}
+
+// ExpectFrom is Expect for a call to number from callerNum only, for tests
+// that run many calls to one number at once.
+func (c *Carrier) ExpectFrom(number, callerNum string) <-chan *Remote {
+	return c.Expect(number + "|" + callerNum)
+}
+
+// Forget withdraws an Expect that was not met.
+func (c *Carrier) Forget(number string, ch <-chan *Remote) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.waiting[number]
+	for i, w := range q {
+		if w == ch {
+			c.waiting[number] = append(q[:i:i], q[i+1:]...)
+			return
+		}
+	}
+}
+
+// Start routes inbound calls to their waiters; calls nobody expects are
+// refused with 404 so a wrong branch shows as a failure, not a hang.
+func (c *Carrier) Start(ctx context.Context) {
+	c.calls = c.hub.subscribe(func(ev ari.Event) bool {
+		ss, ok := ev.(*ari.StasisStart)
+		return ok && len(ss.Args) == 2 && ss.Args[0] == "inbound"
+	})
+	go func() {
+		for {
+			ev, err := c.calls.next(ctx)
+			if err != nil {
+				return
+			}
+			ss := ev.(*ari.StasisStart)
+			number := ss.Args[1]
+			r := &Remote{c: c, ID: ss.Channel.ID, Number: number, Arrived: time.Now(),
+				events: c.hub.subscribe(about(ss.Channel.ID))}
+			if ss.Channel.Caller != nil {
+				r.CallerNum, r.CallerName = ss.Channel.Caller.Number, ss.Channel.Caller.Name
+			}
+			c.mu.Lock()
+			var w chan *Remote
+			for _, key := range []string{number + "|" + r.CallerNum, number} {
+				if q := c.waiting[key]; len(q) > 0 {
+					w, c.waiting[key] = q[0], q[1:]
+					break
+				}
+			}
+			c.mu.Unlock()
+			if w == nil {
+				_ = r.Reject("unallocated")
+				continue
+			}
+			w <- r
+		}
+	}()
+}
+
+// Answer answers the call.
+func (r *Remote) Answer() error { return r.c.cli.Channel().Answer(ari.NewKey(ari.ChannelKey, r.ID)) }
+
+// Ring sends 180 Ringing.
+func (r *Remote) Ring() error { return r.c.cli.Channel().Ring(ari.NewKey(ari.ChannelKey, r.ID)) }
+
+// Reject ends the unanswered call with an ARI hangup reason: busy (486),
+// congestion (503), unallocated (404), rejected (403)...
+func (r *Remote) Reject(reason string) error {
+	return r.c.cli.Channel().Hangup(ari.NewKey(ari.ChannelKey, r.ID), reason)
+}
+
+// Hangup hangs up the far end.
+func (r *Remote) Hangup() error {
+	err := r.c.cli.Channel().Hangup(ari.NewKey(ari.ChannelKey, r.ID), "normal")
+	if err != nil && native.CodeFromError(err) == 404 {
+		return nil
+	}
+	return err
+}
+
+// Digits collects DTMF until n digits arrived or the call ended.
+func (r *Remote) Digits(ctx context.Context, n int) (string, error) {
+	var b strings.Builder
+	for b.Len() < n {
+		ev, err := r.events.next(ctx)
+		if err != nil {
+			return b.String(), fmt.Errorf("%d of %d digits: %w", b.Len(), n, err)
+		}
+		switch e := ev.(type) {
+		case *ari.ChannelDtmfReceived:
+			b.WriteString(e.Digit)
+		case *ari.ChannelDestroyed:
+			return b.String(), fmt.Errorf("call ended after %d of %d digits", b.Len(), n)
+		}
+	}
+	return b.String(), nil
+}
+
+// WaitHangup waits until the PBX ends this call (cancel or BYE) and says
+// when.
+func (r *Remote) WaitHangup(ctx context.Context) (time.Time, error) {
+	for {
+		ev, err := r.events.next(ctx)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("call to %s not ended: %w", r.Number, err)
+		}
+		switch ev.(type) {
+		case *ari.ChannelHangupRequest, *ari.ChannelDestroyed, *ari.StasisEnd:
+			t := time.Now()
+			r.c.hub.unsubscribe(r.events)
+			return t, nil
+		}
+	}
+}
+
+// AnswerAndHangup answers and at once hangs up: an agent who took the call
+// and ended it.
+func (r *Remote) AnswerAndHangup() {
+	_ = r.Answer()
+	_ = r.Hangup()
+}

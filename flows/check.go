@@ -1,0 +1,211 @@
+package flows
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// branchRules returns the branches a block must have and the ones it may
+// have. Error is always allowed: the engine has a default error handler.
+func branchRules(b *Block) (required, allowed []string) {
+	switch b.Type {
+	case TypePlayPrompt, TypeSetAttributes:
+		required = []string{BranchNext}
+	case TypeGetCustomerInput:
+		if b.Input != nil {
+			required = b.Input.requiredBranches()
+		}
+	case TypeCheckAttribute:
+		required = []string{BranchNoMatch}
+		if b.Check != nil {
+			for _, c := range b.Check.Conditions {
+				if c.Branch != "" && !contains(required, c.Branch) {
+					required = append(required, c.Branch)
+				}
+			}
+		}
+	case TypeInvokeWebhook:
+		required = []string{BranchSuccess}
+	case TypeTransferToPhoneNumber:
+		if b.Transfer != nil && !b.Transfer.Resume {
+			required = []string{BranchCallFailed, BranchTimeout}
+		} else {
+			required = []string{BranchSuccess, BranchCallFailed, BranchTimeout}
+		}
+	case TypeTransferToAgent:
+		if b.Agent != nil && (b.Agent.Endpoint.Ref != nil || b.Agent.Endpoint.Literal != "") {
+			allowed = []string{BranchCallFailed, BranchTimeout}
+		}
+	case TypeDisconnect:
+		return nil, nil
+	}
+	allowed = append(append(allowed, required...), BranchError)
+	return required, allowed
+}
+
+// waitsForCaller reports whether a block type takes time the caller
+// controls; a loop without one of these spins the engine.
+func waitsForCaller(t BlockType) bool {
+	switch t {
+	case TypeSetAttributes, TypeCheckAttribute, TypeInvokeWebhook:
+		return false
+	}
+	return true
+}
+
+func (p *parser) checkGraph(f *Flow) {
+	for _, id := range p.order {
+		b := f.Blocks[id]
+		lines := p.branchLines[id]
+		names := sortedKeys(b.Branches)
+		_, known := blockSettings[b.Type]
+		required, allowed := branchRules(b)
+		for _, name := range names {
+			line := lines[name]
+			if known && !contains(allowed, name) {
+				if len(allowed) == 0 {
+					p.errf(line, "block %q: branch %q is not allowed: %s has no branches", id, name, b.Type)
+				} else {
+					p.errf(line, "block %q: branch %q is not allowed for %s%s (allowed: %s)", id, name, b.Type, branchHint(b), strings.Join(allowed, ", "))
+				}
+				continue
+			}
+			if _, ok := f.Blocks[b.Branches[name]]; !ok {
+				p.errf(line, "block %q: branch %s: target block %q does not exist", id, name, b.Branches[name])
+			}
+		}
+		for _, name := range required {
+			if _, ok := b.Branches[name]; !ok {
+				p.errf(b.Line, "block %q: missing required branch %q", id, name)
+			}
+		}
+	}
+	if _, ok := f.Blocks[f.Start]; !ok {
+		return
+	}
+	reached := map[string]bool{f.Start: true}
+	queue := []string{f.Start}
+	for len(queue) > 0 {
+		b := f.Blocks[queue[0]]
+		queue = queue[1:]
+		for _, name := range sortedKeys(b.Branches) {
+			t := b.Branches[name]
+			if _, ok := f.Blocks[t]; ok && !reached[t] {
+				reached[t] = true
+				queue = append(queue, t)
+			}
+		}
+	}
+	for _, id := range p.order {
+		if !reached[id] {
+			p.errf(f.Blocks[id].Line, "block %q is not reachable from start block %q", id, f.Start)
+		}
+	}
+	p.checkLoops(f)
+}
+
+func branchHint(b *Block) string {
+	switch {
+	case b.Type == TypeTransferToPhoneNumber && b.Transfer != nil && !b.Transfer.Resume:
+		return " with resume: false"
+	case b.Type == TypeGetCustomerInput && b.Input != nil && len(b.Input.Values) == 0:
+		return " without values"
+	case b.Type == TypeGetCustomerInput:
+		return " with values"
+	case b.Type == TypeTransferToAgent && b.Agent != nil && b.Agent.Endpoint.IsZero():
+		return " with context"
+	}
+	return ""
+}
+
+// checkLoops finds cycles made only of blocks that do not wait for the
+// caller (strongly connected components of that subgraph, Tarjan).
+func (p *parser) checkLoops(f *Flow) {
+	index := map[string]int{}
+	low := map[string]int{}
+	onStack := map[string]bool{}
+	var stack []string
+	next := 0
+	var comps [][]string
+	busy := func(id string) bool {
+		b, ok := f.Blocks[id]
+		return ok && blockSettingsKnown(b.Type) && !waitsForCaller(b.Type)
+	}
+	var visit func(id string)
+	visit = func(id string) {
+		index[id], low[id] = next, next
+		next++
+		stack = append(stack, id)
+		onStack[id] = true
+		b := f.Blocks[id]
+		for _, name := range sortedKeys(b.Branches) {
+			t := b.Branches[name]
+			if !busy(t) {
+				continue
+			}
+			if _, seen := index[t]; !seen {
+				visit(t)
+				low[id] = min(low[id], low[t])
+			} else if onStack[t] {
+				low[id] = min(low[id], index[t])
+			}
+		}
+		if low[id] == index[id] {
+			var comp []string
+			for {
+				n := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				onStack[n] = false
+				comp = append(comp, n)
+				if n == id {
+					break
+				}
+			}
+			comps = append(comps, comp)
+		}
+	}
+	for _, id := range p.order {
+		if _, seen := index[id]; !seen && busy(id) {
+			visit(id)
+		}
+	}
+	for _, comp := range comps {
+		if len(comp) == 1 && !selfLoop(f.Blocks[comp[0]]) {
+			continue
+		}
+		sort.Slice(comp, func(i, j int) bool { return f.Blocks[comp[i]].Line < f.Blocks[comp[j]].Line })
+		quoted := make([]string, len(comp))
+		for i, id := range comp {
+			quoted[i] = fmt.Sprintf("%q", id)
+		}
+		if len(comp) == 1 {
+			p.errf(f.Blocks[comp[0]].Line, "block %q loops to itself without waiting for the caller (only SetAttributes, CheckAttribute, InvokeWebhook)", comp[0])
+			continue
+		}
+		p.errf(f.Blocks[comp[0]].Line, "blocks %s form a loop that never waits for the caller (only SetAttributes, CheckAttribute, InvokeWebhook)", strings.Join(quoted, ", "))
+	}
+}
+
+func blockSettingsKnown(t BlockType) bool {
+	_, ok := blockSettings[t]
+	return ok
+}
+
+func selfLoop(b *Block) bool {
+	for _, t := range b.Branches {
+		if t == b.ID {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,217 @@
+// Package flows holds the call-flow model: the YAML file format, the
+// validating loader, attribute references and their resolution, and the
+// pure validators for transfer settings. It knows nothing of ARI or Redis.
+package flows
+
+import "time"
+
+// BlockType names what a block does.
+type BlockType string
+
+const (
+	TypePlayPrompt            BlockType = "PlayPrompt"
+	TypeGetCustomerInput      BlockType = "GetCustomerInput"
+	TypeSetAttributes         BlockType = "SetAttributes"
+	TypeCheckAttribute        BlockType = "CheckAttribute"
+	TypeInvokeWebhook         BlockType = "InvokeWebhook"
+	TypeTransferToPhoneNumber BlockType = "TransferToPhoneNumber"
+	TypeTransferToAgent       BlockType = "TransferToAgent"
+	TypeDisconnect            BlockType = "Disconnect"
+)
+
+// Branch names shared by several block types.
+const (
+	BranchNext       = "Next"
+	BranchSuccess    = "Success"
+	BranchError      = "Error"
+	BranchCallFailed = "CallFailed"
+	BranchTimeout    = "Timeout"
+	BranchNoMatch    = "NoMatch"
+)
+
+// Flow is one validated flow file.
+type Flow struct {
+	Name    string
+	Version string
+	File    string
+	// Entries are the called numbers (dialplan extensions) or Stasis
+	// arguments that start this flow.
+	Entries []string
+	Start   string
+	Blocks  map[string]*Block
+}
+
+// Block is one step of a flow. Exactly one of the typed settings pointers is
+// set, the one matching Type.
+type Block struct {
+	ID       string
+	Type     BlockType
+	Line     int               // line of the block in its file, for errors and logs
+	Branches map[string]string // branch name -> block ID
+
+	Play       *PlayPrompt
+	Input      *GetCustomerInput
+	Set        *SetAttributes
+	Check      *CheckAttribute
+	Webhook    *InvokeWebhook
+	Transfer   *TransferToPhoneNumber
+	Agent      *TransferToAgent
+	Disconnect *Disconnect
+}
+
+// Next returns the block a branch leads to; ok is false when the block has
+// no such branch (the engine then applies the flow's error handling).
+func (b *Block) Next(branch string) (id string, ok bool) {
+	id, ok = b.Branches[branch]
+	return id, ok
+}
+
+// Value is a setting that is either a literal or a reference to a contact
+// attribute ("$.Attributes.tracking"). Exactly one of Literal/Ref is
+// meaningful: Ref != nil means a reference.
+type Value struct {
+	Literal string
+	Ref     *Ref
+}
+
+// IsZero reports whether the setting was left out.
+func (v Value) IsZero() bool { return v.Ref == nil && v.Literal == "" }
+
+// Namespace is an attribute namespace.
+type Namespace string
+
+const (
+	NSAttributes Namespace = "Attributes" // user-defined, set by the flow
+	NSExternal   Namespace = "External"   // results of the last webhook
+	NSSystem     Namespace = "System"     // values of the call
+	NSTransfer   Namespace = "Transfer"   // outcome of the last transfer
+)
+
+// System attribute keys the controller fills in.
+const (
+	SysCallerNumber = "CallerNumber"
+	SysCallerName   = "CallerName"
+	SysDialedNumber = "DialedNumber"
+	SysChannel      = "Channel"
+	SysCallID       = "CallID"
+	SysLastInput    = "LastInput" // digits from the last GetCustomerInput
+)
+
+// Transfer attribute keys the controller records after a transfer.
+const (
+	TrStatus     = "Status" // success | call-failed | timeout | error
+	TrCause      = "Cause"  // Q.850 cause code
+	TrCauseText  = "CauseText"
+	TrRingTime   = "RingTime" // seconds, decimal
+	TrTalkTime   = "TalkTime" // seconds, decimal
+	TrDigitsSent = "DigitsSent"
+	TrNumber     = "Number" // the E.164 number dialled
+)
+
+// Ref is a reference to one attribute: $.<Namespace>.<Key>.
+type Ref struct {
+	Namespace Namespace
+	Key       string
+}
+
+func (r Ref) String() string { return "$." + string(r.Namespace) + "." + r.Key }
+
+// Attributes are a contact's attributes by namespace. The zero value is
+// usable for reading; use Set to write.
+type Attributes map[Namespace]map[string]string
+
+// PlayPrompt plays one or more Asterisk media URIs ("sound:hello-world").
+// Branches: Next (required), Error (optional).
+type PlayPrompt struct {
+	Prompts []Value
+}
+
+// GetCustomerInput plays prompts and collects DTMF. Branches: one per value
+// in Values, NoMatch, Timeout (required), Error (optional). The digits end up
+// in $.System.LastInput, and in $.Attributes.<StoreAs> when StoreAs is set.
+type GetCustomerInput struct {
+	Prompts    []Value
+	MaxDigits  int           // default 1, 1..64
+	Terminator string        // "" or one of 0-9*#
+	Timeout    time.Duration // wait for the first/next digit; default 5s
+	Values     []string      // digit strings that have their own branch
+	StoreAs    string        // optional user attribute key
+}
+
+// SetAttributes sets user attributes. Branches: Next (required).
+type SetAttributes struct {
+	Set []Assignment
+}
+
+// Assignment sets $.Attributes.<Key> to Value.
+type Assignment struct {
+	Key   string
+	Value Value
+}
+
+// Operator compares an attribute with an operand.
+type Operator string
+
+const (
+	OpEquals      Operator = "Equals"
+	OpNotEquals   Operator = "NotEquals"
+	OpContains    Operator = "Contains"
+	OpLessThan    Operator = "LessThan"
+	OpLessOrEq    Operator = "LessThanOrEqual"
+	OpGreaterThan Operator = "GreaterThan"
+	OpGreaterOrEq Operator = "GreaterThanOrEqual"
+	OpIsSet       Operator = "IsSet" // the attribute exists and is non-empty; no operand
+)
+
+// CheckAttribute branches on the first matching condition; NoMatch
+// otherwise. A missing attribute compares as "" (numeric operators then do
+// not match). Branches: each condition's Branch, NoMatch (required).
+type CheckAttribute struct {
+	Attribute  Ref
+	Conditions []Condition
+}
+
+// Condition is one comparison and the branch it leads to.
+type Condition struct {
+	Op      Operator
+	Operand Value
+	Branch  string
+}
+
+// InvokeWebhook POSTs the contact's attributes as JSON and stores the
+// response's top-level fields as $.External attributes.
+// Branches: Success (required), Error (optional).
+type InvokeWebhook struct {
+	URL     string
+	Timeout time.Duration // default 3s, at most 30s
+}
+
+// TransferToPhoneNumber is Amazon Connect's "Transfer to phone number"
+// (TransferParticipantToThirdParty). With Resume: branches Success,
+// CallFailed, Timeout (required), Error (optional). Without Resume: the
+// caller leaves the flow once bridged; CallFailed, Timeout (required), Error
+// (optional) cover a transfer that never connected.
+type TransferToPhoneNumber struct {
+	Number         Value // E.164, validated at load when literal
+	Timeout        Value // seconds 1..600; zero Value means 30
+	Resume         bool
+	DTMF           Value // up to 50 of 0-9*#A-D and ',' (pause)
+	CallerIDNumber Value
+	CallerIDName   Value
+}
+
+// TransferToAgent hands the caller to an agent: either bridges it with an
+// Asterisk endpoint ("PJSIP/agent1", or a number dialled through the trunk),
+// or continues it in the dialplan (e.g. a context running Queue()). Either
+// way the caller leaves the flow. Branches: Error (optional); with Endpoint
+// also CallFailed, Timeout (optional; missing ones fall to Error).
+type TransferToAgent struct {
+	Endpoint  Value  // an endpoint, or a phone number sent through the trunk
+	Timeout   Value  // ring timeout seconds, default 30
+	Context   string // dialplan alternative to Endpoint
+	Extension string
+	Priority  int
+}
+
+// Disconnect hangs the caller up. No branches.
+type Disconnect struct{}
