@@ -207,12 +207,15 @@ func (a *App) rest(ctx context.Context, what string, f func() error) error {
 
 // isNotFound tells a 404: the thing is already gone, which is what a
 // hangup or delete wanted.
-func isNotFound(err error) bool {
+func isNotFound(err error) bool { return statusCode(err) == http.StatusNotFound }
+
+// statusCode is the HTTP status of a failed ARI request, or 0.
+func statusCode(err error) int {
 	var re interface{ Code() int }
 	if errors.As(err, &re) {
-		return re.Code() == http.StatusNotFound
+		return re.Code()
 	}
-	return native.CodeFromError(errors.Unwrap(err)) == http.StatusNotFound
+	return 0
 }
 
 func (a *App) hangup(ctx context.Context, id, reason string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -323,7 +324,8 @@ func (c *call) bridged(ctx context.Context, l leg, res TransferResult, started t
 	br := ari.NewKey(ari.BridgeKey, c.rec.Bridge)
 	for _, id := range []string{c.id, c.rec.Outbound} {
 		if err := a.rest(ctx, "bridge "+id, func() error { return a.ari.Bridge().AddChannel(br, id) }); err != nil {
-			if id == c.rec.Outbound && c.legVanished(ctx) {
+			// ARI answers 400 when the channel to add no longer exists.
+			if id == c.rec.Outbound && (statusCode(err) == http.StatusBadRequest || c.legVanished(ctx)) {
 				// Answered and hung up at once: a very short call, not an error.
 				return c.farEndGone(ctx, l, res, 0, plog)
 			}

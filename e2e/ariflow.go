@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -35,6 +40,7 @@ func StartAriflow(ctx context.Context, s *Stack, flowsDir, logName string) (*Ari
 		return nil, err
 	}
 	a := &Ariflow{Stack: s, Proxy: px, FlowsDir: flowsDir}
+	_ = os.Remove(filepath.Join(s.Env["ARIFLOW_STACK_LOGS"], logName)) // one run, one log
 	if err := a.start(ctx, logName); err != nil {
 		px.Close()
 		return nil, err
@@ -135,3 +141,35 @@ func (a *Ariflow) WaitReady(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Metric reads one counter or gauge from /metrics (0 when absent).
+func (a *Ariflow) Metric(name string) float64 {
+	resp, err := http.Get("http://" + a.HTTPAddr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// Reload asks ariflow to reload its flows; it returns the HTTP status.
+func (a *Ariflow) Reload() (int, string, error) {
+	resp, err := http.Post("http://"+a.HTTPAddr+"/-/reload", "text/plain", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// Ready reports whether /readyz says ready now.
+func (a *Ariflow) Ready() bool { return Ready(a.HTTPAddr) }

@@ -31,7 +31,7 @@ func NewCarrier(ctx context.Context, s *Stack) (*Carrier, error) {
 		Application: c.app, URL: e["ARIFLOW_STACK_CARRIER_ARI_URL"],
 		Username: e["ARIFLOW_STACK_CARRIER_ARI_USER"], Password: e["ARIFLOW_STACK_CARRIER_ARI_PASSWORD"],
 	})
-	h, err := connectHub(ctx, e["ARIFLOW_STACK_CARRIER_ARI_URL"], c.app, e["ARIFLOW_STACK_CARRIER_ARI_USER"], e["ARIFLOW_STACK_CARRIER_ARI_PASSWORD"])
+	h, err := connectHub(ctx, e["ARIFLOW_STACK_CARRIER_ARI_URL"], c.app, e["ARIFLOW_STACK_CARRIER_ARI_USER"], e["ARIFLOW_STACK_CARRIER_ARI_PASSWORD"], false)
 	if err != nil {
 		return nil, err
 	}

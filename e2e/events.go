@@ -27,8 +27,12 @@ type sub struct {
 	ready chan struct{} // signalled when queue grows
 }
 
-func connectHub(ctx context.Context, base, app, user, password string) (*hub, error) {
-	u := strings.Replace(strings.TrimSuffix(base, "/"), "http://", "ws://", 1) + "/events?" + url.Values{"app": {app}}.Encode()
+func connectHub(ctx context.Context, base, app, user, password string, all bool) (*hub, error) {
+	q := url.Values{"app": {app}}
+	if all {
+		q.Set("subscribeAll", "true")
+	}
+	u := strings.Replace(strings.TrimSuffix(base, "/"), "http://", "ws://", 1) + "/events?" + q.Encode()
 	cfg, err := websocket.NewConfig(u, "http://localhost/")
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ var (
 	// tests may change them.
 	flowsDir string
 	webhook  *webhookServer
+	observer *Observer
 )
 
 func TestMain(m *testing.M) {
@@ -67,6 +68,12 @@ func testMain(m *testing.M) int {
 	}
 	defer carrier.Close()
 	carrier.Start(context.Background())
+	observer, err = NewObserver(ctx, s)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer observer.Close()
 	af, err = StartAriflow(ctx, s, flowsDir, "ariflow-e2e.log")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

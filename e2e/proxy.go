@@ -13,6 +13,22 @@ type Proxy struct {
 	target string
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
+	paused bool
+}
+
+// Pause refuses new connections (they are closed at once) until Resume:
+// an outage rather than a blip.
+func (p *Proxy) Pause() {
+	p.mu.Lock()
+	p.paused = true
+	p.mu.Unlock()
+}
+
+// Resume ends Pause.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	p.paused = false
+	p.mu.Unlock()
 }
 
 // NewProxy listens on a loopback port and forwards to target.
@@ -40,6 +56,13 @@ func (p *Proxy) serve() {
 }
 
 func (p *Proxy) forward(c net.Conn) {
+	p.mu.Lock()
+	paused := p.paused
+	p.mu.Unlock()
+	if paused {
+		c.Close()
+		return
+	}
 	u, err := net.Dial("tcp", p.target)
 	if err != nil {
 		c.Close()

@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// waitMetric waits until ariflow's metric reaches at least want.
+func waitMetric(ctx context.Context, t *testing.T, name string, want float64) {
+	t.Helper()
+	for af.Metric(name) < want {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s stayed at %v, want >= %v", name, af.Metric(name), want)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func TestWebsocketCutIsSurvived(t *testing.T) {
+	ctx := callTest(t, 30*time.Second)
+	before := af.Metric("ariflow_ari_reconnects_total")
+	if n := af.Proxy.CutAll(); n == 0 {
+		t.Fatal("no ARI connection to cut")
+	}
+	waitMetric(ctx, t, "ariflow_ari_reconnects_total", before+1)
+	if err := af.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The next call works.
+	caller, err := carrier.Dial(ctx, nextCaller(), "+4930555002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While ariflow is cut off, the shipper hangs up; nobody tells ariflow.
+// After the reconnect it must find out from ARI and resume the caller.
+func TestFarEndHangupDuringOutageResumes(t *testing.T) {
+	ctx := callTest(t, 40*time.Second)
+	caller, s, from := transferToShipper(ctx, t, "+4930555010", shipper)
+	agent := carrier.ExpectFrom(agentOK, from)
+	_ = s.Answer()
+	if d, err := s.Digits(ctx, 6); err != nil {
+		t.Fatalf("digits %q: %v", d, err)
+	}
+	before := af.Metric("ariflow_ari_reconnects_total")
+	af.Proxy.Pause()
+	af.Proxy.CutAll()
+	for af.Ready() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("ariflow still ready while cut off")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	_ = s.Hangup()
+	if _, err := s.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	af.Proxy.Resume()
+	waitMetric(ctx, t, "ariflow_ari_reconnects_total", before+1)
+	a := recv(ctx, t, agent, "agent after the outage")
+	a.AnswerAndHangup()
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SIGTERM leaves a bridged transfer in Redis and in Stasis; the next
+// process adopts it and resumes the caller when the shipper hangs up.
+func TestRestartAdoptsBridgedCall(t *testing.T) {
+	ctx := callTest(t, 60*time.Second)
+	caller, s, from := transferToShipper(ctx, t, "+4930555010", shipper)
+	agent := carrier.ExpectFrom(agentOK, from)
+	_ = s.Answer()
+	if d, err := s.Digits(ctx, 6); err != nil {
+		t.Fatalf("digits %q: %v", d, err)
+	}
+	if err := af.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(ctx, t, "ariflow_adopted_calls_total", 1)
+	if !caller.Up() {
+		t.Fatal("caller lost across the restart")
+	}
+	_ = s.Hangup()
+	a := recv(ctx, t, agent, "agent after the restart")
+	a.AnswerAndHangup()
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
