@@ -182,8 +182,10 @@ up() {
 	printf '%s' "$pbx_pw" >"$STACK/pbx-ari-password"
 	chmod 600 "$STACK/pbx-ari-password"
 
-	log "building ariflow"
-	(cd "$repo" && go build -o "$STACK/bin/ariflow" ./cmd/ariflow) || die "go build failed"
+	if [ $with_ariflow = 1 ]; then
+		log "building ariflow"
+		(cd "$repo" && go build -o "$STACK/bin/ariflow" ./cmd/ariflow) || die "go build failed"
+	fi
 
 	make_instance pbx 02:00:00:a1:f1:01 "$PBX_HTTP" "$PBX_RTP_START" "$pbx_pw" ariflow
 	make_instance carrier 02:00:00:a1:f1:02 "$CARRIER_HTTP" "$CARRIER_RTP_START" "$carrier_pw" carrier
