@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/ariflow/ariflow/flows"
@@ -71,22 +70,27 @@ func webhookAttributes(raw []byte) (map[string]string, error) {
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, fmt.Errorf("response is not a JSON object: %w", err)
 	}
+	if obj == nil { // the body was "null"
+		return nil, fmt.Errorf("response is not a JSON object: null")
+	}
 	out := make(map[string]string, len(obj))
 	for k, v := range obj {
-		var s string
-		if err := json.Unmarshal(v, &s); err == nil {
+		t := bytes.TrimSpace(v)
+		switch {
+		case string(t) == "null":
+			// absent, not ""
+		case len(t) > 0 && t[0] == '"':
+			var s string
+			if err := json.Unmarshal(t, &s); err != nil {
+				return nil, fmt.Errorf("field %q: %w", k, err)
+			}
 			out[k] = s
-			continue
+		default:
+			// Numbers keep their text: a tracking number sent as a JSON
+			// number must not pass through float64. Objects, arrays and
+			// booleans keep their JSON.
+			out[k] = string(t)
 		}
-		var f float64
-		if err := json.Unmarshal(v, &f); err == nil {
-			out[k] = strconv.FormatFloat(f, 'f', -1, 64)
-			continue
-		}
-		if string(v) == "null" {
-			continue
-		}
-		out[k] = string(v)
 	}
 	return out, nil
 }

@@ -109,13 +109,15 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	return c, c.validate()
 }
 
+var userinfoRE = regexp.MustCompile(`//([^:/@]*):[^@]*@`)
+
 var dialTemplateRE = regexp.MustCompile(`^[A-Za-z0-9]+/[A-Za-z0-9_.@:/{}+-]*\{number\}[A-Za-z0-9_.@:/{}+-]*$`)
 
 func (c *config) validate() error {
 	var errs []error
 	u, err := url.Parse(c.ARIURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("ARI URL %q must be http(s)://host:port/ari", c.ARIURL))
+		errs = append(errs, fmt.Errorf("ARI URL %q must be http(s)://host:port/ari", redactURL(c.ARIURL)))
 	}
 	if c.ARIUser == "" {
 		errs = append(errs, errors.New("ARI user is empty"))
@@ -127,7 +129,7 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("app name %q is not a plain name", c.App))
 	}
 	if _, err := redis.ParseURL(c.RedisURL); err != nil {
-		errs = append(errs, fmt.Errorf("Redis URL %q: %v", c.RedisURL, err))
+		errs = append(errs, fmt.Errorf("Redis URL %q: %v", redactURL(c.RedisURL), redactErr(err, c.RedisURL)))
 	}
 	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel))
@@ -158,10 +160,22 @@ func (c *config) redacted() logrus.Fields {
 func redactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
-		return "(unparsable)"
+		// Unparsable, but it may still carry user:password@.
+		return userinfoRE.ReplaceAllString(s, "//$1@")
 	}
 	if u.User != nil {
 		u.User = url.User(u.User.Username())
 	}
 	return u.String()
+}
+
+// redactErr removes a URL's password from an error that may quote it.
+func redactErr(err error, raw string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	return msg
 }
