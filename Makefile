@@ -1,5 +1,5 @@
 # The two things a person does here. Both need root on Debian (see README).
-.PHONY: test demo build validate
+.PHONY: test demo build validate bench soak
 
 test:
 	bash e2e/test.sh
@@ -12,3 +12,10 @@ build:
 
 validate:
 	go run ./cmd/ariflow validate flows/examples
+
+# ariflow against native dialplan, and the soak (see README, Performance).
+bench:
+	bash e2e/bench.sh -calls 300 -concurrency 100 -rate 50 -json bench.json
+
+soak:
+	bash e2e/bench.sh -soak 10m -concurrency 100 -json soak.json

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/CyCoreSystems/ari/v6"
-
 	"github.com/ariflow/ariflow/flows"
 )
 
@@ -71,9 +69,7 @@ func (c *call) continueInDialplan(ctx context.Context, t *flows.TransferToAgent)
 	if err := c.save(ctx); err != nil {
 		return "", err
 	}
-	err := c.app.rest(ctx, "continue in dialplan", func() error {
-		return c.app.ari.Channel().Continue(ari.NewKey(ari.ChannelKey, c.id), t.Context, ext, prio)
-	})
+	err := c.app.continueDialplan(ctx, c.id, t.Context, ext, prio)
 	if err != nil {
 		return "", err
 	}

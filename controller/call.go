@@ -125,9 +125,7 @@ func (c *call) runNew(ctx context.Context) error {
 }
 
 func (c *call) answer(ctx context.Context) error {
-	return c.app.rest(ctx, "answer", func() error {
-		return c.app.ari.Channel().Answer(ari.NewKey(ari.ChannelKey, c.id))
-	})
+	return c.app.answer(ctx, c.id)
 }
 
 // runFlow executes blocks from id until the flow ends.
@@ -138,8 +136,10 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 			return c.failCall(ctx, fmt.Errorf("flow %s: no block %q", c.flow.Name, id))
 		}
 		c.rec.Block, c.rec.Phase = id, PhaseFlow
-		if err := c.save(ctx); err != nil {
-			return c.failCall(ctx, err)
+		if savesBeforeActing(b.Type) {
+			if err := c.save(ctx); err != nil {
+				return c.failCall(ctx, err)
+			}
 		}
 		log := c.log.WithFields(logrus.Fields{"step": id, "type": b.Type})
 		log.Info("step")
@@ -304,4 +304,17 @@ func endReason(err error) string {
 	default:
 		return "stopped"
 	}
+}
+
+// savesBeforeActing tells whether the position must be written before a
+// block runs. Blocks that only compute (set, check) have no side effect to
+// protect, and transfers write their own record before dialling, so a
+// write for them would be a wasted round trip.
+func savesBeforeActing(t flows.BlockType) bool {
+	switch t {
+	case flows.TypeSetAttributes, flows.TypeCheckAttribute,
+		flows.TypeTransferToPhoneNumber, flows.TypeTransferToAgent:
+		return false
+	}
+	return true
 }

@@ -40,7 +40,7 @@ func (a *App) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	first := true
 	for ctx.Err() == nil {
-		ws, err := a.dial(ctx)
+		ws, err := a.dialEvents(ctx)
 		if err != nil {
 			a.log.WithError(err).WithField("retry_in", backoff).Warn("ARI websocket connect failed")
 			select {
@@ -59,6 +59,9 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Info("ARI websocket reconnected")
 		}
 		first = false
+		if err := a.filterEvents(ctx); err != nil {
+			a.log.WithError(err).Warn("ARI event filter not set; receiving every event")
+		}
 		// Events missed while we were away: find out what still exists.
 		go a.reconcile(ctx)
 		err = a.read(ctx, ws)
@@ -70,7 +73,7 @@ func (a *App) Run(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) dial(ctx context.Context) (*websocket.Conn, error) {
+func (a *App) dialEvents(ctx context.Context) (*websocket.Conn, error) {
 	q := url.Values{"app": {a.cfg.App}}
 	cfg, err := websocket.NewConfig(wsURL(a.cfg.URL)+"?"+q.Encode(), "http://localhost/")
 	if err != nil {
@@ -92,7 +95,7 @@ func (a *App) read(ctx context.Context, ws *websocket.Conn) error {
 		if err := websocket.Message.Receive(ws, &data); err != nil {
 			return err
 		}
-		ev, err := ari.DecodeEvent(data)
+		ev, err := decodeEvent(data)
 		if err != nil {
 			a.log.WithError(err).Debug("undecodable ARI event")
 			continue
@@ -149,9 +152,7 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 		// arrive while we shut down.
 		log.Warn("draining: returning new call to the dialplan")
 		go func() {
-			_ = a.rest(context.WithoutCancel(ctx), "continue "+id, func() error {
-				return a.ari.Channel().Continue(ari.NewKey(ari.ChannelKey, id), "", "", 0)
-			})
+			_ = a.continueDialplan(context.WithoutCancel(ctx), id, "", "", 0)
 		}()
 		return
 	}

@@ -50,10 +50,7 @@ func (c *call) play(ctx context.Context, uris ...string) error {
 func (c *call) startPlayback(ctx context.Context, uri string) (string, error) {
 	id := newID("pb")
 	c.app.register(c, id)
-	err := c.app.rest(ctx, "play "+uri, func() error {
-		_, err := c.app.ari.Channel().Play(ari.NewKey(ari.ChannelKey, c.id), id, uri)
-		return err
-	})
+	err := c.app.play(ctx, c.id, id, uri)
 	if err != nil {
 		c.app.unregister(id)
 		return "", err
@@ -78,9 +75,7 @@ func (c *call) waitPlayback(ctx context.Context, id string) error {
 }
 
 func (c *call) stopPlayback(ctx context.Context, id string) {
-	err := c.app.rest(ctx, "stop playback", func() error {
-		return c.app.ari.Playback().Stop(ari.NewKey(ari.PlaybackKey, id))
-	})
+	err := c.app.stopPlayback(ctx, id)
 	if err != nil && !isNotFound(err) {
 		c.log.WithError(err).Debug("stop playback failed")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -163,49 +162,44 @@ func (c *call) connect(ctx context.Context, l leg) (TransferResult, error) {
 	return c.awaitAnswer(ctx, l, res, time.Now(), plog)
 }
 
-// dialLeg creates the bridge and the outbound channel and dials it.
+// dialLeg creates the bridge and the outbound channel and dials it. Only
+// the channel is on the path to the far end's phone ringing: the bridge is
+// created alongside, and the caller's ringback is sent without waiting.
 func (c *call) dialLeg(ctx context.Context, l leg) error {
 	a := c.app
-	out := ari.NewKey(ari.ChannelKey, c.rec.Outbound)
-	if err := a.rest(ctx, "create bridge", func() error {
-		_, err := a.ari.Bridge().Create(ari.NewKey(ari.BridgeKey, c.rec.Bridge), "mixing", "ariflow-"+c.id)
-		return err
-	}); err != nil {
-		return err
+	bridgeDone := make(chan error, 1)
+	go func() {
+		bridgeDone <- a.createBridge(ctx, c.rec.Bridge, "ariflow-"+c.id)
+	}()
+	// The far end sees the outbound channel's connected line as From and
+	// P-Asserted-Identity; it is set at creation (and caller ID, for logs
+	// and CDRs) rather than copied from the caller by Dial.
+	vars := map[string]string{}
+	if l.cidNum != "" {
+		vars["CALLERID(num)"], vars["CONNECTEDLINE(num,i)"] = l.cidNum, l.cidNum
 	}
-	if err := a.rest(ctx, "create outbound channel", func() error {
-		_, err := a.ari.Channel().Create(nil, ari.ChannelCreateRequest{
-			Endpoint: l.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
-			ChannelID: c.rec.Outbound, Originator: c.id,
-		})
-		return err
-	}); err != nil {
+	if l.cidName != "" {
+		vars["CALLERID(name)"], vars["CONNECTEDLINE(name,i)"] = l.cidName, l.cidName
+	}
+	err := a.createChannel(ctx, createRequest{
+		Endpoint: l.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
+		ChannelID: c.rec.Outbound, Originator: c.id, Variables: vars,
+	})
+	if berr := <-bridgeDone; err == nil {
+		err = berr
+	}
+	if err != nil {
 		return err
 	}
 	// Until its StasisStart the new channel is not in our app, and ARI
-	// refuses (409) to set its variables or dial it.
+	// refuses (409) to dial it.
 	if err := c.awaitLegStasis(ctx); err != nil {
 		return err
 	}
-	// The far end sees the outbound channel's connected line as From and
-	// P-Asserted-Identity; set it (and caller ID, for logs and CDRs) here
-	// rather than letting Dial copy the caller's.
-	vars := [][2]string{}
-	if l.cidNum != "" {
-		vars = append(vars, [2]string{"CALLERID(num)", l.cidNum}, [2]string{"CONNECTEDLINE(num,i)", l.cidNum})
-	}
-	if l.cidName != "" {
-		vars = append(vars, [2]string{"CALLERID(name)", l.cidName}, [2]string{"CONNECTEDLINE(name,i)", l.cidName})
-	}
-	for _, v := range vars {
-		if err := a.rest(ctx, "set "+v[0], func() error { return a.ari.Channel().SetVariable(out, v[0], v[1]) }); err != nil {
-			return err
-		}
-	}
-	if err := a.rest(ctx, "ring caller", func() error { return a.ari.Channel().Ring(ari.NewKey(ari.ChannelKey, c.id)) }); err != nil {
-		c.log.WithError(err).Debug("ring indication failed")
-	}
-	return a.rest(ctx, "dial", func() error { return a.ari.Channel().Dial(out, "", l.timeout) })
+	go func() {
+		_ = a.ring(context.WithoutCancel(ctx), c.id)
+	}()
+	return a.dial(ctx, c.rec.Outbound, l.timeout)
 }
 
 // awaitLegStasis waits for the outbound channel to enter the app.
@@ -231,6 +225,13 @@ func (c *call) awaitLegStasis(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// forgetLeg stops tracking an outbound leg that is hanging up by itself,
+// so that dropLeg does not ask Asterisk to hang it up again.
+func (c *call) forgetLeg() {
+	c.app.unregister(c.rec.Outbound)
+	c.rec.Outbound = ""
 }
 
 // dropLeg hangs up the outbound leg and destroys the bridge, and forgets
@@ -320,20 +321,18 @@ func (c *call) bridged(ctx context.Context, l leg, res TransferResult, started t
 		plog.WithError(err).Warn("saving bridged phase failed")
 	}
 	plog.WithFields(logrus.Fields{"phase": "answered", "ring_time": res.RingTime.Round(time.Millisecond)}).Info("transfer")
-	_ = a.rest(ctx, "stop ring", func() error { return a.ari.Channel().StopRing(ari.NewKey(ari.ChannelKey, c.id)) })
-	br := ari.NewKey(ari.BridgeKey, c.rec.Bridge)
-	for _, id := range []string{c.id, c.rec.Outbound} {
-		if err := a.rest(ctx, "bridge "+id, func() error { return a.ari.Bridge().AddChannel(br, id) }); err != nil {
-			// ARI answers 400 when the channel to add no longer exists.
-			if id == c.rec.Outbound && (statusCode(err) == http.StatusBadRequest || c.legVanished(ctx)) {
-				// Answered and hung up at once: a very short call, not an error.
-				return c.farEndGone(ctx, l, res, 0, plog)
-			}
-			plog.WithError(err).WithField("phase", "bridge-failed").Warn("transfer")
-			res.Outcome = OutcomeError
-			c.dropLeg(ctx)
-			return res, nil
+	go func() {
+		_ = a.stopRing(context.WithoutCancel(ctx), c.id)
+	}()
+	if err := a.addToBridge(ctx, c.rec.Bridge, c.id, c.rec.Outbound); err != nil {
+		// Answered and hung up at once is a very short call, not an error.
+		if c.legVanished(ctx) {
+			return c.farEndGone(ctx, l, res, 0, plog)
 		}
+		plog.WithError(err).WithField("phase", "bridge-failed").Warn("transfer")
+		res.Outcome = OutcomeError
+		c.dropLeg(ctx)
+		return res, nil
 	}
 	return c.talk(ctx, l, res, answered, plog)
 }
@@ -354,10 +353,7 @@ func (c *call) talk(ctx context.Context, l leg, res TransferResult, answered tim
 		switch {
 		case errors.Is(err, errTimeout):
 			dtmfC = nil
-			err := a.rest(ctx, "send DTMF", func() error {
-				return a.ari.Channel().SendDTMF(ari.NewKey(ari.ChannelKey, c.rec.Outbound), l.dtmf,
-					&ari.DTMFOptions{Between: 100 * time.Millisecond, Duration: 100 * time.Millisecond})
-			})
+			err := a.sendDTMF(ctx, c.rec.Outbound, l.dtmf, 100*time.Millisecond, 100*time.Millisecond)
 			if err != nil {
 				plog.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
 				continue
@@ -384,11 +380,8 @@ func (c *call) talk(ctx context.Context, l leg, res TransferResult, answered tim
 
 // legVanished tells whether the outbound channel no longer exists.
 func (c *call) legVanished(ctx context.Context) bool {
-	err := c.app.rest(ctx, "channel data", func() error {
-		_, err := c.app.ari.Channel().Data(ari.NewKey(ari.ChannelKey, c.rec.Outbound))
-		return err
-	})
-	return err != nil && isNotFound(err)
+	exists, err := c.app.channelExists(ctx, c.rec.Outbound)
+	return err == nil && !exists
 }
 
 // farEndGone ends an answered transfer after the far end hung up: back to
@@ -402,11 +395,10 @@ func (c *call) farEndGone(ctx context.Context, l leg, res TransferResult, cause 
 		_ = c.app.hangup(context.WithoutCancel(ctx), c.id, "normal")
 		return res, errHandedOff
 	}
-	c.rec.Phase = PhaseResuming
-	if err := c.save(ctx); err != nil {
-		plog.WithError(err).Warn("saving resuming phase failed")
-	}
-	// Destroying the bridge hands the caller back to us in Stasis.
+	// No save here: a process that adopts this call with its leg gone
+	// resumes it just the same. Destroying the bridge hands the caller
+	// back to us in Stasis; the leg is already hanging up.
+	c.forgetLeg()
 	c.dropLeg(ctx)
 	plog.WithField("phase", "resumed").Info("transfer")
 	return res, nil

@@ -78,8 +78,10 @@ func (a *Ariflow) start(ctx context.Context, logName string) error {
 		"ARIFLOW_FLOWS="+a.FlowsDir,
 		"ARIFLOW_HTTP_ADDR="+addr,
 		"ARIFLOW_DIAL_TEMPLATE=PJSIP/{number}@trunk",
-		"ARIFLOW_LOG_LEVEL=debug",
 	)
+	if os.Getenv("ARIFLOW_LOG_LEVEL") == "" {
+		cmd.Env = append(cmd.Env, "ARIFLOW_LOG_LEVEL=debug")
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -173,3 +175,24 @@ func (a *Ariflow) Reload() (int, string, error) {
 
 // Ready reports whether /readyz says ready now.
 func (a *Ariflow) Ready() bool { return Ready(a.HTTPAddr) }
+
+// BuildAriflow builds ariflow from the working tree into dir: tests and
+// benchmarks must run the code under test, not a stale binary.
+func BuildAriflow(repo, dir string) (string, error) {
+	bin := filepath.Join(dir, "ariflow-under-test")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/ariflow")
+	build.Dir = repo
+	out, err := build.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building ariflow: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Pid is the running process's ID.
+func (a *Ariflow) Pid() int {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return 0
+	}
+	return a.cmd.Process.Pid
+}

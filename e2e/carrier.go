@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -18,15 +19,17 @@ type Carrier struct {
 	hub *hub
 	app string
 
-	mu      sync.Mutex
-	waiting map[string][]chan *Remote // number -> waiters for its next call
-	calls   *sub
+	mu         sync.Mutex
+	waiting    map[string][]chan *Remote // number -> waiters for its next call
+	servers    map[string]func(*Remote)  // number -> handler for every call
+	unexpected []string                  // "number from caller" of calls nobody expected
+	calls      *sub
 }
 
 // NewCarrier connects to the carrier Asterisk's ARI as the "carrier" app.
 func NewCarrier(ctx context.Context, s *Stack) (*Carrier, error) {
 	e := s.Env
-	c := &Carrier{app: "carrier", waiting: map[string][]chan *Remote{}}
+	c := &Carrier{app: "carrier", waiting: map[string][]chan *Remote{}, servers: map[string]func(*Remote){}}
 	c.cli = native.New(&native.Options{
 		Application: c.app, URL: e["ARIFLOW_STACK_CARRIER_ARI_URL"],
 		Username: e["ARIFLOW_STACK_CARRIER_ARI_USER"], Password: e["ARIFLOW_STACK_CARRIER_ARI_PASSWORD"],
@@ -120,7 +123,8 @@ type Remote struct {
 	Number     string // the number dialled
 	CallerNum  string // what the far end sees as the calling number
 	CallerName string
-	Arrived    time.Time
+	Arrived    time.Time // when the test saw the call
+	Stamp      time.Time // when Asterisk says it arrived
 	events     *sub
 }
 
@@ -138,6 +142,21 @@ func (c *Carrier) Expect(number string) <-chan *Remote {
 // that run many calls to one number at once.
 func (c *Carrier) ExpectFrom(number, callerNum string) <-chan *Remote {
 	return c.Expect(number + "|" + callerNum)
+}
+
+// Serve hands every call to number that nobody Expects to fn, on its own
+// goroutine.
+func (c *Carrier) Serve(number string, fn func(*Remote)) {
+	c.mu.Lock()
+	c.servers[number] = fn
+	c.mu.Unlock()
+}
+
+// Unexpected lists the calls that arrived with nobody expecting them.
+func (c *Carrier) Unexpected() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.unexpected...)
 }
 
 // Forget withdraws an Expect that was not met.
@@ -168,7 +187,7 @@ func (c *Carrier) Start(ctx context.Context) {
 			}
 			ss := ev.(*ari.StasisStart)
 			number := ss.Args[1]
-			r := &Remote{c: c, ID: ss.Channel.ID, Number: number, Arrived: time.Now(),
+			r := &Remote{c: c, ID: ss.Channel.ID, Number: number, Arrived: time.Now(), Stamp: EventTime(ss),
 				events: c.hub.subscribe(about(ss.Channel.ID))}
 			if ss.Channel.Caller != nil {
 				r.CallerNum, r.CallerName = ss.Channel.Caller.Number, ss.Channel.Caller.Name
@@ -181,7 +200,15 @@ func (c *Carrier) Start(ctx context.Context) {
 					break
 				}
 			}
+			serve := c.servers[number]
+			if w == nil && serve == nil {
+				c.unexpected = append(c.unexpected, number+" from "+r.CallerNum)
+			}
 			c.mu.Unlock()
+			if w == nil && serve != nil {
+				go serve(r)
+				continue
+			}
 			if w == nil {
 				_ = r.Reject("unallocated")
 				continue
@@ -252,4 +279,31 @@ func (r *Remote) WaitHangup(ctx context.Context) (time.Time, error) {
 func (r *Remote) AnswerAndHangup() {
 	_ = r.Answer()
 	_ = r.Hangup()
+}
+
+// Events returns the next event of this call (for callers that measure).
+func (r *Remote) Event(ctx context.Context) (ari.Event, error) { return r.events.next(ctx) }
+
+// Event returns the next event of the caller's channel.
+func (cl *Caller) Event(ctx context.Context) (ari.Event, error) { return cl.events.next(ctx) }
+
+// EventTime is when Asterisk says an event happened (millisecond
+// resolution), which is free of websocket delivery delays.
+func EventTime(ev ari.Event) time.Time {
+	v := reflect.ValueOf(ev)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return time.Time{}
+	}
+	f := v.FieldByName("EventData")
+	if !f.IsValid() {
+		return time.Time{}
+	}
+	ed, ok := f.Interface().(ari.EventData)
+	if !ok {
+		return time.Time{}
+	}
+	return time.Time(ed.Timestamp)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -51,13 +50,9 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	// Build ariflow from the working tree: the tests must exercise the
-	// code under test, not whatever binary the stack was started with.
-	bin := filepath.Join(flowsDir, "ariflow-under-test")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/ariflow")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building ariflow:", err)
+	bin, err := BuildAriflow("..", flowsDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	s.Env["ARIFLOW_STACK_ARIFLOW_BIN"] = bin

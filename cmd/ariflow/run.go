@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -58,6 +60,11 @@ func loadFlows(cfg *config) (*flows.Set, error) {
 }
 
 func serve(cfg *config, log *logrus.Logger) error {
+	if os.Getenv("GOGC") == "" {
+		// The heap is small (tens of MB at hundreds of calls) and churns
+		// with every event; collecting less often buys CPU for little memory.
+		debug.SetGCPercent(400)
+	}
 	// The ARI library's HTTP client has no timeouts; it uses the default
 	// transport, so bound that.
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
@@ -82,6 +89,8 @@ func serve(cfg *config, log *logrus.Logger) error {
 	ropts, _ := redis.ParseURL(cfg.RedisURL)
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
+	roundTrips := prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_redis_roundtrips_total", Help: "Requests sent to Redis (a pipeline is one)."})
+	rdb.AddHook(countHook{roundTrips})
 	cctx, cancel = context.WithTimeout(ctx, cfg.ConnectTimeout)
 	err = rdb.Ping(cctx).Err()
 	cancel()
@@ -91,7 +100,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 	log.WithFields(cfg.redacted()).WithFields(logrus.Fields{"asterisk": version, "flows_loaded": len(set.Flows)}).Info("ariflow starting")
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), roundTrips)
 	app := controller.New(controller.Config{
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
 		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,
@@ -171,6 +180,11 @@ func httpHandler(app *controller.App, rdb *redis.Client, reg *prometheus.Registr
 		}
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if os.Getenv("ARIFLOW_PPROF") != "" {
+		// For profiling under load; the listener is loopback by default.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
@@ -229,4 +243,23 @@ type redisLogger struct{ log *logrus.Logger }
 
 func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.log.Debugf("redis: "+format, v...)
+}
+
+// countHook counts round trips to Redis: one per command or pipeline.
+type countHook struct{ c prometheus.Counter }
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.c.Inc()
+		return next(ctx, cmd)
+	}
+}
+
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.c.Inc()
+		return next(ctx, cmds)
+	}
 }

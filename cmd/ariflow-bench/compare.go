@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/CyCoreSystems/ari/v6"
+
+	"github.com/ariflow/ariflow/e2e"
+)
+
+const (
+	didAriflow = "+4930555070" // e2e/testdata/bench/bench.yaml
+	didNative  = "+4930555080" // e2e/pbx-bench.conf
+	shipperNum = "+4930123459"
+	agentNum   = "+4930111009"
+	digits     = "1234"
+)
+
+// callTimes are Asterisk's timestamps (carrier side) for one call.
+type callTimes struct {
+	shipperUp   time.Time
+	firstDigit  time.Time
+	shipperGone time.Time
+	agentStart  time.Time
+	ok          atomic.Bool
+}
+
+type side struct {
+	Name               string   `json:"name"`
+	Calls              int      `json:"calls"`
+	Completed          int      `json:"completed"`
+	Seconds            float64  `json:"seconds"`
+	SetupRate          float64  `json:"setup_rate_per_s"`
+	ResumeP50          float64  `json:"resume_latency_p50_ms"`
+	ResumeP95          float64  `json:"resume_latency_p95_ms"`
+	ResumeP99          float64  `json:"resume_latency_p99_ms"`
+	DTMFP50            float64  `json:"dtmf_latency_p50_ms"`
+	DTMFP99            float64  `json:"dtmf_latency_p99_ms"`
+	AsteriskCPUPer1000 float64  `json:"asterisk_cpu_s_per_1000"`
+	AriflowCPUPer1000  float64  `json:"ariflow_cpu_s_per_1000,omitempty"`
+	RedisTripsPerCall  float64  `json:"redis_round_trips_per_call,omitempty"`
+	RedisCmdsPerCall   float64  `json:"redis_commands_per_call,omitempty"`
+	Errors             []string `json:"errors,omitempty"`
+}
+
+type leaks struct {
+	Channels   int `json:"channels"`
+	Bridges    int `json:"bridges"`
+	RedisKeys  int `json:"redis_keys"`
+	Goroutines int `json:"goroutines_added"`
+}
+
+func (l leaks) any() bool { return l.Channels+l.Bridges+l.RedisKeys > 0 || l.Goroutines > 5 }
+
+type compareReport struct {
+	Calls          int       `json:"calls_per_side"`
+	Concurrency    int       `json:"concurrency"`
+	Rate           float64   `json:"rate_per_s"`
+	Sides          []side    `json:"sides"`
+	AriflowPeakRSS float64   `json:"ariflow_peak_rss_mb"`
+	Leaks          leaks     `json:"leaks_after_run"`
+	When           time.Time `json:"when"`
+}
+
+func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carrier *e2e.Carrier) (*compareReport, error) {
+	var calls sync.Map // caller number -> *callTimes
+	carrier.Serve(shipperNum, func(r *e2e.Remote) { playShipper(ctx, o, r, &calls) })
+	carrier.Serve(agentNum, func(r *e2e.Remote) {
+		if v, ok := calls.Load(r.CallerNum); ok {
+			v.(*callTimes).agentStart = r.Stamp
+		}
+		_ = r.Answer()
+		time.Sleep(100 * time.Millisecond) // the agent says hello
+		_ = r.Hangup()
+	})
+	astPid, err := asteriskPid(s)
+	if err != nil {
+		return nil, err
+	}
+	// Warm up both paths so that first-call costs are not measured.
+	for _, did := range []string{didAriflow, didNative} {
+		if _, err := runSide(ctx, o, s, carrier, &calls, did, 2, 2); err != nil {
+			return nil, fmt.Errorf("warm-up on %s: %w", did, err)
+		}
+	}
+	if err := s.WaitClean(ctx, 10*time.Second); err != nil {
+		return nil, fmt.Errorf("after warm-up: %w", err)
+	}
+	goroutinesBefore := af.Metric("go_goroutines")
+	rep := &compareReport{Calls: o.calls, Concurrency: o.concurrency, Rate: o.rate, When: time.Now().UTC()}
+	for _, sd := range []struct{ name, did string }{{"ariflow", didAriflow}, {"dialplan", didNative}} {
+		astCPU0 := cpuSeconds(astPid)
+		afCPU0 := cpuSeconds(af.Pid())
+		trips0 := af.Metric("ariflow_redis_roundtrips_total")
+		cmds0 := redisCommands(ctx, s)
+		var profDone chan error
+		if sd.name == "ariflow" && o.profile != "" {
+			profDone = make(chan error, 1)
+			secs := int(float64(o.calls)/o.rate) + 1
+			go func() { profDone <- fetchProfile(af.HTTPAddr, secs, o.profile) }()
+		}
+		res, err := runSide(ctx, o, s, carrier, &calls, sd.did, o.calls, o.concurrency)
+		if profDone != nil {
+			if perr := <-profDone; perr != nil {
+				fmt.Println("profile:", perr)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Name = sd.name
+		per := 1000 / float64(o.calls)
+		res.AsteriskCPUPer1000 = (cpuSeconds(astPid) - astCPU0) * per
+		if sd.name == "ariflow" {
+			res.AriflowCPUPer1000 = (cpuSeconds(af.Pid()) - afCPU0) * per
+			res.RedisTripsPerCall = (af.Metric("ariflow_redis_roundtrips_total") - trips0) / float64(o.calls)
+			res.RedisCmdsPerCall = float64(redisCommands(ctx, s)-cmds0) / float64(o.calls)
+		}
+		rep.Sides = append(rep.Sides, *res)
+		if err := s.WaitClean(ctx, 15*time.Second); err != nil {
+			res.Errors = append(res.Errors, err.Error())
+		}
+	}
+	rep.AriflowPeakRSS = peakRSSMB(af.Pid())
+	ch, br, keys, err := s.Leftovers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Leaks = leaks{Channels: len(ch), Bridges: len(br), RedisKeys: len(keys),
+		Goroutines: int(af.Metric("go_goroutines") - goroutinesBefore)}
+	return rep, nil
+}
+
+// playShipper is the shipping company's IVR: ring, answer, take the
+// digits, talk, hang up.
+func playShipper(ctx context.Context, o options, r *e2e.Remote, calls *sync.Map) {
+	v, ok := calls.Load(r.CallerNum)
+	if !ok {
+		_ = r.Reject("unallocated")
+		return
+	}
+	ct := v.(*callTimes)
+	_ = r.Ring()
+	time.Sleep(o.answerAfter) // ringing, as a person would let it
+	if err := r.Answer(); err != nil {
+		return
+	}
+	got := 0
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for got < len(digits) {
+		ev, err := r.Event(cctx)
+		if err != nil {
+			return
+		}
+		switch e := ev.(type) {
+		case *ari.ChannelStateChange:
+			if e.Channel.State == "Up" {
+				ct.shipperUp = e2e.EventTime(e)
+			}
+		case *ari.ChannelDtmfReceived:
+			if got == 0 {
+				ct.firstDigit = e2e.EventTime(e)
+			}
+			got++
+		case *ari.ChannelDestroyed:
+			return
+		}
+	}
+	time.Sleep(o.hold) // the shipper's IVR talks
+	_ = r.Hangup()
+	for {
+		ev, err := r.Event(cctx)
+		if err != nil {
+			return
+		}
+		// After StasisEnd the app hears nothing more of the channel, so the
+		// first of these marks the hangup.
+		switch ev.(type) {
+		case *ari.ChannelHangupRequest, *ari.StasisEnd, *ari.ChannelDestroyed:
+			ct.shipperGone = e2e.EventTime(ev)
+			ct.ok.Store(true)
+			return
+		}
+	}
+}
+
+var callerSeq atomic.Int64
+
+func runSide(ctx context.Context, o options, s *e2e.Stack, carrier *e2e.Carrier, calls *sync.Map, did string, n, conc int) (*side, error) {
+	res := &side{Calls: n}
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var resume, dtmf []float64
+	interval := time.Duration(float64(time.Second) / o.rate)
+	start := time.Now()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for i := 0; i < n; i++ {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			from := fmt.Sprintf("+49171%07d", callerSeq.Add(1))
+			ct := &callTimes{}
+			calls.Store(from, ct)
+			defer calls.Delete(from)
+			cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			defer cancel()
+			caller, err := carrier.Dial(cctx, from, did)
+			if err == nil {
+				err = caller.WaitHangup(cctx)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				res.Errors = append(res.Errors, err.Error())
+			case !ct.ok.Load() || ct.agentStart.IsZero():
+				res.Errors = append(res.Errors, fmt.Sprintf("%s: did not reach the agent after the shipper (shipper done %v, agent at %v)", from, ct.ok.Load(), ct.agentStart))
+			default:
+				res.Completed++
+				resume = append(resume, ms(ct.agentStart.Sub(ct.shipperGone)))
+				if !ct.firstDigit.IsZero() && !ct.shipperUp.IsZero() {
+					dtmf = append(dtmf, ms(ct.firstDigit.Sub(ct.shipperUp)))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.Seconds = time.Since(start).Seconds()
+	res.SetupRate = float64(n) / res.Seconds
+	res.ResumeP50, res.ResumeP95, res.ResumeP99 = pct(resume, 50), pct(resume, 95), pct(resume, 99)
+	res.DTMFP50, res.DTMFP99 = pct(dtmf, 50), pct(dtmf, 99)
+	if len(res.Errors) > 10 {
+		res.Errors = append(res.Errors[:10], fmt.Sprintf("... and %d more", len(res.Errors)-10))
+	}
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func pct(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+func (r *compareReport) print() {
+	fmt.Printf("\n%d transfers per side, concurrency %d, %.0f calls/s offered\n\n", r.Calls, r.Concurrency, r.Rate)
+	fmt.Printf("%-9s %9s %8s %9s %9s %9s %9s %9s %12s %12s %9s\n", "side", "completed", "calls/s",
+		"resume50", "resume95", "resume99", "dtmf50", "dtmf99", "ast cpu/1k", "af cpu/1k", "redis rt")
+	for _, s := range r.Sides {
+		fmt.Printf("%-9s %5d/%-4d %8.1f %7.1fms %7.1fms %7.1fms %7.1fms %7.1fms %11.1fs %11.1fs %9.1f\n",
+			s.Name, s.Completed, s.Calls, s.SetupRate, s.ResumeP50, s.ResumeP95, s.ResumeP99,
+			s.DTMFP50, s.DTMFP99, s.AsteriskCPUPer1000, s.AriflowCPUPer1000, s.RedisTripsPerCall)
+		for _, e := range s.Errors {
+			fmt.Printf("    error: %s\n", e)
+		}
+	}
+	fmt.Printf("\nariflow peak RSS %.1f MB; after the run: %d channels, %d bridges, %d Redis keys, %+d goroutines\n",
+		r.AriflowPeakRSS, r.Leaks.Channels, r.Leaks.Bridges, r.Leaks.RedisKeys, r.Leaks.Goroutines)
+}
+
+func fetchProfile(addr string, secs int, path string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}

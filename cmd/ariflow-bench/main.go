@@ -1,0 +1,123 @@
+// Command ariflow-bench measures ariflow's Transfer to phone number block
+// against the same transfer written in plain dialplan
+// (Dial(...,gD(digits)) then the next priority), on the same PBX in one
+// run, and soaks ariflow with mixed outcomes. It needs a running test stack
+// (e2e/stack.sh up --no-ariflow); it starts ariflow itself.
+//
+//	ariflow-bench -calls 300 -concurrency 100 -rate 50 -json bench.json
+//	ariflow-bench -soak 10m -concurrency 100
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/ariflow/ariflow/e2e"
+)
+
+type options struct {
+	calls       int
+	concurrency int
+	rate        float64
+	answerAfter time.Duration
+	hold        time.Duration
+	soak        time.Duration
+	jsonOut     string
+	repo        string
+	profile     string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.calls, "calls", 200, "transfers per side")
+	flag.IntVar(&o.concurrency, "concurrency", 50, "calls in progress at once")
+	flag.Float64Var(&o.rate, "rate", 40, "new calls per second")
+	flag.DurationVar(&o.answerAfter, "answer-after", 200*time.Millisecond, "the shipper rings this long before answering")
+	flag.DurationVar(&o.hold, "hold", time.Second, "the shipper talks this long after the last digit")
+	flag.DurationVar(&o.soak, "soak", 0, "run the soak for this long instead of the comparison")
+	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON here")
+	flag.StringVar(&o.repo, "repo", ".", "the ariflow repository (for building ariflow and its flows)")
+	flag.StringVar(&o.profile, "cpuprofile", "", "write ariflow's CPU profile during the ariflow side here")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "ariflow-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	s, err := e2e.LoadStack()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "ariflow-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin, err := e2e.BuildAriflow(o.repo, tmp)
+	if err != nil {
+		return err
+	}
+	s.Env["ARIFLOW_STACK_ARIFLOW_BIN"] = bin
+	// Native Dial sends the digits at answer; compare like with like.
+	os.Setenv("ARIFLOW_DTMF_DELAY", "0s")
+	os.Setenv("ARIFLOW_LOG_LEVEL", "info")
+	if o.profile != "" {
+		os.Setenv("ARIFLOW_PPROF", "1")
+	}
+	af, err := e2e.StartAriflow(ctx, s, filepath.Join(o.repo, "e2e/testdata/bench"), "ariflow-bench.log")
+	if err != nil {
+		return err
+	}
+	defer af.Proxy.Close()
+	defer af.Stop()
+	carrier, err := e2e.NewCarrier(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer carrier.Close()
+	carrier.Start(ctx)
+
+	if o.soak > 0 {
+		rep, err := soak(ctx, o, s, af, carrier)
+		if rep != nil {
+			rep.print()
+			if werr := writeJSON(o.jsonOut, rep); werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if rep.WrongBranches > 0 || rep.Leaks.any() {
+			return fmt.Errorf("soak failed: %d wrong branches, leaks %+v", rep.WrongBranches, rep.Leaks)
+		}
+		return nil
+	}
+	rep, err := compare(ctx, o, s, af, carrier)
+	if err != nil {
+		return err
+	}
+	rep.print()
+	return writeJSON(o.jsonOut, rep)
+}
+
+func writeJSON(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

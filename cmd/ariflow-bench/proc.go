@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/ariflow/ariflow/e2e"
+)
+
+// cpuSeconds is a process's user+system CPU time from /proc.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which may hold spaces: state is 3rd.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// peakRSSMB is VmHWM, the process's peak resident set.
+func peakRSSMB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// asteriskPid finds the PBX's Asterisk: the child of the unshare process
+// whose PID the stack recorded.
+func asteriskPid(s *e2e.Stack) (int, error) {
+	b, err := os.ReadFile(s.Env["ARIFLOW_STACK_DIR"] + "/pbx.pid")
+	if err != nil {
+		return 0, fmt.Errorf("PBX pid: %w", err)
+	}
+	pid := strings.TrimSpace(string(b))
+	kids, err := os.ReadFile("/proc/" + pid + "/task/" + pid + "/children")
+	if err != nil {
+		return 0, fmt.Errorf("PBX Asterisk process: %w", err)
+	}
+	f := strings.Fields(string(kids))
+	if len(f) == 0 {
+		return 0, fmt.Errorf("PBX Asterisk process not found under %s", pid)
+	}
+	return strconv.Atoi(f[0])
+}
+
+// redisCommands is Redis's count of commands processed.
+func redisCommands(ctx context.Context, s *e2e.Stack) int64 {
+	info, err := s.RDB.Info(ctx, "stats").Result()
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}

@@ -1,0 +1,119 @@
+package controller
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/CyCoreSystems/ari/v6"
+)
+
+// ARI messages as Asterisk 22 sends them (trimmed).
+var sampleEvents = map[string]string{
+	"StasisStart":          `{"type":"StasisStart","timestamp":"2026-11-24T20:47:42.006+0000","args":["+4930555000"],"channel":{"id":"pbx-1.0","name":"PJSIP/trunk-00000000","state":"Ring","protocol_id":"abc","caller":{"name":"Caller","number":"+4917612345678"},"connected":{"name":"","number":""},"accountcode":"","dialplan":{"context":"from-trunk","exten":"+4930555000","priority":2,"app_name":"Stasis","app_data":"ariflow,+4930555000"},"creationtime":"2026-11-24T20:47:42.001+0000","language":"en"},"asterisk_id":"02:00:00:a1:f1:01","application":"ariflow"}`,
+	"StasisEnd":            `{"type":"StasisEnd","timestamp":"2026-11-24T20:47:50.473+0000","channel":{"id":"pbx-1.0","name":"PJSIP/trunk-00000000","state":"Up"},"application":"ariflow"}`,
+	"ChannelDestroyed":     `{"type":"ChannelDestroyed","timestamp":"2026-11-24T20:47:50.473+0000","cause":17,"cause_txt":"User busy","channel":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Down"},"application":"ariflow"}`,
+	"ChannelHangupRequest": `{"type":"ChannelHangupRequest","timestamp":"2026-11-24T20:47:48.736+0000","soft":true,"cause":16,"channel":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Up"},"application":"ariflow"}`,
+	"ChannelStateChange":   `{"type":"ChannelStateChange","timestamp":"2026-11-24T20:47:45.928+0000","channel":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Up"},"application":"ariflow"}`,
+	"ChannelDtmfReceived":  `{"type":"ChannelDtmfReceived","timestamp":"2026-11-24T20:47:45.117+0000","digit":"4","duration_ms":120,"channel":{"id":"pbx-1.0","name":"PJSIP/trunk-00000000","state":"Up"},"application":"ariflow"}`,
+	"Dial":                 `{"type":"Dial","timestamp":"2026-11-24T20:47:45.928+0000","dialstatus":"ANSWER","dialstring":"+4930123456@trunk","peer":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Up"},"application":"ariflow"}`,
+	"PlaybackFinished":     `{"type":"PlaybackFinished","timestamp":"2026-11-24T20:47:43.810+0000","playback":{"id":"pb-1","media_uri":"sound:dir-welcome","target_uri":"channel:pbx-1.0","language":"en","state":"done"},"application":"ariflow"}`,
+}
+
+// The lean decoder must give what the library's gives, in the fields
+// ariflow reads.
+func TestDecodeEventMatchesLibrary(t *testing.T) {
+	for typ, raw := range sampleEvents {
+		t.Run(typ, func(t *testing.T) {
+			got, err := decodeEvent([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ari.DecodeEvent([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reflect.TypeOf(got) != reflect.TypeOf(want) {
+				t.Fatalf("type %T, library gives %T", got, want)
+			}
+			if got.GetType() != want.GetType() || got.GetApplication() != want.GetApplication() {
+				t.Errorf("envelope differs: %s/%s vs %s/%s", got.GetType(), got.GetApplication(), want.GetType(), want.GetApplication())
+			}
+			if !reflect.DeepEqual(keyIDs(got), keyIDs(want)) {
+				t.Errorf("keys %v, library gives %v", keyIDs(got), keyIDs(want))
+			}
+			switch g := got.(type) {
+			case *ari.StasisStart:
+				w := want.(*ari.StasisStart)
+				if !reflect.DeepEqual(g.Args, w.Args) || g.Channel.Caller.Number != w.Channel.Caller.Number || g.Channel.Name != w.Channel.Name {
+					t.Errorf("got %+v, want %+v", g, w)
+				}
+			case *ari.ChannelDestroyed:
+				w := want.(*ari.ChannelDestroyed)
+				if g.Cause != w.Cause || g.CauseTxt != w.CauseTxt {
+					t.Errorf("cause %d %q, want %d %q", g.Cause, g.CauseTxt, w.Cause, w.CauseTxt)
+				}
+			case *ari.ChannelHangupRequest:
+				if g.Cause != want.(*ari.ChannelHangupRequest).Cause {
+					t.Errorf("cause %d", g.Cause)
+				}
+			case *ari.ChannelStateChange:
+				if g.Channel.State != want.(*ari.ChannelStateChange).Channel.State {
+					t.Errorf("state %q", g.Channel.State)
+				}
+			case *ari.ChannelDtmfReceived:
+				if g.Digit != want.(*ari.ChannelDtmfReceived).Digit {
+					t.Errorf("digit %q", g.Digit)
+				}
+			case *ari.Dial:
+				if g.Dialstatus != want.(*ari.Dial).Dialstatus {
+					t.Errorf("dialstatus %q", g.Dialstatus)
+				}
+			case *ari.PlaybackFinished:
+				if g.Playback != want.(*ari.PlaybackFinished).Playback {
+					t.Errorf("playback %+v", g.Playback)
+				}
+			}
+		})
+	}
+}
+
+func keyIDs(ev ari.Event) []string {
+	var ids []string
+	for _, k := range ev.Keys() {
+		ids = append(ids, k.Kind+":"+k.ID)
+	}
+	return ids
+}
+
+func TestDecodeEventFallsBackForOtherTypes(t *testing.T) {
+	ev, err := decodeEvent([]byte(`{"type":"BridgeCreated","bridge":{"id":"br-1"},"application":"ariflow"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ev.(*ari.BridgeCreated); !ok {
+		t.Fatalf("got %T", ev)
+	}
+	if _, err := decodeEvent([]byte(`{"type":`)); err == nil {
+		t.Error("broken JSON decoded")
+	}
+}
+
+func BenchmarkDecodeEvent(b *testing.B) {
+	raw := []byte(sampleEvents["StasisStart"])
+	b.Run("ariflow", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeEvent(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("library", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ari.DecodeEvent(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
