@@ -19,9 +19,11 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	if err != nil {
 		return "", fmt.Errorf("agent endpoint: %w", err)
 	}
-	ep, isNumber, err := flows.ParseAgentEndpoint(raw, c.app.cfg.DefaultRegion)
-	if err != nil {
-		return "", err
+	ep, isNumber := raw, raw != "" && (raw[0] == '+' || raw[0] >= '0' && raw[0] <= '9')
+	if t.Endpoint.Ref != nil { // literals were checked at load
+		if ep, isNumber, err = flows.ParseAgentEndpoint(raw, c.app.cfg.DefaultRegion); err != nil {
+			return "", err
+		}
 	}
 	l := leg{dial: ep, number: ep}
 	if isNumber {

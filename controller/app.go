@@ -223,19 +223,21 @@ func statusCode(err error) int {
 	return 0
 }
 
-// createRequest is ARI's channels/create body. The library's version has
-// no variables, which spares four requests per transfer.
-type createRequest struct {
+// originateRequest is ARI's originate body; the library's has no
+// variables, which spares requests per transfer.
+type originateRequest struct {
 	Endpoint   string            `json:"endpoint"`
 	App        string            `json:"app"`
 	AppArgs    string            `json:"appArgs,omitempty"`
 	ChannelID  string            `json:"channelId"`
 	Originator string            `json:"originator,omitempty"`
+	CallerID   string            `json:"callerId,omitempty"`
+	Timeout    int               `json:"timeout"`
 	Variables  map[string]string `json:"variables,omitempty"`
 }
 
-func (a *App) createChannel(ctx context.Context, req createRequest) error {
-	return a.do(ctx, http.MethodPost, "/channels/create", req)
+func (a *App) originate(ctx context.Context, req originateRequest) error {
+	return a.do(ctx, http.MethodPost, "/channels", req)
 }
 
 // addToBridge adds channels to a bridge in one request (the query

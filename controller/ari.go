@@ -27,11 +27,6 @@ func (a *App) stopRing(ctx context.Context, id string) error {
 	return a.do(ctx, http.MethodDelete, chanPath(id)+"/ring", nil)
 }
 
-func (a *App) dial(ctx context.Context, id string, timeout time.Duration) error {
-	q := url.Values{"timeout": {strconv.Itoa(int(timeout / time.Second))}}
-	return a.do(ctx, http.MethodPost, chanPath(id)+"/dial?"+q.Encode(), nil)
-}
-
 func (a *App) play(ctx context.Context, id, playbackID, media string) error {
 	q := url.Values{"media": {media}}
 	return a.do(ctx, http.MethodPost, chanPath(id)+"/play/"+url.PathEscape(playbackID)+"?"+q.Encode(), nil)

@@ -68,7 +68,7 @@ func (c *call) resolveLeg(t *flows.TransferToPhoneNumber) (leg, error) {
 	if err != nil {
 		return leg{}, fmt.Errorf("number: %w", err)
 	}
-	number, err := flows.NormalizeNumber(raw, c.app.cfg.DefaultRegion)
+	number, err := c.checked(t.Number, raw, c.normalizeNumber)
 	if err != nil {
 		return leg{}, fmt.Errorf("number: %w", err)
 	}
@@ -89,7 +89,7 @@ func (c *call) resolveLeg(t *flows.TransferToPhoneNumber) (leg, error) {
 		if err != nil {
 			return leg{}, fmt.Errorf("dtmf: %w", err)
 		}
-		if l.digits, err = flows.ParseDTMF(s); err != nil {
+		if l.digits, err = c.checked(t.DTMF, s, flows.ParseDTMF); err != nil {
 			return leg{}, fmt.Errorf("dtmf: %w", err)
 		}
 		// ',' is Amazon Connect's pause; Asterisk's is 'w' (500 ms).
@@ -100,7 +100,7 @@ func (c *call) resolveLeg(t *flows.TransferToPhoneNumber) (leg, error) {
 		if err != nil {
 			return leg{}, fmt.Errorf("caller_id_number: %w", err)
 		}
-		if l.cidNum, err = flows.NormalizeNumber(s, c.app.cfg.DefaultRegion); err != nil {
+		if l.cidNum, err = c.checked(t.CallerIDNumber, s, c.normalizeNumber); err != nil {
 			return leg{}, fmt.Errorf("caller_id_number: %w", err)
 		}
 	}
@@ -115,6 +115,20 @@ func (c *call) resolveLeg(t *flows.TransferToPhoneNumber) (leg, error) {
 		l.cidName = s
 	}
 	return l, nil
+}
+
+// checked validates a value that came from an attribute. Literals were
+// validated and normalised when the flow was loaded, so they are used as
+// they are; checking them again per call is measurable CPU under load.
+func (c *call) checked(v flows.Value, raw string, check func(string) (string, error)) (string, error) {
+	if v.Ref == nil {
+		return raw, nil
+	}
+	return check(raw)
+}
+
+func (c *call) normalizeNumber(raw string) (string, error) {
+	return flows.NormalizeNumber(raw, c.app.cfg.DefaultRegion)
 }
 
 // dialString fills the trunk template; number is already validated.
@@ -162,69 +176,46 @@ func (c *call) connect(ctx context.Context, l leg) (TransferResult, error) {
 	return c.awaitAnswer(ctx, l, res, time.Now(), plog)
 }
 
-// dialLeg creates the bridge and the outbound channel and dials it. Only
-// the channel is on the path to the far end's phone ringing: the bridge is
-// created alongside, and the caller's ringback is sent without waiting.
+// dialLeg creates the bridge and originates the outbound leg into our
+// app. One request starts the far end ringing: the leg enters Stasis only
+// once answered (its StasisStart is the answer), and its Dial and
+// ChannelDestroyed events reach us before that because the app is
+// subscribed to it. The bridge is created alongside, and the caller's
+// ringback is sent without waiting.
 func (c *call) dialLeg(ctx context.Context, l leg) error {
 	a := c.app
 	bridgeDone := make(chan error, 1)
 	go func() {
 		bridgeDone <- a.createBridge(ctx, c.rec.Bridge, "ariflow-"+c.id)
 	}()
-	// The far end sees the outbound channel's connected line as From and
-	// P-Asserted-Identity; it is set at creation (and caller ID, for logs
-	// and CDRs) rather than copied from the caller by Dial.
-	vars := map[string]string{}
+	// The far end sees the leg's connected line as From and
+	// P-Asserted-Identity: set it here rather than let it be copied from
+	// the caller. Name and number are validated; neither holds a quote.
+	req := originateRequest{
+		Endpoint: l.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
+		ChannelID: c.rec.Outbound, Originator: c.id, Timeout: int(l.timeout / time.Second),
+		Variables: map[string]string{},
+	}
+	if l.cidNum != "" || l.cidName != "" {
+		req.CallerID = fmt.Sprintf("\"%s\" <%s>", l.cidName, l.cidNum)
+	}
 	if l.cidNum != "" {
-		vars["CALLERID(num)"], vars["CONNECTEDLINE(num,i)"] = l.cidNum, l.cidNum
+		req.Variables["CONNECTEDLINE(num,i)"] = l.cidNum
 	}
 	if l.cidName != "" {
-		vars["CALLERID(name)"], vars["CONNECTEDLINE(name,i)"] = l.cidName, l.cidName
+		req.Variables["CONNECTEDLINE(name,i)"] = l.cidName
 	}
-	err := a.createChannel(ctx, createRequest{
-		Endpoint: l.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
-		ChannelID: c.rec.Outbound, Originator: c.id, Variables: vars,
-	})
+	err := a.originate(ctx, req)
 	if berr := <-bridgeDone; err == nil {
 		err = berr
 	}
 	if err != nil {
 		return err
 	}
-	// Until its StasisStart the new channel is not in our app, and ARI
-	// refuses (409) to dial it.
-	if err := c.awaitLegStasis(ctx); err != nil {
-		return err
-	}
 	go func() {
 		_ = a.ring(context.WithoutCancel(ctx), c.id)
 	}()
-	return a.dial(ctx, c.rec.Outbound, l.timeout)
-}
-
-// awaitLegStasis waits for the outbound channel to enter the app.
-func (c *call) awaitLegStasis(ctx context.Context) error {
-	guard := time.NewTimer(c.app.cfg.RESTTimeout)
-	defer guard.Stop()
-	for {
-		ev, err := c.next(ctx, guard.C)
-		if errors.Is(err, errTimeout) {
-			return errors.New("outbound channel never entered Stasis")
-		}
-		if err != nil {
-			return err
-		}
-		switch e := ev.(type) {
-		case *ari.StasisStart:
-			if e.Channel.ID == c.rec.Outbound {
-				return nil
-			}
-		case *ari.ChannelDestroyed:
-			if e.Channel.ID == c.rec.Outbound {
-				return fmt.Errorf("outbound channel gone before dialling (cause %d %s)", e.Cause, e.CauseTxt)
-			}
-		}
-	}
+	return nil
 }
 
 // forgetLeg stops tracking an outbound leg that is hanging up by itself,
@@ -277,29 +268,31 @@ func (c *call) awaitAnswer(ctx context.Context, l leg, res TransferResult, start
 			return res, err
 		}
 		switch e := ev.(type) {
+		case *ari.StasisStart:
+			// An originated leg enters the app when it is answered.
+			if e.Channel.ID == c.rec.Outbound {
+				return c.bridged(ctx, l, res, started, plog)
+			}
 		case *ari.Dial:
 			if e.Peer.ID != c.rec.Outbound {
 				continue
 			}
-			switch o := OutcomeForDialStatus(e.Dialstatus); o {
-			case OutcomeSuccess:
-				return c.bridged(ctx, l, res, started, plog)
-			case "":
-			default:
+			// ANSWER is followed by StasisStart, which is when the leg
+			// can be bridged; only failures matter here.
+			if o := OutcomeForDialStatus(e.Dialstatus); o != "" && o != OutcomeSuccess {
 				failed = o
-			}
-		case *ari.ChannelStateChange:
-			if e.Channel.ID == c.rec.Outbound && e.Channel.State == "Up" {
-				return c.bridged(ctx, l, res, started, plog)
 			}
 		case *ari.ChannelDestroyed:
 			if e.Channel.ID != c.rec.Outbound {
 				continue
 			}
 			res.Cause, res.RingTime = e.Cause, time.Since(started)
-			res.Outcome = failed
-			if res.Outcome == "" {
-				res.Outcome = OutcomeForCause(e.Cause)
+			// The cause is precise; an originated leg's DIALSTATUS is not
+			// (a 404 shows as NOANSWER), so it only fills in for a cause
+			// that says nothing.
+			res.Outcome = OutcomeForCause(e.Cause)
+			if (e.Cause == 0 || e.Cause == CauseNormalClearing) && failed != "" {
+				res.Outcome = failed
 			}
 			plog.WithFields(logrus.Fields{"phase": "not-answered", "outcome": res.Outcome, "cause": e.Cause, "cause_text": e.CauseTxt}).Info("transfer")
 			c.dropLeg(ctx)
