@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisStore keeps one key per call (a JSON record with a TTL, so that a
-// crashed process leaves nothing forever) and a set of active call IDs.
-// Each Save is one round trip.
+// RedisStore keeps one key per call: a JSON record with a TTL, so that a
+// crashed process leaves nothing forever. Save and Delete are one command
+// each; listing the active calls (only after a reconnect) scans the keys.
 type RedisStore struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -27,20 +28,14 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, ttl time.Duration) 
 }
 
 func (s *RedisStore) key(id string) string { return s.prefix + ":call:" + id }
-func (s *RedisStore) setKey() string       { return s.prefix + ":calls" }
 
-// Save writes the record and indexes it, in one pipeline.
+// Save writes the record.
 func (s *RedisStore) Save(ctx context.Context, rec *CallRecord) error {
 	b, err := EncodeRecord(rec)
 	if err != nil {
 		return err
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.key(rec.CallID), b, s.ttl)
-		p.SAdd(ctx, s.setKey(), rec.CallID)
-		return nil
-	})
-	if err != nil {
+	if err := s.rdb.Set(ctx, s.key(rec.CallID), b, s.ttl).Err(); err != nil {
 		return fmt.Errorf("save call %s: %w", rec.CallID, err)
 	}
 	return nil
@@ -58,20 +53,21 @@ func (s *RedisStore) Load(ctx context.Context, callID string) (*CallRecord, erro
 }
 
 func (s *RedisStore) Delete(ctx context.Context, callID string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.key(callID))
-		p.SRem(ctx, s.setKey(), callID)
-		return nil
-	})
-	if err != nil {
+	if err := s.rdb.Del(ctx, s.key(callID)).Err(); err != nil {
 		return fmt.Errorf("delete call %s: %w", callID, err)
 	}
 	return nil
 }
 
+// Active lists the call IDs that have a record.
 func (s *RedisStore) Active(ctx context.Context) ([]string, error) {
-	ids, err := s.rdb.SMembers(ctx, s.setKey()).Result()
-	if err != nil {
+	prefix := s.key("")
+	var ids []string
+	iter := s.rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	for iter.Next(ctx) {
+		ids = append(ids, strings.TrimPrefix(iter.Val(), prefix))
+	}
+	if err := iter.Err(); err != nil {
 		return nil, fmt.Errorf("list active calls: %w", err)
 	}
 	return ids, nil

@@ -80,12 +80,9 @@ func (s *Stack) Leftovers(ctx context.Context) (chans, bridges, keys []string, e
 	for _, k := range bk {
 		bridges = append(bridges, k.ID)
 	}
-	keys, err = s.RDB.Keys(ctx, "ariflow:call:*").Result()
+	keys, err = s.RDB.Keys(ctx, "ariflow:*").Result()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("redis keys: %w", err)
-	}
-	if n, _ := s.RDB.SCard(ctx, "ariflow:calls").Result(); n > 0 {
-		keys = append(keys, fmt.Sprintf("ariflow:calls (%d members)", n))
 	}
 	return chans, bridges, keys, nil
 }
