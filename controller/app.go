@@ -180,6 +180,7 @@ func (a *App) register(c *call, ids ...string) {
 	for _, id := range ids {
 		if id != "" {
 			a.owners[id] = c
+			c.owned = append(c.owned, id)
 		}
 	}
 	a.mu.Unlock()

@@ -29,7 +29,8 @@ type call struct {
 	rec    CallRecord
 	events chan ari.Event
 	log    *logrus.Entry
-	gone   bool // the caller's channel has left Stasis
+	gone   bool     // the caller's channel has left Stasis
+	owned  []string // IDs registered for this call; guarded by app.mu
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -79,6 +80,7 @@ func (a *App) launch(ctx context.Context, c *call, body func(context.Context) er
 	}
 	a.calls[c.id] = c
 	a.owners[c.id] = c
+	c.owned = append(c.owned, c.id)
 	a.mu.Unlock()
 	a.metrics.ActiveCalls.Inc()
 	a.wg.Add(1)
@@ -116,7 +118,7 @@ func (c *call) runNew(ctx context.Context) error {
 		return c.failCall(ctx, fmt.Errorf("no flow has entry %q", c.rec.Attributes[flows.NSSystem][flows.SysDialedNumber]))
 	}
 	c.log = c.log.WithFields(logrus.Fields{"flow": c.flow.Name, "version": c.flow.Version})
-	c.log.Info("call entered flow")
+	c.log.WithField("caller", c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber]).Info("call entered flow")
 	c.app.metrics.Calls.Inc()
 	if err := c.answer(ctx); err != nil {
 		return err
@@ -233,17 +235,24 @@ func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, e
 	if c.gone {
 		return nil, ErrCallerGone
 	}
-	select {
-	case ev := <-c.events:
-		if c.callerGone(ev) {
-			c.gone = true
-			return ev, ErrCallerGone
+	for {
+		select {
+		case ev := <-c.events:
+			if _, ok := ev.(*checkChannels); ok {
+				if ev = c.verifyChannels(ctx); ev == nil {
+					continue
+				}
+			}
+			if c.callerGone(ev) {
+				c.gone = true
+				return ev, ErrCallerGone
+			}
+			return ev, nil
+		case <-timeout:
+			return nil, errTimeout
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return ev, nil
-	case <-timeout:
-		return nil, errTimeout
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 
@@ -278,8 +287,8 @@ func (c *call) finish(ctx context.Context, err error) {
 	}
 	a.mu.Lock()
 	delete(a.calls, c.id)
-	for id, o := range a.owners {
-		if o == c {
+	for _, id := range c.owned {
+		if a.owners[id] == c {
 			delete(a.owners, id)
 		}
 	}

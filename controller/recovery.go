@@ -32,25 +32,20 @@ func (a *App) reconcile(ctx context.Context) {
 		present[k.ID] = true
 	}
 
-	// Our own calls: tell each about the channels it lost, callers and
-	// outbound legs alike.
-	type lost struct {
-		c  *call
-		id string
-	}
-	var gone []lost
+	// Our own calls: each checks its own channels, in its own goroutine,
+	// so that a leg it is creating right now is not taken for lost.
 	a.mu.Lock()
+	local := make([]*call, 0, len(a.calls))
+	for _, c := range a.calls {
+		local = append(local, c)
+	}
 	owned := make(map[string]bool, len(a.owners))
-	for id, c := range a.owners {
+	for id := range a.owners {
 		owned[id] = true
-		isChannel := id == c.id || strings.HasPrefix(id, "ariflow-leg-")
-		if isChannel && !present[id] {
-			gone = append(gone, lost{c, id})
-		}
 	}
 	a.mu.Unlock()
-	for _, g := range gone {
-		g.c.deliver(&ari.ChannelDestroyed{Channel: ari.ChannelData{ID: g.id}, Cause: CauseNormalClearing, CauseTxt: "lost while disconnected"})
+	for _, c := range local {
+		c.deliver(&checkChannels{})
 	}
 
 	// Calls in the store that no goroutine runs: adopt or clean up.
@@ -107,6 +102,26 @@ func (a *App) reconcile(ctx context.Context) {
 	}
 	a.log.WithFields(logrus.Fields{"channels": len(chans), "adopted": adopted, "cleaned": cleaned,
 		"orphan_legs": orphans, "took": time.Since(start).Round(time.Millisecond)}).Info("reconciled")
+}
+
+// checkChannels asks a call to verify that its channels still exist: an
+// event about them may have been lost while the websocket was down.
+type checkChannels struct{ ari.EventData }
+
+func (*checkChannels) Keys() ari.Keys { return nil }
+
+// verifyChannels returns the ChannelDestroyed the call missed, if any.
+func (c *call) verifyChannels(ctx context.Context) ari.Event {
+	for _, id := range []string{c.id, c.rec.Outbound} {
+		if id == "" {
+			continue
+		}
+		if ok, err := c.app.channelExists(ctx, id); err == nil && !ok {
+			c.log.WithField("lost", id).Info("channel ended while the websocket was down")
+			return &ari.ChannelDestroyed{Channel: ari.ChannelData{ID: id}, Cause: CauseNormalClearing, CauseTxt: "ended while disconnected"}
+		}
+	}
+	return nil
 }
 
 // adopt runs a call another process (or this one, before a restart) left

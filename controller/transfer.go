@@ -20,7 +20,7 @@ type leg struct {
 	dial    string // dial string from the trunk template
 	number  string // E.164, or the endpoint for agents
 	timeout time.Duration
-	dtmf    string // ARI form: ',' already turned into 'w'
+	dtmf    string // still to send; ',' is a pause
 	digits  string // as configured, for the record
 	cidNum  string
 	cidName string
@@ -92,8 +92,7 @@ func (c *call) resolveLeg(t *flows.TransferToPhoneNumber) (leg, error) {
 		if l.digits, err = c.checked(t.DTMF, s, flows.ParseDTMF); err != nil {
 			return leg{}, fmt.Errorf("dtmf: %w", err)
 		}
-		// ',' is Amazon Connect's pause; Asterisk's is 'w' (500 ms).
-		l.dtmf = strings.ReplaceAll(l.digits, ",", "w")
+		l.dtmf = l.digits
 	}
 	if !t.CallerIDNumber.IsZero() {
 		s, err := flows.Resolve(t.CallerIDNumber, attrs)
@@ -333,11 +332,15 @@ func (c *call) bridged(ctx context.Context, l leg, res TransferResult, started t
 // talk waits, with caller and far end bridged, for one of them to hang up,
 // sending the digits after the configured delay.
 func (c *call) talk(ctx context.Context, l leg, res TransferResult, answered time.Time, plog *logrus.Entry) (TransferResult, error) {
-	a := c.app
-	var dtmfTimer *time.Timer
+	// Digits go one request each, paced by a timer here: a string handed
+	// to Asterisk whole is played out by the leg's own thread, which then
+	// answers a hangup only once it is done (seconds, with pauses).
+	pending := l.dtmf
+	var sent strings.Builder
 	var dtmfC <-chan time.Time
-	if l.dtmf != "" {
-		dtmfTimer = time.NewTimer(a.cfg.DTMFDelay)
+	var dtmfTimer *time.Timer
+	if pending != "" {
+		dtmfTimer = time.NewTimer(c.app.cfg.DTMFDelay)
 		defer dtmfTimer.Stop()
 		dtmfC = dtmfTimer.C
 	}
@@ -345,17 +348,14 @@ func (c *call) talk(ctx context.Context, l leg, res TransferResult, answered tim
 		ev, err := c.next(ctx, dtmfC)
 		switch {
 		case errors.Is(err, errTimeout):
-			dtmfC = nil
-			err := a.sendDTMF(ctx, c.rec.Outbound, l.dtmf, 100*time.Millisecond, 100*time.Millisecond)
-			if err != nil {
-				plog.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
-				continue
+			pending, dtmfC = c.sendNextDigit(ctx, pending, &sent, dtmfTimer, plog)
+			if pending == "" {
+				res.Digits = sent.String()
+				plog.WithFields(logrus.Fields{"phase": "dtmf", "digits": sent.Len()}).Info("transfer")
 			}
-			res.Digits = l.digits
-			plog.WithFields(logrus.Fields{"phase": "dtmf", "digits": len(l.digits)}).Info("transfer")
 			continue
 		case errors.Is(err, ErrCallerGone):
-			res.TalkTime = time.Since(answered)
+			res.TalkTime, res.Digits = time.Since(answered), sent.String()
 			plog.WithField("phase", "caller-hangup-bridged").Info("transfer")
 			c.dropLeg(ctx)
 			return res, ErrCallerGone
@@ -366,9 +366,39 @@ func (c *call) talk(ctx context.Context, l leg, res TransferResult, answered tim
 		if !gone {
 			continue
 		}
-		res.TalkTime = time.Since(answered)
+		res.TalkTime, res.Digits = time.Since(answered), sent.String()
 		return c.farEndGone(ctx, l, res, cause, plog)
 	}
+}
+
+// DTMF pacing: each tone lasts dtmfTone and is followed by dtmfGap of
+// silence; ',' is a pause of dtmfPause (Amazon Connect's comma).
+const (
+	dtmfTone  = 100 * time.Millisecond
+	dtmfGap   = 100 * time.Millisecond
+	dtmfPause = 500 * time.Millisecond
+)
+
+// sendNextDigit sends (or pauses for) the first character of pending and
+// rearms the timer for the next; it returns what is left and the channel
+// to wait on (nil when done).
+func (c *call) sendNextDigit(ctx context.Context, pending string, sent *strings.Builder, t *time.Timer, plog *logrus.Entry) (string, <-chan time.Time) {
+	ch, rest := pending[0], pending[1:]
+	wait := dtmfTone + dtmfGap
+	if ch == ',' {
+		wait = dtmfPause
+	} else if err := c.app.sendDTMF(ctx, c.rec.Outbound, string(ch), dtmfGap, dtmfTone); err != nil {
+		// The leg is probably hanging up; its events will say so.
+		plog.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
+		return "", nil
+	} else {
+		sent.WriteByte(ch)
+	}
+	if rest == "" {
+		return "", nil
+	}
+	t.Reset(wait)
+	return rest, t.C
 }
 
 // legVanished tells whether the outbound channel no longer exists.

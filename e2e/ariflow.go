@@ -180,7 +180,11 @@ func (a *Ariflow) Ready() bool { return Ready(a.HTTPAddr) }
 // benchmarks must run the code under test, not a stale binary.
 func BuildAriflow(repo, dir string) (string, error) {
 	bin := filepath.Join(dir, "ariflow-under-test")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/ariflow")
+	args := []string{"build", "-o", bin}
+	if os.Getenv("ARIFLOW_E2E_RACE") != "" {
+		args = append(args, "-race") // the race detector on real calls
+	}
+	build := exec.Command("go", append(args, "./cmd/ariflow")...)
 	build.Dir = repo
 	out, err := build.CombinedOutput()
 	if err != nil {

@@ -263,6 +263,23 @@ func TestTransferRaces(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("caller hangs up during a DTMF pause: far end hung up at once", func(t *testing.T) {
+		ctx := callTest(t, 20*time.Second)
+		caller, s, _ := transferToShipper(ctx, t, "+4930555020", shipperDyn) // digits "98,76"
+		_ = s.Answer()
+		if d, err := s.Digits(ctx, 2); err != nil {
+			t.Fatalf("first digits: %q %v", d, err)
+		}
+		hung := time.Now()
+		_ = caller.Hangup()
+		end, err := s.WaitHangup(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := end.Sub(hung); d > time.Second {
+			t.Errorf("far end hung up %v after the caller; the digits still to send must not hold it", d)
+		}
+	})
 	t.Run("caller hangs up while bridged", func(t *testing.T) {
 		ctx := callTest(t, 20*time.Second)
 		caller, s, _ := transferToShipper(ctx, t, "+4930555010", shipper)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,7 +126,12 @@ func soak(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carrier
 	wg.Wait()
 	rep.Seconds = time.Since(start).Seconds()
 	rep.Calls = n.Load()
-	rep.Unexpected = carrier.Unexpected()
+	fateOfMu.Lock()
+	for _, u := range carrier.Unexpected() {
+		_, from, _ := strings.Cut(u, " from ")
+		rep.Unexpected = append(rep.Unexpected, u+" ("+fateOf[from]+")")
+	}
+	fateOfMu.Unlock()
 	rep.WrongBranches += int64(len(rep.Unexpected))
 	if err := s.WaitClean(ctx, 20*time.Second); err != nil {
 		rep.Failures = append(rep.Failures, "after the soak: "+err.Error())
@@ -140,13 +146,20 @@ func soak(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carrier
 	return rep, nil
 }
 
-var soakSeq atomic.Int64
+var (
+	soakSeq  atomic.Int64
+	fateOfMu sync.Mutex
+	fateOf   = map[string]string{} // caller number -> fate, for reports
+)
 
 // soakCall runs one call of a fate and says whether it went as it should.
 func soakCall(ctx context.Context, carrier *e2e.Carrier, f fate) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	from := fmt.Sprintf("+49172%07d", soakSeq.Add(1))
+	fateOfMu.Lock()
+	fateOf[from] = f.name
+	fateOfMu.Unlock()
 	ship := carrier.ExpectFrom(soakShipper, from)
 	var agent <-chan *e2e.Remote
 	if f.agent != "" {
@@ -203,7 +216,11 @@ func (r *soakReport) print() {
 	for _, f := range r.Failures {
 		fmt.Println("  failure:", f)
 	}
-	for _, u := range r.Unexpected {
+	for i, u := range r.Unexpected {
+		if i == 20 {
+			fmt.Printf("  ... and %d more unexpected calls\n", len(r.Unexpected)-20)
+			break
+		}
 		fmt.Println("  unexpected call:", u)
 	}
 }
