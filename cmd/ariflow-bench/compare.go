@@ -58,7 +58,7 @@ type leaks struct {
 	Goroutines int `json:"goroutines_added"`
 }
 
-func (l leaks) any() bool { return l.Channels+l.Bridges+l.RedisKeys > 0 || l.Goroutines > 5 }
+func (l leaks) any() bool { return l.Channels+l.Bridges+l.RedisKeys > 0 || l.Goroutines > 0 }
 
 type compareReport struct {
 	Calls          int       `json:"calls_per_side"`
@@ -94,7 +94,7 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 	if err := s.WaitClean(ctx, 10*time.Second); err != nil {
 		return nil, fmt.Errorf("after warm-up: %w", err)
 	}
-	goroutinesBefore := af.Metric("go_goroutines")
+	goroutinesBefore := callGoroutines(af.HTTPAddr)
 	rep := &compareReport{Calls: o.calls, Concurrency: o.concurrency, Rate: o.rate, When: time.Now().UTC()}
 	for _, sd := range []struct{ name, did string }{{"ariflow", didAriflow}, {"dialplan", didNative}} {
 		astCPU0 := cpuSeconds(astPid)
@@ -135,7 +135,7 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 		return nil, err
 	}
 	rep.Leaks = leaks{Channels: len(ch), Bridges: len(br), RedisKeys: len(keys),
-		Goroutines: int(af.Metric("go_goroutines") - goroutinesBefore)}
+		Goroutines: callGoroutines(af.HTTPAddr) - goroutinesBefore}
 	return rep, nil
 }
 

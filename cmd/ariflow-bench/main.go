@@ -71,9 +71,7 @@ func run(o options) error {
 	// Native Dial sends the digits at answer; compare like with like.
 	os.Setenv("ARIFLOW_DTMF_DELAY", "0s")
 	os.Setenv("ARIFLOW_LOG_LEVEL", "info")
-	if o.profile != "" {
-		os.Setenv("ARIFLOW_PPROF", "1")
-	}
+	os.Setenv("ARIFLOW_PPROF", "1") // profiles, and goroutine stacks for the leak check
 	af, err := e2e.StartAriflow(ctx, s, filepath.Join(o.repo, "e2e/testdata/bench"), "ariflow-bench.log")
 	if err != nil {
 		return err

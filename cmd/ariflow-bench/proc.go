@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -71,4 +73,26 @@ func redisCommands(ctx context.Context, s *e2e.Stack) int64 {
 		}
 	}
 	return 0
+}
+
+// callGoroutines counts ariflow's goroutines that are not HTTP keep-alive
+// connections: those come and go with the connection pool, while a
+// goroutine left by a call would stay.
+func callGoroutines(addr string) int {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=2")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, g := range strings.Split(string(b), "\n\n") {
+		if strings.HasPrefix(g, "goroutine ") && !strings.Contains(g, "net/http.(*persistConn)") {
+			n++
+		}
+	}
+	return n
 }

@@ -110,7 +110,7 @@ type soakReport struct {
 
 func soak(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carrier *e2e.Carrier) (*soakReport, error) {
 	rep := &soakReport{Concurrency: o.concurrency, ByFate: map[string]int64{}}
-	goroutinesBefore := af.Metric("go_goroutines")
+	goroutinesBefore := callGoroutines(af.HTTPAddr)
 	deadline := time.Now().Add(o.soak)
 	var mu sync.Mutex
 	var n atomic.Int64
@@ -157,7 +157,7 @@ func soak(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carrier
 		return rep, err
 	}
 	rep.Leaks = leaks{Channels: len(ch), Bridges: len(br), RedisKeys: len(keys),
-		Goroutines: int(af.Metric("go_goroutines") - goroutinesBefore)}
+		Goroutines: callGoroutines(af.HTTPAddr) - goroutinesBefore}
 	rep.AriflowPeakMB = peakRSSMB(af.Pid())
 	return rep, nil
 }
