@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
@@ -100,7 +101,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 	log.WithFields(cfg.redacted()).WithFields(logrus.Fields{"asterisk": version, "flows_loaded": len(set.Flows)}).Info("ariflow starting")
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), roundTrips)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), roundTrips)
 	app := controller.New(controller.Config{
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
 		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,
