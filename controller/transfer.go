@@ -412,6 +412,8 @@ func (c *call) legVanished(ctx context.Context) bool {
 func (c *call) farEndGone(ctx context.Context, l leg, res TransferResult, cause int, plog *logrus.Entry) (TransferResult, error) {
 	res.Cause = cause
 	plog.WithFields(logrus.Fields{"phase": "far-end-hangup", "cause": cause, "talk_time": res.TalkTime.Round(time.Millisecond)}).Info("transfer")
+	// The leg is already hanging up: no request to hang it up again.
+	c.forgetLeg()
 	if !l.resume {
 		// Resume off: the caller went with the far end; it ends with it.
 		c.dropLeg(ctx)
@@ -420,8 +422,7 @@ func (c *call) farEndGone(ctx context.Context, l leg, res TransferResult, cause 
 	}
 	// No save here: a process that adopts this call with its leg gone
 	// resumes it just the same. Destroying the bridge hands the caller
-	// back to us in Stasis; the leg is already hanging up.
-	c.forgetLeg()
+	// back to us in Stasis.
 	c.dropLeg(ctx)
 	plog.WithField("phase", "resumed").Info("transfer")
 	return res, nil

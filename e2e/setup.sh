@@ -15,5 +15,6 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends ca-certificates "${need[@]}" >/dev/null
 fi
+export PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || { echo "setup: Go 1.26 or newer is required (https://go.dev/dl/)" >&2; exit 1; }
 bash "$here/stack.sh" root

@@ -3,6 +3,7 @@
 # stack (two Asterisk 22, Redis), which is torn down afterwards.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH=$PATH:/usr/local/go/bin
 export ARIFLOW_STACK_DIR=${ARIFLOW_STACK_DIR:-/tmp/ariflow-test-stack}
 export ARIFLOW_STACK_PORT_BASE=${ARIFLOW_STACK_PORT_BASE:-26000}
 export ARIFLOW_STACK_ENV=$ARIFLOW_STACK_DIR/stack.env
@@ -13,13 +14,16 @@ go vet ./...
 echo "== flows: validate the shipped examples"
 go run ./cmd/ariflow validate flows/examples e2e/testdata/flows
 echo "== unit tests"
-go test -count=1 ./flows/... ./controller/... ./cmd/...
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+go test -count=1 -v ./flows/... ./controller/... ./cmd/... >"$out/unit" 2>&1 || { cat "$out/unit"; exit 1; }
+grep -E '^(ok|FAIL|---)' "$out/unit" | grep -v -- '--- PASS' || true
 
 echo "== end-to-end tests (PBX + carrier Asterisk, Redis)"
 bash e2e/stack.sh down >/dev/null 2>&1 || true
 bash e2e/stack.sh up --no-ariflow
 status=0
-ARIFLOW_E2E_REQUIRED=1 go test -count=1 -timeout 20m -v ./e2e/ 2>&1 | tee "$ARIFLOW_STACK_DIR/logs/e2e-test.out" || status=$?
+ARIFLOW_E2E_REQUIRED=1 go test -count=1 -timeout 20m -v ./e2e/ 2>&1 | tee "$out/e2e" || status=$?
 if [ $status -ne 0 ]; then
 	echo "== e2e failed; logs kept in $ARIFLOW_STACK_DIR/logs:"
 	for f in "$ARIFLOW_STACK_DIR"/logs/ariflow-e2e.log "$ARIFLOW_STACK_DIR"/logs/pbx.log; do
@@ -27,6 +31,9 @@ if [ $status -ne 0 ]; then
 		tail -40 "$f" || true
 	done
 	ARIFLOW_STACK_KEEP_LOGS=1 bash e2e/stack.sh down
-	exit 1
+else
+	bash e2e/stack.sh down
 fi
-bash e2e/stack.sh down
+# One closing line for the whole run, subtests included.
+echo "tests: $(cat "$out/unit" "$out/e2e" | grep -c -- '--- PASS') passed, $(cat "$out/unit" "$out/e2e" | grep -c -- '--- FAIL' || true) failed"
+exit $status
