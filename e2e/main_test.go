@@ -106,6 +106,9 @@ func prepareFlows(dir, webhookURL string) error {
 			}
 		}
 	}
+	if err := os.WriteFile(filepath.Join(dir, "outcome.yaml"), []byte(fmt.Sprintf(outcomeFlow, webhookURL)), 0o644); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(dir, "webhook.yaml"), []byte(fmt.Sprintf(webhookFlow, webhookURL)), 0o644)
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -123,6 +124,75 @@ func TestWebhook(t *testing.T) {
 			if err := caller.WaitHangup(ctx); err != nil {
 				t.Fatal(err)
 			}
+		})
+	}
+}
+
+// A transfer's outcome is recorded on the contact for later blocks: here a
+// webhook after the transfer reports what it sees.
+const outcomeFlow = `# Written by the e2e tests: the transfer's outcome, as later blocks see it.
+name: outcome
+version: "1"
+entry: ["+4930555090"]
+start: xfer
+blocks:
+  xfer:
+    type: TransferToPhoneNumber
+    number: "+4930123456"
+    timeout: 5
+    dtmf: "12"
+    branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
+  report:
+    type: InvokeWebhook
+    url: %s
+    branches: {Success: agent, Error: agent}
+  agent:
+    type: TransferToAgent
+    endpoint: "+4930111000"
+`
+
+func TestTransferOutcomeIsRecorded(t *testing.T) {
+	cases := []struct {
+		name string
+		act  func(ctx context.Context, t *testing.T, s *Remote)
+		want map[string]string
+	}{
+		{"busy", func(_ context.Context, _ *testing.T, s *Remote) { _ = s.Reject("busy") },
+			map[string]string{"Status": "call-failed", "Cause": "17", "CauseText": "user busy", "DigitsSent": "", "Number": shipper}},
+		{"answered, digits sent, far end hung up", func(ctx context.Context, t *testing.T, s *Remote) {
+			_ = s.Answer()
+			if d, err := s.Digits(ctx, 2); err != nil {
+				t.Errorf("digits %q: %v", d, err)
+			}
+			_ = s.Hangup()
+		}, map[string]string{"Status": "success", "DigitsSent": "12", "Number": shipper}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := callTest(t, 30*time.Second)
+			webhook.set(200, `{}`, 0)
+			defer webhook.set(200, `{"route":"agent","agent":"+4930111000"}`, 0)
+			from := nextCaller()
+			ship := carrier.Expect(shipper)
+			agent := carrier.ExpectFrom(agentOK, from)
+			caller, err := carrier.Dial(ctx, from, "+4930555090")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.act(ctx, t, recv(ctx, t, ship, "shipper"))
+			a := recv(ctx, t, agent, "agent")
+			attrs, _ := webhook.last()["attributes"].(map[string]any)
+			tr, _ := attrs["Transfer"].(map[string]any)
+			for k, v := range tc.want {
+				if got, _ := tr[k].(string); got != v {
+					t.Errorf("$.Transfer.%s = %q, want %q", k, got, v)
+				}
+			}
+			if _, ok := tr["RingTime"]; !ok {
+				t.Error("$.Transfer.RingTime missing")
+			}
+			a.AnswerAndHangup()
+			_ = caller.WaitHangup(ctx)
 		})
 	}
 }
