@@ -71,7 +71,7 @@ func (a *App) reconcile(ctx context.Context) {
 			a.log.WithError(err).WithField("call_id", id).Warn("reconcile: loading call failed")
 			continue
 		}
-		if present[id] && rec.Phase != PhaseEnded {
+		if present[id] {
 			a.adopt(ctx, rec, present)
 			adopted++
 			continue
@@ -166,9 +166,6 @@ func (a *App) adopt(ctx context.Context, rec *CallRecord, present map[string]boo
 				}
 				c.recordTransfer(TransferResult{Outcome: OutcomeSuccess})
 			}
-			return c.follow(ctx, b, flows.BranchSuccess)
-		case PhaseResuming:
-			c.dropLeg(ctx)
 			return c.follow(ctx, b, flows.BranchSuccess)
 		case PhaseDialing:
 			// What the leg did while nobody watched is unknown: cancel it and

@@ -18,9 +18,7 @@ const (
 	PhaseFlow      Phase = "flow"       // running blocks
 	PhaseDialing   Phase = "dialing"    // outbound leg created, not answered
 	PhaseBridged   Phase = "bridged"    // caller and far end talking
-	PhaseResuming  Phase = "resuming"   // far end gone, caller leaving the bridge
 	PhaseHandedOff Phase = "handed-off" // caller left the flow (resume off, agent)
-	PhaseEnded     Phase = "ended"
 )
 
 // CallRecord is a call's position, as persisted before every side effect

@@ -54,7 +54,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	}{
 		{"realistic", realisticRecord()},
 		{"minimal", &CallRecord{CallID: "c1", Phase: PhaseFlow, Attributes: flows.Attributes{}}},
-		{"nil attributes", &CallRecord{CallID: "c2", Phase: PhaseEnded}},
+		{"nil attributes", &CallRecord{CallID: "c2", Phase: PhaseHandedOff}},
 		{"odd strings", &CallRecord{
 			CallID: "c3", Phase: PhaseDialing, Block: "b\u00e4\"\\\n",
 			Attributes: flows.Attributes{flows.NSAttributes: {"k": "<&>\u2028\x00"}},
@@ -84,12 +84,12 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestRecordWireForm(t *testing.T) {
-	b, err := EncodeRecord(&CallRecord{CallID: "c1", Phase: PhaseResuming})
+	b, err := EncodeRecord(&CallRecord{CallID: "c1", Phase: PhaseBridged})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
-	for _, want := range []string{`"call_id":"c1"`, `"phase":"resuming"`} {
+	for _, want := range []string{`"call_id":"c1"`, `"phase":"bridged"`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("%s lacks %s", s, want)
 		}
