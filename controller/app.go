@@ -259,7 +259,10 @@ func (a *App) do(ctx context.Context, method, path string, body any) error {
 		}
 		rd = bytes.NewReader(b)
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.RESTTimeout)
+	// A request once sent is seen through even when the process is
+	// stopping: a call stops at its next wait, with Asterisk and the
+	// record agreeing on what was done, and another process takes over.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.RESTTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
 	if err != nil {

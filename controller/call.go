@@ -211,7 +211,7 @@ func (c *call) failCall(ctx context.Context, cause error) error {
 
 func (c *call) save(ctx context.Context) error {
 	c.rec.Updated = time.Now()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second) // as in App.do
 	defer cancel()
 	return c.app.store.Save(ctx, &c.rec)
 }

@@ -2,6 +2,11 @@ package e2e
 
 import (
 	"context"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -93,5 +98,32 @@ func TestRestartAdoptsBridgedCall(t *testing.T) {
 	a.AnswerAndHangup()
 	if err := caller.WaitHangup(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The stack refuses to start where it cannot work: here, its ports are
+// taken (by the stack the tests run on).
+func TestStackRefusesTakenPorts(t *testing.T) {
+	u, err := url.Parse(stack.Env["ARIFLOW_STACK_PBX_ARI_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "stack.sh", "up", "--no-ariflow")
+	cmd.Env = append(os.Environ(), "ARIFLOW_STACK_DIR="+dir+"/stack", "ARIFLOW_STACK_PORT_BASE="+strconv.Itoa(port-88))
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		_ = exec.Command("bash", "stack.sh", "down").Run()
+		t.Fatalf("a second stack on the same ports started:\n%s", out)
+	}
+	if !strings.Contains(string(out), "is taken") {
+		t.Errorf("refusal does not say the port is taken:\n%s", out)
+	}
+	if _, err := os.Stat(dir + "/stack/stack.env"); err == nil {
+		t.Error("a refused start left a stack.env behind")
 	}
 }
