@@ -83,6 +83,9 @@ func (a *Ariflow) start(ctx context.Context, logName string) error {
 		cmd.Env = append(cmd.Env, "ARIFLOW_LOG_LEVEL=debug")
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// If the test binary dies (a timeout panic skips TestMain's cleanup),
+	// ariflow goes with it instead of running on.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start ariflow: %w", err)
