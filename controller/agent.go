@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/ariflow/ariflow/flows"
 )
@@ -29,17 +28,9 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	if isNumber {
 		l.dial = dialString(c.app.cfg.DialTemplate, ep)
 	}
-	secs := defaultTransferTimeout
-	if !t.Timeout.IsZero() {
-		s, err := flows.Resolve(t.Timeout, c.rec.Attributes)
-		if err != nil {
-			return "", fmt.Errorf("agent timeout: %w", err)
-		}
-		if secs, err = flows.ParseTimeoutSeconds(s, defaultTransferTimeout, 1, maxTransferTimeout); err != nil {
-			return "", fmt.Errorf("agent timeout: %w", err)
-		}
+	if l.timeout, err = c.ringTimeout(t.Timeout); err != nil {
+		return "", fmt.Errorf("agent %w", err)
 	}
-	l.timeout = time.Duration(secs) * time.Second
 	// The agent sees the caller's number.
 	l.cidNum = c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber]
 	l.cidName = c.rec.Attributes[flows.NSSystem][flows.SysCallerName]

@@ -20,8 +20,7 @@ type leg struct {
 	dial    string // dial string from the trunk template
 	number  string // E.164, or the endpoint for agents
 	timeout time.Duration
-	dtmf    string // still to send; ',' is a pause
-	digits  string // as configured, for the record
+	digits  string // validated DTMF to send after answer; ',' is a pause
 	cidNum  string
 	cidName string
 	resume  bool
@@ -73,17 +72,9 @@ func (c *call) resolveLeg(t *flows.TransferToPhoneNumber) (leg, error) {
 		return leg{}, fmt.Errorf("number: %w", err)
 	}
 	l := leg{number: number, dial: dialString(c.app.cfg.DialTemplate, number), resume: t.Resume}
-	secs := defaultTransferTimeout
-	if !t.Timeout.IsZero() {
-		s, err := flows.Resolve(t.Timeout, attrs)
-		if err != nil {
-			return leg{}, fmt.Errorf("timeout: %w", err)
-		}
-		if secs, err = flows.ParseTimeoutSeconds(s, defaultTransferTimeout, 1, maxTransferTimeout); err != nil {
-			return leg{}, fmt.Errorf("timeout: %w", err)
-		}
+	if l.timeout, err = c.ringTimeout(t.Timeout); err != nil {
+		return leg{}, err
 	}
-	l.timeout = time.Duration(secs) * time.Second
 	if !t.DTMF.IsZero() {
 		s, err := flows.Resolve(t.DTMF, attrs)
 		if err != nil {
@@ -92,7 +83,6 @@ func (c *call) resolveLeg(t *flows.TransferToPhoneNumber) (leg, error) {
 		if l.digits, err = c.checked(t.DTMF, s, flows.ParseDTMF); err != nil {
 			return leg{}, fmt.Errorf("dtmf: %w", err)
 		}
-		l.dtmf = l.digits
 	}
 	if !t.CallerIDNumber.IsZero() {
 		s, err := flows.Resolve(t.CallerIDNumber, attrs)
@@ -128,6 +118,22 @@ func (c *call) checked(v flows.Value, raw string, check func(string) (string, er
 
 func (c *call) normalizeNumber(raw string) (string, error) {
 	return flows.NormalizeNumber(raw, c.app.cfg.DefaultRegion)
+}
+
+// ringTimeout resolves a block's ring timeout: whole seconds, 1 to 600,
+// 30 when left out.
+func (c *call) ringTimeout(v flows.Value) (time.Duration, error) {
+	secs := defaultTransferTimeout
+	if !v.IsZero() {
+		s, err := flows.Resolve(v, c.rec.Attributes)
+		if err != nil {
+			return 0, fmt.Errorf("timeout: %w", err)
+		}
+		if secs, err = flows.ParseTimeoutSeconds(s, defaultTransferTimeout, 1, maxTransferTimeout); err != nil {
+			return 0, fmt.Errorf("timeout: %w", err)
+		}
+	}
+	return time.Duration(secs) * time.Second, nil
 }
 
 // dialString fills the trunk template; number is already validated.
@@ -335,7 +341,7 @@ func (c *call) talk(ctx context.Context, l leg, res TransferResult, answered tim
 	// Digits go one request each, paced by a timer here: a string handed
 	// to Asterisk whole is played out by the leg's own thread, which then
 	// answers a hangup only once it is done (seconds, with pauses).
-	pending := l.dtmf
+	pending := l.digits
 	var sent strings.Builder
 	var dtmfC <-chan time.Time
 	var dtmfTimer *time.Timer
