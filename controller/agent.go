@@ -62,7 +62,7 @@ func (c *call) continueInDialplan(ctx context.Context, t *flows.TransferToAgent)
 	if err := c.save(ctx); err != nil {
 		return "", err
 	}
-	err := c.app.continueDialplan(ctx, c.id, t.Context, ext, prio)
+	err := c.app.ari.Continue(ctx, c.id, t.Context, ext, prio)
 	if err != nil {
 		return "", err
 	}

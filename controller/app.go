@@ -4,25 +4,18 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/CyCoreSystems/ari/v6"
-	"github.com/CyCoreSystems/ari/v6/client/native"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/internal/ari"
 
 	"github.com/ariflow/ariflow/flows"
 )
@@ -67,12 +60,11 @@ func (c *Config) setDefaults() {
 // App is one ariflow process's Stasis application.
 type App struct {
 	cfg     Config
-	ari     ari.Client
+	ari     *ari.Client
 	store   Store
 	log     *logrus.Logger
 	metrics *Metrics
 	owner   string
-	base    string // ARI URL without a trailing slash
 	flows   atomic.Pointer[flows.Set]
 
 	connected atomic.Bool
@@ -97,15 +89,8 @@ func New(cfg Config, store Store, set *flows.Set, log *logrus.Logger, m *Metrics
 		owner:   fmt.Sprintf("%s-%d", host, os.Getpid()),
 		calls:   map[string]*call{},
 		owners:  map[string]*call{},
-		base:    strings.TrimSuffix(cfg.URL, "/"),
 	}
-	a.ari = native.New(&native.Options{
-		Application:  cfg.App,
-		URL:          cfg.URL,
-		WebsocketURL: wsURL(cfg.URL),
-		Username:     cfg.User,
-		Password:     cfg.Password,
-	})
+	a.ari = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App, Timeout: cfg.RESTTimeout})
 	a.flows.Store(set)
 	return a
 }
@@ -133,40 +118,13 @@ func (a *App) Drain() { a.draining.Store(true) }
 // Wait blocks until every call goroutine has returned.
 func (a *App) Wait() { a.wg.Wait() }
 
-// ARI errors a caller of Check can tell apart.
-var (
-	ErrARIUnreachable = errors.New("ARI unreachable")
-	ErrARIAuth        = errors.New("ARI refused the credentials")
-)
-
-// Check makes one authenticated request so that a bad URL or password is a
-// clear error at start instead of an endless reconnect loop.
+// Check makes one authenticated request, so that a bad URL or password is
+// a clear error at start instead of an endless reconnect loop; it returns
+// Asterisk's version. Its errors wrap ari.ErrUnreachable or ari.ErrAuth.
 func Check(ctx context.Context, url, user, password string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/asterisk/info", nil)
-	if err != nil {
-		return "", fmt.Errorf("%w: bad URL %q: %v", ErrARIUnreachable, url, err)
-	}
-	req.SetBasicAuth(user, password)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("%w at %s: %v", ErrARIUnreachable, url, err)
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		return "", fmt.Errorf("%w (user %q at %s)", ErrARIAuth, user, url)
-	case resp.StatusCode != http.StatusOK:
-		return "", fmt.Errorf("%w: %s answered %s", ErrARIUnreachable, url, resp.Status)
-	}
-	var info struct {
-		System struct {
-			Version string `json:"version"`
-		} `json:"system"`
-	}
-	if err := decodeJSON(resp.Body, &info); err != nil {
-		return "", fmt.Errorf("%w: %s is not ARI: %v", ErrARIUnreachable, url, err)
-	}
-	return info.System.Version, nil
+	c := ari.New(ari.Options{URL: url, User: user, Password: password})
+	defer c.Close()
+	return c.Check(ctx)
 }
 
 func newID(prefix string) string {
@@ -192,122 +150,4 @@ func (a *App) unregister(ids ...string) {
 		delete(a.owners, id)
 	}
 	a.mu.Unlock()
-}
-
-// rest bounds an ARI request: the library's requests have no deadline.
-func (a *App) rest(ctx context.Context, what string, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.RESTTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%s: %w", what, ctx.Err())
-	}
-}
-
-// isNotFound tells a 404: the thing is already gone, which is what a
-// hangup or delete wanted.
-func isNotFound(err error) bool { return statusCode(err) == http.StatusNotFound }
-
-// statusCode is the HTTP status of a failed ARI request, or 0.
-func statusCode(err error) int {
-	var re interface{ Code() int }
-	if errors.As(err, &re) {
-		return re.Code()
-	}
-	return 0
-}
-
-// originateRequest is ARI's originate body; the library's has no
-// variables, which spares requests per transfer.
-type originateRequest struct {
-	Endpoint   string            `json:"endpoint"`
-	App        string            `json:"app"`
-	AppArgs    string            `json:"appArgs,omitempty"`
-	ChannelID  string            `json:"channelId"`
-	Originator string            `json:"originator,omitempty"`
-	CallerID   string            `json:"callerId,omitempty"`
-	Timeout    int               `json:"timeout"`
-	Variables  map[string]string `json:"variables,omitempty"`
-}
-
-func (a *App) originate(ctx context.Context, req originateRequest) error {
-	return a.do(ctx, http.MethodPost, "/channels", req)
-}
-
-// addToBridge adds channels to a bridge in one request (the query
-// parameter takes a comma-separated list; the library sends one string in
-// a JSON body, which ARI reads as a single channel).
-func (a *App) addToBridge(ctx context.Context, bridge string, channels ...string) error {
-	q := url.Values{"channel": {strings.Join(channels, ",")}}
-	return a.do(ctx, http.MethodPost, "/bridges/"+url.PathEscape(bridge)+"/addChannel?"+q.Encode(), nil)
-}
-
-// do sends one ARI request with a JSON body.
-func (a *App) do(ctx context.Context, method, path string, body any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	// A request once sent is seen through even when the process is
-	// stopping: a call stops at its next wait, with Asterisk and the
-	// record agreeing on what was done, and another process takes over.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.RESTTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.SetBasicAuth(a.cfg.User, a.cfg.Password)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %w", method, path, &httpError{resp.StatusCode, resp.Status})
-	}
-	return nil
-}
-
-type httpError struct {
-	code   int
-	status string
-}
-
-func (e *httpError) Error() string { return "ARI answered " + e.status }
-func (e *httpError) Code() int     { return e.code }
-
-// eventTypes are the only events ariflow acts on. Asked for alone, they
-// spare Asterisk and us the rest (variable sets, dialplan steps, bridge
-// and caller ID updates), a large part of the event traffic.
-var eventTypes = []string{
-	"StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest",
-	"ChannelStateChange", "Dial", "ChannelDtmfReceived", "PlaybackFinished",
-	"ApplicationReplaced",
-}
-
-func (a *App) filterEvents(ctx context.Context) error {
-	type t struct {
-		Type string `json:"type"`
-	}
-	allowed := make([]t, len(eventTypes))
-	for i, e := range eventTypes {
-		allowed[i] = t{e}
-	}
-	return a.do(ctx, http.MethodPut, "/applications/"+url.PathEscape(a.cfg.App)+"/eventFilter", map[string]any{"allowed": allowed})
 }

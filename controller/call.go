@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/CyCoreSystems/ari/v6"
+	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
@@ -127,7 +127,7 @@ func (c *call) runNew(ctx context.Context) error {
 }
 
 func (c *call) answer(ctx context.Context) error {
-	return c.app.answer(ctx, c.id)
+	return c.app.ari.Answer(ctx, c.id)
 }
 
 // runFlow executes blocks from id until the flow ends.
@@ -189,7 +189,7 @@ func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 	case flows.TypeTransferToAgent:
 		return c.transferToAgent(ctx, b.Agent)
 	case flows.TypeDisconnect:
-		return "", c.app.hangup(ctx, c.id, "normal")
+		return "", c.app.ari.Hangup(ctx, c.id, "normal")
 	default:
 		return "", fmt.Errorf("unknown block type %q", b.Type)
 	}
@@ -204,7 +204,7 @@ func (c *call) failCall(ctx context.Context, cause error) error {
 		if err := c.play(ctx, c.app.cfg.ErrorPrompt); err != nil && !errors.Is(err, ErrCallerGone) {
 			c.log.WithError(err).Warn("error prompt failed")
 		}
-		_ = c.app.hangup(ctx, c.id, "normal")
+		_ = c.app.ari.Hangup(ctx, c.id, "normal")
 	}
 	return cause
 }
@@ -269,17 +269,17 @@ func (c *call) finish(ctx context.Context, err error) {
 		c.log.Info("process stopping: call left in place for another process")
 	} else {
 		if c.rec.Outbound != "" {
-			if herr := a.hangup(bg, c.rec.Outbound, "normal"); herr != nil {
+			if herr := a.ari.Hangup(bg, c.rec.Outbound, "normal"); herr != nil {
 				c.log.WithError(herr).Warn("hangup of outbound leg failed")
 			}
 		}
 		if c.rec.Bridge != "" {
-			if derr := a.destroyBridge(bg, c.rec.Bridge); derr != nil {
+			if derr := a.ari.DestroyBridge(bg, c.rec.Bridge); derr != nil {
 				c.log.WithError(derr).Warn("bridge destroy failed")
 			}
 		}
 		if !c.gone && !errors.Is(err, errHandedOff) {
-			_ = a.hangup(bg, c.id, "normal")
+			_ = a.ari.Hangup(bg, c.id, "normal")
 		}
 		if derr := a.store.Delete(bg, c.id); derr != nil {
 			c.log.WithError(derr).Error("call record delete failed")

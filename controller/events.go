@@ -2,37 +2,13 @@ package controller
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/url"
-	"strings"
+	"errors"
 	"time"
 
-	"github.com/CyCoreSystems/ari/v6"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/net/websocket"
+
+	"github.com/ariflow/ariflow/internal/ari"
 )
-
-// We read the event websocket ourselves rather than through the library's
-// bus: the bus drops events when a subscriber is slow and does not say when
-// it reconnected, and both matter here (a lost ChannelDestroyed leaks a
-// call; a reconnect needs a reconcile).
-
-func wsURL(base string) string {
-	u := strings.TrimSuffix(base, "/")
-	switch {
-	case strings.HasPrefix(u, "https://"):
-		u = "wss://" + strings.TrimPrefix(u, "https://")
-	case strings.HasPrefix(u, "http://"):
-		u = "ws://" + strings.TrimPrefix(u, "http://")
-	}
-	return u + "/events"
-}
-
-func decodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
 
 // Run keeps the event websocket connected until ctx ends, reconnecting with
 // backoff and reconciling calls after every (re)connect.
@@ -40,7 +16,7 @@ func (a *App) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	first := true
 	for ctx.Err() == nil {
-		ws, err := a.dialEvents(ctx)
+		ws, err := a.ari.Events(ctx)
 		if err != nil {
 			a.log.WithError(err).WithField("retry_in", backoff).Warn("ARI websocket connect failed")
 			select {
@@ -59,7 +35,7 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Info("ARI websocket reconnected")
 		}
 		first = false
-		if err := a.filterEvents(ctx); err != nil {
+		if err := a.ari.SetEventFilter(ctx, ari.EventTypes); err != nil {
 			a.log.WithError(err).Warn("ARI event filter not set; receiving every event")
 		}
 		// Events missed while we were away: find out what still exists.
@@ -73,32 +49,18 @@ func (a *App) Run(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) dialEvents(ctx context.Context) (*websocket.Conn, error) {
-	q := url.Values{"app": {a.cfg.App}}
-	cfg, err := websocket.NewConfig(wsURL(a.cfg.URL)+"?"+q.Encode(), "http://localhost/")
-	if err != nil {
-		return nil, fmt.Errorf("websocket config: %w", err)
-	}
-	cfg.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(a.cfg.User+":"+a.cfg.Password)))
-	cfg.Dialer = &net.Dialer{Timeout: 5 * time.Second}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return cfg.DialContext(dctx)
-}
-
-func (a *App) read(ctx context.Context, ws *websocket.Conn) error {
+func (a *App) read(ctx context.Context, ws *ari.EventConn) error {
 	stop := context.AfterFunc(ctx, func() { ws.Close() })
 	defer stop()
 	defer ws.Close()
 	for {
-		var data []byte
-		if err := websocket.Message.Receive(ws, &data); err != nil {
-			return err
-		}
-		ev, err := decodeEvent(data)
-		if err != nil {
+		ev, err := ws.Next()
+		if errors.Is(err, ari.ErrUndecodable) {
 			a.log.WithError(err).Debug("undecodable ARI event")
 			continue
+		}
+		if err != nil {
+			return err
 		}
 		a.dispatch(ctx, ev)
 	}
@@ -144,7 +106,7 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 		// process restarted): nobody will bridge it.
 		log.Warn("outbound leg without a call; hanging up")
 		a.metrics.OrphanLegs.Inc()
-		go func() { _ = a.hangup(context.WithoutCancel(ctx), id, "normal") }()
+		go func() { _ = a.ari.Hangup(context.WithoutCancel(ctx), id, "normal") }()
 		return
 	}
 	if a.draining.Load() {
@@ -152,7 +114,7 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 		// arrive while we shut down.
 		log.Warn("draining: returning new call to the dialplan")
 		go func() {
-			_ = a.continueDialplan(context.WithoutCancel(ctx), id, "", "", 0)
+			_ = a.ari.Continue(context.WithoutCancel(ctx), id, "", "", 0)
 		}()
 		return
 	}

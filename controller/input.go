@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/CyCoreSystems/ari/v6"
+	"github.com/ariflow/ariflow/internal/ari"
 
 	"github.com/ariflow/ariflow/flows"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/CyCoreSystems/ari/v6"
+	"github.com/ariflow/ariflow/internal/ari"
 
 	"github.com/ariflow/ariflow/flows"
 )
@@ -50,7 +50,7 @@ func (c *call) play(ctx context.Context, uris ...string) error {
 func (c *call) startPlayback(ctx context.Context, uri string) (string, error) {
 	id := newID("pb")
 	c.app.register(c, id)
-	err := c.app.play(ctx, c.id, id, uri)
+	err := c.app.ari.Play(ctx, c.id, id, uri)
 	if err != nil {
 		c.app.unregister(id)
 		return "", err
@@ -75,8 +75,8 @@ func (c *call) waitPlayback(ctx context.Context, id string) error {
 }
 
 func (c *call) stopPlayback(ctx context.Context, id string) {
-	err := c.app.stopPlayback(ctx, id)
-	if err != nil && !isNotFound(err) {
+	err := c.app.ari.StopPlayback(ctx, id)
+	if err != nil && !ari.IsNotFound(err) {
 		c.log.WithError(err).Debug("stop playback failed")
 	}
 }

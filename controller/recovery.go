@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/CyCoreSystems/ari/v6"
+	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
@@ -18,18 +18,14 @@ import (
 // channel list and the store together say what is real.
 func (a *App) reconcile(ctx context.Context) {
 	start := time.Now()
-	var chans []*ari.Key
-	err := a.rest(ctx, "list channels", func() (err error) {
-		chans, err = a.ari.Channel().List(nil)
-		return err
-	})
+	chans, err := a.ari.Channels(ctx)
 	if err != nil {
 		a.log.WithError(err).Warn("reconcile: listing channels failed")
 		return
 	}
 	present := make(map[string]bool, len(chans))
-	for _, k := range chans {
-		present[k.ID] = true
+	for _, ch := range chans {
+		present[ch.ID] = true
 	}
 
 	// Our own calls: each checks its own channels, in its own goroutine,
@@ -78,10 +74,10 @@ func (a *App) reconcile(ctx context.Context) {
 		}
 		bg := context.WithoutCancel(ctx)
 		if rec.Outbound != "" {
-			_ = a.hangup(bg, rec.Outbound, "normal")
+			_ = a.ari.Hangup(bg, rec.Outbound, "normal")
 		}
 		if rec.Bridge != "" {
-			_ = a.destroyBridge(bg, rec.Bridge)
+			_ = a.ari.DestroyBridge(bg, rec.Bridge)
 		}
 		_ = a.store.Delete(bg, id)
 		cleaned++
@@ -95,7 +91,7 @@ func (a *App) reconcile(ctx context.Context) {
 			_, nowOwned := a.owners[id]
 			a.mu.Unlock()
 			if !nowOwned {
-				_ = a.hangup(context.WithoutCancel(ctx), id, "normal")
+				_ = a.ari.Hangup(context.WithoutCancel(ctx), id, "normal")
 				orphans++
 			}
 		}
@@ -116,7 +112,7 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 		if id == "" {
 			continue
 		}
-		if ok, err := c.app.channelExists(ctx, id); err == nil && !ok {
+		if ok, err := c.app.ari.ChannelExists(ctx, id); err == nil && !ok {
 			c.log.WithField("lost", id).Info("channel ended while the websocket was down")
 			return &ari.ChannelDestroyed{Channel: ari.ChannelData{ID: id}, Cause: CauseNormalClearing, CauseTxt: "ended while disconnected"}
 		}
@@ -162,7 +158,7 @@ func (a *App) adopt(ctx context.Context, rec *CallRecord, present map[string]boo
 			} else {
 				c.dropLeg(ctx)
 				if c.rec.Phase == PhaseHandedOff {
-					return c.app.hangup(ctx, c.id, "normal")
+					return c.app.ari.Hangup(ctx, c.id, "normal")
 				}
 				c.recordTransfer(TransferResult{Outcome: OutcomeSuccess})
 			}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/CyCoreSystems/ari/v6"
+	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
@@ -191,12 +191,12 @@ func (c *call) dialLeg(ctx context.Context, l leg) error {
 	a := c.app
 	bridgeDone := make(chan error, 1)
 	go func() {
-		bridgeDone <- a.createBridge(ctx, c.rec.Bridge, "ariflow-"+c.id)
+		bridgeDone <- a.ari.CreateBridge(ctx, c.rec.Bridge, "ariflow-"+c.id)
 	}()
 	// The far end sees the leg's connected line as From and
 	// P-Asserted-Identity: set it here rather than let it be copied from
 	// the caller. Name and number are validated; neither holds a quote.
-	req := originateRequest{
+	req := ari.OriginateRequest{
 		Endpoint: l.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
 		ChannelID: c.rec.Outbound, Originator: c.id, Timeout: int(l.timeout / time.Second),
 		Variables: map[string]string{},
@@ -210,7 +210,7 @@ func (c *call) dialLeg(ctx context.Context, l leg) error {
 	if l.cidName != "" {
 		req.Variables["CONNECTEDLINE(name,i)"] = l.cidName
 	}
-	err := a.originate(ctx, req)
+	err := a.ari.Originate(ctx, req)
 	if berr := <-bridgeDone; err == nil {
 		err = berr
 	}
@@ -218,7 +218,7 @@ func (c *call) dialLeg(ctx context.Context, l leg) error {
 		return err
 	}
 	go func() {
-		_ = a.ring(context.WithoutCancel(ctx), c.id)
+		_ = a.ari.Ring(context.WithoutCancel(ctx), c.id)
 	}()
 	return nil
 }
@@ -235,13 +235,13 @@ func (c *call) forgetLeg() {
 func (c *call) dropLeg(ctx context.Context) {
 	bg := context.WithoutCancel(ctx)
 	if c.rec.Outbound != "" {
-		if err := c.app.hangup(bg, c.rec.Outbound, "normal"); err != nil {
+		if err := c.app.ari.Hangup(bg, c.rec.Outbound, "normal"); err != nil {
 			c.log.WithError(err).Warn("outbound hangup failed")
 			return
 		}
 	}
 	if c.rec.Bridge != "" {
-		if err := c.app.destroyBridge(bg, c.rec.Bridge); err != nil {
+		if err := c.app.ari.DestroyBridge(bg, c.rec.Bridge); err != nil {
 			c.log.WithError(err).Warn("bridge destroy failed")
 			return
 		}
@@ -320,9 +320,9 @@ func (c *call) bridged(ctx context.Context, l leg, res TransferResult, started t
 	}
 	plog.WithFields(logrus.Fields{"phase": "answered", "ring_time": res.RingTime.Round(time.Millisecond)}).Info("transfer")
 	go func() {
-		_ = a.stopRing(context.WithoutCancel(ctx), c.id)
+		_ = a.ari.StopRing(context.WithoutCancel(ctx), c.id)
 	}()
-	if err := a.addToBridge(ctx, c.rec.Bridge, c.id, c.rec.Outbound); err != nil {
+	if err := a.ari.AddToBridge(ctx, c.rec.Bridge, c.id, c.rec.Outbound); err != nil {
 		// Answered and hung up at once is a very short call, not an error.
 		if c.legVanished(ctx) {
 			return c.farEndGone(ctx, l, res, 0, plog)
@@ -393,7 +393,7 @@ func (c *call) sendNextDigit(ctx context.Context, pending string, sent *strings.
 	wait := dtmfTone + dtmfGap
 	if ch == ',' {
 		wait = dtmfPause
-	} else if err := c.app.sendDTMF(ctx, c.rec.Outbound, string(ch), dtmfGap, dtmfTone); err != nil {
+	} else if err := c.app.ari.SendDTMF(ctx, c.rec.Outbound, string(ch), dtmfGap, dtmfTone); err != nil {
 		// The leg is probably hanging up; its events will say so.
 		plog.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
 		return "", nil
@@ -409,7 +409,7 @@ func (c *call) sendNextDigit(ctx context.Context, pending string, sent *strings.
 
 // legVanished tells whether the outbound channel no longer exists.
 func (c *call) legVanished(ctx context.Context) bool {
-	exists, err := c.app.channelExists(ctx, c.rec.Outbound)
+	exists, err := c.app.ari.ChannelExists(ctx, c.rec.Outbound)
 	return err == nil && !exists
 }
 
@@ -423,7 +423,7 @@ func (c *call) farEndGone(ctx context.Context, l leg, res TransferResult, cause 
 	if !l.resume {
 		// Resume off: the caller went with the far end; it ends with it.
 		c.dropLeg(ctx)
-		_ = c.app.hangup(context.WithoutCancel(ctx), c.id, "normal")
+		_ = c.app.ari.Hangup(context.WithoutCancel(ctx), c.id, "normal")
 		return res, errHandedOff
 	}
 	// No save here: a process that adopts this call with its leg gone

@@ -66,13 +66,6 @@ func serve(cfg *config, log *logrus.Logger) error {
 		// with every event; collecting less often buys CPU for little memory.
 		debug.SetGCPercent(400)
 	}
-	// The ARI library's HTTP client has no timeouts; it uses the default
-	// transport, so bound that.
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-		t.ResponseHeaderTimeout = 10 * time.Second
-		t.MaxIdleConnsPerHost = 64
-	}
 	set, err := loadFlows(cfg)
 	if err != nil {
 		return fmt.Errorf("flows in %s are invalid: %w", cfg.FlowsPath, err)

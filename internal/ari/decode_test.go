@@ -1,10 +1,10 @@
-package controller
+package ari
 
 import (
 	"reflect"
 	"testing"
 
-	"github.com/CyCoreSystems/ari/v6"
+	v6 "github.com/CyCoreSystems/ari/v6"
 )
 
 // ARI messages as Asterisk 22 sends them (trimmed).
@@ -28,7 +28,7 @@ func TestDecodeEventMatchesLibrary(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := ari.DecodeEvent([]byte(raw))
+			want, err := v6.DecodeEvent([]byte(raw))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,34 +42,34 @@ func TestDecodeEventMatchesLibrary(t *testing.T) {
 				t.Errorf("keys %v, library gives %v", keyIDs(got), keyIDs(want))
 			}
 			switch g := got.(type) {
-			case *ari.StasisStart:
-				w := want.(*ari.StasisStart)
+			case *v6.StasisStart:
+				w := want.(*v6.StasisStart)
 				if !reflect.DeepEqual(g.Args, w.Args) || g.Channel.Caller.Number != w.Channel.Caller.Number || g.Channel.Name != w.Channel.Name {
 					t.Errorf("got %+v, want %+v", g, w)
 				}
-			case *ari.ChannelDestroyed:
-				w := want.(*ari.ChannelDestroyed)
+			case *v6.ChannelDestroyed:
+				w := want.(*v6.ChannelDestroyed)
 				if g.Cause != w.Cause || g.CauseTxt != w.CauseTxt {
 					t.Errorf("cause %d %q, want %d %q", g.Cause, g.CauseTxt, w.Cause, w.CauseTxt)
 				}
-			case *ari.ChannelHangupRequest:
-				if g.Cause != want.(*ari.ChannelHangupRequest).Cause {
+			case *v6.ChannelHangupRequest:
+				if g.Cause != want.(*v6.ChannelHangupRequest).Cause {
 					t.Errorf("cause %d", g.Cause)
 				}
-			case *ari.ChannelStateChange:
-				if g.Channel.State != want.(*ari.ChannelStateChange).Channel.State {
+			case *v6.ChannelStateChange:
+				if g.Channel.State != want.(*v6.ChannelStateChange).Channel.State {
 					t.Errorf("state %q", g.Channel.State)
 				}
-			case *ari.ChannelDtmfReceived:
-				if g.Digit != want.(*ari.ChannelDtmfReceived).Digit {
+			case *v6.ChannelDtmfReceived:
+				if g.Digit != want.(*v6.ChannelDtmfReceived).Digit {
 					t.Errorf("digit %q", g.Digit)
 				}
-			case *ari.Dial:
-				if g.Dialstatus != want.(*ari.Dial).Dialstatus {
+			case *v6.Dial:
+				if g.Dialstatus != want.(*v6.Dial).Dialstatus {
 					t.Errorf("dialstatus %q", g.Dialstatus)
 				}
-			case *ari.PlaybackFinished:
-				if g.Playback != want.(*ari.PlaybackFinished).Playback {
+			case *v6.PlaybackFinished:
+				if g.Playback != want.(*v6.PlaybackFinished).Playback {
 					t.Errorf("playback %+v", g.Playback)
 				}
 			}
@@ -77,7 +77,7 @@ func TestDecodeEventMatchesLibrary(t *testing.T) {
 	}
 }
 
-func keyIDs(ev ari.Event) []string {
+func keyIDs(ev v6.Event) []string {
 	var ids []string
 	for _, k := range ev.Keys() {
 		ids = append(ids, k.Kind+":"+k.ID)
@@ -90,7 +90,7 @@ func TestDecodeEventFallsBackForOtherTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ev.(*ari.BridgeCreated); !ok {
+	if _, ok := ev.(*v6.BridgeCreated); !ok {
 		t.Fatalf("got %T", ev)
 	}
 	if _, err := decodeEvent([]byte(`{"type":`)); err == nil {
@@ -111,7 +111,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	b.Run("library", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := ari.DecodeEvent(raw); err != nil {
+			if _, err := v6.DecodeEvent(raw); err != nil {
 				b.Fatal(err)
 			}
 		}

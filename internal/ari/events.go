@@ -1,0 +1,162 @@
+package ari
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/websocket"
+)
+
+// Liveness of the event websocket: a ping every PingInterval, and a
+// connection on which nothing (event or pong) arrived for ReadIdle is
+// taken for dead. A half-open TCP connection (a cut cable, a frozen
+// Asterisk) is thus noticed within seconds rather than after the kernel's
+// keep-alive gives up, minutes later.
+const (
+	PingInterval = time.Second
+	ReadIdle     = 3 * time.Second
+)
+
+// EventConn is one connection of the app's event websocket.
+type EventConn struct {
+	ws   *websocket.Conn
+	wmu  sync.Mutex // the ping writer and Close
+	done chan struct{}
+	once sync.Once
+}
+
+// WebsocketURL is the events URL for an ARI base URL.
+func WebsocketURL(base string) string {
+	u := strings.TrimSuffix(base, "/")
+	switch {
+	case strings.HasPrefix(u, "https://"):
+		u = "wss://" + strings.TrimPrefix(u, "https://")
+	case strings.HasPrefix(u, "http://"):
+		u = "ws://" + strings.TrimPrefix(u, "http://")
+	}
+	return u + "/events"
+}
+
+// Events connects the app's event websocket. Asterisk gives an app to the
+// newest connection: a previous connection of the same app (ours or
+// another process's) gets ApplicationReplaced and nothing more.
+func (c *Client) Events(ctx context.Context) (*EventConn, error) {
+	q := url.Values{"app": {c.opts.App}}
+	cfg, err := websocket.NewConfig(WebsocketURL(c.base)+"?"+q.Encode(), "http://localhost/")
+	if err != nil {
+		return nil, fmt.Errorf("websocket config: %w", err)
+	}
+	if c.opts.Allow != nil {
+		if err := c.opts.Allow(); err != nil {
+			return nil, fmt.Errorf("websocket: %w", err)
+		}
+	}
+	cfg.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.opts.User+":"+c.opts.Password)))
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	host := cfg.Location.Host
+	if cfg.Location.Port() == "" {
+		port := "80"
+		if cfg.Location.Scheme == "wss" {
+			port = "443"
+		}
+		host = net.JoinHostPort(cfg.Location.Hostname(), port)
+	}
+	raw, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(dctx, "tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := dctx.Deadline(); ok {
+		_ = raw.SetDeadline(dl)
+	}
+	var conn net.Conn = &idleConn{Conn: raw}
+	if cfg.Location.Scheme == "wss" {
+		tc := tls.Client(conn, &tls.Config{ServerName: cfg.Location.Hostname(), MinVersion: tls.VersionTLS12})
+		if err := tc.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("websocket TLS: %w", err)
+		}
+		conn = tc
+	}
+	ws, err := websocket.NewClient(cfg, conn)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	_ = raw.SetWriteDeadline(time.Time{})
+	return newEventConn(ws), nil
+}
+
+// idleConn renews the read deadline before every read, so that any frame,
+// a pong included, keeps the connection alive and silence ends it.
+type idleConn struct{ net.Conn }
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(ReadIdle))
+	return c.Conn.Read(p)
+}
+
+func newEventConn(ws *websocket.Conn) *EventConn {
+	ec := &EventConn{ws: ws, done: make(chan struct{})}
+	go ec.ping()
+	return ec
+}
+
+func (ec *EventConn) ping() {
+	t := time.NewTicker(PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ec.done:
+			return
+		case <-t.C:
+		}
+		ec.wmu.Lock()
+		_ = ec.ws.SetWriteDeadline(time.Now().Add(ReadIdle))
+		ec.ws.PayloadType = websocket.PingFrame
+		_, err := ec.ws.Write([]byte("ariflow"))
+		ec.ws.PayloadType = websocket.TextFrame
+		ec.wmu.Unlock()
+		if err != nil {
+			ec.Close()
+			return
+		}
+	}
+}
+
+// Next returns the next event. Undecodable messages are returned as an
+// error wrapping ErrUndecodable, after which the connection is still
+// usable; any other error ends the connection.
+func (ec *EventConn) Next() (Event, error) {
+	var data []byte
+	if err := websocket.Message.Receive(ec.ws, &data); err != nil {
+		return nil, err
+	}
+	ev, err := decodeEvent(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUndecodable, err)
+	}
+	return ev, nil
+}
+
+// ErrUndecodable marks a message that was not an event ariflow can read.
+var ErrUndecodable = fmt.Errorf("undecodable ARI event")
+
+// Close closes the connection; Next then returns an error.
+func (ec *EventConn) Close() error {
+	var err error
+	ec.once.Do(func() {
+		close(ec.done)
+		ec.wmu.Lock()
+		err = ec.ws.Close()
+		ec.wmu.Unlock()
+	})
+	return err
+}

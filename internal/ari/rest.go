@@ -1,0 +1,183 @@
+package ari
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The REST requests on a call's path. Paths and parameters are ARI's; each
+// is bounded by the Client's timeout and costs no goroutine of its own.
+
+func chanPath(id string) string   { return "/channels/" + url.PathEscape(id) }
+func bridgePath(id string) string { return "/bridges/" + url.PathEscape(id) }
+
+// Originate starts an outbound channel. With App set, the channel enters
+// Stasis when answered; its Dial and ChannelDestroyed events reach the app
+// before that because the app is subscribed to it.
+func (c *Client) Originate(ctx context.Context, req OriginateRequest) error {
+	return c.do(ctx, http.MethodPost, "/channels", req, nil)
+}
+
+func (c *Client) Answer(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, chanPath(id)+"/answer", nil, nil)
+}
+
+// Ring sends ringing to a channel; StopRing ends it.
+func (c *Client) Ring(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, chanPath(id)+"/ring", nil, nil)
+}
+
+func (c *Client) StopRing(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, chanPath(id)+"/ring", nil, nil)
+}
+
+// Play starts media on a channel under the given playback ID.
+func (c *Client) Play(ctx context.Context, channel, playbackID, media string) error {
+	q := url.Values{"media": {media}}
+	return c.do(ctx, http.MethodPost, chanPath(channel)+"/play/"+url.PathEscape(playbackID)+"?"+q.Encode(), nil, nil)
+}
+
+func (c *Client) StopPlayback(ctx context.Context, playbackID string) error {
+	return c.do(ctx, http.MethodDelete, "/playbacks/"+url.PathEscape(playbackID), nil, nil)
+}
+
+// PlaybackExists tells whether a playback is still running.
+func (c *Client) PlaybackExists(ctx context.Context, playbackID string) (bool, error) {
+	err := c.do(ctx, http.MethodGet, "/playbacks/"+url.PathEscape(playbackID), nil, nil)
+	if IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// SendDTMF plays digits on a channel. Send one digit per request: a string
+// is played out by the channel's own thread, which answers a hangup only
+// once it is done.
+func (c *Client) SendDTMF(ctx context.Context, id, digits string, between, duration time.Duration) error {
+	q := url.Values{"dtmf": {digits},
+		"between":  {strconv.Itoa(int(between / time.Millisecond))},
+		"duration": {strconv.Itoa(int(duration / time.Millisecond))}}
+	return c.do(ctx, http.MethodPost, chanPath(id)+"/dtmf?"+q.Encode(), nil, nil)
+}
+
+// Continue sends a channel back to the dialplan: to context/extension/
+// priority, or (context "") to the priority after Stasis().
+func (c *Client) Continue(ctx context.Context, id, dpContext, ext string, prio int) error {
+	q := url.Values{}
+	if dpContext != "" {
+		q.Set("context", dpContext)
+		q.Set("extension", ext)
+		q.Set("priority", strconv.Itoa(prio))
+	}
+	return c.do(ctx, http.MethodPost, chanPath(id)+"/continue?"+q.Encode(), nil, nil)
+}
+
+// ChannelExists tells whether a channel exists.
+func (c *Client) ChannelExists(ctx context.Context, id string) (bool, error) {
+	err := c.do(ctx, http.MethodGet, chanPath(id), nil, nil)
+	if IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Channel is what a channel list says of each channel.
+type Channel struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Dialplan struct {
+		Context string `json:"context"`
+		Exten   string `json:"exten"`
+		AppName string `json:"app_name"`
+		AppData string `json:"app_data"`
+	} `json:"dialplan"`
+}
+
+// InApp tells whether the channel is in Stasis for app (by its dialplan
+// application; an originated leg in Stasis has none).
+func (ch Channel) InApp(app string) bool {
+	if !strings.EqualFold(ch.Dialplan.AppName, "Stasis") {
+		return false
+	}
+	name, _, _ := strings.Cut(ch.Dialplan.AppData, ",")
+	return strings.TrimSpace(name) == app
+}
+
+// Channels lists every channel Asterisk has.
+func (c *Client) Channels(ctx context.Context) ([]Channel, error) {
+	var out []Channel
+	err := c.do(ctx, http.MethodGet, "/channels", nil, &out)
+	return out, err
+}
+
+// Hangup hangs a channel up; "already gone" (404) is done.
+func (c *Client) Hangup(ctx context.Context, id, reason string) error {
+	err := c.do(ctx, http.MethodDelete, chanPath(id)+"?"+url.Values{"reason": {reason}}.Encode(), nil, nil)
+	if err != nil && !IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// CreateBridge creates a mixing bridge with the given ID.
+func (c *Client) CreateBridge(ctx context.Context, id, name string) error {
+	q := url.Values{"type": {"mixing"}, "name": {name}}
+	return c.do(ctx, http.MethodPost, bridgePath(id)+"?"+q.Encode(), nil, nil)
+}
+
+// AddToBridge adds channels in one request: the query parameter takes a
+// comma-separated list.
+func (c *Client) AddToBridge(ctx context.Context, bridge string, channels ...string) error {
+	q := url.Values{"channel": {strings.Join(channels, ",")}}
+	return c.do(ctx, http.MethodPost, bridgePath(bridge)+"/addChannel?"+q.Encode(), nil, nil)
+}
+
+// DestroyBridge destroys a bridge; "already gone" (404) is done. Asterisk
+// never destroys a Stasis bridge by itself.
+func (c *Client) DestroyBridge(ctx context.Context, id string) error {
+	err := c.do(ctx, http.MethodDelete, bridgePath(id), nil, nil)
+	if err != nil && !IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// Bridge is what a bridge list says of each bridge.
+type Bridge struct {
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Channels []string `json:"channels"`
+}
+
+// Bridges lists every bridge Asterisk has.
+func (c *Client) Bridges(ctx context.Context) ([]Bridge, error) {
+	var out []Bridge
+	err := c.do(ctx, http.MethodGet, "/bridges", nil, &out)
+	return out, err
+}
+
+// EventTypes are the only events ariflow acts on. Asked for alone, they
+// spare Asterisk and us the rest (variable sets, dialplan steps, bridge and
+// caller ID updates), a large part of the event traffic.
+var EventTypes = []string{
+	"StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest",
+	"ChannelStateChange", "Dial", "ChannelDtmfReceived", "PlaybackFinished",
+	"ApplicationReplaced",
+}
+
+// SetEventFilter asks Asterisk to send the app only these event types.
+func (c *Client) SetEventFilter(ctx context.Context, types []string) error {
+	type t struct {
+		Type string `json:"type"`
+	}
+	allowed := make([]t, len(types))
+	for i, e := range types {
+		allowed[i] = t{e}
+	}
+	return c.do(ctx, http.MethodPut, "/applications/"+url.PathEscape(c.opts.App)+"/eventFilter", map[string]any{"allowed": allowed}, nil)
+}
