@@ -24,7 +24,7 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 			return "", err
 		}
 	}
-	l := leg{dial: ep, number: ep}
+	l := leg{dial: ep, number: ep, agent: true}
 	if isNumber {
 		l.dial = dialString(c.app.cfg.DialTemplate, ep)
 	}
@@ -58,8 +58,9 @@ func (c *call) continueInDialplan(ctx context.Context, t *flows.TransferToAgent)
 	if prio == 0 {
 		prio = 1
 	}
-	c.rec.Phase = PhaseHandedOff
-	if err := c.save(ctx); err != nil {
+	// Written before the caller leaves: a process taking over must find
+	// a caller waiting in the dialplan (say, in Queue()) and leave it be.
+	if err := c.setPhase(ctx, PhaseDialplan); err != nil {
 		return "", err
 	}
 	err := c.app.ari.Continue(ctx, c.id, t.Context, ext, prio)

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,10 +37,35 @@ type Config struct {
 	// line's default is 500 ms).
 	DTMFDelay time.Duration
 	// ErrorPrompt is played before hanging up a call whose flow failed
-	// without an Error branch.
+	// without an Error branch, when no fallback context is set.
 	ErrorPrompt string
 	// RESTTimeout bounds each ARI request.
 	RESTTimeout time.Duration
+
+	// Fallback is where callers go that ariflow cannot serve: a call whose
+	// flow failed without an Error branch, a caller found in the app with
+	// no readable record, a stuck call, a call arriving while Redis is
+	// down or while this process drains. Empty Context: the ErrorPrompt,
+	// then hangup.
+	Fallback DialplanTarget
+
+	// LeaseTTL is the leadership lease's lifetime in Redis (default
+	// 800 ms): a standby takes over within about this long after the
+	// active process dies.
+	LeaseTTL time.Duration
+	// PlaybackCheck is how often a call waiting for a prompt to end asks
+	// whether the playback still runs, so that a lost PlaybackFinished
+	// costs at most this much silence (default 3 s).
+	PlaybackCheck time.Duration
+	// EventQueue is each call's event queue length (default 256).
+	EventQueue int
+}
+
+// DialplanTarget is a place in the dialplan.
+type DialplanTarget struct {
+	Context   string
+	Extension string // default "s"
+	Priority  int    // default 1
 }
 
 func (c *Config) setDefaults() {
@@ -55,17 +81,37 @@ func (c *Config) setDefaults() {
 	if c.RESTTimeout == 0 {
 		c.RESTTimeout = 5 * time.Second
 	}
+	if c.Fallback.Context != "" && c.Fallback.Extension == "" {
+		c.Fallback.Extension = "s"
+	}
+	if c.Fallback.Priority == 0 {
+		c.Fallback.Priority = 1
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 800 * time.Millisecond
+	}
+	if c.PlaybackCheck <= 0 {
+		c.PlaybackCheck = 3 * time.Second
+	}
+	if c.EventQueue <= 0 {
+		c.EventQueue = 256
+	}
 }
 
-// App is one ariflow process's Stasis application.
+// App is one ariflow process's Stasis application. Several processes with
+// one configuration run as one active and standbys: the active holds the
+// lease (see lease.go) and is the only one connected to the app and
+// writing call records.
 type App struct {
 	cfg     Config
 	ari     *ari.Client
 	store   Store
+	elector Elector
 	log     *logrus.Logger
 	metrics *Metrics
 	owner   string
 	flows   atomic.Pointer[flows.Set]
+	lease   lease
 
 	connected atomic.Bool
 	draining  atomic.Bool
@@ -77,23 +123,28 @@ type App struct {
 	wg sync.WaitGroup
 }
 
-// New returns an App; Run connects it.
-func New(cfg Config, store Store, set *flows.Set, log *logrus.Logger, m *Metrics) *App {
+// New returns an App; Run campaigns for the lease and connects it.
+func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.Logger, m *Metrics) *App {
 	cfg.setDefaults()
 	host, _ := os.Hostname()
 	a := &App{
 		cfg:     cfg,
 		store:   store,
+		elector: elector,
 		log:     log,
 		metrics: m,
-		owner:   fmt.Sprintf("%s-%d", host, os.Getpid()),
+		owner:   fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID("p")[2:10]),
 		calls:   map[string]*call{},
 		owners:  map[string]*call{},
 	}
-	a.ari = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App, Timeout: cfg.RESTTimeout})
+	a.ari = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App,
+		Timeout: cfg.RESTTimeout, Allow: a.allowed})
 	a.flows.Store(set)
 	return a
 }
+
+// Owner names this process in call records and the lease.
+func (a *App) Owner() string { return a.owner }
 
 // SetFlows swaps the flow set; calls in progress keep the flow they have.
 func (a *App) SetFlows(s *flows.Set) { a.flows.Store(s) }
@@ -103,6 +154,21 @@ func (a *App) Flows() *flows.Set { return a.flows.Load() }
 
 // Connected reports whether the event websocket is up.
 func (a *App) Connected() bool { return a.connected.Load() }
+
+// Active reports whether this process holds the lease.
+func (a *App) Active() bool { return a.lease.valid() }
+
+// Ready is true on the active process with its websocket up: the one that
+// serves calls.
+func (a *App) Ready() bool { return a.Active() && a.Connected() }
+
+// Role is "active" or "standby".
+func (a *App) Role() string {
+	if a.Active() {
+		return "active"
+	}
+	return "standby"
+}
 
 // ActiveCalls is the number of calls this process runs.
 func (a *App) ActiveCalls() int {
@@ -120,8 +186,9 @@ func (a *App) Wait() { a.wg.Wait() }
 
 // Check makes one authenticated request, so that a bad URL or password is
 // a clear error at start instead of an endless reconnect loop; it returns
-// Asterisk's version. Its errors wrap ari.ErrUnreachable or ari.ErrAuth.
-func Check(ctx context.Context, url, user, password string) (string, error) {
+// Asterisk's version and entity ID. Its errors wrap ari.ErrUnreachable or
+// ari.ErrAuth.
+func Check(ctx context.Context, url, user, password string) (ari.Info, error) {
 	c := ari.New(ari.Options{URL: url, User: user, Password: password})
 	defer c.Close()
 	return c.Check(ctx)
@@ -133,21 +200,39 @@ func newID(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b[:])
 }
 
-func (a *App) register(c *call, ids ...string) {
+// resourceID names a leg or bridge of this app: the app name in it keeps
+// two apps on one Asterisk from taking each other's resources for orphans.
+func (a *App) resourceID(kind string) string { return newID(a.cfg.App + "-" + kind) }
+
+// ours tells whether a channel or bridge ID is one of this app's legs or
+// bridges.
+func (a *App) ours(id, kind string) bool { return strings.HasPrefix(id, a.cfg.App+"-"+kind+"-") }
+
+// resourceName is a bridge's name: the app and the call.
+func (a *App) resourceName(callID string) string { return a.cfg.App + "/" + callID }
+
+// own registers IDs (legs, bridges, playbacks) whose events go to c.
+func (c *call) own(ids ...string) {
+	a := c.app
 	a.mu.Lock()
 	for _, id := range ids {
 		if id != "" {
 			a.owners[id] = c
-			c.owned = append(c.owned, id)
+			c.owned[id] = struct{}{}
 		}
 	}
 	a.mu.Unlock()
 }
 
-func (a *App) unregister(ids ...string) {
+// disown forgets IDs the call is done with.
+func (c *call) disown(ids ...string) {
+	a := c.app
 	a.mu.Lock()
 	for _, id := range ids {
-		delete(a.owners, id)
+		if a.owners[id] == c {
+			delete(a.owners, id)
+		}
+		delete(c.owned, id)
 	}
 	a.mu.Unlock()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ariflow/ariflow/internal/ari"
@@ -29,8 +30,15 @@ type call struct {
 	rec    CallRecord
 	events chan ari.Event
 	log    *logrus.Entry
-	gone   bool     // the caller's channel has left Stasis
-	owned  []string // IDs registered for this call; guarded by app.mu
+	gone   bool                // the caller's channel has left Stasis
+	owned  map[string]struct{} // IDs registered for this call; guarded by app.mu
+	saved  bool                // the record was written at least once
+	// overflow is closed when an event could not be queued: the call no
+	// longer knows what happened to its channels and is ended.
+	overflow     chan struct{}
+	overflowOnce sync.Once
+	playing      string // the playback the call waits for, if any
+	handedOff    bool   // the caller was sent to the dialplan (fallback)
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -45,7 +53,7 @@ func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
 	now := time.Now()
 	c.rec = CallRecord{
 		CallID: c.id, Channel: e.Channel.Name, Phase: PhaseFlow,
-		Attributes: flows.Attributes{}, Owner: a.owner, Started: now,
+		Attributes: flows.Attributes{}, Started: now,
 	}
 	sys := func(k, v string) { c.rec.Attributes.Set(flows.NSSystem, k, v) }
 	if e.Channel.Caller != nil {
@@ -64,10 +72,12 @@ func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
 
 func (a *App) newCall(id string) *call {
 	return &call{
-		app:    a,
-		id:     id,
-		events: make(chan ari.Event, 256),
-		log:    a.log.WithFields(logrus.Fields{"call_id": id, "channel": id}),
+		app:      a,
+		id:       id,
+		events:   make(chan ari.Event, a.cfg.EventQueue),
+		owned:    map[string]struct{}{},
+		overflow: make(chan struct{}),
+		log:      a.log.WithFields(logrus.Fields{"call_id": id, "channel": id}),
 	}
 }
 
@@ -80,7 +90,7 @@ func (a *App) launch(ctx context.Context, c *call, body func(context.Context) er
 	}
 	a.calls[c.id] = c
 	a.owners[c.id] = c
-	c.owned = append(c.owned, c.id)
+	c.owned[c.id] = struct{}{}
 	a.mu.Unlock()
 	a.metrics.ActiveCalls.Inc()
 	a.wg.Add(1)
@@ -92,29 +102,25 @@ func (a *App) launch(ctx context.Context, c *call, body func(context.Context) er
 	}()
 }
 
-// deliver queues an event for the call's goroutine. A full queue means the
-// goroutine is stuck; waiting a little beats dropping a hangup.
+// deliver queues an event for the call's goroutine without blocking the
+// websocket reader: a call whose queue is full is stuck or flooded, and is
+// ended (see next) rather than allowed to delay every other call.
 func (c *call) deliver(ev ari.Event) {
 	select {
 	case c.events <- ev:
-		return
 	default:
-	}
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	select {
-	case c.events <- ev:
-	case <-t.C:
-		c.app.metrics.DroppedEvents.Inc()
-		c.log.WithField("event", ev.GetType()).Error("call event queue full; event dropped")
+		c.overflowOnce.Do(func() {
+			c.app.metrics.DroppedEvents.Inc()
+			c.log.WithField("event", ev.GetType()).Error("call event queue full; ending the call")
+			close(c.overflow)
+		})
 	}
 }
 
 func (c *call) runNew(ctx context.Context) error {
 	if c.flow == nil {
 		c.app.metrics.CallErrors.WithLabelValues("no_flow").Inc()
-		c.log.Error("no flow for this entry; playing the error prompt and hanging up")
-		_ = c.answer(ctx)
+		c.log.Error("no flow for this entry")
 		return c.failCall(ctx, fmt.Errorf("no flow has entry %q", c.rec.Attributes[flows.NSSystem][flows.SysDialedNumber]))
 	}
 	c.log = c.log.WithFields(logrus.Fields{"flow": c.flow.Name, "version": c.flow.Version})
@@ -137,20 +143,29 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 		if !ok {
 			return c.failCall(ctx, fmt.Errorf("flow %s: no block %q", c.flow.Name, id))
 		}
-		c.rec.Block, c.rec.Phase = id, PhaseFlow
-		if savesBeforeActing(b.Type) {
-			if err := c.save(ctx); err != nil {
-				return c.failCall(ctx, err)
-			}
-		}
+		c.rec.Block = id
 		log := c.log.WithFields(logrus.Fields{"step": id, "type": b.Type})
-		log.Info("step")
-		branch, err := c.exec(ctx, b)
+		var branch string
+		var err error
+		if err = c.setPhase(ctx, PhaseFlow, savesBeforeActing(b.Type)); err != nil {
+			if !c.saved || errors.Is(err, ErrFenced) {
+				// Never written (Redis down as the call came in), or no
+				// longer ours: nothing to carry on from.
+				return c.failCall(ctx, fmt.Errorf("saving the call before %s: %w", id, err))
+			}
+			log.WithError(err).Error("saving the call failed; block not run, taking its Error branch")
+			err = fmt.Errorf("saving the call: %w", err)
+		} else {
+			log.Info("step")
+			branch, err = c.exec(ctx, b)
+		}
 		switch {
-		case errors.Is(err, ErrCallerGone), errors.Is(err, errHandedOff):
+		case errors.Is(err, ErrCallerGone), errors.Is(err, errHandedOff), errors.Is(err, ErrFenced):
 			return err
-		case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-			return err
+		case errors.Is(err, errOverflow):
+			return c.failCall(ctx, err)
+		case ctx.Err() != nil:
+			return ctx.Err()
 		case err != nil:
 			c.app.metrics.CallErrors.WithLabelValues(string(b.Type)).Inc()
 			log.WithError(err).Warn("block failed")
@@ -189,31 +204,68 @@ func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 	case flows.TypeTransferToAgent:
 		return c.transferToAgent(ctx, b.Agent)
 	case flows.TypeDisconnect:
-		return "", c.app.ari.Hangup(ctx, c.id, "normal")
+		if err := c.app.ari.Hangup(ctx, c.id, "normal"); err != nil {
+			return "", err
+		}
+		c.gone = true
+		return "", nil
 	default:
 		return "", fmt.Errorf("unknown block type %q", b.Type)
 	}
 }
 
-// failCall is the flow's error handling when no Error branch applies: an
-// apology, then hang up. The caller is never dropped without a word.
+// failCall is the flow's error handling when no Error branch applies: the
+// fallback (a dialplan context), or an apology and hangup. The caller is
+// never dropped without a word.
 func (c *call) failCall(ctx context.Context, cause error) error {
 	c.app.metrics.CallErrors.WithLabelValues("flow").Inc()
-	c.log.WithError(cause).Error("flow failed; apologising and hanging up")
-	if !c.gone {
-		if err := c.play(ctx, c.app.cfg.ErrorPrompt); err != nil && !errors.Is(err, ErrCallerGone) {
-			c.log.WithError(err).Warn("error prompt failed")
-		}
-		_ = c.app.ari.Hangup(ctx, c.id, "normal")
+	if c.gone || ctx.Err() != nil {
+		return cause
 	}
+	c.app.toFallback(ctx, c.id, fallbackReason(cause), c.log.WithError(cause))
+	c.handedOff = true
 	return cause
 }
 
+// setPhase moves the call to phase p, refusing a transition the state
+// machine does not make, and writes the record first when save is set
+// (always, for a phase change): the side effects that depend on it come
+// after.
+func (c *call) setPhase(ctx context.Context, p Phase, save ...bool) error {
+	if err := checkTransition(c.rec.Phase, p); err != nil {
+		c.log.WithError(err).Error("refused phase change")
+		return err
+	}
+	changed := c.rec.Phase != p
+	c.rec.Phase = p
+	if p == PhaseFlow {
+		c.rec.Transfer = nil
+	}
+	if changed || len(save) > 0 && save[0] {
+		return c.save(ctx)
+	}
+	return nil
+}
+
+// save writes the record under this process's lease epoch; a process
+// that lost the lease gets ErrFenced and writes nothing.
 func (c *call) save(ctx context.Context) error {
-	c.rec.Updated = time.Now()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second) // as in App.do
+	epoch, err := c.app.lease.fence()
+	if err != nil {
+		c.app.metrics.FencedActions.Inc()
+		return err
+	}
+	c.rec.Owner, c.rec.Epoch, c.rec.Updated = c.app.owner, epoch, time.Now()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second) // as ARI requests
 	defer cancel()
-	return c.app.store.Save(ctx, &c.rec)
+	if err := c.app.store.Save(ctx, &c.rec); err != nil {
+		if errors.Is(err, ErrFenced) {
+			c.app.metrics.FencedActions.Inc()
+		}
+		return err
+	}
+	c.saved = true
+	return nil
 }
 
 // callerGone tells whether ev says the caller left.
@@ -237,6 +289,8 @@ func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, e
 	}
 	for {
 		select {
+		case <-c.overflow:
+			return nil, errOverflow
 		case ev := <-c.events:
 			if _, ok := ev.(*checkChannels); ok {
 				if ev = c.verifyChannels(ctx); ev == nil {
@@ -256,17 +310,20 @@ func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, e
 	}
 }
 
-var errTimeout = errors.New("timed out")
+var (
+	errTimeout  = errors.New("timed out")
+	errOverflow = errors.New("call event queue overflowed; events lost")
+)
 
 // finish cleans up after the call's goroutine returns: whatever it still
 // holds is hung up or destroyed, and the record goes, unless this process
 // is stopping, in which case the record stays for the next one.
 func (c *call) finish(ctx context.Context, err error) {
 	a := c.app
-	stopping := ctx.Err() != nil
+	stopping := ctx.Err() != nil || errors.Is(err, ErrFenced)
 	bg := context.WithoutCancel(ctx)
 	if stopping {
-		c.log.Info("process stopping: call left in place for another process")
+		c.log.Info("no longer active here: call left in place for the next active process")
 	} else {
 		if c.rec.Outbound != "" {
 			if herr := a.ari.Hangup(bg, c.rec.Outbound, "normal"); herr != nil {
@@ -278,16 +335,20 @@ func (c *call) finish(ctx context.Context, err error) {
 				c.log.WithError(derr).Warn("bridge destroy failed")
 			}
 		}
-		if !c.gone && !errors.Is(err, errHandedOff) {
+		if !c.gone && !c.handedOff && !errors.Is(err, errHandedOff) {
 			_ = a.ari.Hangup(bg, c.id, "normal")
 		}
-		if derr := a.store.Delete(bg, c.id); derr != nil {
-			c.log.WithError(derr).Error("call record delete failed")
+		if c.saved {
+			if f, ferr := a.fenceOf(); ferr == nil {
+				if derr := a.store.Delete(bg, c.id, f); derr != nil {
+					c.log.WithError(derr).Error("call record delete failed")
+				}
+			}
 		}
 	}
 	a.mu.Lock()
 	delete(a.calls, c.id)
-	for _, id := range c.owned {
+	for id := range c.owned {
 		if a.owners[id] == c {
 			delete(a.owners, id)
 		}

@@ -127,3 +127,17 @@ func CauseText(cause int) string {
 		return "cause " + strconv.Itoa(cause)
 	}
 }
+
+// NotAnsweredOutcome decides the outcome of a leg that ended before it was
+// answered, from its hangup cause and the last DIALSTATUS seen (""
+// when none). The cause is precise; an originated leg's DIALSTATUS is not
+// (a SIP 404 shows as NOANSWER), so the status only decides when the
+// cause says nothing (0, or 16 normal clearing).
+func NotAnsweredOutcome(cause int, dialStatus string) Outcome {
+	if cause == 0 || cause == CauseNormalClearing {
+		if o := OutcomeForDialStatus(dialStatus); o != "" && o != OutcomeSuccess {
+			return o
+		}
+	}
+	return OutcomeForCause(cause)
+}

@@ -10,17 +10,64 @@ import (
 	"github.com/ariflow/ariflow/internal/ari"
 )
 
-// Run keeps the event websocket connected until ctx ends, reconnecting with
-// backoff and reconciling calls after every (re)connect.
+// Run campaigns for the lease and, while this process holds it, keeps the
+// app's event websocket connected and serves calls; it returns when ctx
+// ends. A standby does not connect the websocket: Asterisk gives an app to
+// the newest connection, so connecting would take the app from the
+// active process.
 func (a *App) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
-	first := true
+	defer a.resign()
 	for ctx.Err() == nil {
-		ws, err := a.ari.Events(ctx)
-		if err != nil {
-			a.log.WithError(err).WithField("retry_in", backoff).Warn("ARI websocket connect failed")
+		a.metrics.Role.Set(0)
+		if !a.campaign(ctx) {
+			return nil
+		}
+		cause := a.term(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.log.WithError(cause).Error("no longer active: calls left to the process that took over; standing by")
+		if errors.Is(cause, errReplaced) {
+			// Whoever took the app did so without the lease (another
+			// version, another configuration): taking it back at once
+			// would make the two fight over it.
+			a.resign()
 			select {
 			case <-ctx.Done():
+			case <-time.After(10 * a.cfg.LeaseTTL):
+			}
+		}
+	}
+	return nil
+}
+
+// term is one term as the active process: from taking the lease to losing
+// it (or ctx ending). Calls run under the term's context: when it ends they
+// stop at their next wait, and stay in Stasis and in the store for the
+// next active process. Nothing of theirs is done by this process
+// afterwards: the ARI client and the store refuse a process without a
+// valid lease.
+func (a *App) term(ctx context.Context) error {
+	epoch, _ := a.lease.fence()
+	took := time.Now()
+	a.metrics.Role.Set(1)
+	a.metrics.Takeovers.Inc()
+	a.logTerm(epoch).Info("lease: active")
+	tctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go a.keepLease(tctx, stop)
+
+	backoff := 100 * time.Millisecond
+	first := true
+	for tctx.Err() == nil {
+		ws, err := a.ari.Events(tctx)
+		if err != nil {
+			if tctx.Err() != nil {
+				break
+			}
+			a.log.WithError(err).WithField("retry_in", backoff).Warn("ARI websocket connect failed")
+			select {
+			case <-tctx.Done():
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 5*time.Second)
@@ -34,24 +81,35 @@ func (a *App) Run(ctx context.Context) error {
 			a.metrics.Reconnects.Inc()
 			a.log.Info("ARI websocket reconnected")
 		}
-		first = false
-		if err := a.ari.SetEventFilter(ctx, ari.EventTypes); err != nil {
+		if err := a.ari.SetEventFilter(tctx, ari.EventTypes); err != nil {
 			a.log.WithError(err).Warn("ARI event filter not set; receiving every event")
 		}
 		// Events missed while we were away: find out what still exists.
-		go a.reconcile(ctx)
-		err = a.read(ctx, ws)
+		go func(first bool) {
+			a.reconcileRetry(tctx)
+			if first {
+				a.metrics.TakeoverSeconds.Observe(time.Since(took).Seconds())
+				a.logTerm(epoch).WithField("took", time.Since(took).Round(time.Millisecond)).Info("takeover complete")
+			}
+		}(first)
+		first = false
+		err = a.read(tctx, ws, stop)
 		a.connected.Store(false)
-		if ctx.Err() == nil {
+		if tctx.Err() == nil {
 			a.log.WithError(err).Warn("ARI websocket lost; reconnecting")
 		}
 	}
-	return nil
+	a.connected.Store(false)
+	cause := context.Cause(tctx)
+	// Wait for the calls to stop before giving the lease up, so that the
+	// next process does not adopt a call this one still runs.
+	a.wg.Wait()
+	return cause
 }
 
-func (a *App) read(ctx context.Context, ws *ari.EventConn) error {
-	stop := context.AfterFunc(ctx, func() { ws.Close() })
-	defer stop()
+func (a *App) read(ctx context.Context, ws *ari.EventConn, stop context.CancelCauseFunc) error {
+	halt := context.AfterFunc(ctx, func() { ws.Close() })
+	defer halt()
 	defer ws.Close()
 	for {
 		ev, err := ws.Next()
@@ -62,12 +120,20 @@ func (a *App) read(ctx context.Context, ws *ari.EventConn) error {
 		if err != nil {
 			return err
 		}
+		if _, ok := ev.(*ari.ApplicationReplaced); ok {
+			// Asterisk sends nothing more on this socket: the app is
+			// another connection's now. Stop acting at once.
+			a.metrics.Replaced.Inc()
+			a.lease.clear()
+			stop(errReplaced)
+			return errReplaced
+		}
 		a.dispatch(ctx, ev)
 	}
 }
 
 // dispatch hands an event to the call that owns one of its entities, or
-// starts a call. It never blocks on a slow call for long.
+// starts a call. It never blocks: one slow call cannot delay the others.
 func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 	if ss, ok := ev.(*ari.StasisStart); ok {
 		a.onStasisStart(ctx, ss)
@@ -102,23 +168,31 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 	}
 	log := a.log.WithFields(logrus.Fields{"channel": id, "name": e.Channel.Name})
 	if len(e.Args) > 0 && e.Args[0] == legArg {
-		// An outbound leg whose call is gone (the caller hung up, or this
-		// process restarted): nobody will bridge it.
-		log.Warn("outbound leg without a call; hanging up")
-		a.metrics.OrphanLegs.Inc()
-		go func() { _ = a.ari.Hangup(context.WithoutCancel(ctx), id, "normal") }()
+		// An outbound leg no local call owns: answered just as this
+		// process took over (its call is adopted now, and finds it up), or
+		// its call is gone (nobody will bridge it: hang it up).
+		go a.strayLeg(context.WithoutCancel(ctx), id, e.Args, log)
 		return
 	}
 	if a.draining.Load() {
-		// The dialplan after Stasis() decides what happens to calls that
-		// arrive while we shut down.
-		log.Warn("draining: returning new call to the dialplan")
-		go func() {
-			_ = a.ari.Continue(context.WithoutCancel(ctx), id, "", "", 0)
-		}()
+		log.Warn("draining: new call sent to the fallback")
+		go a.toFallback(context.WithoutCancel(ctx), id, "draining", log)
 		return
 	}
 	a.startCall(ctx, e)
+}
+
+func (a *App) strayLeg(ctx context.Context, id string, args []string, log *logrus.Entry) {
+	if len(args) > 1 {
+		if rec, err := a.store.Load(ctx, args[1]); err == nil && rec.Outbound == id {
+			log.WithField("call_id", rec.CallID).Info("answered leg of a call not running here; adopting the call")
+			a.adoptRecord(ctx, rec)
+			return
+		}
+	}
+	log.Warn("outbound leg without a call; hanging up")
+	a.metrics.OrphanLegs.Inc()
+	_ = a.ari.Hangup(ctx, id, "normal")
 }
 
 // legArg tags outbound legs in their Stasis arguments.

@@ -55,19 +55,32 @@ func (c *call) getInput(ctx context.Context, in *flows.GetCustomerInput) (string
 	if playing == "" {
 		armTimer()
 	}
+	check := time.NewTicker(c.app.cfg.PlaybackCheck)
+	defer check.Stop()
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 		if playing != "" {
-			c.app.unregister(playing)
+			c.endPlayback(playing)
 		}
 	}()
 	done := false
 	timedOut := false
 	for !done {
-		ev, err := c.next(ctx, timeout)
+		wait := timeout
+		if wait == nil && playing != "" {
+			// While a prompt plays, its end is what we wait for; ask now
+			// and then whether it still runs, in case its event was lost.
+			wait = check.C
+		}
+		ev, err := c.next(ctx, wait)
 		switch {
+		case errors.Is(err, errTimeout) && timeout == nil:
+			if playing == "" || !c.playbackLost(ctx, playing) {
+				continue
+			}
+			ev = &ari.PlaybackFinished{Playback: ari.PlaybackData{ID: playing, State: "done"}}
 		case errors.Is(err, errTimeout):
 			timedOut = true
 			done = true
@@ -80,7 +93,7 @@ func (c *call) getInput(ctx context.Context, in *flows.GetCustomerInput) (string
 			if e.Playback.ID != playing {
 				continue
 			}
-			c.app.unregister(playing)
+			c.endPlayback(playing)
 			playing = ""
 			if digits.Len() == 0 {
 				if err := startNext(); err != nil {
@@ -96,6 +109,8 @@ func (c *call) getInput(ctx context.Context, in *flows.GetCustomerInput) (string
 			}
 			if playing != "" {
 				c.stopPlayback(ctx, playing)
+				c.endPlayback(playing)
+				playing = ""
 				next = len(uris)
 			}
 			if in.Terminator != "" && e.Digit == in.Terminator {

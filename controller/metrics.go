@@ -4,30 +4,58 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the controller's Prometheus metrics.
 type Metrics struct {
-	Calls         prometheus.Counter
-	ActiveCalls   prometheus.Gauge
-	Transfers     *prometheus.CounterVec
-	CallErrors    *prometheus.CounterVec
-	Reconnects    prometheus.Counter
-	DroppedEvents prometheus.Counter
-	OrphanLegs    prometheus.Counter
-	Adopted       prometheus.Counter
+	Calls             prometheus.Counter
+	ActiveCalls       prometheus.Gauge
+	Transfers         *prometheus.CounterVec
+	CallErrors        *prometheus.CounterVec
+	Reconnects        prometheus.Counter
+	DroppedEvents     prometheus.Counter
+	OrphanLegs        prometheus.Counter
+	Adopted           prometheus.Counter
+	Fallbacks         *prometheus.CounterVec
+	StuckCalls        *prometheus.CounterVec
+	LostEvents        prometheus.Counter
+	ReconcileFailures prometheus.Counter
+
+	Role            prometheus.Gauge
+	LeaseRenewals   prometheus.Counter
+	LeaseFailures   prometheus.Counter
+	Takeovers       prometheus.Counter
+	TakeoverSeconds prometheus.Histogram
+	Replaced        prometheus.Counter
+	FencedActions   prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
 	m := &Metrics{
-		Calls:         prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_calls_total", Help: "Calls that entered a flow."}),
-		ActiveCalls:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "ariflow_active_calls", Help: "Calls this process runs now."}),
-		Transfers:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_transfers_total", Help: "Transfers by outcome."}, []string{"outcome"}),
-		CallErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_call_errors_total", Help: "Blocks and flows that failed, by block type."}, []string{"where"}),
-		Reconnects:    prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_ari_reconnects_total", Help: "ARI websocket reconnects."}),
-		DroppedEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_dropped_events_total", Help: "Events dropped because a call's queue was full."}),
-		OrphanLegs:    prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_orphan_legs_total", Help: "Outbound legs hung up because their call was gone."}),
-		Adopted:       prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_adopted_calls_total", Help: "Calls picked up from the store after a restart or reconnect."}),
+		Calls:             c("ariflow_calls_total", "Calls that entered a flow."),
+		ActiveCalls:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "ariflow_active_calls", Help: "Calls this process runs now."}),
+		Transfers:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_transfers_total", Help: "Transfers by outcome."}, []string{"outcome"}),
+		CallErrors:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_call_errors_total", Help: "Blocks and flows that failed, by block type."}, []string{"where"}),
+		Reconnects:        c("ariflow_ari_reconnects_total", "ARI websocket reconnects."),
+		DroppedEvents:     c("ariflow_dropped_events_total", "Calls ended because their event queue overflowed."),
+		OrphanLegs:        c("ariflow_orphan_legs_total", "Outbound legs hung up because their call was gone."),
+		Adopted:           c("ariflow_adopted_calls_total", "Calls picked up from the store after a takeover or reconnect."),
+		Fallbacks:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_fallback_total", Help: "Callers sent to the fallback, by reason."}, []string{"reason"}),
+		StuckCalls:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_stuck_waits_total", Help: "Waits that ran past their bound, by what was awaited."}, []string{"wait"}),
+		LostEvents:        c("ariflow_lost_events_total", "Events found missing by a check (a playback or channel that ended unannounced)."),
+		ReconcileFailures: c("ariflow_reconcile_failures_total", "Reconciles that failed and were retried."),
+		Role:              prometheus.NewGauge(prometheus.GaugeOpts{Name: "ariflow_active", Help: "1 while this process holds the lease (active), 0 as a standby."}),
+		LeaseRenewals:     c("ariflow_lease_renewals_total", "Lease renewals."),
+		LeaseFailures:     c("ariflow_lease_failures_total", "Lease campaigns or renewals that failed, and leases lost."),
+		Takeovers:         c("ariflow_takeovers_total", "Terms as the active process begun."),
+		TakeoverSeconds:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ariflow_takeover_seconds", Help: "From taking the lease to the first reconcile done.", Buckets: []float64{.05, .1, .2, .5, 1, 2, 5}}),
+		Replaced:          c("ariflow_app_replaced_total", "ApplicationReplaced received: another connection took the app."),
+		FencedActions:     c("ariflow_fenced_actions_total", "ARI requests and record writes refused because this process did not hold the lease."),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Calls, m.ActiveCalls, m.Transfers, m.CallErrors, m.Reconnects, m.DroppedEvents, m.OrphanLegs, m.Adopted)
+		reg.MustRegister(m.Calls, m.ActiveCalls, m.Transfers, m.CallErrors, m.Reconnects, m.DroppedEvents, m.OrphanLegs, m.Adopted,
+			m.Fallbacks, m.StuckCalls, m.LostEvents, m.ReconcileFailures,
+			m.Role, m.LeaseRenewals, m.LeaseFailures, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.FencedActions)
 	}
 	return m
 }

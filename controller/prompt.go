@@ -2,7 +2,9 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ariflow/ariflow/internal/ari"
 
@@ -49,19 +51,40 @@ func (c *call) play(ctx context.Context, uris ...string) error {
 
 func (c *call) startPlayback(ctx context.Context, uri string) (string, error) {
 	id := newID("pb")
-	c.app.register(c, id)
+	c.own(id)
 	err := c.app.ari.Play(ctx, c.id, id, uri)
 	if err != nil {
-		c.app.unregister(id)
+		c.disown(id)
 		return "", err
 	}
+	c.playing = id
 	return id, nil
 }
 
+// endPlayback forgets a playback that finished (or was stopped).
+func (c *call) endPlayback(id string) {
+	c.disown(id)
+	if c.playing == id {
+		c.playing = ""
+	}
+}
+
+// waitPlayback waits for the playback to finish. Its bound is the media
+// itself: every PlaybackCheck the call asks whether the playback still
+// runs, so a PlaybackFinished lost on the way costs at most that much
+// silence, never the rest of the call.
 func (c *call) waitPlayback(ctx context.Context, id string) error {
-	defer c.app.unregister(id)
+	defer c.endPlayback(id)
+	check := time.NewTicker(c.app.cfg.PlaybackCheck)
+	defer check.Stop()
 	for {
-		ev, err := c.next(ctx, nil)
+		ev, err := c.next(ctx, check.C)
+		if errors.Is(err, errTimeout) {
+			if c.playbackLost(ctx, id) {
+				return nil
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -72,6 +95,18 @@ func (c *call) waitPlayback(ctx context.Context, id string) error {
 			return nil
 		}
 	}
+}
+
+// playbackLost tells whether a playback the call waits for has ended
+// without its PlaybackFinished reaching us.
+func (c *call) playbackLost(ctx context.Context, id string) bool {
+	ok, err := c.app.ari.PlaybackExists(ctx, id)
+	if err != nil || ok {
+		return false
+	}
+	c.app.metrics.LostEvents.Inc()
+	c.log.WithField("playback", id).Warn("playback ended without PlaybackFinished; going on")
+	return true
 }
 
 func (c *call) stopPlayback(ctx context.Context, id string) {

@@ -3,29 +3,52 @@ package controller
 import (
 	"context"
 	"errors"
-	"strings"
+	"fmt"
 	"time"
 
-	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
 )
+
+// reconcileRetry runs reconcile until it succeeds or ctx ends, with
+// backoff: a reconcile that failed (ARI or Redis unreachable a moment)
+// would leave callers nobody handles.
+func (a *App) reconcileRetry(ctx context.Context) {
+	backoff := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		err := a.reconcile(ctx)
+		if err == nil {
+			return
+		}
+		a.metrics.ReconcileFailures.Inc()
+		a.log.WithError(err).WithField("retry_in", backoff).Warn("reconcile failed")
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
 
 // reconcile runs after every (re)connect. While the websocket was down,
 // Asterisk sent us nothing: calls may have ended, legs may have been left,
-// and after a restart the calls in the store belong to nobody. ARI's
-// channel list and the store together say what is real.
-func (a *App) reconcile(ctx context.Context) {
+// and after a takeover the calls in the store belong to nobody here. ARI's
+// channel and bridge lists and the store together say what is real.
+func (a *App) reconcile(ctx context.Context) error {
 	start := time.Now()
 	chans, err := a.ari.Channels(ctx)
 	if err != nil {
-		a.log.WithError(err).Warn("reconcile: listing channels failed")
-		return
+		return fmt.Errorf("listing channels: %w", err)
 	}
-	present := make(map[string]bool, len(chans))
+	bridges, err := a.ari.Bridges(ctx)
+	if err != nil {
+		return fmt.Errorf("listing bridges: %w", err)
+	}
+	present := make(map[string]ari.Channel, len(chans))
 	for _, ch := range chans {
-		present[ch.ID] = true
+		present[ch.ID] = ch
 	}
 
 	// Our own calls: each checks its own channels, in its own goroutine,
@@ -35,10 +58,6 @@ func (a *App) reconcile(ctx context.Context) {
 	for _, c := range a.calls {
 		local = append(local, c)
 	}
-	owned := make(map[string]bool, len(a.owners))
-	for id := range a.owners {
-		owned[id] = true
-	}
 	a.mu.Unlock()
 	for _, c := range local {
 		c.deliver(&checkChannels{})
@@ -47,31 +66,36 @@ func (a *App) reconcile(ctx context.Context) {
 	// Calls in the store that no goroutine runs: adopt or clean up.
 	ids, err := a.store.Active(ctx)
 	if err != nil {
-		a.log.WithError(err).Warn("reconcile: listing stored calls failed")
-		return
+		return fmt.Errorf("listing stored calls: %w", err)
 	}
+	fence, err := a.fenceOf()
+	if err != nil {
+		return err
+	}
+	recorded := make(map[string]bool, len(ids))
 	adopted, cleaned := 0, 0
 	for _, id := range ids {
-		a.mu.Lock()
-		_, mine := a.calls[id]
-		a.mu.Unlock()
-		if mine {
+		recorded[id] = true
+		if a.isLocal(id) {
 			continue
 		}
 		rec, err := a.store.Load(ctx, id)
 		if errors.Is(err, ErrNoRecord) {
-			_ = a.store.Delete(ctx, id) // expired record, stale index entry
-			continue
+			continue // ended meanwhile
 		}
 		if err != nil {
-			a.log.WithError(err).WithField("call_id", id).Warn("reconcile: loading call failed")
+			// Unreadable: the caller, if still there, is handled below as
+			// one without a record.
+			recorded[id] = false
+			a.log.WithError(err).WithField("call_id", id).Error("reconcile: call record unreadable")
 			continue
 		}
-		if present[id] {
-			a.adopt(ctx, rec, present)
+		if _, ok := present[id]; ok {
+			a.adoptRecord(ctx, rec)
 			adopted++
 			continue
 		}
+		// The caller is gone: what it left behind goes too.
 		bg := context.WithoutCancel(ctx)
 		if rec.Outbound != "" {
 			_ = a.ari.Hangup(bg, rec.Outbound, "normal")
@@ -79,34 +103,66 @@ func (a *App) reconcile(ctx context.Context) {
 		if rec.Bridge != "" {
 			_ = a.ari.DestroyBridge(bg, rec.Bridge)
 		}
-		_ = a.store.Delete(bg, id)
+		_ = a.store.Delete(bg, id, fence)
 		cleaned++
 	}
 
-	// Legs and bridges of ours that no call owns any more.
-	orphans := 0
-	for id := range present {
-		if strings.HasPrefix(id, "ariflow-leg-") && !owned[id] {
-			a.mu.Lock()
-			_, nowOwned := a.owners[id]
-			a.mu.Unlock()
-			if !nowOwned {
-				_ = a.ari.Hangup(context.WithoutCancel(ctx), id, "normal")
-				orphans++
-			}
+	// Callers in the app that nobody runs and no record describes (Redis
+	// lost it: no persistence, eviction, a flush): the fallback, never
+	// silence. Legs and bridges of ours that no call owns: gone.
+	stray, orphans, orphanBridges := 0, 0, 0
+	for _, ch := range chans {
+		switch {
+		case a.isOwned(ch.ID) || recorded[ch.ID]:
+		case a.ours(ch.ID, "leg"):
+			_ = a.ari.Hangup(context.WithoutCancel(ctx), ch.ID, "normal")
+			a.metrics.OrphanLegs.Inc()
+			orphans++
+		case ch.InApp(a.cfg.App):
+			stray++
+			log := a.log.WithFields(logrus.Fields{"call_id": ch.ID, "channel": ch.ID, "name": ch.Name})
+			log.Error("caller in the app without a call record")
+			go a.toFallback(ctx, ch.ID, "no-record", log)
+		}
+	}
+	for _, b := range bridges {
+		if a.ours(b.ID, "br") && !a.isOwned(b.ID) && !a.bridgeOfRecord(b.ID) {
+			_ = a.ari.DestroyBridge(context.WithoutCancel(ctx), b.ID)
+			orphanBridges++
 		}
 	}
 	a.log.WithFields(logrus.Fields{"channels": len(chans), "adopted": adopted, "cleaned": cleaned,
-		"orphan_legs": orphans, "took": time.Since(start).Round(time.Millisecond)}).Info("reconciled")
+		"without_record": stray, "orphan_legs": orphans, "orphan_bridges": orphanBridges,
+		"took": time.Since(start).Round(time.Millisecond)}).Info("reconciled")
+	return nil
 }
 
-// checkChannels asks a call to verify that its channels still exist: an
-// event about them may have been lost while the websocket was down.
+func (a *App) isLocal(callID string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.calls[callID]
+	return ok
+}
+
+func (a *App) isOwned(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.owners[id]
+	return ok
+}
+
+// bridgeOfRecord is checked after adoption registered the adopted calls'
+// bridges; a bridge no call and no record claims is an orphan.
+func (a *App) bridgeOfRecord(id string) bool { return a.isOwned(id) }
+
+// checkChannels asks a call to verify that its channels still exist and
+// its prompt still plays: an event about them may have been lost while
+// the websocket was down.
 type checkChannels struct{ ari.EventData }
 
 func (*checkChannels) Keys() ari.Keys { return nil }
 
-// verifyChannels returns the ChannelDestroyed the call missed, if any.
+// verifyChannels returns the event the call missed, if any.
 func (c *call) verifyChannels(ctx context.Context) ari.Event {
 	for _, id := range []string{c.id, c.rec.Outbound} {
 		if id == "" {
@@ -117,15 +173,32 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 			return &ari.ChannelDestroyed{Channel: ari.ChannelData{ID: id}, Cause: CauseNormalClearing, CauseTxt: "ended while disconnected"}
 		}
 	}
+	if c.playing != "" {
+		if ok, err := c.app.ari.PlaybackExists(ctx, c.playing); err == nil && !ok {
+			c.app.metrics.LostEvents.Inc()
+			c.log.WithField("playback", c.playing).Info("playback ended while the websocket was down")
+			return &ari.PlaybackFinished{Playback: ari.PlaybackData{ID: c.playing, State: "done"}}
+		}
+	}
 	return nil
 }
 
-// adopt runs a call another process (or this one, before a restart) left
-// in the store, from where its record says it was.
-func (a *App) adopt(ctx context.Context, rec *CallRecord, present map[string]bool) {
+// adoptRecord runs a call another process (or this one, in an earlier
+// term) left in the store, from where its record says it was: ringing
+// transfers keep ringing, bridged calls stay bridged and their digits go
+// on from the one reached, prompts and input restart at their block.
+func (a *App) adoptRecord(ctx context.Context, rec *CallRecord) {
+	if rec.Phase == PhaseDialplan {
+		// The caller is the dialplan's now (e.g. waiting in Queue()):
+		// never touch it; the record only outlived its process.
+		if f, err := a.fenceOf(); err == nil {
+			_ = a.store.Delete(context.WithoutCancel(ctx), rec.CallID, f)
+		}
+		return
+	}
 	c := a.newCall(rec.CallID)
 	c.rec = *rec
-	c.rec.Owner = a.owner
+	c.saved = true
 	if c.rec.Attributes == nil {
 		c.rec.Attributes = flows.Attributes{}
 	}
@@ -133,10 +206,9 @@ func (a *App) adopt(ctx context.Context, rec *CallRecord, present map[string]boo
 		c.flow = f
 		c.log = c.log.WithFields(logrus.Fields{"flow": f.Name, "version": f.Version})
 	}
-	c.log.WithFields(logrus.Fields{"step": rec.Block, "phase": rec.Phase}).Info("adopting call")
+	c.log.WithFields(logrus.Fields{"step": rec.Block, "phase": rec.Phase, "from": rec.Owner, "from_epoch": rec.Epoch}).Info("adopting call")
 	a.metrics.Adopted.Inc()
-	a.register(c, rec.Outbound, rec.Bridge)
-	legUp := rec.Outbound != "" && present[rec.Outbound]
+	c.own(rec.Outbound, rec.Bridge)
 	a.launch(ctx, c, func(ctx context.Context) error {
 		if c.flow == nil {
 			return c.failCall(ctx, errors.New("adopted call's flow is no longer loaded"))
@@ -146,38 +218,85 @@ func (a *App) adopt(ctx context.Context, rec *CallRecord, present map[string]boo
 			return c.failCall(ctx, errors.New("adopted call's block is no longer in the flow"))
 		}
 		switch c.rec.Phase {
-		case PhaseBridged, PhaseHandedOff:
-			if legUp {
-				// Keep the caller with the far end; DTMF was already sent.
-				l := leg{resume: c.rec.Phase == PhaseBridged}
-				res, err := c.talk(ctx, l, TransferResult{Outcome: OutcomeSuccess}, time.Now(), c.log)
-				c.recordTransfer(res)
-				if err != nil {
-					return err
-				}
-			} else {
-				c.dropLeg(ctx)
-				if c.rec.Phase == PhaseHandedOff {
-					return c.app.ari.Hangup(ctx, c.id, "normal")
-				}
-				c.recordTransfer(TransferResult{Outcome: OutcomeSuccess})
-			}
-			return c.follow(ctx, b, flows.BranchSuccess)
-		case PhaseDialing:
-			// What the leg did while nobody watched is unknown: cancel it and
-			// let the flow's CallFailed branch decide.
-			c.dropLeg(ctx)
-			c.recordTransfer(TransferResult{Outcome: OutcomeCallFailed})
-			return c.follow(ctx, b, flows.BranchCallFailed)
+		case PhaseDialing, PhaseBridged:
+			return c.resumeTransfer(ctx, b)
 		default:
 			return c.runFlow(ctx, c.rec.Block)
 		}
 	})
 }
 
+// resumeTransfer carries on a transfer adopted in phase dialing or
+// bridged, from what Asterisk says of its leg now.
+func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
+	ts := c.rec.Transfer
+	if ts == nil { // written by an older version
+		ts = &TransferState{Resume: c.rec.Phase == PhaseBridged}
+		c.rec.Transfer = ts
+	}
+	l := leg{number: ts.Number, digits: ts.Digits, resume: ts.Resume, agent: ts.Agent, timeout: time.Until(ts.RingDeadline)}
+	t := c.newTransfer(l)
+	t.dialed, t.answered, t.done = ts.Dialed, ts.Answered, min(ts.DigitsDone, len(ts.Digits))
+	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": ts.Number, "outbound": c.rec.Outbound, "adopted": true})
+	state, err := c.legState(ctx)
+	if err != nil {
+		return fmt.Errorf("adopting transfer: %w", err)
+	}
+	switch {
+	case state == "":
+		// The leg ended while nobody watched.
+		c.forgetLeg()
+		if c.rec.Phase == PhaseDialing {
+			t.res.Outcome = OutcomeCallFailed
+			if !ts.RingDeadline.IsZero() && time.Now().After(ts.RingDeadline) {
+				t.res.Outcome = OutcomeTimeout
+			}
+			c.dropLeg(ctx)
+			err = nil
+		} else {
+			t.res.Outcome = OutcomeSuccess
+			err = t.farEndGone(ctx, 0)
+		}
+	case c.rec.Phase == PhaseDialing && state != "Up":
+		t.log.WithField("phase", "ringing").Info("transfer: adopted while ringing; still ringing")
+		err = t.awaitAnswer(ctx)
+	case c.rec.Phase == PhaseDialing:
+		t.log.WithField("phase", "answered").Info("transfer: answered while nobody watched; bridging")
+		err = t.bridge(ctx)
+	default:
+		t.res.Outcome = OutcomeSuccess
+		// Bridge whoever is not in the bridge yet (answered, not yet
+		// bridged when the last process stopped).
+		if aerr := c.app.ari.AddToBridge(ctx, c.rec.Bridge, c.id, c.rec.Outbound); aerr != nil && ari.StatusCode(aerr) != 409 && ari.StatusCode(aerr) != 422 {
+			t.log.WithError(aerr).Debug("re-adding to the bridge")
+		}
+		err = t.talk(ctx)
+	}
+	c.recordTransfer(t.res)
+	if err != nil {
+		return err
+	}
+	return c.follow(ctx, b, t.res.Outcome.Branch())
+}
+
+// legState is the outbound leg's channel state ("" when it is gone).
+func (c *call) legState(ctx context.Context) (string, error) {
+	if c.rec.Outbound == "" {
+		return "", nil
+	}
+	st, err := c.app.ari.ChannelState(ctx, c.rec.Outbound)
+	if ari.IsNotFound(err) {
+		return "", nil
+	}
+	return st, err
+}
+
 // follow continues the flow at b's branch.
 func (c *call) follow(ctx context.Context, b *flows.Block, branch string) error {
 	next, ok := b.Next(branch)
+	if !ok {
+		next, ok = b.Next(flows.BranchError)
+	}
 	if !ok {
 		return c.failCall(ctx, errors.New("block "+b.ID+" has no "+branch+" branch"))
 	}

@@ -4,22 +4,42 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisStore keeps one key per call: a JSON record with a TTL, so that a
-// crashed process leaves nothing forever. Save and Delete are one command
-// each; listing the active calls (only after a reconnect) scans the keys.
+// RedisStore keeps one key per call, a JSON record with a TTL so that a
+// crashed process leaves nothing for ever, and the leadership lease of the
+// (Asterisk, app) pair it serves. Keys carry that pair's namespace, in
+// braces so that a Redis Cluster keeps a namespace on one slot (the
+// scripts touch the lease and a record together):
+//
+//	ariflow:{app@pbx}:lease    "owner|epoch", with a TTL
+//	ariflow:{app@pbx}:epoch    the last epoch handed out
+//	ariflow:{app@pbx}:call:ID  a call record
+//
+// Every write of a record is one script that first checks that the
+// writer holds the lease at its epoch: a process that lost the lease
+// (stopped, partitioned, slow) can never overwrite the new active's state.
 type RedisStore struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration
 }
 
-// NewRedisStore returns a store; prefix namespaces the keys ("ariflow").
+// Namespace is the key namespace of an app on a PBX: "ariflow:{app@pbx}".
+func Namespace(app, pbx string) string {
+	ns := app
+	if pbx != "" {
+		ns += "@" + pbx
+	}
+	return "ariflow:{" + ns + "}"
+}
+
+// NewRedisStore returns a store; prefix is a Namespace.
 func NewRedisStore(rdb redis.UniversalClient, prefix string, ttl time.Duration) *RedisStore {
 	if ttl <= 0 {
 		ttl = 4 * time.Hour
@@ -28,15 +48,58 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, ttl time.Duration) 
 }
 
 func (s *RedisStore) key(id string) string { return s.prefix + ":call:" + id }
+func (s *RedisStore) leaseKey() string     { return s.prefix + ":lease" }
+func (s *RedisStore) epochKey() string     { return s.prefix + ":epoch" }
 
-// Save writes the record.
+func token(owner string, epoch int64) string { return owner + "|" + strconv.FormatInt(epoch, 10) }
+
+// KEYS: record, lease. ARGV: token, data, ttl ms.
+var saveScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`)
+
+// KEYS: record, lease. ARGV: token.
+var deleteScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1`)
+
+// KEYS: lease, epoch. ARGV: owner, ttl ms. Renews the lease when owner
+// holds it, takes it with the next epoch when it is free; returns the
+// epoch held, or 0.
+var campaignScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local sep = string.find(cur, '|', 1, true)
+  if sep and string.sub(cur, 1, sep - 1) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(string.sub(cur, sep + 1))
+  end
+  return 0
+end
+local e = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. e, 'PX', ARGV[2])
+return e`)
+
+// KEYS: lease. ARGV: token.
+var resignScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// Save writes the record if its Owner holds the lease at its Epoch.
 func (s *RedisStore) Save(ctx context.Context, rec *CallRecord) error {
 	b, err := EncodeRecord(rec)
 	if err != nil {
 		return err
 	}
-	if err := s.rdb.Set(ctx, s.key(rec.CallID), b, s.ttl).Err(); err != nil {
+	n, err := saveScript.Run(ctx, s.rdb, []string{s.key(rec.CallID), s.leaseKey()},
+		token(rec.Owner, rec.Epoch), b, s.ttl.Milliseconds()).Int()
+	if err != nil {
 		return fmt.Errorf("save call %s: %w", rec.CallID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("save call %s: %w", rec.CallID, ErrFenced)
 	}
 	return nil
 }
@@ -52,9 +115,14 @@ func (s *RedisStore) Load(ctx context.Context, callID string) (*CallRecord, erro
 	return DecodeRecord(b)
 }
 
-func (s *RedisStore) Delete(ctx context.Context, callID string) error {
-	if err := s.rdb.Del(ctx, s.key(callID)).Err(); err != nil {
+// Delete removes the record if f holds the lease.
+func (s *RedisStore) Delete(ctx context.Context, callID string, f Fence) error {
+	n, err := deleteScript.Run(ctx, s.rdb, []string{s.key(callID), s.leaseKey()}, token(f.Owner, f.Epoch)).Int()
+	if err != nil {
 		return fmt.Errorf("delete call %s: %w", callID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("delete call %s: %w", callID, ErrFenced)
 	}
 	return nil
 }
@@ -71,4 +139,21 @@ func (s *RedisStore) Active(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("list active calls: %w", err)
 	}
 	return ids, nil
+}
+
+// Campaign implements Elector.
+func (s *RedisStore) Campaign(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
+	e, err := campaignScript.Run(ctx, s.rdb, []string{s.leaseKey(), s.epochKey()}, owner, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("lease: %w", err)
+	}
+	return e, nil
+}
+
+// Resign implements Elector.
+func (s *RedisStore) Resign(ctx context.Context, owner string, epoch int64) error {
+	if err := resignScript.Run(ctx, s.rdb, []string{s.leaseKey()}, token(owner, epoch)).Err(); err != nil {
+		return fmt.Errorf("lease: %w", err)
+	}
+	return nil
 }

@@ -54,7 +54,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	}{
 		{"realistic", realisticRecord()},
 		{"minimal", &CallRecord{CallID: "c1", Phase: PhaseFlow, Attributes: flows.Attributes{}}},
-		{"nil attributes", &CallRecord{CallID: "c2", Phase: PhaseHandedOff}},
+		{"nil attributes", &CallRecord{CallID: "c2", Phase: PhaseDialplan}},
 		{"odd strings", &CallRecord{
 			CallID: "c3", Phase: PhaseDialing, Block: "b\u00e4\"\\\n",
 			Attributes: flows.Attributes{flows.NSAttributes: {"k": "<&>\u2028\x00"}},

@@ -24,6 +24,7 @@ type leg struct {
 	cidNum  string
 	cidName string
 	resume  bool
+	agent   bool // a TransferToAgent leg
 }
 
 // TransferResult is what the contact's Transfer attributes record.
@@ -36,7 +37,7 @@ type TransferResult struct {
 	Digits   string
 }
 
-// Transfer timeouts, in seconds (SPEC §2).
+// Transfer ring timeouts, in seconds: Amazon Connect's range and default.
 const (
 	defaultTransferTimeout = 30
 	maxTransferTimeout     = 600
@@ -152,63 +153,95 @@ func (c *call) recordTransfer(r TransferResult) {
 	set(flows.TrNumber, r.Number)
 }
 
+// transfer is one outbound leg's run, from dialling to the far end's
+// hangup: the call it belongs to, the leg, its result, its times and its
+// logger. A process taking a call over builds the same object from the
+// record and carries on where the record says.
+type transfer struct {
+	c        *call
+	leg      leg
+	res      TransferResult
+	dialed   time.Time
+	answered time.Time
+	done     int // characters of leg.digits sent (or paused)
+	log      *logrus.Entry
+}
+
+func (c *call) newTransfer(l leg) *transfer {
+	return &transfer{c: c, leg: l, res: TransferResult{Number: l.number}}
+}
+
 // connect dials l, bridges it with the caller once answered, sends the
 // digits, and returns when the far end hangs up (resume) or when either
 // side does (no resume, errHandedOff). A caller hangup ends it with
 // ErrCallerGone; finish then hangs up the leg and destroys the bridge.
 func (c *call) connect(ctx context.Context, l leg) (TransferResult, error) {
-	res := TransferResult{Number: l.number}
-	c.rec.Phase, c.rec.Outbound, c.rec.Bridge = PhaseDialing, newID("ariflow-leg"), newID("ariflow-br")
-	if err := c.save(ctx); err != nil {
-		res.Outcome = OutcomeError
-		c.rec.Outbound, c.rec.Bridge = "", ""
-		return res, nil
-	}
-	c.app.register(c, c.rec.Outbound, c.rec.Bridge)
-	plog := c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": l.number, "outbound": c.rec.Outbound})
-	plog.WithFields(logrus.Fields{"phase": "dialing", "timeout": l.timeout}).Info("transfer")
-	if err := c.dialLeg(ctx, l); err != nil {
-		c.dropLeg(ctx)
-		if errors.Is(err, ErrCallerGone) {
-			plog.WithField("phase", "caller-hangup-dialing").Info("transfer")
-			res.Outcome = OutcomeCallFailed
-			return res, err
-		}
-		plog.WithError(err).WithField("phase", "dial-failed").Warn("transfer")
-		res.Outcome = OutcomeError
-		return res, nil
-	}
-	return c.awaitAnswer(ctx, l, res, time.Now(), plog)
+	t := c.newTransfer(l)
+	err := t.run(ctx)
+	return t.res, err
 }
 
-// dialLeg creates the bridge and originates the outbound leg into our
-// app. One request starts the far end ringing: the leg enters Stasis only
-// once answered (its StasisStart is the answer), and its Dial and
+func (t *transfer) run(ctx context.Context) error {
+	c := t.c
+	t.dialed = time.Now()
+	c.rec.Outbound, c.rec.Bridge = c.app.resourceID("leg"), c.app.resourceID("br")
+	c.rec.Transfer = &TransferState{Number: t.leg.number, Resume: t.leg.resume, Agent: t.leg.agent,
+		Digits: t.leg.digits, Dialed: t.dialed, RingDeadline: t.dialed.Add(t.leg.timeout)}
+	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": t.leg.number, "outbound": c.rec.Outbound})
+	// The record says "dialing" before the leg exists: a process taking
+	// over finds the leg by it.
+	if err := c.setPhase(ctx, PhaseDialing); err != nil {
+		t.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
+		c.rec.Outbound, c.rec.Bridge, c.rec.Transfer = "", "", nil
+		c.rec.Phase = PhaseFlow
+		t.res.Outcome = OutcomeError
+		return nil
+	}
+	c.own(c.rec.Outbound, c.rec.Bridge)
+	t.log.WithFields(logrus.Fields{"phase": "dialing", "timeout": t.leg.timeout}).Info("transfer")
+	if err := t.dial(ctx); err != nil {
+		c.dropLeg(ctx)
+		if errors.Is(err, ErrCallerGone) {
+			t.log.WithField("phase", "caller-hangup-dialing").Info("transfer")
+			t.res.Outcome = OutcomeCallFailed
+			return err
+		}
+		t.log.WithError(err).WithField("phase", "dial-failed").Warn("transfer")
+		t.res.Outcome = OutcomeError
+		return nil
+	}
+	return t.awaitAnswer(ctx)
+}
+
+// dial creates the bridge and originates the outbound leg into our app.
+// One request starts the far end ringing: the leg enters Stasis only once
+// answered (its StasisStart is the answer), and its Dial and
 // ChannelDestroyed events reach us before that because the app is
 // subscribed to it. The bridge is created alongside, and the caller's
 // ringback is sent without waiting.
-func (c *call) dialLeg(ctx context.Context, l leg) error {
+func (t *transfer) dial(ctx context.Context) error {
+	c := t.c
 	a := c.app
 	bridgeDone := make(chan error, 1)
 	go func() {
-		bridgeDone <- a.ari.CreateBridge(ctx, c.rec.Bridge, "ariflow-"+c.id)
+		bridgeDone <- a.ari.CreateBridge(ctx, c.rec.Bridge, a.resourceName(c.id))
 	}()
 	// The far end sees the leg's connected line as From and
 	// P-Asserted-Identity: set it here rather than let it be copied from
 	// the caller. Name and number are validated; neither holds a quote.
 	req := ari.OriginateRequest{
-		Endpoint: l.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
-		ChannelID: c.rec.Outbound, Originator: c.id, Timeout: int(l.timeout / time.Second),
+		Endpoint: t.leg.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
+		ChannelID: c.rec.Outbound, Originator: c.id, Timeout: int(t.leg.timeout / time.Second),
 		Variables: map[string]string{},
 	}
-	if l.cidNum != "" || l.cidName != "" {
-		req.CallerID = fmt.Sprintf("\"%s\" <%s>", l.cidName, l.cidNum)
+	if t.leg.cidNum != "" || t.leg.cidName != "" {
+		req.CallerID = fmt.Sprintf("\"%s\" <%s>", t.leg.cidName, t.leg.cidNum)
 	}
-	if l.cidNum != "" {
-		req.Variables["CONNECTEDLINE(num,i)"] = l.cidNum
+	if t.leg.cidNum != "" {
+		req.Variables["CONNECTEDLINE(num,i)"] = t.leg.cidNum
 	}
-	if l.cidName != "" {
-		req.Variables["CONNECTEDLINE(name,i)"] = l.cidName
+	if t.leg.cidName != "" {
+		req.Variables["CONNECTEDLINE(name,i)"] = t.leg.cidName
 	}
 	err := a.ari.Originate(ctx, req)
 	if berr := <-bridgeDone; err == nil {
@@ -226,7 +259,7 @@ func (c *call) dialLeg(ctx context.Context, l leg) error {
 // forgetLeg stops tracking an outbound leg that is hanging up by itself,
 // so that dropLeg does not ask Asterisk to hang it up again.
 func (c *call) forgetLeg() {
-	c.app.unregister(c.rec.Outbound)
+	c.disown(c.rec.Outbound)
 	c.rec.Outbound = ""
 }
 
@@ -246,107 +279,112 @@ func (c *call) dropLeg(ctx context.Context) {
 			return
 		}
 	}
-	c.app.unregister(c.rec.Outbound, c.rec.Bridge)
+	c.disown(c.rec.Outbound, c.rec.Bridge)
 	c.rec.Outbound, c.rec.Bridge = "", ""
 }
 
-func (c *call) awaitAnswer(ctx context.Context, l leg, res TransferResult, started time.Time, plog *logrus.Entry) (TransferResult, error) {
-	// Asterisk's Dial timeout ends the ringing; ours only guards against a
-	// lost event.
-	guard := time.NewTimer(l.timeout + 3*time.Second)
+// ringGuard is how long past the ring timeout a transfer waits for the
+// leg's end before taking it for lost: Asterisk's originate timeout ends
+// the ringing, and this only guards against a lost event.
+const ringGuard = 3 * time.Second
+
+func (t *transfer) awaitAnswer(ctx context.Context) error {
+	c := t.c
+	deadline := t.dialed.Add(t.leg.timeout + ringGuard)
+	if c.rec.Transfer != nil && !c.rec.Transfer.RingDeadline.IsZero() {
+		deadline = c.rec.Transfer.RingDeadline.Add(ringGuard)
+	}
+	guard := time.NewTimer(time.Until(deadline))
 	defer guard.Stop()
-	var failed Outcome
+	var dialStatus string
 	for {
 		ev, err := c.next(ctx, guard.C)
 		switch {
 		case errors.Is(err, ErrCallerGone):
-			plog.WithField("phase", "caller-hangup-ringing").Info("transfer")
-			res.Outcome, res.RingTime = OutcomeCallFailed, time.Since(started)
+			t.log.WithField("phase", "caller-hangup-ringing").Info("transfer")
+			t.res.Outcome, t.res.RingTime = OutcomeCallFailed, time.Since(t.dialed)
 			c.dropLeg(ctx) // cancel the far end at once
-			return res, ErrCallerGone
+			return ErrCallerGone
 		case errors.Is(err, errTimeout):
-			plog.WithField("phase", "timeout-guard").Warn("transfer")
-			res.Outcome, res.RingTime = OutcomeTimeout, time.Since(started)
+			t.log.WithField("phase", "timeout-guard").Warn("transfer")
+			c.app.metrics.StuckCalls.WithLabelValues("ringing").Inc()
+			t.res.Outcome, t.res.RingTime = OutcomeTimeout, time.Since(t.dialed)
 			c.dropLeg(ctx)
-			return res, nil
+			return nil
 		case err != nil:
-			return res, err
+			return err
 		}
 		switch e := ev.(type) {
 		case *ari.StasisStart:
 			// An originated leg enters the app when it is answered.
 			if e.Channel.ID == c.rec.Outbound {
-				return c.bridged(ctx, l, res, started, plog)
+				return t.bridge(ctx)
 			}
 		case *ari.Dial:
-			if e.Peer.ID != c.rec.Outbound {
-				continue
-			}
-			// ANSWER is followed by StasisStart, which is when the leg
-			// can be bridged; only failures matter here.
-			if o := OutcomeForDialStatus(e.Dialstatus); o != "" && o != OutcomeSuccess {
-				failed = o
+			if e.Peer.ID == c.rec.Outbound && e.Dialstatus != "" {
+				dialStatus = e.Dialstatus
 			}
 		case *ari.ChannelDestroyed:
 			if e.Channel.ID != c.rec.Outbound {
 				continue
 			}
-			res.Cause, res.RingTime = e.Cause, time.Since(started)
-			// The cause is precise; an originated leg's DIALSTATUS is not
-			// (a 404 shows as NOANSWER), so it only fills in for a cause
-			// that says nothing.
-			res.Outcome = OutcomeForCause(e.Cause)
-			if (e.Cause == 0 || e.Cause == CauseNormalClearing) && failed != "" {
-				res.Outcome = failed
-			}
-			plog.WithFields(logrus.Fields{"phase": "not-answered", "outcome": res.Outcome, "cause": e.Cause, "cause_text": e.CauseTxt}).Info("transfer")
+			t.res.Cause, t.res.RingTime = e.Cause, time.Since(t.dialed)
+			t.res.Outcome = NotAnsweredOutcome(e.Cause, dialStatus)
+			t.log.WithFields(logrus.Fields{"phase": "not-answered", "outcome": t.res.Outcome, "cause": e.Cause, "cause_text": e.CauseTxt, "dialstatus": dialStatus}).Info("transfer")
+			c.forgetLeg()
 			c.dropLeg(ctx)
-			return res, nil
+			return nil
 		}
 	}
 }
 
-// bridged runs the answered transfer until it ends.
-func (c *call) bridged(ctx context.Context, l leg, res TransferResult, started time.Time, plog *logrus.Entry) (TransferResult, error) {
+// bridge runs the answered transfer until it ends.
+func (t *transfer) bridge(ctx context.Context) error {
+	c := t.c
 	a := c.app
-	answered := time.Now()
-	res.Outcome, res.RingTime = OutcomeSuccess, answered.Sub(started)
-	c.rec.Phase = PhaseBridged
-	if !l.resume {
-		c.rec.Phase = PhaseHandedOff
+	t.answered = time.Now()
+	t.res.Outcome, t.res.RingTime = OutcomeSuccess, t.answered.Sub(t.dialed)
+	if c.rec.Transfer != nil {
+		c.rec.Transfer.Answered = t.answered
 	}
-	if err := c.save(ctx); err != nil {
-		plog.WithError(err).Warn("saving bridged phase failed")
+	if err := c.setPhase(ctx, PhaseBridged); err != nil {
+		// A process taking over finds the leg up and bridges it just the
+		// same; the call goes on.
+		t.log.WithError(err).Warn("saving the bridged phase failed")
 	}
-	plog.WithFields(logrus.Fields{"phase": "answered", "ring_time": res.RingTime.Round(time.Millisecond)}).Info("transfer")
+	t.log.WithFields(logrus.Fields{"phase": "answered", "ring_time": t.res.RingTime.Round(time.Millisecond)}).Info("transfer")
 	go func() {
 		_ = a.ari.StopRing(context.WithoutCancel(ctx), c.id)
 	}()
 	if err := a.ari.AddToBridge(ctx, c.rec.Bridge, c.id, c.rec.Outbound); err != nil {
 		// Answered and hung up at once is a very short call, not an error.
 		if c.legVanished(ctx) {
-			return c.farEndGone(ctx, l, res, 0, plog)
+			c.forgetLeg()
+			return t.farEndGone(ctx, 0)
 		}
-		plog.WithError(err).WithField("phase", "bridge-failed").Warn("transfer")
-		res.Outcome = OutcomeError
+		t.log.WithError(err).WithField("phase", "bridge-failed").Warn("transfer")
+		t.res.Outcome = OutcomeError
 		c.dropLeg(ctx)
-		return res, nil
+		return nil
 	}
-	return c.talk(ctx, l, res, answered, plog)
+	return t.talk(ctx)
 }
 
 // talk waits, with caller and far end bridged, for one of them to hang up,
 // sending the digits after the configured delay.
-func (c *call) talk(ctx context.Context, l leg, res TransferResult, answered time.Time, plog *logrus.Entry) (TransferResult, error) {
+func (t *transfer) talk(ctx context.Context) error {
+	c := t.c
 	// Digits go one request each, paced by a timer here: a string handed
 	// to Asterisk whole is played out by the leg's own thread, which then
 	// answers a hangup only once it is done (seconds, with pauses).
-	pending := l.digits
-	var sent strings.Builder
 	var dtmfC <-chan time.Time
 	var dtmfTimer *time.Timer
-	if pending != "" {
-		dtmfTimer = time.NewTimer(c.app.cfg.DTMFDelay)
+	if t.done < len(t.leg.digits) {
+		delay := c.app.cfg.DTMFDelay
+		if t.done > 0 {
+			delay = 0 // taken over mid-way: the far end is listening already
+		}
+		dtmfTimer = time.NewTimer(delay)
 		defer dtmfTimer.Stop()
 		dtmfC = dtmfTimer.C
 	}
@@ -354,27 +392,40 @@ func (c *call) talk(ctx context.Context, l leg, res TransferResult, answered tim
 		ev, err := c.next(ctx, dtmfC)
 		switch {
 		case errors.Is(err, errTimeout):
-			pending, dtmfC = c.sendNextDigit(ctx, pending, &sent, dtmfTimer, plog)
-			if pending == "" {
-				res.Digits = sent.String()
-				plog.WithFields(logrus.Fields{"phase": "dtmf", "digits": sent.Len()}).Info("transfer")
+			dtmfC = t.sendNextDigit(ctx, dtmfTimer)
+			if dtmfC == nil {
+				t.log.WithFields(logrus.Fields{"phase": "dtmf", "digits": len(t.sent())}).Info("transfer")
 			}
 			continue
 		case errors.Is(err, ErrCallerGone):
-			res.TalkTime, res.Digits = time.Since(answered), sent.String()
-			plog.WithField("phase", "caller-hangup-bridged").Info("transfer")
+			t.res.TalkTime, t.res.Digits = t.talkTime(), t.sent()
+			t.log.WithField("phase", "caller-hangup-bridged").Info("transfer")
 			c.dropLeg(ctx)
-			return res, ErrCallerGone
+			return ErrCallerGone
 		case err != nil:
-			return res, err
+			return err
 		}
 		cause, gone := legGone(ev, c.rec.Outbound)
 		if !gone {
 			continue
 		}
-		res.TalkTime, res.Digits = time.Since(answered), sent.String()
-		return c.farEndGone(ctx, l, res, cause, plog)
+		t.res.TalkTime, t.res.Digits = t.talkTime(), t.sent()
+		// The leg is already hanging up: no request to hang it up again.
+		c.forgetLeg()
+		return t.farEndGone(ctx, cause)
 	}
+}
+
+func (t *transfer) talkTime() time.Duration {
+	if t.answered.IsZero() {
+		return 0
+	}
+	return time.Since(t.answered)
+}
+
+// sent is the digits sent so far, pauses left out.
+func (t *transfer) sent() string {
+	return strings.ReplaceAll(t.leg.digits[:t.done], ",", "")
 }
 
 // DTMF pacing: each tone lasts dtmfTone and is followed by dtmfGap of
@@ -385,26 +436,34 @@ const (
 	dtmfPause = 500 * time.Millisecond
 )
 
-// sendNextDigit sends (or pauses for) the first character of pending and
-// rearms the timer for the next; it returns what is left and the channel
-// to wait on (nil when done).
-func (c *call) sendNextDigit(ctx context.Context, pending string, sent *strings.Builder, t *time.Timer, plog *logrus.Entry) (string, <-chan time.Time) {
-	ch, rest := pending[0], pending[1:]
+// sendNextDigit sends (or pauses for) the next character, records the
+// progress so that a process taking over continues from the next one, and
+// rearms the timer; it returns the channel to wait on (nil when done).
+func (t *transfer) sendNextDigit(ctx context.Context, timer *time.Timer) <-chan time.Time {
+	c := t.c
+	ch := t.leg.digits[t.done]
 	wait := dtmfTone + dtmfGap
 	if ch == ',' {
 		wait = dtmfPause
 	} else if err := c.app.ari.SendDTMF(ctx, c.rec.Outbound, string(ch), dtmfGap, dtmfTone); err != nil {
 		// The leg is probably hanging up; its events will say so.
-		plog.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
-		return "", nil
-	} else {
-		sent.WriteByte(ch)
+		t.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
+		return nil
 	}
-	if rest == "" {
-		return "", nil
+	t.done++
+	if c.rec.Transfer != nil {
+		c.rec.Transfer.DigitsDone = t.done
+		// Written after the digit left: a process killed between the two
+		// sends that one digit again on takeover, never skips one.
+		if err := c.save(ctx); err != nil {
+			t.log.WithError(err).Warn("saving DTMF progress failed")
+		}
 	}
-	t.Reset(wait)
-	return rest, t.C
+	if t.done >= len(t.leg.digits) {
+		return nil
+	}
+	timer.Reset(wait)
+	return timer.C
 }
 
 // legVanished tells whether the outbound channel no longer exists.
@@ -415,23 +474,22 @@ func (c *call) legVanished(ctx context.Context) bool {
 
 // farEndGone ends an answered transfer after the far end hung up: back to
 // the flow (resume) or, without resume, the caller is hung up too.
-func (c *call) farEndGone(ctx context.Context, l leg, res TransferResult, cause int, plog *logrus.Entry) (TransferResult, error) {
-	res.Cause = cause
-	plog.WithFields(logrus.Fields{"phase": "far-end-hangup", "cause": cause, "talk_time": res.TalkTime.Round(time.Millisecond)}).Info("transfer")
-	// The leg is already hanging up: no request to hang it up again.
-	c.forgetLeg()
-	if !l.resume {
+func (t *transfer) farEndGone(ctx context.Context, cause int) error {
+	c := t.c
+	t.res.Cause = cause
+	t.log.WithFields(logrus.Fields{"phase": "far-end-hangup", "cause": cause, "talk_time": t.res.TalkTime.Round(time.Millisecond)}).Info("transfer")
+	if !t.leg.resume {
 		// Resume off: the caller went with the far end; it ends with it.
 		c.dropLeg(ctx)
 		_ = c.app.ari.Hangup(context.WithoutCancel(ctx), c.id, "normal")
-		return res, errHandedOff
+		return errHandedOff
 	}
 	// No save here: a process that adopts this call with its leg gone
 	// resumes it just the same. Destroying the bridge hands the caller
 	// back to us in Stasis.
 	c.dropLeg(ctx)
-	plog.WithField("phase", "resumed").Info("transfer")
-	return res, nil
+	t.log.WithField("phase", "resumed").Info("transfer")
+	return nil
 }
 
 // legGone tells whether ev ends the outbound leg, and with what cause.

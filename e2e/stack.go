@@ -80,7 +80,7 @@ func (s *Stack) Leftovers(ctx context.Context) (chans, bridges, keys []string, e
 	for _, k := range bk {
 		bridges = append(bridges, k.ID)
 	}
-	keys, err = s.RDB.Keys(ctx, "ariflow:*").Result()
+	keys, err = s.RDB.Keys(ctx, "ariflow:*:call:*").Result()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("redis keys: %w", err)
 	}

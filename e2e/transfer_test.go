@@ -29,7 +29,7 @@ func TestWalkingSkeleton(t *testing.T) {
 	answered := time.Now()
 	// The call is in Redis while it lasts.
 	for {
-		keys, err := stack.RDB.Keys(ctx, "ariflow:call:"+"*").Result()
+		keys, err := stack.RDB.Keys(ctx, "ariflow:*:call:*").Result()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Amazon Connect flow language (SPEC §5), the subset ariflow imports.
+// Amazon Connect flow language (its JSON export: Version, StartAction,
+// Actions with Identifier, Type, Parameters, Transitions), the subset
+// ariflow imports.
 type connectFlow struct {
 	Version     string          `json:"Version"`
 	StartAction string          `json:"StartAction"`
@@ -203,12 +205,17 @@ func convertAction(a connectAction) (map[string]any, error) {
 		}
 	case "TransferParticipantToThirdParty":
 		b["type"] = TypeTransferToPhoneNumber
-		for conn, ours := range map[string]string{
-			"ThirdPartyPhoneNumber":                "number",
-			"ThirdPartyConnectionTimeLimitSeconds": "timeout",
-			"ThirdPartyConnectionTimeoutSeconds":   "timeout",
-			"ThirdPartyDTMFDigits":                 "dtmf",
+		// In a fixed order: both timeout names map to "timeout", and when a
+		// flow has both, the one Connect exports today
+		// (ThirdPartyConnectionTimeLimitSeconds, last) wins over the
+		// older ThirdPartyConnectionTimeoutSeconds.
+		for _, m := range [][2]string{
+			{"ThirdPartyPhoneNumber", "number"},
+			{"ThirdPartyConnectionTimeoutSeconds", "timeout"},
+			{"ThirdPartyConnectionTimeLimitSeconds", "timeout"},
+			{"ThirdPartyDTMFDigits", "dtmf"},
 		} {
+			conn, ours := m[0], m[1]
 			if v := p.str(conn); v != "" {
 				cv, err := connectValue(v)
 				if err != nil {

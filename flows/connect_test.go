@@ -62,3 +62,21 @@ func TestImportConnectErrors(t *testing.T) {
 		}
 	}
 }
+
+// A flow with both timeout names imports the same way every time: the
+// name Connect exports today wins.
+func TestImportConnectBothTimeoutsDeterministic(t *testing.T) {
+	in := []byte(`{"StartAction": "a", "Actions": [{"Identifier": "a", "Type": "TransferParticipantToThirdParty",
+	  "Parameters": {"ThirdPartyPhoneNumber": "+4930123456", "ThirdPartyConnectionTimeoutSeconds": "20",
+	                 "ThirdPartyConnectionTimeLimitSeconds": "45", "ContinueFlowExecution": "False"},
+	  "Transitions": {"Errors": [{"NextAction": "a", "ErrorType": "CallFailed"}, {"NextAction": "a", "ErrorType": "ConnectionTimeLimitExceeded"}]}}]}`)
+	for i := 0; i < 50; i++ {
+		f, err := ImportConnect(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Blocks["a"].Transfer.Timeout.Literal; got != "45" {
+			t.Fatalf("run %d: timeout %q, want 45 (ThirdPartyConnectionTimeLimitSeconds)", i, got)
+		}
+	}
+}

@@ -22,7 +22,8 @@ var (
 	ErrInvalidEndpoint   = errors.New("invalid endpoint")
 )
 
-// Limits from SPEC §2.
+// Limits of Amazon Connect's Transfer to phone number block: 50 DTMF
+// characters, a ring timeout of 1 to 600 s (30 by default).
 const (
 	MaxDTMF            = 50
 	MaxCallerName      = 80 // bytes

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +34,10 @@ type config struct {
 	DTMFDelay       time.Duration
 	ConnectTimeout  time.Duration
 	DrainTimeout    time.Duration
+	// Dependability (see README, High availability).
+	Fallback string // "context[,extension[,priority]]"
+	PBXID    string
+	LeaseTTL time.Duration
 }
 
 // envDefault returns $name or def.
@@ -70,6 +75,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", envDefault("ARIFLOW_HTTP_ADDR", "127.0.0.1:8090"), "health, metrics and reload address ($ARIFLOW_HTTP_ADDR)")
 	fs.StringVar(&c.DialTemplate, "dial-template", envDefault("ARIFLOW_DIAL_TEMPLATE", "PJSIP/{number}@trunk"), "dial string for phone numbers ($ARIFLOW_DIAL_TEMPLATE)")
 	fs.StringVar(&c.Region, "region", envDefault("ARIFLOW_DEFAULT_REGION", ""), "region (e.g. DE) for numbers without + ($ARIFLOW_DEFAULT_REGION)")
+	fs.StringVar(&c.Fallback, "fallback", envDefault("ARIFLOW_FALLBACK", ""), "dialplan context[,extension[,priority]] for callers ariflow cannot serve; empty: apology and hangup ($ARIFLOW_FALLBACK)")
+	fs.StringVar(&c.PBXID, "pbx-id", envDefault("ARIFLOW_PBX_ID", ""), "name of this PBX in Redis keys; default Asterisk's entity ID ($ARIFLOW_PBX_ID)")
 	var err error
 	durations := []struct {
 		p    *time.Duration
@@ -81,6 +88,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		{&c.DTMFDelay, "dtmf-delay", "ARIFLOW_DTMF_DELAY", 500 * time.Millisecond, "wait after answer before sending DTMF"},
 		{&c.ConnectTimeout, "connect-timeout", "ARIFLOW_CONNECT_TIMEOUT", 10 * time.Second, "deadline for reaching ARI and Redis at start"},
 		{&c.DrainTimeout, "drain-timeout", "ARIFLOW_DRAIN_TIMEOUT", 0, "on SIGTERM, wait this long for calls to end before leaving them to another process"},
+		{&c.LeaseTTL, "lease-ttl", "ARIFLOW_LEASE_TTL", 800 * time.Millisecond, "leadership lease lifetime: a standby takes over about this long after the active dies"},
 	}
 	for _, d := range durations {
 		def, derr := envDuration(d.env, d.def)
@@ -109,6 +117,57 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	return c, c.validate()
 }
 
+// redisOptions reads a Redis URL: redis://host:port/db, or with
+// ?master_name=NAME&addr=host:port… a Sentinel set (the host and the addr
+// parameters are the sentinels), through which go-redis finds the primary
+// and follows failovers.
+func redisOptions(raw string) (*redis.UniversalOptions, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Query().Has("master_name") {
+		fo, err := redis.ParseFailoverURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		return &redis.UniversalOptions{MasterName: fo.MasterName, Addrs: fo.SentinelAddrs,
+			SentinelUsername: fo.SentinelUsername, SentinelPassword: fo.SentinelPassword,
+			Username: fo.Username, Password: fo.Password, DB: fo.DB, TLSConfig: fo.TLSConfig}, nil
+	}
+	o, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &redis.UniversalOptions{Addrs: []string{o.Addr}, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig}, nil
+}
+
+// fallbackTarget reads "context[,extension[,priority]]".
+func fallbackTarget(s string) (ctx, ext string, prio int, err error) {
+	if s == "" {
+		return "", "", 0, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) > 3 || parts[0] == "" {
+		return "", "", 0, fmt.Errorf("fallback %q: want context[,extension[,priority]]", s)
+	}
+	ctx, ext, prio = parts[0], "s", 1
+	if len(parts) > 1 && parts[1] != "" {
+		ext = parts[1]
+	}
+	if len(parts) > 2 {
+		if prio, err = strconv.Atoi(parts[2]); err != nil || prio < 1 {
+			return "", "", 0, fmt.Errorf("fallback %q: priority must be a positive number", s)
+		}
+	}
+	for _, p := range []string{ctx, ext} {
+		if strings.ContainsAny(p, ",/?&= \t\n") {
+			return "", "", 0, fmt.Errorf("fallback %q: %q is not a plain dialplan name", s, p)
+		}
+	}
+	return ctx, ext, prio, nil
+}
+
 var userinfoRE = regexp.MustCompile(`//([^:/@]*):[^@]*@`)
 
 var dialTemplateRE = regexp.MustCompile(`^[A-Za-z0-9]+/[A-Za-z0-9_.@:/{}+-]*\{number\}[A-Za-z0-9_.@:/{}+-]*$`)
@@ -128,7 +187,7 @@ func (c *config) validate() error {
 	if c.App == "" || strings.ContainsAny(c.App, ", /?&") {
 		errs = append(errs, fmt.Errorf("app name %q is not a plain name", c.App))
 	}
-	if _, err := redis.ParseURL(c.RedisURL); err != nil {
+	if _, err := redisOptions(c.RedisURL); err != nil {
 		errs = append(errs, fmt.Errorf("Redis URL %q: %v", redactURL(c.RedisURL), redactErr(err, c.RedisURL)))
 	}
 	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
@@ -145,6 +204,12 @@ func (c *config) validate() error {
 	}
 	if c.ConnectTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("connect timeout %s must be positive", c.ConnectTimeout))
+	}
+	if _, _, _, err := fallbackTarget(c.Fallback); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LeaseTTL < 100*time.Millisecond || c.LeaseTTL > time.Minute {
+		errs = append(errs, fmt.Errorf("lease TTL %s: use 100ms to 1m", c.LeaseTTL))
 	}
 	return errors.Join(errs...)
 }

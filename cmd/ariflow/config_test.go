@@ -57,6 +57,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		DialTemplate:   "PJSIP/{number}@trunk",
 		DTMFDelay:      500 * time.Millisecond,
 		ConnectTimeout: 10 * time.Second,
+		LeaseTTL:       800 * time.Millisecond,
 	}
 	if *c != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -113,6 +114,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		DTMFDelay:       0,
 		ConnectTimeout:  3 * time.Second,
 		DrainTimeout:    30 * time.Second,
+		LeaseTTL:        800 * time.Millisecond,
 	}
 	if *c != want {
 		t.Errorf("config:\n got %+v\nwant %+v", *c, want)

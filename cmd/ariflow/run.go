@@ -74,14 +74,14 @@ func serve(cfg *config, log *logrus.Logger) error {
 	defer stop()
 
 	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	version, err := controller.Check(cctx, cfg.ARIURL, cfg.ARIUser, cfg.ARIPassword)
+	info, err := controller.Check(cctx, cfg.ARIURL, cfg.ARIUser, cfg.ARIPassword)
 	cancel()
 	if err != nil {
 		return err
 	}
 	redis.SetLogger(redisLogger{log})
-	ropts, _ := redis.ParseURL(cfg.RedisURL)
-	rdb := redis.NewClient(ropts)
+	ropts, _ := redisOptions(cfg.RedisURL)
+	rdb := redis.NewUniversalClient(ropts)
 	defer rdb.Close()
 	roundTrips := prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_redis_roundtrips_total", Help: "Requests sent to Redis (a pipeline is one)."})
 	rdb.AddHook(countHook{roundTrips})
@@ -91,14 +91,23 @@ func serve(cfg *config, log *logrus.Logger) error {
 	if err != nil {
 		return fmt.Errorf("Redis at %s: %w", redactURL(cfg.RedisURL), err)
 	}
-	log.WithFields(cfg.redacted()).WithFields(logrus.Fields{"asterisk": version, "flows_loaded": len(set.Flows)}).Info("ariflow starting")
+	pbx := cfg.PBXID
+	if pbx == "" {
+		pbx = info.EntityID
+	}
+	ns := controller.Namespace(cfg.App, pbx)
+	log.WithFields(cfg.redacted()).WithFields(logrus.Fields{"asterisk": info.Version, "namespace": ns, "flows_loaded": len(set.Flows)}).Info("ariflow starting")
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), roundTrips)
+	fbCtx, fbExt, fbPrio, _ := fallbackTarget(cfg.Fallback)
+	store := controller.NewRedisStore(rdb, ns, 4*time.Hour)
 	app := controller.New(controller.Config{
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
 		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,
-	}, controller.NewRedisStore(rdb, "ariflow", 4*time.Hour), set, log, controller.NewMetrics(reg))
+		Fallback: controller.DialplanTarget{Context: fbCtx, Extension: fbExt, Priority: fbPrio},
+		LeaseTTL: cfg.LeaseTTL,
+	}, store, store, set, log, controller.NewMetrics(reg))
 
 	var reloadMu sync.Mutex
 	reload := func() error {
@@ -156,15 +165,21 @@ func serve(cfg *config, log *logrus.Logger) error {
 	return nil
 }
 
-func httpHandler(app *controller.App, rdb *redis.Client, reg *prometheus.Registry, reload func() error) http.Handler {
+func httpHandler(app *controller.App, rdb redis.UniversalClient, reg *prometheus.Registry, reload func() error) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
+	// Alive: the process runs, active or standby. A standby is healthy
+	// but not ready.
+	live := func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "ok %s\n", app.Role())
+	}
+	mux.HandleFunc("/healthz", live)
+	mux.HandleFunc("/livez", live)
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		switch {
+		case !app.Active():
+			http.Error(w, "standby: another process holds the lease", http.StatusServiceUnavailable)
 		case !app.Connected():
 			http.Error(w, "ARI websocket not connected", http.StatusServiceUnavailable)
 		case rdb.Ping(ctx).Err() != nil:

@@ -150,26 +150,34 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	return nil
 }
 
+// Info is what ariflow needs to know of the Asterisk it talks to.
+type Info struct {
+	Version string
+	// EntityID tells PBXs apart (asterisk.conf's entityid; by default a
+	// MAC address).
+	EntityID string
+}
+
 // Check makes one authenticated request, so that a bad URL or password is
-// a clear error at start instead of an endless reconnect loop. It returns
-// Asterisk's version.
-func (c *Client) Check(ctx context.Context) (string, error) {
+// a clear error at start instead of an endless reconnect loop.
+func (c *Client) Check(ctx context.Context) (Info, error) {
 	var info struct {
 		System struct {
-			Version string `json:"version"`
+			Version  string `json:"version"`
+			EntityID string `json:"entity_id"`
 		} `json:"system"`
 	}
 	err := c.do(ctx, http.MethodGet, "/asterisk/info", nil, &info)
 	switch code := StatusCode(err); {
 	case err == nil:
-		return info.System.Version, nil
+		return Info{Version: info.System.Version, EntityID: info.System.EntityID}, nil
 	case code == http.StatusUnauthorized:
-		return "", fmt.Errorf("%w (user %q at %s)", ErrAuth, c.opts.User, c.base)
+		return Info{}, fmt.Errorf("%w (user %q at %s)", ErrAuth, c.opts.User, c.base)
 	case code != 0:
-		return "", fmt.Errorf("%w: %s: %v", ErrUnreachable, c.base, err)
+		return Info{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, c.base, err)
 	case strings.Contains(err.Error(), "decoding the answer"):
-		return "", fmt.Errorf("%w: %s is not ARI: %v", ErrUnreachable, c.base, err)
+		return Info{}, fmt.Errorf("%w: %s is not ARI: %v", ErrUnreachable, c.base, err)
 	default:
-		return "", fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
+		return Info{}, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
 	}
 }

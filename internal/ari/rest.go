@@ -181,3 +181,13 @@ func (c *Client) SetEventFilter(ctx context.Context, types []string) error {
 	}
 	return c.do(ctx, http.MethodPut, "/applications/"+url.PathEscape(c.opts.App)+"/eventFilter", map[string]any{"allowed": allowed}, nil)
 }
+
+// ChannelState is a channel's state ("Up", "Ringing", …); a 404 error
+// when it is gone.
+func (c *Client) ChannelState(ctx context.Context, id string) (string, error) {
+	var ch Channel
+	if err := c.do(ctx, http.MethodGet, chanPath(id), nil, &ch); err != nil {
+		return "", err
+	}
+	return ch.State, nil
+}
