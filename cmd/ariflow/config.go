@@ -13,6 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/policy"
 )
 
 // config is `ariflow run`'s configuration: flags, each with an ARIFLOW_*
@@ -33,6 +35,19 @@ type config struct {
 	DTMFDelay       time.Duration
 	ConnectTimeout  time.Duration
 	DrainTimeout    time.Duration
+
+	// Security settings (security.go): files named by flags, and what was
+	// read from them at start.
+	DialPolicyFile    string
+	AdminTokenFile    string
+	RedisPasswordFile string
+	WebhookSecretFile string
+	WebhookAllowHosts string
+	WebhookCAFile     string
+	Policy            *policy.Policy // nil: policy.Default()
+	AdminToken        string
+	RedisPassword     string
+	WebhookSecret     string
 }
 
 // envDefault returns $name or def.
@@ -70,6 +85,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", envDefault("ARIFLOW_HTTP_ADDR", "127.0.0.1:8090"), "health, metrics and reload address ($ARIFLOW_HTTP_ADDR)")
 	fs.StringVar(&c.DialTemplate, "dial-template", envDefault("ARIFLOW_DIAL_TEMPLATE", "PJSIP/{number}@trunk"), "dial string for phone numbers ($ARIFLOW_DIAL_TEMPLATE)")
 	fs.StringVar(&c.Region, "region", envDefault("ARIFLOW_DEFAULT_REGION", ""), "region (e.g. DE) for numbers without + ($ARIFLOW_DEFAULT_REGION)")
+	c.securityFlags(fs)
 	var err error
 	durations := []struct {
 		p    *time.Duration
@@ -106,10 +122,13 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		}
 		c.ARIPassword = strings.TrimRight(string(b), "\r\n")
 	}
-	return c, c.validate()
+	return c, errors.Join(c.validate(), c.loadSecurity())
 }
 
-var userinfoRE = regexp.MustCompile(`//([^:/@]*):[^@]*@`)
+var (
+	userinfoRE         = regexp.MustCompile(`//([^:/@]*):[^@]*@`)
+	userinfoPasswordRE = regexp.MustCompile(`//[^:/@]*:([^@]*)@`)
+)
 
 var dialTemplateRE = regexp.MustCompile(`^[A-Za-z0-9]+/[A-Za-z0-9_.@:/{}+-]*\{number\}[A-Za-z0-9_.@:/{}+-]*$`)
 
@@ -152,8 +171,9 @@ func (c *config) validate() error {
 // redacted is the config for the start-up log line: no password.
 func (c *config) redacted() logrus.Fields {
 	return logrus.Fields{
-		"ari_url": c.ARIURL, "ari_user": c.ARIUser, "app": c.App, "redis": redactURL(c.RedisURL),
+		"ari_url": redactURL(c.ARIURL), "ari_user": c.ARIUser, "app": c.App, "redis": redactURL(c.RedisURL),
 		"flows": c.FlowsPath, "http": c.HTTPAddr, "dial_template": c.DialTemplate,
+		"dial_policy": c.DialPolicyFile, "admin_token": c.AdminToken != "",
 	}
 }
 
