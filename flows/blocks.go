@@ -500,7 +500,7 @@ func (k *blk) agent() *TransferToAgent {
 		k.errf(k.b.Line, "missing required setting \"context\"")
 	}
 	a.Endpoint = k.value("endpoint", func(s string) (string, error) {
-		ep, _, err := ParseAgentEndpoint(s, region)
+		ep, _, err := ParseEndpoint(s, region, k.p.opts.EndpointTechs)
 		return ep, err
 	})
 	if n := k.vals["timeout"]; n != nil && !hasEndpoint {

@@ -14,6 +14,10 @@ type LoadOptions struct {
 	// DefaultRegion (e.g. "DE") is used for literal numbers written without
 	// '+'. Empty means every literal number needs a leading '+'.
 	DefaultRegion string
+	// EndpointTechs are the channel technologies literal agent endpoints
+	// may use, as for endpoints from attributes (the dial policy's list);
+	// nil means DefaultEndpointTechs (PJSIP).
+	EndpointTechs []string
 }
 
 // Set is a validated set of flows, indexed by entry and name.

@@ -127,8 +127,18 @@ func ParseTimeoutSeconds(s string, def, min, max int) (int, error) {
 }
 
 // ValidateCallerName refuses what could break out of a SIP display name or
-// a channel variable: quotes, backslash, angle brackets, control characters,
-// invalid UTF-8, and more than 80 bytes. Letters of any script are fine.
+// a channel variable, or mislead whoever reads it: quotes, backslash, angle
+// brackets, control characters, format characters (Unicode Cf: bidi
+// overrides and isolates U+202A–202E and U+2066–2069, zero-width characters
+// U+200B–200F, U+2060, U+FEFF, soft hyphen…, which can make "ACME" render as
+// something else or hide text), invalid UTF-8, and more than 80 bytes.
+// Letters of any script are fine.
+//
+// The SIP-reserved characters Amazon Connect refuses in names (;/?:@&=+$,)
+// are allowed on purpose: ariflow sends the name only as a quoted display
+// name (RFC 3261 quoted-string, where they have no meaning) and never
+// builds a dial string or URI from it, and real names use them ("AT&T",
+// "Support 24/7"). What ends a quoted-string (" and \) is refused.
 func ValidateCallerName(s string) error {
 	if len(s) > MaxCallerName {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidCallerName, len(s), MaxCallerName)
@@ -143,18 +153,37 @@ func ValidateCallerName(s string) error {
 		case r == '"', r == '\'', r == '\\', r == '<', r == '>',
 			unicode.IsControl(r), r == '\u2028', r == '\u2029':
 			return fmt.Errorf("%w: character %q at position %d is not allowed", ErrInvalidCallerName, r, pos)
+		case unicode.Is(unicode.Cf, r):
+			return fmt.Errorf("%w: invisible format character %U at position %d is not allowed", ErrInvalidCallerName, r, pos)
 		}
 	}
 	return nil
 }
 
-var endpointRE = regexp.MustCompile(`^[A-Za-z0-9]{1,16}/[A-Za-z0-9_.+-]{1,80}$`)
+// DefaultEndpointTechs are the channel technologies an agent endpoint may
+// use when the dial policy names none: PJSIP only. Local, IAX2, DAHDI and
+// the like reach the dialplan or other networks and must be named
+// deliberately.
+var DefaultEndpointTechs = []string{"PJSIP"}
 
-// ParseAgentEndpoint checks a TransferToAgent endpoint. A value starting
-// with '+' or a digit is a phone number (returned as E.164, isNumber true,
-// to be dialled through the trunk); anything else must look like
-// "PJSIP/agent1" (technology/resource, no '@', '&' or ',').
+var techRE = regexp.MustCompile(`^[A-Za-z0-9]{1,16}$`)
+
+// ParseAgentEndpoint is ParseEndpoint with DefaultEndpointTechs.
 func ParseAgentEndpoint(raw, defaultRegion string) (endpoint string, isNumber bool, err error) {
+	return ParseEndpoint(raw, defaultRegion, nil)
+}
+
+// ParseEndpoint checks a TransferToAgent endpoint. A value starting with
+// '+' or a digit is a phone number (returned as E.164, isNumber true, to be
+// dialled through the trunk; the dial policy still has to check it).
+// Anything else must be "Technology/resource" with a technology in techs
+// (compared without case, as Asterisk does; nil means
+// DefaultEndpointTechs) and a resource of 1..80 of A-Z a-z 0-9 _ . + -:
+// nothing the dial string gives a meaning to ('&' adds a channel, ',' an
+// option, '/' and '@' a path or host, '(' ')' '$' '{' '}' functions and
+// variables, spaces and quotes). The one exception is Local, when allowed:
+// "Local/exten@context" with exactly one '@' and no "/n"-style options.
+func ParseEndpoint(raw, defaultRegion string, techs []string) (endpoint string, isNumber bool, err error) {
 	if raw != "" && (raw[0] == '+' || raw[0] >= '0' && raw[0] <= '9') {
 		n, err := NormalizeNumber(raw, defaultRegion)
 		if err != nil {
@@ -162,8 +191,39 @@ func ParseAgentEndpoint(raw, defaultRegion string) (endpoint string, isNumber bo
 		}
 		return n, true, nil
 	}
-	if !endpointRE.MatchString(raw) {
+	if techs == nil {
+		techs = DefaultEndpointTechs
+	}
+	tech, resource, ok := strings.Cut(raw, "/")
+	if !ok || !techRE.MatchString(tech) {
 		return "", false, fmt.Errorf("%w %q: want a phone number or Technology/resource like PJSIP/agent1", ErrInvalidEndpoint, raw)
+	}
+	allowed := false
+	for _, t := range techs {
+		if strings.EqualFold(t, tech) {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		return "", false, fmt.Errorf("%w %q: technology %q is not allowed (allowed: %s)", ErrInvalidEndpoint, raw, tech, strings.Join(techs, ", "))
+	}
+	if resource == "" || len(resource) > 80 {
+		return "", false, fmt.Errorf("%w %q: resource must be 1..80 characters", ErrInvalidEndpoint, raw)
+	}
+	local := strings.EqualFold(tech, "Local")
+	ats := 0
+	for i, r := range resource {
+		switch {
+		case r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '.', r == '+', r == '-':
+		case r == '@' && local && ats == 0 && i > 0 && i < len(resource)-1:
+			ats++
+		default:
+			return "", false, fmt.Errorf("%w %q: character %q at position %d is not allowed in the resource (A-Z a-z 0-9 _ . + -)", ErrInvalidEndpoint, raw, r, len(tech)+2+i)
+		}
+	}
+	if local && ats != 1 {
+		return "", false, fmt.Errorf("%w %q: a Local endpoint must be exten@context", ErrInvalidEndpoint, raw)
 	}
 	return raw, false, nil
 }

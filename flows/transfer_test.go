@@ -146,6 +146,24 @@ func TestValidateCallerName(t *testing.T) {
 		{"a\x7f", `character '\x7f'`},
 		{"a\u2028b", `character '\u2028'`},
 		{"\xff", "not valid UTF-8"},
+		{"ACME\u202eroppuS", "U+202E at position 5"},
+		{"\u202aACME", "U+202A"},
+		{"\u202bx", "U+202B"},
+		{"\u202cx", "U+202C"},
+		{"\u202dx", "U+202D"},
+		{"\u2066x", "U+2066"},
+		{"\u2067x", "U+2067"},
+		{"\u2068x", "U+2068"},
+		{"\u2069x", "U+2069"},
+		{"AC\u200bME", "U+200B"},
+		{"\u200cx", "U+200C"},
+		{"\u200dx", "U+200D"},
+		{"\u200ex", "U+200E"},
+		{"\u200fx", "U+200F"},
+		{"\u2060x", "U+2060"},
+		{"\ufeffACME", "U+FEFF"},
+		{"soft\u00adhyphen", "U+00AD"},
+		{"AT&T; Support: 24/7 (a@b=c+d$e,f?)", ""},
 	} {
 		err := ValidateCallerName(tc.in)
 		if tc.wantErr == "" {
@@ -167,15 +185,38 @@ func TestParseAgentEndpoint(t *testing.T) {
 		wantErr  string
 	}{
 		{"PJSIP/agent1", "PJSIP/agent1", false, ""},
+		{"pjsip/agent-1.b_c+d", "pjsip/agent-1.b_c+d", false, ""},
 		{"+4930111000", "+4930111000", true, ""},
 		{"030111000", "+4930111000", true, ""},
-		{"PJSIP/agent1&PJSIP/evil", "", false, "Technology/resource"},
-		{"PJSIP/agent1@trunk", "", false, "Technology/resource"},
-		{"PJSIP/a,b", "", false, "Technology/resource"},
-		{"Local/100@agents/n", "", false, "Technology/resource"},
+		{"PJSIP/agent1&PJSIP/evil", "", false, "character '&' at position 13"},
+		{"PJSIP/agent1@trunk", "", false, "character '@'"},
+		{"PJSIP/a,b", "", false, "character ','"},
+		{"PJSIP/a/sip:x@evil", "", false, "character '/'"},
+		{"PJSIP/a(b)", "", false, "character '('"},
+		{"PJSIP/${EXTEN}", "", false, "character '$'"},
+		{"PJSIP/a{b}", "", false, "character '{'"},
+		{"PJSIP/a b", "", false, "character ' '"},
+		{"PJSIP/a\tb", "", false, "character '\\t'"},
+		{"PJSIP/a\x00", "", false, "character '\\x00'"},
+		{"PJSIP/a\"b", "", false, "character '\"'"},
+		{"PJSIP/a'b", "", false, "character '\\''"},
+		{"PJSIP/a;b", "", false, "character ';'"},
+		{"PJSIP/a|b", "", false, "character '|'"},
+		{"PJSIP/agent\u00e9", "", false, "character 'é'"},
+		{"PJSIP/", "", false, "1..80 characters"},
+		{"PJSIP/" + strings.Repeat("a", 81), "", false, "1..80 characters"},
+		{"Local/100@agents/n", "", false, `technology "Local" is not allowed (allowed: PJSIP)`},
+		{"local/100@agents", "", false, `technology "local" is not allowed`},
+		{"IAX2/peer/100", "", false, `technology "IAX2" is not allowed`},
+		{"DAHDI/g1/004930123", "", false, `technology "DAHDI" is not allowed`},
+		{"SIP/agent1", "", false, `technology "SIP" is not allowed`},
+		{"Console/dsp", "", false, `technology "Console" is not allowed`},
+		{"PJ SIP/a", "", false, "Technology/resource"},
+		{"/agent1", "", false, "Technology/resource"},
 		{"agent1", "", false, "Technology/resource"},
 		{"", "", false, "Technology/resource"},
 		{"+49 30", "", false, "invalid phone number"},
+		{"1&PJSIP/x", "", false, "invalid phone number"},
 	} {
 		got, num, err := ParseAgentEndpoint(tc.in, "DE")
 		if tc.wantErr != "" {
@@ -190,23 +231,86 @@ func TestParseAgentEndpoint(t *testing.T) {
 	}
 }
 
-func TestValidateMediaURI(t *testing.T) {
-	for in, ok := range map[string]bool{
-		"sound:hello-world":     true,
-		"sound:en/vm-enter-num": true,
-		"digits:1234":           true,
-		"tone:ring;tonezone=de": true,
-		"recording:greeting_1":  true,
-		"sound:a,sound:b":       false,
-		"sound:":                false,
-		"http://evil/x.wav":     false,
-		"sound:hello world":     false,
-		"sound:x\n":             false,
-		"SOUND:x":               false,
+// With the technologies a policy names: Local and IAX2 become possible,
+// still without dial-string syntax.
+func TestParseEndpointTechs(t *testing.T) {
+	techs := []string{"PJSIP", "Local", "IAX2"}
+	for _, tc := range []struct{ in, wantErr string }{
+		{"Local/100@agents", ""},
+		{"LOCAL/agent_1@queue-in", ""},
+		{"IAX2/peer1", ""},
+		{"PJSIP/agent1", ""},
+		{"Local/100@agents/n", "character '/'"},
+		{"Local/100@agents@x", "character '@'"},
+		{"Local/@agents", "character '@'"},
+		{"Local/100@", "character '@'"},
+		{"Local/100", "exten@context"},
+		{"Local/1&Local/2@x", "character '&'"},
+		{"IAX2/peer/100", "character '/'"},
+		{"IAX2/user:secret@host", "character ':'"},
+		{"IAX2/a@host", "character '@'"},
+		{"DAHDI/g1", `technology "DAHDI" is not allowed (allowed: PJSIP, Local, IAX2)`},
 	} {
-		err := ValidateMediaURI(in)
-		if (err == nil) != ok || (err != nil && !errors.Is(err, ErrInvalidMedia)) {
-			t.Errorf("ValidateMediaURI(%q) = %v, want ok=%v", in, err, ok)
+		_, _, err := ParseEndpoint(tc.in, "", techs)
+		if tc.wantErr == "" {
+			if err != nil {
+				t.Errorf("ParseEndpoint(%q) = %v", tc.in, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalidEndpoint) || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("ParseEndpoint(%q) = %v, want %q", tc.in, err, tc.wantErr)
+		}
+	}
+}
+
+func TestValidateMediaURI(t *testing.T) {
+	for _, tc := range []struct {
+		in             string
+		literal, value bool // accepted in a flow file, from an attribute
+	}{
+		{"sound:hello-world", true, true},
+		{"sound:vm-enter-num.gsm", true, true},
+		{"sound:en/vm-enter-num", true, false},
+		{"sound:digits/5", true, false},
+		{"digits:1234*#", true, true},
+		{"number:42", true, true},
+		{"number:-3", true, true},
+		{"characters:abc123", true, true},
+		{"tone:ring;tonezone=de", true, true},
+		{"tone:440+480/2000", true, false},
+		{"recording:greeting_1", true, false},
+		{"recording:../x", false, false},
+		{"recording:a/../../etc/passwd", false, false},
+		{"sound:../../../../etc/passwd", false, false},
+		{"sound:/etc/passwd", false, false},
+		{"sound:a//b", false, false},
+		{"sound:a/", false, false},
+		{"sound:..", false, false},
+		{"sound:.", false, false},
+		{"sound:a,sound:b", false, false},
+		{"sound:", false, false},
+		{"http://evil/x.wav", false, false},
+		{"file:/etc/passwd", false, false},
+		{"sound:hello world", false, false},
+		{"sound:x\n", false, false},
+		{"sound:x\x00", false, false},
+		{"sound:x\"", false, false},
+		{"sound:hélло", false, false},
+		{"SOUND:x", false, false},
+		{"digits:12a", false, false},
+		{"number:1.5", false, false},
+		{"sound:" + strings.Repeat("a", 200), false, false},
+	} {
+		for _, c := range []struct {
+			name string
+			fn   func(string) error
+			ok   bool
+		}{{"ValidateMediaURI", ValidateMediaURI, tc.literal}, {"ValidateMediaURIValue", ValidateMediaURIValue, tc.value}} {
+			err := c.fn(tc.in)
+			if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrInvalidMedia)) {
+				t.Errorf("%s(%q) = %v, want ok=%v", c.name, tc.in, err, c.ok)
+			}
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/policy"
 )
 
 // config is `ariflow run`'s configuration: flags, each with an ARIFLOW_*
@@ -38,6 +40,19 @@ type config struct {
 	Fallback string // "context[,extension[,priority]]"
 	PBXID    string
 	LeaseTTL time.Duration
+
+	// Security settings (security.go): files named by flags, and what was
+	// read from them at start.
+	DialPolicyFile    string
+	AdminTokenFile    string
+	RedisPasswordFile string
+	WebhookSecretFile string
+	WebhookAllowHosts string
+	WebhookCAFile     string
+	Policy            *policy.Policy // nil: policy.Default()
+	AdminToken        string
+	RedisPassword     string
+	WebhookSecret     string
 }
 
 // envDefault returns $name or def.
@@ -77,6 +92,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.Region, "region", envDefault("ARIFLOW_DEFAULT_REGION", ""), "region (e.g. DE) for numbers without + ($ARIFLOW_DEFAULT_REGION)")
 	fs.StringVar(&c.Fallback, "fallback", envDefault("ARIFLOW_FALLBACK", ""), "dialplan context[,extension[,priority]] for callers ariflow cannot serve; empty: apology and hangup ($ARIFLOW_FALLBACK)")
 	fs.StringVar(&c.PBXID, "pbx-id", envDefault("ARIFLOW_PBX_ID", ""), "name of this PBX in Redis keys; default Asterisk's entity ID ($ARIFLOW_PBX_ID)")
+	c.securityFlags(fs)
 	var err error
 	durations := []struct {
 		p    *time.Duration
@@ -114,7 +130,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		}
 		c.ARIPassword = strings.TrimRight(string(b), "\r\n")
 	}
-	return c, c.validate()
+	return c, errors.Join(c.validate(), c.loadSecurity())
 }
 
 // redisOptions reads a Redis URL: redis://host:port/db, or with
@@ -168,7 +184,10 @@ func fallbackTarget(s string) (ctx, ext string, prio int, err error) {
 	return ctx, ext, prio, nil
 }
 
-var userinfoRE = regexp.MustCompile(`//([^:/@]*):[^@]*@`)
+var (
+	userinfoRE         = regexp.MustCompile(`//([^:/@]*):[^@]*@`)
+	userinfoPasswordRE = regexp.MustCompile(`//[^:/@]*:([^@]*)@`)
+)
 
 var dialTemplateRE = regexp.MustCompile(`^[A-Za-z0-9]+/[A-Za-z0-9_.@:/{}+-]*\{number\}[A-Za-z0-9_.@:/{}+-]*$`)
 
@@ -217,8 +236,9 @@ func (c *config) validate() error {
 // redacted is the config for the start-up log line: no password.
 func (c *config) redacted() logrus.Fields {
 	return logrus.Fields{
-		"ari_url": c.ARIURL, "ari_user": c.ARIUser, "app": c.App, "redis": redactURL(c.RedisURL),
+		"ari_url": redactURL(c.ARIURL), "ari_user": c.ARIUser, "app": c.App, "redis": redactURL(c.RedisURL),
 		"flows": c.FlowsPath, "http": c.HTTPAddr, "dial_template": c.DialTemplate,
+		"dial_policy": c.DialPolicyFile, "admin_token": c.AdminToken != "",
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -37,7 +36,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	if err := serve(cfg, log); err != nil {
-		fmt.Fprintf(stderr, "ariflow: %s\n", oneLine(err))
+		fmt.Fprintf(stderr, "ariflow: %s\n", scrub(oneLine(err), cfg.secrets()))
 		return 1
 	}
 	return 0
@@ -53,11 +52,12 @@ func newLogger(cfg *config, w io.Writer) *logrus.Logger {
 	} else {
 		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000", DisableColors: true})
 	}
+	log.SetFormatter(scrubFormatter{log.Formatter, cfg.secrets()}) // no secret in any line
 	return log
 }
 
 func loadFlows(cfg *config) (*flows.Set, error) {
-	return flows.LoadFiles(flows.LoadOptions{DefaultRegion: cfg.Region}, cfg.FlowsPath)
+	return flows.LoadFiles(flows.LoadOptions{DefaultRegion: cfg.Region, EndpointTechs: cfg.dialPolicy().EndpointTechs}, cfg.FlowsPath)
 }
 
 func serve(cfg *config, log *logrus.Logger) error {
@@ -80,7 +80,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 		return err
 	}
 	redis.SetLogger(redisLogger{log})
-	ropts, _ := redisOptions(cfg.RedisURL)
+	ropts, _ := cfg.redisOptions() // checked by parseConfig
 	rdb := redis.NewUniversalClient(ropts)
 	defer rdb.Close()
 	roundTrips := prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_redis_roundtrips_total", Help: "Requests sent to Redis (a pipeline is one)."})
@@ -131,7 +131,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 		}
 	}()
 
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(app, rdb, reg, reload), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(app, rdb, reg, reload, cfg.AdminToken), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("health listener: %w", err)
@@ -165,7 +165,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 	return nil
 }
 
-func httpHandler(app *controller.App, rdb redis.UniversalClient, reg *prometheus.Registry, reload func() error) http.Handler {
+func httpHandler(app *controller.App, rdb redis.UniversalClient, reg *prometheus.Registry, reload func() error, adminToken string) http.Handler {
 	mux := http.NewServeMux()
 	// Alive: the process runs, active or standby. A standby is healthy
 	// but not ready.
@@ -189,47 +189,8 @@ func httpHandler(app *controller.App, rdb redis.UniversalClient, reg *prometheus
 		}
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	if os.Getenv("ARIFLOW_PPROF") != "" {
-		// For profiling under load; the listener is loopback by default.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	}
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "POST only", http.StatusMethodNotAllowed)
-			return
-		}
-		if err := reload(); err != nil {
-			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
-			return
-		}
-		fmt.Fprintln(w, "reloaded")
-	})
+	adminRoutes(mux, adminToken, reload, os.Getenv("ARIFLOW_PPROF") != "") // admin.go: bearer token
 	return mux
-}
-
-func runReload(args []string, stdout, stderr io.Writer) int {
-	addr := envDefault("ARIFLOW_HTTP_ADDR", "127.0.0.1:8090")
-	if len(args) == 2 && args[0] == "-http-addr" {
-		addr = args[1]
-	} else if len(args) != 0 {
-		fmt.Fprintln(stderr, "usage: ariflow reload [-http-addr host:port]")
-		return 2
-	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Post("http://"+addr+"/-/reload", "text/plain", nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "ariflow: reload: %v\n", err)
-		return 1
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "ariflow: reload rejected:\n%s", body)
-		return 1
-	}
-	fmt.Fprint(stdout, string(body))
-	return 0
 }
 
 // oneLine folds a multi-line error (a joined list) into one line.

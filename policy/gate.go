@@ -1,0 +1,132 @@
+package policy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// DefaultLegTTL is how long a concurrency slot is held at most when it is
+// never released (the process died): longer than any sane call, shorter
+// than a day of lost capacity.
+const DefaultLegTTL = 4 * time.Hour
+
+// Gate decides whether one outbound leg may be started: the number, the
+// call's transfer count, the rate limits and the concurrency cap, in that
+// order. The controller calls Acquire before originating anything and the
+// release it gets once the leg is gone.
+type Gate struct {
+	policy  *Policy
+	limiter Limiter
+	slots   Slots
+	// LegTTL bounds a slot that is never released; DefaultLegTTL if 0.
+	LegTTL time.Duration
+}
+
+// NewGate combines a policy with the counters every instance shares
+// (NewRedisLimiter and NewRedisSlots, or the Memory ones for one process).
+func NewGate(p *Policy, l Limiter, s Slots) *Gate {
+	return &Gate{policy: p, limiter: l, slots: s}
+}
+
+// Policy is the policy the gate applies.
+func (g *Gate) Policy() *Policy { return g.policy }
+
+// WithPolicy returns a gate sharing g's counters that applies p, e.g.
+// g.Policy().Narrow(flowPolicy) for one flow.
+func (g *Gate) WithPolicy(p *Policy) *Gate {
+	out := *g
+	out.policy = p
+	return &out
+}
+
+// Acquire admits one outbound leg from a call whose caller is callerNumber
+// (as presented; "" for anonymous, who then share one budget) to an E.164
+// number that has made transfersSoFar outbound legs before this one.
+// Refused: a *Denied (errors.Is ErrDenied) naming the rule; nothing was
+// counted against the concurrency cap. Any other error means the counters
+// could not be reached, and the leg must not be dialled either (the gate
+// fails closed). On success, release must be called once the leg has
+// ended (or failed to start); it is safe to call more than once.
+func (g *Gate) Acquire(ctx context.Context, callerNumber, number string, transfersSoFar int) (release func(), err error) {
+	p := g.policy
+	if err := p.CheckNumber(number); err != nil {
+		return nil, err
+	}
+	if err := p.CheckTransfers(transfersSoFar); err != nil {
+		return nil, err
+	}
+	release = func() {}
+	if p.Concurrent > 0 {
+		id := newLegID()
+		ttl := g.LegTTL
+		if ttl <= 0 {
+			ttl = DefaultLegTTL
+		}
+		ok, err := g.slots.Acquire(ctx, "legs", id, p.Concurrent, ttl)
+		if err != nil {
+			return nil, fmt.Errorf("dial policy: %w", err)
+		}
+		if !ok {
+			return nil, deny(RuleConcurrent, "%d outbound legs are up, at most %d allowed", p.Concurrent, p.Concurrent)
+		}
+		done := false
+		release = func() {
+			if done {
+				return
+			}
+			done = true
+			// The call's context may be gone by now; the slot must still go.
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = g.slots.Release(rctx, "legs", id) // else it lapses after LegTTL
+		}
+	}
+	if err := g.checkRates(ctx, callerNumber); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+func (g *Gate) checkRates(ctx context.Context, callerNumber string) error {
+	p := g.policy
+	if r := p.PerCaller; r.Count > 0 {
+		ok, err := g.limiter.Allow(ctx, "caller:"+callerKey(callerNumber), r.Count, r.Window)
+		if err != nil {
+			return fmt.Errorf("dial policy: %w", err)
+		}
+		if !ok {
+			return deny(RuleRatePerCaller, "caller %q started more than %s outbound legs", callerNumber, r)
+		}
+	}
+	if r := p.Global; r.Count > 0 {
+		ok, err := g.limiter.Allow(ctx, "global", r.Count, r.Window)
+		if err != nil {
+			return fmt.Errorf("dial policy: %w", err)
+		}
+		if !ok {
+			return deny(RuleRateGlobal, "more than %s outbound legs were started", r)
+		}
+	}
+	return nil
+}
+
+// callerKey bounds what a caller-controlled string can put in a Redis key.
+func callerKey(n string) string {
+	switch {
+	case n == "":
+		return "anonymous"
+	case len(n) > 32:
+		return n[:32]
+	}
+	return n
+}
+
+func newLegID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

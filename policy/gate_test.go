@@ -1,0 +1,209 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+type counters struct {
+	name    string
+	limiter Limiter
+	slots   Slots
+	advance func(time.Duration) // moves the counters' clock
+}
+
+// both runs a test against the in-memory counters and the Redis ones
+// (on miniredis), which must behave the same.
+func both(t *testing.T, fn func(t *testing.T, c counters)) {
+	t.Run("memory", func(t *testing.T) {
+		now := time.Unix(1_700_000_000, 0)
+		l, s := NewMemoryLimiter(), NewMemorySlots()
+		l.now = func() time.Time { return now }
+		s.now = l.now
+		fn(t, counters{"memory", l, s, func(d time.Duration) { now = now.Add(d) }})
+	})
+	t.Run("redis", func(t *testing.T) {
+		mr := miniredis.RunT(t)
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		t.Cleanup(func() { rdb.Close() })
+		now := time.Unix(1_700_000_000, 0)
+		l, s := NewRedisLimiter(rdb, "test:policy:"), NewRedisSlots(rdb, "test:policy:")
+		l.now = func() time.Time { return now }
+		s.now = l.now
+		fn(t, counters{"redis", l, s, func(d time.Duration) { now = now.Add(d); mr.FastForward(d) }})
+	})
+}
+
+func wantRule(t *testing.T, err error, rule string) {
+	t.Helper()
+	var d *Denied
+	if !errors.As(err, &d) || d.Rule != rule || !errors.Is(err, ErrDenied) {
+		t.Fatalf("got %v, want rule %s", err, rule)
+	}
+}
+
+const (
+	mobile  = "+4915123456789"
+	premium = "+19005550123"
+)
+
+func TestGateRefusesBeforeCounting(t *testing.T) {
+	both(t, func(t *testing.T, c counters) {
+		p := Default()
+		p.PerCaller = Rate{1, time.Hour}
+		g := NewGate(p, c.limiter, c.slots)
+		ctx := context.Background()
+		_, err := g.Acquire(ctx, "+4917600000001", premium, 0)
+		wantRule(t, err, RuleNumberType)
+		_, err = g.Acquire(ctx, "+4917600000001", mobile, 5)
+		wantRule(t, err, RuleTransfersPerCall)
+		// Neither refusal used the caller's one leg.
+		rel, err := g.Acquire(ctx, "+4917600000001", mobile, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel()
+		rel()
+	})
+}
+
+func TestGateRateLimits(t *testing.T) {
+	both(t, func(t *testing.T, c counters) {
+		p := Default()
+		p.PerCaller = Rate{2, time.Minute}
+		p.Global = Rate{3, time.Minute}
+		g := NewGate(p, c.limiter, c.slots)
+		ctx := context.Background()
+		a, b, anon := "+4917600000001", "+4917600000002", ""
+		for i := 0; i < 2; i++ {
+			if _, err := g.Acquire(ctx, a, mobile, i); err != nil {
+				t.Fatalf("leg %d: %v", i, err)
+			}
+		}
+		_, err := g.Acquire(ctx, a, mobile, 2)
+		wantRule(t, err, RuleRatePerCaller)
+		if _, err := g.Acquire(ctx, b, mobile, 0); err != nil {
+			t.Fatalf("another caller: %v", err)
+		}
+		_, err = g.Acquire(ctx, anon, mobile, 0)
+		wantRule(t, err, RuleRateGlobal) // b took the third global leg
+		// A new window starts afresh.
+		c.advance(time.Minute)
+		if _, err := g.Acquire(ctx, a, mobile, 0); err != nil {
+			t.Fatalf("next window: %v", err)
+		}
+	})
+}
+
+func TestGateConcurrency(t *testing.T) {
+	both(t, func(t *testing.T, c counters) {
+		p := Default()
+		p.PerCaller = Rate{}
+		p.Concurrent = 2
+		g := NewGate(p, c.limiter, c.slots)
+		g.LegTTL = time.Hour
+		ctx := context.Background()
+		r1, err := g.Acquire(ctx, "+4917600000001", mobile, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Acquire(ctx, "+4917600000002", mobile, 0); err != nil {
+			t.Fatal(err)
+		}
+		_, err = g.Acquire(ctx, "+4917600000003", mobile, 0)
+		wantRule(t, err, RuleConcurrent)
+		r1()
+		if _, err := g.Acquire(ctx, "+4917600000003", mobile, 0); err != nil {
+			t.Fatalf("after a release: %v", err)
+		}
+		_, err = g.Acquire(ctx, "+4917600000004", mobile, 0)
+		wantRule(t, err, RuleConcurrent)
+		// Slots never released (a crashed process) lapse after LegTTL.
+		c.advance(time.Hour + time.Second)
+		if _, err := g.Acquire(ctx, "+4917600000004", mobile, 0); err != nil {
+			t.Fatalf("after the TTL: %v", err)
+		}
+	})
+}
+
+// A leg refused by a rate limit must give its concurrency slot back.
+func TestGateRateRefusalFreesSlot(t *testing.T) {
+	both(t, func(t *testing.T, c counters) {
+		p := Default()
+		p.PerCaller = Rate{1, time.Hour}
+		p.Concurrent = 1
+		g := NewGate(p, c.limiter, c.slots)
+		ctx := context.Background()
+		r, err := g.Acquire(ctx, "+4917600000001", mobile, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r()
+		_, err = g.Acquire(ctx, "+4917600000001", mobile, 1)
+		wantRule(t, err, RuleRatePerCaller)
+		if _, err := g.Acquire(ctx, "+4917600000002", mobile, 0); err != nil {
+			t.Fatalf("slot leaked by the refused leg: %v", err)
+		}
+	})
+}
+
+// Without Redis the gate fails closed: an error, not a dialled number.
+func TestGateRedisDown(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	defer rdb.Close()
+	mr.Close()
+	p := Default()
+	p.Concurrent = 1
+	for _, g := range []*Gate{
+		NewGate(p, NewRedisLimiter(rdb, "x:"), NewMemorySlots()),
+		NewGate(p, NewMemoryLimiter(), NewRedisSlots(rdb, "x:")),
+	} {
+		rel, err := g.Acquire(context.Background(), "+4917600000001", mobile, 0)
+		if err == nil || errors.Is(err, ErrDenied) || rel != nil {
+			t.Errorf("Redis down: release %v, err %v; want a non-denial error", rel != nil, err)
+		}
+	}
+}
+
+func TestGateWithPolicy(t *testing.T) {
+	base := Default()
+	flow, err := Parse("flow.yaml", []byte("allow: {countries: [43]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGate(base, NewMemoryLimiter(), NewMemorySlots()).WithPolicy(base.Narrow(flow))
+	_, err = g.Acquire(context.Background(), "", mobile, 0)
+	wantRule(t, err, RuleCountry)
+}
+
+func TestRedisKeysArePrefixed(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	p := Default()
+	p.Global = Rate{10, time.Minute}
+	p.Concurrent = 5
+	g := NewGate(p, NewRedisLimiter(rdb, "acme:policy:"), NewRedisSlots(rdb, "acme:policy:"))
+	if _, err := g.Acquire(context.Background(), "+4917600000001", mobile, 0); err != nil {
+		t.Fatal(err)
+	}
+	keys := mr.Keys()
+	if len(keys) != 3 {
+		t.Fatalf("keys %v, want per-caller, global and slots", keys)
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "acme:policy:") {
+			t.Errorf("key %q lacks the prefix", k)
+		}
+		if mr.TTL(k) <= 0 {
+			t.Errorf("key %q has no expiry", k)
+		}
+	}
+}

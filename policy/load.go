@@ -1,0 +1,220 @@
+package policy
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ariflow/ariflow/flows"
+)
+
+// Load reads and validates a policy file. Every problem is reported, as a
+// flows.ErrorList of "file:line: message". Settings left out keep
+// Default()'s values, so a file only says what it changes.
+func Load(path string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("dial policy: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for data already read; file names the errors.
+func Parse(file string, data []byte) (*Policy, error) {
+	l := &loader{file: file, p: Default()}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		l.errf(0, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, l.errs
+	}
+	if len(doc.Content) == 0 {
+		return l.p, nil // an empty file is the default policy
+	}
+	l.fields(doc.Content[0], "", map[string]func(*yaml.Node){
+		"allow": func(n *yaml.Node) {
+			l.fields(n, "allow.", map[string]func(*yaml.Node){
+				"countries": func(n *yaml.Node) { l.p.AllowCountries = l.countries(n) },
+				"prefixes":  func(n *yaml.Node) { l.p.AllowPrefixes = l.prefixes(n, "allow.prefixes") },
+				"types":     func(n *yaml.Node) { l.p.AllowTypes = l.types(n, "allow.types") },
+			})
+		},
+		"deny": func(n *yaml.Node) {
+			l.fields(n, "deny.", map[string]func(*yaml.Node){
+				"prefixes": func(n *yaml.Node) { l.p.DenyPrefixes = l.prefixes(n, "deny.prefixes") },
+				"types": func(n *yaml.Node) {
+					denied := l.types(n, "deny.types")
+					l.p.AllowTypes = slices.DeleteFunc(l.p.AllowTypes, func(t phonenumbers.PhoneNumberType) bool { return slices.Contains(denied, t) })
+				},
+			})
+		},
+		"transfers_per_call": func(n *yaml.Node) { l.p.TransfersPerCall = l.count(n, "transfers_per_call") },
+		"concurrent":         func(n *yaml.Node) { l.p.Concurrent = l.count(n, "concurrent") },
+		"rate": func(n *yaml.Node) {
+			l.fields(n, "rate.", map[string]func(*yaml.Node){
+				"per_caller": func(n *yaml.Node) { l.p.PerCaller = l.rate(n, "rate.per_caller") },
+				"global":     func(n *yaml.Node) { l.p.Global = l.rate(n, "rate.global") },
+			})
+		},
+		"endpoint_technologies": func(n *yaml.Node) { l.p.EndpointTechs = l.techs(n) },
+	})
+	if len(l.errs) > 0 {
+		return nil, l.errs
+	}
+	return l.p, nil
+}
+
+type loader struct {
+	file string
+	p    *Policy
+	errs flows.ErrorList
+}
+
+func (l *loader) errf(line int, format string, a ...any) {
+	l.errs = append(l.errs, &flows.Error{File: l.file, Line: line, Msg: fmt.Sprintf(format, a...)})
+}
+
+// fields calls each known key's handler; unknown and repeated keys are errors.
+func (l *loader) fields(n *yaml.Node, prefix string, handlers map[string]func(*yaml.Node)) {
+	if n.Kind != yaml.MappingNode {
+		name := strings.TrimSuffix(prefix, ".")
+		if name == "" {
+			name = "policy"
+		}
+		l.errf(n.Line, "%s: want a mapping", name)
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		h, ok := handlers[k.Value]
+		if !ok {
+			names := make([]string, 0, len(handlers))
+			for name := range handlers {
+				names = append(names, prefix+name)
+			}
+			sort.Strings(names)
+			l.errf(k.Line, "unknown setting %q (known: %s)", prefix+k.Value, strings.Join(names, ", "))
+			continue
+		}
+		if seen[k.Value] {
+			l.errf(k.Line, "%s%s is set twice", prefix, k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		h(v)
+	}
+}
+
+// list returns a sequence's items; a scalar or mapping is an error.
+func (l *loader) list(n *yaml.Node, name string) []*yaml.Node {
+	if n.Kind != yaml.SequenceNode {
+		l.errf(n.Line, "%s: want a list", name)
+		return nil
+	}
+	for _, it := range n.Content {
+		if it.Kind != yaml.ScalarNode {
+			l.errf(it.Line, "%s: want a list of plain values", name)
+			return nil
+		}
+	}
+	return n.Content
+}
+
+// countries accepts calling codes written as 49 or "+49".
+func (l *loader) countries(n *yaml.Node) []int {
+	out := []int{}
+	for _, it := range l.list(n, "allow.countries") {
+		cc, err := strconv.Atoi(strings.TrimPrefix(it.Value, "+"))
+		if err != nil || cc <= 0 || phonenumbers.GetRegionCodeForCountryCode(cc) == "ZZ" {
+			l.errf(it.Line, "allow.countries: %q is not a country calling code (like 49 or +1)", it.Value)
+			continue
+		}
+		out = append(out, cc)
+	}
+	return out
+}
+
+var prefixRE = regexp.MustCompile(`^\+[1-9][0-9]{0,14}$`)
+
+func (l *loader) prefixes(n *yaml.Node, name string) []string {
+	out := []string{}
+	for _, it := range l.list(n, name) {
+		if !prefixRE.MatchString(it.Value) {
+			l.errf(it.Line, "%s: %q is not an E.164 prefix (like +49900)", name, it.Value)
+			continue
+		}
+		out = append(out, it.Value)
+	}
+	return out
+}
+
+func (l *loader) types(n *yaml.Node, name string) []phonenumbers.PhoneNumberType {
+	out := []phonenumbers.PhoneNumberType{}
+	for _, it := range l.list(n, name) {
+		t, ok := typeNames[it.Value]
+		if !ok {
+			names := make([]string, 0, len(typeNames))
+			for k := range typeNames {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			l.errf(it.Line, "%s: unknown number type %q (known: %s)", name, it.Value, strings.Join(names, ", "))
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func (l *loader) count(n *yaml.Node, name string) int {
+	v, err := strconv.Atoi(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil || v < 0 || v > 1_000_000 {
+		l.errf(n.Line, "%s: want a whole number 0..1000000 (0: no limit), got %q", name, n.Value)
+		return 0
+	}
+	return v
+}
+
+// rate reads {count: 30, window: 1h}.
+func (l *loader) rate(n *yaml.Node, name string) Rate {
+	var r Rate
+	var windowLine int
+	l.fields(n, name+".", map[string]func(*yaml.Node){
+		"count": func(n *yaml.Node) { r.Count = l.count(n, name+".count") },
+		"window": func(n *yaml.Node) {
+			windowLine = n.Line
+			d, err := time.ParseDuration(n.Value)
+			if n.Kind != yaml.ScalarNode || err != nil || d < time.Second || d > 7*24*time.Hour {
+				l.errf(n.Line, "%s.window: want a duration from 1s to 168h (like 10m or 1h), got %q", name, n.Value)
+				return
+			}
+			r.Window = d
+		},
+	})
+	if r.Count > 0 && r.Window == 0 && windowLine == 0 {
+		l.errf(n.Line, "%s: a count needs a window (like window: 1h)", name)
+	}
+	return r
+}
+
+func (l *loader) techs(n *yaml.Node) []string {
+	out := []string{}
+	for _, it := range l.list(n, "endpoint_technologies") {
+		if !techRE.MatchString(it.Value) {
+			l.errf(it.Line, "endpoint_technologies: %q is not a channel technology (like PJSIP or Local)", it.Value)
+			continue
+		}
+		out = append(out, it.Value)
+	}
+	return out
+}
+
+var techRE = regexp.MustCompile(`^[A-Za-z0-9]{1,16}$`)
