@@ -20,7 +20,10 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	}
 	ep, isNumber := raw, raw != "" && (raw[0] == '+' || raw[0] >= '0' && raw[0] <= '9')
 	if t.Endpoint.Ref != nil { // literals were checked at load
-		if ep, isNumber, err = flows.ParseAgentEndpoint(raw, c.app.cfg.DefaultRegion); err != nil {
+		// From an attribute: only the technologies the dial-out policy
+		// names, and no dial-string syntax.
+		if ep, isNumber, err = flows.ParseEndpoint(raw, c.app.cfg.DefaultRegion, c.app.cfg.Gate.Policy().EndpointTechs); err != nil {
+			c.app.metrics.Denied.WithLabelValues("endpoint").Inc()
 			return "", err
 		}
 	}
@@ -37,7 +40,12 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	if flows.ValidateCallerName(l.cidName) != nil {
 		l.cidName = ""
 	}
-	res, err := c.connect(ctx, l)
+	var res TransferResult
+	if isNumber {
+		res, err = c.dialChecked(ctx, l)
+	} else {
+		res, err = c.connect(ctx, l)
+	}
 	c.app.metrics.Transfers.WithLabelValues("agent-" + string(res.Outcome)).Inc()
 	if err != nil {
 		return "", err

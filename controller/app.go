@@ -16,9 +16,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/ariflow/ariflow/internal/ari"
-
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/internal/webhook"
+	"github.com/ariflow/ariflow/policy"
 )
 
 // Config is what the controller needs to know beyond its dependencies.
@@ -59,6 +60,13 @@ type Config struct {
 	PlaybackCheck time.Duration
 	// EventQueue is each call's event queue length (default 256).
 	EventQueue int
+
+	// Gate applies the dial-out policy to every outbound leg (default:
+	// policy.Default() with in-process counters).
+	Gate *policy.Gate
+	// Webhooks sends InvokeWebhook requests (default: webhook.New with no
+	// secret and no host list).
+	Webhooks *webhook.Client
 }
 
 // DialplanTarget is a place in the dialplan.
@@ -95,6 +103,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.EventQueue <= 0 {
 		c.EventQueue = 256
+	}
+	if c.Gate == nil {
+		c.Gate = policy.NewGate(policy.Default(), policy.NewMemoryLimiter(), policy.NewMemorySlots())
+	}
+	if c.Webhooks == nil {
+		c.Webhooks, _ = webhook.New(webhook.Options{}) // no files to read: cannot fail
 	}
 }
 

@@ -7,10 +7,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
 )
 
 // Outcomes of a block that end the flow rather than take a branch.

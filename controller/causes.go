@@ -14,6 +14,9 @@ const (
 	OutcomeCallFailed Outcome = "call-failed"
 	OutcomeTimeout    Outcome = "timeout"
 	OutcomeError      Outcome = "error"
+	// OutcomeDenied: the dial-out policy refused the number; nothing was
+	// dialled. It takes the Error branch.
+	OutcomeDenied Outcome = "denied"
 )
 
 // Branch is the flow branch an outcome takes.

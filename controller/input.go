@@ -6,9 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ariflow/ariflow/internal/ari"
-
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
 )
 
 // getInput plays the prompts and collects DTMF; a digit stops the prompt

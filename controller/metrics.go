@@ -24,6 +24,8 @@ type Metrics struct {
 	TakeoverSeconds prometheus.Histogram
 	Replaced        prometheus.Counter
 	FencedActions   prometheus.Counter
+
+	Denied *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -51,11 +53,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		TakeoverSeconds:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ariflow_takeover_seconds", Help: "From taking the lease to the first reconcile done.", Buckets: []float64{.05, .1, .2, .5, 1, 2, 5}}),
 		Replaced:          c("ariflow_app_replaced_total", "ApplicationReplaced received: another connection took the app."),
 		FencedActions:     c("ariflow_fenced_actions_total", "ARI requests and record writes refused because this process did not hold the lease."),
+		Denied:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_dialout_denied_total", Help: "Outbound legs the dial-out policy refused, by rule."}, []string{"rule"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Calls, m.ActiveCalls, m.Transfers, m.CallErrors, m.Reconnects, m.DroppedEvents, m.OrphanLegs, m.Adopted,
 			m.Fallbacks, m.StuckCalls, m.LostEvents, m.ReconcileFailures,
-			m.Role, m.LeaseRenewals, m.LeaseFailures, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.FencedActions)
+			m.Role, m.LeaseRenewals, m.LeaseFailures, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.FencedActions, m.Denied)
 	}
 	return m
 }

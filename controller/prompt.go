@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ariflow/ariflow/internal/ari"
-
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
 )
 
 func (c *call) playPrompt(ctx context.Context, p *flows.PlayPrompt) (string, error) {
@@ -28,6 +27,13 @@ func (c *call) resolveAll(vs []flows.Value) ([]string, error) {
 		s, err := flows.Resolve(v, c.rec.Attributes)
 		if err != nil {
 			return nil, err
+		}
+		if v.Ref != nil {
+			// From an attribute: no paths, no recordings (literals were
+			// checked at load).
+			if err := flows.ValidateMediaURIValue(s); err != nil {
+				return nil, fmt.Errorf("prompt from %s: %w", v, err)
+			}
 		}
 		out = append(out, s)
 	}

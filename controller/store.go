@@ -57,6 +57,7 @@ type CallRecord struct {
 	Outbound   string           `json:"outbound,omitempty"`
 	Bridge     string           `json:"bridge,omitempty"`
 	Transfer   *TransferState   `json:"transfer,omitempty"`
+	Transfers  int              `json:"transfers,omitempty"` // outbound legs dialled so far (dial-out policy cap)
 	Attributes flows.Attributes `json:"attributes"`
 	// Owner is the process that wrote the record and Epoch its lease
 	// epoch: the store refuses a write whose epoch is older than the

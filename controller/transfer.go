@@ -8,10 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/policy"
 )
 
 // leg is a validated outbound leg: everything in it is safe to hand to
@@ -30,6 +31,7 @@ type leg struct {
 // TransferResult is what the contact's Transfer attributes record.
 type TransferResult struct {
 	Outcome  Outcome
+	DeniedBy string // the policy rule, for OutcomeDenied
 	Cause    int
 	Number   string
 	RingTime time.Duration
@@ -51,13 +53,36 @@ func (c *call) transferToPhone(ctx context.Context, t *flows.TransferToPhoneNumb
 		c.app.metrics.Transfers.WithLabelValues(string(OutcomeError)).Inc()
 		return flows.BranchError, nil
 	}
-	res, err := c.connect(ctx, l)
+	res, err := c.dialChecked(ctx, l)
 	c.recordTransfer(res)
 	c.app.metrics.Transfers.WithLabelValues(string(res.Outcome)).Inc()
 	if err != nil {
 		return "", err
 	}
 	return res.Outcome.Branch(), nil
+}
+
+// dialChecked asks the dial-out policy before connecting l: a refused
+// number dials nothing and ends as OutcomeDenied with the rule that
+// refused it; a policy that cannot be asked (Redis down) refuses too.
+func (c *call) dialChecked(ctx context.Context, l leg) (TransferResult, error) {
+	caller := c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber]
+	release, err := c.app.cfg.Gate.Acquire(ctx, caller, l.number, c.rec.Transfers)
+	if err != nil {
+		res := TransferResult{Number: l.number, Outcome: OutcomeDenied}
+		var d *policy.Denied
+		if errors.As(err, &d) {
+			res.DeniedBy = d.Rule
+		} else {
+			res.DeniedBy = "policy-unavailable"
+		}
+		c.app.metrics.Denied.WithLabelValues(res.DeniedBy).Inc()
+		c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "number": l.number, "rule": res.DeniedBy}).Warn("transfer refused by the dial-out policy; nothing dialled")
+		return res, nil
+	}
+	defer release()
+	c.rec.Transfers++
+	return c.connect(ctx, l)
 }
 
 // resolveLeg turns the block's settings into a leg; any value that is not
@@ -151,6 +176,7 @@ func (c *call) recordTransfer(r TransferResult) {
 	set(flows.TrTalkTime, strconv.FormatFloat(r.TalkTime.Seconds(), 'f', 3, 64))
 	set(flows.TrDigitsSent, r.Digits)
 	set(flows.TrNumber, r.Number)
+	set(flows.TrDeniedBy, r.DeniedBy)
 }
 
 // transfer is one outbound leg's run, from dialling to the far end's

@@ -25,12 +25,25 @@ type Ariflow struct {
 	FlowsDir string
 	HTTPAddr string
 	LogPath  string
-	cmd      *exec.Cmd
-	exited   chan error
+	// Env is added to the process's environment (after the defaults, so
+	// it wins).
+	Env []string
+	// Standby: at start, wait for the process to be alive, not ready
+	// (another process holds the lease).
+	Standby bool
+	cmd     *exec.Cmd
+	exited  chan error
 }
 
 // StartAriflow starts the stack's ariflow binary on flowsDir.
 func StartAriflow(ctx context.Context, s *Stack, flowsDir, logName string) (*Ariflow, error) {
+	return StartAriflowWith(ctx, &Ariflow{Stack: s, FlowsDir: flowsDir}, logName)
+}
+
+// StartAriflowWith starts a configured Ariflow (Stack and FlowsDir set;
+// Env and Standby optional), behind a proxy of its own.
+func StartAriflowWith(ctx context.Context, a *Ariflow, logName string) (*Ariflow, error) {
+	s := a.Stack
 	u, err := url.Parse(s.Env["ARIFLOW_STACK_PBX_ARI_URL"])
 	if err != nil {
 		return nil, err
@@ -39,13 +52,21 @@ func StartAriflow(ctx context.Context, s *Stack, flowsDir, logName string) (*Ari
 	if err != nil {
 		return nil, err
 	}
-	a := &Ariflow{Stack: s, Proxy: px, FlowsDir: flowsDir}
+	a.Proxy = px
 	_ = os.Remove(filepath.Join(s.Env["ARIFLOW_STACK_LOGS"], logName)) // one run, one log
 	if err := a.start(ctx, logName); err != nil {
 		px.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// AdminToken is the token the e2e processes require for /-/reload.
+const AdminToken = "e2e-admin-token-0123456789abcdef"
+
+func adminTokenFile(s *Stack) (string, error) {
+	p := filepath.Join(s.Env["ARIFLOW_STACK_LOGS"], "..", "admin-token")
+	return p, os.WriteFile(p, []byte(AdminToken+"\n"), 0o600)
 }
 
 func freePort() (string, error) {
@@ -69,8 +90,14 @@ func (a *Ariflow) start(ctx context.Context, logName string) error {
 	if err != nil {
 		return err
 	}
+	tokenFile, err := adminTokenFile(s)
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command(s.Env["ARIFLOW_STACK_ARIFLOW_BIN"], "run")
 	cmd.Env = append(os.Environ(),
+		"ARIFLOW_ADMIN_TOKEN_FILE="+tokenFile,
+		"ARIFLOW_FALLBACK=ariflow-fallback",
 		"ARIFLOW_ARI_URL=http://"+a.Proxy.Addr()+"/ari",
 		"ARIFLOW_ARI_USER="+s.Env["ARIFLOW_STACK_PBX_ARI_USER"],
 		"ARIFLOW_ARI_PASSWORD="+s.Env["ARIFLOW_STACK_PBX_ARI_PASSWORD"],
@@ -82,6 +109,7 @@ func (a *Ariflow) start(ctx context.Context, logName string) error {
 	if os.Getenv("ARIFLOW_LOG_LEVEL") == "" {
 		cmd.Env = append(cmd.Env, "ARIFLOW_LOG_LEVEL=debug")
 	}
+	cmd.Env = append(cmd.Env, a.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test binary dies (a timeout panic skips TestMain's cleanup),
 	// ariflow goes with it instead of running on.
@@ -94,7 +122,11 @@ func (a *Ariflow) start(ctx context.Context, logName string) error {
 	a.exited = make(chan error, 1)
 	go func() { a.exited <- cmd.Wait(); logf.Close() }()
 	deadline := time.Now().Add(15 * time.Second)
-	for !Ready(addr) {
+	up := Ready
+	if a.Standby {
+		up = Live
+	}
+	for !up(addr) {
 		select {
 		case err := <-a.exited:
 			return fmt.Errorf("ariflow exited at start (%v); log: %s", err, a.LogPath)
@@ -165,9 +197,21 @@ func (a *Ariflow) Metric(name string) float64 {
 	return 0
 }
 
-// Reload asks ariflow to reload its flows; it returns the HTTP status.
-func (a *Ariflow) Reload() (int, string, error) {
-	resp, err := http.Post("http://"+a.HTTPAddr+"/-/reload", "text/plain", nil)
+// Reload asks ariflow to reload its flows, with the admin token; it
+// returns the HTTP status.
+func (a *Ariflow) Reload() (int, string, error) { return a.ReloadWith("Bearer " + AdminToken) }
+
+// ReloadWith sends the reload request with the given Authorization
+// header ("" for none).
+func (a *Ariflow) ReloadWith(auth string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://"+a.HTTPAddr+"/-/reload", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, "", err
 	}
@@ -194,6 +238,31 @@ func BuildAriflow(repo, dir string) (string, error) {
 		return "", fmt.Errorf("building ariflow: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// Signal sends sig to the process (SIGKILL, SIGSTOP, SIGCONT for the
+// fault tests).
+func (a *Ariflow) Signal(sig syscall.Signal) error {
+	if a.cmd == nil {
+		return fmt.Errorf("ariflow not running")
+	}
+	return a.cmd.Process.Signal(sig)
+}
+
+// Kill ends the process with SIGKILL and waits for it: no handover.
+func (a *Ariflow) Kill() {
+	if a.cmd == nil {
+		return
+	}
+	_ = a.cmd.Process.Kill()
+	<-a.exited
+	a.cmd = nil
+}
+
+// Close stops the process (SIGTERM) and its proxy.
+func (a *Ariflow) Close() {
+	_ = a.Stop()
+	a.Proxy.Close()
 }
 
 // Pid is the running process's ID.

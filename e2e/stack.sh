@@ -147,9 +147,12 @@ start_ariflow() {
 	local flows=$1
 	# shellcheck disable=SC1091
 	. "$STACK/stack.env"
+	# The admin token for POST /-/reload (ariflow reload reads the same file).
+	[ -s "$STACK/admin-token" ] || (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STACK/admin-token")
 	ARIFLOW_ARI_URL=$ARIFLOW_STACK_PBX_ARI_URL ARIFLOW_ARI_USER=$ARIFLOW_STACK_PBX_ARI_USER \
 		ARIFLOW_ARI_PASSWORD_FILE=$STACK/pbx-ari-password ARIFLOW_REDIS_URL=$ARIFLOW_STACK_REDIS_URL \
 		ARIFLOW_FLOWS=$flows ARIFLOW_HTTP_ADDR=127.0.0.1:$HEALTH_PORT ARIFLOW_DIAL_TEMPLATE='PJSIP/{number}@trunk' \
+		ARIFLOW_FALLBACK=ariflow-fallback ARIFLOW_ADMIN_TOKEN_FILE=$STACK/admin-token \
 		setsid "$STACK/bin/ariflow" run >"$STACK/logs/ariflow.log" 2>&1 </dev/null &
 	echo $! >"$STACK/ariflow.pid"
 	local i

@@ -99,13 +99,14 @@ const (
 
 // Transfer attribute keys the controller records after a transfer.
 const (
-	TrStatus     = "Status" // success | call-failed | timeout | error
+	TrStatus     = "Status" // success | call-failed | timeout | error | denied
 	TrCause      = "Cause"  // Q.850 cause code
 	TrCauseText  = "CauseText"
 	TrRingTime   = "RingTime" // seconds, decimal
 	TrTalkTime   = "TalkTime" // seconds, decimal
 	TrDigitsSent = "DigitsSent"
-	TrNumber     = "Number" // the E.164 number dialled
+	TrNumber     = "Number"   // the E.164 number dialled
+	TrDeniedBy   = "DeniedBy" // the dial-out policy rule that refused the number (Status denied)
 )
 
 // Ref is a reference to one attribute: $.<Namespace>.<Key>.

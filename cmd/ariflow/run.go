@@ -23,6 +23,8 @@ import (
 
 	"github.com/ariflow/ariflow/controller"
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/webhook"
+	"github.com/ariflow/ariflow/policy"
 )
 
 func runRun(args []string, stdout, stderr io.Writer) int {
@@ -101,12 +103,18 @@ func serve(cfg *config, log *logrus.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), roundTrips)
 	fbCtx, fbExt, fbPrio, _ := fallbackTarget(cfg.Fallback)
+	web, err := webhook.New(cfg.webhookOptions())
+	if err != nil {
+		return fmt.Errorf("webhook client: %w", err)
+	}
+	// Dial-out counters in Redis, shared by every process of the fleet.
+	gate := policy.NewGate(cfg.dialPolicy(), policy.NewRedisLimiter(rdb, "ariflow:policy:"), policy.NewRedisSlots(rdb, "ariflow:policy:"))
 	store := controller.NewRedisStore(rdb, ns, 4*time.Hour)
 	app := controller.New(controller.Config{
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
 		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,
 		Fallback: controller.DialplanTarget{Context: fbCtx, Extension: fbExt, Priority: fbPrio},
-		LeaseTTL: cfg.LeaseTTL,
+		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web,
 	}, store, store, set, log, controller.NewMetrics(reg))
 
 	var reloadMu sync.Mutex
