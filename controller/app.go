@@ -152,7 +152,7 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 		owners:  map[string]*call{},
 	}
 	a.ari = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App,
-		Timeout: cfg.RESTTimeout, Allow: a.allowed})
+		Timeout: cfg.RESTTimeout, Allow: a.allowed, Sent: m.ARIRequests.Inc})
 	a.flows.Store(set)
 	return a
 }

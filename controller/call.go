@@ -148,7 +148,11 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 		var branch string
 		var err error
 		if err = c.setPhase(ctx, PhaseFlow, savesBeforeActing(b.Type)); err != nil {
-			if !c.saved || errors.Is(err, ErrFenced) {
+			if errors.Is(err, ErrFenced) {
+				// Another process owns the call now: not a word more.
+				return err
+			}
+			if !c.saved {
 				// Never written (Redis down as the call came in), or no
 				// longer ours: nothing to carry on from.
 				return c.failCall(ctx, fmt.Errorf("saving the call before %s: %w", id, err))
@@ -219,8 +223,13 @@ func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 // never dropped without a word.
 func (c *call) failCall(ctx context.Context, cause error) error {
 	c.app.metrics.CallErrors.WithLabelValues("flow").Inc()
-	if c.gone || ctx.Err() != nil {
+	if c.gone || ctx.Err() != nil || errors.Is(cause, ErrFenced) {
 		return cause
+	}
+	if c.playing != "" {
+		// The apology or the fallback comes now, not after the prompt.
+		c.stopPlayback(ctx, c.playing)
+		c.endPlayback(c.playing)
 	}
 	c.app.toFallback(ctx, c.id, fallbackReason(cause), c.log.WithError(cause))
 	c.handedOff = true
@@ -264,6 +273,7 @@ func (c *call) save(ctx context.Context) error {
 		}
 		return err
 	}
+	c.app.metrics.RecordWrites.Inc()
 	c.saved = true
 	return nil
 }
@@ -296,6 +306,14 @@ func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, e
 				if ev = c.verifyChannels(ctx); ev == nil {
 					continue
 				}
+			}
+			if _, ok := ev.(*resave); ok {
+				if c.saved {
+					if err := c.save(ctx); err != nil {
+						c.log.WithError(err).Warn("rewriting the call record failed")
+					}
+				}
+				continue
 			}
 			if c.callerGone(ev) {
 				c.gone = true
@@ -342,6 +360,8 @@ func (c *call) finish(ctx context.Context, err error) {
 			if f, ferr := a.fenceOf(); ferr == nil {
 				if derr := a.store.Delete(bg, c.id, f); derr != nil {
 					c.log.WithError(derr).Error("call record delete failed")
+				} else {
+					a.metrics.RecordWrites.Inc()
 				}
 			}
 		}

@@ -34,7 +34,7 @@ func (a *App) Run(ctx context.Context) error {
 			a.resign()
 			select {
 			case <-ctx.Done():
-			case <-time.After(10 * a.cfg.LeaseTTL):
+			case <-time.After(5 * a.cfg.LeaseTTL):
 			}
 		}
 	}
@@ -124,7 +124,7 @@ func (a *App) read(ctx context.Context, ws *ari.EventConn, stop context.CancelCa
 			// Asterisk sends nothing more on this socket: the app is
 			// another connection's now. Stop acting at once.
 			a.metrics.Replaced.Inc()
-			a.lease.clear()
+			a.resign()
 			stop(errReplaced)
 			return errReplaced
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/internal/ari"
 )
 
 // Elector is the leadership lease for one (Asterisk, app) pair, kept in
@@ -145,7 +147,18 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc) {
 			// the term then.
 			a.metrics.LeaseFailures.Inc()
 			a.log.WithError(err).Debug("lease: renewal failed")
-		case got != epoch:
+		case got != 0 && got != epoch:
+			// The lease was gone from the store (Redis flushed, or
+			// restarted without persistence) and is ours again under a new
+			// epoch: nobody else acted meanwhile, or it would hold it. The
+			// calls this process runs write their records again from
+			// memory, so that what Redis lost is back at once.
+			a.metrics.LeaseFailures.Inc()
+			a.logTerm(got).Warn("lease: lost from the store and taken again; rewriting call records")
+			a.lease.set(got, sent.Add(ttl-ttl/8))
+			epoch = got
+			a.resaveAll()
+		case got == 0:
 			a.metrics.LeaseFailures.Inc()
 			a.lease.clear()
 			stop(errLeaseLost)
@@ -156,6 +169,24 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc) {
 		}
 	}
 }
+
+// resaveAll asks every call this process runs to write its record again.
+func (a *App) resaveAll() {
+	a.mu.Lock()
+	local := make([]*call, 0, len(a.calls))
+	for _, c := range a.calls {
+		local = append(local, c)
+	}
+	a.mu.Unlock()
+	for _, c := range local {
+		c.deliver(&resave{})
+	}
+}
+
+// resave asks a call to write its record again (see resaveAll).
+type resave struct{ ari.EventData }
+
+func (*resave) Keys() ari.Keys { return nil }
 
 // resign gives the lease up at once, so that a standby takes over without
 // waiting for it to expire.

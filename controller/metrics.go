@@ -26,6 +26,9 @@ type Metrics struct {
 	FencedActions   prometheus.Counter
 
 	Denied *prometheus.CounterVec
+
+	ARIRequests  prometheus.Counter
+	RecordWrites prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -53,12 +56,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		TakeoverSeconds:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ariflow_takeover_seconds", Help: "From taking the lease to the first reconcile done.", Buckets: []float64{.05, .1, .2, .5, 1, 2, 5}}),
 		Replaced:          c("ariflow_app_replaced_total", "ApplicationReplaced received: another connection took the app."),
 		FencedActions:     c("ariflow_fenced_actions_total", "ARI requests and record writes refused because this process did not hold the lease."),
+		ARIRequests:       c("ariflow_ari_requests_total", "ARI REST requests sent."),
+		RecordWrites:      c("ariflow_record_writes_total", "Call records written (saves and deletes that succeeded)."),
 		Denied:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_dialout_denied_total", Help: "Outbound legs the dial-out policy refused, by rule."}, []string{"rule"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Calls, m.ActiveCalls, m.Transfers, m.CallErrors, m.Reconnects, m.DroppedEvents, m.OrphanLegs, m.Adopted,
 			m.Fallbacks, m.StuckCalls, m.LostEvents, m.ReconcileFailures,
-			m.Role, m.LeaseRenewals, m.LeaseFailures, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.FencedActions, m.Denied)
+			m.Role, m.LeaseRenewals, m.LeaseFailures, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.FencedActions, m.Denied, m.ARIRequests, m.RecordWrites)
 	}
 	return m
 }

@@ -217,10 +217,16 @@ func (a *App) adoptRecord(ctx context.Context, rec *CallRecord) {
 		if !ok {
 			return c.failCall(ctx, errors.New("adopted call's block is no longer in the flow"))
 		}
-		switch c.rec.Phase {
-		case PhaseDialing, PhaseBridged:
+		switch {
+		case c.rec.Phase == PhaseDialing, c.rec.Phase == PhaseBridged:
 			return c.resumeTransfer(ctx, b)
+		case b.Type == flows.TypeInvokeWebhook && !b.Webhook.Idempotent:
+			// The request may have been sent, and its effect may not bear
+			// repeating: the flow decides what follows, on Error.
+			c.log.WithField("step", b.ID).Warn("adopted during a webhook that is not idempotent; taking its Error branch")
+			return c.follow(ctx, b, flows.BranchError)
 		default:
+			// Prompts and input restart at their block.
 			return c.runFlow(ctx, c.rec.Block)
 		}
 	})

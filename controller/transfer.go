@@ -227,6 +227,12 @@ func (t *transfer) run(ctx context.Context) error {
 	t.log.WithFields(logrus.Fields{"phase": "dialing", "timeout": t.leg.timeout}).Info("transfer")
 	if err := t.dial(ctx); err != nil {
 		c.dropLeg(ctx)
+		if ari.StatusCode(err) == 400 && !c.callerPresent(ctx) {
+			// ARI refuses an originate whose originator is gone: the
+			// caller hung up while we dialled.
+			c.gone = true
+			err = ErrCallerGone
+		}
 		if errors.Is(err, ErrCallerGone) {
 			t.log.WithField("phase", "caller-hangup-dialing").Info("transfer")
 			t.res.Outcome = OutcomeCallFailed
@@ -383,6 +389,13 @@ func (t *transfer) bridge(ctx context.Context) error {
 		_ = a.ari.StopRing(context.WithoutCancel(ctx), c.id)
 	}()
 	if err := a.ari.AddToBridge(ctx, c.rec.Bridge, c.id, c.rec.Outbound); err != nil {
+		if !c.callerPresent(ctx) {
+			// The caller hung up as the far end answered.
+			t.log.WithField("phase", "caller-hangup-answered").Info("transfer")
+			c.gone = true
+			c.dropLeg(ctx)
+			return ErrCallerGone
+		}
 		// Answered and hung up at once is a very short call, not an error.
 		if c.legVanished(ctx) {
 			c.forgetLeg()
@@ -490,6 +503,13 @@ func (t *transfer) sendNextDigit(ctx context.Context, timer *time.Timer) <-chan 
 	}
 	timer.Reset(wait)
 	return timer.C
+}
+
+// callerPresent tells whether the caller's channel still exists (an
+// error counts as present: do not give up on a caller by guesswork).
+func (c *call) callerPresent(ctx context.Context) bool {
+	ok, err := c.app.ari.ChannelExists(ctx, c.id)
+	return ok || err != nil
 }
 
 // legVanished tells whether the outbound channel no longer exists.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,6 +102,8 @@ func prepareFlows(dir, webhookURL string) error {
 			if err != nil {
 				return err
 			}
+			// Flows that call the tests' webhook server name it so.
+			b = []byte(strings.ReplaceAll(string(b), "http://webhook.invalid", strings.TrimSuffix(webhookURL, "/lookup")))
 			if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
 				return err
 			}

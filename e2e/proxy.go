@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net"
 	"sync"
 )
@@ -14,6 +13,50 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	paused bool
+	frozen bool
+	thawed *sync.Cond // signalled when frozen ends
+}
+
+// Freeze stops every byte in both directions, on open and new connections,
+// without closing anything: a half-open network, a stalled Asterisk. The
+// other side notices only by its own timeouts.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+// Thaw ends Freeze; held bytes flow on.
+func (p *Proxy) Thaw() {
+	p.mu.Lock()
+	p.frozen = false
+	p.mu.Unlock()
+	p.thawed.Broadcast()
+}
+
+func (p *Proxy) waitThawed() {
+	p.mu.Lock()
+	for p.frozen {
+		p.thawed.Wait()
+	}
+	p.mu.Unlock()
+}
+
+// pipe copies src to dst, holding bytes while the proxy is frozen.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waitThawed()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // Pause refuses new connections (they are closed at once) until Resume:
@@ -38,6 +81,7 @@ func NewProxy(target string) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.thawed = sync.NewCond(&p.mu)
 	go p.serve()
 	return p, nil
 }
@@ -63,6 +107,7 @@ func (p *Proxy) forward(c net.Conn) {
 		c.Close()
 		return
 	}
+	p.waitThawed()
 	u, err := net.Dial("tcp", p.target)
 	if err != nil {
 		c.Close()
@@ -72,8 +117,8 @@ func (p *Proxy) forward(c net.Conn) {
 	p.conns[c], p.conns[u] = struct{}{}, struct{}{}
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
+	go func() { p.pipe(u, c); done <- struct{}{} }()
+	go func() { p.pipe(c, u); done <- struct{}{} }()
 	<-done
 	c.Close()
 	u.Close()
@@ -97,6 +142,7 @@ func (p *Proxy) CutAll() int {
 
 // Close stops the proxy.
 func (p *Proxy) Close() {
+	p.Thaw()
 	p.ln.Close()
 	p.CutAll()
 }

@@ -8,6 +8,7 @@
 #   e2e/stack.sh status                             what runs, where it listens
 #   e2e/stack.sh cli pbx|carrier 'core show channels'
 #   e2e/stack.sh root                               build the Asterisk root if missing
+#   e2e/stack.sh redis-restart                      restart Redis on its data (fault tests)
 #
 # Environment:
 #   ARIFLOW_STACK_DIR        where everything lives (default /tmp/ariflow-stack)
@@ -143,6 +144,22 @@ wait_ari() { # name url user password
 	die "$1 ARI did not answer at $2 within 30 s; logs in $STACK/logs"
 }
 
+# Redis as the README recommends for ariflow: append-only persistence, so
+# that a restart keeps the call records (fsync always here: the fault tests
+# restart it mid-call and expect no write lost; everysec loses at most a
+# second of writes).
+start_redis() {
+	setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly yes --appendfsync always \
+		--dir "$STACK/redis" --logfile "$STACK/logs/redis.log" </dev/null >/dev/null 2>&1 &
+	echo $! >"$STACK/redis.pid"
+	local i
+	for i in $(seq 1 50); do
+		redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	die "redis did not answer on 127.0.0.1:$REDIS_PORT"
+}
+
 start_ariflow() {
 	local flows=$1
 	# shellcheck disable=SC1091
@@ -194,9 +211,7 @@ up() {
 	make_instance pbx 02:00:00:a1:f1:01 "$PBX_HTTP" "$PBX_RTP_START" "$pbx_pw" ariflow
 	make_instance carrier 02:00:00:a1:f1:02 "$CARRIER_HTTP" "$CARRIER_RTP_START" "$carrier_pw" carrier
 
-	setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-		--dir "$STACK/redis" --logfile "$STACK/logs/redis.log" </dev/null >/dev/null 2>&1 &
-	echo $! >"$STACK/redis.pid"
+	start_redis
 	start_asterisk pbx
 	start_asterisk carrier
 
@@ -292,11 +307,20 @@ status() {
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
+# redis-restart: the fault tests' Redis restart (SIGTERM, which writes the
+# append-only file, then start again on the same data).
+redis_restart() {
+	[ -f "$STACK/redis.pid" ] || die "no Redis running in $STACK"
+	stop_pid "$STACK/redis.pid"
+	start_redis
+}
+
 case $cmd in
 up) up "$@" ;;
+redis-restart) redis_restart ;;
 down) down ;;
 status) status ;;
 cli) cli "$@" ;;
 root) build_root ;;
-*) echo "usage: $0 up [--no-ariflow] [--flows DIR] | down | status | cli pbx|carrier CMD | root" >&2; exit 2 ;;
+*) echo "usage: $0 up [--no-ariflow] [--flows DIR] | down | status | cli pbx|carrier CMD | root | redis-restart" >&2; exit 2 ;;
 esac

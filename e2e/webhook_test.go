@@ -77,6 +77,14 @@ func (w *webhookServer) last() map[string]any {
 }
 
 func (w *webhookServer) serve(rw http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/slow" {
+		// The fault matrix's webhook (ha.yaml): a fixed 2 s answer, apart
+		// from what other tests set.
+		time.Sleep(2 * time.Second)
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = rw.Write([]byte(`{"looked_up":"yes"}`))
+		return
+	}
 	var m map[string]any
 	_ = json.NewDecoder(r.Body).Decode(&m)
 	w.mu.Lock()

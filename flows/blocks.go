@@ -18,7 +18,7 @@ var blockSettings = map[BlockType][]string{
 	TypeGetCustomerInput:      {"prompts", "max_digits", "terminator", "timeout", "values", "store_as"},
 	TypeSetAttributes:         {"set"},
 	TypeCheckAttribute:        {"attribute", "conditions"},
-	TypeInvokeWebhook:         {"url", "timeout"},
+	TypeInvokeWebhook:         {"url", "timeout", "idempotent"},
 	TypeTransferToPhoneNumber: {"number", "timeout", "resume", "dtmf", "caller_id_number", "caller_id_name"},
 	TypeTransferToAgent:       {"endpoint", "timeout", "context", "extension", "priority"},
 	TypeDisconnect:            {},
@@ -443,7 +443,7 @@ func opList() string {
 }
 
 func (k *blk) webhook() *InvokeWebhook {
-	w := &InvokeWebhook{Timeout: time.Duration(k.integer("timeout", 3, 1, 30)) * time.Second}
+	w := &InvokeWebhook{Timeout: time.Duration(k.integer("timeout", 3, 1, 30)) * time.Second, Idempotent: k.boolean("idempotent", false)}
 	if k.required("url") == nil {
 		return w
 	}

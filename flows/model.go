@@ -185,6 +185,9 @@ type Condition struct {
 type InvokeWebhook struct {
 	URL     string
 	Timeout time.Duration // default 3s, at most 30s
+	// Idempotent: a process taking the call over while the request was
+	// in flight may send it again; otherwise the block takes Error there.
+	Idempotent bool
 }
 
 // TransferToPhoneNumber is Amazon Connect's "Transfer to phone number"

@@ -25,6 +25,9 @@ type Options struct {
 	// request before it is sent. A process that lost its right to act on
 	// calls (fencing) uses it so that no request slips out afterwards.
 	Allow func() error
+	// Sent, when set, is told of every request that leaves (for a
+	// metric: a fenced process must send none).
+	Sent func()
 }
 
 // Client sends ARI REST requests and opens the event websocket.
@@ -125,6 +128,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.SetBasicAuth(c.opts.User, c.opts.Password)
+	if c.opts.Sent != nil {
+		c.opts.Sent()
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)

@@ -1,0 +1,302 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/internal/ari/aritest"
+)
+
+const (
+	adLeg = aritest.App + "-leg-0001"
+	adBr  = aritest.App + "-br-0001"
+)
+
+// pbx sets the PBX up as a process that died left it: the caller in
+// Stasis, and (legState "down", "up", "bridged", "") the outbound leg and
+// the bridge. The app is not connected yet, so these events are lost.
+func (h *harness) pbx(legState string) {
+	h.t.Helper()
+	h.caller("c1", "xfer")
+	if legState == "" {
+		return
+	}
+	cl := h.client()
+	ctx := context.Background()
+	if err := cl.CreateBridge(ctx, adBr, "x"); err != nil {
+		h.t.Fatal(err)
+	}
+	if legState == "gone" {
+		return
+	}
+	if err := cl.Originate(ctx, ari.OriginateRequest{Endpoint: "PJSIP/+4930123456@trunk", App: aritest.App,
+		AppArgs: legArg + ",c1", ChannelID: adLeg, Originator: "c1", Timeout: 5}); err != nil {
+		h.t.Fatal(err)
+	}
+	if legState == "down" {
+		return
+	}
+	h.fake.Answer(adLeg)
+	if legState == "bridged" {
+		if err := cl.AddToBridge(ctx, adBr, "c1", adLeg); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+func adoptRecord(phase Phase, block string, digits string, done int) *CallRecord {
+	now := time.Now()
+	rec := &CallRecord{CallID: "c1", Channel: "PJSIP/pbx-1", Flow: "xfer", Version: "1", Block: block, Phase: phase,
+		Attributes: flows.Attributes{}, Owner: "dead-process", Epoch: 1, Started: now.Add(-time.Minute), Updated: now}
+	if phase == PhaseDialing || phase == PhaseBridged {
+		rec.Outbound, rec.Bridge = adLeg, adBr
+		rec.Transfer = &TransferState{Number: "+4930123456", Resume: true, Digits: digits, DigitsDone: done,
+			Dialed: now.Add(-time.Second), RingDeadline: now.Add(4 * time.Second)}
+		if phase == PhaseBridged {
+			rec.Transfer.Answered = now
+		}
+	}
+	return rec
+}
+
+func TestAdoptFlowPhaseRerunsBlock(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.pbx("")
+	h.store.put(adoptRecord(PhaseFlow, "ok", "", 0))
+	h.start()
+	pb := h.wantPlayed("c1", mSuccess)
+	h.fake.FinishPlayback(pb)
+	h.req("DELETE", "/channels/c1")
+	h.ended("c1")
+	h.clean("c1")
+	if n := h.count("POST", "/channels/c1/answer"); n != 0 {
+		t.Errorf("adopted call answered again")
+	}
+}
+
+// Dialing, the leg still ringing: it keeps ringing (no new originate) and
+// is bridged on answer.
+func TestAdoptDialingRinging(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.pbx("down")
+	h.store.put(adoptRecord(PhaseDialing, "xfer", "", 0))
+	h.start()
+	h.waitLog("transfer: adopted while ringing; still ringing", nil)
+	h.fake.Answer(adLeg)
+	r := h.req("POST", "/bridges/"+adBr+"/addChannel")
+	if r.Query.Get("channel") != "c1,"+adLeg {
+		t.Errorf("addChannel %v", r.Query)
+	}
+	h.answered("POST", "/bridges/"+adBr+"/addChannel")
+	h.fake.Hangup(adLeg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	if n := h.count("POST", "/channels"); n != 1 { // the dead process's
+		t.Errorf("adopted transfer dialled again")
+	}
+}
+
+// Dialing, the leg answered while nobody watched: bridged at once.
+func TestAdoptDialingAnswered(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.pbx("up")
+	h.store.put(adoptRecord(PhaseDialing, "xfer", "", 0))
+	h.start()
+	h.req("POST", "/bridges/"+adBr+"/addChannel")
+	h.answered("POST", "/bridges/"+adBr+"/addChannel")
+	if m, _ := h.fake.Bridge(adBr); len(m) != 2 {
+		t.Errorf("bridge members %v", m)
+	}
+	h.fake.Hangup(adLeg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+}
+
+// Dialing, the leg ended while nobody watched: CallFailed (Timeout once
+// past the ring deadline).
+func TestAdoptDialingLegGone(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		expired bool
+		media   string
+		want    Outcome
+	}{{"before the deadline", false, mFailed, OutcomeCallFailed}, {"past the deadline", true, mTimeout, OutcomeTimeout}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, xferFlows)
+			h.pbx("gone")
+			rec := adoptRecord(PhaseDialing, "xfer", "", 0)
+			if tc.expired {
+				rec.Transfer.RingDeadline = time.Now().Add(-time.Second)
+			}
+			h.store.put(rec)
+			h.start()
+			h.branchTaken("c1", tc.media, tc.want)
+		})
+	}
+}
+
+// Bridged, the leg gone: the far end hung up while nobody watched; resume
+// goes on at Success.
+func TestAdoptBridgedLegGone(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.pbx("gone")
+	h.store.put(adoptRecord(PhaseBridged, "xfer", "", 0))
+	h.start()
+	h.req("DELETE", "/bridges/"+adBr)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+}
+
+// Bridged mid-DTMF: the digits go on from Transfer.DigitsDone at once,
+// none sent twice.
+func TestAdoptBridgedMidDTMF(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows, func(c *Config) { c.DTMFDelay = time.Second })
+	h.pbx("bridged")
+	rec := adoptRecord(PhaseBridged, "xfer", "123", 1)
+	rec.Flow = "dtmf"
+	h.store.put(rec)
+	h.start()
+	a := h.req("POST", "/channels/"+adLeg+"/dtmf")
+	b := h.req("POST", "/channels/"+adLeg+"/dtmf")
+	if a.Query.Get("dtmf") != "2" || b.Query.Get("dtmf") != "3" {
+		t.Errorf("digits after takeover: %s %s, want 2 3", a.Query.Get("dtmf"), b.Query.Get("dtmf"))
+	}
+	h.answered("POST", "/channels/"+adLeg+"/dtmf")
+	if n := h.fake.Count("POST", "/channels/"+adLeg+"/dtmf"); n != 2 {
+		t.Errorf("%d digits sent, want 2", n)
+	}
+	eventually(t, "DigitsDone 3 saved", func() bool {
+		r, err := h.store.Load(t.Context(), "c1")
+		return err == nil && r.Transfer != nil && r.Transfer.DigitsDone == 3 && r.Owner == h.app.Owner()
+	})
+	h.fake.Hangup(adLeg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+}
+
+// A caller the record says is in the dialplan (e.g. Queue()) is never
+// touched; the stale record goes.
+func TestAdoptDialplanLeavesCaller(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.pbx("")
+	h.store.put(adoptRecord(PhaseDialplan, "xfer", "", 0))
+	h.start()
+	eventually(t, "record deleted", func() bool { return !h.store.has("c1") })
+	time.Sleep(100 * time.Millisecond)
+	for _, r := range h.fake.Requests() {
+		if strings.HasPrefix(r.Path, "/channels/c1") {
+			t.Errorf("caller in the dialplan touched: %s %s", r.Method, r.Path)
+		}
+	}
+	if _, ok := h.fake.Channel("c1"); !ok {
+		t.Error("caller gone")
+	}
+}
+
+// A record whose caller is gone: its leg is hung up, its bridge destroyed,
+// the record deleted.
+func TestReconcileCallerGone(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.pbx("up")
+	h.fake.Hangup("c1", 16)
+	h.store.put(adoptRecord(PhaseBridged, "xfer", "", 0))
+	h.start()
+	h.req("DELETE", "/channels/"+adLeg)
+	h.req("DELETE", "/bridges/"+adBr)
+	h.clean("c1")
+}
+
+// A caller in the app with no record (Redis lost it): the fallback
+// context when set, else the error prompt and a hangup.
+func TestReconcileCallerWithoutRecord(t *testing.T) {
+	t.Run("fallback context", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, xferFlows, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback", Extension: "100"} })
+		h.pbx("")
+		h.start()
+		r := h.req("POST", "/channels/c1/continue")
+		if r.Query.Get("context") != "fallback" || r.Query.Get("extension") != "100" || r.Query.Get("priority") != "1" {
+			t.Errorf("continue %v", r.Query)
+		}
+		if h.count("DELETE", "/channels/c1") != 0 {
+			t.Error("caller hung up")
+		}
+	})
+	t.Run("prompt and hangup", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, xferFlows)
+		h.fake.AutoFinishPlayback(0)
+		h.pbx("")
+		h.start()
+		h.wantPlayed("c1", "sound:sorry-youre-having-problems")
+		h.req("DELETE", "/channels/c1")
+	})
+	t.Run("fallback refused: prompt and hangup", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, xferFlows, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
+		h.fake.AutoFinishPlayback(0)
+		h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+			if strings.HasSuffix(r.Path, "/continue") {
+				return 500, `{"message":"no"}`, 0, true
+			}
+			return 0, "", 0, false
+		})
+		h.pbx("")
+		h.start()
+		h.wantPlayed("c1", "sound:sorry-youre-having-problems")
+		h.req("DELETE", "/channels/c1")
+	})
+}
+
+// Legs and bridges of this app that no call or record claims are
+// removed; another app's are not.
+func TestReconcileOrphans(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.pbx("up") // leg and bridge of ours, no record
+	cl := h.client()
+	if err := cl.CreateBridge(context.Background(), "other-br-1", "x"); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.req("DELETE", "/channels/"+adLeg)
+	h.req("DELETE", "/bridges/"+adBr)
+	if h.count("DELETE", "/bridges/other-br-1") != 0 {
+		t.Error("another app's bridge destroyed")
+	}
+}
+
+// An adopted call whose flow is no longer loaded goes to the fallback.
+func TestAdoptFlowNotLoaded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
+	h.pbx("")
+	rec := adoptRecord(PhaseFlow, "ok", "", 0)
+	rec.Flow = "gone"
+	h.store.put(rec)
+	h.start()
+	h.req("POST", "/channels/c1/continue")
+	h.ended("c1")
+	eventually(t, "record deleted", func() bool { return !h.store.has("c1") })
+}
+
+// An answered leg of this app that no call and no record claims is hung
+// up.
+func TestStrayLegHungUp(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	if err := h.client().Originate(context.Background(), ari.OriginateRequest{Endpoint: "PJSIP/x@trunk", App: aritest.App,
+		AppArgs: legArg + ",nobody", ChannelID: "stray-leg"}); err != nil {
+		t.Fatal(err)
+	}
+	h.fake.Answer("stray-leg")
+	h.req("DELETE", "/channels/stray-leg")
+}

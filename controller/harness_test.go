@@ -1,0 +1,488 @@
+package controller
+
+// The unit-test harness: the fake ARI (internal/ari/aritest), an in-memory
+// Store and Elector with RedisStore's fencing, and an App running on them.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/internal/ari/aritest"
+)
+
+const wait = 3 * time.Second
+
+// memStore is a Store and an Elector in memory, with the fencing of
+// RedisStore: a write succeeds only when its Owner|Epoch holds the lease.
+type memStore struct {
+	mu        sync.Mutex
+	recs      map[string][]byte
+	holder    string
+	epoch     int64
+	expires   time.Time
+	lastEpoch int64
+
+	failSaves int   // the next n saves fail (Redis down)
+	failAll   error // every save fails with it while set
+	saves     int   // successful saves
+	refused   int   // saves refused (fenced or failing)
+	deletes   int
+}
+
+func newMemStore() *memStore { return &memStore{recs: map[string][]byte{}} }
+
+var errRedisDown = errors.New("memstore: redis down")
+
+func (s *memStore) holdsLocked(owner string, epoch int64) bool {
+	return s.holder != "" && s.holder == owner && s.epoch == epoch && time.Now().Before(s.expires)
+}
+
+func (s *memStore) Save(_ context.Context, rec *CallRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failAll != nil {
+		s.refused++
+		return s.failAll
+	}
+	if s.failSaves > 0 {
+		s.failSaves--
+		s.refused++
+		return fmt.Errorf("save call %s: %w", rec.CallID, errRedisDown)
+	}
+	if !s.holdsLocked(rec.Owner, rec.Epoch) {
+		s.refused++
+		return fmt.Errorf("save call %s: %w", rec.CallID, ErrFenced)
+	}
+	b, err := EncodeRecord(rec)
+	if err != nil {
+		return err
+	}
+	s.recs[rec.CallID] = b
+	s.saves++
+	return nil
+}
+
+func (s *memStore) Load(_ context.Context, id string) (*CallRecord, error) {
+	s.mu.Lock()
+	b, ok := s.recs[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil, ErrNoRecord
+	}
+	return DecodeRecord(b)
+}
+
+func (s *memStore) Delete(_ context.Context, id string, f Fence) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.holdsLocked(f.Owner, f.Epoch) {
+		return fmt.Errorf("delete call %s: %w", id, ErrFenced)
+	}
+	delete(s.recs, id)
+	s.deletes++
+	return nil
+}
+
+func (s *memStore) Active(context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.recs))
+	for id := range s.recs {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func (s *memStore) Campaign(_ context.Context, owner string, ttl time.Duration) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holder != "" && time.Now().Before(s.expires) {
+		if s.holder != owner {
+			return 0, nil
+		}
+		s.expires = time.Now().Add(ttl)
+		return s.epoch, nil
+	}
+	s.lastEpoch++
+	s.holder, s.epoch, s.expires = owner, s.lastEpoch, time.Now().Add(ttl)
+	return s.epoch, nil
+}
+
+func (s *memStore) Resign(_ context.Context, owner string, epoch int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holder == owner && s.epoch == epoch {
+		s.holder = ""
+	}
+	return nil
+}
+
+// handTo gives the lease to another owner for ttl, as a process that took
+// over would hold it.
+func (s *memStore) handTo(owner string, ttl time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastEpoch++
+	s.holder, s.epoch, s.expires = owner, s.lastEpoch, time.Now().Add(ttl)
+}
+
+func (s *memStore) flush() {
+	s.mu.Lock()
+	clear(s.recs)
+	s.mu.Unlock()
+}
+
+// put stores a record as a previous process left it (no fencing).
+func (s *memStore) put(rec *CallRecord) {
+	b, err := EncodeRecord(rec)
+	if err != nil {
+		panic(err)
+	}
+	s.mu.Lock()
+	s.recs[rec.CallID] = b
+	s.mu.Unlock()
+}
+
+func (s *memStore) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.recs[id]
+	return ok
+}
+
+func (s *memStore) counts() (saves, refused, deletes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saves, s.refused, s.deletes
+}
+
+// logSink keeps the app's log lines for waitLog, and prints them when the
+// test fails.
+type logSink struct {
+	mu      sync.Mutex
+	entries []logLine
+	changed chan struct{}
+	buf     bytes.Buffer
+}
+
+type logLine struct {
+	msg    string
+	fields logrus.Fields
+}
+
+func (l *logSink) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (l *logSink) Fire(e *logrus.Entry) error {
+	f := make(logrus.Fields, len(e.Data))
+	for k, v := range e.Data {
+		f[k] = v
+	}
+	l.mu.Lock()
+	l.entries = append(l.entries, logLine{e.Message, f})
+	fmt.Fprintf(&l.buf, "%s %s %v\n", e.Time.Format("15:04:05.000"), e.Message, f)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	return nil
+}
+
+type harness struct {
+	t     *testing.T
+	fake  *aritest.Server
+	store *memStore
+	app   *App
+	logs  *logSink
+	cfg   Config
+	set   *flows.Set
+	stop  context.CancelFunc
+	done  chan struct{}
+}
+
+// loadFlows writes YAML flows to a temporary directory and loads them.
+func loadFlows(t *testing.T, yamls ...string) *flows.Set {
+	t.Helper()
+	dir := t.TempDir()
+	for i, y := range yamls {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d.yaml", i)), []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := flows.LoadFiles(flows.LoadOptions{}, dir)
+	if err != nil {
+		t.Fatalf("flows: %v", err)
+	}
+	return set
+}
+
+// newHarness starts a fake ARI and an App on it, not yet running; see
+// start. Options change the Config.
+func newHarness(t *testing.T, yamls []string, opts ...func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, fake: aritest.New(t), store: newMemStore(), logs: &logSink{changed: make(chan struct{})}}
+	h.cfg = Config{
+		App: aritest.App, URL: h.fake.URL(), User: aritest.User, Password: aritest.Password,
+		DTMFDelay: 0, PlaybackCheck: 150 * time.Millisecond, LeaseTTL: 600 * time.Millisecond,
+		RESTTimeout: 2 * time.Second,
+	}
+	for _, o := range opts {
+		o(&h.cfg)
+	}
+	h.set = loadFlows(t, yamls...)
+	log := logrus.New()
+	log.SetOutput(&bytes.Buffer{})
+	log.SetLevel(logrus.DebugLevel)
+	log.AddHook(h.logs)
+	h.app = New(h.cfg, h.store, h.store, h.set, log, NewMetrics(nil))
+	t.Cleanup(func() {
+		if t.Failed() {
+			h.logs.mu.Lock()
+			t.Logf("app log:\n%s", h.logs.buf.String())
+			h.logs.mu.Unlock()
+		}
+	})
+	return h
+}
+
+// start runs the App and waits until it is connected, has set its event
+// filter and has reconciled.
+func (h *harness) start() *harness {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stop, h.done = cancel, make(chan struct{})
+	go func() {
+		defer close(h.done)
+		_ = h.app.Run(ctx)
+	}()
+	h.t.Cleanup(h.shutdown)
+	h.fake.WaitConnected(h.t, wait)
+	h.fake.WaitRequest(h.t, wait, "PUT", "/applications/"+aritest.App+"/eventFilter")
+	h.waitLog("reconciled", nil)
+	return h
+}
+
+func (h *harness) shutdown() {
+	if h.stop == nil {
+		return
+	}
+	h.stop()
+	select {
+	case <-h.done:
+	case <-time.After(5 * time.Second):
+		h.t.Error("Run did not return")
+	}
+	h.app.Wait()
+	h.stop = nil
+}
+
+// run is newHarness + start.
+func run(t *testing.T, yamls []string, opts ...func(*Config)) *harness {
+	t.Helper()
+	return newHarness(t, yamls, opts...).start()
+}
+
+// waitLog waits for a log line with msg and the given fields.
+func (h *harness) waitLog(msg string, fields logrus.Fields) logLine {
+	h.t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	seen := 0
+	for {
+		h.logs.mu.Lock()
+		for ; seen < len(h.logs.entries); seen++ {
+			e := h.logs.entries[seen]
+			if e.msg != msg {
+				continue
+			}
+			ok := true
+			for k, v := range fields {
+				if fmt.Sprint(e.fields[k]) != fmt.Sprint(v) {
+					ok = false
+				}
+			}
+			if ok {
+				h.logs.mu.Unlock()
+				return e
+			}
+		}
+		ch := h.logs.changed
+		h.logs.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline.C:
+			h.t.Fatalf("no log line %q %v within %v", msg, fields, wait)
+		}
+	}
+}
+
+// ended waits until call id's goroutine has finished.
+func (h *harness) ended(id string) logLine {
+	h.t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		h.logs.mu.Lock()
+		for _, e := range h.logs.entries {
+			if strings.HasPrefix(e.msg, "call ended") && e.fields["call_id"] == id {
+				h.logs.mu.Unlock()
+				// finish logs before it returns; the call is gone from
+				// a.calls once it logged.
+				return e
+			}
+		}
+		ch := h.logs.changed
+		h.logs.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(time.Until(deadline)):
+			h.t.Fatalf("call %s did not end within %v", id, wait)
+		}
+	}
+}
+
+func (h *harness) req(method, prefix string) aritest.Request {
+	h.t.Helper()
+	return h.fake.WaitRequest(h.t, wait, method, prefix)
+}
+
+// caller places a caller on entry.
+func (h *harness) caller(id, entry string) {
+	h.fake.Caller(id, "+4917612345678", "Alice", entry)
+}
+
+// leg waits for the next originate and returns the leg's and the
+// bridge's IDs.
+func (h *harness) leg() (leg, bridge string) {
+	h.t.Helper()
+	r := h.req("POST", "/channels")
+	for r.Path != "/channels" {
+		r = h.req("POST", "/channels")
+	}
+	var body struct {
+		ChannelID string `json:"channelId"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil || body.ChannelID == "" {
+		h.t.Fatalf("originate body %s: %v", r.Body, err)
+	}
+	bridge = strings.TrimPrefix(h.req("POST", "/bridges/").Path, "/bridges/")
+	for strings.Contains(bridge, "/") {
+		bridge = strings.TrimPrefix(h.req("POST", "/bridges/").Path, "/bridges/")
+	}
+	// The originate must have been answered before the leg is scripted.
+	h.answered("POST", "/channels")
+	return body.ChannelID, bridge
+}
+
+// answered waits until every request with method and prefix so far has
+// been answered.
+func (h *harness) answered(method, prefix string) {
+	h.t.Helper()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		pending := false
+		for _, r := range h.fake.Requests() {
+			if r.Method == method && strings.HasPrefix(r.Path, prefix) && r.Status == 0 {
+				pending = true
+			}
+		}
+		if !pending {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	h.t.Fatalf("%s %s still unanswered after %v", method, prefix, wait)
+}
+
+// played waits for the next playback on channel and returns its media
+// and playback ID.
+func (h *harness) played(channel string) (media, id string) {
+	h.t.Helper()
+	r := h.req("POST", "/channels/"+channel+"/play")
+	return r.Query.Get("media"), strings.TrimPrefix(r.Path, "/channels/"+channel+"/play/")
+}
+
+// wantPlayed asserts the next playback on channel is media.
+func (h *harness) wantPlayed(channel, media string) string {
+	h.t.Helper()
+	got, id := h.played(channel)
+	if got != media {
+		h.t.Fatalf("played %q on %s, want %q", got, channel, media)
+	}
+	return id
+}
+
+// medias lists every media played on channel so far.
+func (h *harness) medias(channel string) []string {
+	var out []string
+	for _, r := range h.fake.Requests() {
+		if r.Method == "POST" && strings.HasPrefix(r.Path, "/channels/"+channel+"/play") {
+			out = append(out, r.Query.Get("media"))
+		}
+	}
+	return out
+}
+
+// count is the number of requests with method and exactly path.
+func (h *harness) count(method, path string) int {
+	n := 0
+	for _, r := range h.fake.Requests() {
+		if r.Method == method && r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+// clean asserts that the PBX has no channels and bridges left and the
+// store no record.
+func (h *harness) clean(callID string) {
+	h.t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		chans, brs := h.fake.Channels(), h.fake.Bridges()
+		if len(chans) == 0 && len(brs) == 0 && !h.store.has(callID) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("left behind: channels %v, bridges %v, record %v", chans, brs, h.store.has(callID))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// client is an ARI client to set the PBX up before the app runs.
+func (h *harness) client() *ari.Client {
+	c := ari.New(ari.Options{URL: h.fake.URL(), User: aritest.User, Password: aritest.Password, App: aritest.App})
+	h.t.Cleanup(c.Close)
+	return c
+}
+
+// call returns the running call with id (nil if none); app.mu is held by
+// f.
+func (h *harness) withCall(id string, f func(c *call)) {
+	h.app.mu.Lock()
+	defer h.app.mu.Unlock()
+	f(h.app.calls[id])
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", wait, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

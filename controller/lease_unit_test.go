@@ -1,0 +1,297 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/internal/ari/aritest"
+)
+
+const twoPrompts = `
+name: prompts
+version: "1"
+entry: ["prompts"]
+start: one
+blocks:
+  one: {type: PlayPrompt, prompts: ["sound:one"], branches: {Next: two}}
+  two: {type: PlayPrompt, prompts: ["sound:two"], branches: {Next: bye, Error: error}}
+  error: {type: PlayPrompt, prompts: ["sound:br-error"], branches: {Next: bye}}
+  bye: {type: Disconnect}
+`
+
+// The memStore fences as RedisStore does.
+func TestMemStoreFencing(t *testing.T) {
+	s := newMemStore()
+	ctx := context.Background()
+	e1, _ := s.Campaign(ctx, "a", time.Second)
+	if e, _ := s.Campaign(ctx, "b", time.Second); e != 0 || e1 == 0 {
+		t.Fatalf("campaign: a %d, b %d", e1, e)
+	}
+	if e, _ := s.Campaign(ctx, "a", time.Second); e != e1 {
+		t.Errorf("renewal gave epoch %d, want %d", e, e1)
+	}
+	if err := s.Save(ctx, &CallRecord{CallID: "x", Owner: "a", Epoch: e1}); err != nil {
+		t.Error(err)
+	}
+	if err := s.Save(ctx, &CallRecord{CallID: "x", Owner: "b", Epoch: e1}); err == nil {
+		t.Error("save by a non-holder accepted")
+	}
+	s.handTo("b", time.Second)
+	if err := s.Save(ctx, &CallRecord{CallID: "x", Owner: "a", Epoch: e1}); err == nil {
+		t.Error("save at an old epoch accepted")
+	}
+	if err := s.Delete(ctx, "x", Fence{"a", e1}); err == nil {
+		t.Error("delete at an old epoch accepted")
+	}
+	_ = s.Resign(ctx, "b", s.epoch)
+	if e, _ := s.Campaign(ctx, "a", time.Second); e <= e1+1 {
+		t.Errorf("new term epoch %d, want > %d", e, e1+1)
+	}
+}
+
+// The lease handed to another process mid-call: this one sends no REST
+// request and writes nothing more; the record stays for the new holder.
+func TestLeaseLostMidCall(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts})
+	h.caller("c1", "prompts")
+	pb := h.wantPlayed("c1", "sound:one")
+	before, _ := h.store.Load(t.Context(), "c1")
+	saves, _, deletes := h.store.counts()
+	h.store.handTo("other", time.Minute)
+	reqs := len(h.fake.Requests())
+	h.fake.FinishPlayback(pb) // the call would play "two" next
+	eventually(t, "no longer active", func() bool { return !h.app.Active() && !h.app.Ready() })
+	h.ended("c1")
+	h.fake.DTMF("c1", "1")
+	time.Sleep(200 * time.Millisecond) // nothing may happen: nothing to await
+	if got := h.fake.Requests(); len(got) != reqs {
+		t.Errorf("requests after the lease was lost: %v", got[reqs:])
+	}
+	if s, _, d := h.store.counts(); s != saves || d != deletes {
+		t.Errorf("store writes after the lease was lost: saves %d→%d, deletes %d→%d", saves, s, deletes, d)
+	}
+	after, err := h.store.Load(t.Context(), "c1")
+	if err != nil || after.Block != before.Block || after.Epoch != before.Epoch {
+		t.Errorf("record changed: %+v → %+v (%v)", before, after, err)
+	}
+	if h.app.Role() != "standby" {
+		t.Errorf("role %s", h.app.Role())
+	}
+}
+
+// A standby does not connect the websocket; it takes over when the
+// holder's lease expires, and adopts its calls.
+func TestStandbyTakesOverOnExpiry(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.pbx("")
+	h.store.put(adoptRecord(PhaseFlow, "ok", "", 0))
+	h.store.handTo("other", 400*time.Millisecond)
+	start := time.Now()
+	h.start()
+	if d := time.Since(start); d < 350*time.Millisecond {
+		t.Errorf("connected after %v, while another held the lease", d)
+	}
+	if !h.app.Ready() || h.app.Role() != "active" || h.fake.Connections() != 1 {
+		t.Errorf("ready %v role %s connections %d", h.app.Ready(), h.app.Role(), h.fake.Connections())
+	}
+	pb := h.wantPlayed("c1", mSuccess)
+	h.fake.FinishPlayback(pb)
+	h.ended("c1")
+}
+
+// ApplicationReplaced (another connection took the app): the app stops
+// acting at once and gives the lease up.
+func TestApplicationReplaced(t *testing.T) {
+	for _, how := range []string{"event", "second websocket"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			h := run(t, []string{twoPrompts})
+			h.caller("c1", "prompts")
+			pb := h.wantPlayed("c1", "sound:one")
+			if how == "event" {
+				h.fake.Emit(map[string]any{"type": "ApplicationReplaced", "application": aritest.App})
+			} else {
+				cl := ari.New(ari.Options{URL: h.fake.URL(), User: aritest.User, Password: aritest.Password, App: aritest.App})
+				ws, err := cl.Events(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ws.Close() })
+			}
+			eventually(t, "not ready", func() bool { return !h.app.Ready() })
+			h.ended("c1")
+			reqs := len(h.fake.Requests())
+			h.fake.FinishPlayback(pb)
+			h.caller("c2", "prompts")
+			time.Sleep(200 * time.Millisecond) // nothing may happen: nothing to await
+			if got := h.fake.Requests(); len(got) != reqs {
+				t.Errorf("requests after ApplicationReplaced: %v", got[reqs:])
+			}
+			if !h.store.has("c1") {
+				t.Error("record of the call left in Stasis deleted")
+			}
+		})
+	}
+}
+
+// On ApplicationReplaced the lease is given up at once (Resign), not left
+// to expire: a standby of this configuration can take over without the
+// TTL's wait.
+func TestApplicationReplacedResignsLease(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.LeaseTTL = 2 * time.Second })
+	h.fake.Emit(map[string]any{"type": "ApplicationReplaced", "application": aritest.App})
+	eventually(t, "not ready", func() bool { return !h.app.Ready() })
+	deadline := time.Now().Add(time.Second)
+	for {
+		h.store.mu.Lock()
+		free := h.store.holder == ""
+		h.store.mu.Unlock()
+		if free {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("lease still held 1 s after ApplicationReplaced (TTL 2 s): never resigned")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Saving fails before a block: that block is not run and its Error branch
+// is taken.
+func TestSaveFailsBeforeBlock(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts})
+	h.caller("c1", "prompts")
+	pb := h.wantPlayed("c1", "sound:one")
+	h.store.mu.Lock()
+	h.store.failSaves = 1
+	h.store.mu.Unlock()
+	h.fake.FinishPlayback(pb)
+	pb = h.wantPlayed("c1", mError)
+	h.fake.FinishPlayback(pb)
+	h.ended("c1")
+	for _, m := range h.medias("c1") {
+		if m == "sound:two" {
+			t.Error("the block whose save failed ran")
+		}
+	}
+}
+
+// Saving fails at the very first write (Redis down as the call came in):
+// the fallback, nothing played.
+func TestSaveFailsAtFirstSave(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
+	h.store.mu.Lock()
+	h.store.failAll = errRedisDown
+	h.store.mu.Unlock()
+	h.caller("c1", "prompts")
+	r := h.req("POST", "/channels/c1/continue")
+	if r.Query.Get("context") != "fallback" {
+		t.Errorf("continue %v", r.Query)
+	}
+	h.ended("c1")
+	if m := h.medias("c1"); len(m) != 0 {
+		t.Errorf("played %v", m)
+	}
+}
+
+// Saving the dialing phase fails: nothing is dialled, Error branch.
+func TestSaveFailsBeforeDialling(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.store.mu.Lock()
+	h.store.failSaves = 1
+	h.store.mu.Unlock()
+	h.caller("c1", "xfer")
+	h.branchTaken("c1", mError, OutcomeError)
+	if h.count("POST", "/channels") != 0 || h.fake.Count("POST", "/bridges/") != 0 {
+		t.Error("dialled without a saved record")
+	}
+}
+
+// A call whose event queue overflows is ended (fallback); another call is
+// not affected.
+func TestEventQueueOverflow(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.EventQueue = 4 })
+	h.caller("c2", "prompts")
+	pb2 := h.wantPlayed("c2", "sound:one")
+	release := make(chan struct{})
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "POST" && strings.HasPrefix(r.Path, "/channels/c1/play") {
+			<-release // the call is busy in a request while its events pile up
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "prompts")
+	h.req("POST", "/channels/c1/play")
+	for range 20 {
+		h.fake.DTMF("c1", "1")
+	}
+	h.waitLog("call event queue full; ending the call", map[string]any{"call_id": "c1"})
+	h.fake.Intercept(nil)
+	close(release)
+	sorry := h.wantPlayed("c1", "sound:sorry-youre-having-problems")
+	h.fake.FinishPlayback(sorry)
+	h.req("DELETE", "/channels/c1")
+	h.ended("c1")
+	// c2 goes on.
+	h.fake.FinishPlayback(pb2)
+	pb2 = h.wantPlayed("c2", "sound:two")
+	h.fake.FinishPlayback(pb2)
+	h.req("DELETE", "/channels/c2")
+	h.ended("c2")
+}
+
+// While draining, a new caller goes to the fallback.
+func TestDrainingSendsNewCallsToFallback(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
+	h.app.Drain()
+	h.caller("c1", "prompts")
+	h.req("POST", "/channels/c1/continue")
+	if h.app.ActiveCalls() != 0 {
+		t.Error("call started while draining")
+	}
+}
+
+// The websocket drops; the caller hangs up and a prompt ends meanwhile
+// (events lost). After the reconnect, the reconcile finds out: the call
+// whose caller left ends, the one whose prompt ended goes on.
+func TestWebsocketDropReconcile(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts})
+	h.caller("c1", "prompts")
+	h.caller("c2", "prompts")
+	h.wantPlayed("c1", "sound:one")
+	_, pb2 := h.played("c2")
+	h.fake.DropWebsocket()
+	h.fake.Hangup("c1", 16)
+	h.fake.FinishPlayback(pb2)
+	eventually(t, "reconnected", func() bool { return h.fake.Connections() == 2 })
+	h.ended("c1")
+	eventually(t, "c1's record deleted", func() bool { return !h.store.has("c1") })
+	pb2 = h.wantPlayed("c2", "sound:two")
+	h.fake.FinishPlayback(pb2)
+	h.ended("c2")
+}
+
+// Check reports the version, and a clear error for a bad password.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	f := aritest.New(t)
+	info, err := Check(context.Background(), f.URL(), aritest.User, aritest.Password)
+	if err != nil || info.Version != aritest.Version {
+		t.Errorf("Check: %+v %v", info, err)
+	}
+	if _, err := Check(context.Background(), f.URL(), aritest.User, "wrong"); err == nil {
+		t.Error("Check with a wrong password passed")
+	}
+}

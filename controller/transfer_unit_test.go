@@ -1,0 +1,578 @@
+package controller
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari/aritest"
+)
+
+// xferYAML is a transfer flow whose every branch plays its own media, so
+// that the branch taken shows as a POST .../play.
+func xferYAML(name, extra string) string {
+	return fmt.Sprintf(`
+name: %[1]s
+version: "1"
+entry: ["%[1]s"]
+start: xfer
+blocks:
+  xfer:
+    type: TransferToPhoneNumber
+    number: "+4930123456"
+    timeout: 5
+    caller_id_number: "+4930555000"
+    caller_id_name: ACME Support
+%[2]s
+  ok: {type: PlayPrompt, prompts: ["sound:br-success"], branches: {Next: bye}}
+  failed: {type: PlayPrompt, prompts: ["sound:br-callfailed"], branches: {Next: bye}}
+  timeout: {type: PlayPrompt, prompts: ["sound:br-timeout"], branches: {Next: bye}}
+  error: {type: PlayPrompt, prompts: ["sound:br-error"], branches: {Next: bye}}
+  bye: {type: Disconnect}
+`, name, extra)
+}
+
+var (
+	resumeOn = "    resume: true\n    branches: {Success: ok, CallFailed: failed, Timeout: timeout, Error: error}"
+	xferFlow = xferYAML("xfer", resumeOn)
+	dtmfFlow = xferYAML("dtmf", "    dtmf: \"12,3\"\n"+resumeOn)
+	offFlow  = strings.Replace(xferYAML("off", "    resume: false\n    branches: {CallFailed: failed, Timeout: timeout, Error: error}"),
+		"  ok: {type: PlayPrompt, prompts: [\"sound:br-success\"], branches: {Next: bye}}\n", "", 1)
+	xferFlows = []string{xferFlow, dtmfFlow, offFlow}
+)
+
+const (
+	mSuccess = "sound:br-success"
+	mFailed  = "sound:br-callfailed"
+	mTimeout = "sound:br-timeout"
+	mError   = "sound:br-error"
+)
+
+// branchTaken waits for the branch's prompt, checks the stored
+// $.Transfer.Status, lets the prompt end, and waits for the call's end.
+func (h *harness) branchTaken(callID, media string, status Outcome) {
+	h.t.Helper()
+	pb := h.wantPlayed(callID, media)
+	rec, err := h.store.Load(h.t.Context(), callID)
+	if err != nil {
+		h.t.Fatalf("record at the branch's block: %v", err)
+	}
+	if got := rec.Attributes[flows.NSTransfer][flows.TrStatus]; got != string(status) {
+		h.t.Errorf("$.Transfer.Status = %q, want %q", got, status)
+	}
+	if rec.Phase != PhaseFlow || rec.Outbound != "" || rec.Bridge != "" {
+		h.t.Errorf("record at the branch: phase %s outbound %q bridge %q", rec.Phase, rec.Outbound, rec.Bridge)
+	}
+	h.fake.FinishPlayback(pb)
+	h.req("DELETE", "/channels/"+callID) // Disconnect
+	h.ended(callID)
+	h.clean(callID)
+}
+
+func TestTransferOutcomes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status string // DIALSTATUS before the hangup, if any
+		cause  int
+		answer bool
+		media  string
+		want   Outcome
+	}{
+		{"answered then far end hangs up", "", 16, true, mSuccess, OutcomeSuccess},
+		{"busy 17", "BUSY", 17, false, mFailed, OutcomeCallFailed},
+		{"no answer 19", "NOANSWER", 19, false, mTimeout, OutcomeTimeout},
+		{"no user responding 18", "", 18, false, mTimeout, OutcomeTimeout},
+		{"rejected 21", "", 21, false, mFailed, OutcomeCallFailed},
+		{"congestion 34", "CONGESTION", 34, false, mFailed, OutcomeCallFailed},
+		{"unallocated 1 with NOANSWER", "NOANSWER", 1, false, mFailed, OutcomeCallFailed},
+		{"16 with BUSY", "BUSY", 16, false, mFailed, OutcomeCallFailed},
+		{"16 with NOANSWER", "NOANSWER", 16, false, mTimeout, OutcomeTimeout},
+		{"0 with NOANSWER", "NOANSWER", 0, false, mTimeout, OutcomeTimeout},
+		{"16 without status", "", 16, false, mFailed, OutcomeCallFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := run(t, xferFlows)
+			h.caller("c1", "xfer")
+			h.req("POST", "/channels/c1/answer")
+			leg, br := h.leg()
+			orig := h.fake.Requests()
+			var body map[string]any
+			for _, r := range orig {
+				if r.Method == "POST" && r.Path == "/channels" {
+					_ = json.Unmarshal(r.Body, &body)
+				}
+			}
+			for k, v := range map[string]any{"endpoint": "PJSIP/+4930123456@trunk", "app": aritest.App,
+				"appArgs": legArg + ",c1", "originator": "c1", "timeout": 5.0, "callerId": `"ACME Support" <+4930555000>`} {
+				if body[k] != v {
+					t.Errorf("originate %s = %v, want %v", k, body[k], v)
+				}
+			}
+			ch, _ := h.fake.Channel(leg)
+			if ch.ConnectedNumber != "+4930555000" || ch.ConnectedName != "ACME Support" {
+				t.Errorf("far end sees %q <%s>", ch.ConnectedName, ch.ConnectedNumber)
+			}
+			h.req("POST", "/channels/c1/ring")
+			if tc.status != "" {
+				h.fake.DialStatus(leg, "RINGING")
+			}
+			if tc.answer {
+				h.fake.Answer(leg)
+				r := h.req("POST", "/bridges/"+br+"/addChannel")
+				if got := r.Query.Get("channel"); got != "c1,"+leg {
+					t.Errorf("addChannel channel=%q", got)
+				}
+				h.answered("POST", "/bridges/"+br+"/addChannel")
+				if m, _ := h.fake.Bridge(br); len(m) != 2 {
+					t.Errorf("bridge members %v", m)
+				}
+				h.req("DELETE", "/channels/c1/ring")
+				h.fake.Hangup(leg, tc.cause)
+			} else {
+				if tc.status != "" {
+					h.fake.DialStatus(leg, tc.status)
+				}
+				h.fake.Hangup(leg, tc.cause)
+			}
+			h.branchTaken("c1", tc.media, tc.want)
+			if n := h.count("DELETE", "/bridges/"+br); n != 1 {
+				t.Errorf("bridge destroyed %d times, want 1", n)
+			}
+			if n := h.count("DELETE", "/channels/"+leg); n != 0 {
+				t.Errorf("leg that hung up by itself hung up again %d times", n)
+			}
+			if n := h.count("POST", "/channels"); n != 1 {
+				t.Errorf("%d originates", n)
+			}
+		})
+	}
+}
+
+func TestNotAnsweredOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		cause  int
+		status string
+		want   Outcome
+	}{
+		{17, "", OutcomeCallFailed},
+		{17, "NOANSWER", OutcomeCallFailed}, // the cause wins
+		{19, "", OutcomeTimeout},
+		{18, "BUSY", OutcomeTimeout},
+		{21, "", OutcomeCallFailed},
+		{34, "", OutcomeCallFailed},
+		{1, "NOANSWER", OutcomeCallFailed}, // a SIP 404 shows as NOANSWER
+		{16, "BUSY", OutcomeCallFailed},
+		{16, "NOANSWER", OutcomeTimeout},
+		{16, "CONGESTION", OutcomeCallFailed},
+		{16, "CHANUNAVAIL", OutcomeCallFailed},
+		{16, "ANSWER", OutcomeCallFailed}, // never Success before an answer
+		{16, "CANCEL", OutcomeCallFailed},
+		{16, "", OutcomeCallFailed},
+		{0, "NOANSWER", OutcomeTimeout},
+		{0, "BUSY", OutcomeCallFailed},
+		{0, "", OutcomeCallFailed},
+		{127, "NOANSWER", OutcomeCallFailed},
+	} {
+		if got := NotAnsweredOutcome(tc.cause, tc.status); got != tc.want {
+			t.Errorf("NotAnsweredOutcome(%d, %q) = %s, want %s", tc.cause, tc.status, got, tc.want)
+		}
+	}
+	for o, b := range map[Outcome]string{OutcomeSuccess: "Success", OutcomeCallFailed: "CallFailed",
+		OutcomeTimeout: "Timeout", OutcomeError: "Error", "": "Error"} {
+		if got := o.Branch(); got != b {
+			t.Errorf("%q.Branch() = %s, want %s", o, got, b)
+		}
+	}
+	for _, c := range []int{0, 1, 3, 16, 17, 18, 19, 20, 21, 22, 27, 28, 29, 34, 38, 41, 42, 44, 58, 127, 99} {
+		if CauseText(c) == "" {
+			t.Errorf("CauseText(%d) empty", c)
+		}
+	}
+}
+
+// The caller hangs up while the originate is in flight: the call ends
+// there; no later block runs for a caller who is gone, the bridge is
+// destroyed and the record deleted.
+func TestCallerHangupDuringOriginate(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "POST" && r.Path == "/channels" {
+			return 0, "", 300 * time.Millisecond, false
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	h.req("POST", "/channels") // arrived, not yet answered
+	h.fake.Hangup("c1", 16)
+	h.ended("c1")
+	h.clean("c1")
+	if m := h.medias("c1"); len(m) != 0 {
+		t.Errorf("blocks ran for a caller who hung up during the originate: played %v", m)
+	}
+	if n := h.count("POST", "/channels/c1/continue"); n != 0 {
+		t.Errorf("caller who hung up sent to the fallback")
+	}
+}
+
+// The caller hangs up while the far end rings: the leg is hung up at once,
+// the bridge destroyed, the record deleted.
+func TestCallerHangupRinging(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.DialStatus(leg, "RINGING")
+	h.fake.Hangup("c1", 16)
+	h.req("DELETE", "/channels/"+leg)
+	h.req("DELETE", "/bridges/"+br)
+	h.ended("c1")
+	h.clean("c1")
+	if m := h.medias("c1"); len(m) != 0 {
+		t.Errorf("played %v after the caller hung up", m)
+	}
+}
+
+// Answered, not yet bridged (addChannel in flight), the caller hangs up:
+// no branch runs, the leg is hung up, the bridge destroyed.
+func TestCallerHangupAnsweredNotBridged(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.fake.Intercept(delayAddChannel(300 * time.Millisecond))
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup("c1", 16)
+	h.req("DELETE", "/channels/"+leg)
+	h.ended("c1")
+	h.clean("c1")
+	if m := h.medias("c1"); len(m) != 0 {
+		t.Errorf("blocks ran for a caller who hung up before the bridge: played %v", m)
+	}
+}
+
+func delayAddChannel(d time.Duration) aritest.Interceptor {
+	return func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if strings.HasSuffix(r.Path, "/addChannel") {
+			return 0, "", d, false
+		}
+		return 0, "", 0, false
+	}
+}
+
+// The caller hangs up while digits are being sent: no digit after it, the
+// leg hung up, the bridge destroyed.
+func TestCallerHangupDuringDTMF(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.caller("c1", "dtmf")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	h.req("POST", "/channels/"+leg+"/dtmf")
+	h.fake.Hangup("c1", 16)
+	h.req("DELETE", "/channels/"+leg)
+	h.req("DELETE", "/bridges/"+br)
+	h.ended("c1")
+	h.clean("c1")
+	time.Sleep(250 * time.Millisecond) // the next digit's time
+	if n := h.fake.Count("POST", "/channels/"+leg+"/dtmf"); n != 1 {
+		t.Errorf("%d digits sent, want 1 (none after the caller hung up)", n)
+	}
+}
+
+// Bridged, the caller hangs up: the leg is hung up, the bridge destroyed,
+// the record deleted, no branch runs.
+func TestCallerHangupBridged(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup("c1", 16)
+	h.req("DELETE", "/channels/"+leg)
+	h.req("DELETE", "/bridges/"+br)
+	h.ended("c1")
+	h.clean("c1")
+	if m := h.medias("c1"); len(m) != 0 {
+		t.Errorf("played %v", m)
+	}
+}
+
+// The far end hangs up while addChannel is in flight: a very short call,
+// not an error: Success.
+func TestFarEndHangupAnsweredNotBridged(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.fake.Intercept(delayAddChannel(300 * time.Millisecond))
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+}
+
+// The far end hangs up during the digits: Success, with the digits sent
+// so far in $.Transfer.DigitsSent.
+func TestFarEndHangupDuringDTMF(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.caller("c1", "dtmf")
+	leg, _ := h.leg()
+	h.fake.Answer(leg)
+	h.req("POST", "/channels/"+leg+"/dtmf")
+	h.answered("POST", "/channels/"+leg+"/dtmf")
+	h.fake.Hangup(leg, 16)
+	pb := h.wantPlayed("c1", mSuccess)
+	rec, _ := h.store.Load(t.Context(), "c1")
+	if got := rec.Attributes[flows.NSTransfer][flows.TrDigitsSent]; got != "1" {
+		t.Errorf("DigitsSent = %q, want 1", got)
+	}
+	h.fake.FinishPlayback(pb)
+	h.ended("c1")
+	h.clean("c1")
+}
+
+// ChannelDestroyed reaches the call before the leg's StasisStart: the leg
+// is taken as not answered (busy), nothing is bridged, and the late
+// StasisStart of a leg no call owns does not start anything.
+func TestChannelDestroyedBeforeStasisStart(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.caller("c1", "xfer")
+	leg, _ := h.leg()
+	h.fake.Pause()
+	h.fake.Hangup(leg, 17)
+	h.fake.Emit(map[string]any{"type": "StasisStart", "args": []string{legArg, "c1"},
+		"channel": map[string]any{"id": leg, "name": "PJSIP/trunk-1", "state": "Up"}})
+	h.fake.Resume()
+	h.branchTaken("c1", mFailed, OutcomeCallFailed)
+	if n := h.fake.Count("POST", "/bridges/"); n != 1 { // the create only
+		t.Errorf("%d bridge POSTs, want only the create (no addChannel)", n)
+	}
+	h.app.mu.Lock()
+	defer h.app.mu.Unlock()
+	if len(h.app.owners) != 0 || len(h.app.calls) != 0 {
+		t.Errorf("left registered: owners %v calls %v", h.app.owners, h.app.calls)
+	}
+}
+
+// Answer and hangup in the same millisecond: the addChannel finds the leg
+// gone; a very short successful transfer.
+func TestAnswerAndHangupAtOnce(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.caller("c1", "xfer")
+	leg, _ := h.leg()
+	h.fake.Answer(leg)
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+}
+
+// addChannel failing takes the Error branch; the leg is hung up and the
+// bridge destroyed.
+func TestBridgeAddFails(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if strings.HasSuffix(r.Path, "/addChannel") {
+			return 500, `{"message":"boom"}`, 0, true
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	h.req("DELETE", "/channels/"+leg)
+	h.req("DELETE", "/bridges/"+br)
+	h.branchTaken("c1", mError, OutcomeError)
+}
+
+// Originate refused: Error branch, nothing left behind.
+func TestOriginateFails(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "POST" && r.Path == "/channels" {
+			return 500, `{"message":"no"}`, 0, true
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	h.branchTaken("c1", mError, OutcomeError)
+}
+
+// One POST .../dtmf per digit, in order, paced by tone+gap, ',' a pause
+// of at least 500 ms; the progress is saved per digit.
+func TestDTMFPacing(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.caller("c1", "dtmf")
+	leg, _ := h.leg()
+	h.fake.Answer(leg)
+	var got []string
+	var at []time.Time
+	for range 3 {
+		r := h.req("POST", "/channels/"+leg+"/dtmf")
+		got = append(got, r.Query.Get("dtmf"))
+		at = append(at, r.At)
+		if r.Query.Get("duration") != "100" || r.Query.Get("between") != "100" {
+			t.Errorf("dtmf query %v", r.Query)
+		}
+	}
+	if strings.Join(got, "") != "123" {
+		t.Errorf("digits sent %v, want 1 2 3", got)
+	}
+	if d := at[1].Sub(at[0]); d < dtmfTone+dtmfGap-20*time.Millisecond {
+		t.Errorf("1→2 after %v, want ≥ %v", d, dtmfTone+dtmfGap)
+	}
+	if d := at[2].Sub(at[1]); d < dtmfTone+dtmfGap+dtmfPause-20*time.Millisecond {
+		t.Errorf("2→3 after %v, want ≥ %v (tone, gap and the ',' pause)", d, dtmfTone+dtmfGap+dtmfPause)
+	}
+	h.answered("POST", "/channels/"+leg+"/dtmf")
+	eventually(t, "DigitsDone saved", func() bool {
+		rec, err := h.store.Load(t.Context(), "c1")
+		return err == nil && rec.Transfer != nil && rec.Transfer.DigitsDone == 4
+	})
+	h.fake.Hangup(leg, 16)
+	pb := h.wantPlayed("c1", mSuccess)
+	rec, _ := h.store.Load(t.Context(), "c1")
+	if got := rec.Attributes[flows.NSTransfer][flows.TrDigitsSent]; got != "123" {
+		t.Errorf("DigitsSent = %q", got)
+	}
+	h.fake.FinishPlayback(pb)
+	h.ended("c1")
+	h.clean("c1")
+}
+
+// DTMFDelay holds the first digit back after the answer.
+func TestDTMFDelay(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows, func(c *Config) { c.DTMFDelay = 300 * time.Millisecond })
+	h.caller("c1", "dtmf")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	add := h.req("POST", "/bridges/"+br+"/addChannel")
+	first := h.req("POST", "/channels/"+leg+"/dtmf")
+	if d := first.At.Sub(add.At); d < 280*time.Millisecond {
+		t.Errorf("first digit %v after the bridge, want ≥ 300ms", d)
+	}
+	h.fake.Hangup("c1", 16)
+	h.ended("c1")
+	h.clean("c1")
+}
+
+// Resume off: when the far end hangs up the caller is hung up with it and
+// no branch runs; the record goes.
+func TestResumeOffFarEndHangup(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.caller("c1", "off")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg, 16)
+	h.req("DELETE", "/channels/c1")
+	h.ended("c1")
+	h.clean("c1")
+	if m := h.medias("c1"); len(m) != 0 {
+		t.Errorf("played %v with resume off", m)
+	}
+}
+
+// Resume off, the transfer fails: its CallFailed branch runs.
+func TestResumeOffBusy(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.caller("c1", "off")
+	leg, _ := h.leg()
+	h.fake.Hangup(leg, 17)
+	h.branchTaken("c1", mFailed, OutcomeCallFailed)
+}
+
+// Settings from attributes that are not valid take Error, nothing dialled.
+func TestTransferInvalidSettings(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, set string }{
+		{"injection in number", `{shipper: "123&PJSIP/999", wait: "5", digits: "1", cid: "+4930555000", cname: "X"}`},
+		{"timeout out of range", `{shipper: "+4930123456", wait: "601", digits: "1", cid: "+4930555000", cname: "X"}`},
+		{"bad dtmf", `{shipper: "+4930123456", wait: "5", digits: "1x", cid: "+4930555000", cname: "X"}`},
+		{"bad caller id", `{shipper: "+4930123456", wait: "5", digits: "1", cid: "abc", cname: "X"}`},
+		{"bad caller name", `{shipper: "+4930123456", wait: "5", digits: "1", cid: "+4930555000", cname: "a\"b"}`},
+		{"missing number", `{wait: "5", digits: "1", cid: "+4930555000", cname: "X"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			flow := `
+name: dyn
+version: "1"
+entry: ["dyn"]
+start: set
+blocks:
+  set: {type: SetAttributes, set: ` + tc.set + `, branches: {Next: xfer}}
+  xfer:
+    type: TransferToPhoneNumber
+    number: $.Attributes.shipper
+    timeout: $.Attributes.wait
+    dtmf: $.Attributes.digits
+    caller_id_number: $.Attributes.cid
+    caller_id_name: $.Attributes.cname
+    resume: true
+    branches: {Success: ok, CallFailed: failed, Timeout: timeout, Error: error}
+  ok: {type: PlayPrompt, prompts: ["sound:br-success"], branches: {Next: bye}}
+  failed: {type: PlayPrompt, prompts: ["sound:br-callfailed"], branches: {Next: bye}}
+  timeout: {type: PlayPrompt, prompts: ["sound:br-timeout"], branches: {Next: bye}}
+  error: {type: PlayPrompt, prompts: ["sound:br-error"], branches: {Next: bye}}
+  bye: {type: Disconnect}
+`
+			h := run(t, []string{flow})
+			h.caller("c1", "dyn")
+			h.branchTaken("c1", mError, OutcomeError)
+			if n := h.count("POST", "/channels"); n != 0 {
+				t.Errorf("dialled with invalid settings")
+			}
+		})
+	}
+}
+
+// Valid settings from attributes are used as given, normalised.
+func TestTransferSettingsFromAttributes(t *testing.T) {
+	t.Parallel()
+	flow := `
+name: dyn
+version: "1"
+entry: ["dyn"]
+start: set
+blocks:
+  set: {type: SetAttributes, set: {shipper: "+4930123457", wait: "7", digits: "9", cid: "+4930555099", cname: "Dyn Amic"}, branches: {Next: xfer}}
+  xfer:
+    type: TransferToPhoneNumber
+    number: $.Attributes.shipper
+    timeout: $.Attributes.wait
+    dtmf: $.Attributes.digits
+    caller_id_number: $.Attributes.cid
+    caller_id_name: $.Attributes.cname
+    resume: true
+    branches: {Success: ok, CallFailed: ok, Timeout: ok}
+  ok: {type: Disconnect}
+`
+	h := run(t, []string{flow})
+	h.caller("c1", "dyn")
+	leg, _ := h.leg()
+	ch, _ := h.fake.Channel(leg)
+	if ch.Endpoint != "PJSIP/+4930123457@trunk" || ch.Timeout != 7 || ch.ConnectedNumber != "+4930555099" || ch.ConnectedName != "Dyn Amic" {
+		t.Errorf("leg %+v", ch)
+	}
+	h.fake.Hangup(leg, 19)
+	h.req("DELETE", "/channels/c1")
+	h.ended("c1")
+	h.clean("c1")
+}
