@@ -155,11 +155,11 @@ t_sample_password_refused() {
 	local out rc
 	printf 'ariflow\n' >"$CTR/sample_password"
 	chmod 0644 "$CTR/sample_password"
-	out=$(podman run --rm --network none -v "$CTR/sample_password:/run/secrets/ari_password:ro" ariflow-asterisk:latest 2>&1) && rc=0 || rc=$?
+	out=$(podman run --rm --no-healthcheck --network none -v "$CTR/sample_password:/run/secrets/ari_password:ro" ariflow-asterisk:latest 2>&1) && rc=0 || rc=$?
 	echo "$out"
 	[ $rc -ne 0 ] || fail "Asterisk started with the sample password"
 	grep -q 'still the sample "ariflow"' <<<"$out" || fail "no clear error for the sample password"
-	out=$(podman run --rm --network none ariflow-asterisk:latest 2>&1) && rc=0 || rc=$?
+	out=$(podman run --rm --no-healthcheck --network none ariflow-asterisk:latest 2>&1) && rc=0 || rc=$?
 	echo "$out"
 	[ $rc -ne 0 ] || fail "Asterisk started without a secret"
 	grep -q 'no readable ARI password file' <<<"$out" || fail "no clear error without a secret"
@@ -239,14 +239,14 @@ t_wrong_secret() {
 	for pw in ariflow "wrong-$password"; do
 		printf '%s\n' "$pw" >"$CTR/wrong_password"
 		chmod 0644 "$CTR/wrong_password"
-		out=$(timeout 60 podman run --rm --network host -v "$CTR/wrong_password:/run/secrets/ari_password:ro" \
+		out=$(timeout 60 podman run --rm --no-healthcheck --network host -v "$CTR/wrong_password:/run/secrets/ari_password:ro" \
 			-e ARIFLOW_ARI_URL="http://127.0.0.1:$ARIFLOW_CTR_ARI_PORT/ari" -e ARIFLOW_ARI_PASSWORD_FILE=/run/secrets/ari_password \
 			-e ARIFLOW_REDIS_URL="redis://127.0.0.1:$ARIFLOW_CTR_REDIS_PORT/0" -e ARIFLOW_HTTP_ADDR="127.0.0.1:$((BASE + 91))" \
 			ariflow:latest run 2>&1) && rc=0 || rc=$?
 		echo "password ${pw:0:7}…: exit $rc: $out"
 		[ $rc = 1 ] || fail "ariflow with a wrong secret exited $rc, want 1"
 		grep -q 'ARI refused the credentials' <<<"$out" || fail "no clear error for a wrong secret"
-		grep -qF "$pw" <<<"$out" && fail "the error shows the password"
+		[ "$pw" = ariflow ] || ! grep -qF "$pw" <<<"$out" || fail "the error shows the password"
 	done
 	report "wrong secret: $(tail -1 <<<"$out")"
 }
