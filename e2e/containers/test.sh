@@ -9,7 +9,7 @@
 #   bash e2e/containers/test.sh        (root; installs what it needs)
 #
 # Environment: ARIFLOW_CTR_PORT_BASE (27000), ARIFLOW_CTR_DIR
-# (/tmp/ariflow-ctr), ARIFLOW_STACK_DIR (/tmp/ariflow-ctr-stack),
+# (/tmp/ariflow-ctr), ARIFLOW_CTR_STACK_DIR (/tmp/ariflow-ctr-stack),
 # ARIFLOW_CTR_KEEP=1 leaves the compose project and the stack up.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -17,7 +17,7 @@ repo=$PWD
 export PATH=$PATH:/usr/local/go/bin
 BASE=${ARIFLOW_CTR_PORT_BASE:-27000}
 export ARIFLOW_STACK_PORT_BASE=$BASE
-export ARIFLOW_STACK_DIR=${ARIFLOW_STACK_DIR:-/tmp/ariflow-ctr-stack}
+export ARIFLOW_STACK_DIR=${ARIFLOW_CTR_STACK_DIR:-/tmp/ariflow-ctr-stack}
 export ARIFLOW_CTR_DIR=${ARIFLOW_CTR_DIR:-/tmp/ariflow-ctr}
 export CONTAINERS_CONF=$repo/e2e/containers/containers.conf
 # The same ports as the stack's PBX, whose native Asterisk this test stops
