@@ -62,7 +62,9 @@ cleanup() {
 		kill "$service_pid" 2>/dev/null
 		wait "$service_pid" 2>/dev/null
 	fi
-	[ "${ARIFLOW_CTR_KEEP:-}" = 1 ] || rm -rf "$CTR/asterisk" "$CTR/podman.sock"
+	# Logs stay; passwords and the generated configuration do not.
+	[ "${ARIFLOW_CTR_KEEP:-}" = 1 ] || rm -rf "$CTR/asterisk" "$CTR/podman.sock" "$CTR"/*_password \
+		"$CTR/stack.env" "$CTR"/*-modules "$CTR/timeline"
 }
 trap cleanup EXIT
 
