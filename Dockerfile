@@ -29,6 +29,6 @@ ENV ARIFLOW_FLOWS=/etc/ariflow/flows \
 USER 65532:65532
 EXPOSE 8090
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["wget", "-q", "-T", "2", "-O", "/dev/null", "http://127.0.0.1:8090/readyz"]
+  CMD ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8090/readyz"]
 ENTRYPOINT ["/ariflow"]
 CMD ["run"]

@@ -34,6 +34,13 @@ if [ $status -ne 0 ]; then
 else
 	bash e2e/stack.sh down
 fi
+# >>> container tests (set by .ci/run): docker-compose.yml through podman
+touch "$out/containers"
+if [ "${ARIFLOW_CONTAINER_TESTS:-}" = 1 ]; then
+	echo "== container tests (the shipped Dockerfiles and docker-compose.yml, seed call through them)"
+	bash e2e/containers/test.sh 2>&1 | tee "$out/containers" || status=1
+fi
+# <<< container tests
 # One closing line for the whole run, subtests included.
-echo "tests: $(cat "$out/unit" "$out/e2e" | grep -c -- '--- PASS') passed, $(cat "$out/unit" "$out/e2e" | grep -c -- '--- FAIL' || true) failed"
+echo "tests: $(cat "$out/unit" "$out/e2e" "$out/containers" | grep -c -- '--- PASS') passed, $(cat "$out/unit" "$out/e2e" "$out/containers" | grep -c -- '--- FAIL' || true) failed"
 exit $status
