@@ -87,7 +87,9 @@ func (c *Config) setDefaults() {
 		c.ErrorPrompt = "sound:sorry-youre-having-problems"
 	}
 	if c.RESTTimeout == 0 {
-		c.RESTTimeout = 5 * time.Second
+		// Long enough to ride out an Asterisk that stalls for a few
+		// seconds (a busy PBX, a short network stall) without failing calls.
+		c.RESTTimeout = 8 * time.Second
 	}
 	if c.Fallback.Context != "" && c.Fallback.Extension == "" {
 		c.Fallback.Extension = "s"

@@ -81,16 +81,23 @@ func (a *App) newCall(id string) *call {
 	}
 }
 
-// launch registers the call and runs body on its own goroutine.
-func (a *App) launch(ctx context.Context, c *call, body func(context.Context) error) {
+// launch registers the call, and the other IDs whose events are its (an
+// adopted call's leg and bridge), and runs body on its own goroutine. A
+// call already running here is left alone: reconcile and an answered leg
+// may both try to adopt the same call.
+func (a *App) launch(ctx context.Context, c *call, body func(context.Context) error, ids ...string) bool {
 	a.mu.Lock()
 	if _, dup := a.calls[c.id]; dup {
 		a.mu.Unlock()
-		return
+		return false
 	}
 	a.calls[c.id] = c
-	a.owners[c.id] = c
-	c.owned[c.id] = struct{}{}
+	for _, id := range append([]string{c.id}, ids...) {
+		if id != "" {
+			a.owners[id] = c
+			c.owned[id] = struct{}{}
+		}
+	}
 	a.mu.Unlock()
 	a.metrics.ActiveCalls.Inc()
 	a.wg.Add(1)
@@ -100,6 +107,7 @@ func (a *App) launch(ctx context.Context, c *call, body func(context.Context) er
 		err := body(ctx)
 		c.finish(ctx, err)
 	}()
+	return true
 }
 
 // deliver queues an event for the call's goroutine without blocking the

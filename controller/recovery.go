@@ -206,10 +206,7 @@ func (a *App) adoptRecord(ctx context.Context, rec *CallRecord) {
 		c.flow = f
 		c.log = c.log.WithFields(logrus.Fields{"flow": f.Name, "version": f.Version})
 	}
-	c.log.WithFields(logrus.Fields{"step": rec.Block, "phase": rec.Phase, "from": rec.Owner, "from_epoch": rec.Epoch}).Info("adopting call")
-	a.metrics.Adopted.Inc()
-	c.own(rec.Outbound, rec.Bridge)
-	a.launch(ctx, c, func(ctx context.Context) error {
+	launched := a.launch(ctx, c, func(ctx context.Context) error {
 		if c.flow == nil {
 			return c.failCall(ctx, errors.New("adopted call's flow is no longer loaded"))
 		}
@@ -229,7 +226,11 @@ func (a *App) adoptRecord(ctx context.Context, rec *CallRecord) {
 			// Prompts and input restart at their block.
 			return c.runFlow(ctx, c.rec.Block)
 		}
-	})
+	}, rec.Outbound, rec.Bridge)
+	if launched {
+		c.log.WithFields(logrus.Fields{"step": rec.Block, "phase": rec.Phase, "from": rec.Owner, "from_epoch": rec.Epoch}).Info("adopted call")
+		a.metrics.Adopted.Inc()
+	}
 }
 
 // resumeTransfer carries on a transfer adopted in phase dialing or

@@ -104,6 +104,8 @@ mkdir -p "$CTR/logs" "$CTR/asterisk"
 password=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s\n' "$password" >"$CTR/ari_password"
 chmod 0644 "$CTR/ari_password"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$CTR/admin_token"
+chmod 0644 "$CTR/admin_token"
 
 # podman serves the Docker API that docker-compose (the client users have in
 # Docker's place) talks to. Its own socket, so nothing else is touched.

@@ -1,0 +1,474 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The fault matrix: for each fault, 20 calls of mixed kinds are in progress
+// (in a prompt, in input, ringing, in DTMF, bridged, in a webhook) while
+// two ariflow processes run (one active, one standby); the fault is
+// injected, and then every call must end at the agent its flow leads to,
+// or at the documented fallback, with no caller left in silence, nothing
+// leaked, and no action by a fenced process.
+
+const (
+	haShipper    = "+4930123459"
+	fallbackDesk = "+4930111999" // asterisk-conf/extensions.conf [ariflow-fallback]
+)
+
+type haKind string
+
+const (
+	kindBridged haKind = "bridged"
+	kindRinging haKind = "ringing"
+	kindInput   haKind = "input"
+	kindPrompt  haKind = "prompt"
+	kindWebhook haKind = "webhook"
+	kindDTMF    haKind = "dtmf"
+)
+
+// haMix is the calls in flight per fault, in the order they are placed:
+// the long-lived states first, the short ones (a 6 s prompt, a 2 s
+// webhook, 4 s of digits) last, just before the fault.
+var haMix = []struct {
+	kind haKind
+	n    int
+}{{kindBridged, 4}, {kindRinging, 4}, {kindInput, 3}, {kindPrompt, 3}, {kindWebhook, 3}, {kindDTMF, 3}}
+
+var haDID = map[haKind]string{
+	kindPrompt: "+4930555700", kindInput: "+4930555701", kindWebhook: "+4930555703",
+	kindRinging: "+4930555702", kindDTMF: "+4930555702", kindBridged: "+4930555702",
+}
+
+// haCall is one caller of the matrix and what became of it.
+type haCall struct {
+	kind     haKind
+	from     string
+	caller   *Caller
+	ship     *Remote
+	digits   chan string // DTMF the shipper received (dtmf, bridged, ringing)
+	ends     map[string]<-chan *Remote
+	outcome  string // the number that got the caller at the end, "silent" or "dropped"
+	gotDigit string
+}
+
+// faultResult is one row of the printed table.
+type faultResult struct {
+	fault                                 string
+	inFlight, kept, fallback, silent, bad int
+	takeover                              time.Duration
+	fencedActions                         float64
+	digitDup, digitSkip                   int
+	notes                                 []string
+	watch                                 *fenceWatch
+}
+
+// haFault injects a fault. It gets the active and standby processes and
+// returns the one active afterwards (nil: whichever is ready) and the
+// takeover time it measured (0: none).
+type haFault struct {
+	name   string
+	inject func(ctx context.Context, t *testing.T, active, standby *Ariflow, r *faultResult) *Ariflow
+}
+
+func TestFaultMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault matrix: not in -short")
+	}
+	faults := []haFault{
+		{"kill-active", faultKill},
+		{"stop-active-10s", faultStop},
+		{"second-instance", faultSecond},
+		{"rolling-deploy", faultDeploy},
+		{"ws-cut", func(ctx context.Context, t *testing.T, active, _ *Ariflow, _ *faultResult) *Ariflow {
+			active.Proxy.CutAll()
+			return active
+		}},
+		{"ari-stall-5s", func(ctx context.Context, t *testing.T, active, _ *Ariflow, _ *faultResult) *Ariflow {
+			active.Proxy.Freeze()
+			time.Sleep(5 * time.Second) // the fault is 5 s of silence
+			active.Proxy.Thaw()
+			return nil
+		}},
+		{"redis-restart", func(ctx context.Context, t *testing.T, _, _ *Ariflow, _ *faultResult) *Ariflow {
+			out, err := exec.CommandContext(ctx, "bash", "stack.sh", "redis-restart").CombinedOutput()
+			if err != nil {
+				t.Fatalf("redis restart: %v\n%s", err, out)
+			}
+			return nil
+		}},
+		{"redis-flush", func(ctx context.Context, t *testing.T, active, _ *Ariflow, _ *faultResult) *Ariflow {
+			if err := stack.RDB.FlushAll(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return active
+		}},
+		{"redis-slow-2s", func(ctx context.Context, t *testing.T, _, _ *Ariflow, _ *faultResult) *Ariflow {
+			// DEBUG SLEEP blocks Redis itself: every client waits 2 s.
+			_ = stack.RDB.Do(ctx, "DEBUG", "SLEEP", "2").Err()
+			return nil
+		}},
+	}
+	var table []*faultResult
+	for _, f := range faults {
+		r := &faultResult{fault: f.name}
+		table = append(table, r)
+		t.Run(f.name, func(t *testing.T) { runFault(t, f, r) })
+	}
+	printFaultTable(table)
+}
+
+func printFaultTable(table []*faultResult) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nfault matrix (calls of 6 kinds in flight; two ariflow processes)\n")
+	fmt.Fprintf(&b, "%-16s %9s %6s %8s %6s %5s %9s %7s %9s\n", "fault", "in flight", "kept", "fallback", "silent", "bad", "takeover", "fenced", "dtmf dup")
+	for _, r := range table {
+		tk := "-"
+		if r.takeover > 0 {
+			tk = r.takeover.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "%-16s %9d %6d %8d %6d %5d %9s %7.0f %9d\n", r.fault, r.inFlight, r.kept, r.fallback, r.silent, r.bad, tk, r.fencedActions, r.digitDup)
+		for _, n := range r.notes {
+			fmt.Fprintf(&b, "    %s\n", n)
+		}
+	}
+	fmt.Print(b.String())
+}
+
+func runFault(t *testing.T, f haFault, r *faultResult) {
+	ctx := callTest(t, 150*time.Second)
+	standby, err := StartAriflowWith(ctx, &Ariflow{Stack: stack, FlowsDir: flowsDir, Standby: true}, "ariflow-standby-"+f.name+".log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := af
+	procs := []*Ariflow{active, standby}
+	defer func() {
+		// Leave one ready process as the suite's af, every other stopped.
+		var next *Ariflow
+		for deadline := time.Now().Add(15 * time.Second); next == nil && time.Now().Before(deadline); {
+			for _, p := range procs {
+				if p.Ready() {
+					next = p
+					break
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if next == nil {
+			t.Errorf("after %s: no process ready", f.name)
+			next = standby
+		}
+		for _, p := range procs {
+			if p != next {
+				p.Close()
+			}
+		}
+		af = next
+	}()
+
+	calls := placeHACalls(ctx, t)
+	r.inFlight = len(calls)
+	f.inject(ctx, t, active, standby, r)
+	// Wait for an active process again, then let the calls go on.
+	deadline := time.Now().Add(20 * time.Second)
+	for !(active.Ready() || standby.Ready()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no process ready 20 s after the fault", f.name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	finishHACalls(ctx, t, calls, r)
+	if w := r.watch; w != nil {
+		if w.p.Ready() {
+			t.Errorf("%s: the woken process reports ready", f.name)
+		}
+		r.fencedActions = (w.p.Metric("ariflow_ari_requests_total") - w.reqs) + (w.p.Metric("ariflow_record_writes_total") - w.writes)
+	}
+	if r.silent > 0 || r.bad > 0 {
+		t.Errorf("%s: %d silent, %d with a wrong end (see the table)", f.name, r.silent, r.bad)
+	}
+	if r.digitSkip > 0 {
+		t.Errorf("%s: %d DTMF digits skipped", f.name, r.digitSkip)
+	}
+	if r.fencedActions > 0 {
+		t.Errorf("%s: a fenced process acted %v times", f.name, r.fencedActions)
+	}
+}
+
+// placeHACalls places the mix and brings each call to its state.
+func placeHACalls(ctx context.Context, t *testing.T) []*haCall {
+	t.Helper()
+	var calls []*haCall
+	for _, m := range haMix {
+		for i := 0; i < m.n; i++ {
+			c := &haCall{kind: m.kind, from: nextCaller(), digits: make(chan string, 1)}
+			c.ends = map[string]<-chan *Remote{
+				agentOK: carrier.ExpectFrom(agentOK, c.from), agentFailed: carrier.ExpectFrom(agentFailed, c.from),
+				agentError: carrier.ExpectFrom(agentError, c.from), fallbackDesk: carrier.ExpectFrom(fallbackDesk, c.from),
+			}
+			var ship <-chan *Remote
+			transfer := m.kind == kindRinging || m.kind == kindDTMF || m.kind == kindBridged
+			if transfer {
+				ship = carrier.Expect(haShipper)
+			}
+			caller, err := carrier.Dial(ctx, c.from, haDID[m.kind])
+			if err != nil {
+				t.Fatalf("placing a %s call: %v", m.kind, err)
+			}
+			c.caller = caller
+			if transfer {
+				c.ship = recv(ctx, t, ship, "the shipper")
+			}
+			switch m.kind {
+			case kindDTMF, kindBridged:
+				if err := c.ship.Answer(); err != nil {
+					t.Fatal(err)
+				}
+				go c.collectDigits(ctx)
+				if m.kind == kindBridged {
+					// Bridged and done with the digits before the fault.
+					for !c.digitsDone() {
+						select {
+						case <-ctx.Done():
+							t.Fatal("bridged call: digits did not arrive")
+						case <-time.After(20 * time.Millisecond):
+						}
+					}
+				}
+			}
+			calls = append(calls, c)
+		}
+	}
+	return calls
+}
+
+// collectDigits reads what the shipper receives until it hangs up or 6
+// digits arrived... and a little longer, to see a digit sent twice.
+func (c *haCall) collectDigits(ctx context.Context) {
+	d, _ := c.ship.Digits(ctx, 6)
+	c.gotDigit = d
+	c.digits <- d
+}
+
+func (c *haCall) digitsDone() bool {
+	select {
+	case d := <-c.digits:
+		c.digits <- d
+		return true
+	default:
+		return false
+	}
+}
+
+// finishHACalls lets every call run to its end and records what became of
+// it.
+func finishHACalls(ctx context.Context, t *testing.T, calls []*haCall, r *faultResult) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, c := range calls {
+		wg.Add(1)
+		go func(c *haCall) {
+			defer wg.Done()
+			c.finish(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			r.tally(c)
+		}(c)
+	}
+	wg.Wait()
+}
+
+func (r *faultResult) tally(c *haCall) {
+	expected := map[string]bool{agentOK: true}
+	if c.kind == kindWebhook {
+		expected[agentError] = true // a takeover mid-request takes Error (not idempotent)
+	}
+	switch {
+	case expected[c.outcome]:
+		r.kept++
+	case c.outcome == fallbackDesk:
+		r.fallback++
+		r.notes = append(r.notes, fmt.Sprintf("%s call %s: fallback", c.kind, c.from))
+	case c.outcome == "silent":
+		r.silent++
+		r.notes = append(r.notes, fmt.Sprintf("%s call %s: SILENT", c.kind, c.from))
+	default:
+		r.bad++
+		r.notes = append(r.notes, fmt.Sprintf("%s call %s: ended at %s", c.kind, c.from, c.outcome))
+	}
+	if c.kind == kindDTMF || c.kind == kindBridged || c.kind == kindRinging {
+		if c.outcome == agentOK {
+			switch got := c.gotDigit; {
+			case got == "123456":
+			case len(got) > 6 || strings.Count(got, got[len(got)-1:]) > 1:
+				r.digitDup++
+				r.notes = append(r.notes, fmt.Sprintf("%s call %s: digits %q", c.kind, c.from, got))
+			default:
+				r.digitSkip++
+				r.notes = append(r.notes, fmt.Sprintf("%s call %s: digits %q", c.kind, c.from, got))
+			}
+		}
+	}
+}
+
+// finish drives one call to its end: the shipper answers (ringing) and
+// hangs up, the caller presses 1 (input); then the call must reach an
+// agent or the fallback desk.
+func (c *haCall) finish(ctx context.Context) {
+	switch c.kind {
+	case kindInput:
+		_ = c.caller.SendDTMF("1")
+	case kindRinging:
+		if c.ship.Answer() == nil {
+			go c.collectDigits(ctx)
+		}
+	}
+	if c.ship != nil {
+		// The shipper hangs up once it has its digits (or at once, when
+		// the leg is gone or no digits come within 8 s).
+		select {
+		case <-c.digits:
+		case <-time.After(8 * time.Second):
+		}
+		// A digit sent twice arrives late: give it a moment to show.
+		extra, _ := c.ship.Digits(ctxWithin(ctx, 300*time.Millisecond), 1)
+		c.gotDigit += extra
+		_ = c.ship.Hangup()
+	}
+	bound := time.NewTimer(30 * time.Second)
+	defer bound.Stop()
+	cases := make(chan [2]any, len(c.ends))
+	for num, ch := range c.ends {
+		go func(num string, ch <-chan *Remote) {
+			select {
+			case rm := <-ch:
+				cases <- [2]any{num, rm}
+			case <-ctx.Done():
+			}
+		}(num, ch)
+	}
+	select {
+	case got := <-cases:
+		c.outcome = got[0].(string)
+		rm := got[1].(*Remote)
+		_ = rm.Answer()
+		_ = rm.Hangup()
+	case <-bound.C:
+		c.outcome = "silent"
+		if !c.caller.Up() {
+			c.outcome = "dropped"
+		}
+	}
+	for num, ch := range c.ends {
+		carrier.Forget(num, ch)
+	}
+	if c.caller.Up() {
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if c.caller.WaitHangup(hctx) != nil {
+			_ = c.caller.Hangup()
+		}
+	}
+}
+
+func ctxWithin(ctx context.Context, d time.Duration) context.Context {
+	c, cancel := context.WithTimeout(ctx, d)
+	time.AfterFunc(d, cancel)
+	return c
+}
+
+// waitReadyTime polls p's /readyz and says how long it took from since.
+func waitReadyTime(ctx context.Context, p *Ariflow, since time.Time) (time.Duration, error) {
+	for !p.Ready() {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return time.Since(since), nil
+}
+
+func faultKill(ctx context.Context, t *testing.T, active, standby *Ariflow, r *faultResult) *Ariflow {
+	killed := time.Now()
+	active.Kill()
+	d, err := waitReadyTime(ctx, standby, killed)
+	if err != nil {
+		t.Fatalf("standby not ready after the kill: %v", err)
+	}
+	r.takeover = d
+	return standby
+}
+
+func faultStop(ctx context.Context, t *testing.T, active, standby *Ariflow, r *faultResult) *Ariflow {
+	stopped := time.Now()
+	if err := active.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	d, err := waitReadyTime(ctx, standby, stopped)
+	if err != nil {
+		t.Fatalf("standby not ready while the active is stopped: %v", err)
+	}
+	r.takeover = d
+	time.Sleep(time.Until(stopped.Add(10 * time.Second))) // the fault is 10 s stopped
+	// What the woken process does from now on: nothing.
+	if err := active.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// From now on the woken process must send nothing: remember what it
+	// had sent, and compare once the calls are over (runFault).
+	var reqs float64 = -1
+	for i := 0; i < 100 && reqs < 0; i++ { // /metrics answers once it runs again
+		reqs = active.Metric("ariflow_ari_requests_total")
+		if reqs < 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	r.watch = &fenceWatch{p: active, reqs: reqs, writes: active.Metric("ariflow_record_writes_total")}
+	return standby
+}
+
+// fenceWatch is what a woken, fenced process had sent when it woke.
+type fenceWatch struct {
+	p            *Ariflow
+	reqs, writes float64
+}
+
+func faultSecond(ctx context.Context, t *testing.T, active, _ *Ariflow, r *faultResult) *Ariflow {
+	third, err := StartAriflowWith(ctx, &Ariflow{Stack: stack, FlowsDir: flowsDir, Standby: true}, "ariflow-third.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Ready() {
+		r.notes = append(r.notes, "a second instance became ready while the active ran")
+		r.bad++
+	}
+	third.Close()
+	if !active.Ready() {
+		r.notes = append(r.notes, "the active lost readiness when a second instance started and stopped")
+		r.bad++
+	}
+	return active
+}
+
+func faultDeploy(ctx context.Context, t *testing.T, active, standby *Ariflow, r *faultResult) *Ariflow {
+	// The new version is up (the standby); the old one gets SIGTERM.
+	stopped := time.Now()
+	if err := active.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := waitReadyTime(ctx, standby, stopped)
+	if err != nil {
+		t.Fatalf("new process not ready after the old one stopped: %v", err)
+	}
+	r.takeover = d
+	return standby
+}
