@@ -170,8 +170,10 @@ func SSMLToText(ssml string) (string, error) {
 			b.WriteString(s)
 		}
 	}
-	return strings.Join(strings.Fields(b.String()), " "), nil
+	return spaceBeforeMark.ReplaceAllString(strings.Join(strings.Fields(b.String()), " "), "$1"), nil
 }
+
+var spaceBeforeMark = regexp.MustCompile(`\s+([.,;:!?])`)
 
 func attr(t xml.StartElement, name string) string {
 	for _, a := range t.Attr {
