@@ -14,7 +14,7 @@ import (
 // (barge-in). The timeout runs from the end of the prompts and restarts
 // with each digit.
 func (c *call) getInput(ctx context.Context, in *flows.GetCustomerInput) (string, error) {
-	uris, err := c.resolveAll(in.Prompts)
+	uris, err := c.resolveAll(ctx, in.Prompts)
 	if err != nil {
 		return "", err
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 func (c *call) playPrompt(ctx context.Context, p *flows.PlayPrompt) (string, error) {
-	uris, err := c.resolveAll(p.Prompts)
+	uris, err := c.resolveAll(ctx, p.Prompts)
 	if err != nil {
 		return "", err
 	}
@@ -21,7 +21,7 @@ func (c *call) playPrompt(ctx context.Context, p *flows.PlayPrompt) (string, err
 	return flows.BranchNext, nil
 }
 
-func (c *call) resolveAll(vs []flows.Value) ([]string, error) {
+func (c *call) resolveAll(ctx context.Context, vs []flows.Value) ([]string, error) {
 	out := make([]string, 0, len(vs))
 	for _, v := range vs {
 		s, err := flows.Resolve(v, c.rec.Attributes)
@@ -33,6 +33,11 @@ func (c *call) resolveAll(vs []flows.Value) ([]string, error) {
 			// checked at load).
 			if err := flows.ValidateMediaURIValue(s); err != nil {
 				return nil, fmt.Errorf("prompt from %s: %w", v, err)
+			}
+		}
+		if v.Ref == nil && flows.IsTextPrompt(s) { // text-to-speech, see tts.go
+			if s, err = c.speak(ctx, s); err != nil {
+				return nil, err
 			}
 		}
 		out = append(out, s)

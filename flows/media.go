@@ -19,7 +19,12 @@ const MaxMediaURI = 200
 // '/' (an absolute path) or an empty segment. Nothing may hold ',' (ARI
 // splits its media parameter on it, so a comma would smuggle in a second
 // URI), spaces, quotes or control characters.
-func ValidateMediaURI(s string) error { return validateMedia(s, true) }
+func ValidateMediaURI(s string) error {
+	if IsTextPrompt(s) { // text-to-speech, see text.go
+		return ValidateTextPrompt(s)
+	}
+	return validateMedia(s, true)
+}
 
 // ValidateMediaURIValue checks a prompt whose URI comes from an attribute
 // (a caller's digits or a webhook's answer) before it reaches ARI: the

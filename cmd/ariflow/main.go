@@ -13,6 +13,7 @@ commands:
   run        connect to Asterisk and Redis and run the flows
   validate   check flow files: ariflow validate [-region DE] [files or dirs...]
   graph      print a flow as a diagram: ariflow graph [-format mermaid|dot] FILE
+  import     convert an Amazon Connect flow: ariflow import connect [-o OUT.yaml] [-report FILE] FILE.json
   reload     ask a running ariflow to reload its flows (as SIGHUP does)
 `
 
@@ -32,6 +33,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runValidate(args[1:], stdout, stderr)
 	case "graph":
 		return runGraph(args[1:], stdout, stderr)
+	case "import":
+		return runImport(args[1:], stdout, stderr)
 	case "reload":
 		return runReload(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

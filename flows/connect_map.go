@@ -1,0 +1,220 @@
+package flows
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ConnectOptions are what an import needs to know that a Connect flow
+// keeps outside itself.
+type ConnectOptions struct {
+	// Lambdas maps a Lambda function (its ARN, or its name) to the URL of
+	// the webhook that does its work.
+	Lambdas map[string]string
+	// Queues maps a queue (its ARN, its ID, or its name as the flow's
+	// metadata shows it) to a dialplan place, "context[,extension[,priority]]".
+	Queues map[string]string
+	// Hours is how CheckHoursOfOperation is taken: "open" or "closed"
+	// always; "" leaves it not mapped.
+	Hours string
+	// DefaultRegion and EndpointTechs are the loader's (LoadOptions).
+	DefaultRegion string
+	EndpointTechs []string
+}
+
+// ParseConnectMap reads a mapping file: a YAML (or JSON) mapping of
+// strings to strings, such as
+//
+//	arn:aws:lambda:eu-central-1:123456789012:function:lookup: https://crm.example.com/lookup
+//
+// Errors name the file and line.
+func ParseConnectMap(file string, data []byte) (map[string]string, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	out := map[string]string{}
+	if len(doc.Content) == 0 {
+		return out, nil
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: want a mapping of names to values", file, m.Line)
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if k.Kind != yaml.ScalarNode || v.Kind != yaml.ScalarNode || k.Value == "" || v.Value == "" {
+			return nil, fmt.Errorf("%s:%d: want \"name: value\" with two non-empty strings", file, k.Line)
+		}
+		if _, dup := out[k.Value]; dup {
+			return nil, fmt.Errorf("%s:%d: %q is mapped twice", file, k.Line, k.Value)
+		}
+		out[k.Value] = v.Value
+	}
+	return out, nil
+}
+
+// lookup finds a Connect resource in a mapping: by its ARN or ID as
+// written, then by the last part of the ARN (a function's name, a queue's
+// ID), then by its display name.
+func lookup(m map[string]string, arn, display string) (string, bool) {
+	keys := []string{arn}
+	if i := strings.LastIndexAny(arn, ":/"); i >= 0 && i+1 < len(arn) {
+		keys = append(keys, arn[i+1:])
+	}
+	if display != "" {
+		keys = append(keys, display)
+	}
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// queueNames reads the queues' display names from the flow designer's
+// metadata (ActionMetadata.<id>.queue.text beside parameters.QueueId).
+func queueNames(meta json.RawMessage) map[string]string {
+	var m struct {
+		ActionMetadata map[string]struct {
+			Queue struct {
+				ID   string `json:"id"`
+				Text string `json:"text"`
+			} `json:"queue"`
+		} `json:"ActionMetadata"`
+	}
+	out := map[string]string{}
+	if json.Unmarshal(meta, &m) != nil {
+		return out
+	}
+	for _, a := range m.ActionMetadata {
+		if a.Queue.ID != "" && a.Queue.Text != "" {
+			out[a.Queue.ID] = a.Queue.Text
+		}
+	}
+	return out
+}
+
+// DialplanPlace is a place in the Asterisk dialplan.
+type DialplanPlace struct {
+	Context   string
+	Extension string
+	Priority  int
+}
+
+var dialplanNameRE = regexp.MustCompile(`^[A-Za-z0-9_.+*#-]{1,80}$`)
+
+// ParseDialplanTarget reads "context[,extension[,priority]]"; the
+// extension defaults to "s".
+func ParseDialplanTarget(s string) (DialplanPlace, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) > 3 {
+		return DialplanPlace{}, fmt.Errorf("%q: want context[,extension[,priority]]", s)
+	}
+	t := DialplanPlace{Context: strings.TrimSpace(parts[0]), Extension: "s"}
+	if len(parts) > 1 {
+		t.Extension = strings.TrimSpace(parts[1])
+	}
+	if len(parts) > 2 {
+		n, err := strconv.Atoi(strings.TrimSpace(parts[2]))
+		if err != nil || n < 1 {
+			return DialplanPlace{}, fmt.Errorf("%q: priority must be a whole number from 1", s)
+		}
+		t.Priority = n
+	}
+	if !dialplanNameRE.MatchString(t.Context) || !dialplanNameRE.MatchString(t.Extension) {
+		return DialplanPlace{}, fmt.Errorf("%q: context and extension hold 1..80 of A-Z a-z 0-9 _ . + * # -", s)
+	}
+	return t, nil
+}
+
+// ConnectReport says how each action of a Connect flow was mapped.
+type ConnectReport struct {
+	Flow    string // the imported flow's name
+	Start   string // its start block
+	Actions []ConnectMapping
+}
+
+// ConnectMapping is what became of one action.
+type ConnectMapping struct {
+	Identifier string
+	Type       string
+	Reachable  bool
+	Block      string   // the block it became, if any
+	Result     string   // "block x (Type)", "no-op (why)" or "not mapped: why"
+	Notes      []string // what of the action was not carried over
+}
+
+// WriteText writes the report as a table, one action a line, with notes
+// indented below.
+func (r *ConnectReport) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "# Amazon Connect import: flow %q, start block %q\n", r.Flow, r.Start)
+	fmt.Fprintln(tw, "IDENTIFIER\tTYPE\tMAPPING")
+	for _, a := range r.Actions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Identifier, a.Type, a.Result)
+		for _, n := range a.Notes {
+			fmt.Fprintf(tw, "\t\t  note: %s\n", n)
+		}
+	}
+	return tw.Flush()
+}
+
+// orderedMap is a YAML mapping that keeps its keys in insertion order (the
+// generated file reads type first, branches last), with an optional head
+// comment.
+type orderedMap struct {
+	keys    []string
+	vals    map[string]any
+	comment string
+}
+
+func (m *orderedMap) set(k string, v any) {
+	if m.vals == nil {
+		m.vals = map[string]any{}
+	}
+	if _, ok := m.vals[k]; !ok {
+		m.keys = append(m.keys, k)
+	}
+	m.vals[k] = v
+}
+
+func (m *orderedMap) get(k string) any { return m.vals[k] }
+
+func (m *orderedMap) MarshalYAML() (any, error) {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	for _, k := range m.keys {
+		key := &yaml.Node{Kind: yaml.ScalarNode, Value: k}
+		var inner *orderedMap
+		switch x := m.vals[k].(type) {
+		case *orderedMap:
+			inner = x
+		case *blockBuilder:
+			inner = x.orderedMap
+		}
+		if inner != nil {
+			// Directly, not through Node.Encode, which drops comments.
+			v, err := inner.MarshalYAML()
+			if err != nil {
+				return nil, err
+			}
+			key.HeadComment = inner.comment
+			n.Content = append(n.Content, key, v.(*yaml.Node))
+			continue
+		}
+		var v yaml.Node
+		if err := v.Encode(m.vals[k]); err != nil {
+			return nil, err
+		}
+		n.Content = append(n.Content, key, &v)
+	}
+	return n, nil
+}
