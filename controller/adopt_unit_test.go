@@ -221,6 +221,7 @@ func TestReconcileCallerWithoutRecord(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, xferFlows, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback", Extension: "100"} })
 		h.pbx("")
+		h.answerCaller("c1")
 		h.start()
 		r := h.req("POST", "/channels/c1/continue")
 		if r.Query.Get("context") != "fallback" || r.Query.Get("extension") != "100" || r.Query.Get("priority") != "1" {
@@ -235,6 +236,7 @@ func TestReconcileCallerWithoutRecord(t *testing.T) {
 		h := newHarness(t, xferFlows)
 		h.fake.AutoFinishPlayback(0)
 		h.pbx("")
+		h.answerCaller("c1")
 		h.start()
 		h.wantPlayed("c1", "sound:sorry-youre-having-problems")
 		h.req("DELETE", "/channels/c1")
@@ -250,10 +252,34 @@ func TestReconcileCallerWithoutRecord(t *testing.T) {
 			return 0, "", 0, false
 		})
 		h.pbx("")
+		h.answerCaller("c1")
 		h.start()
 		h.wantPlayed("c1", "sound:sorry-youre-having-problems")
 		h.req("DELETE", "/channels/c1")
 	})
+}
+
+// A caller that entered Stasis while no process acted on the app (a
+// handover) is not answered yet: its call starts, it is not sent away.
+func TestReconcileUnansweredCallerStarts(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
+	h.pbx("")
+	h.start()
+	h.req("POST", "/channels/c1/answer")
+	h.req("POST", "/channels") // the flow's transfer dials
+	if n := h.count("POST", "/channels/c1/continue"); n != 0 {
+		t.Errorf("a new caller was sent to the fallback (%d)", n)
+	}
+}
+
+// answerCaller answers a caller channel before the app starts, as ariflow
+// would have before it lost the call's record.
+func (h *harness) answerCaller(id string) {
+	h.t.Helper()
+	if err := h.client().Answer(context.Background(), id); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // Legs and bridges of this app that no call or record claims are

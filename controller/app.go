@@ -60,6 +60,10 @@ type Config struct {
 	PlaybackCheck time.Duration
 	// EventQueue is each call's event queue length (default 256).
 	EventQueue int
+	// HandoverWait bounds how long a stopping process keeps the app's
+	// websocket for the next active process (default 5 s; negative: not
+	// at all). See handover.
+	HandoverWait time.Duration
 
 	// Gate applies the dial-out policy to every outbound leg (default:
 	// policy.Default() with in-process counters).
@@ -105,6 +109,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.EventQueue <= 0 {
 		c.EventQueue = 256
+	}
+	if c.HandoverWait == 0 {
+		c.HandoverWait = 5 * time.Second
 	}
 	if c.Gate == nil {
 		c.Gate = policy.NewGate(policy.Default(), policy.NewMemoryLimiter(), policy.NewMemorySlots())

@@ -93,11 +93,25 @@ func (a *App) term(ctx context.Context) error {
 			}
 		}(first)
 		first = false
-		err = a.read(tctx, ws, stop)
-		a.connected.Store(false)
-		if tctx.Err() == nil {
-			a.log.WithError(err).Warn("ARI websocket lost; reconnecting")
+		readDone := make(chan error, 1)
+		go func() { readDone <- a.read(tctx, ws, stop) }()
+		select {
+		case err = <-readDone:
+			a.connected.Store(false)
+			ws.Close()
+			if tctx.Err() == nil {
+				a.log.WithError(err).Warn("ARI websocket lost; reconnecting")
+			}
+			continue
+		case <-tctx.Done():
 		}
+		a.connected.Store(false)
+		if ctx.Err() != nil && a.handover(readDone) {
+			ws.Close()
+			continue
+		}
+		ws.Close()
+		<-readDone
 	}
 	a.connected.Store(false)
 	cause := context.Cause(tctx)
@@ -107,10 +121,51 @@ func (a *App) term(ctx context.Context) error {
 	return cause
 }
 
+// handover ends a term because the process stops: the calls stop (they
+// stay in Stasis and in the store), the lease is given up at once, and
+// the websocket stays connected, acting on nothing, until the next active
+// process takes the app (ApplicationReplaced) or Config.HandoverWait passes.
+// Asterisk thus always has the app: a far end answering meanwhile, or a
+// caller arriving, enters Stasis instead of being hung up for want of an
+// app, and the next process finds them by reconciling. With no standby
+// to take the lease (none within two lease lifetimes), it does not wait.
+// It tells whether it consumed the reader's end.
+func (a *App) handover(readDone <-chan error) bool {
+	a.wg.Wait()
+	a.resign()
+	if a.cfg.HandoverWait < 0 {
+		return false
+	}
+	deadline := time.NewTimer(a.cfg.HandoverWait)
+	defer deadline.Stop()
+	standbyCheck := time.NewTimer(2 * a.cfg.LeaseTTL)
+	defer standbyCheck.Stop()
+	for {
+		select {
+		case err := <-readDone:
+			if errors.Is(err, errReplaced) {
+				a.log.Info("handover: the next active process has the app")
+			}
+			return true
+		case <-standbyCheck.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			holder, err := a.elector.Holder(ctx)
+			cancel()
+			if err != nil || holder == "" {
+				a.log.Info("handover: no standby took the lease; leaving the app")
+				return false
+			}
+		case <-deadline.C:
+			a.log.Warn("handover: the next active process did not take the app in time; leaving it")
+			return false
+		}
+	}
+}
+
+// read reads events until the connection fails or the app is taken over.
+// Events are acted on only while this process holds the lease and its
+// term runs.
 func (a *App) read(ctx context.Context, ws *ari.EventConn, stop context.CancelCauseFunc) error {
-	halt := context.AfterFunc(ctx, func() { ws.Close() })
-	defer halt()
-	defer ws.Close()
 	for {
 		ev, err := ws.Next()
 		if errors.Is(err, ari.ErrUndecodable) {
@@ -123,10 +178,15 @@ func (a *App) read(ctx context.Context, ws *ari.EventConn, stop context.CancelCa
 		if _, ok := ev.(*ari.ApplicationReplaced); ok {
 			// Asterisk sends nothing more on this socket: the app is
 			// another connection's now. Stop acting at once.
-			a.metrics.Replaced.Inc()
-			a.resign()
-			stop(errReplaced)
+			if ctx.Err() == nil {
+				a.metrics.Replaced.Inc()
+				a.resign()
+				stop(errReplaced)
+			}
 			return errReplaced
+		}
+		if ctx.Err() != nil || !a.lease.valid() {
+			continue
 		}
 		a.dispatch(ctx, ev)
 	}

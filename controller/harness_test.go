@@ -121,6 +121,15 @@ func (s *memStore) Campaign(_ context.Context, owner string, ttl time.Duration) 
 	return s.epoch, nil
 }
 
+func (s *memStore) Holder(_ context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holder == "" || !time.Now().Before(s.expires) {
+		return "", nil
+	}
+	return s.holder, nil
+}
+
 func (s *memStore) Resign(_ context.Context, owner string, epoch int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -234,7 +243,7 @@ func newHarness(t *testing.T, yamls []string, opts ...func(*Config)) *harness {
 	h := &harness{t: t, fake: aritest.New(t), store: newMemStore(), logs: &logSink{changed: make(chan struct{})}}
 	h.cfg = Config{
 		App: aritest.App, URL: h.fake.URL(), User: aritest.User, Password: aritest.Password,
-		DTMFDelay: 0, PlaybackCheck: 150 * time.Millisecond, LeaseTTL: 600 * time.Millisecond,
+		DTMFDelay: 0, PlaybackCheck: 150 * time.Millisecond, LeaseTTL: 600 * time.Millisecond, HandoverWait: -1,
 		RESTTimeout: 2 * time.Second,
 	}
 	for _, o := range opts {

@@ -21,6 +21,8 @@ type Elector interface {
 	Campaign(ctx context.Context, owner string, ttl time.Duration) (int64, error)
 	// Resign gives the lease up if owner still holds it at epoch.
 	Resign(ctx context.Context, owner string, epoch int64) error
+	// Holder is the process holding the lease now ("" when free).
+	Holder(ctx context.Context) (string, error)
 }
 
 // lease is this process's view of its lease: the epoch it holds and until

@@ -118,6 +118,12 @@ func (a *App) reconcile(ctx context.Context) error {
 			_ = a.ari.Hangup(context.WithoutCancel(ctx), ch.ID, "normal")
 			a.metrics.OrphanLegs.Inc()
 			orphans++
+		case ch.InApp(a.cfg.App) && ch.State != "Up":
+			// Not answered yet: a caller that entered Stasis while no
+			// process acted on the app (a handover): a new call.
+			a.log.WithFields(logrus.Fields{"channel": ch.ID, "name": ch.Name}).Info("caller arrived while no process acted; starting its call")
+			a.startCall(ctx, &ari.StasisStart{Args: ch.AppArgs(), Channel: ari.ChannelData{ID: ch.ID, Name: ch.Name, State: ch.State,
+				Caller: &ari.CallerID{Name: ch.Caller.Name, Number: ch.Caller.Number}}})
 		case ch.InApp(a.cfg.App):
 			stray++
 			log := a.log.WithFields(logrus.Fields{"call_id": ch.ID, "channel": ch.ID, "name": ch.Name})
@@ -168,9 +174,17 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 		if id == "" {
 			continue
 		}
-		if ok, err := c.app.ari.ChannelExists(ctx, id); err == nil && !ok {
+		state, err := c.app.ari.ChannelState(ctx, id)
+		switch {
+		case ari.IsNotFound(err):
 			c.log.WithField("lost", id).Info("channel ended while the websocket was down")
 			return &ari.ChannelDestroyed{Channel: ari.ChannelData{ID: id}, Cause: CauseNormalClearing, CauseTxt: "ended while disconnected"}
+		case err == nil && id == c.rec.Outbound && c.rec.Phase == PhaseDialing && state == "Up":
+			// Answered while the websocket was down: an originated leg
+			// that is up is in Stasis, its StasisStart lost.
+			c.app.metrics.LostEvents.Inc()
+			c.log.WithField("leg", id).Info("leg answered while the websocket was down")
+			return &ari.StasisStart{Args: []string{legArg, c.id}, Channel: ari.ChannelData{ID: id, State: state}}
 		}
 	}
 	if c.playing != "" {

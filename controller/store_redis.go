@@ -150,6 +150,19 @@ func (s *RedisStore) Campaign(ctx context.Context, owner string, ttl time.Durati
 	return e, nil
 }
 
+// Holder implements Elector.
+func (s *RedisStore) Holder(ctx context.Context) (string, error) {
+	cur, err := s.rdb.Get(ctx, s.leaseKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("lease: %w", err)
+	}
+	owner, _, _ := strings.Cut(cur, "|")
+	return owner, nil
+}
+
 // Resign implements Elector.
 func (s *RedisStore) Resign(ctx context.Context, owner string, epoch int64) error {
 	if err := resignScript.Run(ctx, s.rdb, []string{s.leaseKey()}, token(owner, epoch)).Err(); err != nil {

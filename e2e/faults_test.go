@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"os/exec"
 	"strings"
 	"sync"
@@ -68,6 +70,16 @@ type faultResult struct {
 	digitDup, digitSkip                   int
 	notes                                 []string
 	watch                                 *fenceWatch
+	// gap: far ends that answered while no process had the app (after a
+	// SIGKILL, before the standby connects): Asterisk hangs such a leg up
+	// ("Stasis app not active"), and its caller takes CallFailed.
+	gap, gapLegs int
+}
+
+// stasisFailures counts the PBX's "Stasis app not active" errors so far.
+func stasisFailures() int {
+	b, _ := os.ReadFile(filepath.Join(stack.Env["ARIFLOW_STACK_LOGS"], "pbx.log"))
+	return strings.Count(string(b), "Stasis app 'ariflow' not active")
 }
 
 // haFault injects a fault. It gets the active and standby processes and
@@ -128,13 +140,13 @@ func TestFaultMatrix(t *testing.T) {
 func printFaultTable(table []*faultResult) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nfault matrix (calls of 6 kinds in flight; two ariflow processes)\n")
-	fmt.Fprintf(&b, "%-16s %9s %6s %8s %6s %5s %9s %7s %9s\n", "fault", "in flight", "kept", "fallback", "silent", "bad", "takeover", "fenced", "dtmf dup")
+	fmt.Fprintf(&b, "%-16s %9s %6s %8s %4s %6s %5s %9s %7s %9s\n", "fault", "in flight", "kept", "fallback", "gap", "silent", "bad", "takeover", "fenced", "dtmf dup")
 	for _, r := range table {
 		tk := "-"
 		if r.takeover > 0 {
 			tk = r.takeover.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(&b, "%-16s %9d %6d %8d %6d %5d %9s %7.0f %9d\n", r.fault, r.inFlight, r.kept, r.fallback, r.silent, r.bad, tk, r.fencedActions, r.digitDup)
+		fmt.Fprintf(&b, "%-16s %9d %6d %8d %4d %6d %5d %9s %7.0f %9d\n", r.fault, r.inFlight, r.kept, r.fallback, r.gap, r.silent, r.bad, tk, r.fencedActions, r.digitDup)
 		for _, n := range r.notes {
 			fmt.Fprintf(&b, "    %s\n", n)
 		}
@@ -176,6 +188,7 @@ func runFault(t *testing.T, f haFault, r *faultResult) {
 
 	calls := placeHACalls(ctx, t)
 	r.inFlight = len(calls)
+	stasisBefore := stasisFailures()
 	f.inject(ctx, t, active, standby, r)
 	// Wait for an active process again, then let the calls go on.
 	deadline := time.Now().Add(20 * time.Second)
@@ -185,6 +198,7 @@ func runFault(t *testing.T, f haFault, r *faultResult) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	r.gapLegs = stasisFailures() - stasisBefore
 	finishHACalls(ctx, t, calls, r)
 	if w := r.watch; w != nil {
 		if w.p.Ready() {
@@ -193,7 +207,7 @@ func runFault(t *testing.T, f haFault, r *faultResult) {
 		r.fencedActions = (w.p.Metric("ariflow_ari_requests_total") - w.reqs) + (w.p.Metric("ariflow_record_writes_total") - w.writes)
 	}
 	if r.silent > 0 || r.bad > 0 {
-		t.Errorf("%s: %d silent, %d with a wrong end (see the table)", f.name, r.silent, r.bad)
+		t.Errorf("%s: %d silent, %d with a wrong end: %s", f.name, r.silent, r.bad, strings.Join(r.notes, "; "))
 	}
 	if r.digitSkip > 0 {
 		t.Errorf("%s: %d DTMF digits skipped", f.name, r.digitSkip)
@@ -297,6 +311,9 @@ func (r *faultResult) tally(c *haCall) {
 	case c.outcome == fallbackDesk:
 		r.fallback++
 		r.notes = append(r.notes, fmt.Sprintf("%s call %s: fallback", c.kind, c.from))
+	case c.outcome == agentFailed && (c.kind == kindDTMF || c.kind == kindRinging) && r.gap < r.gapLegs:
+		r.gap++
+		r.notes = append(r.notes, fmt.Sprintf("%s call %s: far end answered in the takeover gap; CallFailed", c.kind, c.from))
 	case c.outcome == "silent":
 		r.silent++
 		r.notes = append(r.notes, fmt.Sprintf("%s call %s: SILENT", c.kind, c.from))

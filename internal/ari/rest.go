@@ -87,9 +87,10 @@ func (c *Client) ChannelExists(ctx context.Context, id string) (bool, error) {
 
 // Channel is what a channel list says of each channel.
 type Channel struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	State    string `json:"state"`
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	State    string   `json:"state"`
+	Caller   CallerID `json:"caller"`
 	Dialplan struct {
 		Context string `json:"context"`
 		Exten   string `json:"exten"`
@@ -106,6 +107,16 @@ func (ch Channel) InApp(app string) bool {
 	}
 	name, _, _ := strings.Cut(ch.Dialplan.AppData, ",")
 	return strings.TrimSpace(name) == app
+}
+
+// AppArgs are the arguments the channel's Stasis() was given, after the
+// app name.
+func (ch Channel) AppArgs() []string {
+	parts := strings.Split(ch.Dialplan.AppData, ",")
+	if len(parts) < 2 {
+		return nil
+	}
+	return parts[1:]
 }
 
 // Channels lists every channel Asterisk has.
