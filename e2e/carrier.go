@@ -307,3 +307,30 @@ func EventTime(ev ari.Event) time.Time {
 	}
 	return time.Time(ed.Timestamp)
 }
+
+// Digit is one DTMF digit as the far end received it: when Asterisk
+// reported its end and how long the tone lasted.
+type Digit struct {
+	Digit    string
+	At       time.Time // Asterisk's timestamp of ChannelDtmfReceived (end of the tone)
+	Duration time.Duration
+}
+
+// TimedDigits collects n DTMF digits with Asterisk's timestamps, for tests
+// that measure the cadence on the wire.
+func (r *Remote) TimedDigits(ctx context.Context, n int) ([]Digit, error) {
+	var out []Digit
+	for len(out) < n {
+		ev, err := r.events.next(ctx)
+		if err != nil {
+			return out, fmt.Errorf("%d of %d digits: %w", len(out), n, err)
+		}
+		switch e := ev.(type) {
+		case *ari.ChannelDtmfReceived:
+			out = append(out, Digit{Digit: e.Digit, At: EventTime(e), Duration: time.Duration(e.DurationMs) * time.Millisecond})
+		case *ari.ChannelDestroyed:
+			return out, fmt.Errorf("call ended after %d of %d digits", len(out), n)
+		}
+	}
+	return out, nil
+}

@@ -215,7 +215,7 @@ type TransferToPhoneNumber struct {
 	Timeouts       []Value // one ring timeout per number (instead of Timeout)
 	Resume         bool
 	DTMF           Value // up to 50 of 0-9*#A-D, ',' (750 ms), 'w' (500 ms), 'W' (1 s)
-	DTMFTone       Value // milliseconds each tone lasts, 40..500, default 100
+	DTMFTone       Value // milliseconds each tone lasts, 100..500, default 100
 	DTMFGap        Value // milliseconds of silence between tones, 100..2000, default 100
 	CallerIDNumber Value
 	CallerIDName   Value

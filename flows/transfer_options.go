@@ -30,12 +30,13 @@ const (
 	MaxHeaderValue   = 256 // bytes
 
 	// DTMF cadence: each tone lasts DTMFTone and is followed by DTMFGap of
-	// silence. ITU-T Q.24 wants at least 40 ms of tone; Asterisk puts at
-	// least 101 ms between tones sent one request each (it waits 100 ms
-	// before a request's first tone and 1 ms after its last), so a shorter
-	// gap could not be kept.
+	// silence. Asterisk plays no tone shorter than 100 ms (it lengthens
+	// one asked for shorter: measured at the far end), and puts at least
+	// 101 ms between tones sent one request each (it waits 100 ms before a
+	// request's first tone and 1 ms after its last), so neither bound
+	// could be kept below that.
 	DefaultDTMFTone = 100
-	MinDTMFTone     = 40
+	MinDTMFTone     = 100
 	MaxDTMFTone     = 500
 	DefaultDTMFGap  = 100
 	MinDTMFGap      = 100

@@ -25,7 +25,7 @@ func TestTransferOptionsParse(t *testing.T) {
 	f, err := Parse("o.yaml", []byte(optFlow(`    number: ["+4930123456", $.Attributes.second, "+4930123457"]
     timeouts: [5, $.Attributes.wait, 7]
     dtmf: "1,2w3W"
-    dtmf_tone: 80
+    dtmf_tone: 150
     dtmf_gap: $.Attributes.gap
     return_key: "*#"
     max_talk: 60
@@ -45,7 +45,7 @@ func TestTransferOptionsParse(t *testing.T) {
 	if len(tr.Timeouts) != 3 || tr.Timeouts[0].Literal != "5" || tr.Timeouts[1].Ref == nil {
 		t.Errorf("timeouts %+v", tr.Timeouts)
 	}
-	if tr.DTMF.Literal != "1,2w3W" || tr.DTMFTone.Literal != "80" || tr.DTMFGap.Ref == nil {
+	if tr.DTMF.Literal != "1,2w3W" || tr.DTMFTone.Literal != "150" || tr.DTMFGap.Ref == nil {
 		t.Errorf("dtmf %+v %+v %+v", tr.DTMF, tr.DTMFTone, tr.DTMFGap)
 	}
 	if tr.ReturnKey.Literal != "*#" || tr.MaxTalk.Literal != "60" || tr.Warning.Literal != "sound:beep" || tr.WarningBefore.Literal != "10" {
@@ -67,7 +67,7 @@ func TestTransferOptionsErrors(t *testing.T) {
 		{"    number: \"+4930123456\"\n    timeout: 5\n    timeouts: [5]\n", `o.yaml:10: block "a": timeouts: set either timeout`},
 		{"    number: [\"+4930123456\", \"+4930123457\"]\n    timeouts: [5]\n", `o.yaml:9: block "a": timeouts: 1 listed for 2 numbers`},
 		{"    number: [\"+4930123456\", \"+4930123457\"]\n    timeouts: [5, 601]\n", `o.yaml:9: block "a": timeouts: invalid timeout: 601 seconds is outside 1..600`},
-		{"    number: \"+4930123456\"\n    dtmf_tone: 20\n", `o.yaml:9: block "a": dtmf_tone: invalid milliseconds: 20 ms is outside 40..500`},
+		{"    number: \"+4930123456\"\n    dtmf_tone: 80\n", `o.yaml:9: block "a": dtmf_tone: invalid milliseconds: 80 ms is outside 100..500`},
 		{"    number: \"+4930123456\"\n    dtmf_gap: 50\n", `o.yaml:9: block "a": dtmf_gap: invalid milliseconds: 50 ms is outside 100..2000`},
 		{"    number: \"+4930123456\"\n    dtmf_gap: 1e3\n", `dtmf_gap: invalid milliseconds: "1e3"`},
 		{"    number: \"+4930123456\"\n    return_key: \"*****\"\n", `o.yaml:9: block "a": return_key: invalid return key: "*****" is longer than 4 keys`},

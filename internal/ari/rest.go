@@ -137,6 +137,14 @@ func (c *Client) AddToBridge(ctx context.Context, bridge string, channels ...str
 	return c.do(ctx, http.MethodPost, bridgePath(bridge)+"/addChannel?"+q.Encode(), nil, nil)
 }
 
+// AddToBridgeAbsorbingDTMF adds channels whose DTMF the bridge absorbs:
+// their key presses still reach the app as ChannelDtmfReceived but are
+// not passed on to the other channels of the bridge.
+func (c *Client) AddToBridgeAbsorbingDTMF(ctx context.Context, bridge string, channels ...string) error {
+	q := url.Values{"channel": {strings.Join(channels, ",")}, "absorbDTMF": {"true"}}
+	return c.do(ctx, http.MethodPost, bridgePath(bridge)+"/addChannel?"+q.Encode(), nil, nil)
+}
+
 // DestroyBridge destroys a bridge; "already gone" (404) is done. Asterisk
 // never destroys a Stasis bridge by itself.
 func (c *Client) DestroyBridge(ctx context.Context, id string) error {

@@ -1,0 +1,211 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The transfer options beyond Connect (issue 11), each on its own
+// entry. Every transfer's branches lead to a webhook that records the
+// outcome ($.Transfer.*), then to agentOK.
+const optionsFlow = `# Written by the e2e tests: the transfer options beyond Connect.
+name: options
+version: "1"
+entry: ["+4930555101", "+4930555102", "+4930555103", "+4930555104", "+4930555105", "+4930555106"]
+start: pick
+blocks:
+  pick:
+    type: CheckAttribute
+    attribute: $.System.DialedNumber
+    conditions:
+      - {op: Equals, value: "+4930555101", branch: cadence}
+      - {op: Equals, value: "+4930555102", branch: setgap}
+      - {op: Equals, value: "+4930555103", branch: key}
+      - {op: Equals, value: "+4930555104", branch: limit}
+      - {op: Equals, value: "+4930555105", branch: tag}
+      - {op: Equals, value: "+4930555106", branch: list}
+    branches: {cadence: cadence, setgap: setgap, key: key, limit: limit, tag: tag, list: list, NoMatch: report}
+  cadence:
+    type: TransferToPhoneNumber
+    number: "+4930124001"
+    timeout: 10
+    dtmf: "12,3w4W5"
+    branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
+  setgap:
+    type: SetAttributes
+    set: {gap: "120"}
+    branches: {Next: custom}
+  custom:
+    type: TransferToPhoneNumber
+    number: "+4930124002"
+    timeout: 10
+    dtmf: "1234"
+    dtmf_tone: 150
+    dtmf_gap: $.Attributes.gap
+    branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
+  key:
+    type: TransferToPhoneNumber
+    number: "+4930124003"
+    timeout: 10
+    return_key: "**"
+    branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
+  limit:
+    type: TransferToPhoneNumber
+    number: "+4930124004"
+    timeout: 10
+    max_talk: 5
+    warning: sound:beep
+    warning_before: 2
+    branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
+  tag:
+    type: SetAttributes
+    set: {tracking: "4711-0815 AB"}
+    branches: {Next: tagged}
+  tagged:
+    type: TransferToPhoneNumber
+    number: "+4930124005"
+    timeout: 10
+    headers: {X-Tracking-Id: $.Attributes.tracking, X-Source: ariflow-e2e}
+    branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
+  list:
+    type: TransferToPhoneNumber
+    number: ["+4930124006", "+4930124007", "+4930124008"]
+    timeouts: [10, 2, 10]
+    branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
+  report:
+    type: InvokeWebhook
+    url: %s
+    branches: {Success: agent, Error: agent}
+  agent:
+    type: TransferToAgent
+    endpoint: "+4930111000"
+`
+
+var optionsOnce sync.Once
+
+// optionsCall installs the options flow (once, by a reload) and places a
+// call to did; it returns the caller, the far end's call to number and
+// the caller's number.
+func optionsCall(ctx context.Context, t *testing.T, did, number string) (*Caller, *Remote, string) {
+	t.Helper()
+	var err error
+	optionsOnce.Do(func() {
+		if err = os.WriteFile(filepath.Join(flowsDir, "options.yaml"), []byte(fmt.Sprintf(optionsFlow, webhook.URL())), 0o644); err != nil {
+			return
+		}
+		var code int
+		var body string
+		if code, body, err = af.Reload(); err == nil && code != 200 {
+			err = fmt.Errorf("reload: %d %s", code, body)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return transferToShipper(ctx, t, did, number)
+}
+
+// finish ends an options call the way every one ends: the agent answers
+// and hangs up, and the caller is hung up by the flow. It returns the
+// Transfer attributes the webhook saw.
+func finishAtAgent(ctx context.Context, t *testing.T, caller *Caller, agent <-chan *Remote) map[string]any {
+	t.Helper()
+	a := recv(ctx, t, agent, "agent after the transfer")
+	a.AnswerAndHangup()
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return transferAttrs(t)
+}
+
+func transferAttrs(t *testing.T) map[string]any {
+	t.Helper()
+	last := webhook.last()
+	attrs, _ := last["attributes"].(map[string]any)
+	tr, _ := attrs["Transfer"].(map[string]any)
+	if tr == nil {
+		t.Fatalf("the webhook got no Transfer attributes: %v", last)
+	}
+	return tr
+}
+
+func wantAttrs(t *testing.T, got map[string]any, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if fmt.Sprint(got[k]) != v {
+			t.Errorf("$.Transfer.%s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// spacings are the times between consecutive digits' ends.
+func spacings(ds []Digit) []time.Duration {
+	var out []time.Duration
+	for i := 1; i < len(ds); i++ {
+		out = append(out, ds[i].At.Sub(ds[i-1].At))
+	}
+	return out
+}
+
+func near(d, want, tol time.Duration) bool { return d >= want-tol && d <= want+tol }
+
+func TestOptionsDTMFCadence(t *testing.T) {
+	// RTP carries a tone's end in 20 ms packets; Asterisk stamps events
+	// to the millisecond.
+	const tol = 25 * time.Millisecond
+	t.Run("defaults: 100 ms tone, 100 ms gap, ',' 750 ms, w 500 ms, W 1 s", func(t *testing.T) {
+		ctx := callTest(t, 30*time.Second)
+		caller, s, from := optionsCall(ctx, t, "+4930555101", "+4930124001")
+		agent := carrier.ExpectFrom(agentOK, from)
+		_ = s.Answer()
+		ds, err := s.TimedDigits(ctx, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := spacings(ds)
+		t.Logf("digits %v, spacings %v", ds, got)
+		// "12,3w4W5": a digit every 200 ms, pauses added to it.
+		want := []time.Duration{200, 200 + 750, 200 + 500, 200 + 1000}
+		for i, w := range want {
+			if !near(got[i], w*time.Millisecond, tol) {
+				t.Errorf("spacing %d: %v, want %v ± %v", i+1, got[i], w*time.Millisecond, tol)
+			}
+		}
+		for _, d := range ds {
+			if !near(d.Duration, 100*time.Millisecond, 15*time.Millisecond) {
+				t.Errorf("digit %s lasted %v, want 100 ms", d.Digit, d.Duration)
+			}
+		}
+		_ = s.Hangup()
+		wantAttrs(t, finishAtAgent(ctx, t, caller, agent), map[string]string{"DigitsSent": "12345", "EndedBy": "far-end", "Attempts": "1"})
+	})
+	t.Run("tone 150 ms, gap 120 ms from an attribute", func(t *testing.T) {
+		ctx := callTest(t, 30*time.Second)
+		caller, s, from := optionsCall(ctx, t, "+4930555102", "+4930124002")
+		agent := carrier.ExpectFrom(agentOK, from)
+		_ = s.Answer()
+		ds, err := s.TimedDigits(ctx, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := spacings(ds)
+		t.Logf("digits %v, spacings %v", ds, got)
+		for i, sp := range got {
+			if !near(sp, 270*time.Millisecond, tol) {
+				t.Errorf("spacing %d: %v, want 270 ms ± %v", i+1, sp, tol)
+			}
+		}
+		for _, d := range ds {
+			if !near(d.Duration, 150*time.Millisecond, 15*time.Millisecond) {
+				t.Errorf("digit %s lasted %v, want 150 ms", d.Digit, d.Duration)
+			}
+		}
+		_ = s.Hangup()
+		wantAttrs(t, finishAtAgent(ctx, t, caller, agent), map[string]string{"DigitsSent": "1234"})
+	})
+}
