@@ -263,6 +263,11 @@ func (t *transfer) dial(ctx context.Context) error {
 	a := c.app
 	bridgeDone := make(chan error, 1)
 	go func() {
+		if t.leg.returnKey != "" {
+			// The caller's keys must reach us while bridged.
+			bridgeDone <- a.ari.CreateBridgeDTMFEvents(ctx, c.rec.Bridge, a.resourceName(c.id))
+			return
+		}
 		bridgeDone <- a.ari.CreateBridge(ctx, c.rec.Bridge, a.resourceName(c.id))
 	}()
 	// The far end sees the leg's connected line as From and

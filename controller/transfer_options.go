@@ -192,6 +192,15 @@ func (c *call) dialTargets(ctx context.Context, l leg, targets []target) (Transf
 		}
 		c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": tg.number, "outcome": res.Outcome,
 			"next": targets[i+1].number, "attempt": i + 1}).Info("transfer: trying the next number")
+		// Back to the flow phase between two legs (a phase means one leg): a
+		// process taking over here runs the block again from its first
+		// number.
+		if c.rec.Phase != PhaseFlow {
+			if err := c.setPhase(ctx, PhaseFlow); err != nil {
+				res.Outcome = OutcomeError
+				return res, nil
+			}
+		}
 	}
 	return res, err
 }

@@ -334,3 +334,28 @@ func (r *Remote) TimedDigits(ctx context.Context, n int) ([]Digit, error) {
 	}
 	return out, nil
 }
+
+// DigitsUntilHangup collects every DTMF digit the far end receives until
+// the PBX ends the call, and says when it ended.
+func (r *Remote) DigitsUntilHangup(ctx context.Context) (string, time.Time, error) {
+	var b strings.Builder
+	for {
+		ev, err := r.events.next(ctx)
+		if err != nil {
+			return b.String(), time.Time{}, fmt.Errorf("call to %s not ended: %w", r.Number, err)
+		}
+		switch e := ev.(type) {
+		case *ari.ChannelDtmfReceived:
+			b.WriteString(e.Digit)
+		case *ari.ChannelHangupRequest, *ari.ChannelDestroyed, *ari.StasisEnd:
+			t := time.Now()
+			r.c.hub.unsubscribe(r.events)
+			return b.String(), t, nil
+		}
+	}
+}
+
+// Header reads a SIP header of the INVITE that brought this call.
+func (r *Remote) Header(name string) (string, error) {
+	return r.c.cli.Channel().GetVariable(ari.NewKey(ari.ChannelKey, r.ID), "PJSIP_HEADER(read,"+name+")")
+}

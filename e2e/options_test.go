@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"strings"
+
 	"context"
 	"fmt"
+	"github.com/CyCoreSystems/ari/v6"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,7 +19,7 @@ import (
 const optionsFlow = `# Written by the e2e tests: the transfer options beyond Connect.
 name: options
 version: "1"
-entry: ["+4930555101", "+4930555102", "+4930555103", "+4930555104", "+4930555105", "+4930555106"]
+entry: ["+4930555101", "+4930555102", "+4930555103", "+4930555104", "+4930555105", "+4930555106", "+4930555107"]
 start: pick
 blocks:
   pick:
@@ -29,7 +32,8 @@ blocks:
       - {op: Equals, value: "+4930555104", branch: limit}
       - {op: Equals, value: "+4930555105", branch: tag}
       - {op: Equals, value: "+4930555106", branch: list}
-    branches: {cadence: cadence, setgap: setgap, key: key, limit: limit, tag: tag, list: list, NoMatch: report}
+      - {op: Equals, value: "+4930555107", branch: premium}
+    branches: {cadence: cadence, setgap: setgap, key: key, limit: limit, tag: tag, list: list, premium: premium, NoMatch: report}
   cadence:
     type: TransferToPhoneNumber
     number: "+4930124001"
@@ -76,6 +80,15 @@ blocks:
     type: TransferToPhoneNumber
     number: ["+4930124006", "+4930124007", "+4930124008"]
     timeouts: [10, 2, 10]
+    branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
+  premium:
+    type: SetAttributes
+    set: {premium: "+499001234567"}
+    branches: {Next: premium_first}
+  premium_first:
+    type: TransferToPhoneNumber
+    number: [$.Attributes.premium, "+4930124009"]
+    timeout: 10
     branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
   report:
     type: InvokeWebhook
@@ -208,4 +221,156 @@ func TestOptionsDTMFCadence(t *testing.T) {
 		_ = s.Hangup()
 		wantAttrs(t, finishAtAgent(ctx, t, caller, agent), map[string]string{"DigitsSent": "1234"})
 	})
+}
+
+// bridgedWatch subscribes, on the PBX, to channels entering a bridge that
+// then holds two: caller and far end bridged.
+func bridgedWatch() *sub {
+	return observer.hub.subscribe(func(ev ari.Event) bool {
+		e, ok := ev.(*ari.ChannelEnteredBridge)
+		return ok && len(e.Bridge.ChannelIDs) == 2
+	})
+}
+
+func TestOptionsReturnKey(t *testing.T) {
+	ctx := callTest(t, 30*time.Second)
+	bridged := bridgedWatch()
+	defer observer.hub.unsubscribe(bridged)
+	caller, s, from := optionsCall(ctx, t, "+4930555103", "+4930124003")
+	agent := carrier.ExpectFrom(agentOK, from)
+	_ = s.Answer()
+	if _, err := bridged.next(ctx); err != nil {
+		t.Fatal("caller and far end never bridged:", err)
+	}
+	// A key that is not the return key reaches the far end; the return
+	// key "**" does not, and ends the far end.
+	if err := caller.SendDTMF("5"); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Digits(ctx, 1); err != nil || d != "5" {
+		t.Fatalf("far end got %q (%v), want the caller's 5", d, err)
+	}
+	pressed := time.Now()
+	if err := caller.SendDTMF("**"); err != nil {
+		t.Fatal(err)
+	}
+	digits, end, err := s.DigitsUntilHangup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("far end hung up %v after the caller began pressing **; it received %q meanwhile", end.Sub(pressed).Round(time.Millisecond), digits)
+	if digits != "" {
+		t.Errorf("far end received %q of the return key; want nothing", digits)
+	}
+	tr := finishAtAgent(ctx, t, caller, agent)
+	wantAttrs(t, tr, map[string]string{"Status": "success", "EndedBy": "caller-key", "Number": "+4930124003"})
+	if tr["AnswerTime"] == "" {
+		t.Error("no AnswerTime")
+	}
+}
+
+func TestOptionsMaxTalk(t *testing.T) {
+	ctx := callTest(t, 30*time.Second)
+	warnings := observer.hub.subscribe(func(ev ari.Event) bool {
+		p, ok := ev.(*ari.PlaybackStarted)
+		return ok && p.Playback.MediaURI == "sound:beep"
+	})
+	defer observer.hub.unsubscribe(warnings)
+	caller, s, from := optionsCall(ctx, t, "+4930555104", "+4930124004")
+	agent := carrier.ExpectFrom(agentOK, from)
+	before := time.Now()
+	if err := s.Answer(); err != nil {
+		t.Fatal(err)
+	}
+	answered := time.Now()
+	// max_talk 5 s, warning 2 s before the end.
+	ev, err := warnings.next(ctx)
+	if err != nil {
+		t.Fatal("no warning:", err)
+	}
+	warned := EventTime(ev)
+	p := ev.(*ari.PlaybackStarted).Playback
+	if !strings.HasPrefix(p.TargetURI, "channel:") {
+		t.Errorf("warning played on %s; want the caller's channel alone", p.TargetURI)
+	}
+	if lead := warned.Sub(answered); lead < 2500*time.Millisecond || warned.Sub(before) > 3500*time.Millisecond {
+		t.Errorf("warning %v after answer; want 3 s (5 s limit, 2 s lead) ± 0.5 s", lead)
+	}
+	_, end, err := s.DigitsUntilHangup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("answered→warning %v (want 3 s), answered→far end ended %v (want 5 s)", warned.Sub(answered).Round(time.Millisecond), end.Sub(answered).Round(time.Millisecond))
+	if d := end.Sub(answered); d < 5*time.Second-100*time.Millisecond || end.Sub(before) > 6*time.Second {
+		t.Errorf("far end ended %v after answer; want 5 s, within 1 s", d)
+	}
+	tr := finishAtAgent(ctx, t, caller, agent)
+	wantAttrs(t, tr, map[string]string{"Status": "success", "EndedBy": "time-limit"})
+}
+
+func TestOptionsHeaders(t *testing.T) {
+	ctx := callTest(t, 30*time.Second)
+	caller, s, from := optionsCall(ctx, t, "+4930555105", "+4930124005")
+	agent := carrier.ExpectFrom(agentOK, from)
+	for name, want := range map[string]string{"X-Tracking-Id": "4711-0815 AB", "X-Source": "ariflow-e2e"} {
+		got, err := s.Header(name)
+		if err != nil || got != want {
+			t.Errorf("INVITE header %s = %q (%v), want %q", name, got, err, want)
+		}
+	}
+	_ = s.Reject("busy")
+	wantAttrs(t, finishAtAgent(ctx, t, caller, agent), map[string]string{"Status": "call-failed"})
+}
+
+func TestOptionsNumberList(t *testing.T) {
+	ctx := callTest(t, 40*time.Second)
+	second, third := carrier.Expect("+4930124007"), carrier.Expect("+4930124008")
+	caller, first, from := optionsCall(ctx, t, "+4930555106", "+4930124006")
+	agent := carrier.ExpectFrom(agentOK, from)
+	none(t, second, "the second number while the first rings")
+	failed := time.Now()
+	_ = first.Reject("busy")
+	s2 := recv(ctx, t, second, "the second number after the first was busy")
+	t.Logf("second number rang %v after the first was busy", s2.Arrived.Sub(failed).Round(time.Millisecond))
+	_ = s2.Ring()
+	end, err := s2.WaitHangup(ctx) // its own 2 s timeout
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := end.Sub(s2.Arrived); d < 1500*time.Millisecond || d > 3500*time.Millisecond {
+		t.Errorf("second number rang %v; want its own timeout, 2 s", d)
+	}
+	s3 := recv(ctx, t, third, "the third number after the second did not answer")
+	_ = s3.Answer()
+	_ = s3.Hangup()
+	tr := finishAtAgent(ctx, t, caller, agent)
+	wantAttrs(t, tr, map[string]string{"Status": "success", "Number": "+4930124008", "Attempts": "3", "EndedBy": "far-end"})
+}
+
+func TestOptionsNumberListNoneAnswers(t *testing.T) {
+	ctx := callTest(t, 40*time.Second)
+	second, third := carrier.Expect("+4930124007"), carrier.Expect("+4930124008")
+	caller, first, from := optionsCall(ctx, t, "+4930555106", "+4930124006")
+	agent := carrier.ExpectFrom(agentOK, from)
+	_ = first.Reject("congestion")
+	_ = recv(ctx, t, second, "second").Reject("busy")
+	_ = recv(ctx, t, third, "third").Reject("unallocated")
+	tr := finishAtAgent(ctx, t, caller, agent)
+	// The last attempt's outcome.
+	wantAttrs(t, tr, map[string]string{"Status": "call-failed", "Cause": "1", "Number": "+4930124008", "Attempts": "3"})
+}
+
+func TestOptionsNumberListPolicy(t *testing.T) {
+	// Every number of a list asks the dial-out policy: a premium-rate
+	// number (denied by default) dials nothing, and the next is tried.
+	ctx := callTest(t, 30*time.Second)
+	premium := carrier.Expect("+499001234567")
+	defer carrier.Forget("+499001234567", premium)
+	caller, s, from := optionsCall(ctx, t, "+4930555107", "+4930124009")
+	agent := carrier.ExpectFrom(agentOK, from)
+	none(t, premium, "the premium-rate number")
+	_ = s.Answer()
+	_ = s.Hangup()
+	tr := finishAtAgent(ctx, t, caller, agent)
+	wantAttrs(t, tr, map[string]string{"Status": "success", "Number": "+4930124009", "Attempts": "2", "DeniedBy": ""})
 }
