@@ -335,23 +335,31 @@ func (t *transfer) callerKey(ctx context.Context, digit string, durMs int) bool 
 	if key == "" || digit == "" {
 		return false
 	}
-	cand := t.held + digit
+	fwd, held, matched := matchReturnKey(key, t.held, digit)
+	if fwd != "" {
+		t.forward(ctx, fwd, durMs)
+	}
+	t.held = held
+	if held != "" {
+		t.heldAt = time.Now().Add(returnKeyHold)
+	}
+	return matched
+}
+
+// matchReturnKey adds a key to those held back: it returns the keys to pass
+// on to the far end (those that can no longer begin the return key), the
+// keys still held (a beginning of the return key), and whether the return
+// key is complete.
+func matchReturnKey(key, held, digit string) (forward, stillHeld string, matched bool) {
+	cand := held + digit
 	i := 0
 	for i < len(cand) && !strings.HasPrefix(key, cand[i:]) {
 		i++
 	}
-	if i > 0 {
-		t.forward(ctx, cand[:i], durMs)
+	if cand[i:] == key {
+		return cand[:i], "", true
 	}
-	t.held = cand[i:]
-	if t.held == key {
-		t.held = ""
-		return true
-	}
-	if t.held != "" {
-		t.heldAt = time.Now().Add(returnKeyHold)
-	}
-	return false
+	return cand[:i], cand[i:], false
 }
 
 // forward passes caller keys on to the far end, as long as the caller
