@@ -397,6 +397,11 @@ func (t *transfer) bridge(ctx context.Context) error {
 	if c.rec.Transfer != nil {
 		c.rec.Transfer.Answered = t.answered
 	}
+	// Whisper and confirmation before the bridge, in phase dialing: a
+	// process taking over here screens the far end again.
+	if ok, err := t.screen(ctx); !ok {
+		return err
+	}
 	if err := c.setPhase(ctx, PhaseBridged); err != nil {
 		// A process taking over finds the leg up and bridges it just the
 		// same; the call goes on.

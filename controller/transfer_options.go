@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
 )
 
 // legOptions are a transfer's options beyond Amazon Connect's, resolved
@@ -21,6 +23,15 @@ type legOptions struct {
 	warning    string        // media played to the caller warnBefore the limit
 	warnBefore time.Duration
 	headers    []sipHeader // X- headers on the INVITE
+	whisper    string      // media for the far end before the bridge
+	confirm    *confirm
+}
+
+// confirm is a resolved flows.Confirm.
+type confirm struct {
+	prompt  string
+	key     string
+	timeout time.Duration
 }
 
 type sipHeader struct{ name, value string }
@@ -39,6 +50,10 @@ const returnKeyHold = 2 * time.Second
 // TransferOptions are the options a process taking a bridged transfer
 // over needs to carry it on (the rest were used before the answer).
 type TransferOptions struct {
+	Whisper       string `json:"whisper,omitempty"`
+	ConfirmPrompt string `json:"confirm_prompt,omitempty"`
+	ConfirmKey    string `json:"confirm_key,omitempty"`
+	ConfirmS      int    `json:"confirm_s,omitempty"`
 	ToneMs        int    `json:"tone_ms,omitempty"`
 	GapMs         int    `json:"gap_ms,omitempty"`
 	ReturnKey     string `json:"return_key,omitempty"`
@@ -52,6 +67,10 @@ func (o legOptions) state() *TransferOptions {
 	s := &TransferOptions{
 		ToneMs: int(o.tone / time.Millisecond), GapMs: int(o.gap / time.Millisecond), ReturnKey: o.returnKey,
 		MaxTalkS: int(o.maxTalk / time.Second), Warning: o.warning, WarnBeforeS: int(o.warnBefore / time.Second),
+		Whisper: o.whisper,
+	}
+	if o.confirm != nil {
+		s.ConfirmPrompt, s.ConfirmKey, s.ConfirmS = o.confirm.prompt, o.confirm.key, int(o.confirm.timeout/time.Second)
 	}
 	if *s == (TransferOptions{}) {
 		return nil
@@ -67,6 +86,10 @@ func (ts *TransferState) leg() leg {
 		l.tone, l.gap = time.Duration(o.ToneMs)*time.Millisecond, time.Duration(o.GapMs)*time.Millisecond
 		l.returnKey, l.warning = o.ReturnKey, o.Warning
 		l.maxTalk, l.warnBefore = time.Duration(o.MaxTalkS)*time.Second, time.Duration(o.WarnBeforeS)*time.Second
+		l.whisper = o.Whisper
+		if o.ConfirmPrompt != "" {
+			l.confirm = &confirm{prompt: o.ConfirmPrompt, key: o.ConfirmKey, timeout: time.Duration(o.ConfirmS) * time.Second}
+		}
 	}
 	return l
 }
@@ -160,6 +183,17 @@ func (c *call) resolveOptions(t *flows.TransferToPhoneNumber, o *legOptions) err
 			return fmt.Errorf("warning_before: %d s is not less than max_talk %d s", lead, talk)
 		}
 		o.warnBefore = time.Duration(lead) * time.Second
+	}
+	mediaValue := func(s string) (string, error) { return s, flows.ValidateMediaURIValue(s) }
+	if o.whisper, err = str("whisper", t.Whisper, mediaValue); err != nil {
+		return err
+	}
+	if cf := t.Confirm; cf != nil {
+		prompt, err := str("confirm: prompt", cf.Prompt, mediaValue)
+		if err != nil {
+			return err
+		}
+		o.confirm = &confirm{prompt: prompt, key: cf.Key, timeout: time.Duration(cf.Timeout) * time.Second}
 	}
 	for _, h := range t.Headers {
 		v, err := str("headers: "+h.Name, h.Value, func(s string) (string, error) { return s, flows.ValidateHeaderValue(s) })
@@ -404,4 +438,93 @@ func (t *transfer) endByUs(ctx context.Context, by string) error {
 	}
 	t.log.WithField("phase", "resumed").Info("transfer")
 	return nil
+}
+
+// screenGuard bounds the wait for a whisper or confirmation prompt to end,
+// should its PlaybackFinished be lost.
+const screenGuard = 2 * time.Minute
+
+// screen plays the whisper and asks for the confirmation, to the far end
+// alone: it is answered and in Stasis, not yet bridged, and the caller
+// still hears ringback. It tells whether the far end may be bridged; a
+// far end that does not confirm in time (a voicemail box) or hangs up
+// meanwhile ends as not answered (Timeout) and is hung up.
+func (t *transfer) screen(ctx context.Context) (bool, error) {
+	c := t.c
+	cf := t.leg.confirm
+	if t.leg.whisper == "" && cf == nil {
+		return true, nil
+	}
+	var prompts []string
+	if t.leg.whisper != "" {
+		prompts = append(prompts, t.leg.whisper)
+	}
+	if cf != nil {
+		prompts = append(prompts, cf.prompt)
+	}
+	notConfirmed := func(phase string) (bool, error) {
+		t.log.WithField("phase", phase).Info("transfer")
+		t.res.Outcome = OutcomeTimeout
+		c.dropLeg(ctx)
+		return false, nil
+	}
+	playing := ""
+	play := func() error {
+		playing = c.app.resourceID("screen")
+		c.own(playing)
+		err := c.app.ari.Play(ctx, c.rec.Outbound, playing, prompts[0])
+		prompts = prompts[1:]
+		return err
+	}
+	if err := play(); err != nil {
+		t.log.WithError(err).WithField("phase", "screen-failed").Warn("transfer")
+		return notConfirmed("screen-failed")
+	}
+	t.log.WithField("phase", "screening").Info("transfer")
+	timer := time.NewTimer(screenGuard)
+	defer timer.Stop()
+	for {
+		ev, err := c.next(ctx, timer.C)
+		switch {
+		case errors.Is(err, errTimeout):
+			return notConfirmed("not-confirmed")
+		case errors.Is(err, ErrCallerGone):
+			t.log.WithField("phase", "caller-hangup-screening").Info("transfer")
+			t.res.Outcome = OutcomeCallFailed
+			c.dropLeg(ctx)
+			return false, ErrCallerGone
+		case err != nil:
+			return false, err
+		}
+		switch e := ev.(type) {
+		case *ari.PlaybackFinished:
+			if e.Playback.ID != playing {
+				continue
+			}
+			c.disown(playing)
+			if len(prompts) > 0 {
+				if err := play(); err != nil {
+					return notConfirmed("screen-failed")
+				}
+				continue
+			}
+			if cf == nil {
+				return true, nil // whisper only
+			}
+			timer.Reset(cf.timeout)
+		case *ari.ChannelDtmfReceived:
+			if cf != nil && e.Channel.ID == c.rec.Outbound && e.Digit == cf.key {
+				if playing != "" {
+					_ = c.app.ari.StopPlayback(context.WithoutCancel(ctx), playing)
+				}
+				t.log.WithField("phase", "confirmed").Info("transfer")
+				return true, nil
+			}
+		default:
+			if _, gone := legGone(ev, c.rec.Outbound); gone {
+				c.forgetLeg()
+				return notConfirmed("far-end-hangup-screening")
+			}
+		}
+	}
 }

@@ -359,3 +359,9 @@ func (r *Remote) DigitsUntilHangup(ctx context.Context) (string, time.Time, erro
 func (r *Remote) Header(name string) (string, error) {
 	return r.c.cli.Channel().GetVariable(ari.NewKey(ari.ChannelKey, r.ID), "PJSIP_HEADER(read,"+name+")")
 }
+
+// SendDTMF sends digits from the far end to the PBX.
+func (r *Remote) SendDTMF(digits string) error {
+	return r.c.cli.Channel().SendDTMF(ari.NewKey(ari.ChannelKey, r.ID), digits,
+		&ari.DTMFOptions{Between: 150 * time.Millisecond, Duration: 120 * time.Millisecond})
+}

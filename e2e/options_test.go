@@ -19,7 +19,7 @@ import (
 const optionsFlow = `# Written by the e2e tests: the transfer options beyond Connect.
 name: options
 version: "1"
-entry: ["+4930555101", "+4930555102", "+4930555103", "+4930555104", "+4930555105", "+4930555106", "+4930555107"]
+entry: ["+4930555101", "+4930555102", "+4930555103", "+4930555104", "+4930555105", "+4930555106", "+4930555107", "+4930555108"]
 start: pick
 blocks:
   pick:
@@ -33,7 +33,8 @@ blocks:
       - {op: Equals, value: "+4930555105", branch: tag}
       - {op: Equals, value: "+4930555106", branch: list}
       - {op: Equals, value: "+4930555107", branch: premium}
-    branches: {cadence: cadence, setgap: setgap, key: key, limit: limit, tag: tag, list: list, premium: premium, NoMatch: report}
+      - {op: Equals, value: "+4930555108", branch: screened}
+    branches: {cadence: cadence, setgap: setgap, key: key, limit: limit, tag: tag, list: list, premium: premium, screened: screened, NoMatch: report}
   cadence:
     type: TransferToPhoneNumber
     number: "+4930124001"
@@ -90,6 +91,16 @@ blocks:
     number: [$.Attributes.premium, "+4930124009"]
     timeout: 10
     branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
+  screened:
+    type: TransferToPhoneNumber
+    number: "+4930124010"
+    timeout: 10
+    whisper: sound:beep
+    confirm: {prompt: sound:auth-thankyou, key: "1", timeout: 3}
+    branches: {Success: report, CallFailed: report, Timeout: timeout, Error: report}
+  timeout:
+    type: TransferToAgent
+    endpoint: "+4930111002"
   report:
     type: InvokeWebhook
     url: %s
@@ -373,4 +384,87 @@ func TestOptionsNumberListPolicy(t *testing.T) {
 	_ = s.Hangup()
 	tr := finishAtAgent(ctx, t, caller, agent)
 	wantAttrs(t, tr, map[string]string{"Status": "success", "Number": "+4930124009", "Attempts": "2", "DeniedBy": ""})
+}
+
+// playbacks watches, on the PBX, the starts of playbacks of the given media.
+func playbacks(uris ...string) *sub {
+	return observer.hub.subscribe(func(ev ari.Event) bool {
+		p, ok := ev.(*ari.PlaybackStarted)
+		if !ok {
+			return false
+		}
+		for _, u := range uris {
+			if p.Playback.MediaURI == u {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestOptionsWhisperConfirm(t *testing.T) {
+	t.Run("confirmed: bridged after the key", func(t *testing.T) {
+		ctx := callTest(t, 30*time.Second)
+		bridged := bridgedWatch()
+		defer observer.hub.unsubscribe(bridged)
+		pbs := playbacks("sound:beep", "sound:auth-thankyou")
+		defer observer.hub.unsubscribe(pbs)
+		caller, s, from := optionsCall(ctx, t, "+4930555108", "+4930124010")
+		agent := carrier.ExpectFrom(agentOK, from)
+		_ = s.Answer()
+		// The whisper, then the confirmation prompt, each to the far end
+		// alone: on the outbound leg's channel, never the caller's or a
+		// bridge.
+		for _, want := range []string{"sound:beep", "sound:auth-thankyou"} {
+			ev, err := pbs.next(ctx)
+			if err != nil {
+				t.Fatalf("no %s: %v", want, err)
+			}
+			p := ev.(*ari.PlaybackStarted).Playback
+			if p.MediaURI != want || !strings.HasPrefix(p.TargetURI, "channel:ariflow-leg-") {
+				t.Errorf("playback %s on %s; want %s on the far end's leg", p.MediaURI, p.TargetURI, want)
+			}
+		}
+		if ev, err := bridged.next(shortCtx(ctx, 200*time.Millisecond)); err == nil {
+			t.Errorf("bridged before the far end confirmed: %v", ev)
+		}
+		if err := s.SendDTMF("1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bridged.next(ctx); err != nil {
+			t.Fatal("not bridged after the key:", err)
+		}
+		_ = s.Hangup()
+		wantAttrs(t, finishAtAgent(ctx, t, caller, agent), map[string]string{"Status": "success", "EndedBy": "far-end"})
+	})
+	t.Run("no key: Timeout, far end hung up", func(t *testing.T) {
+		ctx := callTest(t, 30*time.Second)
+		bridged := bridgedWatch()
+		defer observer.hub.unsubscribe(bridged)
+		pbs := playbacks("sound:auth-thankyou")
+		defer observer.hub.unsubscribe(pbs)
+		caller, s, from := optionsCall(ctx, t, "+4930555108", "+4930124010")
+		agent := carrier.ExpectFrom(agentTimeout, from)
+		_ = s.Answer() // a voicemail box: answers, never presses a key
+		if _, err := pbs.next(ctx); err != nil {
+			t.Fatal("no confirmation prompt:", err)
+		}
+		prompted := time.Now()
+		_, end, err := s.DigitsUntilHangup(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// auth-thankyou lasts about 1 s, then 3 s for the key.
+		if d := end.Sub(prompted); d < 3*time.Second || d > 5500*time.Millisecond {
+			t.Errorf("far end hung up %v after the prompt began; want about 4 s (prompt, then 3 s)", d)
+		}
+		if ev, err := bridged.next(shortCtx(ctx, 10*time.Millisecond)); err == nil {
+			t.Errorf("an unconfirmed far end was bridged: %v", ev)
+		}
+		a := recv(ctx, t, agent, "agent after Timeout")
+		a.AnswerAndHangup()
+		if err := caller.WaitHangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -20,7 +20,7 @@ var blockSettings = map[BlockType][]string{
 	TypeCheckAttribute:   {"attribute", "conditions"},
 	TypeInvokeWebhook:    {"url", "timeout"},
 	TypeTransferToPhoneNumber: {"number", "timeout", "timeouts", "resume", "dtmf", "dtmf_tone", "dtmf_gap", "caller_id_number", "caller_id_name",
-		"return_key", "max_talk", "warning", "warning_before", "headers", "ringback"},
+		"return_key", "max_talk", "warning", "warning_before", "headers", "whisper", "confirm"},
 	TypeTransferToAgent: {"endpoint", "timeout", "context", "extension", "priority"},
 	TypeDisconnect:      {},
 }
@@ -543,8 +543,57 @@ func (k *blk) transfer() *TransferToPhoneNumber {
 		}
 	}
 	t.Headers = k.headers()
-	t.Ringback = k.value("ringback", ParseRingback)
+	media := func(s string) (string, error) { return s, ValidateMediaURI(s) }
+	t.Whisper = k.value("whisper", media)
+	t.Confirm = k.confirm(media)
 	return t
+}
+
+// confirmKeys are the keys a Confirm mapping takes.
+var confirmKeys = []string{"prompt", "key", "timeout"}
+
+func (k *blk) confirm(media func(string) (string, error)) *Confirm {
+	n := k.vals["confirm"]
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		k.errf(n.Line, "confirm: want a mapping {prompt, key, timeout}, got %s", kindName(n))
+		return nil
+	}
+	c := &Confirm{Key: "1", Timeout: 10}
+	var hasPrompt bool
+	for _, kv := range k.p.pairs(n, fmt.Sprintf("block %q: confirm: ", k.b.ID)) {
+		name, v := kv[0].Value, kv[1]
+		switch name {
+		case "prompt":
+			hasPrompt = true
+			c.Prompt, _ = k.valueNode(v, "confirm: prompt", media)
+		case "key":
+			s, ok := k.p.scalar(v, fmt.Sprintf("block %q: confirm: key", k.b.ID), "a key")
+			if ok && (len(s) != 1 || !strings.Contains("0123456789*#", s)) {
+				k.errf(v.Line, "confirm: key: want one of 0-9 * #, got %q", s)
+			} else if ok {
+				c.Key = s
+			}
+		case "timeout":
+			t, err := strconv.Atoi(v.Value)
+			switch {
+			case v.Kind != yaml.ScalarNode || v.Tag != "!!int" || err != nil:
+				k.errf(v.Line, "confirm: timeout: want a whole number of seconds, got %s", kindName(v))
+			case t < 1 || t > 120:
+				k.errf(v.Line, "confirm: timeout: %d is out of range 1..120", t)
+			default:
+				c.Timeout = t
+			}
+		default:
+			k.errf(kv[0].Line, "confirm: unknown key %q (want %s)", name, strings.Join(confirmKeys, ", "))
+		}
+	}
+	if !hasPrompt {
+		k.errf(n.Line, "confirm: missing prompt")
+	}
+	return c
 }
 
 // list reads a list of literal-or-reference items, each checked like a

@@ -224,7 +224,16 @@ type TransferToPhoneNumber struct {
 	Warning        Value    // media played to the caller WarningBefore seconds before MaxTalk
 	WarningBefore  Value    // seconds 1..3600, less than MaxTalk; default 30
 	Headers        []Header // X- SIP headers added to the INVITE
-	Ringback       Value    // ring | moh | moh:<class> | early-media
+	Whisper        Value    // media played to the far end after it answers, before the bridge
+	Confirm        *Confirm // the far end must press a key before it is bridged
+}
+
+// Confirm asks the far end, once it answers, to press Key within Timeout
+// after Prompt; no key (a voicemail box, a fax) counts as not answered.
+type Confirm struct {
+	Prompt  Value  // media
+	Key     string // one of 0-9 * #; default "1"
+	Timeout int    // seconds after the prompt, 1..120; default 10
 }
 
 // Numbers is every number of the block, in dialling order.

@@ -12,10 +12,9 @@ import (
 // Sentinel errors of the transfer options' validators; the controller maps
 // any of them to the block's Error branch.
 var (
-	ErrInvalidKey      = errors.New("invalid return key")
-	ErrInvalidHeader   = errors.New("invalid SIP header")
-	ErrInvalidRingback = errors.New("invalid ringback")
-	ErrInvalidMillis   = errors.New("invalid milliseconds")
+	ErrInvalidKey    = errors.New("invalid return key")
+	ErrInvalidHeader = errors.New("invalid SIP header")
+	ErrInvalidMillis = errors.New("invalid milliseconds")
 )
 
 // Bounds of the transfer options.
@@ -142,34 +141,4 @@ func ValidateHeaderValue(s string) error {
 		}
 	}
 	return nil
-}
-
-// Ringback modes.
-const (
-	RingbackRing       = "ring"
-	RingbackMOH        = "moh"
-	RingbackEarlyMedia = "early-media"
-)
-
-// ParseRingback checks what the caller hears while the far end rings:
-// "ring", "moh", "moh:<class>" (a music-on-hold class of 1..40 of A-Z a-z
-// 0-9 _ -) or "early-media".
-func ParseRingback(s string) (string, error) {
-	switch s {
-	case RingbackRing, RingbackMOH, RingbackEarlyMedia:
-		return s, nil
-	}
-	class, ok := strings.CutPrefix(s, RingbackMOH+":")
-	if !ok {
-		return "", fmt.Errorf("%w: %q (want ring, moh, moh:<class> or early-media)", ErrInvalidRingback, s)
-	}
-	if class == "" || len(class) > 40 {
-		return "", fmt.Errorf("%w: music class %q must be 1..40 characters", ErrInvalidRingback, class)
-	}
-	for i, r := range class {
-		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return "", fmt.Errorf("%w: music class %q: character %q at position %d is not allowed (A-Z a-z 0-9 _ -)", ErrInvalidRingback, class, r, i+1)
-		}
-	}
-	return s, nil
 }

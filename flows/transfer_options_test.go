@@ -32,7 +32,8 @@ func TestTransferOptionsParse(t *testing.T) {
     warning: sound:beep
     warning_before: 10
     headers: {X-Tracking-Id: $.Attributes.tracking, X-Source: "ariflow demo"}
-    ringback: moh:default
+    whisper: sound:beep
+    confirm: {prompt: $.Attributes.press, key: "#", timeout: 5}
 `)), LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -54,8 +55,8 @@ func TestTransferOptionsParse(t *testing.T) {
 	if len(tr.Headers) != 2 || tr.Headers[0].Name != "X-Tracking-Id" || tr.Headers[0].Value.Ref == nil || tr.Headers[1].Value.Literal != "ariflow demo" {
 		t.Errorf("headers %+v", tr.Headers)
 	}
-	if tr.Ringback.Literal != "moh:default" {
-		t.Errorf("ringback %+v", tr.Ringback)
+	if tr.Whisper.Literal != "sound:beep" || tr.Confirm == nil || tr.Confirm.Prompt.Ref == nil || tr.Confirm.Key != "#" || tr.Confirm.Timeout != 5 {
+		t.Errorf("whisper %+v confirm %+v", tr.Whisper, tr.Confirm)
 	}
 }
 
@@ -82,8 +83,11 @@ func TestTransferOptionsErrors(t *testing.T) {
 		{"    number: \"+4930123456\"\n    headers: {X-A: \"" + strings.Repeat("a", 257) + "\"}\n", `value of 257 bytes, at most 256`},
 		{"    number: \"+4930123456\"\n    headers: {X-A: \"1\", x-a: \"2\"}\n", `headers: "x-a" listed twice`},
 		{"    number: \"+4930123456\"\n    headers: {X-1: a, X-2: a, X-3: a, X-4: a, X-5: a, X-6: a, X-7: a, X-8: a, X-9: a, X-10: a, X-11: a}\n", `headers: 11 headers, at most 10`},
-		{"    number: \"+4930123456\"\n    ringback: moh:../etc\n", `o.yaml:9: block "a": ringback: invalid ringback: music class "../etc"`},
-		{"    number: \"+4930123456\"\n    ringback: loud\n", `ringback: invalid ringback: "loud"`},
+		{"    number: \"+4930123456\"\n    whisper: file:///etc/passwd\n", `o.yaml:9: block "a": whisper:`},
+		{"    number: \"+4930123456\"\n    confirm: {key: \"1\"}\n", `o.yaml:9: block "a": confirm: missing prompt`},
+		{"    number: \"+4930123456\"\n    confirm: {prompt: sound:beep, key: \"12\"}\n", `confirm: key: want one of 0-9 * #, got "12"`},
+		{"    number: \"+4930123456\"\n    confirm: {prompt: sound:beep, timeout: 0}\n", `confirm: timeout: 0 is out of range 1..120`},
+		{"    number: \"+4930123456\"\n    confirm: {prompt: sound:beep, wait: 3}\n", `confirm: unknown key "wait"`},
 	} {
 		_, err := Parse("o.yaml", []byte(optFlow(tc.settings)), LoadOptions{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
