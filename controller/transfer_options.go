@@ -42,6 +42,14 @@ type target struct {
 	timeout      time.Duration
 }
 
+// The default DTMF cadence (a block's dtmf_tone and dtmf_gap) and the
+// comma's pause.
+const (
+	dtmfTone  = flows.DefaultDTMFTone * time.Millisecond
+	dtmfGap   = flows.DefaultDTMFGap * time.Millisecond
+	dtmfPause = flows.PauseComma * time.Millisecond
+)
+
 // returnKeyHold is how long a key that begins the return key (the first
 // '*' of "**") is held back before it is passed on to the far end after
 // all.
@@ -255,10 +263,10 @@ type talkState struct {
 // startTalk sets the deadlines once bridged (or taken over bridged).
 func (t *transfer) startTalk(dtmfDelay time.Duration) {
 	if t.leg.tone <= 0 {
-		t.leg.tone = flows.DefaultDTMFTone * time.Millisecond
+		t.leg.tone = dtmfTone
 	}
 	if t.leg.gap <= 0 {
-		t.leg.gap = flows.DefaultDTMFGap * time.Millisecond
+		t.leg.gap = dtmfGap
 	}
 	now := time.Now()
 	if t.res.Answered.IsZero() {
