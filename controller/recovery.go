@@ -255,7 +255,7 @@ func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
 		ts = &TransferState{Resume: c.rec.Phase == PhaseBridged}
 		c.rec.Transfer = ts
 	}
-	l := leg{number: ts.Number, digits: ts.Digits, resume: ts.Resume, agent: ts.Agent, timeout: time.Until(ts.RingDeadline)}
+	l := ts.leg()
 	t := c.newTransfer(l)
 	t.dialed, t.answered, t.done = ts.Dialed, ts.Answered, min(ts.DigitsDone, len(ts.Digits))
 	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": ts.Number, "outbound": c.rec.Outbound, "adopted": true})

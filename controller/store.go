@@ -81,6 +81,9 @@ type TransferState struct {
 	Dialed       time.Time `json:"dialed"`
 	RingDeadline time.Time `json:"ring_deadline"`
 	Answered     time.Time `json:"answered,omitzero"`
+	// Options are the block's options a bridged transfer still needs
+	// (DTMF cadence, return key, time limit).
+	Options *TransferOptions `json:"options,omitempty"`
 }
 
 // Fence is a lease holder and its epoch: the store writes only for the

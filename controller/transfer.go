@@ -26,6 +26,7 @@ type leg struct {
 	cidName string
 	resume  bool
 	agent   bool // a TransferToAgent leg
+	legOptions
 }
 
 // TransferResult is what the contact's Transfer attributes record.
@@ -37,6 +38,12 @@ type TransferResult struct {
 	RingTime time.Duration
 	TalkTime time.Duration
 	Digits   string
+	// Attempts is how many numbers of the block were tried (dialled or
+	// refused by the policy).
+	Attempts int
+	// EndedBy says who ended an answered transfer (flows.EndedBy*).
+	EndedBy  string
+	Answered time.Time
 }
 
 // Transfer ring timeouts, in seconds: Amazon Connect's range and default.
@@ -46,14 +53,14 @@ const (
 )
 
 func (c *call) transferToPhone(ctx context.Context, t *flows.TransferToPhoneNumber) (string, error) {
-	l, err := c.resolveLeg(t)
+	l, targets, err := c.resolveLeg(t)
 	if err != nil {
 		c.log.WithError(err).WithField("phase", "invalid").Warn("transfer settings invalid; nothing dialled")
 		c.recordTransfer(TransferResult{Outcome: OutcomeError})
 		c.app.metrics.Transfers.WithLabelValues(string(OutcomeError)).Inc()
 		return flows.BranchError, nil
 	}
-	res, err := c.dialChecked(ctx, l)
+	res, err := c.dialTargets(ctx, l, targets)
 	c.recordTransfer(res)
 	c.app.metrics.Transfers.WithLabelValues(string(res.Outcome)).Inc()
 	if err != nil {
@@ -87,49 +94,47 @@ func (c *call) dialChecked(ctx context.Context, l leg) (TransferResult, error) {
 
 // resolveLeg turns the block's settings into a leg; any value that is not
 // what it should be is an error and nothing is dialled.
-func (c *call) resolveLeg(t *flows.TransferToPhoneNumber) (leg, error) {
+// The numbers of a list are all resolved before the first is dialled, so
+// that a bad one takes Error with nothing dialled, like any bad setting.
+func (c *call) resolveLeg(t *flows.TransferToPhoneNumber) (leg, []target, error) {
 	attrs := c.rec.Attributes
-	raw, err := flows.Resolve(t.Number, attrs)
+	targets, err := c.resolveTargets(t)
 	if err != nil {
-		return leg{}, fmt.Errorf("number: %w", err)
+		return leg{}, nil, err
 	}
-	number, err := c.checked(t.Number, raw, c.normalizeNumber)
-	if err != nil {
-		return leg{}, fmt.Errorf("number: %w", err)
-	}
-	l := leg{number: number, dial: dialString(c.app.cfg.DialTemplate, number), resume: t.Resume}
-	if l.timeout, err = c.ringTimeout(t.Timeout); err != nil {
-		return leg{}, err
+	l := leg{number: targets[0].number, dial: targets[0].dial, timeout: targets[0].timeout, resume: t.Resume}
+	if err := c.resolveOptions(t, &l.legOptions); err != nil {
+		return leg{}, nil, err
 	}
 	if !t.DTMF.IsZero() {
 		s, err := flows.Resolve(t.DTMF, attrs)
 		if err != nil {
-			return leg{}, fmt.Errorf("dtmf: %w", err)
+			return leg{}, nil, fmt.Errorf("dtmf: %w", err)
 		}
 		if l.digits, err = c.checked(t.DTMF, s, flows.ParseDTMF); err != nil {
-			return leg{}, fmt.Errorf("dtmf: %w", err)
+			return leg{}, nil, fmt.Errorf("dtmf: %w", err)
 		}
 	}
 	if !t.CallerIDNumber.IsZero() {
 		s, err := flows.Resolve(t.CallerIDNumber, attrs)
 		if err != nil {
-			return leg{}, fmt.Errorf("caller_id_number: %w", err)
+			return leg{}, nil, fmt.Errorf("caller_id_number: %w", err)
 		}
 		if l.cidNum, err = c.checked(t.CallerIDNumber, s, c.normalizeNumber); err != nil {
-			return leg{}, fmt.Errorf("caller_id_number: %w", err)
+			return leg{}, nil, fmt.Errorf("caller_id_number: %w", err)
 		}
 	}
 	if !t.CallerIDName.IsZero() {
 		s, err := flows.Resolve(t.CallerIDName, attrs)
 		if err != nil {
-			return leg{}, fmt.Errorf("caller_id_name: %w", err)
+			return leg{}, nil, fmt.Errorf("caller_id_name: %w", err)
 		}
 		if err := flows.ValidateCallerName(s); err != nil {
-			return leg{}, fmt.Errorf("caller_id_name: %w", err)
+			return leg{}, nil, fmt.Errorf("caller_id_name: %w", err)
 		}
 		l.cidName = s
 	}
-	return l, nil
+	return l, targets, nil
 }
 
 // checked validates a value that came from an attribute. Literals were
@@ -177,6 +182,13 @@ func (c *call) recordTransfer(r TransferResult) {
 	set(flows.TrDigitsSent, r.Digits)
 	set(flows.TrNumber, r.Number)
 	set(flows.TrDeniedBy, r.DeniedBy)
+	set(flows.TrAttempts, strconv.Itoa(max(r.Attempts, 1)))
+	set(flows.TrEndedBy, r.EndedBy)
+	answered := ""
+	if !r.Answered.IsZero() {
+		answered = r.Answered.UTC().Format(time.RFC3339Nano)
+	}
+	set(flows.TrAnswerTime, answered)
 }
 
 // transfer is one outbound leg's run, from dialling to the far end's
@@ -191,6 +203,7 @@ type transfer struct {
 	answered time.Time
 	done     int // characters of leg.digits sent (or paused)
 	log      *logrus.Entry
+	talkState
 }
 
 func (c *call) newTransfer(l leg) *transfer {
@@ -212,7 +225,7 @@ func (t *transfer) run(ctx context.Context) error {
 	t.dialed = time.Now()
 	c.rec.Outbound, c.rec.Bridge = c.app.resourceID("leg"), c.app.resourceID("br")
 	c.rec.Transfer = &TransferState{Number: t.leg.number, Resume: t.leg.resume, Agent: t.leg.agent,
-		Digits: t.leg.digits, Dialed: t.dialed, RingDeadline: t.dialed.Add(t.leg.timeout)}
+		Digits: t.leg.digits, Dialed: t.dialed, RingDeadline: t.dialed.Add(t.leg.timeout), Options: t.leg.legOptions.state()}
 	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": t.leg.number, "outbound": c.rec.Outbound})
 	// The record says "dialing" before the leg exists: a process taking
 	// over finds the leg by it.
@@ -256,6 +269,11 @@ func (t *transfer) dial(ctx context.Context) error {
 	a := c.app
 	bridgeDone := make(chan error, 1)
 	go func() {
+		if t.leg.returnKey != "" {
+			// The caller's keys must reach us while bridged.
+			bridgeDone <- a.ari.CreateBridgeDTMFEvents(ctx, c.rec.Bridge, a.resourceName(c.id))
+			return
+		}
 		bridgeDone <- a.ari.CreateBridge(ctx, c.rec.Bridge, a.resourceName(c.id))
 	}()
 	// The far end sees the leg's connected line as From and
@@ -274,6 +292,12 @@ func (t *transfer) dial(ctx context.Context) error {
 	}
 	if t.leg.cidName != "" {
 		req.Variables["CONNECTEDLINE(name,i)"] = t.leg.cidName
+	}
+	// X- headers on the INVITE: names and values are validated (token
+	// names, no CR/LF), and an originate variable is set as a value, never
+	// evaluated as dialplan.
+	for _, h := range t.leg.headers {
+		req.Variables["PJSIP_HEADER(add,"+h.name+")"] = h.value
 	}
 	err := a.ari.Originate(ctx, req)
 	if berr := <-bridgeDone; err == nil {
@@ -375,9 +399,14 @@ func (t *transfer) bridge(ctx context.Context) error {
 	c := t.c
 	a := c.app
 	t.answered = time.Now()
-	t.res.Outcome, t.res.RingTime = OutcomeSuccess, t.answered.Sub(t.dialed)
+	t.res.Outcome, t.res.RingTime, t.res.Answered = OutcomeSuccess, t.answered.Sub(t.dialed), t.answered
 	if c.rec.Transfer != nil {
 		c.rec.Transfer.Answered = t.answered
+	}
+	// Whisper and confirmation before the bridge, in phase dialing: a
+	// process taking over here screens the far end again.
+	if ok, err := t.screen(ctx); !ok {
+		return err
 	}
 	if err := c.setPhase(ctx, PhaseBridged); err != nil {
 		// A process taking over finds the leg up and bridges it just the
@@ -388,7 +417,7 @@ func (t *transfer) bridge(ctx context.Context) error {
 	go func() {
 		_ = a.ari.StopRing(context.WithoutCancel(ctx), c.id)
 	}()
-	if err := a.ari.AddToBridge(ctx, c.rec.Bridge, c.id, c.rec.Outbound); err != nil {
+	if err := t.addToBridge(ctx); err != nil {
 		if !c.callerPresent(ctx) {
 			// The caller hung up as the far end answered.
 			t.log.WithField("phase", "caller-hangup-answered").Info("transfer")
@@ -410,39 +439,40 @@ func (t *transfer) bridge(ctx context.Context) error {
 }
 
 // talk waits, with caller and far end bridged, for one of them to hang up,
-// sending the digits after the configured delay.
+// sending the digits after the configured delay, watching for the return
+// key and keeping the time limit. One timer serves every deadline.
 func (t *transfer) talk(ctx context.Context) error {
 	c := t.c
-	// Digits go one request each, paced by a timer here: a string handed
-	// to Asterisk whole is played out by the leg's own thread, which then
-	// answers a hangup only once it is done (seconds, with pauses).
-	var dtmfC <-chan time.Time
-	var dtmfTimer *time.Timer
-	if t.done < len(t.leg.digits) {
-		delay := c.app.cfg.DTMFDelay
-		if t.done > 0 {
-			delay = 0 // taken over mid-way: the far end is listening already
-		}
-		dtmfTimer = time.NewTimer(delay)
-		defer dtmfTimer.Stop()
-		dtmfC = dtmfTimer.C
-	}
+	t.startTalk(c.app.cfg.DTMFDelay)
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	defer t.stopWarning(ctx)
 	for {
-		ev, err := c.next(ctx, dtmfC)
+		var wakeC <-chan time.Time
+		if at, ok := t.nextWake(); ok {
+			wake.Reset(time.Until(at))
+			wakeC = wake.C
+		}
+		ev, err := c.next(ctx, wakeC)
 		switch {
 		case errors.Is(err, errTimeout):
-			dtmfC = t.sendNextDigit(ctx, dtmfTimer)
-			if dtmfC == nil {
-				t.log.WithFields(logrus.Fields{"phase": "dtmf", "digits": len(t.sent())}).Info("transfer")
+			if ended, by := t.due(ctx); ended {
+				return t.endByUs(ctx, by)
 			}
 			continue
 		case errors.Is(err, ErrCallerGone):
-			t.res.TalkTime, t.res.Digits = t.talkTime(), t.sent()
+			t.res.TalkTime, t.res.Digits, t.res.EndedBy = t.talkTime(), t.sent(), flows.EndedByCaller
 			t.log.WithField("phase", "caller-hangup-bridged").Info("transfer")
 			c.dropLeg(ctx)
 			return ErrCallerGone
 		case err != nil:
 			return err
+		}
+		if e, ok := ev.(*ari.ChannelDtmfReceived); ok && e.Channel.ID == c.id {
+			if t.callerKey(ctx, e.Digit, e.DurationMs) {
+				return t.endByUs(ctx, flows.EndedByCallerKey)
+			}
+			continue
 		}
 		cause, gone := legGone(ev, c.rec.Outbound)
 		if !gone {
@@ -464,30 +494,39 @@ func (t *transfer) talkTime() time.Duration {
 
 // sent is the digits sent so far, pauses left out.
 func (t *transfer) sent() string {
-	return strings.ReplaceAll(t.leg.digits[:t.done], ",", "")
+	return strings.Map(func(r rune) rune {
+		if r == ',' || r == 'w' || r == 'W' {
+			return -1
+		}
+		return r
+	}, t.leg.digits[:t.done])
 }
 
-// DTMF pacing: each tone lasts dtmfTone and is followed by dtmfGap of
-// silence; ',' is a pause of dtmfPause (Amazon Connect's comma).
-const (
-	dtmfTone  = 100 * time.Millisecond
-	dtmfGap   = 100 * time.Millisecond
-	dtmfPause = 500 * time.Millisecond
-)
-
-// sendNextDigit sends (or pauses for) the next character, records the
-// progress so that a process taking over continues from the next one, and
-// rearms the timer; it returns the channel to wait on (nil when done).
-func (t *transfer) sendNextDigit(ctx context.Context, timer *time.Timer) <-chan time.Time {
+// sendNextDigit sends (or pauses for) the next character when it is due,
+// records the progress so that a process taking over continues from the
+// next one, and schedules the one after.
+//
+// Cadence: each digit is one request (a string handed to Asterisk whole is
+// played out by the leg's own thread, which a takeover could not stop or
+// continue exactly). Asterisk plays a request 100 ms after taking it, for
+// the tone's duration, then waits `between` (1 ms here, its minimum): the
+// requests are sent on a fixed schedule, tone+gap apart, and so leave the
+// tones tone+gap apart on the wire. A pause adds its length to the
+// schedule.
+func (t *transfer) sendNextDigit(ctx context.Context) {
 	c := t.c
 	ch := t.leg.digits[t.done]
-	wait := dtmfTone + dtmfGap
-	if ch == ',' {
-		wait = dtmfPause
-	} else if err := c.app.ari.SendDTMF(ctx, c.rec.Outbound, string(ch), dtmfGap, dtmfTone); err != nil {
-		// The leg is probably hanging up; its events will say so.
-		t.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
-		return nil
+	at := t.digitAt
+	if pause := flows.DTMFPause(ch); pause > 0 {
+		t.digitAt = at.Add(time.Duration(pause) * time.Millisecond)
+	} else {
+		if err := c.app.ari.SendDTMF(ctx, c.rec.Outbound, string(ch), time.Millisecond, t.leg.tone); err != nil {
+			// The leg is probably hanging up; its events will say so.
+			t.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
+			t.done = len(t.leg.digits)
+			return
+		}
+		t.digitAt = at.Add(t.leg.tone + t.leg.gap)
 	}
 	t.done++
 	if c.rec.Transfer != nil {
@@ -499,10 +538,8 @@ func (t *transfer) sendNextDigit(ctx context.Context, timer *time.Timer) <-chan 
 		}
 	}
 	if t.done >= len(t.leg.digits) {
-		return nil
+		t.log.WithFields(logrus.Fields{"phase": "dtmf", "digits": len(t.sent())}).Info("transfer")
 	}
-	timer.Reset(wait)
-	return timer.C
 }
 
 // callerPresent tells whether the caller's channel still exists (an
@@ -523,6 +560,9 @@ func (c *call) legVanished(ctx context.Context) bool {
 func (t *transfer) farEndGone(ctx context.Context, cause int) error {
 	c := t.c
 	t.res.Cause = cause
+	if t.res.EndedBy == "" {
+		t.res.EndedBy = flows.EndedByFarEnd
+	}
 	t.log.WithFields(logrus.Fields{"phase": "far-end-hangup", "cause": cause, "talk_time": t.res.TalkTime.Round(time.Millisecond)}).Info("transfer")
 	if !t.leg.resume {
 		// Resume off: the caller went with the far end; it ends with it.

@@ -409,8 +409,9 @@ func TestOriginateFails(t *testing.T) {
 	h.branchTaken("c1", mError, OutcomeError)
 }
 
-// One POST .../dtmf per digit, in order, paced by tone+gap, ',' a pause
-// of at least 500 ms; the progress is saved per digit.
+// One POST .../dtmf per digit, in order, on a schedule of tone+gap (the
+// request asks for no wait of Asterisk's own: between=1), ',' a pause of
+// 750 ms; the progress is saved per digit.
 func TestDTMFPacing(t *testing.T) {
 	t.Parallel()
 	h := run(t, xferFlows)
@@ -423,7 +424,7 @@ func TestDTMFPacing(t *testing.T) {
 		r := h.req("POST", "/channels/"+leg+"/dtmf")
 		got = append(got, r.Query.Get("dtmf"))
 		at = append(at, r.At)
-		if r.Query.Get("duration") != "100" || r.Query.Get("between") != "100" {
+		if r.Query.Get("duration") != "100" || r.Query.Get("between") != "1" {
 			t.Errorf("dtmf query %v", r.Query)
 		}
 	}

@@ -307,3 +307,61 @@ func EventTime(ev ari.Event) time.Time {
 	}
 	return time.Time(ed.Timestamp)
 }
+
+// Digit is one DTMF digit as the far end received it: when Asterisk
+// reported its end and how long the tone lasted.
+type Digit struct {
+	Digit    string
+	At       time.Time // Asterisk's timestamp of ChannelDtmfReceived (end of the tone)
+	Duration time.Duration
+}
+
+// TimedDigits collects n DTMF digits with Asterisk's timestamps, for tests
+// that measure the cadence on the wire.
+func (r *Remote) TimedDigits(ctx context.Context, n int) ([]Digit, error) {
+	var out []Digit
+	for len(out) < n {
+		ev, err := r.events.next(ctx)
+		if err != nil {
+			return out, fmt.Errorf("%d of %d digits: %w", len(out), n, err)
+		}
+		switch e := ev.(type) {
+		case *ari.ChannelDtmfReceived:
+			out = append(out, Digit{Digit: e.Digit, At: EventTime(e), Duration: time.Duration(e.DurationMs) * time.Millisecond})
+		case *ari.ChannelDestroyed:
+			return out, fmt.Errorf("call ended after %d of %d digits", len(out), n)
+		}
+	}
+	return out, nil
+}
+
+// DigitsUntilHangup collects every DTMF digit the far end receives until
+// the PBX ends the call, and says when it ended.
+func (r *Remote) DigitsUntilHangup(ctx context.Context) (string, time.Time, error) {
+	var b strings.Builder
+	for {
+		ev, err := r.events.next(ctx)
+		if err != nil {
+			return b.String(), time.Time{}, fmt.Errorf("call to %s not ended: %w", r.Number, err)
+		}
+		switch e := ev.(type) {
+		case *ari.ChannelDtmfReceived:
+			b.WriteString(e.Digit)
+		case *ari.ChannelHangupRequest, *ari.ChannelDestroyed, *ari.StasisEnd:
+			t := time.Now()
+			r.c.hub.unsubscribe(r.events)
+			return b.String(), t, nil
+		}
+	}
+}
+
+// Header reads a SIP header of the INVITE that brought this call.
+func (r *Remote) Header(name string) (string, error) {
+	return r.c.cli.Channel().GetVariable(ari.NewKey(ari.ChannelKey, r.ID), "PJSIP_HEADER(read,"+name+")")
+}
+
+// SendDTMF sends digits from the far end to the PBX.
+func (r *Remote) SendDTMF(digits string) error {
+	return r.c.cli.Channel().SendDTMF(ari.NewKey(ari.ChannelKey, r.ID), digits,
+		&ari.DTMFOptions{Between: 150 * time.Millisecond, Duration: 120 * time.Millisecond})
+}

@@ -14,14 +14,15 @@ import (
 // blockSettings are the setting keys each block type accepts besides
 // "type" and "branches". schema.json is tested against this table.
 var blockSettings = map[BlockType][]string{
-	TypePlayPrompt:            {"prompts"},
-	TypeGetCustomerInput:      {"prompts", "max_digits", "terminator", "timeout", "values", "store_as"},
-	TypeSetAttributes:         {"set"},
-	TypeCheckAttribute:        {"attribute", "conditions"},
-	TypeInvokeWebhook:         {"url", "timeout", "idempotent"},
-	TypeTransferToPhoneNumber: {"number", "timeout", "resume", "dtmf", "caller_id_number", "caller_id_name"},
-	TypeTransferToAgent:       {"endpoint", "timeout", "context", "extension", "priority"},
-	TypeDisconnect:            {},
+	TypePlayPrompt:       {"prompts"},
+	TypeGetCustomerInput: {"prompts", "max_digits", "terminator", "timeout", "values", "store_as"},
+	TypeSetAttributes:    {"set"},
+	TypeCheckAttribute:   {"attribute", "conditions"},
+	TypeInvokeWebhook:    {"url", "timeout", "idempotent"},
+	TypeTransferToPhoneNumber: {"number", "timeout", "timeouts", "resume", "dtmf", "dtmf_tone", "dtmf_gap", "caller_id_number", "caller_id_name",
+		"return_key", "max_talk", "warning", "warning_before", "headers", "whisper", "confirm"},
+	TypeTransferToAgent: {"endpoint", "timeout", "context", "extension", "priority"},
+	TypeDisconnect:      {},
 }
 
 // BlockTypes lists the block types in documentation order.
@@ -468,19 +469,186 @@ func (k *blk) webhook() *InvokeWebhook {
 func (k *blk) transfer() *TransferToPhoneNumber {
 	region := k.p.opts.DefaultRegion
 	number := func(s string) (string, error) { return NormalizeNumber(s, region) }
+	seconds := func(min, max int) func(string) (string, error) {
+		return func(s string) (string, error) {
+			n, err := ParseTimeoutSeconds(s, 0, min, max)
+			return strconv.Itoa(n), err
+		}
+	}
+	millis := func(min, max int) func(string) (string, error) {
+		return func(s string) (string, error) {
+			n, err := ParseMillis(s, 0, min, max)
+			return strconv.Itoa(n), err
+		}
+	}
 	t := &TransferToPhoneNumber{}
-	if k.required("number") != nil {
-		t.Number = k.value("number", number)
+	if n := k.required("number"); n != nil {
+		if n.Kind == yaml.SequenceNode {
+			nums := k.list(n, "number", MaxNumbers, number)
+			if len(nums) > 0 {
+				t.Number, t.More = nums[0], nums[1:]
+			}
+		} else {
+			t.Number = k.value("number", number)
+		}
 	}
 	t.Timeout = k.value("timeout", func(s string) (string, error) {
 		n, err := ParseTimeoutSeconds(s, TransferTimeout, 1, MaxTransferTimeout)
 		return strconv.Itoa(n), err
 	})
+	if n := k.vals["timeouts"]; n != nil {
+		switch {
+		case k.vals["timeout"] != nil:
+			k.errf(n.Line, "timeouts: set either timeout (for every number) or timeouts (one per number), not both")
+		case n.Kind != yaml.SequenceNode:
+			k.errf(n.Line, "timeouts: want a list of seconds, one per number, got %s", kindName(n))
+		default:
+			want := 1
+			if num := k.vals["number"]; num != nil && num.Kind == yaml.SequenceNode {
+				want = len(num.Content)
+			}
+			if len(n.Content) != want {
+				k.errf(n.Line, "timeouts: %d listed for %d numbers; want one per number", len(n.Content), want)
+				break
+			}
+			t.Timeouts = k.list(n, "timeouts", MaxNumbers, seconds(1, MaxTransferTimeout))
+		}
+	}
 	t.Resume = k.boolean("resume", true)
 	t.DTMF = k.value("dtmf", ParseDTMF)
+	t.DTMFTone = k.value("dtmf_tone", millis(MinDTMFTone, MaxDTMFTone))
+	t.DTMFGap = k.value("dtmf_gap", millis(MinDTMFGap, MaxDTMFGap))
 	t.CallerIDNumber = k.value("caller_id_number", number)
 	t.CallerIDName = k.value("caller_id_name", func(s string) (string, error) { return s, ValidateCallerName(s) })
+	t.ReturnKey = k.value("return_key", ParseReturnKey)
+	if n := k.vals["return_key"]; n != nil && !t.Resume {
+		k.errf(n.Line, "return_key: needs resume: true (the caller comes back to Success)")
+	}
+	t.MaxTalk = k.value("max_talk", seconds(1, MaxTalkSeconds))
+	t.Warning = k.value("warning", func(s string) (string, error) { return s, ValidateMediaURI(s) })
+	t.WarningBefore = k.value("warning_before", seconds(1, MaxWarningBefore))
+	for _, name := range []string{"warning", "warning_before"} {
+		if n := k.vals[name]; n != nil && k.vals["max_talk"] == nil {
+			k.errf(n.Line, "%s: only applies with max_talk", name)
+		}
+	}
+	if n := k.vals["warning_before"]; n != nil && k.vals["warning"] == nil {
+		k.errf(n.Line, "warning_before: only applies with warning")
+	}
+	if t.MaxTalk.Ref == nil && t.WarningBefore.Ref == nil && t.MaxTalk.Literal != "" && t.WarningBefore.Literal != "" {
+		talk, _ := strconv.Atoi(t.MaxTalk.Literal)
+		lead, _ := strconv.Atoi(t.WarningBefore.Literal)
+		if lead >= talk {
+			k.errf(k.vals["warning_before"].Line, "warning_before: %d s is not less than max_talk %d s", lead, talk)
+		}
+	}
+	t.Headers = k.headers()
+	media := func(s string) (string, error) { return s, ValidateMediaURI(s) }
+	t.Whisper = k.value("whisper", media)
+	t.Confirm = k.confirm(media)
 	return t
+}
+
+// confirmKeys are the keys a Confirm mapping takes.
+var confirmKeys = []string{"prompt", "key", "timeout"}
+
+func (k *blk) confirm(media func(string) (string, error)) *Confirm {
+	n := k.vals["confirm"]
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		k.errf(n.Line, "confirm: want a mapping {prompt, key, timeout}, got %s", kindName(n))
+		return nil
+	}
+	c := &Confirm{Key: "1", Timeout: 10}
+	var hasPrompt bool
+	for _, kv := range k.p.pairs(n, fmt.Sprintf("block %q: confirm: ", k.b.ID)) {
+		name, v := kv[0].Value, kv[1]
+		switch name {
+		case "prompt":
+			hasPrompt = true
+			c.Prompt, _ = k.valueNode(v, "confirm: prompt", media)
+		case "key":
+			s, ok := k.p.scalar(v, fmt.Sprintf("block %q: confirm: key", k.b.ID), "a key")
+			if ok && (len(s) != 1 || !strings.Contains("0123456789*#", s)) {
+				k.errf(v.Line, "confirm: key: want one of 0-9 * #, got %q", s)
+			} else if ok {
+				c.Key = s
+			}
+		case "timeout":
+			t, err := strconv.Atoi(v.Value)
+			switch {
+			case v.Kind != yaml.ScalarNode || v.Tag != "!!int" || err != nil:
+				k.errf(v.Line, "confirm: timeout: want a whole number of seconds, got %s", kindName(v))
+			case t < 1 || t > 120:
+				k.errf(v.Line, "confirm: timeout: %d is out of range 1..120", t)
+			default:
+				c.Timeout = t
+			}
+		default:
+			k.errf(kv[0].Line, "confirm: unknown key %q (want %s)", name, strings.Join(confirmKeys, ", "))
+		}
+	}
+	if !hasPrompt {
+		k.errf(n.Line, "confirm: missing prompt")
+	}
+	return c
+}
+
+// list reads a list of literal-or-reference items, each checked like a
+// single value, at most max of them.
+func (k *blk) list(n *yaml.Node, name string, max int, check func(string) (string, error)) []Value {
+	if len(n.Content) == 0 {
+		k.errf(n.Line, "%s: the list is empty", name)
+		return nil
+	}
+	if len(n.Content) > max {
+		k.errf(n.Line, "%s: %d items, at most %d", name, len(n.Content), max)
+		return nil
+	}
+	var out []Value
+	for _, it := range n.Content {
+		if v, ok := k.valueNode(it, name, check); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// headers reads the X- header map: names are literal, values literal or
+// references.
+func (k *blk) headers() []Header {
+	n := k.vals["headers"]
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		k.errf(n.Line, "headers: want a mapping of X- header name to value, got %s", kindName(n))
+		return nil
+	}
+	if len(n.Content)/2 > MaxHeaders {
+		k.errf(n.Line, "headers: %d headers, at most %d", len(n.Content)/2, MaxHeaders)
+		return nil
+	}
+	var out []Header
+	seen := map[string]bool{}
+	for _, kv := range k.p.pairs(n, fmt.Sprintf("block %q: headers: ", k.b.ID)) {
+		name := kv[0].Value
+		if err := ValidateHeaderName(name); err != nil {
+			k.errf(kv[0].Line, "headers: %v", err)
+			continue
+		}
+		if seen[strings.ToLower(name)] {
+			k.errf(kv[0].Line, "headers: %q listed twice (names compare without case)", name)
+			continue
+		}
+		seen[strings.ToLower(name)] = true
+		if v, ok := k.valueNode(kv[1], "headers: "+name, func(s string) (string, error) { return s, ValidateHeaderValue(s) }); ok {
+			out = append(out, Header{Name: name, Value: v})
+		}
+	}
+	return out
 }
 
 func (k *blk) agent() *TransferToAgent {

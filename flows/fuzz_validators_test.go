@@ -32,7 +32,7 @@ func FuzzParseDTMF(f *testing.F) {
 			t.Fatalf("ParseDTMF(%q) = %q: longer than %d", s, got, MaxDTMF)
 		}
 		for _, r := range got {
-			if !strings.ContainsRune("0123456789*#ABCD,", r) {
+			if !strings.ContainsRune("0123456789*#ABCD,wW", r) {
 				t.Fatalf("ParseDTMF(%q) = %q: holds %q", s, got, r)
 			}
 		}

@@ -23,7 +23,7 @@ var brokenCases = []struct{ file, want string }{
 	{"caller_name_quote", "caller_name_quote.yaml:9: block \"a\": caller_id_name: invalid caller name: character '\"' at position 6 is not allowed"},
 	{"caller_number_bad", "caller_number_bad.yaml:9: block \"a\": caller_id_number: invalid phone number \"+4930555000@evil\": character '@' at position 12 is not allowed"},
 	{"disconnect_branches", "disconnect_branches.yaml:8: block \"a\": branch \"Next\" is not allowed: Disconnect has no branches"},
-	{"dtmf_bad_char", "dtmf_bad_char.yaml:9: block \"a\": dtmf: invalid DTMF: character 'x' at position 5 is not allowed (want 0-9 * # A-D ,)"},
+	{"dtmf_bad_char", "dtmf_bad_char.yaml:9: block \"a\": dtmf: invalid DTMF: character 'x' at position 5 is not allowed (want 0-9 * # A-D and the pauses , w W)"},
 	{"dtmf_too_long", "dtmf_too_long.yaml:9: block \"a\": dtmf: invalid DTMF: 51 characters, at most 50"},
 	{"duplicate_key", "duplicate_key.yaml:9: block \"a\": duplicate key \"prompts\""},
 	{"empty_entry", "empty_entry.yaml:3: entry: must list at least one called number or Stasis argument"},

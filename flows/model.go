@@ -105,8 +105,20 @@ const (
 	TrRingTime   = "RingTime" // seconds, decimal
 	TrTalkTime   = "TalkTime" // seconds, decimal
 	TrDigitsSent = "DigitsSent"
-	TrNumber     = "Number"   // the E.164 number dialled
+	TrNumber     = "Number"   // the E.164 number dialled (with several: the one that answered, else the last tried)
 	TrDeniedBy   = "DeniedBy" // the dial-out policy rule that refused the number (Status denied)
+	TrAttempts   = "Attempts" // numbers dialled (or refused) by the block, 1.. with a list
+	TrEndedBy    = "EndedBy"  // who ended an answered transfer: far-end | caller | caller-key | time-limit
+	TrAnswerTime = "AnswerTime"
+	TrSIPCode    = "SIPCode" // the far end's final SIP response, where Asterisk reports it
+)
+
+// Values of $.Transfer.EndedBy.
+const (
+	EndedByFarEnd    = "far-end"
+	EndedByCaller    = "caller"
+	EndedByCallerKey = "caller-key"
+	EndedByTimeLimit = "time-limit"
 )
 
 // Ref is a reference to one attribute: $.<Namespace>.<Key>.
@@ -195,13 +207,47 @@ type InvokeWebhook struct {
 // CallFailed, Timeout (required), Error (optional). Without Resume: the
 // caller leaves the flow once bridged; CallFailed, Timeout (required), Error
 // (optional) cover a transfer that never connected.
+//
+// The options beyond Connect (all optional) are described in
+// flows/README.md; each is a literal checked at load or a reference
+// checked at run time with the same validator.
 type TransferToPhoneNumber struct {
-	Number         Value // E.164, validated at load when literal
-	Timeout        Value // seconds 1..600; zero Value means 30
+	Number         Value   // E.164, validated at load when literal; the first number of a list
+	More           []Value // further numbers, tried in order when the one before did not answer
+	Timeout        Value   // seconds 1..600; zero Value means 30; for each number
+	Timeouts       []Value // one ring timeout per number (instead of Timeout)
 	Resume         bool
-	DTMF           Value // up to 50 of 0-9*#A-D and ',' (pause)
+	DTMF           Value // up to 50 of 0-9*#A-D, ',' (750 ms), 'w' (500 ms), 'W' (1 s)
+	DTMFTone       Value // milliseconds each tone lasts, 100..500, default 100
+	DTMFGap        Value // milliseconds of silence between tones, 100..2000, default 100
 	CallerIDNumber Value
 	CallerIDName   Value
+	ReturnKey      Value    // 1..4 of 0-9*#A-D: the caller pressing it ends the far end and resumes
+	MaxTalk        Value    // seconds 1..86400 bridged before the far end is hung up
+	Warning        Value    // media played to the caller WarningBefore seconds before MaxTalk
+	WarningBefore  Value    // seconds 1..3600, less than MaxTalk; default 30
+	Headers        []Header // X- SIP headers added to the INVITE
+	Whisper        Value    // media played to the far end after it answers, before the bridge
+	Confirm        *Confirm // the far end must press a key before it is bridged
+}
+
+// Confirm asks the far end, once it answers, to press Key within Timeout
+// after Prompt; no key (a voicemail box, a fax) counts as not answered.
+type Confirm struct {
+	Prompt  Value  // media
+	Key     string // one of 0-9 * #; default "1"
+	Timeout int    // seconds after the prompt, 1..120; default 10
+}
+
+// Numbers is every number of the block, in dialling order.
+func (t *TransferToPhoneNumber) Numbers() []Value {
+	return append([]Value{t.Number}, t.More...)
+}
+
+// Header is one X- SIP header added to a transfer's INVITE.
+type Header struct {
+	Name  string // validated at load: X-, token characters, at most 64 bytes
+	Value Value  // validated at load when literal, else at run time
 }
 
 // TransferToAgent hands the caller to an agent: either bridges it with an

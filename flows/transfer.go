@@ -77,7 +77,9 @@ func NormalizeNumber(raw, defaultRegion string) (string, error) {
 }
 
 // ParseDTMF checks digits to send after answer: up to 50 of 0-9 * # A-D and
-// ',' (pause). Lowercase a-d are upper-cased. Empty means nothing to send.
+// the pauses ',' (750 ms, Amazon Connect), 'w' (500 ms) and 'W' (1 s,
+// Asterisk and Twilio). Lowercase a-d are upper-cased. Empty means nothing
+// to send.
 func ParseDTMF(s string) (string, error) {
 	if n := utf8.RuneCountInString(s); n > MaxDTMF {
 		return "", fmt.Errorf("%w: %d characters, at most %d", ErrInvalidDTMF, n, MaxDTMF)
@@ -87,14 +89,14 @@ func ParseDTMF(s string) (string, error) {
 	for _, r := range s {
 		pos++
 		switch {
-		case r >= '0' && r <= '9', r == '*', r == '#', r == ',', r >= 'A' && r <= 'D':
+		case r >= '0' && r <= '9', r == '*', r == '#', r == ',', r == 'w', r == 'W', r >= 'A' && r <= 'D':
 		case r >= 'a' && r <= 'd':
 			if b == nil {
 				b = []byte(s)
 			}
 			b[pos-1] = byte(r - 'a' + 'A') // all earlier runes were ASCII
 		default:
-			return "", fmt.Errorf("%w: character %q at position %d is not allowed (want 0-9 * # A-D ,)", ErrInvalidDTMF, r, pos)
+			return "", fmt.Errorf("%w: character %q at position %d is not allowed (want 0-9 * # A-D and the pauses , w W)", ErrInvalidDTMF, r, pos)
 		}
 	}
 	if b != nil {

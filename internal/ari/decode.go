@@ -30,7 +30,7 @@ func decodeEvent(data []byte) (v6.Event, error) {
 	case "ChannelStateChange":
 		return &v6.ChannelStateChange{EventData: ed, Channel: w.Channel.data()}, nil
 	case "ChannelDtmfReceived":
-		return &v6.ChannelDtmfReceived{EventData: ed, Channel: w.Channel.data(), Digit: w.Digit}, nil
+		return &v6.ChannelDtmfReceived{EventData: ed, Channel: w.Channel.data(), Digit: w.Digit, DurationMs: w.DurationMs}, nil
 	case "Dial":
 		return &v6.Dial{EventData: ed, Peer: w.Peer.data(), Caller: w.Caller.data(), Dialstatus: w.Dialstatus}, nil
 	case "PlaybackFinished":
@@ -53,6 +53,7 @@ type wireEvent struct {
 	Cause       int              `json:"cause"`
 	CauseTxt    string           `json:"cause_txt"`
 	Digit       string           `json:"digit"`
+	DurationMs  int              `json:"duration_ms"`
 	Dialstatus  string           `json:"dialstatus"`
 	Soft        bool             `json:"soft"`
 }

@@ -141,10 +141,26 @@ func (c *Client) CreateBridge(ctx context.Context, id, name string) error {
 	return c.do(ctx, http.MethodPost, bridgePath(id)+"?"+q.Encode(), nil, nil)
 }
 
+// CreateBridgeDTMFEvents creates a mixing bridge that reports its
+// channels' DTMF (ChannelDtmfReceived): a plain mixing bridge passes key
+// presses on without an event.
+func (c *Client) CreateBridgeDTMFEvents(ctx context.Context, id, name string) error {
+	q := url.Values{"type": {"mixing,dtmf_events"}, "name": {name}}
+	return c.do(ctx, http.MethodPost, bridgePath(id)+"?"+q.Encode(), nil, nil)
+}
+
 // AddToBridge adds channels in one request: the query parameter takes a
 // comma-separated list.
 func (c *Client) AddToBridge(ctx context.Context, bridge string, channels ...string) error {
 	q := url.Values{"channel": {strings.Join(channels, ",")}}
+	return c.do(ctx, http.MethodPost, bridgePath(bridge)+"/addChannel?"+q.Encode(), nil, nil)
+}
+
+// AddToBridgeAbsorbingDTMF adds channels whose DTMF the bridge absorbs:
+// their key presses still reach the app as ChannelDtmfReceived but are
+// not passed on to the other channels of the bridge.
+func (c *Client) AddToBridgeAbsorbingDTMF(ctx context.Context, bridge string, channels ...string) error {
+	q := url.Values{"channel": {strings.Join(channels, ",")}, "absorbDTMF": {"true"}}
 	return c.do(ctx, http.MethodPost, bridgePath(bridge)+"/addChannel?"+q.Encode(), nil, nil)
 }
 
