@@ -34,12 +34,10 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	if l.timeout, err = c.ringTimeout(t.Timeout); err != nil {
 		return "", fmt.Errorf("agent %w", err)
 	}
-	// The agent sees the caller's number.
-	l.cidNum = c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber]
-	l.cidName = c.rec.Attributes[flows.NSSystem][flows.SysCallerName]
-	if flows.ValidateCallerName(l.cidName) != nil {
-		l.cidName = ""
-	}
+	// The agent sees the caller: its number (From and P-Asserted-Identity)
+	// only when it is a valid E.164 number, else "anonymous"; its name
+	// only when it passes ValidateCallerName.
+	l.cidNum, l.cidName = callerIdentity(c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber], c.rec.Attributes[flows.NSSystem][flows.SysCallerName])
 	var res TransferResult
 	if isNumber {
 		res, err = c.dialChecked(ctx, l)

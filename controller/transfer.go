@@ -277,21 +277,17 @@ func (t *transfer) dial(ctx context.Context) error {
 		bridgeDone <- a.ari.CreateBridge(ctx, c.rec.Bridge, a.resourceName(c.id))
 	}()
 	// The far end sees the leg's connected line as From and
-	// P-Asserted-Identity: set it here rather than let it be copied from
-	// the caller. Name and number are validated; neither holds a quote.
+	// P-Asserted-Identity. Both name and number are set on every leg (an
+	// empty name clears it): whatever is left out Asterisk copies from the
+	// originator, the caller. That the far end keeps this identity once
+	// bridged is the trunk's send_connected_line = no (docs/security.md).
+	// Name and number are validated; neither holds a quote.
+	cidNum, cidName := presentedID(t.leg, c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber], c.rec.Attributes[flows.NSSystem][flows.SysCallerName])
 	req := ari.OriginateRequest{
 		Endpoint: t.leg.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
 		ChannelID: c.rec.Outbound, Originator: c.id, Timeout: int(t.leg.timeout / time.Second),
-		Variables: map[string]string{},
-	}
-	if t.leg.cidNum != "" || t.leg.cidName != "" {
-		req.CallerID = fmt.Sprintf("\"%s\" <%s>", t.leg.cidName, t.leg.cidNum)
-	}
-	if t.leg.cidNum != "" {
-		req.Variables["CONNECTEDLINE(num,i)"] = t.leg.cidNum
-	}
-	if t.leg.cidName != "" {
-		req.Variables["CONNECTEDLINE(name,i)"] = t.leg.cidName
+		CallerID:  fmt.Sprintf("\"%s\" <%s>", cidName, cidNum),
+		Variables: map[string]string{"CONNECTEDLINE(num,i)": cidNum, "CONNECTEDLINE(name,i)": cidName},
 	}
 	// X- headers on the INVITE: names and values are validated (token
 	// names, no CR/LF), and an originate variable is set as a value, never

@@ -23,6 +23,7 @@ type Carrier struct {
 	waiting    map[string][]chan *Remote // number -> waiters for its next call
 	servers    map[string]func(*Remote)  // number -> handler for every call
 	unexpected []string                  // "number from caller" of calls nobody expected
+	seen       []string                  // "number from caller" of every call that arrived
 	calls      *sub
 }
 
@@ -193,6 +194,7 @@ func (c *Carrier) Start(ctx context.Context) {
 				r.CallerNum, r.CallerName = ss.Channel.Caller.Number, ss.Channel.Caller.Name
 			}
 			c.mu.Lock()
+			c.seen = append(c.seen, number+" from "+r.CallerNum)
 			var w chan *Remote
 			for _, key := range []string{number + "|" + r.CallerNum, number} {
 				if q := c.waiting[key]; len(q) > 0 {
@@ -364,4 +366,67 @@ func (r *Remote) Header(name string) (string, error) {
 func (r *Remote) SendDTMF(digits string) error {
 	return r.c.cli.Channel().SendDTMF(ari.NewKey(ari.ChannelKey, r.ID), digits,
 		&ari.DTMFOptions{Between: 150 * time.Millisecond, Duration: 120 * time.Millisecond})
+}
+
+// Seen lists every call that reached the carrier ("number from caller"),
+// expected or not, since the carrier started; SeenSince(mark) those after
+// a mark taken with len(Seen()). Tests that must prove nothing was dialled
+// look at all of them, not at one number.
+func (c *Carrier) Seen() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.seen...)
+}
+
+// SeenSince lists the calls that arrived after mark (a len(Seen())).
+func (c *Carrier) SeenSince(mark int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if mark >= len(c.seen) {
+		return nil
+	}
+	return append([]string(nil), c.seen[mark:]...)
+}
+
+// Party is a name and number as a carrier channel holds them.
+type Party struct{ Name, Number string }
+
+func (p Party) String() string { return fmt.Sprintf("%q <%s>", p.Name, p.Number) }
+
+// identity reads a carrier channel's caller and connected line now
+// (GET /channels/{id}).
+func (c *Carrier) identity(id string) (caller, connected Party, err error) {
+	d, err := c.cli.Channel().Data(ari.NewKey(ari.ChannelKey, id))
+	if err != nil {
+		return Party{}, Party{}, fmt.Errorf("channel %s: %w", id, err)
+	}
+	if d.Caller != nil {
+		caller = Party{d.Caller.Name, d.Caller.Number}
+	}
+	if d.Connected != nil {
+		connected = Party{d.Connected.Name, d.Connected.Number}
+	}
+	return caller, connected, nil
+}
+
+// Identity is what the far end's channel says now: who is calling it
+// (caller) and who it is connected to (connected line). A connected-line
+// update from the PBX (SIP UPDATE or re-INVITE with P-Asserted-Identity)
+// changes these.
+func (r *Remote) Identity() (caller, connected Party, err error) { return r.c.identity(r.ID) }
+
+// Identity is what the caller's channel says now; its connected line is
+// what the caller is shown of the party it talks to.
+func (cl *Caller) Identity() (caller, connected Party, err error) { return cl.c.identity(cl.ID) }
+
+// PushConnectedLine makes the far end announce a new identity of its own
+// to the PBX (a connected-line update: SIP UPDATE or re-INVITE with
+// P-Asserted-Identity), as a far-end PBX does after an internal transfer.
+func (r *Remote) PushConnectedLine(p Party) error {
+	k := ari.NewKey(ari.ChannelKey, r.ID)
+	if err := r.c.cli.Channel().SetVariable(k, "CONNECTEDLINE(name,i)", p.Name); err != nil {
+		return err
+	}
+	// Without the i option: this one sends the update.
+	return r.c.cli.Channel().SetVariable(k, "CONNECTEDLINE(num)", p.Number)
 }

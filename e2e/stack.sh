@@ -113,7 +113,7 @@ make_instance() {
 			-e "s#^match = .*#match = $CARRIER_IP#" \
 			-e "s#^media_address = .*#media_address = $PBX_IP#" "$d/etc/pjsip.conf"
 		sed -i -e "s#^password = .*#password = $password#" -e "s#^\[ariflow\]#[$user]#" "$d/etc/ari.conf"
-		cat "$here/pbx-bench.conf" >>"$d/etc/extensions.conf"
+		cat "$here/pbx-bench.conf" "$here/pbx-e2e.conf" >>"$d/etc/extensions.conf"
 	fi
 }
 
