@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/ariflow/ariflow/flows"
 )
 
@@ -23,8 +25,16 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 		// From an attribute: only the technologies the dial-out policy
 		// names, and no dial-string syntax.
 		if ep, isNumber, err = flows.ParseEndpoint(raw, c.app.cfg.DefaultRegion, c.app.cfg.Gate.Policy().EndpointTechs); err != nil {
-			c.app.metrics.Denied.WithLabelValues("endpoint").Inc()
-			return "", err
+			// Refused like a number the policy refuses: nothing dialled,
+			// Error, and $.Transfer says why.
+			rule := "invalid-endpoint"
+			if strings.Contains(err.Error(), "is not allowed (allowed:") {
+				rule = "endpoint-technology"
+			}
+			c.app.metrics.Denied.WithLabelValues(rule).Inc()
+			c.recordTransfer(TransferResult{Outcome: OutcomeDenied, DeniedBy: rule})
+			c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "rule": rule}).Warn("agent endpoint refused; nothing dialled")
+			return flows.BranchError, nil
 		}
 	}
 	l := leg{dial: ep, number: ep, agent: true}
@@ -45,6 +55,7 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 		res, err = c.connect(ctx, l)
 	}
 	c.app.metrics.Transfers.WithLabelValues("agent-" + string(res.Outcome)).Inc()
+	c.recordTransfer(res)
 	if err != nil {
 		return "", err
 	}

@@ -267,19 +267,36 @@ func (c *call) setPhase(ctx context.Context, p Phase, save ...bool) error {
 // save writes the record under this process's lease epoch; a process
 // that lost the lease gets ErrFenced and writes nothing.
 func (c *call) save(ctx context.Context) error {
-	epoch, err := c.app.lease.fence()
-	if err != nil {
-		c.app.metrics.FencedActions.Inc()
-		return err
-	}
-	c.rec.Owner, c.rec.Epoch, c.rec.Updated = c.app.owner, epoch, time.Now()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second) // as ARI requests
-	defer cancel()
-	if err := c.app.store.Save(ctx, &c.rec); err != nil {
-		if errors.Is(err, ErrFenced) {
+	for attempt := 0; ; attempt++ {
+		renewal := c.app.lease.renewal()
+		epoch, err := c.app.lease.fence()
+		if err != nil {
 			c.app.metrics.FencedActions.Inc()
+			return err
 		}
-		return err
+		c.rec.Owner, c.rec.Epoch, c.rec.Updated = c.app.owner, epoch, time.Now()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second) // as ARI requests
+		err = c.app.store.Save(sctx, &c.rec)
+		cancel()
+		if errors.Is(err, ErrFenced) && attempt == 0 {
+			// Refused while our own lease is still valid: the store lost it
+			// (Redis flushed or restarted without its data), or another
+			// process holds it. The next renewal tells which: the lease
+			// taken back under a new epoch (write again), or lost.
+			select {
+			case <-renewal:
+				continue
+			case <-time.After(c.app.cfg.LeaseTTL / 2):
+			case <-ctx.Done():
+			}
+		}
+		if err != nil {
+			if errors.Is(err, ErrFenced) {
+				c.app.metrics.FencedActions.Inc()
+			}
+			return err
+		}
+		break
 	}
 	c.app.metrics.RecordWrites.Inc()
 	c.saved = true

@@ -121,6 +121,10 @@ func (s *memStore) Campaign(_ context.Context, owner string, ttl time.Duration) 
 	return s.epoch, nil
 }
 
+func (s *memStore) Renew(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
+	return s.Campaign(ctx, owner, ttl)
+}
+
 func (s *memStore) Holder(_ context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -19,6 +19,10 @@ type Elector interface {
 	// 0 when another process holds the lease. Every new holder gets a
 	// higher epoch than the last.
 	Campaign(ctx context.Context, owner string, ttl time.Duration) (int64, error)
+	// Renew is the holder's renewal: it renews the lease while owner
+	// holds it and takes it back, with a new epoch, when it is gone from
+	// the store; 0 when another process holds it.
+	Renew(ctx context.Context, owner string, ttl time.Duration) (int64, error)
 	// Resign gives the lease up if owner still holds it at epoch.
 	Resign(ctx context.Context, owner string, epoch int64) error
 	// Holder is the process holding the lease now ("" when free).
@@ -33,6 +37,17 @@ type lease struct {
 	mu         sync.Mutex
 	epoch      int64
 	validUntil time.Time
+	renewed    chan struct{} // closed at each renewal, then replaced
+}
+
+// renewal is closed at the next renewal of the lease.
+func (l *lease) renewal() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.renewed == nil {
+		l.renewed = make(chan struct{})
+	}
+	return l.renewed
 }
 
 func (l *lease) valid() bool {
@@ -60,6 +75,10 @@ func (a *App) fenceOf() (Fence, error) {
 func (l *lease) set(epoch int64, until time.Time) {
 	l.mu.Lock()
 	l.epoch, l.validUntil = epoch, until
+	if l.renewed != nil {
+		close(l.renewed)
+		l.renewed = nil
+	}
 	l.mu.Unlock()
 }
 
@@ -141,7 +160,7 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc) {
 		}
 		sent := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, ttl/2)
-		got, err := a.elector.Campaign(cctx, a.owner, ttl)
+		got, err := a.elector.Renew(cctx, a.owner, ttl)
 		cancel()
 		switch {
 		case err != nil:

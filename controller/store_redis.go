@@ -19,6 +19,7 @@ import (
 //
 //	ariflow:{app@pbx}:lease    "owner|epoch", with a TTL
 //	ariflow:{app@pbx}:epoch    the last epoch handed out
+//	ariflow:{app@pbx}:grace    set for a lease lifetime when Redis lost its data
 //	ariflow:{app@pbx}:call:ID  a call record
 //
 // Every write of a record is one script that first checks that the
@@ -50,6 +51,7 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, ttl time.Duration) 
 func (s *RedisStore) key(id string) string { return s.prefix + ":call:" + id }
 func (s *RedisStore) leaseKey() string     { return s.prefix + ":lease" }
 func (s *RedisStore) epochKey() string     { return s.prefix + ":epoch" }
+func (s *RedisStore) graceKey() string     { return s.prefix + ":grace" }
 
 func token(owner string, epoch int64) string { return owner + "|" + strconv.FormatInt(epoch, 10) }
 
@@ -65,10 +67,38 @@ if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1`)
 
-// KEYS: lease, epoch. ARGV: owner, ttl ms. Renews the lease when owner
-// holds it, takes it with the next epoch when it is free; returns the
-// epoch held, or 0.
+// KEYS: lease, epoch, grace. ARGV: owner, ttl ms. A standby's campaign:
+// takes the lease with the next epoch when it is free, renews it when the
+// owner already holds it; returns the epoch held, or 0. When the lease
+// and the epoch counter are both gone, Redis lost its data (flushed, or
+// restarted without persistence) while the active process may well be
+// alive: the standby leaves it one lease lifetime (the grace key) to take
+// its lease back before it takes it.
 var campaignScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local sep = string.find(cur, '|', 1, true)
+  if sep and string.sub(cur, 1, sep - 1) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(string.sub(cur, sep + 1))
+  end
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], '0')
+  redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
+  return 0
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local e = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. e, 'PX', ARGV[2])
+return e`)
+
+// KEYS: lease, epoch. ARGV: owner, ttl ms. The holder's renewal: renews
+// the lease while owner holds it, takes it back with the next epoch when
+// it is gone (lost from Redis, or lapsed with no standby taking it);
+// returns the epoch held, or 0 when another process holds it.
+var renewScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local sep = string.find(cur, '|', 1, true)
@@ -143,7 +173,16 @@ func (s *RedisStore) Active(ctx context.Context) ([]string, error) {
 
 // Campaign implements Elector.
 func (s *RedisStore) Campaign(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
-	e, err := campaignScript.Run(ctx, s.rdb, []string{s.leaseKey(), s.epochKey()}, owner, ttl.Milliseconds()).Int64()
+	e, err := campaignScript.Run(ctx, s.rdb, []string{s.leaseKey(), s.epochKey(), s.graceKey()}, owner, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("lease: %w", err)
+	}
+	return e, nil
+}
+
+// Renew implements Elector.
+func (s *RedisStore) Renew(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
+	e, err := renewScript.Run(ctx, s.rdb, []string{s.leaseKey(), s.epochKey()}, owner, ttl.Milliseconds()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("lease: %w", err)
 	}

@@ -515,7 +515,22 @@ func (t *transfer) sendNextDigit(ctx context.Context) {
 	at := t.digitAt
 	if pause := flows.DTMFPause(ch); pause > 0 {
 		t.digitAt = at.Add(time.Duration(pause) * time.Millisecond)
+		t.done++
 	} else {
+		// Progress is written before the digit leaves, and a digit whose
+		// progress could not be written is not sent (it is tried again a
+		// moment later): a process taking over never sends a digit twice.
+		// Only a process killed between the write and the request skips
+		// one.
+		if c.rec.Transfer != nil {
+			c.rec.Transfer.DigitsDone = t.done + 1
+			if err := c.save(ctx); err != nil {
+				c.rec.Transfer.DigitsDone = t.done
+				t.log.WithError(err).Warn("saving DTMF progress failed; digit held back")
+				t.digitAt = time.Now().Add(200 * time.Millisecond)
+				return
+			}
+		}
 		if err := c.app.ari.SendDTMF(ctx, c.rec.Outbound, string(ch), time.Millisecond, t.leg.tone); err != nil {
 			// The leg is probably hanging up; its events will say so.
 			t.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
@@ -523,15 +538,7 @@ func (t *transfer) sendNextDigit(ctx context.Context) {
 			return
 		}
 		t.digitAt = at.Add(t.leg.tone + t.leg.gap)
-	}
-	t.done++
-	if c.rec.Transfer != nil {
-		c.rec.Transfer.DigitsDone = t.done
-		// Written after the digit left: a process killed between the two
-		// sends that one digit again on takeover, never skips one.
-		if err := c.save(ctx); err != nil {
-			t.log.WithError(err).Warn("saving DTMF progress failed")
-		}
+		t.done++
 	}
 	if t.done >= len(t.leg.digits) {
 		t.log.WithFields(logrus.Fields{"phase": "dtmf", "digits": len(t.sent())}).Info("transfer")

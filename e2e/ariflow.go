@@ -97,6 +97,10 @@ func (a *Ariflow) start(ctx context.Context, logName string) error {
 	cmd := exec.Command(s.Env["ARIFLOW_STACK_ARIFLOW_BIN"], "run")
 	cmd.Env = append(os.Environ(),
 		"ARIFLOW_ADMIN_TOKEN_FILE="+tokenFile,
+		// Text prompts: rendered where the PBX's chroot sees them
+		// (the instance directory is its /instance).
+		"ARIFLOW_TTS_DIR="+filepath.Join(s.Env["ARIFLOW_STACK_DIR"], "pbx", "tts"),
+		"ARIFLOW_TTS_PLAY_DIR=/instance/tts",
 		"ARIFLOW_FALLBACK=ariflow-fallback",
 		"ARIFLOW_ARI_URL=http://"+a.Proxy.Addr()+"/ari",
 		"ARIFLOW_ARI_USER="+s.Env["ARIFLOW_STACK_PBX_ARI_USER"],

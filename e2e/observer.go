@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
 )
@@ -50,3 +52,49 @@ func (w *PromptWatch) Wait(ctx context.Context) error {
 
 // Stop ends the watch.
 func (w *PromptWatch) Stop() { w.o.hub.unsubscribe(w.s) }
+
+// Playbacks watches the playbacks whose media URI starts with prefix,
+// from start to end; call before they can start.
+func (o *Observer) Playbacks(prefix string) *PlaybackWatch {
+	return &PlaybackWatch{o: o, started: map[string]time.Time{}, s: o.hub.subscribe(func(ev ari.Event) bool {
+		switch p := ev.(type) {
+		case *ari.PlaybackStarted:
+			return strings.HasPrefix(p.Playback.MediaURI, prefix)
+		case *ari.PlaybackFinished:
+			return strings.HasPrefix(p.Playback.MediaURI, prefix)
+		}
+		return false
+	})}
+}
+
+// PlaybackWatch follows playbacks.
+type PlaybackWatch struct {
+	o       *Observer
+	s       *sub
+	started map[string]time.Time
+}
+
+// Played is one playback that ended.
+type Played struct {
+	URI, State string
+	Took       time.Duration // from its start to its end, by Asterisk's clock
+}
+
+// Next returns the next playback that ended.
+func (w *PlaybackWatch) Next(ctx context.Context) (Played, error) {
+	for {
+		ev, err := w.s.next(ctx)
+		if err != nil {
+			return Played{}, fmt.Errorf("no playback ended: %w", err)
+		}
+		switch p := ev.(type) {
+		case *ari.PlaybackStarted:
+			w.started[p.Playback.ID] = EventTime(p)
+		case *ari.PlaybackFinished:
+			return Played{URI: p.Playback.MediaURI, State: p.Playback.State, Took: EventTime(p).Sub(w.started[p.Playback.ID])}, nil
+		}
+	}
+}
+
+// Stop ends the watch.
+func (w *PlaybackWatch) Stop() { w.o.hub.unsubscribe(w.s) }

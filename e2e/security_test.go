@@ -371,7 +371,6 @@ func refusedCall(t *testing.T, env *secEnv, from, did, rule, logged string, duri
 		if !found {
 			t.Errorf("no log line for entry %s says %q", did, logged)
 		}
-		return
 	}
 	tr, _ := attrs["Transfer"].(map[string]any)
 	if tr["Status"] != "denied" || tr["DeniedBy"] != rule {
@@ -406,15 +405,15 @@ func testRefusedDialOuts(t *testing.T, env *secEnv) {
 			refusedCall(t, env, nextCaller(), "+4930556020", n.rule, "", nil)
 		})
 	}
-	endpoints := []struct{ name, did, logged string }{
-		{"agent endpoint Local/100@agents", "+4930556031", `technology \"Local\" is not allowed`},
-		{"agent endpoint IAX2/provider/+4930111000", "+4930556032", `technology \"IAX2\" is not allowed`},
-		{"agent endpoint PJSIP/a&PJSIP/b", "+4930556033", `character '&' at position 8 is not allowed`},
-		{"agent number +19005550123", "+4930556034", "rule=number-type"},
+	endpoints := []struct{ name, did, rule, logged string }{
+		{"agent endpoint Local/100@agents", "+4930556031", "endpoint-technology", `technology \"Local\" is not allowed`},
+		{"agent endpoint IAX2/provider/+4930111000", "+4930556032", "endpoint-technology", `technology \"IAX2\" is not allowed`},
+		{"agent endpoint PJSIP/a&PJSIP/b", "+4930556033", "invalid-endpoint", `character '&' at position 8 is not allowed`},
+		{"agent number +19005550123", "+4930556034", "number-type", "rule=number-type"},
 	}
 	for _, e := range endpoints {
 		t.Run(e.name+" from an attribute", func(t *testing.T) {
-			refusedCall(t, env, nextCaller(), e.did, "", e.logged, nil)
+			refusedCall(t, env, nextCaller(), e.did, e.rule, e.logged, nil)
 		})
 	}
 }

@@ -182,7 +182,11 @@ func ConvertConnect(data []byte, opts ConnectOptions) (*ConnectImport, error) {
 	doc := &orderedMap{}
 	doc.set("name", name)
 	doc.set("version", version)
-	doc.set("entry", []string{name})
+	entries := opts.Entries
+	if len(entries) == 0 {
+		entries = []string{name}
+	}
+	doc.set("entry", entries)
 	doc.set("start", start)
 	doc.set("blocks", blocks)
 	out, err := yaml.Marshal(doc)

@@ -27,6 +27,9 @@ type ConnectOptions struct {
 	// DefaultRegion and EndpointTechs are the loader's (LoadOptions).
 	DefaultRegion string
 	EndpointTechs []string
+	// Entries are the flow's entries (the called numbers or Stasis
+	// arguments that start it); empty: the flow's name.
+	Entries []string
 }
 
 // ParseConnectMap reads a mapping file: a YAML (or JSON) mapping of

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/ariflow/ariflow/flows"
 )
 
-const importUsage = "usage: ariflow import connect [-o OUT.yaml] [-report REPORT] [-lambda-map FILE] [-queue-map FILE] [-hours open|closed] [-region DE] FILE.json"
+const importUsage = "usage: ariflow import connect [-entry NUMBERS] [-o OUT.yaml] [-report REPORT] [-lambda-map FILE] [-queue-map FILE] [-hours open|closed] [-region DE] FILE.json"
 
 // runImport implements "ariflow import connect …": an Amazon Connect flow
 // export becomes an ariflow YAML flow (stdout, or -o) and a report of how
@@ -30,6 +31,7 @@ func runImport(args []string, stdout, stderr io.Writer) int {
 	queueMap := fs.String("queue-map", "", "YAML file mapping queue ARNs, IDs or names to dialplan context[,extension[,priority]]")
 	hours := fs.String("hours", "", "take CheckHoursOfOperation as always open or always closed")
 	region := fs.String("region", "", "default region (e.g. DE) for numbers written without +")
+	entry := fs.String("entry", "", "comma-separated entries (called numbers) that start the flow; default: its name")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, importUsage)
 		fs.PrintDefaults()
@@ -46,6 +48,11 @@ func runImport(args []string, stdout, stderr io.Writer) int {
 	}
 	file := fs.Arg(0)
 	opts := flows.ConnectOptions{Hours: *hours, DefaultRegion: *region}
+	for _, e := range strings.Split(*entry, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			opts.Entries = append(opts.Entries, e)
+		}
+	}
 	var err error
 	if opts.Lambdas, err = readMap(*lambdaMap); err != nil {
 		fmt.Fprintf(stderr, "ariflow import: %v\n", err)

@@ -1,0 +1,112 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// The Redis store's scripts (fencing, the lease, the grace after a data
+// loss) on miniredis, which runs them as Redis does.
+func newRedisStoreTest(t *testing.T) (*RedisStore, *miniredis.Miniredis) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	return NewRedisStore(rdb, Namespace("ariflow", "pbx1"), time.Hour), mr
+}
+
+func TestRedisStoreFencing(t *testing.T) {
+	ctx := context.Background()
+	s, mr := newRedisStoreTest(t)
+	// A Redis that never held a lease looks like one that lost its data:
+	// the first process waits one lease lifetime.
+	if e, err := s.Campaign(ctx, "a", time.Second); e != 0 || err != nil {
+		t.Fatalf("campaign on an empty Redis: %d %v, want 0 (grace)", e, err)
+	}
+	mr.FastForward(2 * time.Second)
+	e1, err := s.Campaign(ctx, "a", time.Second)
+	if err != nil || e1 == 0 {
+		t.Fatalf("first campaign: %d %v", e1, err)
+	}
+	if e, _ := s.Campaign(ctx, "b", time.Second); e != 0 {
+		t.Fatalf("b took a held lease: epoch %d", e)
+	}
+	rec := &CallRecord{CallID: "c1", Phase: PhaseFlow, Owner: "a", Epoch: e1}
+	if err := s.Save(ctx, rec); err != nil {
+		t.Fatalf("holder's save: %v", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		owner string
+		epoch int64
+	}{{"another owner", "b", e1}, {"an old epoch", "a", e1 - 1}, {"a future epoch", "a", e1 + 1}} {
+		bad := &CallRecord{CallID: "c1", Phase: PhaseDialing, Owner: tc.owner, Epoch: tc.epoch}
+		if err := s.Save(ctx, bad); !errors.Is(err, ErrFenced) {
+			t.Errorf("save by %s: %v, want ErrFenced", tc.name, err)
+		}
+		if err := s.Delete(ctx, "c1", Fence{tc.owner, tc.epoch}); !errors.Is(err, ErrFenced) {
+			t.Errorf("delete by %s: %v, want ErrFenced", tc.name, err)
+		}
+	}
+	got, err := s.Load(ctx, "c1")
+	if err != nil || got.Phase != PhaseFlow {
+		t.Fatalf("record after refused writes: %+v %v", got, err)
+	}
+	if h, _ := s.Holder(ctx); h != "a" {
+		t.Errorf("holder %q", h)
+	}
+	if err := s.Resign(ctx, "a", e1); err != nil {
+		t.Fatal(err)
+	}
+	e2, _ := s.Campaign(ctx, "b", time.Second)
+	if e2 <= e1 {
+		t.Fatalf("b's epoch %d after a's %d", e2, e1)
+	}
+	if err := s.Save(ctx, rec); !errors.Is(err, ErrFenced) {
+		t.Errorf("a wrote after resigning: %v", err)
+	}
+	ids, _ := s.Active(ctx)
+	if len(ids) != 1 || ids[0] != "c1" {
+		t.Errorf("active %v", ids)
+	}
+}
+
+// An expired lease goes to the next campaigner at once; a lease lost with
+// Redis's data (flushed) is left to its holder for one lifetime.
+func TestRedisStoreLeaseAfterExpiryAndFlush(t *testing.T) {
+	ctx := context.Background()
+	s, mr := newRedisStoreTest(t)
+	_, _ = s.Campaign(ctx, "a", time.Second) // the grace of an empty Redis
+	mr.FastForward(2 * time.Second)
+	e1, _ := s.Campaign(ctx, "a", time.Second)
+	mr.FastForward(2 * time.Second) // a died: its lease lapsed
+	if e, _ := s.Campaign(ctx, "b", time.Second); e <= e1 {
+		t.Fatalf("standby after expiry: epoch %d, want > %d", e, e1)
+	}
+
+	mr.FlushAll() // Redis lost everything; b is alive
+	if e, _ := s.Campaign(ctx, "c", time.Second); e != 0 {
+		t.Fatalf("a standby took the lease right after a flush: epoch %d", e)
+	}
+	eb, err := s.Renew(ctx, "b", time.Second)
+	if err != nil || eb == 0 {
+		t.Fatalf("the holder could not take its lease back: %d %v", eb, err)
+	}
+	if e, _ := s.Campaign(ctx, "c", time.Second); e != 0 {
+		t.Fatalf("standby took the lease from its holder: %d", e)
+	}
+
+	mr.FlushAll() // and this time the holder is gone too
+	if e, _ := s.Campaign(ctx, "c", time.Second); e != 0 {
+		t.Fatal("no grace after the second flush")
+	}
+	mr.FastForward(2 * time.Second) // the grace runs out
+	if e, _ := s.Campaign(ctx, "c", time.Second); e == 0 {
+		t.Fatal("standby never took a lease nobody claimed back")
+	}
+}
