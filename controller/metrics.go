@@ -16,6 +16,7 @@ type Metrics struct {
 	StuckCalls        *prometheus.CounterVec
 	LostEvents        prometheus.Counter
 	ReconcileFailures prometheus.Counter
+	Reconciles        prometheus.Counter
 
 	Role            prometheus.Gauge
 	LeaseRenewals   prometheus.Counter
@@ -49,6 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StuckCalls:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_stuck_waits_total", Help: "Waits that ran past their bound, by what was awaited."}, []string{"wait"}),
 		LostEvents:        c("ariflow_lost_events_total", "Events found missing by a check (a playback or channel that ended unannounced)."),
 		ReconcileFailures: c("ariflow_reconcile_failures_total", "Reconciles that failed and were retried."),
+		Reconciles:        c("ariflow_reconciles_total", "Reconciles done (after every websocket connect)."),
 		Role:              prometheus.NewGauge(prometheus.GaugeOpts{Name: "ariflow_active", Help: "1 while this process holds the lease (active), 0 as a standby."}),
 		LeaseRenewals:     c("ariflow_lease_renewals_total", "Lease renewals."),
 		LeaseFailures:     c("ariflow_lease_failures_total", "Lease campaigns or renewals that failed, and leases lost."),
@@ -62,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Calls, m.ActiveCalls, m.Transfers, m.CallErrors, m.Reconnects, m.DroppedEvents, m.OrphanLegs, m.Adopted,
-			m.Fallbacks, m.StuckCalls, m.LostEvents, m.ReconcileFailures,
+			m.Fallbacks, m.StuckCalls, m.LostEvents, m.ReconcileFailures, m.Reconciles,
 			m.Role, m.LeaseRenewals, m.LeaseFailures, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.FencedActions, m.Denied, m.ARIRequests, m.RecordWrites)
 	}
 	return m

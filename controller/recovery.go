@@ -140,6 +140,7 @@ func (a *App) reconcile(ctx context.Context) error {
 	a.log.WithFields(logrus.Fields{"channels": len(chans), "adopted": adopted, "cleaned": cleaned,
 		"without_record": stray, "orphan_legs": orphans, "orphan_bridges": orphanBridges,
 		"took": time.Since(start).Round(time.Millisecond)}).Info("reconciled")
+	a.metrics.Reconciles.Inc()
 	return nil
 }
 

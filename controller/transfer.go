@@ -280,7 +280,7 @@ func (t *transfer) dial(ctx context.Context) error {
 	// P-Asserted-Identity. Both name and number are set on every leg (an
 	// empty name clears it): whatever is left out Asterisk copies from the
 	// originator, the caller. That the far end keeps this identity once
-	// bridged is the trunk's send_connected_line = no (docs/security.md).
+	// bridged is the trunk's send_connected_line = no (README, Security).
 	// Name and number are validated; neither holds a quote.
 	cidNum, cidName := presentedID(t.leg, c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber], c.rec.Attributes[flows.NSSystem][flows.SysCallerName])
 	req := ari.OriginateRequest{

@@ -141,7 +141,7 @@ var DefaultAllowTypes = []phonenumbers.PhoneNumberType{
 	phonenumbers.TOLL_FREE, phonenumbers.VOIP,
 }
 
-// Default limits of Default(); see docs/security.md.
+// Default limits of Default(); see the README, "Security".
 const (
 	DefaultTransfersPerCall = 5
 	DefaultPerCallerCount   = 30

@@ -79,7 +79,7 @@ func redisCommands(ctx context.Context, s *e2e.Stack) int64 {
 // connections: those come and go with the connection pool, while a
 // goroutine left by a call would stay.
 func callGoroutines(addr string) int {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=2")
+	resp, err := adminGet("http://" + addr + "/debug/pprof/goroutine?debug=2")
 	if err != nil {
 		return -1
 	}
@@ -95,4 +95,15 @@ func callGoroutines(addr string) int {
 		}
 	}
 	return n
+}
+
+// adminGet reads one of ariflow's admin endpoints (pprof), which need the
+// bearer token the e2e harness starts ariflow with.
+func adminGet(url string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+e2e.AdminToken)
+	return http.DefaultClient.Do(req)
 }

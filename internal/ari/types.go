@@ -11,6 +11,7 @@ type (
 	ChannelData          = v6.ChannelData
 	CallerID             = v6.CallerID
 	PlaybackData         = v6.PlaybackData
+	DateTime             = v6.DateTime
 	StasisStart          = v6.StasisStart
 	StasisEnd            = v6.StasisEnd
 	ChannelDestroyed     = v6.ChannelDestroyed
