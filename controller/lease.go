@@ -192,7 +192,10 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc) {
 }
 
 // resaveAll asks every call this process runs to write its record again.
-func (a *App) resaveAll() {
+func (a *App) resaveAll() { a.tellCalls(func() ari.Event { return &resave{} }) }
+
+// tellCalls queues an event made by ev for every call this process runs.
+func (a *App) tellCalls(ev func() ari.Event) {
 	a.mu.Lock()
 	local := make([]*call, 0, len(a.calls))
 	for _, c := range a.calls {
@@ -200,7 +203,7 @@ func (a *App) resaveAll() {
 	}
 	a.mu.Unlock()
 	for _, c := range local {
-		c.deliver(&resave{})
+		c.deliver(ev())
 	}
 }
 

@@ -53,15 +53,7 @@ func (a *App) reconcile(ctx context.Context) error {
 
 	// Our own calls: each checks its own channels, in its own goroutine,
 	// so that a leg it is creating right now is not taken for lost.
-	a.mu.Lock()
-	local := make([]*call, 0, len(a.calls))
-	for _, c := range a.calls {
-		local = append(local, c)
-	}
-	a.mu.Unlock()
-	for _, c := range local {
-		c.deliver(&checkChannels{})
-	}
+	a.tellCalls(func() ari.Event { return &checkChannels{} })
 
 	// Calls in the store that no goroutine runs: adopt or clean up.
 	ids, err := a.store.Active(ctx)

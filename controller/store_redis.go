@@ -67,14 +67,10 @@ if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1`)
 
-// KEYS: lease, epoch, grace. ARGV: owner, ttl ms. A standby's campaign:
-// takes the lease with the next epoch when it is free, renews it when the
-// owner already holds it; returns the epoch held, or 0. When the lease
-// and the epoch counter are both gone, Redis lost its data (flushed, or
-// restarted without persistence) while the active process may well be
-// alive: the standby leaves it one lease lifetime (the grace key) to take
-// its lease back before it takes it.
-var campaignScript = redis.NewScript(`
+// renewIfHeld starts both lease scripts (KEYS[1] the lease, ARGV[1] the
+// owner, ARGV[2] the TTL in ms): a held lease is renewed for its owner
+// (its epoch returned) and refused to anyone else (0).
+const renewIfHeld = `
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local sep = string.find(cur, '|', 1, true)
@@ -84,6 +80,16 @@ if cur then
   end
   return 0
 end
+`
+
+// KEYS: lease, epoch, grace. ARGV: owner, ttl ms. A standby's campaign:
+// takes the lease with the next epoch when it is free, renews it when the
+// owner already holds it; returns the epoch held, or 0. When the lease
+// and the epoch counter are both gone, Redis lost its data (flushed, or
+// restarted without persistence) while the active process may well be
+// alive: the standby leaves it one lease lifetime (the grace key) to take
+// its lease back before it takes it.
+var campaignScript = redis.NewScript(renewIfHeld + `
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], '0')
   redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
@@ -98,16 +104,7 @@ return e`)
 // the lease while owner holds it, takes it back with the next epoch when
 // it is gone (lost from Redis, or lapsed with no standby taking it);
 // returns the epoch held, or 0 when another process holds it.
-var renewScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local sep = string.find(cur, '|', 1, true)
-  if sep and string.sub(cur, 1, sep - 1) == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return tonumber(string.sub(cur, sep + 1))
-  end
-  return 0
-end
+var renewScript = redis.NewScript(renewIfHeld + `
 local e = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. e, 'PX', ARGV[2])
 return e`)
