@@ -19,21 +19,21 @@ import (
 const optionsFlow = `# Written by the e2e tests: the transfer options beyond Connect.
 name: options
 version: "1"
-entry: ["+4930555101", "+4930555102", "+4930555103", "+4930555104", "+4930555105", "+4930555106", "+4930555107", "+4930555108"]
+entry: ["+4930555901", "+4930555902", "+4930555903", "+4930555904", "+4930555905", "+4930555906", "+4930555907", "+4930555908"]
 start: pick
 blocks:
   pick:
     type: CheckAttribute
     attribute: $.System.DialedNumber
     conditions:
-      - {op: Equals, value: "+4930555101", branch: cadence}
-      - {op: Equals, value: "+4930555102", branch: setgap}
-      - {op: Equals, value: "+4930555103", branch: key}
-      - {op: Equals, value: "+4930555104", branch: limit}
-      - {op: Equals, value: "+4930555105", branch: tag}
-      - {op: Equals, value: "+4930555106", branch: list}
-      - {op: Equals, value: "+4930555107", branch: premium}
-      - {op: Equals, value: "+4930555108", branch: screened}
+      - {op: Equals, value: "+4930555901", branch: cadence}
+      - {op: Equals, value: "+4930555902", branch: setgap}
+      - {op: Equals, value: "+4930555903", branch: key}
+      - {op: Equals, value: "+4930555904", branch: limit}
+      - {op: Equals, value: "+4930555905", branch: tag}
+      - {op: Equals, value: "+4930555906", branch: list}
+      - {op: Equals, value: "+4930555907", branch: premium}
+      - {op: Equals, value: "+4930555908", branch: screened}
     branches: {cadence: cadence, setgap: setgap, key: key, limit: limit, tag: tag, list: list, premium: premium, screened: screened, NoMatch: report}
   cadence:
     type: TransferToPhoneNumber
@@ -184,7 +184,7 @@ func TestOptionsDTMFCadence(t *testing.T) {
 	const tol = 25 * time.Millisecond
 	t.Run("defaults: 100 ms tone, 100 ms gap, ',' 750 ms, w 500 ms, W 1 s", func(t *testing.T) {
 		ctx := callTest(t, 30*time.Second)
-		caller, s, from := optionsCall(ctx, t, "+4930555101", "+4930124001")
+		caller, s, from := optionsCall(ctx, t, "+4930555901", "+4930124001")
 		agent := carrier.ExpectFrom(agentOK, from)
 		_ = s.Answer()
 		ds, err := s.TimedDigits(ctx, 5)
@@ -210,7 +210,7 @@ func TestOptionsDTMFCadence(t *testing.T) {
 	})
 	t.Run("tone 150 ms, gap 120 ms from an attribute", func(t *testing.T) {
 		ctx := callTest(t, 30*time.Second)
-		caller, s, from := optionsCall(ctx, t, "+4930555102", "+4930124002")
+		caller, s, from := optionsCall(ctx, t, "+4930555902", "+4930124002")
 		agent := carrier.ExpectFrom(agentOK, from)
 		_ = s.Answer()
 		ds, err := s.TimedDigits(ctx, 4)
@@ -247,7 +247,7 @@ func TestOptionsReturnKey(t *testing.T) {
 	ctx := callTest(t, 30*time.Second)
 	bridged := bridgedWatch()
 	defer observer.hub.unsubscribe(bridged)
-	caller, s, from := optionsCall(ctx, t, "+4930555103", "+4930124003")
+	caller, s, from := optionsCall(ctx, t, "+4930555903", "+4930124003")
 	agent := carrier.ExpectFrom(agentOK, from)
 	_ = s.Answer()
 	if _, err := bridged.next(ctx); err != nil {
@@ -287,7 +287,7 @@ func TestOptionsMaxTalk(t *testing.T) {
 		return ok && p.Playback.MediaURI == "sound:beep"
 	})
 	defer observer.hub.unsubscribe(warnings)
-	caller, s, from := optionsCall(ctx, t, "+4930555104", "+4930124004")
+	caller, s, from := optionsCall(ctx, t, "+4930555904", "+4930124004")
 	agent := carrier.ExpectFrom(agentOK, from)
 	before := time.Now()
 	if err := s.Answer(); err != nil {
@@ -321,7 +321,7 @@ func TestOptionsMaxTalk(t *testing.T) {
 
 func TestOptionsHeaders(t *testing.T) {
 	ctx := callTest(t, 30*time.Second)
-	caller, s, from := optionsCall(ctx, t, "+4930555105", "+4930124005")
+	caller, s, from := optionsCall(ctx, t, "+4930555905", "+4930124005")
 	agent := carrier.ExpectFrom(agentOK, from)
 	for name, want := range map[string]string{"X-Tracking-Id": "4711-0815 AB", "X-Source": "ariflow-e2e"} {
 		got, err := s.Header(name)
@@ -336,7 +336,7 @@ func TestOptionsHeaders(t *testing.T) {
 func TestOptionsNumberList(t *testing.T) {
 	ctx := callTest(t, 40*time.Second)
 	second, third := carrier.Expect("+4930124007"), carrier.Expect("+4930124008")
-	caller, first, from := optionsCall(ctx, t, "+4930555106", "+4930124006")
+	caller, first, from := optionsCall(ctx, t, "+4930555906", "+4930124006")
 	agent := carrier.ExpectFrom(agentOK, from)
 	none(t, second, "the second number while the first rings")
 	failed := time.Now()
@@ -361,7 +361,7 @@ func TestOptionsNumberList(t *testing.T) {
 func TestOptionsNumberListNoneAnswers(t *testing.T) {
 	ctx := callTest(t, 40*time.Second)
 	second, third := carrier.Expect("+4930124007"), carrier.Expect("+4930124008")
-	caller, first, from := optionsCall(ctx, t, "+4930555106", "+4930124006")
+	caller, first, from := optionsCall(ctx, t, "+4930555906", "+4930124006")
 	agent := carrier.ExpectFrom(agentOK, from)
 	_ = first.Reject("congestion")
 	_ = recv(ctx, t, second, "second").Reject("busy")
@@ -377,7 +377,7 @@ func TestOptionsNumberListPolicy(t *testing.T) {
 	ctx := callTest(t, 30*time.Second)
 	premium := carrier.Expect("+499001234567")
 	defer carrier.Forget("+499001234567", premium)
-	caller, s, from := optionsCall(ctx, t, "+4930555107", "+4930124009")
+	caller, s, from := optionsCall(ctx, t, "+4930555907", "+4930124009")
 	agent := carrier.ExpectFrom(agentOK, from)
 	none(t, premium, "the premium-rate number")
 	_ = s.Answer()
@@ -409,7 +409,7 @@ func TestOptionsWhisperConfirm(t *testing.T) {
 		defer observer.hub.unsubscribe(bridged)
 		pbs := playbacks("sound:beep", "sound:auth-thankyou")
 		defer observer.hub.unsubscribe(pbs)
-		caller, s, from := optionsCall(ctx, t, "+4930555108", "+4930124010")
+		caller, s, from := optionsCall(ctx, t, "+4930555908", "+4930124010")
 		agent := carrier.ExpectFrom(agentOK, from)
 		_ = s.Answer()
 		// The whisper, then the confirmation prompt, each to the far end
@@ -443,7 +443,7 @@ func TestOptionsWhisperConfirm(t *testing.T) {
 		defer observer.hub.unsubscribe(bridged)
 		pbs := playbacks("sound:auth-thankyou")
 		defer observer.hub.unsubscribe(pbs)
-		caller, s, from := optionsCall(ctx, t, "+4930555108", "+4930124010")
+		caller, s, from := optionsCall(ctx, t, "+4930555908", "+4930124010")
 		agent := carrier.ExpectFrom(agentTimeout, from)
 		_ = s.Answer() // a voicemail box: answers, never presses a key
 		if _, err := pbs.next(ctx); err != nil {
