@@ -179,6 +179,11 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc) {
 			a.lease.set(got, sent.Add(ttl-ttl/8))
 			epoch = got
 			a.resaveAll()
+			// What the store holds may also be older than what happened
+			// (a Sentinel failover loses writes the replica had not
+			// received, such as a deleted record): check it against
+			// Asterisk.
+			go a.reconcileRetry(ctx)
 		case got == 0:
 			a.metrics.LeaseFailures.Inc()
 			a.lease.clear()

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
 	"golang.org/x/net/websocket"
@@ -15,9 +16,11 @@ import (
 // hub reads an ARI app's websocket and fans events out to subscribers.
 // Each subscriber's queue grows as needed: tests must not lose events.
 type hub struct {
-	mu   sync.Mutex
-	subs map[*sub]struct{}
-	ws   *websocket.Conn
+	mu     sync.Mutex
+	subs   map[*sub]struct{}
+	ws     *websocket.Conn
+	dial   func() (*websocket.Conn, error)
+	closed bool
 }
 
 type sub struct {
@@ -42,7 +45,13 @@ func connectHub(ctx context.Context, base, app, user, password string, all bool)
 	if err != nil {
 		return nil, fmt.Errorf("carrier websocket: %w", err)
 	}
-	h := &hub{subs: map[*sub]struct{}{}, ws: ws}
+	// A restarted Asterisk (the PBX-restart fault test) drops the
+	// connection: the hub dials again until it is closed.
+	h := &hub{subs: map[*sub]struct{}{}, ws: ws, dial: func() (*websocket.Conn, error) {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return cfg.DialContext(dctx)
+	}}
 	go h.read()
 	return h, nil
 }
@@ -50,8 +59,14 @@ func connectHub(ctx context.Context, base, app, user, password string, all bool)
 func (h *hub) read() {
 	for {
 		var data []byte
-		if err := websocket.Message.Receive(h.ws, &data); err != nil {
-			return
+		h.mu.Lock()
+		ws := h.ws
+		h.mu.Unlock()
+		if err := websocket.Message.Receive(ws, &data); err != nil {
+			if !h.redial() {
+				return
+			}
+			continue
 		}
 		ev, err := ari.DecodeEvent(data)
 		if err != nil {
@@ -67,7 +82,32 @@ func (h *hub) read() {
 	}
 }
 
-func (h *hub) close() { h.ws.Close() }
+// redial connects again after the connection failed; false once closed.
+func (h *hub) redial() bool {
+	for {
+		h.mu.Lock()
+		closed := h.closed
+		h.mu.Unlock()
+		if closed {
+			return false
+		}
+		if ws, err := h.dial(); err == nil {
+			h.mu.Lock()
+			h.ws = ws
+			h.mu.Unlock()
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	ws := h.ws
+	h.mu.Unlock()
+	ws.Close()
+}
 
 func (h *hub) subscribe(match func(ari.Event) bool) *sub {
 	s := &sub{match: match, ready: make(chan struct{}, 1)}

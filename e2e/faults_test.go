@@ -503,3 +503,65 @@ func faultDeploy(ctx context.Context, t *testing.T, active, standby *Ariflow, r 
 	r.takeover = d
 	return standby
 }
+
+// The PBX Asterisk itself dies and comes back with nothing: every channel
+// and bridge is gone. ariflow reconnects, finds the records of calls that
+// no longer exist, cleans them up (nothing is adopted), and serves the
+// next call.
+func TestPBXRestartCleansUp(t *testing.T) {
+	ctx := callTest(t, 90*time.Second)
+	var callers []*Caller
+	var remotes []*Remote
+	for i := 0; i < 3; i++ {
+		c, s, _ := transferToShipper(ctx, t, "+4930555010", shipper)
+		_ = s.Answer()
+		callers, remotes = append(callers, c), append(remotes, s)
+	}
+	p, err := carrier.Dial(ctx, nextCaller(), haDID[kindPrompt])
+	if err != nil {
+		t.Fatal(err)
+	}
+	callers = append(callers, p)
+	if n, _ := stack.RDB.Keys(ctx, "ariflow:*:call:*").Result(); len(n) != 4 {
+		t.Fatalf("%d call records before the restart, want 4", len(n))
+	}
+	adopted := af.Metric("ariflow_adopted_calls_total")
+	reconciles := af.Metric("ariflow_reconciles_total")
+
+	if out, err := exec.CommandContext(ctx, "bash", "stack.sh", "pbx-restart").CombinedOutput(); err != nil {
+		t.Fatalf("pbx restart: %v\n%s", err, out)
+	}
+	// The carrier's side of the dead calls gets no BYE from a killed PBX:
+	// end them here.
+	for _, c := range callers {
+		_ = c.Hangup()
+	}
+	for _, r := range remotes {
+		_ = r.Hangup()
+	}
+	waitMetric(ctx, t, "ariflow_reconciles_total", reconciles+1)
+	if err := af.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := af.Metric("ariflow_adopted_calls_total"); n != adopted {
+		t.Errorf("%v calls adopted after the PBX lost them all", n-adopted)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		keys, _ := stack.RDB.Keys(ctx, "ariflow:*:call:*").Result()
+		if len(keys) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call records left after the PBX restart: %v", keys)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The next call works.
+	caller, err := carrier.Dial(ctx, nextCaller(), "+4930555002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -9,6 +9,7 @@
 #   e2e/stack.sh cli pbx|carrier 'core show channels'
 #   e2e/stack.sh root                               build the Asterisk root if missing
 #   e2e/stack.sh redis-restart                      restart Redis on its data (fault tests)
+#   e2e/stack.sh pbx-restart                        kill and restart the PBX Asterisk (fault tests)
 #
 # Environment:
 #   ARIFLOW_STACK_DIR        where everything lives (default /tmp/ariflow-stack)
@@ -315,12 +316,24 @@ redis_restart() {
 	start_redis
 }
 
+# pbx-restart: the PBX Asterisk killed and started again (every channel and
+# bridge gone), for the fault tests.
+pbx_restart() {
+	[ -f "$STACK/pbx.pid" ] || die "no PBX running in $STACK"
+	# shellcheck disable=SC1091
+	. "$STACK/stack.env"
+	stop_pid "$STACK/pbx.pid"
+	start_asterisk pbx
+	wait_ari pbx "$ARIFLOW_STACK_PBX_ARI_URL" "$ARIFLOW_STACK_PBX_ARI_USER" "$ARIFLOW_STACK_PBX_ARI_PASSWORD"
+}
+
 case $cmd in
 up) up "$@" ;;
 redis-restart) redis_restart ;;
+pbx-restart) pbx_restart ;;
 down) down ;;
 status) status ;;
 cli) cli "$@" ;;
 root) build_root ;;
-*) echo "usage: $0 up [--no-ariflow] [--flows DIR] | down | status | cli pbx|carrier CMD | root | redis-restart" >&2; exit 2 ;;
+*) echo "usage: $0 up [--no-ariflow] [--flows DIR] | down | status | cli pbx|carrier CMD | root | redis-restart | pbx-restart" >&2; exit 2 ;;
 esac
