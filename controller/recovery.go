@@ -178,7 +178,7 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 		switch {
 		case ari.IsNotFound(err):
 			c.log.WithField("lost", id).Info("channel ended while the websocket was down")
-			return &ari.ChannelDestroyed{Channel: ari.ChannelData{ID: id}, Cause: CauseNormalClearing, CauseTxt: "ended while disconnected"}
+			return ari.NewChannelDestroyed(id, CauseNormalClearing, "ended while disconnected")
 		case err == nil && id == c.rec.Outbound && c.rec.Phase == PhaseDialing && state == "Up":
 			// Answered while the websocket was down: an originated leg
 			// that is up is in Stasis, its StasisStart lost.

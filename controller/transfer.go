@@ -44,6 +44,10 @@ type TransferResult struct {
 	// EndedBy says who ended an answered transfer (flows.EndedBy*).
 	EndedBy  string
 	Answered time.Time
+	// SIPCode is the far end's final SIP response to a leg that was not
+	// answered (486 busy, 404 unallocated, …), when Asterisk reports it
+	// (ChannelDestroyed's tech_cause); 0 otherwise.
+	SIPCode int
 }
 
 // Transfer ring timeouts, in seconds: Amazon Connect's range and default.
@@ -189,6 +193,11 @@ func (c *call) recordTransfer(r TransferResult) {
 		answered = r.Answered.UTC().Format(time.RFC3339Nano)
 	}
 	set(flows.TrAnswerTime, answered)
+	sip := ""
+	if r.SIPCode > 0 {
+		sip = strconv.Itoa(r.SIPCode)
+	}
+	set(flows.TrSIPCode, sip)
 }
 
 // transfer is one outbound leg's run, from dialling to the far end's
@@ -380,9 +389,10 @@ func (t *transfer) awaitAnswer(ctx context.Context) error {
 			if e.Channel.ID != c.rec.Outbound {
 				continue
 			}
-			t.res.Cause, t.res.RingTime = e.Cause, time.Since(t.dialed)
+			t.res.Cause, t.res.RingTime, t.res.SIPCode = e.Cause, time.Since(t.dialed), e.TechCause
 			t.res.Outcome = NotAnsweredOutcome(e.Cause, dialStatus)
-			t.log.WithFields(logrus.Fields{"phase": "not-answered", "outcome": t.res.Outcome, "cause": e.Cause, "cause_text": e.CauseTxt, "dialstatus": dialStatus}).Info("transfer")
+			t.log.WithFields(logrus.Fields{"phase": "not-answered", "outcome": t.res.Outcome, "cause": e.Cause, "cause_text": e.CauseTxt,
+				"sip_code": e.TechCause, "dialstatus": dialStatus}).Info("transfer")
 			c.forgetLeg()
 			c.dropLeg(ctx)
 			return nil
