@@ -259,6 +259,7 @@ func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
 	t := c.newTransfer(l)
 	t.dialed, t.answered, t.done = ts.Dialed, ts.Answered, min(ts.DigitsDone, len(ts.Digits))
 	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": ts.Number, "outbound": c.rec.Outbound, "adopted": true})
+	t.legID, t.adopted = c.rec.Outbound, true
 	state, err := c.legState(ctx)
 	if err != nil {
 		return fmt.Errorf("adopting transfer: %w", err)
@@ -293,6 +294,7 @@ func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
 		}
 		err = t.talk(ctx)
 	}
+	t.legEvent(LegCompleted)
 	c.recordTransfer(t.res)
 	if err != nil {
 		return err

@@ -579,6 +579,9 @@ func (k *blk) transfer() *TransferToPhoneNumber {
 	t.Whisper = k.value("whisper", media)
 	t.Confirm = k.confirm(media)
 	k.ringback(t)
+	if t.Ringback == RingbackEarlyMedia && (t.Whisper != (Value{}) || t.Confirm != nil) {
+		k.errf(k.vals["ringback"].Line, "ringback: early-media bridges the caller before the far end answers, so the caller would hear the whisper and the confirmation; not with whisper or confirm")
+	}
 	if k.vals["events_url"] != nil {
 		t.EventsURL = k.httpURL("events_url")
 	}

@@ -4,22 +4,22 @@ import v6 "github.com/CyCoreSystems/ari/v6"
 
 // The library's types, under the names the controller uses.
 type (
-	Event                = v6.Event
-	EventData            = v6.EventData
-	Key                  = v6.Key
-	Keys                 = v6.Keys
-	ChannelData          = v6.ChannelData
-	CallerID             = v6.CallerID
-	PlaybackData         = v6.PlaybackData
-	StasisStart          = v6.StasisStart
-	StasisEnd            = v6.StasisEnd
-	ChannelStateChange   = v6.ChannelStateChange
-	ChannelDtmfReceived  = v6.ChannelDtmfReceived
-	Dial                 = v6.Dial
-	PlaybackStarted      = v6.PlaybackStarted
-	PlaybackFinished     = v6.PlaybackFinished
-	ApplicationReplaced  = v6.ApplicationReplaced
-	OriginateRequest     = v6.OriginateRequest
+	Event               = v6.Event
+	EventData           = v6.EventData
+	Key                 = v6.Key
+	Keys                = v6.Keys
+	ChannelData         = v6.ChannelData
+	CallerID            = v6.CallerID
+	PlaybackData        = v6.PlaybackData
+	StasisStart         = v6.StasisStart
+	StasisEnd           = v6.StasisEnd
+	ChannelStateChange  = v6.ChannelStateChange
+	ChannelDtmfReceived = v6.ChannelDtmfReceived
+	Dial                = v6.Dial
+	PlaybackStarted     = v6.PlaybackStarted
+	PlaybackFinished    = v6.PlaybackFinished
+	ApplicationReplaced = v6.ApplicationReplaced
+	OriginateRequest    = v6.OriginateRequest
 )
 
 // ChannelDestroyed is the library's event with tech_cause, which the
