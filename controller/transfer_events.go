@@ -106,7 +106,7 @@ func (q *legEvents) send(url, key string, ev *LegEvent, log *logrus.Entry) bool 
 		return true
 	default:
 		q.metrics.LegEventsDropped.Inc()
-		log.WithField("event", ev.Event).Warn("leg event dropped: queue full")
+		log.WithField("event", ev.Event).Debug("leg event dropped: queue full")
 		return false
 	}
 }
