@@ -135,6 +135,8 @@ type App struct {
 	owner   string
 	flows   atomic.Pointer[flows.Set]
 	lease   lease
+	// legEvents sends the transfer legs' events (events_url).
+	legEvents *legEvents
 
 	connected atomic.Bool
 	draining  atomic.Bool
@@ -160,6 +162,7 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 		calls:   map[string]*call{},
 		owners:  map[string]*call{},
 	}
+	a.legEvents = newLegEvents(cfg.Webhooks, m)
 	a.ari = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App,
 		Timeout: cfg.RESTTimeout, Allow: a.allowed, Sent: m.ARIRequests.Inc})
 	a.flows.Store(set)

@@ -30,6 +30,9 @@ type Metrics struct {
 
 	ARIRequests  prometheus.Counter
 	RecordWrites prometheus.Counter
+
+	LegEvents        *prometheus.CounterVec
+	LegEventsDropped prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -60,12 +63,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		FencedActions:     c("ariflow_fenced_actions_total", "ARI requests and record writes refused because this process did not hold the lease."),
 		ARIRequests:       c("ariflow_ari_requests_total", "ARI REST requests sent."),
 		RecordWrites:      c("ariflow_record_writes_total", "Call records written (saves and deletes that succeeded)."),
+		LegEvents:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_leg_events_total", Help: "Leg events (events_url) by result: sent, or failed after the retries."}, []string{"result"}),
+		LegEventsDropped:  c("ariflow_leg_events_dropped_total", "Leg events dropped because their queue was full."),
 		Denied:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_dialout_denied_total", Help: "Outbound legs the dial-out policy refused, by rule."}, []string{"rule"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Calls, m.ActiveCalls, m.Transfers, m.CallErrors, m.Reconnects, m.DroppedEvents, m.OrphanLegs, m.Adopted,
 			m.Fallbacks, m.StuckCalls, m.LostEvents, m.ReconcileFailures, m.Reconciles,
-			m.Role, m.LeaseRenewals, m.LeaseFailures, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.FencedActions, m.Denied, m.ARIRequests, m.RecordWrites)
+			m.Role, m.LeaseRenewals, m.LeaseFailures, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.FencedActions, m.Denied, m.ARIRequests, m.RecordWrites,
+			m.LegEvents, m.LegEventsDropped)
 	}
 	return m
 }

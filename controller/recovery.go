@@ -171,7 +171,7 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 		switch {
 		case ari.IsNotFound(err):
 			c.log.WithField("lost", id).Info("channel ended while the websocket was down")
-			return &ari.ChannelDestroyed{Channel: ari.ChannelData{ID: id}, Cause: CauseNormalClearing, CauseTxt: "ended while disconnected"}
+			return ari.NewChannelDestroyed(id, CauseNormalClearing, "ended while disconnected")
 		case err == nil && id == c.rec.Outbound && c.rec.Phase == PhaseDialing && state == "Up":
 			// Answered while the websocket was down: an originated leg
 			// that is up is in Stasis, its StasisStart lost.
@@ -252,6 +252,7 @@ func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
 	t := c.newTransfer(l)
 	t.dialed, t.answered, t.done = ts.Dialed, ts.Answered, min(ts.DigitsDone, len(ts.Digits))
 	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": ts.Number, "outbound": c.rec.Outbound, "adopted": true})
+	t.legID, t.adopted = c.rec.Outbound, true
 	state, err := c.legState(ctx)
 	if err != nil {
 		return fmt.Errorf("adopting transfer: %w", err)
@@ -286,6 +287,7 @@ func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
 		}
 		err = t.talk(ctx)
 	}
+	t.legEvent(LegCompleted)
 	c.recordTransfer(t.res)
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ type leg struct {
 	cidName string
 	resume  bool
 	agent   bool // a TransferToAgent leg
+	attempt int  // 1.. in the block's list of numbers
 	legOptions
 }
 
@@ -44,6 +45,10 @@ type TransferResult struct {
 	// EndedBy says who ended an answered transfer (flows.EndedBy*).
 	EndedBy  string
 	Answered time.Time
+	// SIPCode is the far end's final SIP response to a leg that was not
+	// answered (486 busy, 404 unallocated, …), when Asterisk reports it
+	// (ChannelDestroyed's tech_cause); 0 otherwise.
+	SIPCode int
 }
 
 // Transfer ring timeouts, in seconds: Amazon Connect's range and default.
@@ -189,6 +194,11 @@ func (c *call) recordTransfer(r TransferResult) {
 		answered = r.Answered.UTC().Format(time.RFC3339Nano)
 	}
 	set(flows.TrAnswerTime, answered)
+	sip := ""
+	if r.SIPCode > 0 {
+		sip = strconv.Itoa(r.SIPCode)
+	}
+	set(flows.TrSIPCode, sip)
 }
 
 // transfer is one outbound leg's run, from dialling to the far end's
@@ -196,13 +206,16 @@ func (c *call) recordTransfer(r TransferResult) {
 // logger. A process taking a call over builds the same object from the
 // record and carries on where the record says.
 type transfer struct {
-	c        *call
-	leg      leg
-	res      TransferResult
-	dialed   time.Time
-	answered time.Time
-	done     int // characters of leg.digits sent (or paused)
-	log      *logrus.Entry
+	c          *call
+	leg        leg
+	res        TransferResult
+	dialed     time.Time
+	answered   time.Time
+	done       int // characters of leg.digits sent (or paused)
+	log        *logrus.Entry
+	legID      string          // the outbound channel, kept after the record forgets it
+	adopted    bool            // taken over from another process (or term)
+	sentEvents map[string]bool // leg events sent (events_url)
 	talkState
 }
 
@@ -217,6 +230,7 @@ func (c *call) newTransfer(l leg) *transfer {
 func (c *call) connect(ctx context.Context, l leg) (TransferResult, error) {
 	t := c.newTransfer(l)
 	err := t.run(ctx)
+	t.legEvent(LegCompleted)
 	return t.res, err
 }
 
@@ -224,6 +238,7 @@ func (t *transfer) run(ctx context.Context) error {
 	c := t.c
 	t.dialed = time.Now()
 	c.rec.Outbound, c.rec.Bridge = c.app.resourceID("leg"), c.app.resourceID("br")
+	t.legID = c.rec.Outbound
 	c.rec.Transfer = &TransferState{Number: t.leg.number, Resume: t.leg.resume, Agent: t.leg.agent,
 		Digits: t.leg.digits, Dialed: t.dialed, RingDeadline: t.dialed.Add(t.leg.timeout), Options: t.leg.legOptions.state()}
 	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": t.leg.number, "outbound": c.rec.Outbound})
@@ -295,6 +310,9 @@ func (t *transfer) dial(ctx context.Context) error {
 	for _, h := range t.leg.headers {
 		req.Variables["PJSIP_HEADER(add,"+h.name+")"] = h.value
 	}
+	if t.leg.ringback == flows.RingbackEarlyMedia {
+		return t.dialEarlyMedia(ctx, req, bridgeDone)
+	}
 	err := a.ari.Originate(ctx, req)
 	if berr := <-bridgeDone; err == nil {
 		err = berr
@@ -303,9 +321,52 @@ func (t *transfer) dial(ctx context.Context) error {
 		return err
 	}
 	go func() {
-		_ = a.ari.Ring(context.WithoutCancel(ctx), c.id)
+		bg := context.WithoutCancel(ctx)
+		if t.leg.ringback == flows.RingbackMOH {
+			if err := a.ari.StartMOH(bg, c.id, t.leg.mohClass); err != nil {
+				t.log.WithError(err).Warn("music on hold failed; ringing instead")
+				_ = a.ari.Ring(bg, c.id)
+			}
+			return
+		}
+		_ = a.ari.Ring(bg, c.id)
 	}()
 	return nil
+}
+
+// dialEarlyMedia is dial for ringback early-media: the leg is created in
+// Stasis without being dialled, caller and leg are bridged, and only then
+// is the leg dialled, so that whatever the far end sends before it
+// answers (its ringback, "the number you dialled is not in service")
+// reaches the caller. Caller ID goes in as variables (create takes no
+// callerId). The answer is the leg's ChannelStateChange to Up.
+func (t *transfer) dialEarlyMedia(ctx context.Context, req ari.OriginateRequest, bridgeDone <-chan error) error {
+	c := t.c
+	a := c.app
+	vars := req.Variables
+	cidNum, cidName := vars["CONNECTEDLINE(num,i)"], vars["CONNECTEDLINE(name,i)"]
+	vars["CALLERID(num)"], vars["CALLERID(name)"] = cidNum, cidName
+	err := a.ari.Create(ctx, ari.CreateRequest{Endpoint: req.Endpoint, App: req.App, AppArgs: req.AppArgs,
+		ChannelID: req.ChannelID, Originator: req.Originator, Variables: vars})
+	if berr := <-bridgeDone; err == nil {
+		err = berr
+	}
+	if err != nil {
+		return err
+	}
+	if err := t.joinBridge(ctx); err != nil {
+		return err
+	}
+	return a.ari.Dial(ctx, c.rec.Outbound, t.leg.timeout)
+}
+
+// ringbackOff ends the caller's music on hold when the leg rang with it
+// (ring is ended by bridge, as before; early media ends with the bridge).
+func (t *transfer) ringbackOff(ctx context.Context) {
+	if t.leg.ringback != flows.RingbackMOH {
+		return
+	}
+	_ = t.c.app.ari.StopMOH(context.WithoutCancel(ctx), t.c.id)
 }
 
 // forgetLeg stops tracking an outbound leg that is hanging up by itself,
@@ -354,6 +415,7 @@ func (t *transfer) awaitAnswer(ctx context.Context) error {
 		switch {
 		case errors.Is(err, ErrCallerGone):
 			t.log.WithField("phase", "caller-hangup-ringing").Info("transfer")
+			t.res.SIPCode = 0
 			t.res.Outcome, t.res.RingTime = OutcomeCallFailed, time.Since(t.dialed)
 			c.dropLeg(ctx) // cancel the far end at once
 			return ErrCallerGone
@@ -361,28 +423,49 @@ func (t *transfer) awaitAnswer(ctx context.Context) error {
 			t.log.WithField("phase", "timeout-guard").Warn("transfer")
 			c.app.metrics.StuckCalls.WithLabelValues("ringing").Inc()
 			t.res.Outcome, t.res.RingTime = OutcomeTimeout, time.Since(t.dialed)
+			t.ringbackOff(ctx)
 			c.dropLeg(ctx)
 			return nil
 		case err != nil:
 			return err
 		}
+		early := t.leg.ringback == flows.RingbackEarlyMedia
 		switch e := ev.(type) {
 		case *ari.StasisStart:
-			// An originated leg enters the app when it is answered.
-			if e.Channel.ID == c.rec.Outbound {
+			// An originated leg enters the app when it is answered; a
+			// created one (early media) when it is created, and is
+			// answered only if up (a check found it answered).
+			if e.Channel.ID == c.rec.Outbound && (!early || e.Channel.State == "Up") {
 				return t.bridge(ctx)
+			}
+		case *ari.ChannelStateChange:
+			if e.Channel.ID != c.rec.Outbound {
+				continue
+			}
+			switch e.Channel.State {
+			case "Ringing":
+				t.legEvent(LegRinging)
+			case "Up":
+				if early {
+					return t.bridge(ctx)
+				}
 			}
 		case *ari.Dial:
 			if e.Peer.ID == c.rec.Outbound && e.Dialstatus != "" {
 				dialStatus = e.Dialstatus
+				if e.Dialstatus == "RINGING" {
+					t.legEvent(LegRinging)
+				}
 			}
 		case *ari.ChannelDestroyed:
 			if e.Channel.ID != c.rec.Outbound {
 				continue
 			}
-			t.res.Cause, t.res.RingTime = e.Cause, time.Since(t.dialed)
+			t.res.Cause, t.res.RingTime, t.res.SIPCode = e.Cause, time.Since(t.dialed), e.TechCause
 			t.res.Outcome = NotAnsweredOutcome(e.Cause, dialStatus)
-			t.log.WithFields(logrus.Fields{"phase": "not-answered", "outcome": t.res.Outcome, "cause": e.Cause, "cause_text": e.CauseTxt, "dialstatus": dialStatus}).Info("transfer")
+			t.log.WithFields(logrus.Fields{"phase": "not-answered", "outcome": t.res.Outcome, "cause": e.Cause, "cause_text": e.CauseTxt,
+				"sip_code": e.TechCause, "dialstatus": dialStatus}).Info("transfer")
+			t.ringbackOff(ctx)
 			c.forgetLeg()
 			c.dropLeg(ctx)
 			return nil
@@ -399,6 +482,7 @@ func (t *transfer) bridge(ctx context.Context) error {
 	if c.rec.Transfer != nil {
 		c.rec.Transfer.Answered = t.answered
 	}
+	t.legEvent(LegAnswered)
 	// Whisper and confirmation before the bridge, in phase dialing: a
 	// process taking over here screens the far end again.
 	if ok, err := t.screen(ctx); !ok {
@@ -411,7 +495,13 @@ func (t *transfer) bridge(ctx context.Context) error {
 	}
 	t.log.WithFields(logrus.Fields{"phase": "answered", "ring_time": t.res.RingTime.Round(time.Millisecond)}).Info("transfer")
 	go func() {
-		_ = a.ari.StopRing(context.WithoutCancel(ctx), c.id)
+		switch t.leg.ringback {
+		case flows.RingbackEarlyMedia:
+		case flows.RingbackMOH:
+			t.ringbackOff(ctx)
+		default:
+			_ = a.ari.StopRing(context.WithoutCancel(ctx), c.id)
+		}
 	}()
 	if err := t.addToBridge(ctx); err != nil {
 		if !c.callerPresent(ctx) {

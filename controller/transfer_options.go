@@ -25,6 +25,9 @@ type legOptions struct {
 	headers    []sipHeader // X- headers on the INVITE
 	whisper    string      // media for the far end before the bridge
 	confirm    *confirm
+	ringback   flows.Ringback // "" is ring
+	mohClass   string
+	eventsURL  string // leg events ("": none)
 }
 
 // confirm is a resolved flows.Confirm.
@@ -69,13 +72,23 @@ type TransferOptions struct {
 	Warning       string `json:"warning,omitempty"`
 	WarnBeforeS   int    `json:"warn_before_s,omitempty"`
 	WarningPlayed bool   `json:"warning_played,omitempty"`
+	// Ringback early-media says the leg was created in Stasis and bridged
+	// before it was dialled: its answer is a ChannelStateChange to Up, and
+	// it is in the bridge already.
+	Ringback  string `json:"ringback,omitempty"`
+	MOHClass  string `json:"moh_class,omitempty"`
+	EventsURL string `json:"events_url,omitempty"`
+	Attempt   int    `json:"attempt,omitempty"`
 }
 
 func (o legOptions) state() *TransferOptions {
 	s := &TransferOptions{
 		ToneMs: int(o.tone / time.Millisecond), GapMs: int(o.gap / time.Millisecond), ReturnKey: o.returnKey,
 		MaxTalkS: int(o.maxTalk / time.Second), Warning: o.warning, WarnBeforeS: int(o.warnBefore / time.Second),
-		Whisper: o.whisper,
+		Whisper: o.whisper, MOHClass: o.mohClass, EventsURL: o.eventsURL,
+	}
+	if o.ringback != flows.RingbackRing {
+		s.Ringback = string(o.ringback)
 	}
 	if o.confirm != nil {
 		s.ConfirmPrompt, s.ConfirmKey, s.ConfirmS = o.confirm.prompt, o.confirm.key, int(o.confirm.timeout/time.Second)
@@ -95,6 +108,7 @@ func (ts *TransferState) leg() leg {
 		l.returnKey, l.warning = o.ReturnKey, o.Warning
 		l.maxTalk, l.warnBefore = time.Duration(o.MaxTalkS)*time.Second, time.Duration(o.WarnBeforeS)*time.Second
 		l.whisper = o.Whisper
+		l.ringback, l.mohClass, l.eventsURL, l.attempt = flows.Ringback(o.Ringback), o.MOHClass, o.EventsURL, o.Attempt
 		if o.ConfirmPrompt != "" {
 			l.confirm = &confirm{prompt: o.ConfirmPrompt, key: o.ConfirmKey, timeout: time.Duration(o.ConfirmS) * time.Second}
 		}
@@ -203,6 +217,7 @@ func (c *call) resolveOptions(t *flows.TransferToPhoneNumber, o *legOptions) err
 		}
 		o.confirm = &confirm{prompt: prompt, key: cf.Key, timeout: time.Duration(cf.Timeout) * time.Second}
 	}
+	o.ringback, o.mohClass, o.eventsURL = t.Ringback, t.MOHClass, t.EventsURL
 	for _, h := range t.Headers {
 		v, err := str("headers: "+h.Name, h.Value, func(s string) (string, error) { return s, flows.ValidateHeaderValue(s) })
 		if err != nil {
@@ -221,7 +236,7 @@ func (c *call) dialTargets(ctx context.Context, l leg, targets []target) (Transf
 	var res TransferResult
 	var err error
 	for i, tg := range targets {
-		l.number, l.dial, l.timeout = tg.number, tg.dial, tg.timeout
+		l.number, l.dial, l.timeout, l.attempt = tg.number, tg.dial, tg.timeout, i+1
 		res, err = c.dialChecked(ctx, l)
 		res.Attempts = i + 1
 		if err != nil || i == len(targets)-1 {
@@ -421,6 +436,22 @@ func (t *transfer) forward(ctx context.Context, keys string, durMs int) {
 // keys are absorbed by the bridge (ARI's absorbDTMF), so that the far end
 // never hears the return key; ariflow passes the other keys on itself.
 func (t *transfer) addToBridge(ctx context.Context) error {
+	if t.leg.ringback == flows.RingbackEarlyMedia {
+		if !t.adopted {
+			return nil // bridged before it was dialled
+		}
+		// Taken over: bridged already, unless the last process stopped
+		// between create and bridge.
+		if err := t.joinBridge(ctx); err != nil && ari.StatusCode(err) != 409 && ari.StatusCode(err) != 422 {
+			return err
+		}
+		return nil
+	}
+	return t.joinBridge(ctx)
+}
+
+// joinBridge adds caller and leg to the bridge.
+func (t *transfer) joinBridge(ctx context.Context) error {
 	c := t.c
 	if t.leg.returnKey == "" {
 		return c.app.ari.AddToBridge(ctx, c.rec.Bridge, c.id, c.rec.Outbound)

@@ -20,7 +20,7 @@ var blockSettings = map[BlockType][]string{
 	TypeCheckAttribute:   {"attribute", "conditions"},
 	TypeInvokeWebhook:    {"url", "timeout", "idempotent"},
 	TypeTransferToPhoneNumber: {"number", "timeout", "timeouts", "resume", "dtmf", "dtmf_tone", "dtmf_gap", "caller_id_number", "caller_id_name",
-		"return_key", "max_talk", "warning", "warning_before", "headers", "whisper", "confirm"},
+		"return_key", "max_talk", "warning", "warning_before", "headers", "whisper", "confirm", "ringback", "events_url"},
 	TypeTransferToAgent: {"endpoint", "timeout", "context", "extension", "priority"},
 	TypeDisconnect:      {},
 }
@@ -448,22 +448,54 @@ func (k *blk) webhook() *InvokeWebhook {
 	if k.required("url") == nil {
 		return w
 	}
-	s, line, ok := k.str("url")
+	w.URL = k.httpURL("url")
+	return w
+}
+
+// httpURL reads a static absolute http(s) URL setting ("" when absent or
+// invalid, with the error reported).
+func (k *blk) httpURL(name string) string {
+	s, line, ok := k.str(name)
 	if !ok {
-		return w
+		return ""
 	}
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:
-		k.errf(line, "url: %v", err)
+		k.errf(line, "%s: %v", name, err)
 	case u.Scheme != "http" && u.Scheme != "https":
-		k.errf(line, "url: %q must be an absolute http or https URL", s)
+		k.errf(line, "%s: %q must be an absolute http or https URL", name, s)
 	case u.Host == "":
-		k.errf(line, "url: %q has no host", s)
+		k.errf(line, "%s: %q has no host", name, s)
 	default:
-		w.URL = s
+		return s
 	}
-	return w
+	return ""
+}
+
+// mohClassRE is a music-on-hold class name as musiconhold.conf names one.
+var mohClassRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ringback reads "ring", "moh", "moh:<class>" or "early-media".
+func (k *blk) ringback(t *TransferToPhoneNumber) {
+	t.Ringback = RingbackRing
+	s, line, ok := k.str("ringback")
+	if !ok {
+		return
+	}
+	switch {
+	case s == string(RingbackRing), s == string(RingbackEarlyMedia), s == string(RingbackMOH):
+		t.Ringback = Ringback(s)
+	case strings.HasPrefix(s, "moh:"):
+		class := s[len("moh:"):]
+		if !mohClassRE.MatchString(class) {
+			k.errf(line, "ringback: music-on-hold class %q: want 1..64 of A-Z a-z 0-9 _ -", class)
+			return
+		}
+		t.Ringback, t.MOHClass = RingbackMOH, class
+	default:
+		k.errf(line, "ringback: want ring, moh, moh:<class> or early-media, got %q", s)
+	}
 }
 
 func (k *blk) transfer() *TransferToPhoneNumber {
@@ -546,6 +578,13 @@ func (k *blk) transfer() *TransferToPhoneNumber {
 	media := func(s string) (string, error) { return s, ValidateMediaURI(s) }
 	t.Whisper = k.value("whisper", media)
 	t.Confirm = k.confirm(media)
+	k.ringback(t)
+	if t.Ringback == RingbackEarlyMedia && (t.Whisper != (Value{}) || t.Confirm != nil) {
+		k.errf(k.vals["ringback"].Line, "ringback: early-media bridges the caller before the far end answers, so the caller would hear the whisper and the confirmation; not with whisper or confirm")
+	}
+	if k.vals["events_url"] != nil {
+		t.EventsURL = k.httpURL("events_url")
+	}
 	return t
 }
 

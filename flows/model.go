@@ -229,7 +229,25 @@ type TransferToPhoneNumber struct {
 	Headers        []Header // X- SIP headers added to the INVITE
 	Whisper        Value    // media played to the far end after it answers, before the bridge
 	Confirm        *Confirm // the far end must press a key before it is bridged
+	Ringback       Ringback // what the caller hears while the far end rings
+	MOHClass       string   // with RingbackMOH: the music-on-hold class ("" the default)
+	EventsURL      string   // receives each leg's ringing, answered, completed ("": none)
 }
+
+// Ringback is what the caller hears while a transfer's far end rings.
+type Ringback string
+
+const (
+	// RingbackRing is Asterisk's ringing tone on the caller's channel (the
+	// default).
+	RingbackRing Ringback = "ring"
+	// RingbackMOH is music on hold, of MOHClass.
+	RingbackMOH Ringback = "moh"
+	// RingbackEarlyMedia bridges the caller with the leg before it is
+	// dialled: the caller hears the far end's own ringback and
+	// announcements (early media) before it answers.
+	RingbackEarlyMedia Ringback = "early-media"
+)
 
 // Confirm asks the far end, once it answers, to press Key within Timeout
 // after Prompt; no key (a voicemail box, a fax) counts as not answered.

@@ -11,7 +11,8 @@ import (
 // library's types, reading only the fields it uses: the library's
 // DecodeEvent reads every message twice and every channel in full, and
 // was the largest part of ariflow's CPU time under load. Anything else
-// goes to the library.
+// goes to the library. ChannelDestroyed and ChannelHangupRequest come as
+// this package's types, the library's with tech_cause beside them.
 func decodeEvent(data []byte) (v6.Event, error) {
 	var w wireEvent
 	if err := json.Unmarshal(data, &w); err != nil {
@@ -24,9 +25,9 @@ func decodeEvent(data []byte) (v6.Event, error) {
 	case "StasisEnd":
 		return &v6.StasisEnd{EventData: ed, Channel: w.Channel.data()}, nil
 	case "ChannelDestroyed":
-		return &v6.ChannelDestroyed{EventData: ed, Channel: w.Channel.data(), Cause: w.Cause, CauseTxt: w.CauseTxt}, nil
+		return &ChannelDestroyed{v6.ChannelDestroyed{EventData: ed, Channel: w.Channel.data(), Cause: w.Cause, CauseTxt: w.CauseTxt}, w.TechCause}, nil
 	case "ChannelHangupRequest":
-		return &v6.ChannelHangupRequest{EventData: ed, Channel: w.Channel.data(), Cause: w.Cause, Soft: w.Soft}, nil
+		return &ChannelHangupRequest{v6.ChannelHangupRequest{EventData: ed, Channel: w.Channel.data(), Cause: w.Cause, Soft: w.Soft}, w.TechCause}, nil
 	case "ChannelStateChange":
 		return &v6.ChannelStateChange{EventData: ed, Channel: w.Channel.data()}, nil
 	case "ChannelDtmfReceived":
@@ -52,6 +53,7 @@ type wireEvent struct {
 	Playback    *v6.PlaybackData `json:"playback"`
 	Cause       int              `json:"cause"`
 	CauseTxt    string           `json:"cause_txt"`
+	TechCause   int              `json:"tech_cause"`
 	Digit       string           `json:"digit"`
 	DurationMs  int              `json:"duration_ms"`
 	Dialstatus  string           `json:"dialstatus"`

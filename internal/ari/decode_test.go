@@ -11,8 +11,8 @@ import (
 var sampleEvents = map[string]string{
 	"StasisStart":          `{"type":"StasisStart","timestamp":"2026-11-24T20:47:42.006+0000","args":["+4930555000"],"channel":{"id":"pbx-1.0","name":"PJSIP/trunk-00000000","state":"Ring","protocol_id":"abc","caller":{"name":"Caller","number":"+4917612345678"},"connected":{"name":"","number":""},"accountcode":"","dialplan":{"context":"from-trunk","exten":"+4930555000","priority":2,"app_name":"Stasis","app_data":"ariflow,+4930555000"},"creationtime":"2026-11-24T20:47:42.001+0000","language":"en"},"asterisk_id":"02:00:00:a1:f1:01","application":"ariflow"}`,
 	"StasisEnd":            `{"type":"StasisEnd","timestamp":"2026-11-24T20:47:50.473+0000","channel":{"id":"pbx-1.0","name":"PJSIP/trunk-00000000","state":"Up"},"application":"ariflow"}`,
-	"ChannelDestroyed":     `{"type":"ChannelDestroyed","timestamp":"2026-11-24T20:47:50.473+0000","cause":17,"cause_txt":"User busy","channel":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Down"},"application":"ariflow"}`,
-	"ChannelHangupRequest": `{"type":"ChannelHangupRequest","timestamp":"2026-11-24T20:47:48.736+0000","soft":true,"cause":16,"channel":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Up"},"application":"ariflow"}`,
+	"ChannelDestroyed":     `{"type":"ChannelDestroyed","timestamp":"2026-11-24T20:47:50.473+0000","cause":17,"cause_txt":"User busy","tech_cause":486,"channel":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Down"},"application":"ariflow"}`,
+	"ChannelHangupRequest": `{"type":"ChannelHangupRequest","timestamp":"2026-11-24T20:47:48.736+0000","soft":true,"cause":16,"tech_cause":200,"channel":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Up"},"application":"ariflow"}`,
 	"ChannelStateChange":   `{"type":"ChannelStateChange","timestamp":"2026-11-24T20:47:45.928+0000","channel":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Up"},"application":"ariflow"}`,
 	"ChannelDtmfReceived":  `{"type":"ChannelDtmfReceived","timestamp":"2026-11-24T20:47:45.117+0000","digit":"4","duration_ms":120,"channel":{"id":"pbx-1.0","name":"PJSIP/trunk-00000000","state":"Up"},"application":"ariflow"}`,
 	"Dial":                 `{"type":"Dial","timestamp":"2026-11-24T20:47:45.928+0000","dialstatus":"ANSWER","dialstring":"+4930123456@trunk","peer":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Up"},"application":"ariflow"}`,
@@ -24,10 +24,11 @@ var sampleEvents = map[string]string{
 func TestDecodeEventMatchesLibrary(t *testing.T) {
 	for typ, raw := range sampleEvents {
 		t.Run(typ, func(t *testing.T) {
-			got, err := decodeEvent([]byte(raw))
+			ev, err := decodeEvent([]byte(raw))
 			if err != nil {
 				t.Fatal(err)
 			}
+			got := library(ev)
 			want, err := v6.DecodeEvent([]byte(raw))
 			if err != nil {
 				t.Fatal(err)
@@ -74,6 +75,48 @@ func TestDecodeEventMatchesLibrary(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// library is the library's event inside ours (those with tech_cause).
+func library(ev v6.Event) v6.Event {
+	switch e := ev.(type) {
+	case *ChannelDestroyed:
+		return &e.ChannelDestroyed
+	case *ChannelHangupRequest:
+		return &e.ChannelHangupRequest
+	}
+	return ev
+}
+
+// tech_cause, which the library does not read, is read beside its event;
+// an Asterisk older than 20.11 sends none: 0.
+func TestDecodeTechCause(t *testing.T) {
+	for typ, want := range map[string]int{"ChannelDestroyed": 486, "ChannelHangupRequest": 200} {
+		ev, err := decodeEvent([]byte(sampleEvents[typ]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		switch e := ev.(type) {
+		case *ChannelDestroyed:
+			got = e.TechCause
+		case *ChannelHangupRequest:
+			got = e.TechCause
+		default:
+			t.Fatalf("%s decoded as %T", typ, ev)
+		}
+		if got != want {
+			t.Errorf("%s: tech_cause %d, want %d", typ, got, want)
+		}
+		// The envelope and keys still route it like the library's.
+		if len(ev.Keys()) == 0 || ev.GetType() != typ {
+			t.Errorf("%s: keys %v, type %q", typ, ev.Keys(), ev.GetType())
+		}
+	}
+	ev, _ := decodeEvent([]byte(`{"type":"ChannelDestroyed","cause":16,"channel":{"id":"x"}}`))
+	if e := ev.(*ChannelDestroyed); e.TechCause != 0 || e.Cause != 16 {
+		t.Errorf("without tech_cause: %+v", e)
 	}
 }
 

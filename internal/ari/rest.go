@@ -218,3 +218,41 @@ func (c *Client) ChannelState(ctx context.Context, id string) (string, error) {
 	}
 	return ch.State, nil
 }
+
+// CreateRequest creates a channel without dialling it
+// (POST /channels/create): it enters app at once, and Dial then calls it.
+type CreateRequest struct {
+	Endpoint   string            `json:"endpoint"`
+	App        string            `json:"app"`
+	AppArgs    string            `json:"appArgs,omitempty"`
+	ChannelID  string            `json:"channelId,omitempty"`
+	Originator string            `json:"originator,omitempty"`
+	Variables  map[string]string `json:"variables,omitempty"`
+}
+
+// Create creates a channel in Stasis, not yet dialled: its StasisStart
+// comes now, and its answer later as a ChannelStateChange to Up.
+func (c *Client) Create(ctx context.Context, req CreateRequest) error {
+	return c.do(ctx, http.MethodPost, "/channels/create", req, nil)
+}
+
+// Dial dials a created channel, giving up after timeout (whole seconds).
+// It returns at once; Dial and ChannelStateChange events follow.
+func (c *Client) Dial(ctx context.Context, id string, timeout time.Duration) error {
+	q := url.Values{"timeout": {strconv.Itoa(int(timeout / time.Second))}}
+	return c.do(ctx, http.MethodPost, chanPath(id)+"/dial?"+q.Encode(), nil, nil)
+}
+
+// StartMOH plays music on hold of class ("" the default) to a channel;
+// StopMOH ends it.
+func (c *Client) StartMOH(ctx context.Context, id, class string) error {
+	q := url.Values{}
+	if class != "" {
+		q.Set("mohClass", class)
+	}
+	return c.do(ctx, http.MethodPost, chanPath(id)+"/moh?"+q.Encode(), nil, nil)
+}
+
+func (c *Client) StopMOH(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, chanPath(id)+"/moh", nil, nil)
+}

@@ -1,0 +1,111 @@
+package controller
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/internal/webhook"
+)
+
+func TestLegEventsSignedInOrderWithRetries(t *testing.T) {
+	secret := []byte("0123456789abcdef-leg-events")
+	var mu sync.Mutex
+	var got []string
+	fails := 1 // the first request fails: retried
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify(secret, r.Header.Get(webhook.SignatureHeader), b, time.Now(), time.Minute); err != nil {
+			t.Errorf("signature: %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			w.WriteHeader(503)
+			return
+		}
+		var ev LegEvent
+		_ = json.Unmarshal(b, &ev)
+		got = append(got, ev.Event)
+	}))
+	defer srv.Close()
+	client, err := webhook.New(webhook.Options{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	q := newLegEvents(client, NewMetrics(reg))
+	q.backoff = []time.Duration{time.Millisecond}
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	log := logrus.NewEntry(lg)
+	for _, e := range []string{LegRinging, LegAnswered, LegCompleted} {
+		if !q.send(srv.URL, "call-1", &LegEvent{CallID: "call-1", Event: e}, log) {
+			t.Fatal("not queued")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, reg, "ariflow_leg_events_total") < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 3 || got[0] != LegRinging || got[1] != LegAnswered || got[2] != LegCompleted {
+		t.Errorf("received %v, want ringing, answered, completed", got)
+	}
+}
+
+func TestLegEventsFullQueueDropsWithoutWaiting(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
+	defer srv.Close()
+	defer close(block)
+	client, _ := webhook.New(webhook.Options{})
+	reg := prometheus.NewRegistry()
+	q := newLegEvents(client, NewMetrics(reg))
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	log := logrus.NewEntry(lg)
+	start := time.Now()
+	queued := 0
+	for i := 0; i < legEventQueue; i++ {
+		if q.send(srv.URL, "one-call", &LegEvent{Event: LegRinging}, log) {
+			queued++
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("queueing %d events took %v; a call must never wait", legEventQueue, d)
+	}
+	// One call's events go to one worker: its queue (and the one in
+	// flight) hold them, the rest are dropped and counted.
+	dropped := int(metricValue(t, reg, "ariflow_leg_events_dropped_total"))
+	if dropped == 0 || queued+dropped != legEventQueue || queued > legEventQueue/legEventWorkers+1 {
+		t.Errorf("queued %d, dropped %d", queued, dropped)
+	}
+}
+
+// metricValue sums a counter family's values.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
+}
