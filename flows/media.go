@@ -38,10 +38,11 @@ func validateMedia(s string, literal bool) error {
 	if !ok || rest == "" || len(s) > MaxMediaURI {
 		return fmt.Errorf("%w %q: want sound:, recording:, number:, digits:, characters: or tone: and at most %d characters", ErrInvalidMedia, s, MaxMediaURI)
 	}
-	if strings.Contains(rest, "..") {
-		// Never needed, and a path segment of it climbs out of the
-		// sounds directory: refused anywhere, not only as a segment.
-		return fmt.Errorf("%w %q: \"..\" is not allowed", ErrInvalidMedia, s)
+	if strings.Contains(rest, "..") || strings.HasPrefix(rest, "/") {
+		// Never needed, and ".." as a path segment climbs out of the
+		// sounds directory, a leading '/' names a file anywhere: refused
+		// whatever the scheme, not only as a sound's path segment.
+		return fmt.Errorf("%w %q: \"..\" and a leading '/' are not allowed", ErrInvalidMedia, s)
 	}
 	var allowed func(r rune) bool
 	switch scheme {
