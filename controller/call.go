@@ -146,6 +146,7 @@ func (c *call) answer(ctx context.Context) error {
 
 // runFlow executes blocks from id until the flow ends.
 func (c *call) runFlow(ctx context.Context, id string) error {
+	saveFailures := 0
 	for steps := 0; ; steps++ {
 		b, ok := c.flow.Blocks[id]
 		if !ok {
@@ -160,14 +161,17 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 				// Another process owns the call now: not a word more.
 				return err
 			}
-			if !c.saved {
-				// Never written (Redis down as the call came in), or no
-				// longer ours: nothing to carry on from.
+			saveFailures++
+			if !c.saved || saveFailures > maxSaveFailures {
+				// Never written (Redis down as the call came in), or
+				// failing block after block (an Error branch that leads
+				// back would loop without waiting): the fallback.
 				return c.failCall(ctx, fmt.Errorf("saving the call before %s: %w", id, err))
 			}
 			log.WithError(err).Error("saving the call failed; block not run, taking its Error branch")
 			err = fmt.Errorf("saving the call: %w", err)
 		} else {
+			saveFailures = 0
 			log.Info("step")
 			branch, err = c.exec(ctx, b)
 		}
@@ -352,6 +356,11 @@ func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, e
 		}
 	}
 }
+
+// maxSaveFailures is how many blocks in a row may find the record
+// unwritable and take their Error branch before the call goes to the
+// fallback.
+const maxSaveFailures = 3
 
 var (
 	errTimeout  = errors.New("timed out")

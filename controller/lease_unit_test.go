@@ -295,3 +295,33 @@ func TestCheck(t *testing.T) {
 		t.Error("Check with a wrong password passed")
 	}
 }
+
+// A flow whose Error branches lead back (a → b → a) with the record
+// unwritable block after block: without a bound it would loop without
+// waiting; after maxSaveFailures blocks the caller goes to the fallback.
+func TestSaveFailingInALoopEndsInTheFallback(t *testing.T) {
+	t.Parallel()
+	const loop = `
+name: loop
+version: "1"
+entry: ["loop"]
+start: a
+blocks:
+  a: {type: PlayPrompt, prompts: ["sound:a"], branches: {Next: b, Error: b}}
+  b: {type: PlayPrompt, prompts: ["sound:b"], branches: {Next: a, Error: a}}
+`
+	h := run(t, []string{loop}, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
+	h.caller("c1", "loop")
+	pb := h.wantPlayed("c1", "sound:a")
+	h.store.mu.Lock()
+	h.store.failAll = errRedisDown
+	h.store.mu.Unlock()
+	h.fake.FinishPlayback(pb)
+	r := h.req("POST", "/channels/c1/continue")
+	if r.Query.Get("context") != "fallback" {
+		t.Errorf("continue %v", r.Query)
+	}
+	if m := h.medias("c1"); len(m) != 1 {
+		t.Errorf("prompts played %v; the blocks whose save failed must not run", m)
+	}
+}
