@@ -1,5 +1,5 @@
 # The two things a person does here. Both need root on Debian (see README).
-.PHONY: test demo build validate bench soak
+.PHONY: test demo build validate bench soak faults
 
 test:
 	bash e2e/test.sh
@@ -19,3 +19,7 @@ bench:
 
 soak:
 	bash e2e/bench.sh -soak 10m -concurrency 100 -json soak.json
+
+# The fault matrix and the other fault tests alone (see README, High availability).
+faults:
+	bash e2e/faults.sh
