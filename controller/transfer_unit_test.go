@@ -228,13 +228,7 @@ func TestCallerHangupRinging(t *testing.T) {
 	leg, br := h.leg()
 	h.fake.DialStatus(leg, "RINGING")
 	h.fake.Hangup("c1", 16)
-	h.req("DELETE", "/channels/"+leg)
-	h.req("DELETE", "/bridges/"+br)
-	h.ended("c1")
-	h.clean("c1")
-	if m := h.medias("c1"); len(m) != 0 {
-		t.Errorf("played %v after the caller hung up", m)
-	}
+	h.legDropped("c1", leg, br)
 }
 
 // Answered, not yet bridged (addChannel in flight), the caller hangs up:
@@ -296,13 +290,7 @@ func TestCallerHangupBridged(t *testing.T) {
 	h.req("POST", "/bridges/"+br+"/addChannel")
 	h.answered("POST", "/bridges/"+br+"/addChannel")
 	h.fake.Hangup("c1", 16)
-	h.req("DELETE", "/channels/"+leg)
-	h.req("DELETE", "/bridges/"+br)
-	h.ended("c1")
-	h.clean("c1")
-	if m := h.medias("c1"); len(m) != 0 {
-		t.Errorf("played %v", m)
-	}
+	h.legDropped("c1", leg, br)
 }
 
 // The far end hangs up while addChannel is in flight: a very short call,
@@ -576,4 +564,18 @@ blocks:
 	h.req("DELETE", "/channels/c1")
 	h.ended("c1")
 	h.clean("c1")
+}
+
+// legDropped asserts what a caller's hangup leaves: its leg hung up, its
+// bridge destroyed, the call ended with its record gone, and no branch run
+// (nothing played to a caller who is gone).
+func (h *harness) legDropped(caller, leg, br string) {
+	h.t.Helper()
+	h.req("DELETE", "/channels/"+leg)
+	h.req("DELETE", "/bridges/"+br)
+	h.ended(caller)
+	h.clean(caller)
+	if m := h.medias(caller); len(m) != 0 {
+		h.t.Errorf("played %v after the caller hung up", m)
+	}
 }
