@@ -123,8 +123,10 @@ func (a *App) reconcile(ctx context.Context) error {
 			go a.toFallback(ctx, ch.ID, "no-record", log)
 		}
 	}
+	// Adoption above registered the adopted calls' bridges: a bridge of
+	// ours that no call owns now is an orphan.
 	for _, b := range bridges {
-		if a.ours(b.ID, "br") && !a.isOwned(b.ID) && !a.bridgeOfRecord(b.ID) {
+		if a.ours(b.ID, "br") && !a.isOwned(b.ID) {
 			_ = a.ari.DestroyBridge(context.WithoutCancel(ctx), b.ID)
 			orphanBridges++
 		}
@@ -149,10 +151,6 @@ func (a *App) isOwned(id string) bool {
 	_, ok := a.owners[id]
 	return ok
 }
-
-// bridgeOfRecord is checked after adoption registered the adopted calls'
-// bridges; a bridge no call and no record claims is an orphan.
-func (a *App) bridgeOfRecord(id string) bool { return a.isOwned(id) }
 
 // checkChannels asks a call to verify that its channels still exist and
 // its prompt still plays: an event about them may have been lost while
