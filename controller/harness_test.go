@@ -23,7 +23,9 @@ import (
 	"github.com/ariflow/ariflow/internal/ari/aritest"
 )
 
-const wait = 3 * time.Second
+// wait bounds every wait for a request, an event or a log line: generous, so
+// that a loaded machine (CI, -race) does not fail a test that would pass.
+const wait = 10 * time.Second
 
 // memStore is a Store and an Elector in memory, with the fencing of
 // RedisStore: a write succeeds only when its Owner|Epoch holds the lease.
