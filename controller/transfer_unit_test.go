@@ -317,15 +317,7 @@ func TestFarEndHangupDuringDTMF(t *testing.T) {
 	h.fake.Answer(leg)
 	h.req("POST", "/channels/"+leg+"/dtmf")
 	h.answered("POST", "/channels/"+leg+"/dtmf")
-	h.fake.Hangup(leg, 16)
-	pb := h.wantPlayed("c1", mSuccess)
-	rec, _ := h.store.Load(t.Context(), "c1")
-	if got := rec.Attributes[flows.NSTransfer][flows.TrDigitsSent]; got != "1" {
-		t.Errorf("DigitsSent = %q, want 1", got)
-	}
-	h.fake.FinishPlayback(pb)
-	h.ended("c1")
-	h.clean("c1")
+	h.farEndHangsUpAfter("c1", leg, "1")
 }
 
 // ChannelDestroyed reaches the call before the leg's StasisStart: the leg
@@ -430,15 +422,7 @@ func TestDTMFPacing(t *testing.T) {
 		rec, err := h.store.Load(t.Context(), "c1")
 		return err == nil && rec.Transfer != nil && rec.Transfer.DigitsDone == 4
 	})
-	h.fake.Hangup(leg, 16)
-	pb := h.wantPlayed("c1", mSuccess)
-	rec, _ := h.store.Load(t.Context(), "c1")
-	if got := rec.Attributes[flows.NSTransfer][flows.TrDigitsSent]; got != "123" {
-		t.Errorf("DigitsSent = %q", got)
-	}
-	h.fake.FinishPlayback(pb)
-	h.ended("c1")
-	h.clean("c1")
+	h.farEndHangsUpAfter("c1", leg, "123")
 }
 
 // DTMFDelay holds the first digit back after the answer.
@@ -578,4 +562,20 @@ func (h *harness) legDropped(caller, leg, br string) {
 	if m := h.medias(caller); len(m) != 0 {
 		h.t.Errorf("played %v after the caller hung up", m)
 	}
+}
+
+// farEndHangsUpAfter ends a bridged transfer from the far end and asserts
+// the caller resumed at Success with $.Transfer.DigitsSent = digits, and
+// that the call then ended with nothing left.
+func (h *harness) farEndHangsUpAfter(caller, leg, digits string) {
+	h.t.Helper()
+	h.fake.Hangup(leg, 16)
+	pb := h.wantPlayed(caller, mSuccess)
+	rec, _ := h.store.Load(h.t.Context(), caller)
+	if got := rec.Attributes[flows.NSTransfer][flows.TrDigitsSent]; got != digits {
+		h.t.Errorf("DigitsSent = %q, want %q", got, digits)
+	}
+	h.fake.FinishPlayback(pb)
+	h.ended(caller)
+	h.clean(caller)
 }
