@@ -522,8 +522,17 @@ func TestPBXRestartCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	callers = append(callers, p)
-	if n, _ := stack.RDB.Keys(ctx, "ariflow:*:call:*").Result(); len(n) != 4 {
-		t.Fatalf("%d call records before the restart, want 4", len(n))
+	// The PBX answers the prompt caller before ariflow's first write of
+	// its record: wait for the write rather than race it.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		n, _ := stack.RDB.Keys(ctx, "ariflow:*:call:*").Result()
+		if len(n) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d call records before the restart, want 4", len(n))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	adopted := af.Metric("ariflow_adopted_calls_total")
 	reconciles := af.Metric("ariflow_reconciles_total")

@@ -130,10 +130,15 @@ func callTest(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(func() {
 		defer cancel()
-		cctx, c2 := context.WithTimeout(context.Background(), 15*time.Second)
+		cctx, c2 := context.WithTimeout(context.Background(), 30*time.Second)
 		defer c2()
 		if err := stack.WaitClean(cctx, 10*time.Second); err != nil {
 			t.Errorf("after the test: %v", err)
+			// One failing test must not fail every later one by what it
+			// left behind: clear the stack and say what was cleared.
+			if err := stack.ForceClean(cctx); err != nil {
+				t.Errorf("clearing the stack after the test: %v", err)
+			}
 		}
 	})
 	return ctx

@@ -107,6 +107,35 @@ func (s *Stack) WaitClean(ctx context.Context, within time.Duration) error {
 	}
 }
 
+// ForceClean hangs up every PBX channel, destroys every bridge and, once
+// ariflow has had the chance to end its calls, deletes the call records
+// still left. A failed test calls it so that the next test starts clean.
+func (s *Stack) ForceClean(ctx context.Context) error {
+	chans, bridges, _, err := s.Leftovers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range chans {
+		_ = s.PBX.Channel().Hangup(ari.NewKey(ari.ChannelKey, id), "normal")
+	}
+	for _, id := range bridges {
+		_ = s.PBX.Bridge().Delete(ari.NewKey(ari.BridgeKey, id))
+	}
+	if s.WaitClean(ctx, 5*time.Second) == nil {
+		return nil
+	}
+	_, _, keys, err := s.Leftovers(ctx)
+	if err != nil {
+		return err
+	}
+	if len(keys) > 0 {
+		if err := s.RDB.Del(ctx, keys...).Err(); err != nil {
+			return fmt.Errorf("delete call records: %w", err)
+		}
+	}
+	return s.WaitClean(ctx, 5*time.Second)
+}
+
 // Ready polls an ariflow's /readyz.
 func Ready(addr string) bool {
 	c := http.Client{Timeout: time.Second}
