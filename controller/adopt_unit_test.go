@@ -9,6 +9,7 @@ import (
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/ari/aritest"
+	"github.com/ariflow/ariflow/policy"
 )
 
 const (
@@ -325,4 +326,32 @@ func TestStrayLegHungUp(t *testing.T) {
 	}
 	h.fake.Answer("stray-leg")
 	h.req("DELETE", "/channels/stray-leg")
+}
+
+// A process that adopts a transfer gives back the concurrency slot the
+// dead process took for its leg; else each takeover would leak one slot
+// until it lapses hours later.
+func TestAdoptReleasesConcurrencySlot(t *testing.T) {
+	t.Parallel()
+	p := policy.Default()
+	p.Concurrent = 1
+	gate := policy.NewGate(p, policy.NewMemoryLimiter(), policy.NewMemorySlots())
+	ctx := context.Background()
+	if _, err := gate.Acquire(ctx, legSlot("c1", 0), "+4917600000001", "+4930123456", 0); err != nil {
+		t.Fatal(err) // the dead process's leg
+	}
+	h := newHarness(t, xferFlows, func(c *Config) { c.Gate = gate })
+	h.pbx("down")
+	rec := adoptRecord(PhaseDialing, "xfer", "", 0)
+	rec.Transfers = 1
+	h.store.put(rec)
+	h.start()
+	h.waitLog("transfer: adopted while ringing; still ringing", nil)
+	h.fake.Answer(adLeg)
+	h.answered("POST", "/bridges/"+adBr+"/addChannel")
+	h.fake.Hangup(adLeg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	if _, err := gate.Acquire(ctx, "", "+4917600000002", "+4930123456", 0); err != nil {
+		t.Errorf("the adopted leg's slot was not given back: %v", err)
+	}
 }

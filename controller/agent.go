@@ -21,21 +21,29 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 		return "", fmt.Errorf("agent endpoint: %w", err)
 	}
 	ep, isNumber := raw, raw != "" && (raw[0] == '+' || raw[0] >= '0' && raw[0] <= '9')
-	if t.Endpoint.Ref != nil { // literals were checked at load
+	pol := c.gate().Policy()
+	switch {
+	case t.Endpoint.Ref != nil:
 		// From an attribute: only the technologies the dial-out policy
 		// names, and no dial-string syntax.
-		if ep, isNumber, err = flows.ParseEndpoint(raw, c.app.cfg.DefaultRegion, c.app.cfg.Gate.Policy().EndpointTechs); err != nil {
-			// Refused like a number the policy refuses: nothing dialled,
-			// Error, and $.Transfer says why.
-			rule := "invalid-endpoint"
-			if strings.Contains(err.Error(), "is not allowed (allowed:") {
-				rule = "endpoint-technology"
-			}
-			c.app.metrics.Denied.WithLabelValues(rule).Inc()
-			c.recordTransfer(TransferResult{Outcome: OutcomeDenied, DeniedBy: rule})
-			c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "rule": rule}).Warn("agent endpoint refused; nothing dialled")
-			return flows.BranchError, nil
+		ep, isNumber, err = flows.ParseEndpoint(raw, c.app.cfg.DefaultRegion, pol.EndpointTechs)
+	case !isNumber && c.flow.DialPolicy != nil:
+		// A literal was checked at load against the operator's list; the
+		// flow's own dial_policy may name fewer technologies.
+		tech, _, _ := strings.Cut(ep, "/")
+		err = pol.CheckEndpointTech(tech)
+	}
+	if err != nil {
+		// Refused like a number the policy refuses: nothing dialled,
+		// Error, and $.Transfer says why.
+		rule := "invalid-endpoint"
+		if strings.Contains(err.Error(), "is not allowed (allowed:") {
+			rule = "endpoint-technology"
 		}
+		c.app.metrics.Denied.WithLabelValues(rule).Inc()
+		c.recordTransfer(TransferResult{Outcome: OutcomeDenied, DeniedBy: rule})
+		c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "rule": rule}).Warn("agent endpoint refused; nothing dialled")
+		return flows.BranchError, nil
 	}
 	l := leg{dial: ep, number: ep, agent: true}
 	if isNumber {

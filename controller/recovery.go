@@ -287,10 +287,25 @@ func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
 	}
 	t.legEvent(LegCompleted)
 	c.recordTransfer(t.res)
+	// The slot was taken by the process that dialled (Transfers was counted
+	// before the leg's record was saved): it is this process's to give back.
+	if rerr := c.releaseAdoptedSlot(); rerr != nil {
+		t.log.WithError(rerr).Warn("transfer: releasing the adopted leg's concurrency slot; it lapses on its own")
+	}
 	if err != nil {
 		return err
 	}
 	return c.follow(ctx, b, t.res.Outcome.Branch())
+}
+
+func (c *call) releaseAdoptedSlot() error {
+	if c.rec.Transfers == 0 {
+		return nil
+	}
+	// The call's context may be ending; the slot must still go.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return c.app.cfg.Gate.Release(ctx, legSlot(c.id, c.rec.Transfers-1))
 }
 
 // legState is the outbound leg's channel state ("" when it is gone).

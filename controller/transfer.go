@@ -79,7 +79,7 @@ func (c *call) transferToPhone(ctx context.Context, t *flows.TransferToPhoneNumb
 // refused it; a policy that cannot be asked (Redis down) refuses too.
 func (c *call) dialChecked(ctx context.Context, l leg) (TransferResult, error) {
 	caller := c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber]
-	release, err := c.app.cfg.Gate.Acquire(ctx, caller, l.number, c.rec.Transfers)
+	release, err := c.gate().Acquire(ctx, legSlot(c.id, c.rec.Transfers), caller, l.number, c.rec.Transfers)
 	if err != nil {
 		res := TransferResult{Number: l.number, Outcome: OutcomeDenied}
 		var d *policy.Denied
@@ -95,6 +95,24 @@ func (c *call) dialChecked(ctx context.Context, l leg) (TransferResult, error) {
 	defer release()
 	c.rec.Transfers++
 	return c.connect(ctx, l)
+}
+
+// gate is the dial-out gate for this call: the operator's policy, narrowed
+// by the flow's dial_policy when it has one. It shares the operator's
+// counters, so a flow cannot widen a rate limit or the concurrency cap.
+func (c *call) gate() *policy.Gate {
+	g := c.app.cfg.Gate
+	if c.flow != nil && c.flow.DialPolicy != nil {
+		return g.WithPolicy(g.Policy().Narrow(c.flow.DialPolicy))
+	}
+	return g
+}
+
+// legSlot names the concurrency slot of a call's n-th outbound leg (from
+// 0). The name follows from the record, so a process that takes the call
+// over releases the slot when the adopted leg ends.
+func legSlot(callID string, n int) string {
+	return callID + ":" + strconv.Itoa(n)
 }
 
 // resolveLeg turns the block's settings into a leg; any value that is not

@@ -516,6 +516,32 @@ blocks:
 	}
 }
 
+// A flow's dial_policy narrows the operator's: a number the operator
+// allows but the flow does not is refused, nothing is dialled, and
+// $.Transfer.DeniedBy names the rule.
+func TestFlowDialPolicyNarrows(t *testing.T) {
+	t.Parallel()
+	flow := strings.Replace(xferYAML("narrow", resumeOn), "start: xfer\n", "start: xfer\ndial_policy: {allow: {countries: [43]}}\n", 1)
+	h := run(t, []string{flow})
+	h.caller("c1", "narrow")
+	pb := h.wantPlayed("c1", mError)
+	rec, err := h.store.Load(t.Context(), "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := rec.Attributes[flows.NSTransfer]
+	if tr[flows.TrStatus] != string(OutcomeDenied) || tr[flows.TrDeniedBy] != "country" {
+		t.Errorf("$.Transfer %v; want Status denied by country", tr)
+	}
+	if n := h.count("POST", "/channels"); n != 0 {
+		t.Errorf("dialled a number the flow's policy refuses")
+	}
+	h.fake.FinishPlayback(pb)
+	h.req("DELETE", "/channels/c1")
+	h.ended("c1")
+	h.clean("c1")
+}
+
 // Valid settings from attributes are used as given, normalised.
 func TestTransferSettingsFromAttributes(t *testing.T) {
 	t.Parallel()

@@ -117,7 +117,7 @@ func LoadFiles(opts LoadOptions, paths ...string) (*Set, error) {
 		set.Flows = append(set.Flows, f)
 	}
 	if len(errs) > 0 {
-		errs.sort()
+		errs.Sort()
 		return nil, errs
 	}
 	return set, nil
@@ -128,7 +128,7 @@ func LoadFiles(opts LoadOptions, paths ...string) (*Set, error) {
 func Parse(file string, data []byte, opts LoadOptions) (*Flow, error) {
 	f, _, errs := parse(file, data, opts)
 	if len(errs) > 0 {
-		errs.sort()
+		errs.Sort()
 		return nil, errs
 	}
 	return f, nil

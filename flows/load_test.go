@@ -22,6 +22,7 @@ var brokenCases = []struct{ file, want string }{
 	{"caller_name_newline", "caller_name_newline.yaml:9: block \"a\": caller_id_name: invalid caller name: character '\\n' at position 5 is not allowed"},
 	{"caller_name_quote", "caller_name_quote.yaml:9: block \"a\": caller_id_name: invalid caller name: character '\"' at position 6 is not allowed"},
 	{"caller_number_bad", "caller_number_bad.yaml:9: block \"a\": caller_id_number: invalid phone number \"+4930555000@evil\": character '@' at position 12 is not allowed"},
+	{"dial_policy_rate", "dial_policy_rate.yaml:7: dial_policy: rate: rate limits and the concurrency cap are set in the operator's dial policy file; a flow can only narrow allow, deny, transfers_per_call and endpoint_technologies"},
 	{"disconnect_branches", "disconnect_branches.yaml:8: block \"a\": branch \"Next\" is not allowed: Disconnect has no branches"},
 	{"dtmf_bad_char", "dtmf_bad_char.yaml:9: block \"a\": dtmf: invalid DTMF: character 'x' at position 5 is not allowed (want 0-9 * # A-D and the pauses , w W)"},
 	{"dtmf_too_long", "dtmf_too_long.yaml:9: block \"a\": dtmf: invalid DTMF: 51 characters, at most 50"},
@@ -63,7 +64,7 @@ var brokenCases = []struct{ file, want string }{
 	{"transfer_timeout_text", "transfer_timeout_text.yaml:9: block \"a\": timeout: invalid timeout: \"30.5\" is not a whole number of seconds"},
 	{"unknown_op", "unknown_op.yaml:10: block \"a\": condition 1: unknown op \"Like\" (want one of Equals, NotEquals, Contains, LessThan, LessThanOrEqual, GreaterThan, GreaterThanOrEqual, IsSet)"},
 	{"unknown_setting", "unknown_setting.yaml:9: block \"a\": unknown setting \"volume\" for PlayPrompt"},
-	{"unknown_top_key", "unknown_top_key.yaml:5: unknown top-level key \"description\" (want name, version, entry, start, blocks)"},
+	{"unknown_top_key", "unknown_top_key.yaml:5: unknown top-level key \"description\" (want name, version, entry, start, blocks, dial_policy)"},
 	{"unknown_type", "unknown_type.yaml:6: block \"a\": unknown type \"PlayMusic\" (want one of PlayPrompt, GetCustomerInput, SetAttributes, CheckAttribute, InvokeWebhook, TransferToPhoneNumber, TransferToAgent, Disconnect)"},
 	{"unreachable", "unreachable.yaml:10: block \"orphan\" is not reachable from start block \"a\""},
 	{"webhook_timeout_range", "webhook_timeout_range.yaml:9: block \"a\": timeout: 31 is out of range 1..30"},
@@ -224,6 +225,25 @@ func TestParseRegionAndNormalising(t *testing.T) {
 	ag := f.Blocks["b"].Agent
 	if ag.Context != "agents" || ag.Extension != "100" || ag.Priority != 1 {
 		t.Errorf("agent %+v", ag)
+	}
+}
+
+// A flow's dial_policy is parsed with the flow, its lines those of the
+// flow file.
+func TestParseDialPolicy(t *testing.T) {
+	src := strings.Replace(strings.Replace(validFlow, "  c:\n    type: Disconnect\n", "", 1), "blocks:\n", "dial_policy:\n  allow: {countries: [49]}\n  endpoint_technologies: [PJSIP]\nblocks:\n", 1)
+	f, err := Parse("t.yaml", []byte(src), LoadOptions{DefaultRegion: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.DialPolicy == nil || len(f.DialPolicy.AllowCountries) != 1 || f.DialPolicy.AllowCountries[0] != 49 {
+		t.Fatalf("dial policy %+v", f.DialPolicy)
+	}
+	if f.DialPolicy.CheckNumber("+43800123456") == nil {
+		t.Error("the flow's policy allows Austria")
+	}
+	if g, err := Parse("t.yaml", []byte(strings.Replace(validFlow, "  c:\n    type: Disconnect\n", "", 1)), LoadOptions{DefaultRegion: "DE"}); err != nil || g.DialPolicy != nil {
+		t.Errorf("a flow without dial_policy: %v, %v", g.DialPolicy, err)
 	}
 }
 

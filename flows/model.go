@@ -3,7 +3,11 @@
 // pure validators for transfer settings. It knows nothing of ARI or Redis.
 package flows
 
-import "time"
+import (
+	"time"
+
+	"github.com/ariflow/ariflow/policy"
+)
 
 // BlockType names what a block does.
 type BlockType string
@@ -39,6 +43,9 @@ type Flow struct {
 	Entries []string
 	Start   string
 	Blocks  map[string]*Block
+	// DialPolicy narrows the operator's dial-out policy for this flow's
+	// outbound legs (policy.Policy.Narrow); nil when the flow has none.
+	DialPolicy *policy.Policy
 }
 
 // Block is one step of a flow. Exactly one of the typed settings pointers is

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ariflow/ariflow/internal/fileerr"
+	"github.com/ariflow/ariflow/policy"
 )
 
 var (
@@ -20,8 +24,12 @@ var (
 	yamlErrRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
 
-// topLevelKeys are the keys a flow file may hold.
-var topLevelKeys = []string{"name", "version", "entry", "start", "blocks"}
+// topLevelKeys are the keys a flow file must hold; optionalKeys those it
+// may hold as well.
+var (
+	topLevelKeys = []string{"name", "version", "entry", "start", "blocks"}
+	optionalKeys = []string{"dial_policy"}
+)
 
 // lineInfo remembers where things were, for cross-file messages.
 type lineInfo struct {
@@ -86,8 +94,18 @@ func parse(file string, data []byte, opts LoadOptions) (f *Flow, li lineInfo, er
 			}
 		case "blocks":
 			p.blocks(f, v)
+		case "dial_policy":
+			pol, err := policy.ParseFlow(p.file, v)
+			var list fileerr.List
+			switch {
+			case errors.As(err, &list):
+				p.errs = append(p.errs, list...)
+			case err != nil:
+				p.errf(v.Line, "dial_policy: %v", err)
+			}
+			f.DialPolicy = pol
 		default:
-			p.errf(k.Line, "unknown top-level key %q (want %s)", k.Value, strings.Join(topLevelKeys, ", "))
+			p.errf(k.Line, "unknown top-level key %q (want %s)", k.Value, strings.Join(append(slices.Clone(topLevelKeys), optionalKeys...), ", "))
 		}
 	}
 	for _, k := range topLevelKeys {

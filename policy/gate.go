@@ -42,7 +42,8 @@ func (g *Gate) WithPolicy(p *Policy) *Gate {
 	return &out
 }
 
-// Acquire admits one outbound leg from a call whose caller is callerNumber
+// Acquire admits one outbound leg, known to the concurrency cap as slot,
+// from a call whose caller is callerNumber
 // (as presented; "" for anonymous, who then share one budget) to an E.164
 // number that has made transfersSoFar outbound legs before this one.
 // Refused: a *Denied (errors.Is ErrDenied) naming the rule; nothing was
@@ -50,7 +51,9 @@ func (g *Gate) WithPolicy(p *Policy) *Gate {
 // could not be reached, and the leg must not be dialled either (the gate
 // fails closed). On success, release must be called once the leg has
 // ended (or failed to start); it is safe to call more than once.
-func (g *Gate) Acquire(ctx context.Context, callerNumber, number string, transfersSoFar int) (release func(), err error) {
+// slot names the leg's concurrency slot so that another process (one that
+// took the call over) can Release it; "" picks a random name.
+func (g *Gate) Acquire(ctx context.Context, slot, callerNumber, number string, transfersSoFar int) (release func(), err error) {
 	p := g.policy
 	if err := p.CheckNumber(number); err != nil {
 		return nil, err
@@ -60,7 +63,10 @@ func (g *Gate) Acquire(ctx context.Context, callerNumber, number string, transfe
 	}
 	release = func() {}
 	if p.Concurrent > 0 {
-		id := newLegID()
+		id := slot
+		if id == "" {
+			id = newLegID()
+		}
 		ttl := g.LegTTL
 		if ttl <= 0 {
 			ttl = DefaultLegTTL
@@ -89,6 +95,19 @@ func (g *Gate) Acquire(ctx context.Context, callerNumber, number string, transfe
 		return nil, err
 	}
 	return release, nil
+}
+
+// Release gives back the concurrency slot named slot, taken by Acquire
+// in this process or another: a process that took a call over releases
+// the slot of the leg it adopted once that leg has ended.
+func (g *Gate) Release(ctx context.Context, slot string) error {
+	if g.policy.Concurrent <= 0 || slot == "" {
+		return nil
+	}
+	if err := g.slots.Release(ctx, "legs", slot); err != nil {
+		return fmt.Errorf("dial policy: %w", err)
+	}
+	return nil
 }
 
 func (g *Gate) checkRates(ctx context.Context, callerNumber string) error {

@@ -59,12 +59,12 @@ func TestGateRefusesBeforeCounting(t *testing.T) {
 		p.PerCaller = Rate{1, time.Hour}
 		g := NewGate(p, c.limiter, c.slots)
 		ctx := context.Background()
-		_, err := g.Acquire(ctx, "+4917600000001", premium, 0)
+		_, err := g.Acquire(ctx, "", "+4917600000001", premium, 0)
 		wantRule(t, err, RuleNumberType)
-		_, err = g.Acquire(ctx, "+4917600000001", mobile, 5)
+		_, err = g.Acquire(ctx, "", "+4917600000001", mobile, 5)
 		wantRule(t, err, RuleTransfersPerCall)
 		// Neither refusal used the caller's one leg.
-		rel, err := g.Acquire(ctx, "+4917600000001", mobile, 4)
+		rel, err := g.Acquire(ctx, "", "+4917600000001", mobile, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,20 +82,20 @@ func TestGateRateLimits(t *testing.T) {
 		ctx := context.Background()
 		a, b, anon := "+4917600000001", "+4917600000002", ""
 		for i := 0; i < 2; i++ {
-			if _, err := g.Acquire(ctx, a, mobile, i); err != nil {
+			if _, err := g.Acquire(ctx, "", a, mobile, i); err != nil {
 				t.Fatalf("leg %d: %v", i, err)
 			}
 		}
-		_, err := g.Acquire(ctx, a, mobile, 2)
+		_, err := g.Acquire(ctx, "", a, mobile, 2)
 		wantRule(t, err, RuleRatePerCaller)
-		if _, err := g.Acquire(ctx, b, mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, "", b, mobile, 0); err != nil {
 			t.Fatalf("another caller: %v", err)
 		}
-		_, err = g.Acquire(ctx, anon, mobile, 0)
+		_, err = g.Acquire(ctx, "", anon, mobile, 0)
 		wantRule(t, err, RuleRateGlobal) // b took the third global leg
 		// A new window starts afresh.
 		c.advance(time.Minute)
-		if _, err := g.Acquire(ctx, a, mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, "", a, mobile, 0); err != nil {
 			t.Fatalf("next window: %v", err)
 		}
 	})
@@ -109,25 +109,48 @@ func TestGateConcurrency(t *testing.T) {
 		g := NewGate(p, c.limiter, c.slots)
 		g.LegTTL = time.Hour
 		ctx := context.Background()
-		r1, err := g.Acquire(ctx, "+4917600000001", mobile, 0)
+		r1, err := g.Acquire(ctx, "", "+4917600000001", mobile, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := g.Acquire(ctx, "+4917600000002", mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, "", "+4917600000002", mobile, 0); err != nil {
 			t.Fatal(err)
 		}
-		_, err = g.Acquire(ctx, "+4917600000003", mobile, 0)
+		_, err = g.Acquire(ctx, "", "+4917600000003", mobile, 0)
 		wantRule(t, err, RuleConcurrent)
 		r1()
-		if _, err := g.Acquire(ctx, "+4917600000003", mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, "", "+4917600000003", mobile, 0); err != nil {
 			t.Fatalf("after a release: %v", err)
 		}
-		_, err = g.Acquire(ctx, "+4917600000004", mobile, 0)
+		_, err = g.Acquire(ctx, "", "+4917600000004", mobile, 0)
 		wantRule(t, err, RuleConcurrent)
 		// Slots never released (a crashed process) lapse after LegTTL.
 		c.advance(time.Hour + time.Second)
-		if _, err := g.Acquire(ctx, "+4917600000004", mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, "", "+4917600000004", mobile, 0); err != nil {
 			t.Fatalf("after the TTL: %v", err)
+		}
+	})
+}
+
+// A process that took a call over releases the slot of the leg it
+// adopted, by name, although another process acquired it.
+func TestGateReleaseByName(t *testing.T) {
+	both(t, func(t *testing.T, c counters) {
+		p := Default()
+		p.PerCaller = Rate{}
+		p.Concurrent = 1
+		dead, standby := NewGate(p, c.limiter, c.slots), NewGate(p, c.limiter, c.slots)
+		ctx := context.Background()
+		if _, err := dead.Acquire(ctx, "call-1:0", "+4917600000001", mobile, 0); err != nil {
+			t.Fatal(err)
+		}
+		_, err := standby.Acquire(ctx, "call-2:0", "+4917600000002", mobile, 0)
+		wantRule(t, err, RuleConcurrent)
+		if err := standby.Release(ctx, "call-1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := standby.Acquire(ctx, "call-2:0", "+4917600000002", mobile, 0); err != nil {
+			t.Fatalf("after the adopter's release: %v", err)
 		}
 	})
 }
@@ -140,14 +163,14 @@ func TestGateRateRefusalFreesSlot(t *testing.T) {
 		p.Concurrent = 1
 		g := NewGate(p, c.limiter, c.slots)
 		ctx := context.Background()
-		r, err := g.Acquire(ctx, "+4917600000001", mobile, 0)
+		r, err := g.Acquire(ctx, "", "+4917600000001", mobile, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		r()
-		_, err = g.Acquire(ctx, "+4917600000001", mobile, 1)
+		_, err = g.Acquire(ctx, "", "+4917600000001", mobile, 1)
 		wantRule(t, err, RuleRatePerCaller)
-		if _, err := g.Acquire(ctx, "+4917600000002", mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, "", "+4917600000002", mobile, 0); err != nil {
 			t.Fatalf("slot leaked by the refused leg: %v", err)
 		}
 	})
@@ -165,7 +188,7 @@ func TestGateRedisDown(t *testing.T) {
 		NewGate(p, NewRedisLimiter(rdb, "x:"), NewMemorySlots()),
 		NewGate(p, NewMemoryLimiter(), NewRedisSlots(rdb, "x:")),
 	} {
-		rel, err := g.Acquire(context.Background(), "+4917600000001", mobile, 0)
+		rel, err := g.Acquire(context.Background(), "", "+4917600000001", mobile, 0)
 		if err == nil || errors.Is(err, ErrDenied) || rel != nil {
 			t.Errorf("Redis down: release %v, err %v; want a non-denial error", rel != nil, err)
 		}
@@ -179,7 +202,7 @@ func TestGateWithPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := NewGate(base, NewMemoryLimiter(), NewMemorySlots()).WithPolicy(base.Narrow(flow))
-	_, err = g.Acquire(context.Background(), "", mobile, 0)
+	_, err = g.Acquire(context.Background(), "", "", mobile, 0)
 	wantRule(t, err, RuleCountry)
 }
 
@@ -191,7 +214,7 @@ func TestRedisKeysArePrefixed(t *testing.T) {
 	p.Global = Rate{10, time.Minute}
 	p.Concurrent = 5
 	g := NewGate(p, NewRedisLimiter(rdb, "acme:policy:"), NewRedisSlots(rdb, "acme:policy:"))
-	if _, err := g.Acquire(context.Background(), "+4917600000001", mobile, 0); err != nil {
+	if _, err := g.Acquire(context.Background(), "", "+4917600000001", mobile, 0); err != nil {
 		t.Fatal(err)
 	}
 	keys := mr.Keys()

@@ -13,11 +13,11 @@ import (
 	"github.com/nyaruka/phonenumbers"
 	"gopkg.in/yaml.v3"
 
-	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/fileerr"
 )
 
 // Load reads and validates a policy file. Every problem is reported, as a
-// flows.ErrorList of "file:line: message". Settings left out keep
+// fileerr.List of "file:line: message". Settings left out keep
 // Default()'s values, so a file only says what it changes.
 func Load(path string) (*Policy, error) {
 	data, err := os.ReadFile(path)
@@ -29,16 +29,38 @@ func Load(path string) (*Policy, error) {
 
 // Parse is Load for data already read; file names the errors.
 func Parse(file string, data []byte) (*Policy, error) {
-	l := &loader{file: file, p: Default()}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		l.errf(0, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-		return nil, l.errs
+		return nil, fileerr.List{{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
 	if len(doc.Content) == 0 {
-		return l.p, nil // an empty file is the default policy
+		return Default(), nil // an empty file is the default policy
 	}
-	l.fields(doc.Content[0], "", map[string]func(*yaml.Node){
+	return parseNode(file, doc.Content[0], Default(), false)
+}
+
+// ParseFlow reads a flow file's dial_policy section, which narrows the
+// operator's policy (see Policy.Narrow): destinations (allow, deny),
+// transfers_per_call and endpoint_technologies. It starts from a policy
+// that allows every destination and names no technology, so only what
+// the flow states narrows anything. Rate limits and the concurrency cap
+// belong to the operator alone: a flow that sets them gets an error, not
+// a setting silently ignored.
+func ParseFlow(file string, n *yaml.Node) (*Policy, error) {
+	open := &Policy{}
+	for _, t := range typeNames {
+		open.AllowTypes = append(open.AllowTypes, t)
+	}
+	slices.Sort(open.AllowTypes)
+	return parseNode(file, n, open, true)
+}
+
+func parseNode(file string, root *yaml.Node, start *Policy, flow bool) (*Policy, error) {
+	l := &loader{file: file, p: start}
+	if flow {
+		l.prefix = "dial_policy: "
+	}
+	handlers := map[string]func(*yaml.Node){
 		"allow": func(n *yaml.Node) {
 			l.fields(n, "allow.", map[string]func(*yaml.Node){
 				"countries": func(n *yaml.Node) { l.p.AllowCountries = l.countries(n) },
@@ -64,7 +86,15 @@ func Parse(file string, data []byte) (*Policy, error) {
 			})
 		},
 		"endpoint_technologies": func(n *yaml.Node) { l.p.EndpointTechs = l.techs(n) },
-	})
+	}
+	if flow {
+		for _, k := range []string{"rate", "concurrent"} {
+			handlers[k] = func(n *yaml.Node) {
+				l.errf(n.Line, "%s: rate limits and the concurrency cap are set in the operator's dial policy file; a flow can only narrow allow, deny, transfers_per_call and endpoint_technologies", k)
+			}
+		}
+	}
+	l.fields(root, "", handlers)
 	if len(l.errs) > 0 {
 		return nil, l.errs
 	}
@@ -72,23 +102,31 @@ func Parse(file string, data []byte) (*Policy, error) {
 }
 
 type loader struct {
-	file string
-	p    *Policy
-	errs flows.ErrorList
+	file   string
+	prefix string // "dial_policy: " inside a flow file, for messages
+	p      *Policy
+	errs   fileerr.List
 }
 
 func (l *loader) errf(line int, format string, a ...any) {
-	l.errs = append(l.errs, &flows.Error{File: l.file, Line: line, Msg: fmt.Sprintf(format, a...)})
+	msg := fmt.Sprintf(format, a...)
+	if l.prefix != "" && !strings.HasPrefix(msg, l.prefix) {
+		msg = l.prefix + msg
+	}
+	l.errs = append(l.errs, &fileerr.Error{File: l.file, Line: line, Msg: msg})
 }
 
 // fields calls each known key's handler; unknown and repeated keys are errors.
 func (l *loader) fields(n *yaml.Node, prefix string, handlers map[string]func(*yaml.Node)) {
 	if n.Kind != yaml.MappingNode {
-		name := strings.TrimSuffix(prefix, ".")
-		if name == "" {
-			name = "policy"
+		switch name := strings.TrimSuffix(prefix, "."); {
+		case name != "":
+			l.errf(n.Line, "%s: want a mapping", name)
+		case l.prefix != "":
+			l.errf(n.Line, "want a mapping")
+		default:
+			l.errf(n.Line, "policy: want a mapping")
 		}
-		l.errf(n.Line, "%s: want a mapping", name)
 		return
 	}
 	seen := map[string]bool{}

@@ -240,9 +240,10 @@ func (p *Policy) CheckEndpointTech(tech string) error {
 // Narrow returns the policy for a flow that brings its own, narrower one:
 // a number must pass both policies' destination rules (countries,
 // prefixes, types), the smaller transfers-per-call cap applies, and only
-// endpoint technologies both name remain. Rate limits and the concurrency
-// cap are the operator's alone and come from p: a flow cannot raise them,
-// and its own are ignored. flow nil returns p.
+// endpoint technologies both name remain (all of p's when the flow names
+// none). Rate limits and the concurrency cap are the operator's alone and
+// come from p: a flow cannot raise them (ParseFlow refuses them). flow nil
+// returns p.
 func (p *Policy) Narrow(flow *Policy) *Policy {
 	if flow == nil {
 		return p
@@ -252,6 +253,9 @@ func (p *Policy) Narrow(flow *Policy) *Policy {
 	out.narrower = append(out.narrower, flow.narrower...)
 	if flow.TransfersPerCall > 0 && (out.TransfersPerCall == 0 || flow.TransfersPerCall < out.TransfersPerCall) {
 		out.TransfersPerCall = flow.TransfersPerCall
+	}
+	if flow.EndpointTechs == nil { // the flow names none: it does not narrow them
+		return &out
 	}
 	out.EndpointTechs = []string{} // not nil: nil means "the default" to flows.ParseEndpoint
 	for _, t := range p.EndpointTechs {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
+	"gopkg.in/yaml.v3"
 )
 
 // example returns libphonenumber's example number of a type in a region,
@@ -172,12 +173,58 @@ func TestNarrow(t *testing.T) {
 	if err := base.CheckNumber("+4930123456"); err != nil {
 		t.Errorf("Narrow changed the base policy: %v", err)
 	}
-	none := base.Narrow(&Policy{AllowTypes: DefaultAllowTypes})
+	none := base.Narrow(&Policy{AllowTypes: DefaultAllowTypes, EndpointTechs: []string{"DAHDI"}})
 	if none.EndpointTechs == nil || len(none.EndpointTechs) != 0 {
 		t.Errorf("no common technology must leave an empty, non-nil list, got %#v", none.EndpointTechs)
 	}
+	if all := base.Narrow(&Policy{AllowTypes: DefaultAllowTypes}); !slices.Equal(all.EndpointTechs, base.EndpointTechs) {
+		t.Errorf("a flow naming no technology narrowed them to %v", all.EndpointTechs)
+	}
 	if base.Narrow(nil) != base {
 		t.Error("Narrow(nil) is not the policy itself")
+	}
+}
+
+// A flow's dial_policy section narrows only what it states, and refuses
+// the operator's own settings with a message naming the line.
+func TestParseFlow(t *testing.T) {
+	node := func(src string) *yaml.Node {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+			t.Fatal(err)
+		}
+		return doc.Content[0]
+	}
+	base := Default()
+	base.AllowTypes = append(base.AllowTypes, phonenumbers.SHARED_COST) // an operator who allows shared cost
+	flow, err := ParseFlow("f.yaml", node("allow: {countries: [49]}\ntransfers_per_call: 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := base.Narrow(flow)
+	if err := p.CheckNumber("+4930123456"); err != nil {
+		t.Errorf("a German fixed line: %v", err)
+	}
+	if err := p.CheckNumber(example(t, "DE", phonenumbers.SHARED_COST)); err != nil {
+		t.Errorf("a flow that says nothing of types refused a type the operator allows: %v", err)
+	}
+	if err := p.CheckNumber("+43800123456"); !errors.Is(err, ErrDenied) {
+		t.Errorf("Austria through a flow allowing only 49: %v", err)
+	}
+	if p.TransfersPerCall != 2 || !slices.Equal(p.EndpointTechs, base.EndpointTechs) || p.PerCaller != base.PerCaller {
+		t.Errorf("narrowed: transfers %d, techs %v, per caller %v", p.TransfersPerCall, p.EndpointTechs, p.PerCaller)
+	}
+	for _, tc := range []struct{ src, want string }{
+		{"rate: {global: {count: 1000, window: 1m}}\n", "f.yaml:1: dial_policy: rate: rate limits and the concurrency cap are set in the operator's dial policy file"},
+		{"allow: {countries: [49]}\nconcurrent: 100\n", "f.yaml:2: dial_policy: concurrent: rate limits"},
+		{"allow: {countries: [999]}\n", `f.yaml:1: dial_policy: allow.countries: "999" is not a country calling code`},
+		{"alow: {}\n", `f.yaml:1: dial_policy: unknown setting "alow"`},
+		{"[49]\n", "f.yaml:1: dial_policy: want a mapping"},
+	} {
+		_, err := ParseFlow("f.yaml", node(tc.src))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("ParseFlow(%q) = %v, want %q…", tc.src, err, tc.want)
+		}
 	}
 }
 

@@ -259,4 +259,18 @@ blocks:
 	if code := runValidate([]string{"-dial-policy", pol, dir}, &out, &errb); code != 0 {
 		t.Errorf("Local named by the policy: code %d, stderr %q", code, errb.String())
 	}
+	// A flow's dial_policy narrows what the operator's allows: its Local
+	// agent and a second, Austrian number of a list are reported.
+	narrowed := strings.Replace(agent, "start: a\n", "start: a\ndial_policy: {allow: {countries: [49]}, endpoint_technologies: [PJSIP]}\n", 1)
+	narrowed = strings.Replace(narrowed, `number: "+4930123456"`, `number: ["+4930123456", "+43800123456"]`, 1)
+	if err := os.WriteFile(filepath.Join(dir, "premium.yaml"), []byte(narrowed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	code = runValidate([]string{"-dial-policy", pol, dir}, &out, &errb)
+	for _, w := range []string{`:7: block "a": number 2: refused by the dial policy: +43800123456 is in country code +43, not allowed by the flow policy`, `:11: block "b": endpoint: refused by the dial policy: technology "Local" is not allowed (allowed: PJSIP)`} {
+		if code != 1 || !strings.Contains(errb.String(), w) {
+			t.Errorf("flow dial_policy: code %d, stderr %q, want %q", code, errb.String(), w)
+		}
+	}
 }

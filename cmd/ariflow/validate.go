@@ -5,7 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
+	"strings"
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/policy"
@@ -69,35 +69,47 @@ func printLoadErrors(w io.Writer, err error) {
 }
 
 // refusedLiterals lists the literal numbers of transfers and agent
-// endpoints that the policy would refuse at run time (the loader stored
-// them as E.164). Numbers from attributes are checked per call.
-func refusedLiterals(set *flows.Set, pol *policy.Policy) flows.ErrorList {
+// endpoints, and the technologies of literal agent endpoints, that the
+// policy (narrowed by each flow's dial_policy) would refuse at run time
+// (the loader stored numbers as E.164). Values from attributes are
+// checked per call.
+func refusedLiterals(set *flows.Set, base *policy.Policy) flows.ErrorList {
 	var out flows.ErrorList
 	for _, f := range set.Flows {
+		pol := base.Narrow(f.DialPolicy)
 		for _, b := range f.Blocks {
-			var setting string
-			var v flows.Value
+			refuse := func(setting string, err error) {
+				out = append(out, &flows.Error{File: f.File, Line: b.Line, Msg: fmt.Sprintf("block %q: %s: %s", b.ID, setting, err)})
+			}
+			var numbers []flows.Value
 			switch {
 			case b.Transfer != nil:
-				setting, v = "number", b.Transfer.Number
-			case b.Agent != nil && b.Agent.Endpoint.Literal != "" && b.Agent.Endpoint.Literal[0] == '+':
-				setting, v = "endpoint", b.Agent.Endpoint
-			default:
-				continue
+				numbers = append([]flows.Value{b.Transfer.Number}, b.Transfer.More...)
+			case b.Agent != nil && b.Agent.Endpoint.Ref == nil && strings.HasPrefix(b.Agent.Endpoint.Literal, "+"):
+				numbers = []flows.Value{b.Agent.Endpoint}
+			case b.Agent != nil && b.Agent.Endpoint.Ref == nil && strings.Contains(b.Agent.Endpoint.Literal, "/"):
+				tech, _, _ := strings.Cut(b.Agent.Endpoint.Literal, "/")
+				if err := pol.CheckEndpointTech(tech); err != nil {
+					refuse("endpoint", err)
+				}
 			}
-			if v.Ref != nil || v.Literal == "" {
-				continue
-			}
-			if err := pol.CheckNumber(v.Literal); err != nil {
-				out = append(out, &flows.Error{File: f.File, Line: b.Line, Msg: fmt.Sprintf("block %q: %s: %s", b.ID, setting, err)})
+			for i, v := range numbers {
+				if v.Ref != nil || v.Literal == "" {
+					continue
+				}
+				setting := "number"
+				switch {
+				case b.Agent != nil:
+					setting = "endpoint"
+				case len(numbers) > 1:
+					setting = fmt.Sprintf("number %d", i+1)
+				}
+				if err := pol.CheckNumber(v.Literal); err != nil {
+					refuse(setting, err)
+				}
 			}
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].File != out[j].File {
-			return out[i].File < out[j].File
-		}
-		return out[i].Line < out[j].Line
-	})
+	out.Sort()
 	return out
 }
