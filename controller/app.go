@@ -58,6 +58,10 @@ type Config struct {
 	// whether the playback still runs, so that a lost PlaybackFinished
 	// costs at most this much silence (default 3 s).
 	PlaybackCheck time.Duration
+	// MaxPlayback bounds one prompt: a playback still running after it is
+	// stopped and the caller sent to the fallback (default 10 min, far
+	// beyond any prompt; it catches media that never ends).
+	MaxPlayback time.Duration
 	// EventQueue is each call's event queue length (default 256).
 	EventQueue int
 	// HandoverWait bounds how long a stopping process keeps the app's
@@ -106,6 +110,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PlaybackCheck <= 0 {
 		c.PlaybackCheck = 3 * time.Second
+	}
+	if c.MaxPlayback <= 0 {
+		c.MaxPlayback = 10 * time.Minute
 	}
 	if c.EventQueue <= 0 {
 		c.EventQueue = 256

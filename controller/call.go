@@ -37,8 +37,9 @@ type call struct {
 	// longer knows what happened to its channels and is ended.
 	overflow     chan struct{}
 	overflowOnce sync.Once
-	playing      string // the playback the call waits for, if any
-	handedOff    bool   // the caller was sent to the dialplan (fallback)
+	playing      string    // the playback the call waits for, if any
+	playStarted  time.Time // when playing started, for MaxPlayback
+	handedOff    bool      // the caller was sent to the dialplan (fallback)
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -178,7 +179,9 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 		switch {
 		case errors.Is(err, ErrCallerGone), errors.Is(err, errHandedOff), errors.Is(err, ErrFenced):
 			return err
-		case errors.Is(err, errOverflow):
+		case errors.Is(err, errOverflow), errors.Is(err, errStuck):
+			// The call cannot be trusted to wait for anything more (a
+			// flooded queue, media that never ends): the fallback.
 			return c.failCall(ctx, err)
 		case ctx.Err() != nil:
 			return ctx.Err()

@@ -528,3 +528,36 @@ blocks:
 	h.ended("c1")
 	h.clean("c1")
 }
+
+// A prompt that never ends (media without end, an ARI that cannot say) is
+// stopped at MaxPlayback and the caller sent to the fallback: not silence
+// for ever.
+func TestPlaybackPastItsBound(t *testing.T) {
+	for _, flow := range []string{"pf", "input"} {
+		t.Run(flow, func(t *testing.T) {
+			t.Parallel()
+			pf := `
+name: pf
+version: "1"
+entry: ["pf"]
+start: one
+blocks:
+  one: {type: PlayPrompt, prompts: ["sound:endless"], branches: {Next: bye, Error: error}}
+  error: {type: PlayPrompt, prompts: ["sound:br-error"], branches: {Next: bye}}
+  bye: {type: Disconnect}
+`
+			h := run(t, []string{pf, inputFlow}, func(c *Config) {
+				c.PlaybackCheck, c.MaxPlayback = 20*time.Millisecond, 200*time.Millisecond
+				c.Fallback = DialplanTarget{Context: "fallback"}
+			})
+			h.caller("c1", flow)
+			_, pb := h.played("c1")
+			h.req("DELETE", "/playbacks/"+pb)
+			h.waitLog("prompt still playing past its bound; giving up on it", nil)
+			if r := h.req("POST", "/channels/c1/continue"); r.Query.Get("context") != "fallback" {
+				t.Errorf("continue %v; want the fallback", r.Query)
+			}
+			h.ended("c1")
+		})
+	}
+}

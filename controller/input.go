@@ -76,7 +76,12 @@ func (c *call) getInput(ctx context.Context, in *flows.GetCustomerInput) (string
 		ev, err := c.next(ctx, wait)
 		switch {
 		case errors.Is(err, errTimeout) && timeout == nil:
-			if playing == "" || !c.playbackLost(ctx, playing) {
+			if playing == "" {
+				continue
+			}
+			if lost, err := c.playbackLost(ctx, playing); err != nil {
+				return "", err
+			} else if !lost {
 				continue
 			}
 			ev = &ari.PlaybackFinished{Playback: ari.PlaybackData{ID: playing, State: "done"}}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
 )
@@ -68,7 +70,7 @@ func (c *call) startPlayback(ctx context.Context, uri string) (string, error) {
 		c.disown(id)
 		return "", err
 	}
-	c.playing = id
+	c.playing, c.playStarted = id, time.Now()
 	return id, nil
 }
 
@@ -91,8 +93,9 @@ func (c *call) waitPlayback(ctx context.Context, id string) error {
 	for {
 		ev, err := c.next(ctx, check.C)
 		if errors.Is(err, errTimeout) {
-			if c.playbackLost(ctx, id) {
-				return nil
+			lost, err := c.playbackLost(ctx, id)
+			if lost || err != nil {
+				return err
 			}
 			continue
 		}
@@ -109,15 +112,24 @@ func (c *call) waitPlayback(ctx context.Context, id string) error {
 }
 
 // playbackLost tells whether a playback the call waits for has ended
-// without its PlaybackFinished reaching us.
-func (c *call) playbackLost(ctx context.Context, id string) bool {
+// without its PlaybackFinished reaching us. A playback that runs past
+// MaxPlayback (media that never ends, or an ARI that cannot say) is
+// stopped and errStuck returned: the caller goes to the fallback rather
+// than wait in a prompt for ever.
+func (c *call) playbackLost(ctx context.Context, id string) (bool, error) {
 	ok, err := c.app.ari.PlaybackExists(ctx, id)
-	if err != nil || ok {
-		return false
+	if err == nil && !ok {
+		c.app.metrics.LostEvents.Inc()
+		c.log.WithField("playback", id).Warn("playback ended without PlaybackFinished; going on")
+		return true, nil
 	}
-	c.app.metrics.LostEvents.Inc()
-	c.log.WithField("playback", id).Warn("playback ended without PlaybackFinished; going on")
-	return true
+	if took := time.Since(c.playStarted); took > c.app.cfg.MaxPlayback {
+		c.stopPlayback(ctx, id)
+		c.app.metrics.StuckCalls.WithLabelValues("playback").Inc()
+		c.log.WithFields(logrus.Fields{"playback": id, "step": c.rec.Block, "took": took}).Error("prompt still playing past its bound; giving up on it")
+		return false, fmt.Errorf("playback %s still running after %v: %w", id, took.Round(time.Second), errStuck)
+	}
+	return false, nil
 }
 
 func (c *call) stopPlayback(ctx context.Context, id string) {

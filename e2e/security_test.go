@@ -331,10 +331,8 @@ func (w *webhookServer) reportFromSince(from string, mark int) map[string]any {
 
 // refusedCall places a call that must be refused: the carrier receives
 // nothing at all, the transfer's Error branch runs, and $.Transfer says
-// denied and why (rule). A TransferToAgent refusal does not record
-// $.Transfer (the controller records only TransferToPhoneNumber's
-// outcome): for those rule is "" and logged is what ariflow's log line for
-// the call must say instead.
+// denied and why (rule), for TransferToAgent as for TransferToPhoneNumber.
+// logged, if not "", is what ariflow's log line for the call must say too.
 func refusedCall(t *testing.T, env *secEnv, from, did, rule, logged string, during func(ctx context.Context, c *Caller)) {
 	t.Helper()
 	ctx := secCall(t, env, 30*time.Second)
