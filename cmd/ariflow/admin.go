@@ -90,7 +90,9 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	// Its own transport, not http.DefaultTransport: no proxy from the
+	// environment for a request that carries the admin token.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
 	resp, err := client.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "ariflow: reload: %v\n", err)
