@@ -162,6 +162,36 @@ blocks:
     type: Disconnect
 `
 
+// secNarrowFlow narrows the process's policy (which allows country 1)
+// to Germany: a US number is refused by the flow's own dial_policy.
+const secNarrowFlow = `name: secnarrow
+version: "1"
+entry: ["+4930556080"]
+start: set
+dial_policy:
+  allow: {countries: [49]}
+blocks:
+  set:
+    type: SetAttributes
+    set: {dest: "+12025550123"}
+    branches: {Next: xfer}
+  xfer:
+    type: TransferToPhoneNumber
+    number: $.Attributes.dest
+    timeout: 5
+    branches: {Success: report_ok, CallFailed: report_ok, Timeout: report_ok, Error: report_error}
+  report_error:
+    type: InvokeWebhook
+    url: %[1]s
+    branches: {Success: bye, Error: bye}
+  report_ok:
+    type: InvokeWebhook
+    url: %[2]s
+    branches: {Success: bye, Error: bye}
+  bye:
+    type: Disconnect
+`
+
 const secReloadFlow = `name: secreload
 version: "VERSION"
 entry: ["+4930556070"]
@@ -221,6 +251,8 @@ func startSecEnv(ctx context.Context, t *testing.T) *secEnv {
 	must(t, os.Mkdir(env.flows, 0o755))
 	must(t, os.WriteFile(filepath.Join(env.flows, "sec.yaml"),
 		[]byte(fmt.Sprintf(secFlow, env.errHook.URL(), env.okHook.URL(), env.nhook.URL(), redirect+"/hook")), 0o644))
+	must(t, os.WriteFile(filepath.Join(env.flows, "secnarrow.yaml"),
+		[]byte(fmt.Sprintf(secNarrowFlow, env.errHook.URL(), env.okHook.URL())), 0o644))
 	writeSecReload(t, env, "1", agentOK)
 	policyFile := filepath.Join(dir, "policy.yaml")
 	must(t, os.WriteFile(policyFile, []byte(secPolicy), 0o644))
@@ -403,6 +435,9 @@ func testRefusedDialOuts(t *testing.T, env *secEnv) {
 			refusedCall(t, env, nextCaller(), "+4930556020", n.rule, "", nil)
 		})
 	}
+	t.Run("a number the operator allows, refused by the flow's dial_policy", func(t *testing.T) {
+		refusedCall(t, env, nextCaller(), "+4930556080", "country", "not allowed by the flow policy", nil)
+	})
 	endpoints := []struct{ name, did, rule, logged string }{
 		{"agent endpoint Local/100@agents", "+4930556031", "endpoint-technology", `technology \"Local\" is not allowed`},
 		{"agent endpoint IAX2/provider/+4930111000", "+4930556032", "endpoint-technology", `technology \"IAX2\" is not allowed`},
