@@ -217,17 +217,24 @@ func runFault(t *testing.T, f haFault, r *faultResult) {
 	}
 }
 
+// newHACall is a call of a kind with a fresh caller number, watched at
+// every end its flow can reach.
+func newHACall(kind haKind) *haCall {
+	c := &haCall{kind: kind, from: nextCaller(), digits: make(chan string, 1)}
+	c.ends = map[string]<-chan *Remote{
+		agentOK: carrier.ExpectFrom(agentOK, c.from), agentFailed: carrier.ExpectFrom(agentFailed, c.from),
+		agentError: carrier.ExpectFrom(agentError, c.from), fallbackDesk: carrier.ExpectFrom(fallbackDesk, c.from),
+	}
+	return c
+}
+
 // placeHACalls places the mix and brings each call to its state.
 func placeHACalls(ctx context.Context, t *testing.T) []*haCall {
 	t.Helper()
 	var calls []*haCall
 	for _, m := range haMix {
 		for i := 0; i < m.n; i++ {
-			c := &haCall{kind: m.kind, from: nextCaller(), digits: make(chan string, 1)}
-			c.ends = map[string]<-chan *Remote{
-				agentOK: carrier.ExpectFrom(agentOK, c.from), agentFailed: carrier.ExpectFrom(agentFailed, c.from),
-				agentError: carrier.ExpectFrom(agentError, c.from), fallbackDesk: carrier.ExpectFrom(fallbackDesk, c.from),
-			}
+			c := newHACall(m.kind)
 			var ship <-chan *Remote
 			transfer := m.kind == kindRinging || m.kind == kindDTMF || m.kind == kindBridged
 			if transfer {
@@ -493,14 +500,65 @@ func faultSecond(ctx context.Context, t *testing.T, active, _ *Ariflow, r *fault
 func faultDeploy(ctx context.Context, t *testing.T, active, standby *Ariflow, r *faultResult) *Ariflow {
 	// The new version is up (the standby); the old one gets SIGTERM.
 	stopped := time.Now()
-	if err := active.Stop(); err != nil {
-		t.Fatal(err)
+	stopErr := make(chan error, 1)
+	go func() { stopErr <- active.Stop() }()
+	// Callers keep coming while the old process stops: one after another
+	// (at most 10) until it has gone, and one more after. Each
+	// must reach its flow's end through the new process, or the fallback
+	// desk through the old one (which takes no new call while it hands
+	// over); none may be left in silence.
+	var arrivals []*haCall
+	arrive := func() {
+		c := newHACall(kindPrompt)
+		caller, err := carrier.Dial(ctx, c.from, haDID[kindPrompt])
+		if err != nil {
+			t.Errorf("a caller arriving during the deploy: %v", err)
+			return
+		}
+		c.caller = caller
+		arrivals = append(arrivals, c)
+	}
+	for stopping := true; stopping; {
+		select {
+		case err := <-stopErr:
+			if err != nil {
+				t.Fatal(err)
+			}
+			stopping = false
+		default:
+			if len(arrivals) < 10 {
+				arrive()
+			} else if err := <-stopErr; err != nil {
+				t.Fatal(err)
+			} else {
+				stopping = false
+			}
+		}
 	}
 	d, err := waitReadyTime(ctx, standby, stopped)
 	if err != nil {
 		t.Fatalf("new process not ready after the old one stopped: %v", err)
 	}
 	r.takeover = d
+	arrive()
+	var wg sync.WaitGroup
+	for _, c := range arrivals {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.finish(ctx) }()
+	}
+	wg.Wait()
+	served, fallback := 0, 0
+	for _, c := range arrivals {
+		switch c.outcome {
+		case agentOK:
+			served++
+		case fallbackDesk:
+			fallback++
+		default:
+			t.Errorf("a caller arriving during the deploy (%s) ended %s", c.from, c.outcome)
+		}
+	}
+	t.Logf("callers arriving during the deploy: %d, %d served by the new process, %d at the fallback desk", len(arrivals), served, fallback)
 	return standby
 }
 
