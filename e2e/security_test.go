@@ -26,12 +26,14 @@ const (
 
 // The security process's dial policy: three countries (1 and 979 so that
 // premium-rate numbers there meet the number-type rule, not the country
-// rule), two transfers per call, two legs per caller number an hour.
+// rule), two transfers per call, two legs per caller number an hour, one
+// outbound leg up at a time.
 const secPolicy = `allow:
   countries: [49, 1, 979]
 transfers_per_call: 2
 rate:
   per_caller: {count: 2, window: 1h}
+concurrent: 1
 `
 
 // secFlow is served by the security process (Stasis app ariflow-sec, which
@@ -225,6 +227,7 @@ func TestSecurityEndToEnd(t *testing.T) {
 	t.Run("refused dial-outs", func(t *testing.T) { testRefusedDialOuts(t, env) })
 	t.Run("transfers per call", func(t *testing.T) { testTransfersPerCall(t, env) })
 	t.Run("rate per caller", func(t *testing.T) { testRatePerCaller(t, env) })
+	t.Run("concurrent legs", func(t *testing.T) { testConcurrentLegs(t, env) })
 	t.Run("webhook redirect not followed", func(t *testing.T) { testWebhookRedirect(t, env) })
 	t.Run("reload needs the token", func(t *testing.T) { testReloadToken(t, env) })
 	// Last: after the calls above have run through the process.
@@ -490,6 +493,29 @@ func testRatePerCaller(t *testing.T, env *secEnv) {
 		}()
 	}
 	refusedCall(t, env, from, "+4930556050", "rate-per-caller", "", nil)
+}
+
+// One outbound leg at a time: while one caller's leg rings, another
+// caller's transfer is refused (rule concurrent); once it has ended, the
+// slot is free again.
+func testConcurrentLegs(t *testing.T, env *secEnv) {
+	ctx := secCall(t, env, 30*time.Second)
+	from := nextCaller()
+	leg := carrier.ExpectFrom("+4930123481", from)
+	caller, err := carrier.Dial(ctx, from, "+4930556050")
+	must(t, err)
+	ringing := recv(ctx, t, leg, "the first caller's transfer")
+	must(t, ringing.Ring())
+	refusedCall(t, env, nextCaller(), "+4930556050", "concurrent", "", nil)
+	must(t, ringing.Reject("busy"))
+	must(t, caller.WaitHangup(ctx))
+	// The slot was given back: the next caller's leg is dialled.
+	next := nextCaller()
+	leg = carrier.ExpectFrom("+4930123481", next)
+	caller, err = carrier.Dial(ctx, next, "+4930556050")
+	must(t, err)
+	must(t, recv(ctx, t, leg, "a transfer after the first leg ended").Reject("busy"))
+	must(t, caller.WaitHangup(ctx))
 }
 
 func testWebhookRedirect(t *testing.T, env *secEnv) {
