@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -354,4 +355,70 @@ func TestAdoptReleasesConcurrencySlot(t *testing.T) {
 	if _, err := gate.Acquire(ctx, "", "+4917600000002", "+4930123456", 0); err != nil {
 		t.Errorf("the adopted leg's slot was not given back: %v", err)
 	}
+}
+
+var listFlow = strings.Replace(xferYAML("list", resumeOn), `number: "+4930123456"`,
+	`number: ["+4930123456", "+4930123457", "+4930123458"]`, 1)
+
+// originated lists the endpoints of every originate so far.
+func (h *harness) originated() []string {
+	var out []string
+	for _, r := range h.fake.Requests() {
+		if r.Method == "POST" && r.Path == "/channels" {
+			var body struct{ Endpoint string }
+			_ = json.Unmarshal(r.Body, &body)
+			out = append(out, body.Endpoint)
+		}
+	}
+	return out
+}
+
+// A takeover while the first number of a list rang, that number gone
+// unanswered meanwhile: the list goes on with the second, as it would
+// have without the takeover.
+func TestAdoptListGoesOnAfterTheAdoptedNumber(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []string{listFlow})
+	h.pbx("gone")
+	rec := adoptRecord(PhaseDialing, "xfer", "", 0)
+	rec.Flow, rec.Transfers, rec.Transfer.Attempt = "list", 1, 1
+	h.store.put(rec)
+	h.start()
+	leg, br := h.leg()
+	if got := h.originated(); len(got) != 1 || got[0] != "PJSIP/+4930123457@trunk" {
+		t.Fatalf("originated %v; want the second number only", got)
+	}
+	h.fake.Answer(leg)
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg, 16)
+	pb := h.wantPlayed("c1", mSuccess)
+	got, err := h.store.Load(t.Context(), "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := got.Attributes[flows.NSTransfer]; tr[flows.TrAttempts] != "2" || tr[flows.TrNumber] != "+4930123457" {
+		t.Errorf("$.Transfer %v; want attempt 2, +4930123457", tr)
+	}
+	h.fake.FinishPlayback(pb)
+	h.req("DELETE", "/channels/c1")
+	h.ended("c1")
+	h.clean("c1")
+}
+
+// A takeover between two numbers of a list: the next number rings, not
+// the first again.
+func TestAdoptListBetweenNumbers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []string{listFlow})
+	h.pbx("")
+	rec := adoptRecord(PhaseFlow, "xfer", "", 0)
+	rec.Flow, rec.Transfers, rec.ListNext = "list", 2, 2
+	h.store.put(rec)
+	h.start()
+	leg, _ := h.leg()
+	if got := h.originated(); len(got) != 1 || got[0] != "PJSIP/+4930123458@trunk" {
+		t.Fatalf("originated %v; want only the third number", got)
+	}
+	h.fake.Hangup(leg, 17) // busy: the last number's outcome is the block's
+	h.branchTaken("c1", mFailed, OutcomeCallFailed)
 }

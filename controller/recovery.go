@@ -286,6 +286,7 @@ func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
 		err = t.talk(ctx)
 	}
 	t.legEvent(LegCompleted)
+	t.res.Attempts = ts.Attempt
 	c.recordTransfer(t.res)
 	// The slot was taken by the process that dialled (Transfers was counted
 	// before the leg's record was saved): it is this process's to give back.
@@ -294,6 +295,29 @@ func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
 	}
 	if err != nil {
 		return err
+	}
+	// The adopted leg was one of a list and did not answer: the list goes
+	// on with the number after it, as it would have without the takeover.
+	if b.Transfer != nil && ts.Attempt > 0 && tryNextNumber(t.res.Outcome) {
+		l, targets, rerr := c.resolveLeg(b.Transfer)
+		if rerr == nil && ts.Attempt < len(targets) {
+			t.log.WithFields(logrus.Fields{"outcome": t.res.Outcome, "next": targets[ts.Attempt].number, "attempt": ts.Attempt}).Info("transfer: trying the next number")
+			c.rec.ListNext = ts.Attempt
+			if perr := c.setPhase(ctx, PhaseFlow, true); perr != nil {
+				if errors.Is(perr, ErrFenced) {
+					return perr
+				}
+				t.log.WithError(perr).Error("transfer: saving the call failed; next number not dialled")
+				return c.follow(ctx, b, flows.BranchError)
+			}
+			res, derr := c.dialTargets(ctx, l, targets, ts.Attempt)
+			c.recordTransfer(res)
+			c.app.metrics.Transfers.WithLabelValues(string(res.Outcome)).Inc()
+			if derr != nil {
+				return derr
+			}
+			return c.follow(ctx, b, res.Outcome.Branch())
+		}
 	}
 	return c.follow(ctx, b, t.res.Outcome.Branch())
 }

@@ -58,6 +58,10 @@ type CallRecord struct {
 	Bridge     string           `json:"bridge,omitempty"`
 	Transfer   *TransferState   `json:"transfer,omitempty"`
 	Transfers  int              `json:"transfers,omitempty"` // outbound legs dialled so far (dial-out policy cap)
+	// ListNext, in the flow phase at a transfer block with a list of
+	// numbers, is the number (from 0) the list goes on with: a process
+	// taking over between two numbers does not ring the first again.
+	ListNext int `json:"list_next,omitempty"`
 	Attributes flows.Attributes `json:"attributes"`
 	// Owner is the process that wrote the record and Epoch its lease
 	// epoch: the store refuses a write whose epoch is older than the
@@ -81,6 +85,8 @@ type TransferState struct {
 	Dialed       time.Time `json:"dialed"`
 	RingDeadline time.Time `json:"ring_deadline"`
 	Answered     time.Time `json:"answered,omitzero"`
+	// Attempt is the leg's place (from 1) in its block's list of numbers.
+	Attempt int `json:"attempt,omitempty"`
 	// Options are the block's options a bridged transfer still needs
 	// (DTMF cadence, return key, time limit).
 	Options *TransferOptions `json:"options,omitempty"`

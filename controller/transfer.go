@@ -60,12 +60,20 @@ const (
 func (c *call) transferToPhone(ctx context.Context, t *flows.TransferToPhoneNumber) (string, error) {
 	l, targets, err := c.resolveLeg(t)
 	if err != nil {
+		c.rec.ListNext = 0
 		c.log.WithError(err).WithField("phase", "invalid").Warn("transfer settings invalid; nothing dialled")
 		c.recordTransfer(TransferResult{Outcome: OutcomeError})
 		c.app.metrics.Transfers.WithLabelValues(string(OutcomeError)).Inc()
 		return flows.BranchError, nil
 	}
-	res, err := c.dialTargets(ctx, l, targets)
+	from := 0
+	if n := c.rec.ListNext; n > 0 && n < len(targets) {
+		// Taken over between two numbers of the list: go on where the
+		// last process stopped.
+		from = n
+		c.log.WithFields(logrus.Fields{"step": c.rec.Block, "attempt": n + 1, "number": targets[n].number}).Info("transfer: adopted between two numbers; going on with the next")
+	}
+	res, err := c.dialTargets(ctx, l, targets, from)
 	c.recordTransfer(res)
 	c.app.metrics.Transfers.WithLabelValues(string(res.Outcome)).Inc()
 	if err != nil {
@@ -258,7 +266,8 @@ func (t *transfer) run(ctx context.Context) error {
 	c.rec.Outbound, c.rec.Bridge = c.app.resourceID("leg"), c.app.resourceID("br")
 	t.legID = c.rec.Outbound
 	c.rec.Transfer = &TransferState{Number: t.leg.number, Resume: t.leg.resume, Agent: t.leg.agent,
-		Digits: t.leg.digits, Dialed: t.dialed, RingDeadline: t.dialed.Add(t.leg.timeout), Options: t.leg.legOptions.state()}
+		Digits: t.leg.digits, Dialed: t.dialed, RingDeadline: t.dialed.Add(t.leg.timeout), Attempt: t.leg.attempt,
+		Options: t.leg.legOptions.state()}
 	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": t.leg.number, "outbound": c.rec.Outbound})
 	// The record says "dialing" before the leg exists: a process taking
 	// over finds the leg by it.

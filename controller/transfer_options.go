@@ -78,7 +78,6 @@ type TransferOptions struct {
 	Ringback  string `json:"ringback,omitempty"`
 	MOHClass  string `json:"moh_class,omitempty"`
 	EventsURL string `json:"events_url,omitempty"`
-	Attempt   int    `json:"attempt,omitempty"`
 }
 
 func (o legOptions) state() *TransferOptions {
@@ -102,13 +101,13 @@ func (o legOptions) state() *TransferOptions {
 // leg rebuilds the leg of a transfer from its record, for a process that
 // takes the call over.
 func (ts *TransferState) leg() leg {
-	l := leg{number: ts.Number, digits: ts.Digits, resume: ts.Resume, agent: ts.Agent, timeout: time.Until(ts.RingDeadline)}
+	l := leg{number: ts.Number, digits: ts.Digits, resume: ts.Resume, agent: ts.Agent, timeout: time.Until(ts.RingDeadline), attempt: ts.Attempt}
 	if o := ts.Options; o != nil {
 		l.tone, l.gap = time.Duration(o.ToneMs)*time.Millisecond, time.Duration(o.GapMs)*time.Millisecond
 		l.returnKey, l.warning = o.ReturnKey, o.Warning
 		l.maxTalk, l.warnBefore = time.Duration(o.MaxTalkS)*time.Second, time.Duration(o.WarnBeforeS)*time.Second
 		l.whisper = o.Whisper
-		l.ringback, l.mohClass, l.eventsURL, l.attempt = flows.Ringback(o.Ringback), o.MOHClass, o.EventsURL, o.Attempt
+		l.ringback, l.mohClass, l.eventsURL = flows.Ringback(o.Ringback), o.MOHClass, o.EventsURL
 		if o.ConfirmPrompt != "" {
 			l.confirm = &confirm{prompt: o.ConfirmPrompt, key: o.ConfirmKey, timeout: time.Duration(o.ConfirmS) * time.Second}
 		}
@@ -232,34 +231,36 @@ func (c *call) resolveOptions(t *flows.TransferToPhoneNumber, o *legOptions) err
 // leg asks the dial-out policy first. A number that was busy, failed, not
 // answered or refused by the policy passes to the next; the outcome of a
 // block where none answered is the last attempt's.
-func (c *call) dialTargets(ctx context.Context, l leg, targets []target) (TransferResult, error) {
+func (c *call) dialTargets(ctx context.Context, l leg, targets []target, from int) (TransferResult, error) {
 	var res TransferResult
 	var err error
-	for i, tg := range targets {
+	defer func() { c.rec.ListNext = 0 }() // the block is done with its list
+	for i := from; i < len(targets); i++ {
+		tg := targets[i]
 		l.number, l.dial, l.timeout, l.attempt = tg.number, tg.dial, tg.timeout, i+1
 		res, err = c.dialChecked(ctx, l)
 		res.Attempts = i + 1
-		if err != nil || i == len(targets)-1 {
+		if err != nil || i == len(targets)-1 || !tryNextNumber(res.Outcome) {
 			break
-		}
-		switch res.Outcome {
-		case OutcomeCallFailed, OutcomeTimeout, OutcomeDenied:
-		default:
-			return res, err
 		}
 		c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": tg.number, "outcome": res.Outcome,
 			"next": targets[i+1].number, "attempt": i + 1}).Info("transfer: trying the next number")
-		// Back to the flow phase between two legs (a phase means one leg): a
-		// process taking over here runs the block again from its first
-		// number.
-		if c.rec.Phase != PhaseFlow {
-			if err := c.setPhase(ctx, PhaseFlow); err != nil {
-				res.Outcome = OutcomeError
-				return res, nil
-			}
+		// Back to the flow phase between two legs (a phase means one leg),
+		// saying where the list goes on: a process taking over here rings
+		// the next number, not the first again.
+		c.rec.ListNext = i + 1
+		if err := c.setPhase(ctx, PhaseFlow, true); err != nil {
+			res.Outcome = OutcomeError
+			return res, nil
 		}
 	}
 	return res, err
+}
+
+// tryNextNumber tells whether a list of numbers goes on after a number
+// that ended so: not answered, or refused by the dial policy.
+func tryNextNumber(o Outcome) bool {
+	return o == OutcomeCallFailed || o == OutcomeTimeout || o == OutcomeDenied
 }
 
 // talkState is what a bridged transfer keeps beside its digits: the
