@@ -562,6 +562,59 @@ func faultDeploy(ctx context.Context, t *testing.T, active, standby *Ariflow, r 
 	return standby
 }
 
+// A list of numbers survives a SIGKILL: the first number rings when the
+// active process dies; it is busy by the time the standby has taken over,
+// and the standby rings the second (not the first again), bridges it, and
+// resumes the caller when it hangs up.
+func TestListTakeover(t *testing.T) {
+	ctx := callTest(t, 60*time.Second)
+	standby, err := StartAriflowWith(ctx, &Ariflow{Stack: stack, FlowsDir: flowsDir, Standby: true}, "ariflow-standby-list.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := af
+	af = standby // the suite goes on with the process that took over
+	from := nextCaller()
+	first, second := carrier.ExpectFrom("+4930123461", from), carrier.ExpectFrom("+4930123462", from)
+	agent := carrier.ExpectFrom(agentOK, from)
+	caller, err := carrier.Dial(ctx, from, "+4930555704")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := recv(ctx, t, first, "the first number")
+	if err := n1.Ring(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	active.Kill()
+	active.Close()
+	took, err := waitReadyTime(ctx, standby, killed)
+	if err != nil {
+		t.Fatalf("standby not ready after the kill: %v", err)
+	}
+	if err := n1.Reject("busy"); err != nil {
+		t.Fatal(err)
+	}
+	n2 := recv(ctx, t, second, "the second number after the takeover")
+	t.Logf("takeover %v; the second number rang %v after the first was busy", took.Round(time.Millisecond), n2.Arrived.Sub(killed.Add(took)).Round(time.Millisecond))
+	select {
+	case r := <-first:
+		t.Errorf("the first number rang again (from %s)", r.CallerNum)
+	default:
+	}
+	if err := n2.Answer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	recv(ctx, t, agent, "the agent after the second number hung up").AnswerAndHangup()
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	carrier.Forget("+4930123461", first)
+}
+
 // The PBX Asterisk itself dies and comes back with nothing: every channel
 // and bridge is gone. ariflow reconnects, finds the records of calls that
 // no longer exist, cleans them up (nothing is adopted), and serves the
