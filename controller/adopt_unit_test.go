@@ -98,7 +98,7 @@ func TestAdoptDialingRinging(t *testing.T) {
 	h.answered("POST", "/bridges/"+adBr+"/addChannel")
 	h.fake.Hangup(adLeg, 16)
 	h.branchTaken("c1", mSuccess, OutcomeSuccess)
-	if n := h.count("POST", "/channels"); n != 1 { // the dead process's
+	if n := h.count("POST", "/channels/create"); n != 0 { // only the dead process's originate
 		t.Errorf("adopted transfer dialled again")
 	}
 }
@@ -115,6 +115,69 @@ func TestAdoptDialingAnswered(t *testing.T) {
 	if m, _ := h.fake.Bridge(adBr); len(m) != 2 {
 		t.Errorf("bridge members %v", m)
 	}
+	h.fake.Hangup(adLeg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+}
+
+// Dialing, a leg this version made in Stasis answered while no process
+// had the app (the instant after a crash): it waited in Stasis, and the
+// process taking over bridges it. An originated leg would have been hung
+// up by Asterisk ("Stasis app not active").
+func TestAdoptMadeLegAnsweredWhileNobodyWatched(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.caller("c1", "xfer")
+	cl := h.client()
+	ctx := context.Background()
+	if err := cl.CreateBridge(ctx, adBr, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Create(ctx, ari.CreateRequest{Endpoint: "PJSIP/+4930123456@trunk", App: aritest.App,
+		AppArgs: legArg + ",c1", ChannelID: adLeg, Originator: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Dial(ctx, adLeg, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h.fake.Answer(adLeg) // nobody connected: the events are lost
+	rec := adoptRecord(PhaseDialing, "xfer", "", 0)
+	rec.Transfer.Created = true
+	h.store.put(rec)
+	h.start()
+	h.req("POST", "/bridges/"+adBr+"/addChannel")
+	h.answered("POST", "/bridges/"+adBr+"/addChannel")
+	if m, _ := h.fake.Bridge(adBr); len(m) != 2 {
+		t.Errorf("bridge members %v", m)
+	}
+	h.fake.Hangup(adLeg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+}
+
+// Dialing, a made leg still ringing at the takeover: its answer (a state
+// change, no StasisStart) bridges it.
+func TestAdoptMadeLegRinging(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.caller("c1", "xfer")
+	cl := h.client()
+	ctx := context.Background()
+	if err := cl.CreateBridge(ctx, adBr, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Create(ctx, ari.CreateRequest{Endpoint: "PJSIP/+4930123456@trunk", App: aritest.App,
+		AppArgs: legArg + ",c1", ChannelID: adLeg, Originator: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Dial(ctx, adLeg, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rec := adoptRecord(PhaseDialing, "xfer", "", 0)
+	rec.Transfer.Created = true
+	h.store.put(rec)
+	h.start()
+	h.waitLog("transfer: adopted while ringing; still ringing", nil)
+	h.fake.Answer(adLeg)
+	h.answered("POST", "/bridges/"+adBr+"/addChannel")
 	h.fake.Hangup(adLeg, 16)
 	h.branchTaken("c1", mSuccess, OutcomeSuccess)
 }
@@ -269,7 +332,7 @@ func TestReconcileUnansweredCallerStarts(t *testing.T) {
 	h.pbx("")
 	h.start()
 	h.req("POST", "/channels/c1/answer")
-	h.req("POST", "/channels") // the flow's transfer dials
+	h.req("POST", "/channels/create") // the flow's transfer dials
 	if n := h.count("POST", "/channels/c1/continue"); n != 0 {
 		t.Errorf("a new caller was sent to the fallback (%d)", n)
 	}
@@ -364,7 +427,7 @@ var listFlow = strings.Replace(xferYAML("list", resumeOn), `number: "+4930123456
 func (h *harness) originated() []string {
 	var out []string
 	for _, r := range h.fake.Requests() {
-		if r.Method == "POST" && r.Path == "/channels" {
+		if r.Method == "POST" && r.Path == "/channels/create" {
 			var body struct{ Endpoint string }
 			_ = json.Unmarshal(r.Body, &body)
 			out = append(out, body.Endpoint)

@@ -185,6 +185,11 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 			return c.failCall(ctx, err)
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case err != nil && ari.IsNotFound(err) && !c.callerPresent(ctx):
+			// A request for the caller's channel raced its hangup: the
+			// call is over, not a block that failed.
+			c.gone = true
+			return ErrCallerGone
 		case err != nil:
 			c.app.metrics.CallErrors.WithLabelValues(string(b.Type)).Inc()
 			log.WithError(err).Warn("block failed")

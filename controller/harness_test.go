@@ -380,10 +380,7 @@ func (h *harness) caller(id, entry string) {
 // bridge's IDs.
 func (h *harness) leg() (leg, bridge string) {
 	h.t.Helper()
-	r := h.req("POST", "/channels")
-	for r.Path != "/channels" {
-		r = h.req("POST", "/channels")
-	}
+	r := h.req("POST", "/channels/create")
 	var body struct {
 		ChannelID string `json:"channelId"`
 	}
@@ -394,8 +391,9 @@ func (h *harness) leg() (leg, bridge string) {
 	for strings.Contains(bridge, "/") {
 		bridge = strings.TrimPrefix(h.req("POST", "/bridges/").Path, "/bridges/")
 	}
-	// The originate must have been answered before the leg is scripted.
-	h.answered("POST", "/channels")
+	// The leg must be dialled before it is scripted.
+	h.req("POST", "/channels/"+body.ChannelID+"/dial")
+	h.answered("POST", "/channels/"+body.ChannelID+"/dial")
 	return body.ChannelID, bridge
 }
 

@@ -211,7 +211,7 @@ func TestSaveFailsBeforeDialling(t *testing.T) {
 	h.store.mu.Unlock()
 	h.caller("c1", "xfer")
 	h.branchTaken("c1", mError, OutcomeError)
-	if h.count("POST", "/channels") != 0 || h.fake.Count("POST", "/bridges/") != 0 {
+	if h.count("POST", "/channels/create") != 0 || h.fake.Count("POST", "/bridges/") != 0 {
 		t.Error("dialled without a saved record")
 	}
 }

@@ -251,6 +251,7 @@ func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
 	t.dialed, t.answered, t.done = ts.Dialed, ts.Answered, min(ts.DigitsDone, len(ts.Digits))
 	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": ts.Number, "outbound": c.rec.Outbound, "adopted": true})
 	t.legID, t.adopted = c.rec.Outbound, true
+	t.created = ts.Created || ts.Options != nil && flows.Ringback(ts.Options.Ringback) == flows.RingbackEarlyMedia
 	state, err := c.legState(ctx)
 	if err != nil {
 		return fmt.Errorf("adopting transfer: %w", err)

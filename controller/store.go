@@ -48,20 +48,20 @@ func checkTransition(from, to Phase) error {
 // CallRecord is a call's position, as persisted before every side effect
 // that depends on it.
 type CallRecord struct {
-	CallID     string           `json:"call_id"`
-	Channel    string           `json:"channel"`
-	Flow       string           `json:"flow"`
-	Version    string           `json:"version"`
-	Block      string           `json:"block"`
-	Phase      Phase            `json:"phase"`
-	Outbound   string           `json:"outbound,omitempty"`
-	Bridge     string           `json:"bridge,omitempty"`
-	Transfer   *TransferState   `json:"transfer,omitempty"`
-	Transfers  int              `json:"transfers,omitempty"` // outbound legs dialled so far (dial-out policy cap)
+	CallID    string         `json:"call_id"`
+	Channel   string         `json:"channel"`
+	Flow      string         `json:"flow"`
+	Version   string         `json:"version"`
+	Block     string         `json:"block"`
+	Phase     Phase          `json:"phase"`
+	Outbound  string         `json:"outbound,omitempty"`
+	Bridge    string         `json:"bridge,omitempty"`
+	Transfer  *TransferState `json:"transfer,omitempty"`
+	Transfers int            `json:"transfers,omitempty"` // outbound legs dialled so far (dial-out policy cap)
 	// ListNext, in the flow phase at a transfer block with a list of
 	// numbers, is the number (from 0) the list goes on with: a process
 	// taking over between two numbers does not ring the first again.
-	ListNext int `json:"list_next,omitempty"`
+	ListNext   int              `json:"list_next,omitempty"`
 	Attributes flows.Attributes `json:"attributes"`
 	// Owner is the process that wrote the record and Epoch its lease
 	// epoch: the store refuses a write whose epoch is older than the
@@ -87,6 +87,10 @@ type TransferState struct {
 	Answered     time.Time `json:"answered,omitzero"`
 	// Attempt is the leg's place (from 1) in its block's list of numbers.
 	Attempt int `json:"attempt,omitempty"`
+	// Created: the leg was made in Stasis and dialled (its answer is a
+	// state change, not a StasisStart); false for legs older versions
+	// originated into the app.
+	Created bool `json:"created,omitempty"`
 	// Options are the block's options a bridged transfer still needs
 	// (DTMF cadence, return key, time limit).
 	Options *TransferOptions `json:"options,omitempty"`

@@ -232,15 +232,20 @@ func (c *call) recordTransfer(r TransferResult) {
 // logger. A process taking a call over builds the same object from the
 // record and carries on where the record says.
 type transfer struct {
-	c          *call
-	leg        leg
-	res        TransferResult
-	dialed     time.Time
-	answered   time.Time
-	done       int // characters of leg.digits sent (or paused)
-	log        *logrus.Entry
-	legID      string          // the outbound channel, kept after the record forgets it
-	adopted    bool            // taken over from another process (or term)
+	c        *call
+	leg      leg
+	res      TransferResult
+	dialed   time.Time
+	answered time.Time
+	done     int // characters of leg.digits sent (or paused)
+	log      *logrus.Entry
+	legID    string // the outbound channel, kept after the record forgets it
+	adopted  bool   // taken over from another process (or term)
+	// created: the leg was made in Stasis and then dialled (every leg
+	// this version dials), so its answer is a ChannelStateChange to Up;
+	// false for a leg an older version originated into the app, which
+	// enters Stasis (StasisStart) only once answered.
+	created    bool
 	sentEvents map[string]bool // leg events sent (events_url)
 	talkState
 }
@@ -267,7 +272,8 @@ func (t *transfer) run(ctx context.Context) error {
 	t.legID = c.rec.Outbound
 	c.rec.Transfer = &TransferState{Number: t.leg.number, Resume: t.leg.resume, Agent: t.leg.agent,
 		Digits: t.leg.digits, Dialed: t.dialed, RingDeadline: t.dialed.Add(t.leg.timeout), Attempt: t.leg.attempt,
-		Options: t.leg.legOptions.state()}
+		Created: true, Options: t.leg.legOptions.state()}
+	t.created = true
 	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": t.leg.number, "outbound": c.rec.Outbound})
 	// The record says "dialing" before the leg exists: a process taking
 	// over finds the leg by it.
@@ -300,12 +306,15 @@ func (t *transfer) run(ctx context.Context) error {
 	return t.awaitAnswer(ctx)
 }
 
-// dial creates the bridge and originates the outbound leg into our app.
-// One request starts the far end ringing: the leg enters Stasis only once
-// answered (its StasisStart is the answer), and its Dial and
-// ChannelDestroyed events reach us before that because the app is
-// subscribed to it. The bridge is created alongside, and the caller's
-// ringback is sent without waiting.
+// dial creates the bridge and makes the outbound leg in our app, then
+// dials it. The leg is made in Stasis rather than originated into the
+// app: an originated leg enters Stasis only when answered, and if no
+// process has the app at that moment (the instant after a crash, before
+// the standby connects) Asterisk hangs the answered far end up. A made
+// leg is in Stasis from the start and waits, answered, for the process
+// that takes over; its answer is a ChannelStateChange to Up. The bridge
+// is created alongside, and the caller's ringback is sent without
+// waiting.
 func (t *transfer) dial(ctx context.Context) error {
 	c := t.c
 	a := c.app
@@ -318,33 +327,60 @@ func (t *transfer) dial(ctx context.Context) error {
 		}
 		bridgeDone <- a.ari.CreateBridge(ctx, c.rec.Bridge, a.resourceName(c.id))
 	}()
-	// The far end sees the leg's connected line as From and
-	// P-Asserted-Identity. Both name and number are set on every leg (an
-	// empty name clears it): whatever is left out Asterisk copies from the
-	// originator, the caller. That the far end keeps this identity once
-	// bridged is the trunk's send_connected_line = no (README, Security).
-	// Name and number are validated; neither holds a quote.
+	// The far end sees the leg's caller ID as From and its connected line
+	// as P-Asserted-Identity. Both name and number are set on every leg
+	// (an empty name clears it): whatever is left out Asterisk copies from
+	// the originator, the caller. That the far end keeps this identity
+	// once bridged is the trunk's send_connected_line = no (README,
+	// Security). Name and number are validated; neither holds a quote.
+	// Create takes no callerId: variables carry it.
 	cidNum, cidName := presentedID(t.leg, c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber], c.rec.Attributes[flows.NSSystem][flows.SysCallerName])
-	req := ari.OriginateRequest{
-		Endpoint: t.leg.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
-		ChannelID: c.rec.Outbound, Originator: c.id, Timeout: int(t.leg.timeout / time.Second),
-		CallerID:  fmt.Sprintf("\"%s\" <%s>", cidName, cidNum),
-		Variables: map[string]string{"CONNECTEDLINE(num,i)": cidNum, "CONNECTEDLINE(name,i)": cidName},
+	vars := map[string]string{
+		"CALLERID(num)": cidNum, "CALLERID(name)": cidName,
+		"CONNECTEDLINE(num,i)": cidNum, "CONNECTEDLINE(name,i)": cidName,
 	}
 	// X- headers on the INVITE: names and values are validated (token
-	// names, no CR/LF), and an originate variable is set as a value, never
-	// evaluated as dialplan.
+	// names, no CR/LF), and a variable is set as a value, never evaluated
+	// as dialplan.
 	for _, h := range t.leg.headers {
-		req.Variables["PJSIP_HEADER(add,"+h.name+")"] = h.value
+		vars["PJSIP_HEADER(add,"+h.name+")"] = h.value
 	}
-	if t.leg.ringback == flows.RingbackEarlyMedia {
-		return t.dialEarlyMedia(ctx, req, bridgeDone)
+	create := func() error {
+		return a.ari.Create(ctx, ari.CreateRequest{Endpoint: t.leg.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
+			ChannelID: c.rec.Outbound, Originator: c.id, Variables: vars})
 	}
-	err := a.ari.Originate(ctx, req)
+	err := create()
 	if berr := <-bridgeDone; err == nil {
 		err = berr
 	}
+	if err == nil {
+		err = t.awaitInApp(ctx)
+	}
+	// A leg made while the app had no connection (a create held up by a
+	// stalled network, reaching Asterisk as the websocket reconnects) is
+	// hung up by Asterisk before it is dialled. Nothing reached the far
+	// end, so making it again is safe.
+	for try := 1; errors.Is(err, errLegLost) && try <= maxRemakes; try++ {
+		t.log.WithError(err).WithField("phase", "remake").Warn("transfer: the leg was lost before it was dialled; making it again")
+		if err = t.renewLeg(ctx); err == nil {
+			if err = create(); err == nil {
+				err = t.awaitInApp(ctx)
+			}
+		}
+	}
 	if err != nil {
+		return err
+	}
+	if t.leg.ringback == flows.RingbackEarlyMedia {
+		// Bridged before it is dialled, so that whatever the far end
+		// sends before it answers (its ringback, "the number you dialled
+		// is not in service") reaches the caller.
+		if err := t.joinBridge(ctx); err != nil {
+			return err
+		}
+		return a.ari.Dial(ctx, c.rec.Outbound, t.leg.timeout)
+	}
+	if err := a.ari.Dial(ctx, c.rec.Outbound, t.leg.timeout); err != nil {
 		return err
 	}
 	go func() {
@@ -361,30 +397,50 @@ func (t *transfer) dial(ctx context.Context) error {
 	return nil
 }
 
-// dialEarlyMedia is dial for ringback early-media: the leg is created in
-// Stasis without being dialled, caller and leg are bridged, and only then
-// is the leg dialled, so that whatever the far end sends before it
-// answers (its ringback, "the number you dialled is not in service")
-// reaches the caller. Caller ID goes in as variables (create takes no
-// callerId). The answer is the leg's ChannelStateChange to Up.
-func (t *transfer) dialEarlyMedia(ctx context.Context, req ari.OriginateRequest, bridgeDone <-chan error) error {
+// errLegLost: a made leg ended before it was dialled.
+var errLegLost = errors.New("leg gone before it was dialled")
+
+// maxRemakes bounds how often a leg lost before its dial is made again.
+const maxRemakes = 2
+
+// renewLeg gives the transfer a new leg ID, saved before the leg is made
+// (a process taking over finds the leg by it).
+func (t *transfer) renewLeg(ctx context.Context) error {
 	c := t.c
-	a := c.app
-	vars := req.Variables
-	cidNum, cidName := vars["CONNECTEDLINE(num,i)"], vars["CONNECTEDLINE(name,i)"]
-	vars["CALLERID(num)"], vars["CALLERID(name)"] = cidNum, cidName
-	err := a.ari.Create(ctx, ari.CreateRequest{Endpoint: req.Endpoint, App: req.App, AppArgs: req.AppArgs,
-		ChannelID: req.ChannelID, Originator: req.Originator, Variables: vars})
-	if berr := <-bridgeDone; err == nil {
-		err = berr
+	c.rec.Outbound = c.app.resourceID("leg")
+	t.legID = c.rec.Outbound
+	t.log = t.log.WithField("outbound", c.rec.Outbound)
+	c.own(c.rec.Outbound)
+	return c.save(ctx)
+}
+
+// awaitInApp waits for the made leg's StasisStart. Asterisk answers the
+// create before the channel has entered the app, and refuses a dial or an
+// addChannel until it has (409 "Channel not in Stasis application").
+func (t *transfer) awaitInApp(ctx context.Context) error {
+	c := t.c
+	bound := time.NewTimer(c.app.cfg.RESTTimeout)
+	defer bound.Stop()
+	for {
+		ev, err := c.next(ctx, bound.C)
+		if errors.Is(err, errTimeout) {
+			return fmt.Errorf("leg %s made but not in the app within %v", c.rec.Outbound, c.app.cfg.RESTTimeout)
+		}
+		if err != nil {
+			return err
+		}
+		switch e := ev.(type) {
+		case *ari.StasisStart:
+			if e.Channel.ID == c.rec.Outbound {
+				return nil
+			}
+		case *ari.ChannelDestroyed:
+			if e.Channel.ID == c.rec.Outbound {
+				c.forgetLeg()
+				return fmt.Errorf("%w: %s (cause %d %s)", errLegLost, e.Channel.ID, e.Cause, e.CauseTxt)
+			}
+		}
 	}
-	if err != nil {
-		return err
-	}
-	if err := t.joinBridge(ctx); err != nil {
-		return err
-	}
-	return a.ari.Dial(ctx, c.rec.Outbound, t.leg.timeout)
 }
 
 // ringbackOff ends the caller's music on hold when the leg rang with it
@@ -456,13 +512,12 @@ func (t *transfer) awaitAnswer(ctx context.Context) error {
 		case err != nil:
 			return err
 		}
-		early := t.leg.ringback == flows.RingbackEarlyMedia
 		switch e := ev.(type) {
 		case *ari.StasisStart:
 			// An originated leg enters the app when it is answered; a
-			// created one (early media) when it is created, and is
-			// answered only if up (a check found it answered).
-			if e.Channel.ID == c.rec.Outbound && (!early || e.Channel.State == "Up") {
+			// created one when it is created, and is answered only if up
+			// (a check after a takeover found it answered).
+			if e.Channel.ID == c.rec.Outbound && (!t.created || e.Channel.State == "Up") {
 				return t.bridge(ctx)
 			}
 		case *ari.ChannelStateChange:
@@ -473,7 +528,7 @@ func (t *transfer) awaitAnswer(ctx context.Context) error {
 			case "Ringing":
 				t.legEvent(LegRinging)
 			case "Up":
-				if early {
+				if t.created {
 					return t.bridge(ctx)
 				}
 			}

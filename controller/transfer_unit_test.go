@@ -101,20 +101,28 @@ func TestTransferOutcomes(t *testing.T) {
 			leg, br := h.leg()
 			orig := h.fake.Requests()
 			var body map[string]any
+			dialTimeout := ""
 			for _, r := range orig {
-				if r.Method == "POST" && r.Path == "/channels" {
+				if r.Method == "POST" && r.Path == "/channels/create" {
 					_ = json.Unmarshal(r.Body, &body)
+				}
+				if r.Method == "POST" && r.Path == "/channels/"+leg+"/dial" {
+					dialTimeout = r.Query.Get("timeout")
 				}
 			}
 			for k, v := range map[string]any{"endpoint": "PJSIP/+4930123456@trunk", "app": aritest.App,
-				"appArgs": legArg + ",c1", "originator": "c1", "timeout": 5.0, "callerId": `"ACME Support" <+4930555000>`} {
+				"appArgs": legArg + ",c1", "originator": "c1"} {
 				if body[k] != v {
-					t.Errorf("originate %s = %v, want %v", k, body[k], v)
+					t.Errorf("create %s = %v, want %v", k, body[k], v)
 				}
 			}
+			if dialTimeout != "5" {
+				t.Errorf("dial timeout %q; want 5", dialTimeout)
+			}
 			ch, _ := h.fake.Channel(leg)
-			if ch.ConnectedNumber != "+4930555000" || ch.ConnectedName != "ACME Support" {
-				t.Errorf("far end sees %q <%s>", ch.ConnectedName, ch.ConnectedNumber)
+			if ch.ConnectedNumber != "+4930555000" || ch.ConnectedName != "ACME Support" ||
+				ch.CallerNumber != "+4930555000" || ch.CallerName != "ACME Support" {
+				t.Errorf("far end sees %q <%s> (connected line %q <%s>)", ch.CallerName, ch.CallerNumber, ch.ConnectedName, ch.ConnectedNumber)
 			}
 			h.req("POST", "/channels/c1/ring")
 			if tc.status != "" {
@@ -145,7 +153,7 @@ func TestTransferOutcomes(t *testing.T) {
 			if n := h.count("DELETE", "/channels/"+leg); n != 0 {
 				t.Errorf("leg that hung up by itself hung up again %d times", n)
 			}
-			if n := h.count("POST", "/channels"); n != 1 {
+			if n := h.count("POST", "/channels/create"); n != 1 {
 				t.Errorf("%d originates", n)
 			}
 		})
@@ -201,13 +209,13 @@ func TestCallerHangupDuringOriginate(t *testing.T) {
 	t.Parallel()
 	h := run(t, xferFlows)
 	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
-		if r.Method == "POST" && r.Path == "/channels" {
+		if r.Method == "POST" && r.Path == "/channels/create" {
 			return 0, "", 300 * time.Millisecond, false
 		}
 		return 0, "", 0, false
 	})
 	h.caller("c1", "xfer")
-	h.req("POST", "/channels") // arrived, not yet answered
+	h.req("POST", "/channels/create") // arrived, not yet answered
 	h.fake.Hangup("c1", 16)
 	h.ended("c1")
 	h.clean("c1")
@@ -380,7 +388,7 @@ func TestOriginateFails(t *testing.T) {
 	t.Parallel()
 	h := run(t, xferFlows)
 	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
-		if r.Method == "POST" && r.Path == "/channels" {
+		if r.Method == "POST" && r.Path == "/channels/create" {
 			return 500, `{"message":"no"}`, 0, true
 		}
 		return 0, "", 0, false
@@ -509,7 +517,7 @@ blocks:
 			h := run(t, []string{flow})
 			h.caller("c1", "dyn")
 			h.branchTaken("c1", mError, OutcomeError)
-			if n := h.count("POST", "/channels"); n != 0 {
+			if n := h.count("POST", "/channels/create"); n != 0 {
 				t.Errorf("dialled with invalid settings")
 			}
 		})
@@ -533,7 +541,7 @@ func TestFlowDialPolicyNarrows(t *testing.T) {
 	if tr[flows.TrStatus] != string(OutcomeDenied) || tr[flows.TrDeniedBy] != "country" {
 		t.Errorf("$.Transfer %v; want Status denied by country", tr)
 	}
-	if n := h.count("POST", "/channels"); n != 0 {
+	if n := h.count("POST", "/channels/create"); n != 0 {
 		t.Errorf("dialled a number the flow's policy refuses")
 	}
 	h.fake.FinishPlayback(pb)
@@ -604,4 +612,45 @@ func (h *harness) farEndHangsUpAfter(caller, leg, digits string) {
 	h.fake.FinishPlayback(pb)
 	h.ended(caller)
 	h.clean(caller)
+}
+
+// A leg Asterisk hangs up before it was dialled (made while the app had
+// no connection) is made again under a new ID, saved first; nothing had
+// reached the far end.
+func TestLegLostBeforeDialIsMadeAgain(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	lost := make(chan string, 1)
+	first := true
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "POST" && r.Path == "/channels/create" && first {
+			first = false
+			var body struct{ ChannelID string }
+			_ = json.Unmarshal(r.Body, &body)
+			lost <- body.ChannelID
+			return 200, fmt.Sprintf(`{"id":%q,"state":"Down"}`, body.ChannelID), 0, true
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	gone := <-lost
+	h.fake.Emit(map[string]any{"type": "ChannelDestroyed", "cause": 16, "cause_txt": "Normal Clearing",
+		"channel": map[string]any{"id": gone, "name": "PJSIP/trunk-1", "state": "Down"}})
+	h.waitLog("transfer: the leg was lost before it was dialled; making it again", nil)
+	h.req("POST", "/channels/create") // the lost one
+	leg, br := h.leg()
+	if leg == gone {
+		t.Fatalf("the leg was made again under the lost one's ID %s", gone)
+	}
+	if n := h.count("POST", "/channels/"+gone+"/dial"); n != 0 {
+		t.Errorf("the lost leg was dialled")
+	}
+	rec, err := h.store.Load(t.Context(), "c1")
+	if err != nil || rec.Outbound != leg {
+		t.Errorf("record says outbound %q (%v); want the new leg %s", rec.Outbound, err, leg)
+	}
+	h.fake.Answer(leg)
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
 }

@@ -562,18 +562,38 @@ func faultDeploy(ctx context.Context, t *testing.T, active, standby *Ariflow, r 
 	return standby
 }
 
+// standbyBeside starts a standby beside the suite's active process. kill
+// SIGKILLs the active and makes the standby the suite's process, and says
+// when the kill was; if the test ends before it, the standby is stopped
+// and the active stays the suite's.
+func standbyBeside(ctx context.Context, t *testing.T, name string) (standby *Ariflow, kill func() time.Time) {
+	t.Helper()
+	standby, err := StartAriflowWith(ctx, &Ariflow{Stack: stack, FlowsDir: flowsDir, Standby: true}, "ariflow-standby-"+name+".log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, killed := af, false
+	t.Cleanup(func() {
+		if !killed {
+			standby.Close()
+		}
+	})
+	return standby, func() time.Time {
+		at := time.Now()
+		active.Kill()
+		active.Close()
+		af, killed = standby, true
+		return at
+	}
+}
+
 // A list of numbers survives a SIGKILL: the first number rings when the
 // active process dies; it is busy by the time the standby has taken over,
 // and the standby rings the second (not the first again), bridges it, and
 // resumes the caller when it hangs up.
 func TestListTakeover(t *testing.T) {
 	ctx := callTest(t, 60*time.Second)
-	standby, err := StartAriflowWith(ctx, &Ariflow{Stack: stack, FlowsDir: flowsDir, Standby: true}, "ariflow-standby-list.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	active := af
-	af = standby // the suite goes on with the process that took over
+	standby, kill := standbyBeside(ctx, t, "list")
 	from := nextCaller()
 	first, second := carrier.ExpectFrom("+4930123461", from), carrier.ExpectFrom("+4930123462", from)
 	agent := carrier.ExpectFrom(agentOK, from)
@@ -585,9 +605,7 @@ func TestListTakeover(t *testing.T) {
 	if err := n1.Ring(); err != nil {
 		t.Fatal(err)
 	}
-	killed := time.Now()
-	active.Kill()
-	active.Close()
+	killed := kill()
 	took, err := waitReadyTime(ctx, standby, killed)
 	if err != nil {
 		t.Fatalf("standby not ready after the kill: %v", err)
@@ -613,6 +631,55 @@ func TestListTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	carrier.Forget("+4930123461", first)
+}
+
+// The far end answers in the instant after a SIGKILL, while no process
+// has the app. An originated leg would enter a Stasis app with no
+// connection and Asterisk would hang it up (the caller taking CallFailed);
+// a leg made in Stasis waits, answered, and the standby bridges it: the
+// shipper gets its digits and the caller comes back.
+func TestAnswerInTakeoverGap(t *testing.T) {
+	ctx := callTest(t, 60*time.Second)
+	standby, kill := standbyBeside(ctx, t, "gap")
+	from := nextCaller()
+	// The shipper sees the flow's caller ID, not the caller: wait for any call to it.
+	ship, agent := carrier.Expect(haShipper), carrier.ExpectFrom(agentOK, from)
+	caller, err := carrier.Dial(ctx, from, haDID[kindRinging])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := recv(ctx, t, ship, "the shipper")
+	if err := s.Ring(); err != nil {
+		t.Fatal(err)
+	}
+	refused := stasisFailures()
+	killed := kill()
+	if err := s.Answer(); err != nil {
+		t.Fatal(err)
+	}
+	answered := time.Now()
+	took, err := waitReadyTime(ctx, standby, killed)
+	if err != nil {
+		t.Fatalf("standby not ready after the kill: %v", err)
+	}
+	if answered.After(killed.Add(took)) {
+		t.Fatalf("the far end answered %v after the kill, after the standby was ready (%v): not in the gap", answered.Sub(killed), took)
+	}
+	digits, err := s.Digits(ctx, 6)
+	if err != nil || digits != "123456" {
+		t.Fatalf("the shipper got digits %q (%v); want 123456 once the standby bridged it", digits, err)
+	}
+	t.Logf("answered %v after the kill, standby ready after %v; bridged and digits sent", answered.Sub(killed).Round(time.Millisecond), took.Round(time.Millisecond))
+	if err := s.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	recv(ctx, t, agent, "the agent after the shipper hung up").AnswerAndHangup()
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := stasisFailures() - refused; n != 0 {
+		t.Errorf("Asterisk refused %d channels for the app in the gap (Stasis app not active)", n)
+	}
 }
 
 // The PBX Asterisk itself dies and comes back with nothing: every channel

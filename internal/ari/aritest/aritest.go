@@ -25,6 +25,10 @@
 //     test calls Answer. An ARI hangup's ChannelHangupRequest carries
 //     soft: true and cause 32 (AST_SOFTHANGUP_EXPLICIT, what ast_softhangup
 //     publishes); its ChannelDestroyed carries the reason's Q.850 cause.
+//     POST /channels/create makes a channel in Stasis at once (StasisStart,
+//     state Down); POST /channels/{id}/dial dials it once (409 after that
+//     or when not Down), and Answer then moves it to Up with no second
+//     StasisStart, as ari_channels_handle_dial does.
 //   - Bridges: create with id (409 if it exists), list, get, destroy,
 //     addChannel / removeChannel with a comma-separated channel list (404
 //     bridge, 400 channel not found, 422 channel not in Stasis / not in

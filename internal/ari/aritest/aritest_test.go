@@ -566,3 +566,50 @@ func TestLibraryClientReadsState(t *testing.T) {
 		t.Error("no error for a channel that does not exist")
 	}
 }
+
+// A created channel is in Stasis at once (StasisStart, state Down), is
+// dialled once, and its answer is a state change with no second
+// StasisStart.
+func TestCreateDialAnswer(t *testing.T) {
+	s := New(t)
+	ws := connect(t, s)
+	code, body := call(t, s, "POST", "/channels/create", map[string]any{
+		"endpoint": "PJSIP/+4930123456@trunk", "app": App, "appArgs": "ariflow-leg,call1", "channelId": "leg1",
+		"variables": map[string]string{"CALLERID(num)": "+4930555000", "CALLERID(name)": "ACME"},
+	})
+	if code != 200 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if ss := next(t, ws).(*ari.StasisStart); ss.Channel.ID != "leg1" || ss.Channel.State != "Down" ||
+		!reflect.DeepEqual(ss.Args, []string{"ariflow-leg", "call1"}) {
+		t.Errorf("StasisStart %+v", ss)
+	}
+	if st, _ := s.Channel("leg1"); !st.InStasis || !st.Made || st.CallerName != "ACME" || st.CallerNumber != "+4930555000" {
+		t.Errorf("state %+v", st)
+	}
+	if code, _ := call(t, s, "POST", "/channels/create", map[string]any{"endpoint": "PJSIP/x", "channelId": "leg2"}); code != 400 {
+		t.Errorf("create without app: %d, want 400", code)
+	}
+	if code, _ := call(t, s, "POST", "/channels/leg1/dial?timeout=7", nil); code != 204 {
+		t.Fatalf("dial: %d", code)
+	}
+	if d := next(t, ws).(*ari.Dial); d.Peer.ID != "leg1" || d.Dialstatus != "" {
+		t.Errorf("dial begin %+v", d)
+	}
+	if code, _ := call(t, s, "POST", "/channels/leg1/dial", nil); code != 409 {
+		t.Errorf("second dial: %d, want 409", code)
+	}
+	if code, _ := call(t, s, "POST", "/channels/nope/dial", nil); code != 404 {
+		t.Errorf("dial of no channel: %d, want 404", code)
+	}
+	s.Answer("leg1")
+	if e := next(t, ws).(*ari.ChannelStateChange); e.Channel.State != "Up" {
+		t.Errorf("state change %+v", e)
+	}
+	if d := next(t, ws).(*ari.Dial); d.Dialstatus != "ANSWER" {
+		t.Errorf("dial %+v", d)
+	}
+	if st, _ := s.Channel("leg1"); st.Timeout != 7 {
+		t.Errorf("dial timeout %d, want 7", st.Timeout)
+	}
+}

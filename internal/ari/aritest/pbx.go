@@ -31,12 +31,17 @@ func (s *Server) route(r *Request) (int, any) {
 			return notAllowed()
 		}
 		return s.eventFilter(seg[1], r)
+	case len(seg) == 2 && seg[0] == "channels" && seg[1] == "create":
+		if m != http.MethodPost {
+			return notAllowed()
+		}
+		return s.originate(r, true)
 	case len(seg) == 1 && seg[0] == "channels":
 		switch m {
 		case http.MethodGet:
 			return http.StatusOK, s.channelList()
 		case http.MethodPost:
-			return s.originate(r)
+			return s.originate(r, false)
 		}
 		return notAllowed()
 	case len(seg) >= 2 && seg[0] == "channels":
@@ -133,7 +138,10 @@ func (s *Server) bridgeIDsLocked() []string {
 
 // originate is POST /channels: query parameters, overridden by the JSON
 // body's keys, with "variables" from the body.
-func (s *Server) originate(r *Request) (int, any) {
+// originate is POST /channels, or with create POST /channels/create: a
+// channel in Stasis at once (StasisStart), not dialled until POST
+// .../dial.
+func (s *Server) originate(r *Request, create bool) (int, any) {
 	p := map[string]string{}
 	for k, v := range r.Query {
 		p[k] = v[0]
@@ -167,7 +175,7 @@ func (s *Server) originate(r *Request) (int, any) {
 	if tech == "" || resource == "" {
 		return http.StatusBadRequest, errBody("Invalid endpoint specified")
 	}
-	if p["app"] == "" && p["extension"] == "" {
+	if p["app"] == "" && (create || p["extension"] == "") {
 		return http.StatusBadRequest, errBody("Application or extension must be specified")
 	}
 	timeout := 30
@@ -221,6 +229,15 @@ func (s *Server) originate(r *Request) (int, any) {
 		}
 	}
 	s.channels[id] = c
+	if create {
+		c.Originated, c.Made, c.InStasis, c.appName = false, true, true, "Stasis"
+		args := c.Args
+		if args == nil {
+			args = []string{}
+		}
+		s.emitLocked(c.App, "StasisStart", map[string]any{"args": args, "channel": c.json()})
+		return http.StatusOK, c.json()
+	}
 	// The dial starts: Dial with an empty status ("dial begin").
 	s.emitLocked(c.App, "Dial", map[string]any{"peer": c.json(), "dialstatus": "", "dialstring": resource})
 	return http.StatusOK, c.json()
@@ -285,7 +302,7 @@ func (s *Server) channelOp(id string, rest []string, r *Request) (int, any) {
 		return http.StatusMethodNotAllowed, errBody("Method Not Allowed")
 	}
 	op := rest[0]
-	known := map[string]string{"answer": "POST", "ring": "POST DELETE", "dtmf": "POST", "play": "POST", "continue": "POST"}
+	known := map[string]string{"answer": "POST", "ring": "POST DELETE", "dtmf": "POST", "play": "POST", "continue": "POST", "dial": "POST"}
 	if allowed, ok := known[op]; !ok || (op == "play" && len(rest) > 2) || (op != "play" && len(rest) > 1) {
 		return http.StatusNotFound, errBody("Resource not found")
 	} else if !strings.Contains(allowed, m) {
@@ -297,6 +314,19 @@ func (s *Server) channelOp(id string, rest []string, r *Request) (int, any) {
 	}
 	if !c.InStasis {
 		return http.StatusConflict, errBody("Channel not in Stasis application")
+	}
+	if op == "dial" {
+		// A created channel, dialled once, while still down.
+		if !c.Made || c.Dialled || c.State != "Down" {
+			return http.StatusConflict, errBody("Channel is not in the 'Down' state")
+		}
+		c.Dialled = true
+		if t, err := strconv.Atoi(r.Query.Get("timeout")); err == nil && t > 0 {
+			c.Timeout = t
+		}
+		_, resource, _ := strings.Cut(c.Endpoint, "/")
+		s.emitLocked(c.App, "Dial", map[string]any{"peer": c.json(), "dialstatus": "", "dialstring": resource})
+		return http.StatusNoContent, nil
 	}
 	if c.State == "Down" || c.State == "Ringing" || c.State == "Rsrvd" {
 		return http.StatusPreconditionFailed, errBody("Channel in invalid state")
@@ -560,8 +590,15 @@ func (s *Server) Answer(id string) {
 	if c == nil {
 		return
 	}
+	if c.Made && c.Dialled && c.State != "Up" {
+		// A created channel is in Stasis already: its answer is a state
+		// change, with no StasisStart.
+		s.setStateLocked(c, "Up")
+		s.emitLocked(c.App, "Dial", map[string]any{"peer": c.json(), "dialstatus": "ANSWER"})
+		return
+	}
 	if c.InStasis || c.App == "" {
-		s.t.Errorf("aritest: Answer: channel %q is not an originated channel waiting for an answer", id)
+		s.t.Errorf("aritest: Answer: channel %q is not an originated or dialled channel waiting for an answer", id)
 		return
 	}
 	s.setStateLocked(c, "Up")

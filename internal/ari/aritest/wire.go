@@ -24,13 +24,16 @@ type ChannelState struct {
 	Args            []string // Stasis arguments
 	InStasis        bool
 	Originated      bool
-	Endpoint        string // originate's endpoint
-	Originator      string
-	Timeout         int // originate's timeout in seconds (the fake never times out)
-	Variables       map[string]string
-	Bridge          string // the bridge it is in, or ""
-	Ringing         bool   // a ringing indication was started (POST .../ring)
-	Created         time.Time
+	// Made is true for a channel made by POST /channels/create: in Stasis
+	// from the start; Dialled once POST .../dial started it.
+	Made, Dialled bool
+	Endpoint      string // originate's endpoint
+	Originator    string
+	Timeout       int // originate's or dial's timeout in seconds (the fake never times out)
+	Variables     map[string]string
+	Bridge        string // the bridge it is in, or ""
+	Ringing       bool   // a ringing indication was started (POST .../ring)
+	Created       time.Time
 }
 
 type channel struct {
