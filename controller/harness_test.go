@@ -422,6 +422,9 @@ func (h *harness) answered(method, prefix string) {
 func (h *harness) played(channel string) (media, id string) {
 	h.t.Helper()
 	r := h.req("POST", "/channels/"+channel+"/play")
+	// A request is recorded before it is answered: wait for the playback
+	// to exist, so that the test can finish it.
+	h.answered("POST", r.Path)
 	return r.Query.Get("media"), strings.TrimPrefix(r.Path, "/channels/"+channel+"/play/")
 }
 

@@ -349,12 +349,28 @@ func (t *transfer) dial(ctx context.Context) error {
 		return a.ari.Create(ctx, ari.CreateRequest{Endpoint: t.leg.dial, App: a.cfg.App, AppArgs: legArg + "," + c.id,
 			ChannelID: c.rec.Outbound, Originator: c.id, Variables: vars})
 	}
+	early := t.leg.ringback == flows.RingbackEarlyMedia
+	start := func() error {
+		if !early {
+			return t.dialWhenInApp(ctx)
+		}
+		// Bridged before it is dialled, so that whatever the far end sends
+		// before it answers (its ringback, "the number you dialled is not
+		// in service") reaches the caller.
+		if err := t.awaitInApp(ctx); err != nil {
+			return err
+		}
+		if err := t.joinBridge(ctx); err != nil {
+			return err
+		}
+		return a.ari.Dial(ctx, c.rec.Outbound, t.leg.timeout)
+	}
 	err := create()
 	if berr := <-bridgeDone; err == nil {
 		err = berr
 	}
 	if err == nil {
-		err = t.awaitInApp(ctx)
+		err = start()
 	}
 	// A leg made while the app had no connection (a create held up by a
 	// stalled network, reaching Asterisk as the websocket reconnects) is
@@ -364,23 +380,11 @@ func (t *transfer) dial(ctx context.Context) error {
 		t.log.WithError(err).WithField("phase", "remake").Warn("transfer: the leg was lost before it was dialled; making it again")
 		if err = t.renewLeg(ctx); err == nil {
 			if err = create(); err == nil {
-				err = t.awaitInApp(ctx)
+				err = start()
 			}
 		}
 	}
-	if err != nil {
-		return err
-	}
-	if t.leg.ringback == flows.RingbackEarlyMedia {
-		// Bridged before it is dialled, so that whatever the far end
-		// sends before it answers (its ringback, "the number you dialled
-		// is not in service") reaches the caller.
-		if err := t.joinBridge(ctx); err != nil {
-			return err
-		}
-		return a.ari.Dial(ctx, c.rec.Outbound, t.leg.timeout)
-	}
-	if err := a.ari.Dial(ctx, c.rec.Outbound, t.leg.timeout); err != nil {
+	if err != nil || early {
 		return err
 	}
 	go func() {
@@ -395,6 +399,19 @@ func (t *transfer) dial(ctx context.Context) error {
 		_ = a.ari.Ring(bg, c.id)
 	}()
 	return nil
+}
+
+// dialWhenInApp dials the made leg once it is in the app. Asterisk
+// answers the create before the channel has entered the app and refuses a
+// dial until it has (409 "Channel not in Stasis application"). Waiting
+// for the StasisStart is faster than trying first: measured with make
+// bench, a dial sent at once was mostly refused and cost resume p50 15 ms
+// against 13 ms.
+func (t *transfer) dialWhenInApp(ctx context.Context) error {
+	if err := t.awaitInApp(ctx); err != nil {
+		return err
+	}
+	return t.c.app.ari.Dial(ctx, t.c.rec.Outbound, t.leg.timeout)
 }
 
 // errLegLost: a made leg ended before it was dialled.
