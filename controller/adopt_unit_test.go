@@ -50,6 +50,26 @@ func (h *harness) pbx(legState string) {
 	}
 }
 
+// madeLeg sets the PBX up as a process of this version that died while
+// its leg rang left it: the caller in Stasis, the bridge, and the leg made
+// in Stasis and dialled. The app is not connected, so the events are lost.
+func (h *harness) madeLeg() {
+	h.t.Helper()
+	h.caller("c1", "xfer")
+	cl := h.client()
+	ctx := context.Background()
+	if err := cl.CreateBridge(ctx, adBr, "x"); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := cl.Create(ctx, ari.CreateRequest{Endpoint: "PJSIP/+4930123456@trunk", App: aritest.App,
+		AppArgs: legArg + ",c1", ChannelID: adLeg, Originator: "c1"}); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := cl.Dial(ctx, adLeg, 5*time.Second); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 func adoptRecord(phase Phase, block string, digits string, done int) *CallRecord {
 	now := time.Now()
 	rec := &CallRecord{CallID: "c1", Channel: "PJSIP/pbx-1", Flow: "xfer", Version: "1", Block: block, Phase: phase,
@@ -126,19 +146,7 @@ func TestAdoptDialingAnswered(t *testing.T) {
 func TestAdoptMadeLegAnsweredWhileNobodyWatched(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows)
-	h.caller("c1", "xfer")
-	cl := h.client()
-	ctx := context.Background()
-	if err := cl.CreateBridge(ctx, adBr, "x"); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Create(ctx, ari.CreateRequest{Endpoint: "PJSIP/+4930123456@trunk", App: aritest.App,
-		AppArgs: legArg + ",c1", ChannelID: adLeg, Originator: "c1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Dial(ctx, adLeg, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	h.madeLeg()
 	h.fake.Answer(adLeg) // nobody connected: the events are lost
 	rec := adoptRecord(PhaseDialing, "xfer", "", 0)
 	rec.Transfer.Created = true
@@ -158,19 +166,7 @@ func TestAdoptMadeLegAnsweredWhileNobodyWatched(t *testing.T) {
 func TestAdoptMadeLegRinging(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows)
-	h.caller("c1", "xfer")
-	cl := h.client()
-	ctx := context.Background()
-	if err := cl.CreateBridge(ctx, adBr, "x"); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Create(ctx, ari.CreateRequest{Endpoint: "PJSIP/+4930123456@trunk", App: aritest.App,
-		AppArgs: legArg + ",c1", ChannelID: adLeg, Originator: "c1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Dial(ctx, adLeg, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	h.madeLeg()
 	rec := adoptRecord(PhaseDialing, "xfer", "", 0)
 	rec.Transfer.Created = true
 	h.store.put(rec)
