@@ -560,6 +560,9 @@ func (t *transfer) awaitAnswer(ctx context.Context) error {
 			if e.Channel.ID != c.rec.Outbound {
 				continue
 			}
+			if t.created && e.Channel.State == "Up" {
+				return t.answeredAndGone(ctx, e.Cause)
+			}
 			t.res.Cause, t.res.RingTime, t.res.SIPCode = e.Cause, time.Since(t.dialed), e.TechCause
 			t.res.Outcome = NotAnsweredOutcome(e.Cause, dialStatus)
 			t.log.WithFields(logrus.Fields{"phase": "not-answered", "outcome": t.res.Outcome, "cause": e.Cause, "cause_text": e.CauseTxt,
@@ -570,6 +573,28 @@ func (t *transfer) awaitAnswer(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// answeredAndGone ends a made leg whose end arrived with no answer
+// before it, though its last state was Up: the far end answered and hung
+// up at once (the soak saw 8 in 8,622 calls, all agents that answered and
+// hung up within milliseconds). That is a very short call, not a failed
+// one: Success, and the caller resumes.
+func (t *transfer) answeredAndGone(ctx context.Context, cause int) error {
+	c := t.c
+	t.answered = time.Now()
+	t.res.Outcome, t.res.RingTime, t.res.Answered = OutcomeSuccess, t.answered.Sub(t.dialed), t.answered
+	t.legEvent(LegAnswered)
+	t.log.WithFields(logrus.Fields{"phase": "answered-and-gone", "ring_time": t.res.RingTime.Round(time.Millisecond)}).Info("transfer")
+	switch t.leg.ringback {
+	case flows.RingbackEarlyMedia:
+	case flows.RingbackMOH:
+		t.ringbackOff(ctx)
+	default:
+		_ = c.app.ari.StopRing(context.WithoutCancel(ctx), c.id)
+	}
+	c.forgetLeg()
+	return t.farEndGone(ctx, cause)
 }
 
 // bridge runs the answered transfer until it ends.
@@ -602,7 +627,7 @@ func (t *transfer) bridge(ctx context.Context) error {
 			_ = a.ari.StopRing(context.WithoutCancel(ctx), c.id)
 		}
 	}()
-	if err := t.addToBridge(ctx); err != nil {
+	if err := t.addToBridgeRetrying(ctx); err != nil {
 		if !c.callerPresent(ctx) {
 			// The caller hung up as the far end answered.
 			t.log.WithField("phase", "caller-hangup-answered").Info("transfer")
@@ -621,6 +646,32 @@ func (t *transfer) bridge(ctx context.Context) error {
 		return nil
 	}
 	return t.talk(ctx)
+}
+
+// bridgeRetries bound how often an addChannel refused with 422 is tried
+// again, waiting 20, 40, 80 and 160 ms.
+const bridgeRetries = 4
+
+// addToBridgeRetrying adds caller and leg to the bridge. A leg dialled
+// through ARI waits in an internal holding bridge while it rings, and in
+// the instant after its answer Asterisk may refuse to move it (422,
+// "Channel not in Stasis application"): the soak saw it in 62 of 12,370
+// calls. The leg is still there, so the request goes again.
+func (t *transfer) addToBridgeRetrying(ctx context.Context) error {
+	wait := 20 * time.Millisecond
+	for try := 0; ; try++ {
+		err := t.addToBridge(ctx)
+		if err == nil || ari.StatusCode(err) != 422 || try == bridgeRetries {
+			return err
+		}
+		t.log.WithError(err).WithField("phase", "bridge-retry").Debug("transfer")
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait *= 2
+	}
 }
 
 // talk waits, with caller and far end bridged, for one of them to hang up,

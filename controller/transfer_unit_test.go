@@ -364,6 +364,49 @@ func TestAnswerAndHangupAtOnce(t *testing.T) {
 	h.branchTaken("c1", mSuccess, OutcomeSuccess)
 }
 
+// An addChannel refused with 422 right after the answer (the leg moving
+// out of Asterisk's holding bridge) is tried again, and the call is
+// bridged.
+func TestBridgeAddRetriedAfter422(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	refused := 0
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if strings.HasSuffix(r.Path, "/addChannel") && refused < 2 {
+			refused++
+			return 422, `{"message":"Channel not in Stasis application"}`, 0, true
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	if m, _ := h.fake.Bridge(br); len(m) != 2 {
+		t.Fatalf("bridge members %v after two refusals; want caller and leg", m)
+	}
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+}
+
+// A made leg whose end comes with state Up and no answer before it (the
+// far end answered and hung up at once) is a very short call: Success,
+// not CallFailed.
+func TestAnsweredAndGoneAtOnce(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.Emit(map[string]any{"type": "ChannelDestroyed", "cause": 16, "cause_txt": "Normal Clearing",
+		"channel": map[string]any{"id": leg, "name": "PJSIP/trunk-1", "state": "Up"}})
+	h.req("DELETE", "/bridges/"+br)
+	h.fake.Hangup(leg, 16) // the fake's own end of it; ariflow has forgotten the leg
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+}
+
 // addChannel failing takes the Error branch; the leg is hung up and the
 // bridge destroyed.
 func TestBridgeAddFails(t *testing.T) {

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +37,7 @@ type Client struct {
 	opts Options
 	base string
 	http *http.Client
+	seq  atomic.Uint64 // Idempotency-Key values
 }
 
 // New returns a Client with its own http.Client: nothing here touches
@@ -128,6 +131,15 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.SetBasicAuth(c.opts.User, c.opts.Password)
+	// Every request names what it acts on (channel, bridge and playback
+	// IDs are ariflow's own), so sending it again is harmless, except a
+	// DTMF digit, which would be played twice. The header lets net/http
+	// send a request again on a fresh connection when Asterisk closed the
+	// idle keep-alive connection under it, instead of failing it with EOF
+	// (the soak saw that at the start of a burst of calls).
+	if p, _, _ := strings.Cut(path, "?"); method != http.MethodGet && !strings.HasSuffix(p, "/dtmf") {
+		req.Header.Set("Idempotency-Key", strconv.FormatUint(c.seq.Add(1), 36))
+	}
 	if c.opts.Sent != nil {
 		c.opts.Sent()
 	}
