@@ -70,6 +70,20 @@ func (h *harness) madeLeg() {
 	}
 }
 
+// bridgedThenFarEndHangsUp expects the adopted leg, answered, to be
+// bridged with the caller; then the far end hangs up and the caller
+// resumes at Success.
+func (h *harness) bridgedThenFarEndHangsUp() {
+	h.t.Helper()
+	h.req("POST", "/bridges/"+adBr+"/addChannel")
+	h.answered("POST", "/bridges/"+adBr+"/addChannel")
+	if m, _ := h.fake.Bridge(adBr); len(m) != 2 {
+		h.t.Errorf("bridge members %v", m)
+	}
+	h.fake.Hangup(adLeg, 16)
+	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+}
+
 func adoptRecord(phase Phase, block string, digits string, done int) *CallRecord {
 	now := time.Now()
 	rec := &CallRecord{CallID: "c1", Channel: "PJSIP/pbx-1", Flow: "xfer", Version: "1", Block: block, Phase: phase,
@@ -130,13 +144,7 @@ func TestAdoptDialingAnswered(t *testing.T) {
 	h.pbx("up")
 	h.store.put(adoptRecord(PhaseDialing, "xfer", "", 0))
 	h.start()
-	h.req("POST", "/bridges/"+adBr+"/addChannel")
-	h.answered("POST", "/bridges/"+adBr+"/addChannel")
-	if m, _ := h.fake.Bridge(adBr); len(m) != 2 {
-		t.Errorf("bridge members %v", m)
-	}
-	h.fake.Hangup(adLeg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.bridgedThenFarEndHangsUp()
 }
 
 // Dialing, a leg this version made in Stasis answered while no process
@@ -152,13 +160,7 @@ func TestAdoptMadeLegAnsweredWhileNobodyWatched(t *testing.T) {
 	rec.Transfer.Created = true
 	h.store.put(rec)
 	h.start()
-	h.req("POST", "/bridges/"+adBr+"/addChannel")
-	h.answered("POST", "/bridges/"+adBr+"/addChannel")
-	if m, _ := h.fake.Bridge(adBr); len(m) != 2 {
-		t.Errorf("bridge members %v", m)
-	}
-	h.fake.Hangup(adLeg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.bridgedThenFarEndHangsUp()
 }
 
 // Dialing, a made leg still ringing at the takeover: its answer (a state
