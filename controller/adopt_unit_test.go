@@ -11,6 +11,8 @@ import (
 	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/ari/aritest"
 	"github.com/ariflow/ariflow/policy"
+	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 const (
@@ -36,7 +38,7 @@ func (h *harness) pbx(legState string) {
 		return
 	}
 	if err := cl.Originate(ctx, ari.OriginateRequest{Endpoint: "PJSIP/+4930123456@trunk", App: aritest.App,
-		AppArgs: legArg + ",c1", ChannelID: adLeg, Originator: "c1", Timeout: 5}); err != nil {
+		AppArgs: transfer.LegArg + ",c1", ChannelID: adLeg, Originator: "c1", Timeout: 5}); err != nil {
 		h.t.Fatal(err)
 	}
 	if legState == "down" {
@@ -62,7 +64,7 @@ func (h *harness) madeLeg() {
 		h.t.Fatal(err)
 	}
 	if err := cl.Create(ctx, ari.CreateRequest{Endpoint: "PJSIP/+4930123456@trunk", App: aritest.App,
-		AppArgs: legArg + ",c1", ChannelID: adLeg, Originator: "c1"}); err != nil {
+		AppArgs: transfer.LegArg + ",c1", ChannelID: adLeg, Originator: "c1"}); err != nil {
 		h.t.Fatal(err)
 	}
 	if err := cl.Dial(ctx, adLeg, 5*time.Second); err != nil {
@@ -81,18 +83,18 @@ func (h *harness) bridgedThenFarEndHangsUp() {
 		h.t.Errorf("bridge members %v", m)
 	}
 	h.fake.Hangup(adLeg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
-func adoptRecord(phase Phase, block string, digits string, done int) *CallRecord {
+func adoptRecord(phase record.Phase, block string, digits string, done int) *record.Call {
 	now := time.Now()
-	rec := &CallRecord{CallID: "c1", Channel: "PJSIP/pbx-1", Flow: "xfer", Version: "1", Block: block, Phase: phase,
+	rec := &record.Call{CallID: "c1", Channel: "PJSIP/pbx-1", Flow: "xfer", Version: "1", Block: block, Phase: phase,
 		Attributes: flows.Attributes{}, Owner: "dead-process", Epoch: 1, Started: now.Add(-time.Minute), Updated: now}
-	if phase == PhaseDialing || phase == PhaseBridged {
+	if phase == record.PhaseDialing || phase == record.PhaseBridged {
 		rec.Outbound, rec.Bridge = adLeg, adBr
-		rec.Transfer = &TransferState{Number: "+4930123456", Resume: true, Digits: digits, DigitsDone: done,
+		rec.Transfer = &record.Transfer{Number: "+4930123456", Resume: true, Digits: digits, DigitsDone: done,
 			Dialed: now.Add(-time.Second), RingDeadline: now.Add(4 * time.Second)}
-		if phase == PhaseBridged {
+		if phase == record.PhaseBridged {
 			rec.Transfer.Answered = now
 		}
 	}
@@ -103,7 +105,7 @@ func TestAdoptFlowPhaseRerunsBlock(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows)
 	h.pbx("")
-	h.store.put(adoptRecord(PhaseFlow, "ok", "", 0))
+	h.store.put(adoptRecord(record.PhaseFlow, "ok", "", 0))
 	h.start()
 	pb := h.wantPlayed("c1", mSuccess)
 	h.fake.FinishPlayback(pb)
@@ -121,9 +123,9 @@ func TestAdoptDialingRinging(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows)
 	h.pbx("down")
-	h.store.put(adoptRecord(PhaseDialing, "xfer", "", 0))
+	h.store.put(adoptRecord(record.PhaseDialing, "xfer", "", 0))
 	h.start()
-	h.waitLog("transfer: adopted while ringing; still ringing", nil)
+	h.req("POST", "/channels/c1/ring") // the adopter found it ringing: ringback again
 	h.fake.Answer(adLeg)
 	r := h.req("POST", "/bridges/"+adBr+"/addChannel")
 	if r.Query.Get("channel") != "c1,"+adLeg {
@@ -131,7 +133,7 @@ func TestAdoptDialingRinging(t *testing.T) {
 	}
 	h.answered("POST", "/bridges/"+adBr+"/addChannel")
 	h.fake.Hangup(adLeg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 	if n := h.count("POST", "/channels/create"); n != 0 { // only the dead process's originate
 		t.Errorf("adopted transfer dialled again")
 	}
@@ -142,7 +144,7 @@ func TestAdoptDialingAnswered(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows)
 	h.pbx("up")
-	h.store.put(adoptRecord(PhaseDialing, "xfer", "", 0))
+	h.store.put(adoptRecord(record.PhaseDialing, "xfer", "", 0))
 	h.start()
 	h.bridgedThenFarEndHangsUp()
 }
@@ -156,7 +158,7 @@ func TestAdoptMadeLegAnsweredWhileNobodyWatched(t *testing.T) {
 	h := newHarness(t, xferFlows)
 	h.madeLeg()
 	h.fake.Answer(adLeg) // nobody connected: the events are lost
-	rec := adoptRecord(PhaseDialing, "xfer", "", 0)
+	rec := adoptRecord(record.PhaseDialing, "xfer", "", 0)
 	rec.Transfer.Created = true
 	h.store.put(rec)
 	h.start()
@@ -169,15 +171,15 @@ func TestAdoptMadeLegRinging(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows)
 	h.madeLeg()
-	rec := adoptRecord(PhaseDialing, "xfer", "", 0)
+	rec := adoptRecord(record.PhaseDialing, "xfer", "", 0)
 	rec.Transfer.Created = true
 	h.store.put(rec)
 	h.start()
-	h.waitLog("transfer: adopted while ringing; still ringing", nil)
+	h.req("POST", "/channels/c1/ring") // the adopter found it ringing: ringback again
 	h.fake.Answer(adLeg)
 	h.answered("POST", "/bridges/"+adBr+"/addChannel")
 	h.fake.Hangup(adLeg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
 // Dialing, the leg ended while nobody watched: CallFailed (Timeout once
@@ -187,13 +189,13 @@ func TestAdoptDialingLegGone(t *testing.T) {
 		name    string
 		expired bool
 		media   string
-		want    Outcome
-	}{{"before the deadline", false, mFailed, OutcomeCallFailed}, {"past the deadline", true, mTimeout, OutcomeTimeout}} {
+		want    transfer.Outcome
+	}{{"before the deadline", false, mFailed, transfer.OutcomeCallFailed}, {"past the deadline", true, mTimeout, transfer.OutcomeTimeout}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, xferFlows)
 			h.pbx("gone")
-			rec := adoptRecord(PhaseDialing, "xfer", "", 0)
+			rec := adoptRecord(record.PhaseDialing, "xfer", "", 0)
 			if tc.expired {
 				rec.Transfer.RingDeadline = time.Now().Add(-time.Second)
 			}
@@ -210,10 +212,10 @@ func TestAdoptBridgedLegGone(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows)
 	h.pbx("gone")
-	h.store.put(adoptRecord(PhaseBridged, "xfer", "", 0))
+	h.store.put(adoptRecord(record.PhaseBridged, "xfer", "", 0))
 	h.start()
 	h.req("DELETE", "/bridges/"+adBr)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
 // Bridged mid-DTMF: the digits go on from Transfer.DigitsDone at once,
@@ -222,7 +224,7 @@ func TestAdoptBridgedMidDTMF(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows, func(c *Config) { c.DTMFDelay = time.Second })
 	h.pbx("bridged")
-	rec := adoptRecord(PhaseBridged, "xfer", "123", 1)
+	rec := adoptRecord(record.PhaseBridged, "xfer", "123", 1)
 	rec.Flow = "dtmf"
 	h.store.put(rec)
 	h.start()
@@ -240,7 +242,7 @@ func TestAdoptBridgedMidDTMF(t *testing.T) {
 		return err == nil && r.Transfer != nil && r.Transfer.DigitsDone == 3 && r.Owner == h.app.Owner()
 	})
 	h.fake.Hangup(adLeg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
 // A caller the record says is in the dialplan (e.g. Queue()) is never
@@ -249,11 +251,14 @@ func TestAdoptDialplanLeavesCaller(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows)
 	h.pbx("")
-	h.store.put(adoptRecord(PhaseDialplan, "xfer", "", 0))
+	h.store.put(adoptRecord(record.PhaseDialplan, "xfer", "", 0))
+	if err := h.client().Continue(t.Context(), "c1", "queue", "s", 1); err != nil {
+		t.Fatal(err)
+	}
+	before := len(h.fake.Requests())
 	h.start()
 	eventually(t, "record deleted", func() bool { return !h.store.has("c1") })
-	time.Sleep(100 * time.Millisecond)
-	for _, r := range h.fake.Requests() {
+	for _, r := range h.fake.Requests()[before:] {
 		if strings.HasPrefix(r.Path, "/channels/c1") {
 			t.Errorf("caller in the dialplan touched: %s %s", r.Method, r.Path)
 		}
@@ -270,7 +275,7 @@ func TestReconcileCallerGone(t *testing.T) {
 	h := newHarness(t, xferFlows)
 	h.pbx("up")
 	h.fake.Hangup("c1", 16)
-	h.store.put(adoptRecord(PhaseBridged, "xfer", "", 0))
+	h.store.put(adoptRecord(record.PhaseBridged, "xfer", "", 0))
 	h.start()
 	h.req("DELETE", "/channels/"+adLeg)
 	h.req("DELETE", "/bridges/"+adBr)
@@ -368,7 +373,7 @@ func TestAdoptFlowNotLoaded(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
 	h.pbx("")
-	rec := adoptRecord(PhaseFlow, "ok", "", 0)
+	rec := adoptRecord(record.PhaseFlow, "ok", "", 0)
 	rec.Flow = "gone"
 	h.store.put(rec)
 	h.start()
@@ -383,7 +388,7 @@ func TestStrayLegHungUp(t *testing.T) {
 	t.Parallel()
 	h := run(t, xferFlows)
 	if err := h.client().Originate(context.Background(), ari.OriginateRequest{Endpoint: "PJSIP/x@trunk", App: aritest.App,
-		AppArgs: legArg + ",nobody", ChannelID: "stray-leg"}); err != nil {
+		AppArgs: transfer.LegArg + ",nobody", ChannelID: "stray-leg"}); err != nil {
 		t.Fatal(err)
 	}
 	h.fake.Answer("stray-leg")
@@ -399,20 +404,20 @@ func TestAdoptReleasesConcurrencySlot(t *testing.T) {
 	p.Concurrent = 1
 	gate := policy.NewGate(p, policy.NewMemoryLimiter(), policy.NewMemorySlots())
 	ctx := context.Background()
-	if _, err := gate.Acquire(ctx, legSlot("c1", 0), "+4917600000001", "+4930123456", 0); err != nil {
+	if _, err := gate.Acquire(ctx, transfer.Slot("c1", 0), "+4917600000001", "+4930123456", 0); err != nil {
 		t.Fatal(err) // the dead process's leg
 	}
 	h := newHarness(t, xferFlows, func(c *Config) { c.Gate = gate })
 	h.pbx("down")
-	rec := adoptRecord(PhaseDialing, "xfer", "", 0)
+	rec := adoptRecord(record.PhaseDialing, "xfer", "", 0)
 	rec.Transfers = 1
 	h.store.put(rec)
 	h.start()
-	h.waitLog("transfer: adopted while ringing; still ringing", nil)
+	h.req("POST", "/channels/c1/ring") // the adopter found it ringing: ringback again
 	h.fake.Answer(adLeg)
 	h.answered("POST", "/bridges/"+adBr+"/addChannel")
 	h.fake.Hangup(adLeg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 	if _, err := gate.Acquire(ctx, "", "+4917600000002", "+4930123456", 0); err != nil {
 		t.Errorf("the adopted leg's slot was not given back: %v", err)
 	}
@@ -441,7 +446,7 @@ func TestAdoptListGoesOnAfterTheAdoptedNumber(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, []string{listFlow})
 	h.pbx("gone")
-	rec := adoptRecord(PhaseDialing, "xfer", "", 0)
+	rec := adoptRecord(record.PhaseDialing, "xfer", "", 0)
 	rec.Flow, rec.Transfers, rec.Transfer.Attempt = "list", 1, 1
 	h.store.put(rec)
 	h.start()
@@ -472,7 +477,7 @@ func TestAdoptListBetweenNumbers(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, []string{listFlow})
 	h.pbx("")
-	rec := adoptRecord(PhaseFlow, "xfer", "", 0)
+	rec := adoptRecord(record.PhaseFlow, "xfer", "", 0)
 	rec.Flow, rec.Transfers, rec.ListNext = "list", 2, 2
 	h.store.put(rec)
 	h.start()
@@ -481,5 +486,5 @@ func TestAdoptListBetweenNumbers(t *testing.T) {
 		t.Fatalf("originated %v; want only the third number", got)
 	}
 	h.fake.Hangup(leg, 17) // busy: the last number's outcome is the block's
-	h.branchTaken("c1", mFailed, OutcomeCallFailed)
+	h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 // transferToAgent hands the caller to an agent for good: a bridged call to
@@ -41,33 +44,25 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 			rule = "endpoint-technology"
 		}
 		c.app.metrics.Denied.WithLabelValues(rule).Inc()
-		c.recordTransfer(TransferResult{Outcome: OutcomeDenied, DeniedBy: rule})
+		transfer.Result{Outcome: transfer.OutcomeDenied, DeniedBy: rule}.Record(c.rec.Attributes)
 		c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "rule": rule}).Warn("agent endpoint refused; nothing dialled")
 		return flows.BranchError, nil
 	}
-	l := leg{dial: ep, number: ep, agent: true}
-	if isNumber {
-		l.dial = dialString(c.app.cfg.DialTemplate, ep)
-	}
-	if l.timeout, err = c.ringTimeout(t.Timeout); err != nil {
+	timeout, err := transfer.RingTimeout(t.Timeout, c.rec.Attributes)
+	if err != nil {
 		return "", fmt.Errorf("agent %w", err)
+	}
+	target := record.Target{Number: ep, Dial: ep, TimeoutS: int(timeout / time.Second), Ungated: !isNumber}
+	if isNumber {
+		target.Dial = transfer.DialString(c.app.cfg.DialTemplate, ep)
 	}
 	// The agent sees the caller: its number (From and P-Asserted-Identity)
 	// only when it is a valid E.164 number, else "anonymous"; its name
 	// only when it passes ValidateCallerName.
-	l.cidNum, l.cidName = callerIdentity(c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber], c.rec.Attributes[flows.NSSystem][flows.SysCallerName])
-	var res TransferResult
-	if isNumber {
-		res, err = c.dialChecked(ctx, l)
-	} else {
-		res, err = c.connect(ctx, l)
-	}
-	c.app.metrics.Transfers.WithLabelValues("agent-" + string(res.Outcome)).Inc()
-	c.recordTransfer(res)
-	if err != nil {
-		return "", err
-	}
-	return res.Outcome.Branch(), nil
+	plan := transfer.Plan{Targets: []record.Target{target}, Agent: true}
+	plan.CallerIDNumber, plan.CallerIDName = transfer.CallerIdentity(c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber], c.rec.Attributes[flows.NSSystem][flows.SysCallerName])
+	res, err := transfer.Run(ctx, c, c.app.xfer, c.gate(), plan, 0)
+	return c.transferDone(ctx, res, "agent-", err)
 }
 
 func (c *call) continueInDialplan(ctx context.Context, t *flows.TransferToAgent) (string, error) {
@@ -85,7 +80,7 @@ func (c *call) continueInDialplan(ctx context.Context, t *flows.TransferToAgent)
 	}
 	// Written before the caller leaves: a process taking over must find
 	// a caller waiting in the dialplan (say, in Queue()) and leave it be.
-	if err := c.setPhase(ctx, PhaseDialplan); err != nil {
+	if err := c.setPhase(ctx, record.PhaseDialplan); err != nil {
 		return "", err
 	}
 	err := c.app.ari.Continue(ctx, c.id, t.Context, ext, prio)

@@ -20,6 +20,7 @@ import (
 	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/webhook"
 	"github.com/ariflow/ariflow/policy"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 // Config is what the controller needs to know beyond its dependencies.
@@ -64,6 +65,9 @@ type Config struct {
 	MaxPlayback time.Duration
 	// EventQueue is each call's event queue length (default 256).
 	EventQueue int
+	// AdoptConcurrency bounds the adoptions under way at once after a
+	// takeover (default 16): each sends a few requests before it waits.
+	AdoptConcurrency int
 	// HandoverWait bounds how long a stopping process keeps the app's
 	// websocket for the next active process (default 5 s; negative: not
 	// at all). See handover.
@@ -117,6 +121,9 @@ func (c *Config) setDefaults() {
 	if c.EventQueue <= 0 {
 		c.EventQueue = 256
 	}
+	if c.AdoptConcurrency <= 0 {
+		c.AdoptConcurrency = 16
+	}
 	if c.HandoverWait == 0 {
 		c.HandoverWait = 5 * time.Second
 	}
@@ -144,13 +151,17 @@ type App struct {
 	lease   lease
 	// legEvents sends the transfer legs' events (events_url).
 	legEvents *legEvents
+	// xfer is what every transfer of this process shares.
+	xfer *transfer.Env
 
 	connected atomic.Bool
 	draining  atomic.Bool
 
-	mu     sync.Mutex
-	calls  map[string]*call // by call ID
-	owners map[string]*call // channel, bridge and playback IDs -> call
+	mu    sync.Mutex
+	calls map[string]*call // by call ID
+	// adoptions holds a place per adoption under way (paceAdoption).
+	adoptions chan struct{}
+	owners    map[string]*call // channel, bridge and playback IDs -> call
 
 	wg sync.WaitGroup
 }
@@ -160,18 +171,22 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 	cfg.setDefaults()
 	host, _ := os.Hostname()
 	a := &App{
-		cfg:     cfg,
-		store:   store,
-		elector: elector,
-		log:     log,
-		metrics: m,
-		owner:   fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID("p")[2:10]),
-		calls:   map[string]*call{},
-		owners:  map[string]*call{},
+		cfg:       cfg,
+		store:     store,
+		elector:   elector,
+		log:       log,
+		metrics:   m,
+		owner:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID("p")[2:10]),
+		calls:     map[string]*call{},
+		adoptions: make(chan struct{}, cfg.AdoptConcurrency),
+		owners:    map[string]*call{},
 	}
 	a.legEvents = newLegEvents(cfg.Webhooks, m)
 	a.ari = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App,
 		Timeout: cfg.RESTTimeout, Allow: a.allowed, Sent: m.ARIRequests.Inc})
+	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout,
+		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.legEvents.send(url, key, ev, log) },
+		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied}}
 	a.flows.Store(set)
 	return a
 }
@@ -240,9 +255,6 @@ func (a *App) resourceID(kind string) string { return newID(a.cfg.App + "-" + ki
 // ours tells whether a channel or bridge ID is one of this app's legs or
 // bridges.
 func (a *App) ours(id, kind string) bool { return strings.HasPrefix(id, a.cfg.App+"-"+kind+"-") }
-
-// resourceName is a bridge's name: the app and the call.
-func (a *App) resourceName(callID string) string { return a.cfg.App + "/" + callID }
 
 // own registers IDs (legs, bridges, playbacks) whose events go to c.
 func (c *call) own(ids ...string) {

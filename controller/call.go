@@ -11,14 +11,16 @@ import (
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 // Outcomes of a block that end the flow rather than take a branch.
 var (
 	// ErrCallerGone: the caller hung up; the call is over.
-	ErrCallerGone = errors.New("caller hung up")
+	ErrCallerGone = transfer.ErrCallerGone
 	// errHandedOff: the caller left the flow for good (agent, resume off).
-	errHandedOff = errors.New("caller handed off")
+	errHandedOff = transfer.ErrHandedOff
 )
 
 // call is one caller's run through a flow. Its goroutine owns every field;
@@ -27,7 +29,7 @@ type call struct {
 	app    *App
 	id     string // the caller's channel ID
 	flow   *flows.Flow
-	rec    CallRecord
+	rec    record.Call
 	events chan ari.Event
 	log    *logrus.Entry
 	gone   bool                // the caller's channel has left Stasis
@@ -40,6 +42,7 @@ type call struct {
 	playing      string    // the playback the call waits for, if any
 	playStarted  time.Time // when playing started, for MaxPlayback
 	handedOff    bool      // the caller was sent to the dialplan (fallback)
+	pacing       bool      // holds a place among the adoptions under way
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -52,8 +55,8 @@ func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
 	set := a.Flows()
 	f, ok := set.ForEntry(entry)
 	now := time.Now()
-	c.rec = CallRecord{
-		CallID: c.id, Channel: e.Channel.Name, Phase: PhaseFlow,
+	c.rec = record.Call{
+		CallID: c.id, Channel: e.Channel.Name, Phase: record.PhaseFlow,
 		Attributes: flows.Attributes{}, Started: now,
 	}
 	sys := func(k, v string) { c.rec.Attributes.Set(flows.NSSystem, k, v) }
@@ -157,7 +160,7 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 		log := c.log.WithFields(logrus.Fields{"step": id, "type": b.Type})
 		var branch string
 		var err error
-		if err = c.setPhase(ctx, PhaseFlow, savesBeforeActing(b.Type)); err != nil {
+		if err = c.setPhase(ctx, record.PhaseFlow, savesBeforeActing(b.Type)); err != nil {
 			if errors.Is(err, ErrFenced) {
 				// Another process owns the call now: not a word more.
 				return err
@@ -260,14 +263,14 @@ func (c *call) failCall(ctx context.Context, cause error) error {
 // machine does not make, and writes the record first when save is set
 // (always, for a phase change): the side effects that depend on it come
 // after.
-func (c *call) setPhase(ctx context.Context, p Phase, save ...bool) error {
-	if err := checkTransition(c.rec.Phase, p); err != nil {
+func (c *call) setPhase(ctx context.Context, p record.Phase, save ...bool) error {
+	if err := record.CheckTransition(c.rec.Phase, p); err != nil {
 		c.log.WithError(err).Error("refused phase change")
 		return err
 	}
 	changed := c.rec.Phase != p
 	c.rec.Phase = p
-	if p == PhaseFlow {
+	if p == record.PhaseFlow {
 		c.rec.Transfer = nil
 	}
 	if changed || len(save) > 0 && save[0] {
@@ -277,11 +280,12 @@ func (c *call) setPhase(ctx context.Context, p Phase, save ...bool) error {
 }
 
 // save writes the record under this process's lease epoch; a process
-// that lost the lease gets ErrFenced and writes nothing.
+// that lost the lease gets ErrFenced and writes nothing. While the lease
+// has lapsed for a moment it waits for the renewal.
 func (c *call) save(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		renewal := c.app.lease.renewal()
-		epoch, err := c.app.lease.fence()
+		epoch, err := c.app.lease.await(ctx, 2*c.app.cfg.LeaseTTL)
 		if err != nil {
 			c.app.metrics.FencedActions.Inc()
 			return err
@@ -334,6 +338,7 @@ func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, e
 	if c.gone {
 		return nil, ErrCallerGone
 	}
+	c.paced()
 	for {
 		select {
 		case <-c.overflow:
@@ -371,7 +376,7 @@ func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, e
 const maxSaveFailures = 3
 
 var (
-	errTimeout  = errors.New("timed out")
+	errTimeout  = transfer.ErrDeadline
 	errOverflow = errors.New("call event queue overflowed; events lost")
 )
 
@@ -380,7 +385,8 @@ var (
 // is stopping, in which case the record stays for the next one.
 func (c *call) finish(ctx context.Context, err error) {
 	a := c.app
-	stopping := ctx.Err() != nil || errors.Is(err, ErrFenced)
+	c.paced()
+	stopping := leaving(ctx, err)
 	bg := context.WithoutCancel(ctx)
 	if stopping {
 		c.log.Info("no longer active here: call left in place for the next active process")
@@ -425,6 +431,12 @@ func (c *call) finish(ctx context.Context, err error) {
 	}
 }
 
+// leaving tells whether the call is being left to another process: this
+// one lost its lease or stops. Nothing more is done for it here.
+func leaving(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, ErrFenced)
+}
+
 func endReason(err error) string {
 	switch {
 	case err == nil:
@@ -449,4 +461,33 @@ func savesBeforeActing(t flows.BlockType) bool {
 		return false
 	}
 	return true
+}
+
+// The call as a transfer sees it (transfer.Call).
+
+func (c *call) ID() string                     { return c.id }
+func (c *call) Record() *record.Call           { return &c.rec }
+func (c *call) Log() *logrus.Entry             { return c.log }
+func (c *call) Own(ids ...string)              { c.own(ids...) }
+func (c *call) Disown(ids ...string)           { c.disown(ids...) }
+func (c *call) Save(ctx context.Context) error { return c.save(ctx) }
+
+// SetPhase moves the call to phase p and writes the record.
+func (c *call) SetPhase(ctx context.Context, p record.Phase) error { return c.setPhase(ctx, p, true) }
+
+// Next is next with a deadline (zero: none).
+func (c *call) Next(ctx context.Context, deadline time.Time) (ari.Event, error) {
+	if deadline.IsZero() {
+		return c.next(ctx, nil)
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	return c.next(ctx, t.C)
+}
+
+// callerPresent tells whether the caller's channel still exists (an
+// error counts as present: do not give up on a caller by guesswork).
+func (c *call) callerPresent(ctx context.Context) bool {
+	ok, err := c.app.ari.ChannelExists(ctx, c.id)
+	return ok || err != nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 // Run campaigns for the lease and, while this process holds it, keeps the
@@ -19,10 +20,11 @@ func (a *App) Run(ctx context.Context) error {
 	defer a.resign()
 	for ctx.Err() == nil {
 		a.metrics.Role.Set(0)
-		if !a.campaign(ctx) {
+		sent, ok := a.campaign(ctx)
+		if !ok {
 			return nil
 		}
-		cause := a.term(ctx)
+		cause := a.term(ctx, sent)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -47,7 +49,7 @@ func (a *App) Run(ctx context.Context) error {
 // next active process. Nothing of theirs is done by this process
 // afterwards: the ARI client and the store refuse a process without a
 // valid lease.
-func (a *App) term(ctx context.Context) error {
+func (a *App) term(ctx context.Context, sent time.Time) error {
 	epoch, _ := a.lease.fence()
 	took := time.Now()
 	a.metrics.Role.Set(1)
@@ -55,7 +57,7 @@ func (a *App) term(ctx context.Context) error {
 	a.logTerm(epoch).Info("lease: active")
 	tctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	go a.keepLease(tctx, stop)
+	go a.keepLease(tctx, stop, sent)
 
 	backoff := 100 * time.Millisecond
 	first := true
@@ -163,8 +165,9 @@ func (a *App) handover(readDone <-chan error) bool {
 }
 
 // read reads events until the connection fails or the app is taken over.
-// Events are acted on only while this process holds the lease and its
-// term runs.
+// Events are acted on while the term runs: an event that arrives while
+// the lease has lapsed for a moment (a slow renewal) is delivered all the
+// same, and the call acts on it once the lease is back (lease.await).
 func (a *App) read(ctx context.Context, ws *ari.EventConn, stop context.CancelCauseFunc) error {
 	for {
 		ev, err := ws.Next()
@@ -185,7 +188,7 @@ func (a *App) read(ctx context.Context, ws *ari.EventConn, stop context.CancelCa
 			}
 			return errReplaced
 		}
-		if ctx.Err() != nil || !a.lease.valid() {
+		if ctx.Err() != nil {
 			continue
 		}
 		a.dispatch(ctx, ev)
@@ -227,7 +230,7 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 		return
 	}
 	log := a.log.WithFields(logrus.Fields{"channel": id, "name": e.Channel.Name})
-	if len(e.Args) > 0 && e.Args[0] == legArg {
+	if len(e.Args) > 0 && e.Args[0] == transfer.LegArg {
 		// An outbound leg no local call owns: answered just as this
 		// process took over (its call is adopted now, and finds it up), or
 		// its call is gone (nobody will bridge it: hang it up).
@@ -254,6 +257,3 @@ func (a *App) strayLeg(ctx context.Context, id string, args []string, log *logru
 	a.metrics.OrphanLegs.Inc()
 	_ = a.ari.Hangup(ctx, id, "normal")
 }
-
-// legArg tags outbound legs in their Stasis arguments.
-const legArg = "ariflow-leg"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari/aritest"
+	"github.com/ariflow/ariflow/record"
 )
 
 const inputFlow = `
@@ -481,7 +482,7 @@ blocks:
   agent: {type: TransferToAgent, context: agents, extension: "100", priority: 2}
 `
 	h := run(t, []string{flow})
-	phases := make(chan Phase, 1)
+	phases := make(chan record.Phase, 1)
 	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
 		if strings.HasSuffix(r.Path, "/continue") {
 			rec, _ := h.store.Load(t.Context(), "c1")
@@ -499,7 +500,7 @@ blocks:
 		t.Errorf("continue %v", r.Query)
 	}
 	h.ended("c1")
-	if phase := <-phases; phase != PhaseDialplan {
+	if phase := <-phases; phase != record.PhaseDialplan {
 		t.Errorf("phase when continuing: %q, want dialplan", phase)
 	}
 	if h.count("DELETE", "/channels/c1") != 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/ari/aritest"
+	"github.com/ariflow/ariflow/record"
 )
 
 // wait bounds every wait for a request, an event or a log line: generous, so
@@ -52,7 +53,7 @@ func (s *memStore) holdsLocked(owner string, epoch int64) bool {
 	return s.holder != "" && s.holder == owner && s.epoch == epoch && time.Now().Before(s.expires)
 }
 
-func (s *memStore) Save(_ context.Context, rec *CallRecord) error {
+func (s *memStore) Save(_ context.Context, rec *record.Call) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failAll != nil {
@@ -68,7 +69,7 @@ func (s *memStore) Save(_ context.Context, rec *CallRecord) error {
 		s.refused++
 		return fmt.Errorf("save call %s: %w", rec.CallID, ErrFenced)
 	}
-	b, err := EncodeRecord(rec)
+	b, err := record.Encode(rec)
 	if err != nil {
 		return err
 	}
@@ -77,17 +78,17 @@ func (s *memStore) Save(_ context.Context, rec *CallRecord) error {
 	return nil
 }
 
-func (s *memStore) Load(_ context.Context, id string) (*CallRecord, error) {
+func (s *memStore) Load(_ context.Context, id string) (*record.Call, error) {
 	s.mu.Lock()
 	b, ok := s.recs[id]
 	s.mu.Unlock()
 	if !ok {
-		return nil, ErrNoRecord
+		return nil, record.ErrNoRecord
 	}
-	return DecodeRecord(b)
+	return record.Decode(b)
 }
 
-func (s *memStore) Delete(_ context.Context, id string, f Fence) error {
+func (s *memStore) Delete(_ context.Context, id string, f record.Fence) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.holdsLocked(f.Owner, f.Epoch) {
@@ -161,8 +162,8 @@ func (s *memStore) flush() {
 }
 
 // put stores a record as a previous process left it (no fencing).
-func (s *memStore) put(rec *CallRecord) {
-	b, err := EncodeRecord(rec)
+func (s *memStore) put(rec *record.Call) {
+	b, err := record.Encode(rec)
 	if err != nil {
 		panic(err)
 	}

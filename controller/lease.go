@@ -3,12 +3,14 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/record"
 )
 
 // Elector is the leadership lease for one (Asterisk, app) pair, kept in
@@ -32,22 +34,28 @@ type Elector interface {
 // lease is this process's view of its lease: the epoch it holds and until
 // when, by its own monotonic clock, it may act on it. validUntil is
 // computed from when the renewal was sent, so it ends before the lease
-// ends in the store; a process stopped (SIGSTOP) past it wakes up fenced.
+// ends in the store; a process stopped (SIGSTOP) past it wakes up unable
+// to act until a renewal says whether the lease is still its own.
+//
+// A lapse is not a loss: while the term runs, a call that wants to act
+// while the lease has lapsed waits for the renewal under way (await), and
+// acts once it is back; only a lost lease (another holder, or no renewal
+// for a whole lease lifetime) ends the term, and the call with it.
 type lease struct {
 	mu         sync.Mutex
 	epoch      int64
 	validUntil time.Time
-	renewed    chan struct{} // closed at each renewal, then replaced
+	changed    chan struct{} // closed at each renewal or loss, then replaced
 }
 
-// renewal is closed at the next renewal of the lease.
+// renewal is closed at the next change of the lease.
 func (l *lease) renewal() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.renewed == nil {
-		l.renewed = make(chan struct{})
+	if l.changed == nil {
+		l.changed = make(chan struct{})
 	}
-	return l.renewed
+	return l.changed
 }
 
 func (l *lease) valid() bool {
@@ -56,7 +64,7 @@ func (l *lease) valid() bool {
 	return l.epoch != 0 && time.Now().Before(l.validUntil)
 }
 
-// fence returns the epoch to write with, or ErrFenced.
+// fence returns the epoch to write with, or ErrFenced, without waiting.
 func (l *lease) fence() (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -66,19 +74,50 @@ func (l *lease) fence() (int64, error) {
 	return l.epoch, nil
 }
 
+// await returns the epoch to act with. While the lease has lapsed but is
+// not lost (a renewal is slow), it waits for the renewal, at most bound;
+// a lost lease, or ctx ending, is ErrFenced.
+func (l *lease) await(ctx context.Context, bound time.Duration) (int64, error) {
+	var timeout <-chan time.Time
+	for {
+		l.mu.Lock()
+		epoch, ok := l.epoch, time.Now().Before(l.validUntil)
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		switch {
+		case epoch == 0:
+			return 0, ErrFenced
+		case ok:
+			return epoch, nil
+		}
+		if timeout == nil {
+			t := time.NewTimer(bound)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return 0, fmt.Errorf("lease lapsed and not renewed within %v: %w", bound, ErrFenced)
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w (%v)", ErrFenced, context.Cause(ctx))
+		}
+	}
+}
+
 // fenceOf is the Fence to write and delete with, or ErrFenced.
-func (a *App) fenceOf() (Fence, error) {
+func (a *App) fenceOf() (record.Fence, error) {
 	e, err := a.lease.fence()
-	return Fence{Owner: a.owner, Epoch: e}, err
+	return record.Fence{Owner: a.owner, Epoch: e}, err
 }
 
 func (l *lease) set(epoch int64, until time.Time) {
 	l.mu.Lock()
 	l.epoch, l.validUntil = epoch, until
-	if l.renewed != nil {
-		close(l.renewed)
-		l.renewed = nil
-	}
+	l.signalLocked()
 	l.mu.Unlock()
 }
 
@@ -87,13 +126,22 @@ func (l *lease) clear() int64 {
 	defer l.mu.Unlock()
 	e := l.epoch
 	l.epoch, l.validUntil = 0, time.Time{}
+	l.signalLocked()
 	return e
 }
 
+func (l *lease) signalLocked() {
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
 // allowed is the ARI client's gate: no REST request leaves a process that
-// does not hold a valid lease.
-func (a *App) allowed() error {
-	if _, err := a.lease.fence(); err != nil {
+// does not hold a valid lease. A request made while the lease has lapsed
+// waits for the renewal under way.
+func (a *App) allowed(ctx context.Context) error {
+	if _, err := a.lease.await(ctx, 2*a.cfg.LeaseTTL); err != nil {
 		a.metrics.FencedActions.Inc()
 		return err
 	}
@@ -107,7 +155,7 @@ var (
 )
 
 // campaign blocks until this process holds the lease, or ctx ends.
-func (a *App) campaign(ctx context.Context) bool {
+func (a *App) campaign(ctx context.Context) (sent time.Time, ok bool) {
 	ttl := a.cfg.LeaseTTL
 	every := max(ttl/8, 20*time.Millisecond)
 	logged := false
@@ -125,50 +173,62 @@ func (a *App) campaign(ctx context.Context) bool {
 			}
 		case err == nil && epoch != 0:
 			a.lease.set(epoch, sent.Add(ttl-ttl/8))
-			return true
+			return sent, true
 		case err == nil && !logged:
 			a.log.Info("lease: another process is active; standing by")
 			logged = true
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return time.Time{}, false
 		case <-time.After(every):
 		}
 	}
 }
 
 // keepLease renews the lease until ctx ends, and ends the term (stop)
-// when the lease is lost: another process holds it, or it could not be
-// renewed before it ran out.
-func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc) {
+// when the lease is lost: another process holds it, or no renewal
+// succeeded for a whole lease lifetime (by then the store's lease has run
+// out, and a standby may hold it). A renewal that is merely slow lets the
+// lease lapse locally for a moment: calls wait (lease.await) instead of
+// giving up, and go on once it is back.
+func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, sent time.Time) {
 	ttl := a.cfg.LeaseTTL
-	every := ttl / 4
-	epoch, _ := a.lease.fence()
-	tick := time.NewTicker(every)
+	tick := time.NewTicker(ttl / 4)
 	defer tick.Stop()
+	epoch, _ := a.lease.fence()
+	lastOK := sent // when the last successful renewal (or the campaign) was sent
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if !a.lease.valid() {
+		if time.Since(lastOK) >= ttl {
 			a.metrics.LeaseFailures.Inc()
+			a.lease.clear()
+			a.logTerm(epoch).WithField("since", time.Since(lastOK).Round(time.Millisecond)).Error("lease: not renewed for a lease lifetime; lost")
 			stop(errLeaseLost)
 			return
 		}
+		lapsed := !a.lease.valid()
 		sent := time.Now()
-		cctx, cancel := context.WithTimeout(ctx, ttl/2)
+		cctx, cancel := context.WithDeadline(ctx, lastOK.Add(ttl))
 		got, err := a.elector.Renew(cctx, a.owner, ttl)
 		cancel()
 		switch {
 		case err != nil:
-			// Keep trying until the lease runs out; the check above ends
-			// the term then.
+			// Keep trying until a lease lifetime has passed since the last
+			// renewal; the check above ends the term then.
 			a.metrics.LeaseFailures.Inc()
 			a.log.WithError(err).Debug("lease: renewal failed")
-		case got != 0 && got != epoch:
+			continue
+		case got == 0:
+			a.metrics.LeaseFailures.Inc()
+			a.lease.clear()
+			stop(errLeaseLost)
+			return
+		case got != epoch:
 			// The lease was gone from the store (Redis flushed, or
 			// restarted without persistence) and is ours again under a new
 			// epoch: nobody else acted meanwhile, or it would hold it. The
@@ -184,15 +244,15 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc) {
 			// received, such as a deleted record): check it against
 			// Asterisk.
 			go a.reconcileRetry(ctx)
-		case got == 0:
-			a.metrics.LeaseFailures.Inc()
-			a.lease.clear()
-			stop(errLeaseLost)
-			return
 		default:
 			a.metrics.LeaseRenewals.Inc()
 			a.lease.set(epoch, sent.Add(ttl-ttl/8))
 		}
+		if lapsed {
+			a.metrics.LeaseLapses.Inc()
+			a.logTerm(epoch).WithField("late", time.Since(lastOK.Add(ttl-ttl/8)).Round(time.Millisecond)).Warn("lease: renewed after it had lapsed here; calls that waited go on")
+		}
+		lastOK = sent
 	}
 }
 

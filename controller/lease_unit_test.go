@@ -8,6 +8,8 @@ import (
 
 	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/ari/aritest"
+	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 const twoPrompts = `
@@ -33,17 +35,17 @@ func TestMemStoreFencing(t *testing.T) {
 	if e, _ := s.Campaign(ctx, "a", time.Second); e != e1 {
 		t.Errorf("renewal gave epoch %d, want %d", e, e1)
 	}
-	if err := s.Save(ctx, &CallRecord{CallID: "x", Owner: "a", Epoch: e1}); err != nil {
+	if err := s.Save(ctx, &record.Call{CallID: "x", Owner: "a", Epoch: e1}); err != nil {
 		t.Error(err)
 	}
-	if err := s.Save(ctx, &CallRecord{CallID: "x", Owner: "b", Epoch: e1}); err == nil {
+	if err := s.Save(ctx, &record.Call{CallID: "x", Owner: "b", Epoch: e1}); err == nil {
 		t.Error("save by a non-holder accepted")
 	}
 	s.handTo("b", time.Second)
-	if err := s.Save(ctx, &CallRecord{CallID: "x", Owner: "a", Epoch: e1}); err == nil {
+	if err := s.Save(ctx, &record.Call{CallID: "x", Owner: "a", Epoch: e1}); err == nil {
 		t.Error("save at an old epoch accepted")
 	}
-	if err := s.Delete(ctx, "x", Fence{"a", e1}); err == nil {
+	if err := s.Delete(ctx, "x", record.Fence{Owner: "a", Epoch: e1}); err == nil {
 		t.Error("delete at an old epoch accepted")
 	}
 	_ = s.Resign(ctx, "b", s.epoch)
@@ -89,7 +91,7 @@ func TestStandbyTakesOverOnExpiry(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, xferFlows)
 	h.pbx("")
-	h.store.put(adoptRecord(PhaseFlow, "ok", "", 0))
+	h.store.put(adoptRecord(record.PhaseFlow, "ok", "", 0))
 	h.store.handTo("other", 400*time.Millisecond)
 	start := time.Now()
 	h.start()
@@ -210,7 +212,7 @@ func TestSaveFailsBeforeDialling(t *testing.T) {
 	h.store.failSaves = 1
 	h.store.mu.Unlock()
 	h.caller("c1", "xfer")
-	h.branchTaken("c1", mError, OutcomeError)
+	h.branchTaken("c1", mError, transfer.OutcomeError)
 	if h.count("POST", "/channels/create") != 0 || h.fake.Count("POST", "/bridges/") != 0 {
 		t.Error("dialled without a saved record")
 	}

@@ -21,6 +21,7 @@ type Metrics struct {
 	Role            prometheus.Gauge
 	LeaseRenewals   prometheus.Counter
 	LeaseFailures   prometheus.Counter
+	LeaseLapses     prometheus.Counter
 	Takeovers       prometheus.Counter
 	TakeoverSeconds prometheus.Histogram
 	Replaced        prometheus.Counter
@@ -57,6 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Role:              prometheus.NewGauge(prometheus.GaugeOpts{Name: "ariflow_active", Help: "1 while this process holds the lease (active), 0 as a standby."}),
 		LeaseRenewals:     c("ariflow_lease_renewals_total", "Lease renewals."),
 		LeaseFailures:     c("ariflow_lease_failures_total", "Lease campaigns or renewals that failed, and leases lost."),
+		LeaseLapses:       c("ariflow_lease_lapses_total", "Renewals that came after the lease had lapsed locally (calls waited meanwhile)."),
 		Takeovers:         c("ariflow_takeovers_total", "Terms as the active process begun."),
 		TakeoverSeconds:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ariflow_takeover_seconds", Help: "From taking the lease to the first reconcile done.", Buckets: []float64{.05, .1, .2, .5, 1, 2, 5}}),
 		Replaced:          c("ariflow_app_replaced_total", "ApplicationReplaced received: another connection took the app."),
@@ -70,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Calls, m.ActiveCalls, m.Transfers, m.CallErrors, m.Reconnects, m.DroppedEvents, m.OrphanLegs, m.Adopted,
 			m.Fallbacks, m.StuckCalls, m.LostEvents, m.ReconcileFailures, m.Reconciles,
-			m.Role, m.LeaseRenewals, m.LeaseFailures, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.FencedActions, m.Denied, m.ARIRequests, m.RecordWrites,
+			m.Role, m.LeaseRenewals, m.LeaseFailures, m.LeaseLapses, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.FencedActions, m.Denied, m.ARIRequests, m.RecordWrites,
 			m.LegEvents, m.LegEventsDropped)
 	}
 	return m

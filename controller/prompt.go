@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/tts"
 )
 
 func (c *call) playPrompt(ctx context.Context, p *flows.PlayPrompt) (string, error) {
@@ -137,4 +140,23 @@ func (c *call) stopPlayback(ctx context.Context, id string) {
 	if err != nil && !ari.IsNotFound(err) {
 		c.log.WithError(err).Debug("stop playback failed")
 	}
+}
+
+// defaultTTS is the process's renderer, configured from the environment
+// on first use.
+var defaultTTS = sync.OnceValue(tts.FromEnv)
+
+// speak renders a "text:" prompt for this call: attributes filled in,
+// SSML reduced to text, voice and language from $.Attributes.tts_voice and
+// tts_language. It returns the media URI to play.
+func (c *call) speak(ctx context.Context, prompt string) (string, error) {
+	text := flows.InterpolateText(strings.TrimPrefix(prompt, flows.TextPrefix), c.rec.Attributes)
+	if flows.IsSSML(text) {
+		var err error
+		if text, err = flows.SSMLToText(text); err != nil {
+			return "", err
+		}
+	}
+	attrs := c.rec.Attributes[flows.NSAttributes]
+	return defaultTTS().Render(ctx, text, attrs[flows.AttrTTSVoice], attrs[flows.AttrTTSLanguage])
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 // reconcileRetry runs reconcile until it succeeds or ctx ends, with
@@ -35,7 +37,9 @@ func (a *App) reconcileRetry(ctx context.Context) {
 // reconcile runs after every (re)connect. While the websocket was down,
 // Asterisk sent us nothing: calls may have ended, legs may have been left,
 // and after a takeover the calls in the store belong to nobody here. ARI's
-// channel and bridge lists and the store together say what is real.
+// channel and bridge lists and the store together say what is real. The
+// lists are a moment old by the time they are acted on: nothing is done
+// to a caller on their word alone (see strayCaller).
 func (a *App) reconcile(ctx context.Context) error {
 	start := time.Now()
 	chans, err := a.ari.Channels(ctx)
@@ -60,19 +64,15 @@ func (a *App) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing stored calls: %w", err)
 	}
-	fence, err := a.fenceOf()
-	if err != nil {
-		return err
-	}
 	recorded := make(map[string]bool, len(ids))
-	adopted, cleaned := 0, 0
+	var n struct{ adopted, cleaned, stale int }
 	for _, id := range ids {
 		recorded[id] = true
 		if a.isLocal(id) {
 			continue
 		}
 		rec, err := a.store.Load(ctx, id)
-		if errors.Is(err, ErrNoRecord) {
+		if errors.Is(err, record.ErrNoRecord) {
 			continue // ended meanwhile
 		}
 		if err != nil {
@@ -82,21 +82,22 @@ func (a *App) reconcile(ctx context.Context) error {
 			a.log.WithError(err).WithField("call_id", id).Error("reconcile: call record unreadable")
 			continue
 		}
-		if _, ok := present[id]; ok {
+		ch, ok := present[id]
+		switch {
+		case ok && ch.InApp(a.cfg.App):
 			a.adoptRecord(ctx, rec)
-			adopted++
-			continue
+			n.adopted++
+		case ok:
+			// The caller is in the dialplan (the fallback desk, a queue):
+			// the record outlived the call's time in the app. The caller is
+			// not ours to touch.
+			a.dropRecord(ctx, rec, "caller outside the app")
+			n.stale++
+		default:
+			// The caller is gone: what it left behind goes too.
+			a.dropRecord(ctx, rec, "caller gone")
+			n.cleaned++
 		}
-		// The caller is gone: what it left behind goes too.
-		bg := context.WithoutCancel(ctx)
-		if rec.Outbound != "" {
-			_ = a.ari.Hangup(bg, rec.Outbound, "normal")
-		}
-		if rec.Bridge != "" {
-			_ = a.ari.DestroyBridge(bg, rec.Bridge)
-		}
-		_ = a.store.Delete(bg, id, fence)
-		cleaned++
 	}
 
 	// Callers in the app that nobody runs and no record describes (Redis
@@ -118,9 +119,7 @@ func (a *App) reconcile(ctx context.Context) error {
 				Caller: &ari.CallerID{Name: ch.Caller.Name, Number: ch.Caller.Number}}})
 		case ch.InApp(a.cfg.App):
 			stray++
-			log := a.log.WithFields(logrus.Fields{"call_id": ch.ID, "channel": ch.ID, "name": ch.Name})
-			log.Error("caller in the app without a call record")
-			go a.toFallback(ctx, ch.ID, "no-record", log)
+			go a.strayCaller(ctx, ch.ID, a.log.WithFields(logrus.Fields{"call_id": ch.ID, "channel": ch.ID, "name": ch.Name}))
 		}
 	}
 	// Adoption above registered the adopted calls' bridges: a bridge of
@@ -131,11 +130,50 @@ func (a *App) reconcile(ctx context.Context) error {
 			orphanBridges++
 		}
 	}
-	a.log.WithFields(logrus.Fields{"channels": len(chans), "adopted": adopted, "cleaned": cleaned,
+	a.log.WithFields(logrus.Fields{"channels": len(chans), "adopted": n.adopted, "cleaned": n.cleaned, "stale": n.stale,
 		"without_record": stray, "orphan_legs": orphans, "orphan_bridges": orphanBridges,
 		"took": time.Since(start).Round(time.Millisecond)}).Info("reconciled")
 	a.metrics.Reconciles.Inc()
 	return nil
+}
+
+// dropRecord removes a record whose call is no longer ours, with the leg
+// and bridge it names; the caller is never touched.
+func (a *App) dropRecord(ctx context.Context, rec *record.Call, why string) {
+	bg := context.WithoutCancel(ctx)
+	if rec.Outbound != "" && !a.isOwned(rec.Outbound) {
+		_ = a.ari.Hangup(bg, rec.Outbound, "normal")
+	}
+	if rec.Bridge != "" && !a.isOwned(rec.Bridge) {
+		_ = a.ari.DestroyBridge(bg, rec.Bridge)
+	}
+	fence, err := a.fenceOf()
+	if err == nil {
+		err = a.store.Delete(bg, rec.CallID, fence)
+	}
+	log := a.log.WithFields(logrus.Fields{"call_id": rec.CallID, "phase": rec.Phase, "reason": why})
+	if err != nil {
+		log.WithError(err).Warn("reconcile: dropping a stale call record failed")
+		return
+	}
+	log.Info("reconcile: stale call record dropped")
+}
+
+// strayCaller sends a caller found in the app with no call and no record
+// to the fallback, once a fresh look confirms it: the list it was found in
+// is a moment old, and the caller may have been handed to the dialplan (or
+// got a call or a record) since.
+func (a *App) strayCaller(ctx context.Context, id string, log *logrus.Entry) {
+	ch, err := a.ari.Channel(ctx, id)
+	switch {
+	case err != nil || !ch.InApp(a.cfg.App) || a.isOwned(id):
+		return
+	}
+	if _, err := a.store.Load(ctx, id); !errors.Is(err, record.ErrNoRecord) {
+		return // a record appeared (or the store cannot say): not a stray
+	}
+	log.Error("caller in the app without a call record")
+	a.toFallback(ctx, id, "no-record", log)
 }
 
 func (a *App) isLocal(callID string) bool {
@@ -169,13 +207,12 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 		switch {
 		case ari.IsNotFound(err):
 			c.log.WithField("lost", id).Info("channel ended while the websocket was down")
-			return ari.NewChannelDestroyed(id, CauseNormalClearing, "ended while disconnected")
-		case err == nil && id == c.rec.Outbound && c.rec.Phase == PhaseDialing && state == "Up":
-			// Answered while the websocket was down: an originated leg
-			// that is up is in Stasis, its StasisStart lost.
+			return ari.NewChannelDestroyed(id, transfer.CauseNormalClearing, "ended while disconnected")
+		case err == nil && id == c.rec.Outbound && c.rec.Phase == record.PhaseDialing && state == "Up":
+			// Answered while the websocket was down.
 			c.app.metrics.LostEvents.Inc()
 			c.log.WithField("leg", id).Info("leg answered while the websocket was down")
-			return &ari.StasisStart{Args: []string{legArg, c.id}, Channel: ari.ChannelData{ID: id, State: state}}
+			return &ari.ChannelStateChange{Channel: ari.ChannelData{ID: id, State: state}}
 		}
 	}
 	if c.playing != "" {
@@ -189,18 +226,10 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 }
 
 // adoptRecord runs a call another process (or this one, in an earlier
-// term) left in the store, from where its record says it was: ringing
-// transfers keep ringing, bridged calls stay bridged and their digits go
-// on from the one reached, prompts and input restart at their block.
-func (a *App) adoptRecord(ctx context.Context, rec *CallRecord) {
-	if rec.Phase == PhaseDialplan {
-		// The caller is the dialplan's now (e.g. waiting in Queue()):
-		// never touch it; the record only outlived its process.
-		if f, err := a.fenceOf(); err == nil {
-			_ = a.store.Delete(context.WithoutCancel(ctx), rec.CallID, f)
-		}
-		return
-	}
+// term) left in the store, from where its record says it was: a transfer
+// enters its state machine at the state the record names, prompts and
+// input restart at their block.
+func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 	c := a.newCall(rec.CallID)
 	c.rec = *rec
 	c.saved = true
@@ -210,18 +239,42 @@ func (a *App) adoptRecord(ctx context.Context, rec *CallRecord) {
 	if f, ok := a.Flows().Flow(rec.Flow); ok {
 		c.flow = f
 		c.log = c.log.WithFields(logrus.Fields{"flow": f.Name, "version": f.Version})
+		if rec.Version != f.Version {
+			c.log.WithField("started_on", rec.Version).Warn("adopted call goes on in another version of its flow")
+		}
 	}
 	launched := a.launch(ctx, c, func(ctx context.Context) error {
-		if c.flow == nil {
-			return c.failCall(ctx, errors.New("adopted call's flow is no longer loaded"))
+		if err := c.paceAdoption(ctx); err != nil {
+			return err
 		}
-		b, ok := c.flow.Blocks[c.rec.Block]
-		if !ok {
-			return c.failCall(ctx, errors.New("adopted call's block is no longer in the flow"))
+		var b *flows.Block
+		if c.flow != nil {
+			b = c.flow.Blocks[c.rec.Block]
 		}
 		switch {
-		case c.rec.Phase == PhaseDialing, c.rec.Phase == PhaseBridged:
-			return c.resumeTransfer(ctx, b)
+		case c.rec.Phase == record.PhaseDialing, c.rec.Phase == record.PhaseBridged:
+			// The transfer goes on from its record, whatever the flow
+			// says now; the flow decides only what follows it.
+			kind := ""
+			if c.rec.Transfer != nil && c.rec.Transfer.Agent {
+				kind = "agent-"
+			}
+			c.fillTargets(b)
+			res, err := transfer.Adopt(ctx, c, a.xfer, c.gate())
+			branch, err := c.transferDone(ctx, res, kind, err)
+			if err != nil {
+				return err
+			}
+			return c.follow(ctx, b, branch)
+		case b == nil && c.flow == nil:
+			return c.failCall(ctx, errors.New("adopted call's flow is no longer loaded"))
+		case b == nil:
+			return c.failCall(ctx, errors.New("adopted call's block is no longer in the flow"))
+		case c.rec.Phase == record.PhaseDialplan:
+			// Written before the hand-off to the dialplan, yet the caller
+			// is still in the app: the hand-off did not happen. Again.
+			c.rec.Phase = record.PhaseFlow
+			return c.runFlow(ctx, b.ID)
 		case b.Type == flows.TypeInvokeWebhook && !b.Webhook.Idempotent:
 			// The request may have been sent, and its effect may not bear
 			// repeating: the flow decides what follows, on Error.
@@ -229,7 +282,7 @@ func (a *App) adoptRecord(ctx context.Context, rec *CallRecord) {
 			return c.follow(ctx, b, flows.BranchError)
 		default:
 			// Prompts and input restart at their block.
-			return c.runFlow(ctx, c.rec.Block)
+			return c.runFlow(ctx, b.ID)
 		}
 	}, rec.Outbound, rec.Bridge)
 	if launched {
@@ -238,115 +291,45 @@ func (a *App) adoptRecord(ctx context.Context, rec *CallRecord) {
 	}
 }
 
-// resumeTransfer carries on a transfer adopted in phase dialing or
-// bridged, from what Asterisk says of its leg now.
-func (c *call) resumeTransfer(ctx context.Context, b *flows.Block) error {
+// fillTargets gives a record of an older version, which kept only the
+// number that rang, its block's list: the list goes on after it.
+func (c *call) fillTargets(b *flows.Block) {
 	ts := c.rec.Transfer
-	if ts == nil { // written by an older version
-		ts = &TransferState{Resume: c.rec.Phase == PhaseBridged}
-		c.rec.Transfer = ts
+	if ts == nil || len(ts.Targets) > 0 || b == nil || b.Transfer == nil {
+		return
 	}
-	l := ts.leg()
-	t := c.newTransfer(l)
-	t.dialed, t.answered, t.done = ts.Dialed, ts.Answered, min(ts.DigitsDone, len(ts.Digits))
-	t.log = c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": ts.Number, "outbound": c.rec.Outbound, "adopted": true})
-	t.legID, t.adopted = c.rec.Outbound, true
-	t.created = ts.Created || ts.Options != nil && flows.Ringback(ts.Options.Ringback) == flows.RingbackEarlyMedia
-	state, err := c.legState(ctx)
-	if err != nil {
-		return fmt.Errorf("adopting transfer: %w", err)
+	if plan, err := transfer.Resolve(b.Transfer, c.rec.Attributes, c.app.settings()); err == nil {
+		ts.Targets = plan.Targets
 	}
-	switch {
-	case state == "":
-		// The leg ended while nobody watched.
-		c.forgetLeg()
-		if c.rec.Phase == PhaseDialing {
-			t.res.Outcome = OutcomeCallFailed
-			if !ts.RingDeadline.IsZero() && time.Now().After(ts.RingDeadline) {
-				t.res.Outcome = OutcomeTimeout
-			}
-			c.dropLeg(ctx)
-			err = nil
-		} else {
-			t.res.Outcome = OutcomeSuccess
-			err = t.farEndGone(ctx, 0)
-		}
-	case c.rec.Phase == PhaseDialing && state != "Up":
-		t.log.WithField("phase", "ringing").Info("transfer: adopted while ringing; still ringing")
-		err = t.awaitAnswer(ctx)
-	case c.rec.Phase == PhaseDialing:
-		t.log.WithField("phase", "answered").Info("transfer: answered while nobody watched; bridging")
-		err = t.bridge(ctx)
-	default:
-		t.res.Outcome = OutcomeSuccess
-		// Bridge whoever is not in the bridge yet (answered, not yet
-		// bridged when the last process stopped).
-		if aerr := c.app.ari.AddToBridge(ctx, c.rec.Bridge, c.id, c.rec.Outbound); aerr != nil && ari.StatusCode(aerr) != 409 && ari.StatusCode(aerr) != 422 {
-			t.log.WithError(aerr).Debug("re-adding to the bridge")
-		}
-		err = t.talk(ctx)
-	}
-	t.legEvent(LegCompleted)
-	t.res.Attempts = ts.Attempt
-	c.recordTransfer(t.res)
-	// The slot was taken by the process that dialled (Transfers was counted
-	// before the leg's record was saved): it is this process's to give back.
-	if rerr := c.releaseAdoptedSlot(); rerr != nil {
-		t.log.WithError(rerr).Warn("transfer: releasing the adopted leg's concurrency slot; it lapses on its own")
-	}
-	if err != nil {
-		return err
-	}
-	// The adopted leg was one of a list and did not answer: the list goes
-	// on with the number after it, as it would have without the takeover.
-	if b.Transfer != nil && ts.Attempt > 0 && tryNextNumber(t.res.Outcome) {
-		l, targets, rerr := c.resolveLeg(b.Transfer)
-		if rerr == nil && ts.Attempt < len(targets) {
-			t.log.WithFields(logrus.Fields{"outcome": t.res.Outcome, "next": targets[ts.Attempt].number, "attempt": ts.Attempt}).Info("transfer: trying the next number")
-			c.rec.ListNext = ts.Attempt
-			if perr := c.setPhase(ctx, PhaseFlow, true); perr != nil {
-				if errors.Is(perr, ErrFenced) {
-					return perr
-				}
-				t.log.WithError(perr).Error("transfer: saving the call failed; next number not dialled")
-				return c.follow(ctx, b, flows.BranchError)
-			}
-			res, derr := c.dialTargets(ctx, l, targets, ts.Attempt)
-			c.recordTransfer(res)
-			c.app.metrics.Transfers.WithLabelValues(string(res.Outcome)).Inc()
-			if derr != nil {
-				return derr
-			}
-			return c.follow(ctx, b, res.Outcome.Branch())
-		}
-	}
-	return c.follow(ctx, b, t.res.Outcome.Branch())
 }
 
-func (c *call) releaseAdoptedSlot() error {
-	if c.rec.Transfers == 0 {
+// paceAdoption holds an adopted call until fewer than
+// Config.AdoptConcurrency adoptions are under way: a takeover of hundreds
+// of calls would otherwise send all their first requests to Asterisk at
+// once. The call gives its place back at its first wait (next).
+func (c *call) paceAdoption(ctx context.Context) error {
+	select {
+	case c.app.adoptions <- struct{}{}:
+		c.pacing = true
 		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	// The call's context may be ending; the slot must still go.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return c.app.cfg.Gate.Release(ctx, legSlot(c.id, c.rec.Transfers-1))
 }
 
-// legState is the outbound leg's channel state ("" when it is gone).
-func (c *call) legState(ctx context.Context) (string, error) {
-	if c.rec.Outbound == "" {
-		return "", nil
+// paced gives back an adopted call's place among the adoptions under way.
+func (c *call) paced() {
+	if c.pacing {
+		c.pacing = false
+		<-c.app.adoptions
 	}
-	st, err := c.app.ari.ChannelState(ctx, c.rec.Outbound)
-	if ari.IsNotFound(err) {
-		return "", nil
-	}
-	return st, err
 }
 
 // follow continues the flow at b's branch.
 func (c *call) follow(ctx context.Context, b *flows.Block, branch string) error {
+	if b == nil {
+		return c.failCall(ctx, fmt.Errorf("block %s is no longer in flow %s", c.rec.Block, c.rec.Flow))
+	}
 	next, ok := b.Next(branch)
 	if !ok {
 		next, ok = b.Next(flows.BranchError)

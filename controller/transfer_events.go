@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"hash/fnv"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/webhook"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 // Leg events (a block's events_url): each outbound leg's ringing,
@@ -30,36 +29,6 @@ const (
 
 // legEventBackoff is the wait before the second and third attempts.
 var legEventBackoff = []time.Duration{250 * time.Millisecond, time.Second}
-
-// Leg event names.
-const (
-	LegRinging   = "ringing"
-	LegAnswered  = "answered"
-	LegCompleted = "completed"
-)
-
-// LegEvent is what an events_url receives. Times are RFC 3339 (UTC, with
-// fractions of a second); a time that did not happen is left out.
-type LegEvent struct {
-	CallID    string `json:"call_id"`
-	Flow      string `json:"flow"`
-	Block     string `json:"block"`
-	Leg       string `json:"leg"`   // the outbound channel's ID
-	Event     string `json:"event"` // ringing | answered | completed
-	Number    string `json:"number"`
-	Attempt   int    `json:"attempt"` // 1.. within the block's list of numbers
-	Time      string `json:"time"`    // when the event happened
-	Dialed    string `json:"dialed_at"`
-	Answered  string `json:"answered_at,omitempty"`
-	Ended     string `json:"ended_at,omitempty"`
-	Status    string `json:"status,omitempty"` // completed: $.Transfer.Status
-	Cause     int    `json:"cause,omitempty"`  // completed: Q.850 cause
-	CauseText string `json:"cause_text,omitempty"`
-	SIPCode   int    `json:"sip_code,omitempty"`
-	EndedBy   string `json:"ended_by,omitempty"`
-	RingTime  string `json:"ring_time,omitempty"` // seconds
-	TalkTime  string `json:"talk_time,omitempty"`
-}
 
 type legEventJob struct {
 	url  string
@@ -93,7 +62,7 @@ func (q *legEvents) start() {
 // send queues an event for url without waiting; key (the call) picks the
 // worker, so that one call's events leave in order. It tells whether the
 // event was queued.
-func (q *legEvents) send(url, key string, ev *LegEvent, log *logrus.Entry) bool {
+func (q *legEvents) send(url, key string, ev *transfer.LegEvent, log *logrus.Entry) bool {
 	q.once.Do(q.start)
 	body, err := json.Marshal(ev)
 	if err != nil {
@@ -130,46 +99,3 @@ func (q *legEvents) work(jobs <-chan legEventJob) {
 		q.metrics.LegEvents.WithLabelValues("sent").Inc()
 	}
 }
-
-func rfc3339(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
-
-// legEvent sends one of the leg's events to the block's events_url, if
-// it has one; a leg sends each event once.
-func (t *transfer) legEvent(name string) {
-	c := t.c
-	if t.leg.eventsURL == "" || t.legID == "" || t.sentEvents[name] {
-		return
-	}
-	if t.sentEvents == nil {
-		t.sentEvents = map[string]bool{}
-	}
-	t.sentEvents[name] = true
-	now := time.Now()
-	ev := &LegEvent{CallID: c.id, Flow: c.rec.Flow, Block: c.rec.Block, Leg: t.legID, Event: name,
-		Number: t.leg.number, Attempt: max(t.leg.attempt, 1), Time: rfc3339(now), Dialed: rfc3339(t.dialed), Answered: rfc3339(t.answered)}
-	if name == LegCompleted {
-		r := t.res
-		ev.Ended, ev.Status, ev.Cause, ev.SIPCode, ev.EndedBy = rfc3339(now), string(r.Outcome), r.Cause, r.SIPCode, r.EndedBy
-		if r.Cause != 0 {
-			ev.CauseText = CauseText(r.Cause)
-		}
-		ev.RingTime = strconv.FormatFloat(r.RingTime.Seconds(), 'f', 3, 64)
-		ev.TalkTime = strconv.FormatFloat(r.TalkTime.Seconds(), 'f', 3, 64)
-	}
-	c.app.legEvents.send(t.leg.eventsURL, c.id, ev, t.logger().WithField("leg_event", name))
-}
-
-func (t *transfer) logger() *logrus.Entry {
-	if t.log != nil {
-		return t.log
-	}
-	return t.c.log
-}
-
-// Ensure the flows package's Ringback is what legOptions holds.
-var _ = flows.RingbackRing

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/internal/webhook"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 func TestLegEventsSignedInOrderWithRetries(t *testing.T) {
@@ -32,7 +33,7 @@ func TestLegEventsSignedInOrderWithRetries(t *testing.T) {
 			w.WriteHeader(503)
 			return
 		}
-		var ev LegEvent
+		var ev transfer.LegEvent
 		_ = json.Unmarshal(b, &ev)
 		got = append(got, ev.Event)
 	}))
@@ -47,8 +48,8 @@ func TestLegEventsSignedInOrderWithRetries(t *testing.T) {
 	lg := logrus.New()
 	lg.SetOutput(io.Discard)
 	log := logrus.NewEntry(lg)
-	for _, e := range []string{LegRinging, LegAnswered, LegCompleted} {
-		if !q.send(srv.URL, "call-1", &LegEvent{CallID: "call-1", Event: e}, log) {
+	for _, e := range []string{transfer.LegRinging, transfer.LegAnswered, transfer.LegCompleted} {
+		if !q.send(srv.URL, "call-1", &transfer.LegEvent{CallID: "call-1", Event: e}, log) {
 			t.Fatal("not queued")
 		}
 	}
@@ -58,7 +59,7 @@ func TestLegEventsSignedInOrderWithRetries(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(got) != 3 || got[0] != LegRinging || got[1] != LegAnswered || got[2] != LegCompleted {
+	if len(got) != 3 || got[0] != transfer.LegRinging || got[1] != transfer.LegAnswered || got[2] != transfer.LegCompleted {
 		t.Errorf("received %v, want ringing, answered, completed", got)
 	}
 }
@@ -77,7 +78,7 @@ func TestLegEventsFullQueueDropsWithoutWaiting(t *testing.T) {
 	start := time.Now()
 	queued := 0
 	for i := 0; i < legEventQueue; i++ {
-		if q.send(srv.URL, "one-call", &LegEvent{Event: LegRinging}, log) {
+		if q.send(srv.URL, "one-call", &transfer.LegEvent{Event: transfer.LegRinging}, log) {
 			queued++
 		}
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari/aritest"
+	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 // xferYAML is a transfer flow whose every branch plays its own media, so
@@ -53,7 +55,7 @@ const (
 
 // branchTaken waits for the branch's prompt, checks the stored
 // $.Transfer.Status, lets the prompt end, and waits for the call's end.
-func (h *harness) branchTaken(callID, media string, status Outcome) {
+func (h *harness) branchTaken(callID, media string, status transfer.Outcome) {
 	h.t.Helper()
 	pb := h.wantPlayed(callID, media)
 	rec, err := h.store.Load(h.t.Context(), callID)
@@ -63,7 +65,7 @@ func (h *harness) branchTaken(callID, media string, status Outcome) {
 	if got := rec.Attributes[flows.NSTransfer][flows.TrStatus]; got != string(status) {
 		h.t.Errorf("$.Transfer.Status = %q, want %q", got, status)
 	}
-	if rec.Phase != PhaseFlow || rec.Outbound != "" || rec.Bridge != "" {
+	if rec.Phase != record.PhaseFlow || rec.Outbound != "" || rec.Bridge != "" {
 		h.t.Errorf("record at the branch: phase %s outbound %q bridge %q", rec.Phase, rec.Outbound, rec.Bridge)
 	}
 	h.fake.FinishPlayback(pb)
@@ -79,19 +81,19 @@ func TestTransferOutcomes(t *testing.T) {
 		cause  int
 		answer bool
 		media  string
-		want   Outcome
+		want   transfer.Outcome
 	}{
-		{"answered then far end hangs up", "", 16, true, mSuccess, OutcomeSuccess},
-		{"busy 17", "BUSY", 17, false, mFailed, OutcomeCallFailed},
-		{"no answer 19", "NOANSWER", 19, false, mTimeout, OutcomeTimeout},
-		{"no user responding 18", "", 18, false, mTimeout, OutcomeTimeout},
-		{"rejected 21", "", 21, false, mFailed, OutcomeCallFailed},
-		{"congestion 34", "CONGESTION", 34, false, mFailed, OutcomeCallFailed},
-		{"unallocated 1 with NOANSWER", "NOANSWER", 1, false, mFailed, OutcomeCallFailed},
-		{"16 with BUSY", "BUSY", 16, false, mFailed, OutcomeCallFailed},
-		{"16 with NOANSWER", "NOANSWER", 16, false, mTimeout, OutcomeTimeout},
-		{"0 with NOANSWER", "NOANSWER", 0, false, mTimeout, OutcomeTimeout},
-		{"16 without status", "", 16, false, mFailed, OutcomeCallFailed},
+		{"answered then far end hangs up", "", 16, true, mSuccess, transfer.OutcomeSuccess},
+		{"busy 17", "BUSY", 17, false, mFailed, transfer.OutcomeCallFailed},
+		{"no answer 19", "NOANSWER", 19, false, mTimeout, transfer.OutcomeTimeout},
+		{"no user responding 18", "", 18, false, mTimeout, transfer.OutcomeTimeout},
+		{"rejected 21", "", 21, false, mFailed, transfer.OutcomeCallFailed},
+		{"congestion 34", "CONGESTION", 34, false, mFailed, transfer.OutcomeCallFailed},
+		{"unallocated 1 with NOANSWER", "NOANSWER", 1, false, mFailed, transfer.OutcomeCallFailed},
+		{"16 with BUSY", "BUSY", 16, false, mFailed, transfer.OutcomeCallFailed},
+		{"16 with NOANSWER", "NOANSWER", 16, false, mTimeout, transfer.OutcomeTimeout},
+		{"0 with NOANSWER", "NOANSWER", 0, false, mTimeout, transfer.OutcomeTimeout},
+		{"16 without status", "", 16, false, mFailed, transfer.OutcomeCallFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -111,7 +113,7 @@ func TestTransferOutcomes(t *testing.T) {
 				}
 			}
 			for k, v := range map[string]any{"endpoint": "PJSIP/+4930123456@trunk", "app": aritest.App,
-				"appArgs": legArg + ",c1", "originator": "c1"} {
+				"appArgs": transfer.LegArg + ",c1", "originator": "c1"} {
 				if body[k] != v {
 					t.Errorf("create %s = %v, want %v", k, body[k], v)
 				}
@@ -157,48 +159,6 @@ func TestTransferOutcomes(t *testing.T) {
 				t.Errorf("%d originates", n)
 			}
 		})
-	}
-}
-
-func TestNotAnsweredOutcome(t *testing.T) {
-	for _, tc := range []struct {
-		cause  int
-		status string
-		want   Outcome
-	}{
-		{17, "", OutcomeCallFailed},
-		{17, "NOANSWER", OutcomeCallFailed}, // the cause wins
-		{19, "", OutcomeTimeout},
-		{18, "BUSY", OutcomeTimeout},
-		{21, "", OutcomeCallFailed},
-		{34, "", OutcomeCallFailed},
-		{1, "NOANSWER", OutcomeCallFailed}, // a SIP 404 shows as NOANSWER
-		{16, "BUSY", OutcomeCallFailed},
-		{16, "NOANSWER", OutcomeTimeout},
-		{16, "CONGESTION", OutcomeCallFailed},
-		{16, "CHANUNAVAIL", OutcomeCallFailed},
-		{16, "ANSWER", OutcomeCallFailed}, // never Success before an answer
-		{16, "CANCEL", OutcomeCallFailed},
-		{16, "", OutcomeCallFailed},
-		{0, "NOANSWER", OutcomeTimeout},
-		{0, "BUSY", OutcomeCallFailed},
-		{0, "", OutcomeCallFailed},
-		{127, "NOANSWER", OutcomeCallFailed},
-	} {
-		if got := NotAnsweredOutcome(tc.cause, tc.status); got != tc.want {
-			t.Errorf("NotAnsweredOutcome(%d, %q) = %s, want %s", tc.cause, tc.status, got, tc.want)
-		}
-	}
-	for o, b := range map[Outcome]string{OutcomeSuccess: "Success", OutcomeCallFailed: "CallFailed",
-		OutcomeTimeout: "Timeout", OutcomeError: "Error", "": "Error"} {
-		if got := o.Branch(); got != b {
-			t.Errorf("%q.Branch() = %s, want %s", o, got, b)
-		}
-	}
-	for _, c := range []int{0, 1, 3, 16, 17, 18, 19, 20, 21, 22, 27, 28, 29, 34, 38, 41, 42, 44, 58, 127, 99} {
-		if CauseText(c) == "" {
-			t.Errorf("CauseText(%d) empty", c)
-		}
 	}
 }
 
@@ -312,7 +272,7 @@ func TestFarEndHangupAnsweredNotBridged(t *testing.T) {
 	h.fake.Answer(leg)
 	h.req("POST", "/bridges/"+br+"/addChannel")
 	h.fake.Hangup(leg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
 // The far end hangs up during the digits: Success, with the digits sent
@@ -338,10 +298,10 @@ func TestChannelDestroyedBeforeStasisStart(t *testing.T) {
 	leg, _ := h.leg()
 	h.fake.Pause()
 	h.fake.Hangup(leg, 17)
-	h.fake.Emit(map[string]any{"type": "StasisStart", "args": []string{legArg, "c1"},
+	h.fake.Emit(map[string]any{"type": "StasisStart", "args": []string{transfer.LegArg, "c1"},
 		"channel": map[string]any{"id": leg, "name": "PJSIP/trunk-1", "state": "Up"}})
 	h.fake.Resume()
-	h.branchTaken("c1", mFailed, OutcomeCallFailed)
+	h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
 	if n := h.fake.Count("POST", "/bridges/"); n != 1 { // the create only
 		t.Errorf("%d bridge POSTs, want only the create (no addChannel)", n)
 	}
@@ -361,7 +321,7 @@ func TestAnswerAndHangupAtOnce(t *testing.T) {
 	leg, _ := h.leg()
 	h.fake.Answer(leg)
 	h.fake.Hangup(leg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
 // An addChannel refused with 422 right after the answer (the leg moving
@@ -389,7 +349,7 @@ func TestBridgeAddRetriedAfter422(t *testing.T) {
 		t.Fatalf("bridge members %v after two refusals; want caller and leg", m)
 	}
 	h.fake.Hangup(leg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
 // A made leg whose end comes with state Up and no answer before it (the
@@ -404,7 +364,7 @@ func TestAnsweredAndGoneAtOnce(t *testing.T) {
 		"channel": map[string]any{"id": leg, "name": "PJSIP/trunk-1", "state": "Up"}})
 	h.req("DELETE", "/bridges/"+br)
 	h.fake.Hangup(leg, 16) // the fake's own end of it; ariflow has forgotten the leg
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
 // addChannel failing takes the Error branch; the leg is hung up and the
@@ -423,7 +383,7 @@ func TestBridgeAddFails(t *testing.T) {
 	h.fake.Answer(leg)
 	h.req("DELETE", "/channels/"+leg)
 	h.req("DELETE", "/bridges/"+br)
-	h.branchTaken("c1", mError, OutcomeError)
+	h.branchTaken("c1", mError, transfer.OutcomeError)
 }
 
 // Originate refused: Error branch, nothing left behind.
@@ -437,7 +397,7 @@ func TestOriginateFails(t *testing.T) {
 		return 0, "", 0, false
 	})
 	h.caller("c1", "xfer")
-	h.branchTaken("c1", mError, OutcomeError)
+	h.branchTaken("c1", mError, transfer.OutcomeError)
 }
 
 // One POST .../dtmf per digit, in order, on a schedule of tone+gap (the
@@ -462,11 +422,11 @@ func TestDTMFPacing(t *testing.T) {
 	if strings.Join(got, "") != "123" {
 		t.Errorf("digits sent %v, want 1 2 3", got)
 	}
-	if d := at[1].Sub(at[0]); d < dtmfTone+dtmfGap-20*time.Millisecond {
-		t.Errorf("1→2 after %v, want ≥ %v", d, dtmfTone+dtmfGap)
+	if d := at[1].Sub(at[0]); d < (flows.DefaultDTMFTone+flows.DefaultDTMFGap)*time.Millisecond-20*time.Millisecond {
+		t.Errorf("1→2 after %v, want ≥ %v", d, (flows.DefaultDTMFTone+flows.DefaultDTMFGap)*time.Millisecond)
 	}
-	if d := at[2].Sub(at[1]); d < dtmfTone+dtmfGap+dtmfPause-20*time.Millisecond {
-		t.Errorf("2→3 after %v, want ≥ %v (tone, gap and the ',' pause)", d, dtmfTone+dtmfGap+dtmfPause)
+	if d := at[2].Sub(at[1]); d < (flows.DefaultDTMFTone+flows.DefaultDTMFGap)*time.Millisecond+flows.PauseComma*time.Millisecond-20*time.Millisecond {
+		t.Errorf("2→3 after %v, want ≥ %v (tone, gap and the ',' pause)", d, (flows.DefaultDTMFTone+flows.DefaultDTMFGap)*time.Millisecond+flows.PauseComma*time.Millisecond)
 	}
 	h.answered("POST", "/channels/"+leg+"/dtmf")
 	eventually(t, "DigitsDone saved", func() bool {
@@ -519,7 +479,7 @@ func TestResumeOffBusy(t *testing.T) {
 	h.caller("c1", "off")
 	leg, _ := h.leg()
 	h.fake.Hangup(leg, 17)
-	h.branchTaken("c1", mFailed, OutcomeCallFailed)
+	h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
 }
 
 // Settings from attributes that are not valid take Error, nothing dialled.
@@ -559,7 +519,7 @@ blocks:
 `
 			h := run(t, []string{flow})
 			h.caller("c1", "dyn")
-			h.branchTaken("c1", mError, OutcomeError)
+			h.branchTaken("c1", mError, transfer.OutcomeError)
 			if n := h.count("POST", "/channels/create"); n != 0 {
 				t.Errorf("dialled with invalid settings")
 			}
@@ -581,7 +541,7 @@ func TestFlowDialPolicyNarrows(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := rec.Attributes[flows.NSTransfer]
-	if tr[flows.TrStatus] != string(OutcomeDenied) || tr[flows.TrDeniedBy] != "country" {
+	if tr[flows.TrStatus] != string(transfer.OutcomeDenied) || tr[flows.TrDeniedBy] != "country" {
 		t.Errorf("$.Transfer %v; want Status denied by country", tr)
 	}
 	if n := h.count("POST", "/channels/create"); n != 0 {
@@ -695,5 +655,5 @@ func TestLegLostBeforeDialIsMadeAgain(t *testing.T) {
 	h.fake.Answer(leg)
 	h.answered("POST", "/bridges/"+br+"/addChannel")
 	h.fake.Hangup(leg, 16)
-	h.branchTaken("c1", mSuccess, OutcomeSuccess)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }

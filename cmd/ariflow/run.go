@@ -25,6 +25,7 @@ import (
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/webhook"
 	"github.com/ariflow/ariflow/policy"
+	"github.com/ariflow/ariflow/store"
 )
 
 func runRun(args []string, stdout, stderr io.Writer) int {
@@ -97,7 +98,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 	if pbx == "" {
 		pbx = info.EntityID
 	}
-	ns := controller.Namespace(cfg.App, pbx)
+	ns := store.Namespace(cfg.App, pbx)
 	log.WithFields(cfg.redacted()).WithFields(logrus.Fields{"asterisk": info.Version, "namespace": ns, "flows_loaded": len(set.Flows)}).Info("ariflow starting")
 
 	reg := prometheus.NewRegistry()
@@ -109,7 +110,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 	}
 	// Dial-out counters in Redis, shared by every process of the fleet.
 	gate := policy.NewGate(cfg.dialPolicy(), policy.NewRedisLimiter(rdb, "ariflow:policy:"), policy.NewRedisSlots(rdb, "ariflow:policy:"))
-	store := controller.NewRedisStore(rdb, ns, 4*time.Hour)
+	store := store.NewRedis(rdb, ns, 4*time.Hour)
 	app := controller.New(controller.Config{
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
 		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,

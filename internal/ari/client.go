@@ -26,7 +26,7 @@ type Options struct {
 	// Allow, when set, is asked before every request; an error stops the
 	// request before it is sent. A process that lost its right to act on
 	// calls (fencing) uses it so that no request slips out afterwards.
-	Allow func() error
+	Allow func(ctx context.Context) error
 	// Sent, when set, is told of every request that leaves (for a
 	// metric: a fenced process must send none).
 	Sent func()
@@ -106,7 +106,7 @@ func IsNotFound(err error) bool { return StatusCode(err) == http.StatusNotFound 
 // into out (or discards it).
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	if c.opts.Allow != nil {
-		if err := c.opts.Allow(); err != nil {
+		if err := c.opts.Allow(ctx); err != nil {
 			return fmt.Errorf("%s %s: %w", method, path, err)
 		}
 	}

@@ -54,7 +54,7 @@ func (c *Client) Events(ctx context.Context) (*EventConn, error) {
 		return nil, fmt.Errorf("websocket config: %w", err)
 	}
 	if c.opts.Allow != nil {
-		if err := c.opts.Allow(); err != nil {
+		if err := c.opts.Allow(ctx); err != nil {
 			return nil, fmt.Errorf("websocket: %w", err)
 		}
 	}

@@ -174,6 +174,16 @@ func (c *Client) DestroyBridge(ctx context.Context, id string) error {
 	return nil
 }
 
+// BridgeChannels lists the channels in a bridge; a 404 error when the
+// bridge is gone.
+func (c *Client) BridgeChannels(ctx context.Context, id string) ([]string, error) {
+	var b Bridge
+	if err := c.do(ctx, http.MethodGet, bridgePath(id), nil, &b); err != nil {
+		return nil, err
+	}
+	return b.Channels, nil
+}
+
 // Bridge is what a bridge list says of each bridge.
 type Bridge struct {
 	ID       string   `json:"id"`
@@ -212,11 +222,16 @@ func (c *Client) SetEventFilter(ctx context.Context, types []string) error {
 // ChannelState is a channel's state ("Up", "Ringing", …); a 404 error
 // when it is gone.
 func (c *Client) ChannelState(ctx context.Context, id string) (string, error) {
+	ch, err := c.Channel(ctx, id)
+	return ch.State, err
+}
+
+// Channel is what Asterisk says of a channel now; a 404 error when it is
+// gone.
+func (c *Client) Channel(ctx context.Context, id string) (Channel, error) {
 	var ch Channel
-	if err := c.do(ctx, http.MethodGet, chanPath(id), nil, &ch); err != nil {
-		return "", err
-	}
-	return ch.State, nil
+	err := c.do(ctx, http.MethodGet, chanPath(id), nil, &ch)
+	return ch, err
 }
 
 // CreateRequest creates a channel without dialling it

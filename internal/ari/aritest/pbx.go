@@ -387,7 +387,7 @@ func (s *Server) channelOp(id string, rest []string, r *Request) (int, any) {
 			c.priority++
 		}
 		s.emitLocked(c.App, "StasisEnd", map[string]any{"channel": c.json()})
-		c.App = ""
+		c.App, c.appName, c.appData = "", "", ""
 	}
 	return http.StatusNoContent, nil
 }

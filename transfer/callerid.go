@@ -1,4 +1,4 @@
-package controller
+package transfer
 
 import "github.com/ariflow/ariflow/flows"
 
@@ -6,11 +6,11 @@ import "github.com/ariflow/ariflow/flows"
 // (not a valid E.164 number): the user part of an anonymous SIP identity.
 const anonymousNumber = "anonymous"
 
-// callerIdentity is the caller's own identity as ariflow presents it to a
+// CallerIdentity is the caller's own identity as ariflow presents it to a
 // third party (an agent, or a transfer that sets no caller ID): the number
 // only when it is a valid E.164 number, else "anonymous"; the name only
 // when it passes ValidateCallerName, else none.
-func callerIdentity(number, name string) (string, string) {
+func CallerIdentity(number, name string) (string, string) {
 	if n, err := flows.NormalizeNumber(number, ""); err != nil || n != number {
 		number = anonymousNumber
 	}
@@ -32,15 +32,15 @@ func callerIdentity(number, name string) (string, string) {
 //	unset             set             name <caller's number>
 //	unset             unset           caller's name <caller's number>
 //
-// where the caller's number and name pass callerIdentity first.
-func presentedID(l leg, callerNumber, callerName string) (number, name string) {
+// where the caller's number and name pass CallerIdentity first.
+func presentedID(cidNum, cidName, callerNumber, callerName string) (number, name string) {
 	switch {
-	case l.cidNum != "":
-		return l.cidNum, l.cidName
-	case l.cidName != "":
-		number, _ = callerIdentity(callerNumber, "")
-		return number, l.cidName
+	case cidNum != "":
+		return cidNum, cidName
+	case cidName != "":
+		number, _ = CallerIdentity(callerNumber, "")
+		return number, cidName
 	default:
-		return callerIdentity(callerNumber, callerName)
+		return CallerIdentity(callerNumber, callerName)
 	}
 }

@@ -1,4 +1,4 @@
-package controller
+package tts
 
 import (
 	"bytes"
@@ -67,7 +67,7 @@ func fakeEngine(t *testing.T, fixture []byte) (cmd []string, runs func() int) {
 func TestTTSRenderAndCache(t *testing.T) {
 	cmd, runs := fakeEngine(t, wavAt(22050, 1, 440, 0.5))
 	dir := t.TempDir()
-	tts := &TTS{Command: cmd, Dir: dir, PlayDir: "/instance/tts", MaxFiles: 2}
+	tts := &Renderer{Command: cmd, Dir: dir, PlayDir: "/instance/tts", MaxFiles: 2}
 	ctx := context.Background()
 	for i, tc := range []struct {
 		text, voice, lang string
@@ -126,7 +126,7 @@ func TestTTSRenderFails(t *testing.T) {
 		{"no command", nil, "Hi", "", "no command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tts := &TTS{Command: tc.cmd, Dir: t.TempDir()}
+			tts := &Renderer{Command: tc.cmd, Dir: t.TempDir()}
 			_, err := tts.Render(ctx, tc.text, tc.voice, "")
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want %q", err, tc.want)
@@ -169,7 +169,7 @@ func TestTTSEspeak(t *testing.T) {
 		t.Skip("espeak-ng not installed")
 	}
 	dir := t.TempDir()
-	tts := &TTS{Command: DefaultTTSCommand, Dir: dir}
+	tts := &Renderer{Command: DefaultCommand, Dir: dir}
 	for _, v := range []struct{ voice, lang string }{{"", ""}, {"Hans", ""}, {"", "fr-FR"}} {
 		uri, err := tts.Render(context.Background(), "Welcome to ACME. Press 1.", v.voice, v.lang)
 		if err != nil {

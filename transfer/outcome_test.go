@@ -1,4 +1,4 @@
-package controller
+package transfer
 
 import (
 	"testing"
@@ -111,6 +111,48 @@ func TestCauseText(t *testing.T) {
 	} {
 		if got := CauseText(tc.cause); got != tc.want {
 			t.Errorf("CauseText(%d) = %q, want %q", tc.cause, got, tc.want)
+		}
+	}
+}
+
+func TestNotAnsweredOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		cause  int
+		status string
+		want   Outcome
+	}{
+		{17, "", OutcomeCallFailed},
+		{17, "NOANSWER", OutcomeCallFailed}, // the cause wins
+		{19, "", OutcomeTimeout},
+		{18, "BUSY", OutcomeTimeout},
+		{21, "", OutcomeCallFailed},
+		{34, "", OutcomeCallFailed},
+		{1, "NOANSWER", OutcomeCallFailed}, // a SIP 404 shows as NOANSWER
+		{16, "BUSY", OutcomeCallFailed},
+		{16, "NOANSWER", OutcomeTimeout},
+		{16, "CONGESTION", OutcomeCallFailed},
+		{16, "CHANUNAVAIL", OutcomeCallFailed},
+		{16, "ANSWER", OutcomeCallFailed}, // never Success before an answer
+		{16, "CANCEL", OutcomeCallFailed},
+		{16, "", OutcomeCallFailed},
+		{0, "NOANSWER", OutcomeTimeout},
+		{0, "BUSY", OutcomeCallFailed},
+		{0, "", OutcomeCallFailed},
+		{127, "NOANSWER", OutcomeCallFailed},
+	} {
+		if got := NotAnsweredOutcome(tc.cause, tc.status); got != tc.want {
+			t.Errorf("NotAnsweredOutcome(%d, %q) = %s, want %s", tc.cause, tc.status, got, tc.want)
+		}
+	}
+	for o, b := range map[Outcome]string{OutcomeSuccess: "Success", OutcomeCallFailed: "CallFailed",
+		OutcomeTimeout: "Timeout", OutcomeError: "Error", "": "Error"} {
+		if got := o.Branch(); got != b {
+			t.Errorf("%q.Branch() = %s, want %s", o, got, b)
+		}
+	}
+	for _, c := range []int{0, 1, 3, 16, 17, 18, 19, 20, 21, 22, 27, 28, 29, 34, 38, 41, 42, 44, 58, 127, 99} {
+		if CauseText(c) == "" {
+			t.Errorf("CauseText(%d) empty", c)
 		}
 	}
 }

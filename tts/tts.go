@@ -1,4 +1,6 @@
-package controller
+// Package tts renders "text:" prompts to audio Asterisk can play, through
+// a text-to-speech command and a cache directory. It knows nothing of calls.
+package tts
 
 import (
 	"bytes"
@@ -22,7 +24,7 @@ import (
 	"github.com/ariflow/ariflow/flows"
 )
 
-// TTS renders "text:" prompts to audio Asterisk can play: it runs a
+// Renderer renders "text:" prompts to audio Asterisk can play: it runs a
 // text-to-speech command that writes a WAV file, converts that to 8 kHz
 // mono 16-bit WAV (what Asterisk's format_wav reads), and keeps it in a
 // cache directory named by a hash of text, voice and language.
@@ -32,7 +34,7 @@ import (
 // see it): files are written under a temporary name and renamed into
 // place, so a reader never sees half a file, and two processes rendering
 // the same text at once both write the same bytes.
-type TTS struct {
+type Renderer struct {
 	// Command is the engine's command line, run without a shell; the text
 	// is on its standard input. {out} is the WAV file to write, {voice} and
 	// {language} the prompt's voice and language (lower case, "en-us").
@@ -52,15 +54,15 @@ type TTS struct {
 	mu sync.Mutex // one eviction at a time in this process
 }
 
-// DefaultTTSCommand is Debian's espeak-ng.
-var DefaultTTSCommand = []string{"espeak-ng", "-v", "{language}", "-w", "{out}", "--stdin"}
+// DefaultCommand is Debian's espeak-ng.
+var DefaultCommand = []string{"espeak-ng", "-v", "{language}", "-w", "{out}", "--stdin"}
 
-// TTSFromEnv configures text-to-speech from the environment:
+// FromEnv configures text-to-speech from the environment:
 // ARIFLOW_TTS_COMMAND (the command template, split on spaces),
 // ARIFLOW_TTS_DIR (default /var/lib/ariflow/tts), ARIFLOW_TTS_PLAY_DIR,
 // ARIFLOW_TTS_MAX_FILES, ARIFLOW_TTS_LANGUAGE.
-func TTSFromEnv() *TTS {
-	t := &TTS{Command: DefaultTTSCommand, Dir: "/var/lib/ariflow/tts"}
+func FromEnv() *Renderer {
+	t := &Renderer{Command: DefaultCommand, Dir: "/var/lib/ariflow/tts"}
 	if v := os.Getenv("ARIFLOW_TTS_COMMAND"); v != "" {
 		t.Command = strings.Fields(v)
 	}
@@ -73,31 +75,12 @@ func TTSFromEnv() *TTS {
 	return t
 }
 
-// defaultTTS is the process's renderer, configured from the environment
-// on first use.
-var defaultTTS = sync.OnceValue(TTSFromEnv)
-
 // maxSpokenText bounds a text prompt after its attributes are filled in.
 const maxSpokenText = 2 * flows.MaxTextPrompt
 
-// speak renders a "text:" prompt for this call: attributes filled in,
-// SSML reduced to text, voice and language from $.Attributes.tts_voice and
-// tts_language. It returns the media URI to play.
-func (c *call) speak(ctx context.Context, prompt string) (string, error) {
-	text := flows.InterpolateText(strings.TrimPrefix(prompt, flows.TextPrefix), c.rec.Attributes)
-	if flows.IsSSML(text) {
-		var err error
-		if text, err = flows.SSMLToText(text); err != nil {
-			return "", err
-		}
-	}
-	attrs := c.rec.Attributes[flows.NSAttributes]
-	return defaultTTS().Render(ctx, text, attrs[flows.AttrTTSVoice], attrs[flows.AttrTTSLanguage])
-}
-
 // Render returns "sound:<path>" for the text spoken with the voice and
 // language, synthesising it unless it is cached.
-func (t *TTS) Render(ctx context.Context, text, voice, language string) (string, error) {
+func (t *Renderer) Render(ctx context.Context, text, voice, language string) (string, error) {
 	text = strings.Join(strings.FieldsFunc(text, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
 	if text == "" {
 		return "", errors.New("text-to-speech: no text to speak")
@@ -137,7 +120,7 @@ func (t *TTS) Render(ctx context.Context, text, voice, language string) (string,
 	return uri, nil
 }
 
-func (t *TTS) synthesise(ctx context.Context, text, voice, language, file string) error {
+func (t *Renderer) synthesise(ctx context.Context, text, voice, language, file string) error {
 	if len(t.Command) == 0 {
 		return errors.New("text-to-speech: no command configured")
 	}
@@ -198,7 +181,7 @@ func (t *TTS) synthesise(ctx context.Context, text, voice, language, file string
 }
 
 // evict removes the least recently used files beyond MaxFiles.
-func (t *TTS) evict() {
+func (t *Renderer) evict() {
 	max := t.MaxFiles
 	if max <= 0 {
 		max = 2000

@@ -1,4 +1,7 @@
-package controller
+// Package store keeps call records and the leadership lease in Redis:
+// every write of a record is fenced by the lease. It knows nothing of ARI
+// or of flows beyond the record.
+package store
 
 import (
 	"context"
@@ -9,9 +12,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ariflow/ariflow/record"
 )
 
-// RedisStore keeps one key per call, a JSON record with a TTL so that a
+// Redis keeps one key per call, a JSON record with a TTL so that a
 // crashed process leaves nothing for ever, and the leadership lease of the
 // (Asterisk, app) pair it serves. Keys carry that pair's namespace, in
 // braces so that a Redis Cluster keeps a namespace on one slot (the
@@ -25,7 +30,7 @@ import (
 // Every write of a record is one script that first checks that the
 // writer holds the lease at its epoch: a process that lost the lease
 // (stopped, partitioned, slow) can never overwrite the new active's state.
-type RedisStore struct {
+type Redis struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration
@@ -40,18 +45,18 @@ func Namespace(app, pbx string) string {
 	return "ariflow:{" + ns + "}"
 }
 
-// NewRedisStore returns a store; prefix is a Namespace.
-func NewRedisStore(rdb redis.UniversalClient, prefix string, ttl time.Duration) *RedisStore {
+// NewRedis returns a store; prefix is a Namespace.
+func NewRedis(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Redis {
 	if ttl <= 0 {
 		ttl = 4 * time.Hour
 	}
-	return &RedisStore{rdb: rdb, prefix: prefix, ttl: ttl}
+	return &Redis{rdb: rdb, prefix: prefix, ttl: ttl}
 }
 
-func (s *RedisStore) key(id string) string { return s.prefix + ":call:" + id }
-func (s *RedisStore) leaseKey() string     { return s.prefix + ":lease" }
-func (s *RedisStore) epochKey() string     { return s.prefix + ":epoch" }
-func (s *RedisStore) graceKey() string     { return s.prefix + ":grace" }
+func (s *Redis) key(id string) string { return s.prefix + ":call:" + id }
+func (s *Redis) leaseKey() string     { return s.prefix + ":lease" }
+func (s *Redis) epochKey() string     { return s.prefix + ":epoch" }
+func (s *Redis) graceKey() string     { return s.prefix + ":grace" }
 
 func token(owner string, epoch int64) string { return owner + "|" + strconv.FormatInt(epoch, 10) }
 
@@ -115,8 +120,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0`)
 
 // Save writes the record if its Owner holds the lease at its Epoch.
-func (s *RedisStore) Save(ctx context.Context, rec *CallRecord) error {
-	b, err := EncodeRecord(rec)
+func (s *Redis) Save(ctx context.Context, rec *record.Call) error {
+	b, err := record.Encode(rec)
 	if err != nil {
 		return err
 	}
@@ -126,36 +131,36 @@ func (s *RedisStore) Save(ctx context.Context, rec *CallRecord) error {
 		return fmt.Errorf("save call %s: %w", rec.CallID, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("save call %s: %w", rec.CallID, ErrFenced)
+		return fmt.Errorf("save call %s: %w", rec.CallID, record.ErrFenced)
 	}
 	return nil
 }
 
-func (s *RedisStore) Load(ctx context.Context, callID string) (*CallRecord, error) {
+func (s *Redis) Load(ctx context.Context, callID string) (*record.Call, error) {
 	b, err := s.rdb.Get(ctx, s.key(callID)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNoRecord
+		return nil, record.ErrNoRecord
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load call %s: %w", callID, err)
 	}
-	return DecodeRecord(b)
+	return record.Decode(b)
 }
 
 // Delete removes the record if f holds the lease.
-func (s *RedisStore) Delete(ctx context.Context, callID string, f Fence) error {
+func (s *Redis) Delete(ctx context.Context, callID string, f record.Fence) error {
 	n, err := deleteScript.Run(ctx, s.rdb, []string{s.key(callID), s.leaseKey()}, token(f.Owner, f.Epoch)).Int()
 	if err != nil {
 		return fmt.Errorf("delete call %s: %w", callID, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("delete call %s: %w", callID, ErrFenced)
+		return fmt.Errorf("delete call %s: %w", callID, record.ErrFenced)
 	}
 	return nil
 }
 
 // Active lists the call IDs that have a record.
-func (s *RedisStore) Active(ctx context.Context) ([]string, error) {
+func (s *Redis) Active(ctx context.Context) ([]string, error) {
 	prefix := s.key("")
 	var ids []string
 	iter := s.rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
@@ -168,8 +173,8 @@ func (s *RedisStore) Active(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Campaign implements Elector.
-func (s *RedisStore) Campaign(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
+// Campaign implements the controller's Elector.
+func (s *Redis) Campaign(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
 	e, err := campaignScript.Run(ctx, s.rdb, []string{s.leaseKey(), s.epochKey(), s.graceKey()}, owner, ttl.Milliseconds()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("lease: %w", err)
@@ -177,8 +182,8 @@ func (s *RedisStore) Campaign(ctx context.Context, owner string, ttl time.Durati
 	return e, nil
 }
 
-// Renew implements Elector.
-func (s *RedisStore) Renew(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
+// Renew implements the controller's Elector.
+func (s *Redis) Renew(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
 	e, err := renewScript.Run(ctx, s.rdb, []string{s.leaseKey(), s.epochKey()}, owner, ttl.Milliseconds()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("lease: %w", err)
@@ -186,8 +191,8 @@ func (s *RedisStore) Renew(ctx context.Context, owner string, ttl time.Duration)
 	return e, nil
 }
 
-// Holder implements Elector.
-func (s *RedisStore) Holder(ctx context.Context) (string, error) {
+// Holder implements the controller's Elector.
+func (s *Redis) Holder(ctx context.Context) (string, error) {
 	cur, err := s.rdb.Get(ctx, s.leaseKey()).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
@@ -199,8 +204,8 @@ func (s *RedisStore) Holder(ctx context.Context) (string, error) {
 	return owner, nil
 }
 
-// Resign implements Elector.
-func (s *RedisStore) Resign(ctx context.Context, owner string, epoch int64) error {
+// Resign implements the controller's Elector.
+func (s *Redis) Resign(ctx context.Context, owner string, epoch int64) error {
 	if err := resignScript.Run(ctx, s.rdb, []string{s.leaseKey()}, token(owner, epoch)).Err(); err != nil {
 		return fmt.Errorf("lease: %w", err)
 	}

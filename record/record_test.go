@@ -1,4 +1,4 @@
-package controller
+package record
 
 import (
 	"reflect"
@@ -12,9 +12,9 @@ import (
 
 // realisticRecord is a call in the middle of a transfer, with ten
 // attributes across the namespaces.
-func realisticRecord() *CallRecord {
+func realisticRecord() *Call {
 	started := time.Date(2025, 3, 14, 9, 26, 53, 589793000, time.UTC)
-	return &CallRecord{
+	return &Call{
 		CallID:   "ariflow-call-0123456789abcdef0123",
 		Channel:  "1741944413.1234",
 		Flow:     "shipping",
@@ -50,25 +50,25 @@ func realisticRecord() *CallRecord {
 func TestRecordRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		rec  *CallRecord
+		rec  *Call
 	}{
 		{"realistic", realisticRecord()},
-		{"minimal", &CallRecord{CallID: "c1", Phase: PhaseFlow, Attributes: flows.Attributes{}}},
-		{"nil attributes", &CallRecord{CallID: "c2", Phase: PhaseDialplan}},
-		{"odd strings", &CallRecord{
+		{"minimal", &Call{CallID: "c1", Phase: PhaseFlow, Attributes: flows.Attributes{}}},
+		{"nil attributes", &Call{CallID: "c2", Phase: PhaseDialplan}},
+		{"odd strings", &Call{
 			CallID: "c3", Phase: PhaseDialing, Block: "b\u00e4\"\\\n",
 			Attributes: flows.Attributes{flows.NSAttributes: {"k": "<&>\u2028\x00"}},
 			Started:    time.Date(2025, 1, 1, 0, 0, 0, 1, time.FixedZone("CET", 3600)),
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := EncodeRecord(tc.rec)
+			b, err := Encode(tc.rec)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := DecodeRecord(b)
+			got, err := Decode(b)
 			if err != nil {
-				t.Fatalf("DecodeRecord(%s): %v", b, err)
+				t.Fatalf("Decode(%s): %v", b, err)
 			}
 			// Times compare by instant; the location may differ.
 			if !got.Started.Equal(tc.rec.Started) || !got.Updated.Equal(tc.rec.Updated) {
@@ -84,7 +84,7 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestRecordWireForm(t *testing.T) {
-	b, err := EncodeRecord(&CallRecord{CallID: "c1", Phase: PhaseBridged})
+	b, err := Encode(&Call{CallID: "c1", Phase: PhaseBridged})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,26 +104,10 @@ func TestRecordWireForm(t *testing.T) {
 
 func TestDecodeRecordErrors(t *testing.T) {
 	for _, raw := range []string{``, `{`, `[]`, `"x"`, `{"call_id":5}`, `{"started":"yesterday"}`, `{"attributes":{"System":"x"}}`} {
-		if rec, err := DecodeRecord([]byte(raw)); err == nil {
-			t.Errorf("DecodeRecord(%q) = %+v, want an error", raw, rec)
+		if rec, err := Decode([]byte(raw)); err == nil {
+			t.Errorf("Decode(%q) = %+v, want an error", raw, rec)
 		} else if !strings.HasPrefix(err.Error(), "decode call record: ") {
-			t.Errorf("DecodeRecord(%q): error %q", raw, err)
-		}
-	}
-}
-
-func TestDialString(t *testing.T) {
-	for _, tc := range []struct {
-		template, number, want string
-	}{
-		{"PJSIP/{number}@trunk", "+4930123456", "PJSIP/+4930123456@trunk"},
-		{"PJSIP/trunk/sip:{number}@carrier.example", "+4930123456", "PJSIP/trunk/sip:+4930123456@carrier.example"},
-		{"PJSIP/{number}", "+12025550123", "PJSIP/+12025550123"},
-		{"Local/{number}@agents", "+4930123456", "Local/+4930123456@agents"},
-		{"PJSIP/trunk", "+4930123456", "PJSIP/trunk"}, // config validation refuses this one
-	} {
-		if got := dialString(tc.template, tc.number); got != tc.want {
-			t.Errorf("dialString(%q, %q) = %q, want %q", tc.template, tc.number, got, tc.want)
+			t.Errorf("Decode(%q): error %q", raw, err)
 		}
 	}
 }
@@ -140,11 +124,11 @@ func BenchmarkRecordEncodeDecode(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		rec.Block = "block-" + strconv.Itoa(i&7)
-		buf, err := EncodeRecord(rec)
+		buf, err := Encode(rec)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := DecodeRecord(buf); err != nil {
+		if _, err := Decode(buf); err != nil {
 			b.Fatal(err)
 		}
 		b.SetBytes(int64(len(buf)))

@@ -1,4 +1,4 @@
-package controller
+package store
 
 import (
 	"context"
@@ -8,16 +8,18 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ariflow/ariflow/record"
 )
 
 // The Redis store's scripts (fencing, the lease, the grace after a data
 // loss) on miniredis, which runs them as Redis does.
-func newRedisStoreTest(t *testing.T) (*RedisStore, *miniredis.Miniredis) {
+func newRedisStoreTest(t *testing.T) (*Redis, *miniredis.Miniredis) {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	return NewRedisStore(rdb, Namespace("ariflow", "pbx1"), time.Hour), mr
+	return NewRedis(rdb, Namespace("ariflow", "pbx1"), time.Hour), mr
 }
 
 func TestRedisStoreFencing(t *testing.T) {
@@ -36,7 +38,7 @@ func TestRedisStoreFencing(t *testing.T) {
 	if e, _ := s.Campaign(ctx, "b", time.Second); e != 0 {
 		t.Fatalf("b took a held lease: epoch %d", e)
 	}
-	rec := &CallRecord{CallID: "c1", Phase: PhaseFlow, Owner: "a", Epoch: e1}
+	rec := &record.Call{CallID: "c1", Phase: record.PhaseFlow, Owner: "a", Epoch: e1}
 	if err := s.Save(ctx, rec); err != nil {
 		t.Fatalf("holder's save: %v", err)
 	}
@@ -45,16 +47,16 @@ func TestRedisStoreFencing(t *testing.T) {
 		owner string
 		epoch int64
 	}{{"another owner", "b", e1}, {"an old epoch", "a", e1 - 1}, {"a future epoch", "a", e1 + 1}} {
-		bad := &CallRecord{CallID: "c1", Phase: PhaseDialing, Owner: tc.owner, Epoch: tc.epoch}
-		if err := s.Save(ctx, bad); !errors.Is(err, ErrFenced) {
-			t.Errorf("save by %s: %v, want ErrFenced", tc.name, err)
+		bad := &record.Call{CallID: "c1", Phase: record.PhaseDialing, Owner: tc.owner, Epoch: tc.epoch}
+		if err := s.Save(ctx, bad); !errors.Is(err, record.ErrFenced) {
+			t.Errorf("save by %s: %v, want record.ErrFenced", tc.name, err)
 		}
-		if err := s.Delete(ctx, "c1", Fence{tc.owner, tc.epoch}); !errors.Is(err, ErrFenced) {
-			t.Errorf("delete by %s: %v, want ErrFenced", tc.name, err)
+		if err := s.Delete(ctx, "c1", record.Fence{Owner: tc.owner, Epoch: tc.epoch}); !errors.Is(err, record.ErrFenced) {
+			t.Errorf("delete by %s: %v, want record.ErrFenced", tc.name, err)
 		}
 	}
 	got, err := s.Load(ctx, "c1")
-	if err != nil || got.Phase != PhaseFlow {
+	if err != nil || got.Phase != record.PhaseFlow {
 		t.Fatalf("record after refused writes: %+v %v", got, err)
 	}
 	if h, _ := s.Holder(ctx); h != "a" {
@@ -67,7 +69,7 @@ func TestRedisStoreFencing(t *testing.T) {
 	if e2 <= e1 {
 		t.Fatalf("b's epoch %d after a's %d", e2, e1)
 	}
-	if err := s.Save(ctx, rec); !errors.Is(err, ErrFenced) {
+	if err := s.Save(ctx, rec); !errors.Is(err, record.ErrFenced) {
 		t.Errorf("a wrote after resigning: %v", err)
 	}
 	ids, _ := s.Active(ctx)

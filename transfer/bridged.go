@@ -1,0 +1,404 @@
+package transfer
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/record"
+)
+
+// bridged is the talk: caller and far end bridged until one of them hangs
+// up. The digits go out after the configured delay, the return key is
+// watched for and the time limit kept; one timer serves every deadline.
+type bridged struct{}
+
+func (bridged) name() record.TransferState { return record.StateBridged }
+
+func (bridged) deadline(t *Transfer) time.Time { return t.nextWake() }
+
+func (b bridged) onDeadline(ctx context.Context, t *Transfer) (state, error) {
+	if by := t.due(ctx); by != "" {
+		return nil, t.endByUs(ctx, by)
+	}
+	return b, nil
+}
+
+func (b bridged) onEvent(ctx context.Context, t *Transfer, ev ari.Event) (state, error) {
+	if e, ok := ev.(*ari.ChannelDtmfReceived); ok && e.Channel.ID == t.call.ID() {
+		if t.callerKey(ctx, e.Digit, e.DurationMs) {
+			return nil, t.endByUs(ctx, flows.EndedByCallerKey)
+		}
+	}
+	return b, nil
+}
+
+// returnKeyHold is how long a key that begins the return key (the first
+// '*' of "**") is held back before it is passed on to the far end after
+// all.
+const returnKeyHold = 2 * time.Second
+
+// bridgeRetries bound how often an addChannel refused with 422 is tried
+// again, waiting 20, 40, 80 and 160 ms.
+const bridgeRetries = 4
+
+// talkState is what a bridged transfer keeps beside its digits: the
+// deadlines of the time limit and its warning, and a prefix of the return
+// key held back from the far end.
+type talkState struct {
+	digitAt time.Time // when the next DTMF character is due
+	limitAt time.Time // max_talk
+	warnAt  time.Time
+	warned  bool
+	warnID  string
+	held    string // keys that may begin the return key, not yet passed on
+	heldAt  time.Time
+}
+
+// bridge bridges the answered far end with the caller. The record says
+// bridged first: a process taking over from here does not screen the far
+// end again, and carries the digits on from the one reached.
+func (t *Transfer) bridge(ctx context.Context) (state, error) {
+	rec := t.call.Record()
+	rec.Transfer.State = record.StateBridged
+	if err := t.call.SetPhase(ctx, record.PhaseBridged); err != nil {
+		if stopping(ctx, err) {
+			return nil, err
+		}
+		// A process taking over finds the leg up and bridges it just the
+		// same; the call goes on.
+		t.leg.log.WithError(err).Warn("saving the bridged phase failed")
+	}
+	t.leg.log.WithFields(logrus.Fields{"phase": "answered", "ring_time": t.res.RingTime.Round(time.Millisecond)}).Info("transfer")
+	go t.ringbackOff(ctx, true)
+	if err := t.joinRetrying(ctx); err != nil {
+		if stopping(ctx, err) {
+			return nil, err
+		}
+		if !t.callerPresent(ctx) {
+			// The caller hung up as the far end answered.
+			t.leg.log.WithField("phase", "caller-hangup-answered").Info("transfer")
+			t.hangupLeg(ctx)
+			return nil, ErrCallerGone
+		}
+		// Answered and hung up at once is a very short call, not an error.
+		if t.legVanished(ctx) {
+			t.legGone()
+			return nil, t.farEndGone(ctx, 0)
+		}
+		t.leg.log.WithError(err).WithField("phase", "bridge-failed").Warn("transfer")
+		t.res.Outcome = OutcomeError
+		t.hangupLeg(ctx)
+		return nil, nil
+	}
+	return t.talk(), nil
+}
+
+// joinRetrying adds caller and leg to the bridge. A leg dialled through
+// ARI waits in an internal holding bridge while it rings, and in the
+// instant after its answer Asterisk may refuse to move it (422, "Channel
+// not in Stasis application"). The leg is still there, so the request
+// goes again.
+func (t *Transfer) joinRetrying(ctx context.Context) error {
+	if t.plan.Options.Ringback == flows.RingbackEarlyMedia && !t.rejoin {
+		return nil // bridged before it was dialled
+	}
+	wait := 20 * time.Millisecond
+	for try := 0; ; try++ {
+		err := t.joinBridge(ctx)
+		if err == nil || ari.StatusCode(err) != 422 || try == bridgeRetries {
+			return err
+		}
+		t.leg.log.WithError(err).WithField("phase", "bridge-retry").Debug("transfer")
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait *= 2
+	}
+}
+
+// joinBridge adds caller and leg to the bridge. With a return key the
+// caller's keys are absorbed by the bridge (ARI's absorbDTMF), so that
+// the far end never hears the return key; ariflow passes the other keys
+// on itself. A process taking over adds only who is missing, with the
+// same settings: adding a channel again would add it without them.
+func (t *Transfer) joinBridge(ctx context.Context) error {
+	a := t.env.ARI
+	caller, legID, bridge := t.call.ID(), t.leg.id, t.leg.bridge
+	wantCaller, wantLeg := true, true
+	if t.rejoin {
+		in, err := a.BridgeChannels(ctx, bridge)
+		switch {
+		case ari.IsNotFound(err):
+			if err := t.createBridge(ctx); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		}
+		for _, id := range in {
+			wantCaller = wantCaller && id != caller
+			wantLeg = wantLeg && id != legID
+		}
+	}
+	if t.plan.Options.ReturnKey == "" {
+		var ids []string
+		if wantCaller {
+			ids = append(ids, caller)
+		}
+		if wantLeg {
+			ids = append(ids, legID)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		return a.AddToBridge(ctx, bridge, ids...)
+	}
+	if wantCaller {
+		if err := a.AddToBridgeAbsorbingDTMF(ctx, bridge, caller); err != nil {
+			return err
+		}
+	}
+	if wantLeg {
+		return a.AddToBridge(ctx, bridge, legID)
+	}
+	return nil
+}
+
+// talk sets the deadlines once bridged (or taken over bridged).
+func (t *Transfer) talk() state {
+	ts := &t.leg.talk
+	now := time.Now()
+	if t.leg.done < len(t.plan.Digits) {
+		delay := t.env.DTMFDelay
+		if t.leg.done > 0 {
+			delay = 0 // taken over mid-way: the far end is listening already
+		}
+		ts.digitAt = now.Add(delay)
+	}
+	o := t.plan.Options
+	if o.MaxTalk > 0 {
+		from := t.leg.answered
+		if from.IsZero() {
+			from = now
+		}
+		ts.limitAt = from.Add(o.MaxTalk)
+		if o.Warning != "" {
+			ts.warnAt = ts.limitAt.Add(-o.WarnBefore)
+			if rt := t.call.Record().Transfer; rt != nil && rt.Options != nil && rt.Options.WarningPlayed {
+				ts.warned = true
+			}
+		}
+	}
+	return bridged{}
+}
+
+// nextWake is the earliest deadline pending (zero: none).
+func (t *Transfer) nextWake() time.Time {
+	ts := &t.leg.talk
+	var at time.Time
+	take := func(d time.Time) {
+		if !d.IsZero() && (at.IsZero() || d.Before(at)) {
+			at = d
+		}
+	}
+	if t.leg.done < len(t.plan.Digits) {
+		take(ts.digitAt)
+	}
+	if !ts.warned {
+		take(ts.warnAt)
+	}
+	take(ts.limitAt)
+	if ts.held != "" {
+		take(ts.heldAt)
+	}
+	return at
+}
+
+// due does what is due now; it returns flows.EndedByTimeLimit when the
+// time limit is reached.
+func (t *Transfer) due(ctx context.Context) string {
+	ts := &t.leg.talk
+	now := time.Now()
+	if !ts.limitAt.IsZero() && !now.Before(ts.limitAt) {
+		return flows.EndedByTimeLimit
+	}
+	if t.leg.done < len(t.plan.Digits) && !now.Before(ts.digitAt) {
+		t.sendNextDigit(ctx)
+	}
+	if !ts.warned && !ts.warnAt.IsZero() && !now.Before(ts.warnAt) {
+		t.playWarning(ctx)
+	}
+	if ts.held != "" && !now.Before(ts.heldAt) {
+		t.forward(ctx, ts.held, 0)
+		ts.held = ""
+	}
+	return ""
+}
+
+// sendNextDigit sends (or pauses for) the next character when it is due,
+// records the progress so that a process taking over continues from the
+// next one, and schedules the one after.
+//
+// Cadence: each digit is one request (a string handed to Asterisk whole is
+// played out by the leg's own thread, which a takeover could not stop or
+// continue exactly). Asterisk plays a request 100 ms after taking it, for
+// the tone's duration, then waits `between` (1 ms here, its minimum): the
+// requests are sent on a fixed schedule, tone+gap apart, and so leave the
+// tones tone+gap apart on the wire. A pause adds its length to the
+// schedule.
+func (t *Transfer) sendNextDigit(ctx context.Context) {
+	ts := &t.leg.talk
+	o := t.plan.Options
+	ch := t.plan.Digits[t.leg.done]
+	at := ts.digitAt
+	if pause := flows.DTMFPause(ch); pause > 0 {
+		ts.digitAt = at.Add(time.Duration(pause) * time.Millisecond)
+		t.leg.done++
+	} else {
+		// Progress is written before the digit leaves, and a digit whose
+		// progress could not be written is not sent (it is tried again a
+		// moment later): a process taking over never sends a digit twice.
+		// Only a process killed between the write and the request skips
+		// one.
+		rt := t.call.Record().Transfer
+		rt.DigitsDone = t.leg.done + 1
+		if err := t.call.Save(ctx); err != nil {
+			rt.DigitsDone = t.leg.done
+			t.leg.log.WithError(err).Warn("saving DTMF progress failed; digit held back")
+			ts.digitAt = time.Now().Add(200 * time.Millisecond)
+			return
+		}
+		if err := t.env.ARI.SendDTMF(ctx, t.leg.id, string(ch), time.Millisecond, o.Tone); err != nil {
+			// The leg is probably hanging up; its events will say so.
+			t.leg.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
+			t.leg.done = len(t.plan.Digits)
+			return
+		}
+		ts.digitAt = at.Add(o.Tone + o.Gap)
+		t.leg.done++
+	}
+	if t.leg.done >= len(t.plan.Digits) {
+		t.leg.log.WithFields(logrus.Fields{"phase": "dtmf", "digits": len(t.sent())}).Info("transfer")
+	}
+}
+
+// sent is the digits sent so far, pauses left out.
+func (t *Transfer) sent() string {
+	return strings.Map(func(r rune) rune {
+		if flows.DTMFPause(byte(r)) > 0 {
+			return -1
+		}
+		return r
+	}, t.plan.Digits[:t.leg.done])
+}
+
+func (t *Transfer) talkTime() time.Duration {
+	if t.leg.answered.IsZero() {
+		return 0
+	}
+	return time.Since(t.leg.answered)
+}
+
+// playWarning plays the warning to the caller alone: a playback on the
+// caller's channel while it is in the bridge is heard by that channel
+// only (a playback on the bridge would reach the far end too).
+func (t *Transfer) playWarning(ctx context.Context) {
+	ts := &t.leg.talk
+	ts.warned = true
+	ts.warnID = t.env.NewID("warn")
+	t.call.Own(ts.warnID)
+	if err := t.env.ARI.Play(ctx, t.call.ID(), ts.warnID, t.plan.Options.Warning); err != nil {
+		t.leg.log.WithError(err).WithField("phase", "warning-failed").Warn("transfer")
+		t.call.Disown(ts.warnID)
+		ts.warnID = ""
+		return
+	}
+	t.leg.log.WithFields(logrus.Fields{"phase": "warning", "left": time.Until(ts.limitAt).Round(time.Millisecond)}).Info("transfer")
+	if rt := t.call.Record().Transfer; rt != nil && rt.Options != nil {
+		rt.Options.WarningPlayed = true
+		if err := t.call.Save(ctx); err != nil {
+			t.leg.log.WithError(err).Warn("saving the warning's progress failed")
+		}
+	}
+}
+
+// stopWarning stops a warning still playing when the transfer ends, so
+// that the caller's next prompt is not queued behind it.
+func (t *Transfer) stopWarning(ctx context.Context) {
+	ts := &t.leg.talk
+	if ts.warnID == "" {
+		return
+	}
+	_ = t.env.ARI.StopPlayback(context.WithoutCancel(ctx), ts.warnID)
+	t.call.Disown(ts.warnID)
+	ts.warnID = ""
+}
+
+// callerKey handles a key the caller pressed while bridged, when the
+// block has a return key (the bridge absorbs the caller's keys then): it
+// tells whether the return key is complete, and passes on to the far end
+// every key that cannot be part of it. A key that may begin the return
+// key is held until the next key, or returnKeyHold, shows it does not.
+func (t *Transfer) callerKey(ctx context.Context, digit string, durMs int) bool {
+	ts := &t.leg.talk
+	key := t.plan.Options.ReturnKey
+	if key == "" || digit == "" {
+		return false
+	}
+	fwd, held, matched := matchReturnKey(key, ts.held, digit)
+	if fwd != "" {
+		t.forward(ctx, fwd, durMs)
+	}
+	ts.held = held
+	if held != "" {
+		ts.heldAt = time.Now().Add(returnKeyHold)
+	}
+	return matched
+}
+
+// matchReturnKey adds a key to those held back: it returns the keys to pass
+// on to the far end (those that can no longer begin the return key), the
+// keys still held (a beginning of the return key), and whether the return
+// key is complete.
+func matchReturnKey(key, held, digit string) (forward, stillHeld string, matched bool) {
+	cand := held + digit
+	i := 0
+	for i < len(cand) && !strings.HasPrefix(key, cand[i:]) {
+		i++
+	}
+	if cand[i:] == key {
+		return cand[:i], "", true
+	}
+	return cand[:i], cand[i:], false
+}
+
+// forward passes caller keys on to the far end, as long as the caller
+// pressed them (within the DTMF tone bounds).
+func (t *Transfer) forward(ctx context.Context, keys string, durMs int) {
+	o := t.plan.Options
+	tone := time.Duration(durMs) * time.Millisecond
+	tone = min(max(tone, flows.MinDTMFTone*time.Millisecond), flows.MaxDTMFTone*time.Millisecond)
+	if durMs == 0 {
+		tone = o.Tone
+	}
+	if err := t.env.ARI.SendDTMF(ctx, t.leg.id, keys, o.Gap, tone); err != nil {
+		t.leg.log.WithError(err).WithField("phase", "forward-failed").Warn("transfer")
+	}
+}
+
+// endByUs ends an answered transfer that ariflow ends: the caller's
+// return key or the time limit. The far end is hung up; the caller
+// resumes at Success (resume on) or is hung up too (resume off).
+func (t *Transfer) endByUs(ctx context.Context, by string) error {
+	t.res.TalkTime, t.res.Digits, t.res.EndedBy = t.talkTime(), t.sent(), by
+	t.res.Cause = CauseNormalClearing
+	t.leg.log.WithFields(logrus.Fields{"phase": by, "talk_time": t.res.TalkTime.Round(time.Millisecond)}).Info("transfer")
+	return t.end(ctx)
+}

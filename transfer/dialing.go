@@ -1,0 +1,413 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/policy"
+	"github.com/ariflow/ariflow/record"
+)
+
+// dialing waits for the far end to answer: the leg is made and dialled,
+// and ringing once it said so.
+type dialing struct{ ringing bool }
+
+func (d *dialing) name() record.TransferState {
+	if d.ringing {
+		return record.StateRinging
+	}
+	return record.StateDialing
+}
+
+func (d *dialing) deadline(t *Transfer) time.Time { return t.leg.deadline.Add(ringGuard) }
+
+// onDeadline: the ring timeout passed long ago and no end came. Asterisk's
+// dial timeout ends the ringing; this only guards against a lost event.
+func (d *dialing) onDeadline(ctx context.Context, t *Transfer) (state, error) {
+	t.leg.log.WithField("phase", "timeout-guard").Warn("transfer")
+	t.count(t.env.Metrics.Stuck, "ringing")
+	t.res.Outcome, t.res.RingTime = OutcomeTimeout, time.Since(t.leg.dialed)
+	t.ringbackOff(ctx, false)
+	t.hangupLeg(ctx)
+	return t.next(ctx)
+}
+
+func (d *dialing) onEvent(ctx context.Context, t *Transfer, ev ari.Event) (state, error) {
+	switch e := ev.(type) {
+	case *ari.StasisStart:
+		// A made leg enters the app when made; one older versions
+		// originated enters it once answered, and a check after a
+		// takeover reports one found up so.
+		if e.Channel.ID == t.leg.id && e.Channel.State == "Up" {
+			return t.answered(ctx)
+		}
+	case *ari.ChannelStateChange:
+		if e.Channel.ID != t.leg.id {
+			break
+		}
+		switch e.Channel.State {
+		case "Ringing":
+			d.ring(t)
+		case "Up":
+			return t.answered(ctx)
+		}
+	case *ari.Dial:
+		if e.Peer.ID == t.leg.id && e.Dialstatus != "" {
+			t.leg.dialStatus = e.Dialstatus
+			if e.Dialstatus == "RINGING" {
+				d.ring(t)
+			}
+		}
+	}
+	return d, nil
+}
+
+func (d *dialing) ring(t *Transfer) {
+	d.ringing = true
+	t.legEvent(LegRinging)
+}
+
+// dialFrom tries the plan's numbers from index i: each is admitted by the
+// dial policy, then made and dialled. A number the policy refuses is
+// passed over while the list has more.
+func (t *Transfer) dialFrom(ctx context.Context, i int) (state, error) {
+	for ; i < len(t.plan.Targets); i++ {
+		t.attempt = i
+		tg := t.plan.Targets[i]
+		t.leg = leg{target: tg, log: t.log.WithField("number", tg.Number)}
+		t.res = Result{Number: tg.Number}
+		if err := t.admit(ctx); err != nil {
+			if stopping(ctx, err) {
+				return nil, err
+			}
+			if i+1 < len(t.plan.Targets) {
+				t.log.WithFields(logrus.Fields{"number": tg.Number, "outcome": t.res.Outcome,
+					"next": t.plan.Targets[i+1].Number, "attempt": i + 1}).Info("transfer: trying the next number")
+			}
+			continue
+		}
+		return t.startLeg(ctx)
+	}
+	return nil, nil
+}
+
+// admit asks the dial policy for the current number: refused, the
+// number is not dialled and its result says by which rule.
+func (t *Transfer) admit(ctx context.Context) error {
+	rec := t.call.Record()
+	if t.gate == nil || t.leg.target.Ungated {
+		return nil
+	}
+	slot := Slot(t.call.ID(), rec.Transfers)
+	caller := rec.Attributes[flows.NSSystem][flows.SysCallerNumber]
+	if _, err := t.gate.Acquire(ctx, slot, caller, t.leg.target.Number, rec.Transfers); err != nil {
+		t.res.Outcome, t.res.DeniedBy = OutcomeDenied, "policy-unavailable"
+		var d *policy.Denied
+		if errors.As(err, &d) {
+			t.res.DeniedBy = d.Rule
+		}
+		t.count(t.env.Metrics.Denied, t.res.DeniedBy)
+		t.leg.log.WithError(err).WithField("rule", t.res.DeniedBy).Warn("transfer refused by the dial-out policy; nothing dialled")
+		return err
+	}
+	// Counted before the leg's record is saved: the slot is named by it.
+	rec.Transfers++
+	t.leg.slot = slot
+	return nil
+}
+
+// Slot names the concurrency slot of a call's n-th outbound leg (from
+// 0). The name follows from the record, so a process that takes the call
+// over gives the slot back when the adopted leg ends.
+func Slot(callID string, n int) string { return callID + ":" + strconv.Itoa(n) }
+
+// startLeg makes the current number's leg and dials it. The record names
+// the leg before it exists (a process taking over finds it by its ID),
+// and says it is dialled before it is.
+func (t *Transfer) startLeg(ctx context.Context) (state, error) {
+	rec := t.call.Record()
+	l := &t.leg
+	l.dialed = time.Now()
+	l.deadline = l.dialed.Add(time.Duration(l.target.TimeoutS) * time.Second)
+	l.id, l.bridge = t.env.NewID("leg"), t.env.NewID("br")
+	l.log = l.log.WithField("outbound", l.id)
+	rec.Outbound, rec.Bridge = l.id, l.bridge
+	rec.Transfer = t.persisted(record.StateCreated)
+	if err := t.call.SetPhase(ctx, record.PhaseDialing); err != nil {
+		if stopping(ctx, err) {
+			return nil, err
+		}
+		l.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
+		rec.Outbound, rec.Bridge, rec.Transfer = "", "", nil
+		rec.Phase = record.PhaseFlow
+		t.res.Outcome = OutcomeError
+		t.releaseSlot(ctx)
+		l.id = ""
+		return nil, nil
+	}
+	t.call.Own(l.id, l.bridge)
+	l.log.WithFields(logrus.Fields{"phase": "dialing", "timeout": l.deadline.Sub(l.dialed)}).Info("transfer")
+	err := t.makeLeg(ctx)
+	if err == nil {
+		return &dialing{}, nil
+	}
+	if stopping(ctx, err) {
+		return nil, err
+	}
+	t.hangupLeg(ctx)
+	if ari.StatusCode(err) == 400 && !t.callerPresent(ctx) {
+		// ARI refuses a leg whose originator is gone: the caller hung up
+		// while we dialled.
+		err = ErrCallerGone
+	}
+	if errors.Is(err, ErrCallerGone) {
+		l.log.WithField("phase", "caller-hangup-dialing").Info("transfer")
+		t.res.Outcome = OutcomeCallFailed
+		return nil, err
+	}
+	l.log.WithError(err).WithField("phase", "dial-failed").Warn("transfer")
+	t.res.Outcome = OutcomeError
+	return nil, nil
+}
+
+// persisted is the record of the current leg in state s.
+func (t *Transfer) persisted(s record.TransferState) *record.Transfer {
+	l := &t.leg
+	return &record.Transfer{State: s, Number: l.target.Number, Resume: t.plan.Resume, Agent: t.plan.Agent,
+		Digits: t.plan.Digits, DigitsDone: l.done, Dialed: l.dialed, RingDeadline: l.deadline, Answered: l.answered,
+		Attempt: t.attempt + 1, Created: true, Targets: t.plan.Targets,
+		CallerIDNumber: t.plan.CallerIDNumber, CallerIDName: t.plan.CallerIDName, Options: t.plan.Options.state()}
+}
+
+// errLegLost: a made leg ended before it was dialled.
+var errLegLost = errors.New("leg gone before it was dialled")
+
+// maxRemakes bounds how often a leg lost before its dial is made again.
+const maxRemakes = 2
+
+// makeLeg creates the bridge and makes the outbound leg in our app, then
+// dials it. The leg is made in Stasis rather than originated into the
+// app: an originated leg enters Stasis only when answered, and if no
+// process has the app at that moment (the instant after a crash, before
+// the standby connects) Asterisk hangs the answered far end up. A made
+// leg is in Stasis from the start and waits, answered, for the process
+// that takes over; its answer is a ChannelStateChange to Up. The bridge is
+// created alongside, and the caller's ringback is sent without waiting.
+func (t *Transfer) makeLeg(ctx context.Context) error {
+	l := &t.leg
+	bridgeDone := make(chan error, 1)
+	go func() { bridgeDone <- t.createBridge(ctx) }()
+	err := t.create(ctx)
+	if berr := <-bridgeDone; err == nil {
+		err = berr
+	}
+	if err == nil {
+		err = t.dialWhenInApp(ctx)
+	}
+	// A leg made while the app had no connection (a create held up by a
+	// stalled network, reaching Asterisk as the websocket reconnects) is
+	// hung up by Asterisk before it is dialled. Nothing reached the far
+	// end, so making it again is safe.
+	for try := 1; errors.Is(err, errLegLost) && try <= maxRemakes; try++ {
+		l.log.WithError(err).WithField("phase", "remake").Warn("transfer: the leg was lost before it was dialled; making it again")
+		if err = t.renewLeg(ctx); err == nil {
+			if err = t.create(ctx); err == nil {
+				err = t.dialWhenInApp(ctx)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
+		go t.ringback(context.WithoutCancel(ctx))
+	}
+	return nil
+}
+
+// createBridge creates the call's bridge for this leg; with a return key
+// the bridge reports the caller's keys (ChannelDtmfReceived).
+func (t *Transfer) createBridge(ctx context.Context) error {
+	name := t.env.App + "/" + t.call.ID()
+	if t.plan.Options.ReturnKey != "" {
+		return t.env.ARI.CreateBridgeDTMFEvents(ctx, t.leg.bridge, name)
+	}
+	return t.env.ARI.CreateBridge(ctx, t.leg.bridge, name)
+}
+
+// create makes the leg in the app, not yet dialled. The far end sees the
+// leg's caller ID as From and its connected line as P-Asserted-Identity.
+// Both name and number are set on every leg (an empty name clears it):
+// whatever is left out Asterisk copies from the originator, the caller.
+// Name and number are validated; neither holds a quote. X- headers: names
+// and values are validated (token names, no CR/LF), and a variable is set
+// as a value, never evaluated as dialplan.
+func (t *Transfer) create(ctx context.Context) error {
+	num, name := t.plan.CallerIDNumber, t.plan.CallerIDName
+	vars := map[string]string{
+		"CALLERID(num)": num, "CALLERID(name)": name,
+		"CONNECTEDLINE(num,i)": num, "CONNECTEDLINE(name,i)": name,
+	}
+	for _, h := range t.plan.Options.Headers {
+		vars["PJSIP_HEADER(add,"+h.Name+")"] = h.Value
+	}
+	return t.env.ARI.Create(ctx, ari.CreateRequest{Endpoint: t.leg.target.Dial, App: t.env.App, AppArgs: LegArg + "," + t.call.ID(),
+		ChannelID: t.leg.id, Originator: t.call.ID(), Variables: vars})
+}
+
+// dialWhenInApp dials the made leg once it is in the app: Asterisk
+// answers the create before the channel has entered the app and refuses
+// a dial until it has (409 "Channel not in Stasis application"). With
+// early-media ringback the leg is bridged with the caller before it is
+// dialled, so that whatever the far end sends before it answers reaches
+// the caller. The record says "dialing" before the dial leaves: a process
+// taking over never dials a leg twice.
+func (t *Transfer) dialWhenInApp(ctx context.Context) error {
+	if err := t.awaitInApp(ctx); err != nil {
+		return err
+	}
+	if t.plan.Options.Ringback == flows.RingbackEarlyMedia {
+		if err := t.joinBridge(ctx); err != nil {
+			return err
+		}
+	}
+	rec := t.call.Record()
+	rec.Transfer.State = record.StateDialing
+	if err := t.call.Save(ctx); err != nil {
+		return fmt.Errorf("saving the dialing state: %w", err)
+	}
+	return t.env.ARI.Dial(ctx, t.leg.id, ringFor(t.leg.deadline))
+}
+
+// ringFor is the dial timeout that ends the ringing at deadline: whole
+// seconds, at least one (Asterisk takes 0 for "ring for ever").
+func ringFor(deadline time.Time) time.Duration {
+	return max(time.Until(deadline).Round(time.Second), time.Second)
+}
+
+// awaitInApp waits for the made leg's StasisStart.
+func (t *Transfer) awaitInApp(ctx context.Context) error {
+	deadline := time.Now().Add(t.env.InAppWait)
+	for {
+		ev, err := t.call.Next(ctx, deadline)
+		if errors.Is(err, ErrDeadline) {
+			return fmt.Errorf("leg %s made but not in the app within %v", t.leg.id, t.env.InAppWait)
+		}
+		if err != nil {
+			return err
+		}
+		switch e := ev.(type) {
+		case *ari.StasisStart:
+			if e.Channel.ID == t.leg.id {
+				return nil
+			}
+		case *ari.ChannelDestroyed:
+			if e.Channel.ID == t.leg.id {
+				t.legGone()
+				return fmt.Errorf("%w: %s (cause %d %s)", errLegLost, e.Channel.ID, e.Cause, e.CauseTxt)
+			}
+		}
+	}
+}
+
+// renewLeg gives the transfer a new leg ID, saved before the leg is made
+// (a process taking over finds the leg by it).
+func (t *Transfer) renewLeg(ctx context.Context) error {
+	rec := t.call.Record()
+	t.leg.id = t.env.NewID("leg")
+	rec.Outbound = t.leg.id
+	rec.Transfer.State = record.StateCreated
+	t.leg.log = t.leg.log.WithField("outbound", t.leg.id)
+	t.call.Own(t.leg.id)
+	return t.call.Save(ctx)
+}
+
+// ringback lets the caller hear that the far end rings: music on hold or
+// the ringing tone.
+func (t *Transfer) ringback(ctx context.Context) {
+	a := t.env.ARI
+	if t.plan.Options.Ringback == flows.RingbackMOH {
+		if err := a.StartMOH(ctx, t.call.ID(), t.plan.Options.MOHClass); err == nil {
+			return
+		} else {
+			t.log.WithError(err).Warn("music on hold failed; ringing instead")
+		}
+	}
+	_ = a.Ring(ctx, t.call.ID())
+}
+
+// ringbackOff ends the caller's ringback: on answer whatever it is (early
+// media ends with the bridge); when nobody answered only music on hold
+// (the ringing tone ends with the next prompt, as in the dialplan).
+func (t *Transfer) ringbackOff(ctx context.Context, answered bool) {
+	bg := context.WithoutCancel(ctx)
+	switch t.plan.Options.Ringback {
+	case flows.RingbackEarlyMedia:
+	case flows.RingbackMOH:
+		_ = t.env.ARI.StopMOH(bg, t.call.ID())
+	default:
+		if answered {
+			_ = t.env.ARI.StopRing(bg, t.call.ID())
+		}
+	}
+}
+
+// answered is the far end's answer: screened first if the block says so,
+// then bridged with the caller.
+func (t *Transfer) answered(ctx context.Context) (state, error) {
+	t.answer()
+	return t.screen(ctx)
+}
+
+// answer records the answer.
+func (t *Transfer) answer() {
+	t.leg.answered = time.Now()
+	t.res.Outcome, t.res.RingTime, t.res.Answered = OutcomeSuccess, t.leg.answered.Sub(t.leg.dialed), t.leg.answered
+	if ts := t.call.Record().Transfer; ts != nil {
+		ts.Answered = t.leg.answered
+	}
+	t.legEvent(LegAnswered)
+}
+
+// callerPresent tells whether the caller's channel still exists (an
+// error counts as present: do not give up on a caller by guesswork).
+func (t *Transfer) callerPresent(ctx context.Context) bool {
+	ok, err := t.env.ARI.ChannelExists(ctx, t.call.ID())
+	return ok || err != nil
+}
+
+// legVanished tells whether the outbound channel no longer exists.
+func (t *Transfer) legVanished(ctx context.Context) bool {
+	exists, err := t.env.ARI.ChannelExists(ctx, t.leg.id)
+	return err == nil && !exists
+}
+
+// releaseSlot gives back the current leg's concurrency slot.
+func (t *Transfer) releaseSlot(ctx context.Context) {
+	if t.leg.slot == "" || t.gate == nil {
+		return
+	}
+	slot := t.leg.slot
+	t.leg.slot = ""
+	// The call's context may be ending; the slot must still go.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := t.gate.Release(rctx, slot); err != nil {
+		t.log.WithError(err).Warn("transfer: releasing the leg's concurrency slot failed; it lapses on its own")
+	}
+}
+
+// count adds one to v's label, when the metric is set.
+func (t *Transfer) count(v *prometheus.CounterVec, label string) {
+	if v != nil {
+		v.WithLabelValues(label).Inc()
+	}
+}
