@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +13,9 @@ import (
 	"github.com/ariflow/ariflow/internal/ari/aritest"
 	"github.com/ariflow/ariflow/policy"
 	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/store"
 	"github.com/ariflow/ariflow/transfer"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 const (
@@ -487,4 +490,137 @@ func TestAdoptListBetweenNumbers(t *testing.T) {
 	}
 	h.fake.Hangup(leg, 17) // busy: the last number's outcome is the block's
 	h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
+}
+
+// The channel list reconcile acts on is a moment old: a caller found in
+// the app without a record, but handed to the dialplan (an agents' queue)
+// by the time reconcile acts, is left alone, never sent to the fallback
+// nor hung up.
+func TestReconcileStrayCallerLeftMeanwhile(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
+	h.pbx("")
+	h.answerCaller("c1")
+	cl := h.client()
+	var once sync.Once
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "GET" && r.Path == "/channels/c1" {
+			// Listed in the app a moment ago; handed to the queue just
+			// before reconcile looks again.
+			once.Do(func() {
+				if err := cl.Continue(context.Background(), "c1", "queue", "s", 1); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		return 0, "", 0, false
+	})
+	h.start()
+	eventually(t, "the re-check", func() bool { return h.count("GET", "/channels/c1") > 0 })
+	h.answered("GET", "/channels/c1")
+	for _, r := range h.fake.Requests() {
+		if r.Path == "/channels/c1/continue" && r.Query.Get("context") == "fallback" || r.Method == "DELETE" && r.Path == "/channels/c1" ||
+			strings.HasPrefix(r.Path, "/channels/c1/play") {
+			t.Errorf("caller in the queue touched: %s %s?%s", r.Method, r.Path, r.Query.Encode())
+		}
+	}
+}
+
+// A stale record whose caller is outside the app (at the fallback desk, in
+// a queue) is dropped; the caller is not adopted, so never hung up.
+func TestReconcileStaleRecordCallerOutsideApp(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.pbx("")
+	if err := h.client().Continue(t.Context(), "c1", "queue", "s", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.store.put(adoptRecord(record.PhaseFlow, "ok", "", 0))
+	before := len(h.fake.Requests())
+	h.start()
+	eventually(t, "record dropped", func() bool { return !h.store.has("c1") })
+	for _, r := range h.fake.Requests()[before:] {
+		if strings.HasPrefix(r.Path, "/channels/c1") && r.Method != "GET" {
+			t.Errorf("caller outside the app touched: %s %s", r.Method, r.Path)
+		}
+	}
+	if _, ok := h.fake.Channel("c1"); !ok {
+		t.Error("caller gone")
+	}
+}
+
+// A key the caller presses while the process taking over reconciles (its
+// call not yet adopted) reaches the call once adopted: events of channels
+// no call owns wait until reconcile is done. Before, they were dropped,
+// and a caller who pressed 1 at that moment waited in silence for the
+// input block's timeout.
+func TestReconcileKeepsEventsUntilAdopted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []string{menuFlow})
+	h.caller("c1", "menu")
+	rec := adoptRecord(record.PhaseFlow, "ask", "", 0)
+	rec.Flow = "menu"
+	h.store.put(rec)
+	var once sync.Once
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "GET" && r.Path == "/channels" {
+			pressed := false
+			once.Do(func() { h.fake.DTMF("c1", "2"); pressed = true }) // connected, not yet adopted
+			if pressed {
+				// The list comes once the key has reached the app (which
+				// cannot tell the test so: nothing owns the event yet).
+				return 0, "", 300 * time.Millisecond, false
+			}
+		}
+		return 0, "", 0, false
+	})
+	h.start()
+	h.wantPlayed("c1", "sound:menu") // the block restarts; the key stops it
+	pb := h.wantPlayed("c1", "sound:two")
+	h.fake.FinishPlayback(pb)
+	h.req("DELETE", "/channels/c1")
+	h.ended("c1")
+}
+
+// A call taken over after its flow was changed goes on in the version it
+// started on: the new process finds it by the record's digest (in the
+// store, where the process that ran it kept it), and its list of numbers
+// goes on from the record, not from the changed block.
+func TestAdoptRunsTheCallsOwnFlowVersion(t *testing.T) {
+	t.Parallel()
+	v1 := strings.Replace(strings.Replace(listFlow, `version: "1"`, `version: "v1"`, 1), `"sound:br-success"`, `"sound:v1-success"`, 1)
+	v2 := strings.Replace(strings.Replace(listFlow, `version: "1"`, `version: "v2"`, 1),
+		`number: ["+4930123456", "+4930123457", "+4930123458"]`, `number: ["+4930999001", "+4930999002"]`, 1)
+	old, err := flows.Parse("list.yaml", []byte(v1), flows.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, []string{v2})
+	if err := h.store.PutFlow(t.Context(), old.Digest, store.ArchivedFlow{Name: old.Name, File: old.File, Source: old.Source}); err != nil {
+		t.Fatal(err)
+	}
+	h.pbx("gone") // the first number's leg ended while nobody watched
+	rec := adoptRecord(record.PhaseDialing, "xfer", "", 0)
+	rec.Flow, rec.Version, rec.Digest, rec.Transfers = "list", "v1", old.Digest, 1
+	rec.Transfer.Attempt = 1
+	rec.Transfer.Targets = []record.Target{
+		{Number: "+4930123456", Dial: "PJSIP/+4930123456@trunk", TimeoutS: 5},
+		{Number: "+4930123457", Dial: "PJSIP/+4930123457@trunk", TimeoutS: 5},
+	}
+	h.store.put(rec)
+	h.start()
+	leg, br := h.leg()
+	if got := h.originated(); len(got) != 1 || got[0] != "PJSIP/+4930123457@trunk" {
+		t.Fatalf("dialled %v; want the started list's second number", got)
+	}
+	h.fake.Answer(leg)
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg, 16)
+	pb := h.wantPlayed("c1", "sound:v1-success") // v1's branch, not v2's
+	h.fake.FinishPlayback(pb)
+	h.req("DELETE", "/channels/c1")
+	h.ended("c1")
+	if n := testutil.ToFloat64(h.app.metrics.FlowVersionMissing); n != 0 {
+		t.Errorf("flow version missing counted %v times", n)
+	}
 }

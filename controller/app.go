@@ -20,6 +20,8 @@ import (
 	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/webhook"
 	"github.com/ariflow/ariflow/policy"
+	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/store"
 	"github.com/ariflow/ariflow/transfer"
 )
 
@@ -68,6 +70,10 @@ type Config struct {
 	// AdoptConcurrency bounds the adoptions under way at once after a
 	// takeover (default 16): each sends a few requests before it waits.
 	AdoptConcurrency int
+	// ARILossResign is how long an active process may go without a
+	// working event path to Asterisk before it resigns its lease, so that
+	// a standby that reaches Asterisk serves the callers (default 5 s).
+	ARILossResign time.Duration
 	// HandoverWait bounds how long a stopping process keeps the app's
 	// websocket for the next active process (default 5 s; negative: not
 	// at all). See handover.
@@ -76,6 +82,9 @@ type Config struct {
 	// Gate applies the dial-out policy to every outbound leg (default:
 	// policy.Default() with in-process counters).
 	Gate *policy.Gate
+	// FlowOptions are what the flows were loaded with, to load a version
+	// of a flow kept in the store (flowFor).
+	FlowOptions flows.LoadOptions
 	// Webhooks sends InvokeWebhook requests (default: webhook.New with no
 	// secret and no host list).
 	Webhooks *webhook.Client
@@ -121,6 +130,9 @@ func (c *Config) setDefaults() {
 	if c.EventQueue <= 0 {
 		c.EventQueue = 256
 	}
+	if c.ARILossResign <= 0 {
+		c.ARILossResign = 5 * time.Second
+	}
 	if c.AdoptConcurrency <= 0 {
 		c.AdoptConcurrency = 16
 	}
@@ -140,15 +152,20 @@ func (c *Config) setDefaults() {
 // lease (see lease.go) and is the only one connected to the app and
 // writing call records.
 type App struct {
-	cfg     Config
-	ari     *ari.Client
-	store   Store
-	elector Elector
-	log     *logrus.Logger
-	metrics *Metrics
-	owner   string
-	flows   atomic.Pointer[flows.Set]
-	lease   lease
+	cfg Config
+	ari *ari.Client
+	// probeARI asks Asterisk for a sign of life without the lease.
+	probeARI *ari.Client
+	store    Store
+	elector  Elector
+	log      *logrus.Logger
+	metrics  *Metrics
+	owner    string
+	flows    atomic.Pointer[flows.Set]
+	// versions are the flows this process has loaded, and those it
+	// fetched to take calls over, by digest (flowFor).
+	versions sync.Map
+	lease    lease
 	// legEvents sends the transfer legs' events (events_url).
 	legEvents *legEvents
 	// xfer is what every transfer of this process shares.
@@ -159,6 +176,10 @@ type App struct {
 
 	mu    sync.Mutex
 	calls map[string]*call // by call ID
+	// parked holds, while reconcile runs, the events of IDs no call owns
+	// (parkEvents); nil otherwise. nparked counts them.
+	parked  map[string][]*parkedEvent
+	nparked int
 	// adoptions holds a place per adoption under way (paceAdoption).
 	adoptions chan struct{}
 	owners    map[string]*call // channel, bridge and playback IDs -> call
@@ -184,18 +205,72 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 	a.legEvents = newLegEvents(cfg.Webhooks, m)
 	a.ari = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App,
 		Timeout: cfg.RESTTimeout, Allow: a.allowed, Sent: m.ARIRequests.Inc})
+	a.probeARI = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App, Timeout: 2 * time.Second})
 	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout,
 		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.legEvents.send(url, key, ev, log) },
 		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied}}
-	a.flows.Store(set)
+	a.SetFlows(set)
 	return a
 }
 
 // Owner names this process in call records and the lease.
 func (a *App) Owner() string { return a.owner }
 
-// SetFlows swaps the flow set; calls in progress keep the flow they have.
-func (a *App) SetFlows(s *flows.Set) { a.flows.Store(s) }
+// SetFlows swaps the flow set; calls in progress keep the flow they have,
+// here and in a process that takes them over (flowFor).
+func (a *App) SetFlows(s *flows.Set) {
+	a.flows.Store(s)
+	if s == nil {
+		return
+	}
+	for _, f := range s.Flows {
+		a.versions.Store(f.Digest, f)
+	}
+	go a.publishFlows(context.Background())
+}
+
+// publishFlows keeps the loaded flows' sources in the store, for a process
+// that takes over a call running on one of them while it has another
+// version loaded. It is renewed at every term and every hour.
+func (a *App) publishFlows(ctx context.Context) {
+	s := a.Flows()
+	if s == nil {
+		return
+	}
+	for _, f := range s.Flows {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := a.store.PutFlow(pctx, f.Digest, store.ArchivedFlow{Name: f.Name, File: f.File, Source: f.Source})
+		cancel()
+		if err != nil {
+			a.log.WithError(err).WithField("flow", f.Name).Warn("keeping the flow's source in the store failed; a process taking its calls over needs the same version loaded")
+		}
+	}
+}
+
+// flowFor is the flow an adopted call runs on: the exact version it
+// started on (by its digest) from this process's flows or the store's,
+// else, with a warning, the loaded flow of its name.
+func (a *App) flowFor(ctx context.Context, rec *record.Call) *flows.Flow {
+	cur, _ := a.Flows().Flow(rec.Flow)
+	if rec.Digest == "" || cur != nil && cur.Digest == rec.Digest {
+		return cur
+	}
+	if f, ok := a.versions.Load(rec.Digest); ok {
+		return f.(*flows.Flow)
+	}
+	af, err := a.store.GetFlow(ctx, rec.Digest)
+	if err == nil {
+		var f *flows.Flow
+		if f, err = flows.Parse(af.File, af.Source, a.cfg.FlowOptions); err == nil && f.Name == rec.Flow {
+			a.versions.Store(rec.Digest, f)
+			return f
+		}
+	}
+	a.metrics.FlowVersionMissing.Inc()
+	a.log.WithError(err).WithFields(logrus.Fields{"call_id": rec.CallID, "flow": rec.Flow, "digest": rec.Digest}).
+		Warn("the version of its flow the call started on is nowhere to be found; it goes on in the loaded one")
+	return cur
+}
 
 // Flows is the flow set new calls start on.
 func (a *App) Flows() *flows.Set { return a.flows.Load() }

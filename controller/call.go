@@ -69,7 +69,7 @@ func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
 	sys(flows.SysCallID, c.id)
 	if ok {
 		c.flow = f
-		c.rec.Flow, c.rec.Version, c.rec.Block = f.Name, f.Version, f.Start
+		c.rec.Flow, c.rec.Version, c.rec.Digest, c.rec.Block = f.Name, f.Version, f.Digest, f.Start
 	}
 	a.launch(ctx, c, func(ctx context.Context) error { return c.runNew(ctx) })
 }
@@ -96,12 +96,14 @@ func (a *App) launch(ctx context.Context, c *call, body func(context.Context) er
 		return false
 	}
 	a.calls[c.id] = c
-	for _, id := range append([]string{c.id}, ids...) {
+	ids = append([]string{c.id}, ids...)
+	for _, id := range ids {
 		if id != "" {
 			a.owners[id] = c
 			c.owned[id] = struct{}{}
 		}
 	}
+	a.claimParkedLocked(c, ids)
 	a.mu.Unlock()
 	a.metrics.ActiveCalls.Inc()
 	a.wg.Add(1)

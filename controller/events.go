@@ -1,8 +1,10 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -29,6 +31,16 @@ func (a *App) Run(ctx context.Context) error {
 			return nil
 		}
 		a.log.WithError(cause).Error("no longer active: calls left to the process that took over; standing by")
+		if errors.Is(cause, errARILost) {
+			// Resigned for want of ARI: a standby that reaches it takes
+			// over; this process campaigns again only once it reaches ARI
+			// itself, and not before a standby had its chance.
+			a.resign()
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * a.cfg.LeaseTTL):
+			}
+		}
 		if errors.Is(cause, errReplaced) {
 			// Whoever took the app did so without the lease (another
 			// version, another configuration): taking it back at once
@@ -58,6 +70,8 @@ func (a *App) term(ctx context.Context, sent time.Time) error {
 	tctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go a.keepLease(tctx, stop, sent)
+	go a.watchARI(tctx, stop)
+	go a.keepFlows(tctx)
 
 	backoff := 100 * time.Millisecond
 	first := true
@@ -76,6 +90,9 @@ func (a *App) term(ctx context.Context, sent time.Time) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		// Until reconcile has adopted the calls it finds, their events
+		// have no call to go to: they wait (parkEvents).
+		a.parkEvents()
 		a.connected.Store(true)
 		if first {
 			a.log.Info("ARI websocket connected")
@@ -89,6 +106,7 @@ func (a *App) term(ctx context.Context, sent time.Time) error {
 		// Events missed while we were away: find out what still exists.
 		go func(first bool) {
 			a.reconcileRetry(tctx)
+			a.unparkEvents()
 			if first {
 				a.metrics.TakeoverSeconds.Observe(time.Since(took).Seconds())
 				a.logTerm(epoch).WithField("took", time.Since(took).Round(time.Millisecond)).Info("takeover complete")
@@ -121,6 +139,47 @@ func (a *App) term(ctx context.Context, sent time.Time) error {
 	// next process does not adopt a call this one still runs.
 	a.wg.Wait()
 	return cause
+}
+
+// keepFlows keeps the loaded flows' sources in the store while active.
+func (a *App) keepFlows(ctx context.Context) {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		a.publishFlows(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// watchARI ends the term (errARILost) when this process has not had a
+// working event path to Asterisk for Config.ARILossResign: an active
+// process that cannot reach ARI but still reaches Redis would otherwise
+// keep the lease for ever, and no standby could serve the callers.
+func (a *App) watchARI(ctx context.Context, stop context.CancelCauseFunc) {
+	tick := time.NewTicker(min(a.cfg.ARILossResign/4, 250*time.Millisecond))
+	defer tick.Stop()
+	since := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if a.connected.Load() {
+			since = time.Now()
+			continue
+		}
+		if d := time.Since(since); d >= a.cfg.ARILossResign {
+			a.metrics.ARILost.Inc()
+			a.log.WithField("for", d.Round(time.Millisecond)).Error("no working ARI event path; resigning the lease so that a standby can serve")
+			stop(errARILost)
+			return
+		}
+	}
 }
 
 // handover ends a term because the process stops: the calls stop (they
@@ -211,6 +270,9 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 		}
 	}
 	a.mu.Unlock()
+	if target == nil && a.park(ev) {
+		return
+	}
 	if target == nil {
 		if sp, ok := ev.(*ari.StasisEnd); ok {
 			a.log.WithField("channel", sp.Channel.ID).Debug("StasisEnd for a channel no call owns")
@@ -218,6 +280,85 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 		return
 	}
 	target.deliver(ev)
+}
+
+// maxParked bounds the events kept for calls reconcile has not adopted
+// yet.
+const maxParked = 10000
+
+// parkedEvent is an event kept for a call not yet adopted.
+type parkedEvent struct {
+	ev      ari.Event
+	seq     int // arrival order
+	claimed bool
+}
+
+// parkEvents keeps, from now until unparkEvents, the events of channels
+// and bridges no call owns: after a (re)connect, reconcile adopts the
+// calls it finds one by one, and a key a caller presses meanwhile (or the
+// far end's hangup) must reach the call once adopted, not be lost.
+func (a *App) parkEvents() {
+	a.mu.Lock()
+	a.parked, a.nparked = map[string][]*parkedEvent{}, 0
+	a.mu.Unlock()
+}
+
+// park keeps ev while events are parked; it tells whether it did.
+func (a *App) park(ev ari.Event) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	keys := ev.Keys()
+	if a.parked == nil || a.nparked >= maxParked || len(keys) == 0 {
+		return false
+	}
+	a.nparked++
+	pe := &parkedEvent{ev: ev, seq: a.nparked}
+	for _, k := range keys {
+		a.parked[k.ID] = append(a.parked[k.ID], pe)
+	}
+	return true
+}
+
+// unparkEvents stops parking; what no adopted call claimed is dropped.
+func (a *App) unparkEvents() {
+	a.mu.Lock()
+	left := 0
+	for _, evs := range a.parked {
+		for _, pe := range evs {
+			if !pe.claimed {
+				left++
+			}
+		}
+	}
+	a.parked = nil
+	a.mu.Unlock()
+	if left > 0 {
+		a.log.WithField("events", left).Debug("events of channels no call claimed after reconcile: dropped")
+	}
+}
+
+// claimParkedLocked hands c the parked events of its ids, in the order
+// they came, before any later event can reach it (a.mu is held).
+func (a *App) claimParkedLocked(c *call, ids []string) {
+	if a.parked == nil {
+		return
+	}
+	var evs []*parkedEvent
+	for _, id := range ids {
+		evs = append(evs, a.parked[id]...)
+		delete(a.parked, id)
+	}
+	if len(evs) == 0 {
+		return
+	}
+	// Parked in arrival order per ID; merged by arrival order overall.
+	slices.SortStableFunc(evs, func(x, y *parkedEvent) int { return cmp.Compare(x.seq, y.seq) })
+	for _, pe := range evs {
+		if !pe.claimed {
+			pe.claimed = true
+			c.deliver(pe.ev)
+		}
+	}
 }
 
 func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {

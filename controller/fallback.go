@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/internal/ari"
 )
 
 // toFallback sends a caller that ariflow cannot serve to the configured
@@ -19,6 +21,12 @@ func (a *App) toFallback(ctx context.Context, channel, why string, log *logrus.E
 		err := a.ari.Continue(bg, channel, fb.Context, fb.Extension, fb.Priority)
 		if err == nil {
 			log.WithFields(logrus.Fields{"fallback": fb.Context, "reason": why}).Warn("caller sent to the fallback")
+			return
+		}
+		if code := ari.StatusCode(err); code == 404 || code == 409 {
+			// Gone, or no longer in Stasis (handed to the dialplan
+			// meanwhile): not ours to apologise to or hang up.
+			log.WithError(err).Warn("caller left the app before the fallback; leaving it be")
 			return
 		}
 		log.WithError(err).Error("sending the caller to the fallback failed; apologising and hanging up")

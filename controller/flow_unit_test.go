@@ -572,3 +572,40 @@ blocks:
 		})
 	}
 }
+
+// A hand-off to the dialplan that Asterisk refuses leaves the caller in
+// the app: the call goes back to the flow phase and takes the block's
+// Error branch (before, the record stayed "dialplan", from which no
+// transition leads, and the caller got the fallback instead).
+func TestAgentContextContinueFails(t *testing.T) {
+	t.Parallel()
+	flow := `
+name: queue
+version: "1"
+entry: ["queue"]
+start: agent
+blocks:
+  agent: {type: TransferToAgent, context: agents, extension: "100", branches: {Error: sorry}}
+  sorry: {type: PlayPrompt, prompts: ["sound:br-error"], branches: {Next: bye}}
+  bye: {type: Disconnect}
+`
+	h := run(t, []string{flow}, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if strings.HasSuffix(r.Path, "/continue") && r.Query.Get("context") == "agents" {
+			return 500, `{"message":"Internal Server Error"}`, 0, true
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "queue")
+	pb := h.wantPlayed("c1", "sound:br-error")
+	rec, err := h.store.Load(t.Context(), "c1")
+	if err != nil || rec.Phase != record.PhaseFlow || rec.Block != "sorry" {
+		t.Errorf("record at the Error branch: %+v %v", rec, err)
+	}
+	h.fake.FinishPlayback(pb)
+	h.req("DELETE", "/channels/c1")
+	h.ended("c1")
+	if n := h.count("POST", "/channels/c1/continue"); n != 1 {
+		t.Errorf("%d continues, want 1 (no fallback)", n)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/ari/aritest"
 	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/store"
 )
 
 // wait bounds every wait for a request, an event or a log line: generous, so
@@ -38,14 +39,35 @@ type memStore struct {
 	expires   time.Time
 	lastEpoch int64
 
-	failSaves int   // the next n saves fail (Redis down)
-	failAll   error // every save fails with it while set
-	saves     int   // successful saves
-	refused   int   // saves refused (fenced or failing)
+	flowSrc   map[string]store.ArchivedFlow
+	latency   time.Duration // every operation takes this long (a slow Redis)
+	failSaves int           // the next n saves fail (Redis down)
+	failAll   error         // every save fails with it while set
+	saves     int           // successful saves
+	refused   int           // saves refused (fenced or failing)
 	deletes   int
 }
 
-func newMemStore() *memStore { return &memStore{recs: map[string][]byte{}} }
+func newMemStore() *memStore {
+	return &memStore{recs: map[string][]byte{}, flowSrc: map[string]store.ArchivedFlow{}}
+}
+
+func (s *memStore) PutFlow(_ context.Context, digest string, f store.ArchivedFlow) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flowSrc[digest] = f
+	return nil
+}
+
+func (s *memStore) GetFlow(_ context.Context, digest string) (store.ArchivedFlow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.flowSrc[digest]
+	if !ok {
+		return f, record.ErrNoRecord
+	}
+	return f, nil
+}
 
 var errRedisDown = errors.New("memstore: redis down")
 
@@ -53,7 +75,25 @@ func (s *memStore) holdsLocked(owner string, epoch int64) bool {
 	return s.holder != "" && s.holder == owner && s.epoch == epoch && time.Now().Before(s.expires)
 }
 
+// slow is the store's latency, a round trip: half of it before the
+// operation reaches the store (returned: sleep it), half after.
+func (s *memStore) slow() (after time.Duration) {
+	s.mu.Lock()
+	d := s.latency
+	s.mu.Unlock()
+	time.Sleep(d / 2)
+	return d - d/2
+}
+
+// setLatency makes every operation from now on take d.
+func (s *memStore) setLatency(d time.Duration) {
+	s.mu.Lock()
+	s.latency = d
+	s.mu.Unlock()
+}
+
 func (s *memStore) Save(_ context.Context, rec *record.Call) error {
+	defer time.Sleep(s.slow())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failAll != nil {
@@ -110,6 +150,7 @@ func (s *memStore) Active(context.Context) ([]string, error) {
 }
 
 func (s *memStore) Campaign(_ context.Context, owner string, ttl time.Duration) (int64, error) {
+	defer time.Sleep(s.slow())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.holder != "" && time.Now().Before(s.expires) {

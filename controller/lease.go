@@ -64,6 +64,13 @@ func (l *lease) valid() bool {
 	return l.epoch != 0 && time.Now().Before(l.validUntil)
 }
 
+// until is when the lease lapses here unless renewed.
+func (l *lease) until() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.validUntil
+}
+
 // fence returns the epoch to write with, or ErrFenced, without waiting.
 func (l *lease) fence() (int64, error) {
 	l.mu.Lock()
@@ -152,14 +159,36 @@ func (a *App) allowed(ctx context.Context) error {
 var (
 	errLeaseLost = errors.New("leadership lease lost")
 	errReplaced  = errors.New("another process took the ARI app (ApplicationReplaced)")
+	errARILost   = errors.New("no working ARI event path")
 )
 
 // campaign blocks until this process holds the lease, or ctx ends.
 func (a *App) campaign(ctx context.Context) (sent time.Time, ok bool) {
 	ttl := a.cfg.LeaseTTL
 	every := max(ttl/8, 20*time.Millisecond)
-	logged := false
+	logged, unreachable := false, false
+	var checked time.Time
 	for {
+		// Only a process that reaches ARI campaigns: taking the lease
+		// without it would leave the callers to nobody.
+		if time.Since(checked) >= time.Second {
+			checked = time.Now()
+			cctx, cancel := context.WithTimeout(ctx, min(ttl, 2*time.Second))
+			err := a.reachARI(cctx)
+			cancel()
+			if err != nil && !unreachable && ctx.Err() == nil {
+				a.log.WithError(err).Warn("lease: ARI unreachable; not campaigning until it answers")
+			}
+			unreachable = err != nil
+		}
+		if unreachable {
+			select {
+			case <-ctx.Done():
+				return time.Time{}, false
+			case <-time.After(every):
+			}
+			continue
+		}
 		sent := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, ttl/2)
 		epoch, err := a.elector.Campaign(cctx, a.owner, ttl)
@@ -184,6 +213,13 @@ func (a *App) campaign(ctx context.Context) (sent time.Time, ok bool) {
 		case <-time.After(every):
 		}
 	}
+}
+
+// reachARI asks Asterisk for a sign of life, without the lease (a
+// standby has none).
+func (a *App) reachARI(ctx context.Context) error {
+	_, err := a.probeARI.Check(ctx)
+	return err
 }
 
 // keepLease renews the lease until ctx ends, and ends the term (stop)
@@ -211,7 +247,7 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, sent 
 			stop(errLeaseLost)
 			return
 		}
-		lapsed := !a.lease.valid()
+		until := a.lease.until()
 		sent := time.Now()
 		cctx, cancel := context.WithDeadline(ctx, lastOK.Add(ttl))
 		got, err := a.elector.Renew(cctx, a.owner, ttl)
@@ -248,9 +284,9 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, sent 
 			a.metrics.LeaseRenewals.Inc()
 			a.lease.set(epoch, sent.Add(ttl-ttl/8))
 		}
-		if lapsed {
+		if late := time.Since(until); late > 0 {
 			a.metrics.LeaseLapses.Inc()
-			a.logTerm(epoch).WithField("late", time.Since(lastOK.Add(ttl-ttl/8)).Round(time.Millisecond)).Warn("lease: renewed after it had lapsed here; calls that waited go on")
+			a.logTerm(epoch).WithField("late", late.Round(time.Millisecond)).Warn("lease: renewed after it had lapsed here; calls that waited go on")
 		}
 		lastOK = sent
 	}

@@ -236,12 +236,9 @@ func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 	if c.rec.Attributes == nil {
 		c.rec.Attributes = flows.Attributes{}
 	}
-	if f, ok := a.Flows().Flow(rec.Flow); ok {
+	if f := a.flowFor(ctx, rec); f != nil {
 		c.flow = f
 		c.log = c.log.WithFields(logrus.Fields{"flow": f.Name, "version": f.Version})
-		if rec.Version != f.Version {
-			c.log.WithField("started_on", rec.Version).Warn("adopted call goes on in another version of its flow")
-		}
 	}
 	launched := a.launch(ctx, c, func(ctx context.Context) error {
 		if err := c.paceAdoption(ctx); err != nil {

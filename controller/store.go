@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/store"
 )
 
 // Store keeps call records (package store's Redis; tests use a map).
@@ -18,6 +19,11 @@ type Store interface {
 	Delete(ctx context.Context, callID string, f record.Fence) error
 	// Active lists the call IDs that have a record.
 	Active(ctx context.Context) ([]string, error)
+	// PutFlow keeps a flow's source under its digest, and GetFlow finds
+	// it (record.ErrNoRecord when none): a process taking over a call
+	// runs it on the flow it started on, even one it has not loaded.
+	PutFlow(ctx context.Context, digest string, f store.ArchivedFlow) error
+	GetFlow(ctx context.Context, digest string) (store.ArchivedFlow, error)
 }
 
 // ErrFenced is returned by a write of a process whose lease epoch is

@@ -1,13 +1,16 @@
 package controller
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/ari/aritest"
 	"github.com/ariflow/ariflow/record"
 	"github.com/ariflow/ariflow/transfer"
@@ -654,6 +657,41 @@ func TestLegLostBeforeDialIsMadeAgain(t *testing.T) {
 	}
 	h.fake.Answer(leg)
 	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+}
+
+// Asterisk may send a made leg's StasisStart before its answer to the
+// create: the call owns the leg's ID before the create leaves, so the
+// event waits in the call's queue and the leg is dialled, not taken for
+// lost ("made but not in the app").
+func TestStasisStartBeforeCreateAnswer(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	cl := h.client()
+	var passThrough atomic.Bool
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method != "POST" || r.Path != "/channels/create" || passThrough.Load() {
+			return 0, "", 0, false
+		}
+		// Make the channel (its StasisStart goes out now), then answer
+		// the app's request only a while later.
+		var req ari.CreateRequest
+		if err := json.Unmarshal(r.Body, &req); err != nil {
+			t.Error(err)
+		}
+		passThrough.Store(true)
+		err := cl.Create(context.Background(), req)
+		passThrough.Store(false)
+		if err != nil {
+			t.Error(err)
+		}
+		return 200, `{"id":"` + req.ChannelID + `"}`, 300 * time.Millisecond, true
+	})
+	h.caller("c1", "xfer")
+	leg, _ := h.leg() // waits for the dial
+	h.fake.Answer(leg)
+	h.answered("POST", "/bridges/")
 	h.fake.Hangup(leg, 16)
 	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }

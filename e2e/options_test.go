@@ -178,6 +178,11 @@ func spacings(ds []Digit) []time.Duration {
 
 func near(d, want, tol time.Duration) bool { return d >= want-tol && d <= want+tol }
 
+// TestOptionsDTMFCadence checks what the far end's IVR relies on: each
+// tone lasts as long as the block says, and no two are closer than tone
+// plus gap (plus a pause where the digits have one). How closely the
+// schedule is kept on a loaded machine is a figure of the benchmark
+// (make bench: DTMF timing), not a pass/fail bound here.
 func TestOptionsDTMFCadence(t *testing.T) {
 	// RTP carries a tone's end in 20 ms packets; Asterisk stamps events
 	// to the millisecond.
@@ -196,8 +201,8 @@ func TestOptionsDTMFCadence(t *testing.T) {
 		// "12,3w4W5": a digit every 200 ms, pauses added to it.
 		want := []time.Duration{200, 200 + 750, 200 + 500, 200 + 1000}
 		for i, w := range want {
-			if !near(got[i], w*time.Millisecond, tol) {
-				t.Errorf("spacing %d: %v, want %v ± %v", i+1, got[i], w*time.Millisecond, tol)
+			if got[i] < w*time.Millisecond-tol {
+				t.Errorf("spacing %d: %v, want at least %v (- %v)", i+1, got[i], w*time.Millisecond, tol)
 			}
 		}
 		for _, d := range ds {
@@ -220,8 +225,8 @@ func TestOptionsDTMFCadence(t *testing.T) {
 		got := spacings(ds)
 		t.Logf("digits %v, spacings %v", ds, got)
 		for i, sp := range got {
-			if !near(sp, 270*time.Millisecond, tol) {
-				t.Errorf("spacing %d: %v, want 270 ms ± %v", i+1, sp, tol)
+			if sp < 270*time.Millisecond-tol {
+				t.Errorf("spacing %d: %v, want at least 270 ms (- %v)", i+1, sp, tol)
 			}
 		}
 		for _, d := range ds {

@@ -38,6 +38,13 @@ type Flow struct {
 	Name    string
 	Version string
 	File    string
+	// Digest names this exact flow: a hash of its file's content. A call
+	// runs on the flow it started on; a process taking it over looks the
+	// flow up by it.
+	Digest string
+	// Source is the file's content, for processes that have another
+	// version loaded (see Digest).
+	Source []byte
 	// Entries are the called numbers (dialplan extensions) or Stasis
 	// arguments that start this flow.
 	Entries []string

@@ -2,6 +2,8 @@ package flows
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +65,7 @@ func parse(file string, data []byte, opts LoadOptions) (f *Flow, li lineInfo, er
 		p.errf(root.Line, "want a mapping with keys %s, got %s", strings.Join(topLevelKeys, ", "), kindName(root))
 		return nil, li, p.errs
 	}
-	f = &Flow{File: file, Blocks: map[string]*Block{}}
+	f = &Flow{File: file, Blocks: map[string]*Block{}, Digest: Digest(data), Source: data}
 	var startNode *yaml.Node
 	seen := map[string]bool{}
 	for _, kv := range p.pairs(root, "") {
@@ -292,4 +294,10 @@ func (p *parser) blocks(f *Flow, n *yaml.Node) {
 		f.Blocks[id] = b
 		p.order = append(p.order, id)
 	}
+}
+
+// Digest is the digest of a flow file's content (Flow.Digest).
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
 }

@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 //	ariflow:{app@pbx}:epoch    the last epoch handed out
 //	ariflow:{app@pbx}:grace    set for a lease lifetime when Redis lost its data
 //	ariflow:{app@pbx}:call:ID  a call record
+//	ariflow:{app@pbx}:flow:D   a flow's source by its digest, with a TTL
 //
 // Every write of a record is one script that first checks that the
 // writer holds the lease at its epoch: a process that lost the lease
@@ -54,6 +56,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Redi
 }
 
 func (s *Redis) key(id string) string { return s.prefix + ":call:" + id }
+func (s *Redis) flowKey(d string) string { return s.prefix + ":flow:" + d }
 func (s *Redis) leaseKey() string     { return s.prefix + ":lease" }
 func (s *Redis) epochKey() string     { return s.prefix + ":epoch" }
 func (s *Redis) graceKey() string     { return s.prefix + ":grace" }
@@ -210,4 +213,40 @@ func (s *Redis) Resign(ctx context.Context, owner string, epoch int64) error {
 		return fmt.Errorf("lease: %w", err)
 	}
 	return nil
+}
+
+// ArchivedFlow is a flow's source as the store keeps it.
+type ArchivedFlow struct {
+	Name   string `json:"name"`
+	File   string `json:"file"`
+	Source []byte `json:"source"`
+}
+
+// PutFlow keeps a flow's source under its digest for the records' lifetime
+// (a digest names one content: writing it again only renews it).
+func (s *Redis) PutFlow(ctx context.Context, digest string, f ArchivedFlow) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	if err := s.rdb.Set(ctx, s.flowKey(digest), b, s.ttl).Err(); err != nil {
+		return fmt.Errorf("keep flow %s (%s): %w", f.Name, digest, err)
+	}
+	return nil
+}
+
+// GetFlow returns the flow kept under digest; record.ErrNoRecord when none.
+func (s *Redis) GetFlow(ctx context.Context, digest string) (ArchivedFlow, error) {
+	var f ArchivedFlow
+	b, err := s.rdb.Get(ctx, s.flowKey(digest)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return f, fmt.Errorf("flow %s: %w", digest, record.ErrNoRecord)
+	}
+	if err != nil {
+		return f, fmt.Errorf("flow %s: %w", digest, err)
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, fmt.Errorf("flow %s: %w", digest, err)
+	}
+	return f, nil
 }

@@ -250,14 +250,19 @@ func (t *Transfer) due(ctx context.Context) string {
 // played out by the leg's own thread, which a takeover could not stop or
 // continue exactly). Asterisk plays a request 100 ms after taking it, for
 // the tone's duration, then waits `between` (1 ms here, its minimum): the
-// requests are sent on a fixed schedule, tone+gap apart, and so leave the
-// tones tone+gap apart on the wire. A pause adds its length to the
-// schedule.
+// requests are sent tone+gap apart, and so leave the tones tone+gap apart
+// on the wire. A pause adds its length.
 func (t *Transfer) sendNextDigit(ctx context.Context) {
 	ts := &t.leg.talk
 	o := t.plan.Options
 	ch := t.plan.Digits[t.leg.done]
+	// The next character is due tone+gap (or the pause) after this one is
+	// sent: after its time, or later if it leaves late (a busy machine), so
+	// that no gap on the wire is ever shorter than the block's.
 	at := ts.digitAt
+	if now := time.Now(); now.After(at) {
+		at = now
+	}
 	if pause := flows.DTMFPause(ch); pause > 0 {
 		ts.digitAt = at.Add(time.Duration(pause) * time.Millisecond)
 		t.leg.done++

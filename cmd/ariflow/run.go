@@ -60,7 +60,11 @@ func newLogger(cfg *config, w io.Writer) *logrus.Logger {
 }
 
 func loadFlows(cfg *config) (*flows.Set, error) {
-	return flows.LoadFiles(flows.LoadOptions{DefaultRegion: cfg.Region, EndpointTechs: cfg.dialPolicy().EndpointTechs}, cfg.FlowsPath)
+	return flows.LoadFiles(flowOptions(cfg), cfg.FlowsPath)
+}
+
+func flowOptions(cfg *config) flows.LoadOptions {
+	return flows.LoadOptions{DefaultRegion: cfg.Region, EndpointTechs: cfg.dialPolicy().EndpointTechs}
 }
 
 func serve(cfg *config, log *logrus.Logger) error {
@@ -115,7 +119,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
 		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,
 		Fallback: controller.DialplanTarget{Context: fbCtx, Extension: fbExt, Priority: fbPrio},
-		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web,
+		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web, FlowOptions: flowOptions(cfg),
 	}, store, store, set, log, controller.NewMetrics(reg))
 
 	var reloadMu sync.Mutex
