@@ -70,6 +70,11 @@ type Config struct {
 	// AdoptConcurrency bounds the adoptions under way at once after a
 	// takeover (default 16): each sends a few requests before it waits.
 	AdoptConcurrency int
+	// LapseWait bounds how long a call waits for a lapsed lease to be
+	// renewed before it gives up and is left to the next active process
+	// (default 30 s): the lease lapses here when Redis or this process is
+	// slow, and only a renewal or another holder ends that.
+	LapseWait time.Duration
 	// ARILossResign is how long an active process may go without a
 	// working event path to Asterisk before it resigns its lease, so that
 	// a standby that reaches Asterisk serves the callers (default 5 s).
@@ -129,6 +134,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.EventQueue <= 0 {
 		c.EventQueue = 256
+	}
+	if c.LapseWait <= 0 {
+		c.LapseWait = 30 * time.Second
 	}
 	if c.ARILossResign <= 0 {
 		c.ARILossResign = 5 * time.Second

@@ -287,7 +287,7 @@ func (c *call) setPhase(ctx context.Context, p record.Phase, save ...bool) error
 func (c *call) save(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		renewal := c.app.lease.renewal()
-		epoch, err := c.app.lease.await(ctx, 2*c.app.cfg.LeaseTTL)
+		epoch, err := c.app.lease.await(ctx, c.app.cfg.LapseWait)
 		if err != nil {
 			c.app.metrics.FencedActions.Inc()
 			return err

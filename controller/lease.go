@@ -148,7 +148,7 @@ func (l *lease) signalLocked() {
 // does not hold a valid lease. A request made while the lease has lapsed
 // waits for the renewal under way.
 func (a *App) allowed(ctx context.Context) error {
-	if _, err := a.lease.await(ctx, 2*a.cfg.LeaseTTL); err != nil {
+	if _, err := a.lease.await(ctx, a.cfg.LapseWait); err != nil {
 		a.metrics.FencedActions.Inc()
 		return err
 	}
@@ -160,6 +160,9 @@ var (
 	errLeaseLost = errors.New("leadership lease lost")
 	errReplaced  = errors.New("another process took the ARI app (ApplicationReplaced)")
 	errARILost   = errors.New("no working ARI event path")
+	// errLeaseRenewedLate: the lease ran out in the store before this
+	// process renewed it; it holds it again, in a new term.
+	errLeaseRenewedLate = errors.New("lease ran out in the store before it was renewed")
 )
 
 // campaign blocks until this process holds the lease, or ctx ends.
@@ -223,11 +226,13 @@ func (a *App) reachARI(ctx context.Context) error {
 }
 
 // keepLease renews the lease until ctx ends, and ends the term (stop)
-// when the lease is lost: another process holds it, or no renewal
-// succeeded for a whole lease lifetime (by then the store's lease has run
-// out, and a standby may hold it). A renewal that is merely slow lets the
-// lease lapse locally for a moment: calls wait (lease.await) instead of
-// giving up, and go on once it is back.
+// when the lease is lost: another process holds it. A renewal that is
+// slow, or a process starved of CPU for a moment, lets the lease lapse
+// here: calls then wait (lease.await) instead of giving up, and go on
+// once a renewal says the lease is still this process's. Safety does not
+// rest on this loop's timing: no request or write leaves while the lease
+// has lapsed here, and a process that took over takes the app
+// (ApplicationReplaced) and the store's fence.
 func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, sent time.Time) {
 	ttl := a.cfg.LeaseTTL
 	tick := time.NewTicker(ttl / 4)
@@ -240,22 +245,15 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, sent 
 			return
 		case <-tick.C:
 		}
-		if time.Since(lastOK) >= ttl {
-			a.metrics.LeaseFailures.Inc()
-			a.lease.clear()
-			a.logTerm(epoch).WithField("since", time.Since(lastOK).Round(time.Millisecond)).Error("lease: not renewed for a lease lifetime; lost")
-			stop(errLeaseLost)
-			return
-		}
 		until := a.lease.until()
 		sent := time.Now()
-		cctx, cancel := context.WithDeadline(ctx, lastOK.Add(ttl))
+		cctx, cancel := context.WithTimeout(ctx, ttl)
 		got, err := a.elector.Renew(cctx, a.owner, ttl)
 		cancel()
 		switch {
 		case err != nil:
-			// Keep trying until a lease lifetime has passed since the last
-			// renewal; the check above ends the term then.
+			// Keep trying: while Redis does not answer, no standby can
+			// take the lease either.
 			a.metrics.LeaseFailures.Inc()
 			a.log.WithError(err).Debug("lease: renewal failed")
 			continue
@@ -264,12 +262,23 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, sent 
 			a.lease.clear()
 			stop(errLeaseLost)
 			return
+		case got != epoch && sent.Sub(lastOK) >= ttl:
+			// Not renewed for a whole lifetime, and the store's lease ran
+			// out meanwhile: another process may have held it and acted.
+			// What this process knows of its calls may be stale: a new
+			// term, which takes them over from the store again.
+			a.metrics.LeaseFailures.Inc()
+			a.lease.set(got, sent.Add(ttl-ttl/8))
+			a.logTerm(got).WithField("unrenewed", sent.Sub(lastOK).Round(time.Millisecond)).Warn("lease: ran out in the store and taken again; beginning a new term")
+			stop(errLeaseRenewedLate)
+			return
 		case got != epoch:
-			// The lease was gone from the store (Redis flushed, or
-			// restarted without persistence) and is ours again under a new
-			// epoch: nobody else acted meanwhile, or it would hold it. The
-			// calls this process runs write their records again from
-			// memory, so that what Redis lost is back at once.
+			// The lease was gone from the store though renewed in time
+			// (Redis flushed, or restarted without persistence) and is ours
+			// again under a new epoch: nobody else acted meanwhile, or it
+			// would hold it. The calls this process runs write their
+			// records again from memory, so that what Redis lost is back at
+			// once.
 			a.metrics.LeaseFailures.Inc()
 			a.logTerm(got).Warn("lease: lost from the store and taken again; rewriting call records")
 			a.lease.set(got, sent.Add(ttl-ttl/8))
@@ -287,6 +296,11 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, sent 
 		if late := time.Since(until); late > 0 {
 			a.metrics.LeaseLapses.Inc()
 			a.logTerm(epoch).WithField("late", late.Round(time.Millisecond)).Warn("lease: renewed after it had lapsed here; calls that waited go on")
+			if late >= a.cfg.LapseWait {
+				// Calls that gave up waiting left their records: this
+				// process is still active, so it takes them again.
+				go a.reconcileRetry(ctx)
+			}
 		}
 		lastOK = sent
 	}

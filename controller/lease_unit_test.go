@@ -365,3 +365,24 @@ func TestLeaseLapseAbandonsNoCall(t *testing.T) {
 		h.ended(id)
 	}
 }
+
+// A process that does not renew for a whole lease lifetime (Redis slower
+// than the lease, or the process starved of CPU) finds the lease run out
+// in the store. It takes it again, but what it knows of its calls may be
+// stale: a new term takes them over from the store, and none is left.
+func TestLeaseRanOutTakenAgainAdoptsCalls(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts})
+	h.caller("c1", "prompts")
+	h.wantPlayed("c1", "sound:one")
+	takeovers := testutil.ToFloat64(h.app.metrics.Takeovers)
+	h.store.setLatency(time.Second) // longer than the lease (600 ms)
+	eventually(t, "a new term", func() bool { return testutil.ToFloat64(h.app.metrics.Takeovers) > takeovers })
+	h.store.setLatency(0)
+	pb := h.wantPlayed("c1", "sound:one") // adopted again: the prompt restarts
+	h.fake.FinishPlayback(pb)
+	pb = h.wantPlayed("c1", "sound:two")
+	h.fake.FinishPlayback(pb)
+	h.ended("c1")
+	h.clean("c1")
+}

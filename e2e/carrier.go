@@ -160,6 +160,14 @@ func (c *Carrier) Unexpected() []string {
 	return append([]string(nil), c.unexpected...)
 }
 
+// ForgetAll withdraws every Expect not met: a test that failed before its
+// calls came must not leave waiters that take the next test's calls.
+func (c *Carrier) ForgetAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.waiting)
+}
+
 // Forget withdraws an Expect that was not met.
 func (c *Carrier) Forget(number string, ch <-chan *Remote) {
 	c.mu.Lock()

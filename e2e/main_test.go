@@ -130,6 +130,9 @@ func callTest(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(func() {
 		defer cancel()
+		// A test that failed before its calls came leaves waiters at the
+		// carrier; each would take a later test's call, and fail it.
+		carrier.ForgetAll()
 		cctx, c2 := context.WithTimeout(context.Background(), 30*time.Second)
 		defer c2()
 		if err := stack.WaitClean(cctx, 10*time.Second); err != nil {
