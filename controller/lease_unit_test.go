@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -385,4 +386,41 @@ func TestLeaseRanOutTakenAgainAdoptsCalls(t *testing.T) {
 	h.fake.FinishPlayback(pb)
 	h.ended("c1")
 	h.clean("c1")
+}
+
+// An active process that cannot reach ARI (its websocket lost, Asterisk
+// refusing it) but still reaches Redis resigns its lease once
+// ARILossResign has passed, so that a standby that reaches Asterisk can
+// serve; it campaigns again only once ARI answers it. Before, it kept the
+// lease for ever.
+func TestARILostResignsLease(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.ARILossResign = time.Second })
+	var down atomic.Bool
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if down.Load() && (r.Path == "/events" || r.Path == "/asterisk/info") {
+			return 503, `{"message":"Service Unavailable"}`, 0, true
+		}
+		return 0, "", 0, false
+	})
+	down.Store(true)
+	lost := time.Now()
+	h.fake.DropWebsocket()
+	eventually(t, "the lease resigned", func() bool {
+		holder, _ := h.store.Holder(context.Background())
+		return holder == "" && !h.app.Active()
+	})
+	if d := time.Since(lost); d < time.Second {
+		t.Errorf("resigned %v after ARI was lost, before ARILossResign", d)
+	}
+	if n := testutil.ToFloat64(h.app.metrics.ARILost); n != 1 {
+		t.Errorf("ariflow_ari_lost_total %v, want 1", n)
+	}
+	// Not campaigning while ARI does not answer: the lease stays free.
+	time.Sleep(3 * h.cfg.LeaseTTL)
+	if holder, _ := h.store.Holder(context.Background()); holder != "" {
+		t.Errorf("lease taken by %s while ARI was unreachable", holder)
+	}
+	down.Store(false)
+	eventually(t, "active again once ARI answers", h.app.Ready)
 }
