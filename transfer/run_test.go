@@ -1,0 +1,64 @@
+package transfer
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/record"
+)
+
+// A list: the first number busy, the second refused by the policy (never
+// dialled), the third answers. Each leg is saved as created, then dialing,
+// before it is made and dialled; the slots of ended legs are given back.
+func TestRunList(t *testing.T) {
+	call, a := newFakeCall(), newFakeARI()
+	gate := &fakeGate{deny: map[string]string{"+4930000002": "premium"}}
+	plan := Plan{Resume: true, Targets: []record.Target{
+		{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5},
+		{Number: "+4930000002", Dial: "PJSIP/+4930000002@trunk", TimeoutS: 5},
+		{Number: "+4930000003", Dial: "PJSIP/+4930000003@trunk", TimeoutS: 5},
+	}}
+	// IDs: leg-1 br-2 for the first number, leg-3 br-4 for the third.
+	call.events = []ari.Event{
+		&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, destroyed("leg-1", 17, "Down"),
+		&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-3"}},
+		&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-3", State: "Up"}},
+		destroyed("leg-3", 16, "Up"),
+	}
+	res, err := Run(context.Background(), call, testEnv(a), gate, plan, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != OutcomeSuccess || res.Number != "+4930000003" || res.Attempts != 3 {
+		t.Errorf("result %+v; want Success at the third number, 3 attempts", res)
+	}
+	for _, want := range []string{"create leg-1 PJSIP/+4930000001@trunk", "dial leg-1 5s", "create leg-3 PJSIP/+4930000003@trunk", "dial leg-3 5s", "add br-4 c1,leg-3"} {
+		if !slices.Contains(a.requests(), want) {
+			t.Errorf("no %q in %q", want, a.requests())
+		}
+	}
+	if slices.ContainsFunc(a.requests(), func(r string) bool { return r == "create leg-2 PJSIP/+4930000002@trunk" }) {
+		t.Error("the refused number was dialled")
+	}
+	if !slices.Equal(gate.acquired, []string{"c1:0", "c1:1"}) || !slices.Equal(gate.released, []string{"c1:0", "c1:1"}) {
+		t.Errorf("slots acquired %q released %q", gate.acquired, gate.released)
+	}
+	// created+dialing for each leg, then bridged.
+	if call.saves != 5 || call.rec.Transfers != 2 {
+		t.Errorf("%d saves, %d transfers counted; want 5 and 2", call.saves, call.rec.Transfers)
+	}
+}
+
+// A number the policy refuses as the block's last: nothing dialled, the
+// Denied outcome and its rule.
+func TestRunDenied(t *testing.T) {
+	call, a := newFakeCall(), newFakeARI()
+	gate := &fakeGate{deny: map[string]string{"+881612345678": "satellite"}}
+	plan := Plan{Targets: []record.Target{{Number: "+881612345678", Dial: "PJSIP/+881612345678@trunk", TimeoutS: 5}}}
+	res, err := Run(context.Background(), call, testEnv(a), gate, plan, 0)
+	if err != nil || res.Outcome != OutcomeDenied || res.DeniedBy != "satellite" || len(a.requests()) != 0 {
+		t.Errorf("%+v %v, requests %q; want Denied by satellite, nothing asked of Asterisk", res, err, a.requests())
+	}
+}
