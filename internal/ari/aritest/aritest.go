@@ -9,10 +9,13 @@
 //
 //   - Basic auth (User, Password; also ?api_key=user:pass): 401 otherwise,
 //     on REST and on the websocket.
-//   - GET /events?app=NAME: one websocket per application. A second
-//     connection for the same app takes it over; the first receives
-//     ApplicationReplaced and nothing more, though its socket stays open.
-//     Events for an app with no connection are lost, as in Asterisk.
+//   - GET /events?app=NAME: one websocket per application. The app is
+//     the new connection's before the handshake is answered, as Asterisk
+//     registers it (websocket_attempted_cb); events produced before the
+//     handshake is done wait and go out first. A second connection for the
+//     same app takes it over; the first receives ApplicationReplaced and
+//     nothing more, though its socket stays open. Events for an app with no
+//     connection are lost, as in Asterisk.
 //   - PUT /applications/{app}/eventFilter, applied to every later event of
 //     that app (404 until the app has connected once); GET /asterisk/info.
 //   - Channels: originate (POST /channels, JSON body or query), list, get,
@@ -49,6 +52,7 @@
 package aritest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -121,10 +125,18 @@ type Server struct {
 	timers     map[*time.Timer]bool
 }
 
+// wsConn is one event websocket. Its app is registered to it before the
+// handshake is answered, as Asterisk registers it (websocket_attempted_cb,
+// res/ari/ari_websockets.c); events until the handshake is done wait in
+// pending, as in Asterisk's session message queue, and go out first.
 type wsConn struct {
-	ws  *websocket.Conn
-	app string
+	ws      *websocket.Conn // nil until the handshake is done
+	app     string
+	pending [][]byte
+	dropped bool // closed by DropWebsocket or Close before its handshake
 }
+
+type connKey struct{}
 
 type outMsg struct {
 	app  string
@@ -192,17 +204,20 @@ func (s *Server) Close() {
 	}
 	s.closed = true
 	close(s.done)
-	conns := make([]*wsConn, 0, len(s.conns))
+	var conns []*websocket.Conn
 	for c := range s.conns {
-		conns = append(conns, c)
+		if c.ws != nil {
+			conns = append(conns, c.ws)
+		}
+		c.dropped = true
 	}
 	for tm := range s.timers {
 		tm.Stop()
 	}
 	s.timers = nil
 	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.ws.Close()
+	for _, ws := range conns {
+		_ = ws.Close()
 	}
 	s.srv.Close()
 	s.wg.Wait()
@@ -375,7 +390,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func errBody(msg string) map[string]string { return map[string]string{"message": msg} }
 
-// upgrade accepts the event websocket.
+// upgrade accepts the event websocket. The app is the new connection's
+// before the handshake is answered: an event produced as soon as the
+// client has its answer (or before) reaches it.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, req *Request) {
 	app := r.URL.Query().Get("app")
 	fail := func(status int, msg string) {
@@ -389,6 +406,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, req *Request) {
 		fail(http.StatusBadRequest, "Missing params: app")
 		return
 	}
+	c := &wsConn{app: app}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -396,52 +414,71 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, req *Request) {
 		return
 	}
 	s.wg.Add(1)
+	if old := s.subs[app]; old != nil {
+		// Asterisk tells the old connection and sends it nothing more.
+		s.queue = append(s.queue, outMsg{app: app, typ: "ApplicationReplaced", to: old,
+			data: mustJSON(map[string]any{"type": "ApplicationReplaced", "application": app, "timestamp": stamp(time.Now())})})
+		s.signal()
+	}
+	s.subs[app] = c
+	s.conns[c] = true
+	if s.apps[app] == nil {
+		s.apps[app] = &filter{}
+	}
+	s.connects++
 	req.Status = http.StatusSwitchingProtocols
 	s.notifyLocked()
 	s.mu.Unlock()
 	defer s.wg.Done()
-	s.ws.ServeHTTP(w, r)
-}
-
-func (s *Server) serveEvents(ws *websocket.Conn) {
-	c := &wsConn{ws: ws, app: ws.Request().URL.Query().Get("app")}
+	s.ws.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, c)))
+	// The connection ended, or its handshake failed.
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
+	delete(s.conns, c)
+	if s.subs[app] == c {
+		delete(s.subs, app)
 	}
-	if old := s.subs[c.app]; old != nil {
-		// Asterisk tells the old connection and sends it nothing more.
-		s.queue = append(s.queue, outMsg{app: c.app, typ: "ApplicationReplaced", to: old,
-			data: mustJSON(map[string]any{"type": "ApplicationReplaced", "application": c.app, "timestamp": stamp(time.Now())})})
-		s.signal()
-	}
-	s.subs[c.app] = c
-	s.conns[c] = true
-	if s.apps[c.app] == nil {
-		s.apps[c.app] = &filter{}
-	}
-	s.connects++
 	s.notifyLocked()
 	s.mu.Unlock()
+}
 
+// serveEvents runs once the handshake is done: it sends what waited for
+// it, then reads until the connection ends.
+func (s *Server) serveEvents(ws *websocket.Conn) {
+	c, _ := ws.Request().Context().Value(connKey{}).(*wsConn)
+	if c == nil {
+		return
+	}
+	for {
+		s.mu.Lock()
+		if c.dropped {
+			s.mu.Unlock()
+			return
+		}
+		pending := c.pending
+		c.pending = nil
+		if len(pending) == 0 {
+			// From here the sender writes to it directly: nothing can
+			// overtake what was pending.
+			c.ws = ws
+			s.mu.Unlock()
+			break
+		}
+		s.mu.Unlock()
+		for _, m := range pending {
+			_ = websocket.Message.Send(ws, string(m))
+		}
+	}
 	for {
 		var b []byte
 		if err := websocket.Message.Receive(ws, &b); err != nil {
 			break
 		}
 	}
-	s.mu.Lock()
-	delete(s.conns, c)
-	if s.subs[c.app] == c {
-		delete(s.subs, c.app)
-	}
-	s.notifyLocked()
-	s.mu.Unlock()
 }
 
 // WaitConnected waits up to d until an event websocket for App is
-// connected, and fails t if none is.
+// connected (its handshake at least under way: events for App reach it),
+// and fails t if none is.
 func (s *Server) WaitConnected(t testing.TB, d time.Duration) {
 	t.Helper()
 	deadline := time.NewTimer(d)
@@ -476,16 +513,19 @@ func (s *Server) Connections() int {
 // a client reconnects are lost, as with Asterisk.
 func (s *Server) DropWebsocket() {
 	s.mu.Lock()
-	conns := make([]*wsConn, 0, len(s.conns))
+	var conns []*websocket.Conn
 	for c := range s.conns {
-		conns = append(conns, c)
+		if c.ws != nil {
+			conns = append(conns, c.ws)
+		}
+		c.dropped = true
 		delete(s.conns, c)
 	}
 	clear(s.subs)
 	s.notifyLocked()
 	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.ws.Close()
+	for _, ws := range conns {
+		_ = ws.Close()
 	}
 }
 
@@ -582,9 +622,15 @@ func (s *Server) send() {
 		} else if !s.conns[to] {
 			to = nil
 		}
-		s.mu.Unlock()
+		var ws *websocket.Conn
 		if to != nil {
-			_ = websocket.Message.Send(to.ws, string(m.data))
+			if ws = to.ws; ws == nil {
+				to.pending = append(to.pending, m.data)
+			}
+		}
+		s.mu.Unlock()
+		if ws != nil {
+			_ = websocket.Message.Send(ws, string(m.data))
 		}
 	}
 }

@@ -613,3 +613,21 @@ func TestCreateDialAnswer(t *testing.T) {
 		t.Errorf("dial timeout %d, want 7", st.Timeout)
 	}
 }
+
+// An event produced the moment the client has its handshake answer must
+// reach it: Asterisk registers the app before it answers the upgrade
+// (res/ari/ari_websockets.c websocket_attempted_cb) and queues what comes
+// before the socket is ready.
+func TestEventRightAfterConnectIsDelivered(t *testing.T) {
+	s := New(t)
+	ws, err := dial(t, s, App, User, Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, s, "POST", "/channels/create", map[string]any{"endpoint": "PJSIP/x@trunk", "app": App, "channelId": "leg"}); code != http.StatusOK {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if ev := next(t, ws); ev.GetType() != "StasisStart" {
+		t.Fatalf("first event %s, want StasisStart", ev.GetType())
+	}
+}
