@@ -17,7 +17,14 @@
 //     nothing more, though its socket stays open. Events for an app with no
 //     connection are lost, as in Asterisk.
 //   - PUT /applications/{app}/eventFilter, applied to every later event of
-//     that app (404 until the app has connected once); GET /asterisk/info.
+//     that app, and GET /applications/{app} (404 until the app has
+//     connected once); GET /asterisk/info and /asterisk/ping.
+//   - POST /events/user/{name}?application=APP: a ChannelUserevent to the
+//     app (400 without application, 404 for an unknown app, 204 otherwise,
+//     delivered or not), the way ariflow's event-path probes travel.
+//   - DeactivateApp: the app left inactive under its open websocket, as
+//     Asterisk 22 can after a reconnect (docs/ari-event-path.md): nothing
+//     is delivered, probes included, until the next connection.
 //   - Channels: originate (POST /channels, JSON body or query), list, get,
 //     hangup (DELETE, reason → cause), answer, ring/stop ring, dtmf, play,
 //     continue. 404 for a channel that does not exist, 409 for one not in
@@ -110,6 +117,7 @@ type Server struct {
 	subs     map[string]*wsConn // current connection per app
 	conns    map[*wsConn]bool   // every open connection
 	apps     map[string]*filter // apps that connected once, with their filter
+	inactive map[string]bool    // apps Asterisk left inactive (DeactivateApp)
 	connects int
 	queue    []outMsg
 	paused   bool
@@ -175,6 +183,7 @@ func New(t testing.TB) *Server {
 		subs:       map[string]*wsConn{},
 		conns:      map[*wsConn]bool{},
 		apps:       map[string]*filter{},
+		inactive:   map[string]bool{},
 		wake:       make(chan struct{}, 1),
 		channels:   map[string]*channel{},
 		bridges:    map[string]*bridge{},
@@ -425,6 +434,8 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, req *Request) {
 	if s.apps[app] == nil {
 		s.apps[app] = &filter{}
 	}
+	// A registration activates the app again (app_update).
+	delete(s.inactive, app)
 	s.connects++
 	req.Status = http.StatusSwitchingProtocols
 	s.notifyLocked()
@@ -617,6 +628,9 @@ func (s *Server) send() {
 		if to == nil {
 			to = s.subs[m.app]
 			if f := s.apps[m.app]; to != nil && f != nil && !f.pass(m.typ) {
+				to = nil
+			}
+			if s.inactive[m.app] {
 				to = nil
 			}
 		} else if !s.conns[to] {
