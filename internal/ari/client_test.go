@@ -2,6 +2,7 @@ package ari
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -72,6 +73,7 @@ func TestResendOnlyWhatIsSafe(t *testing.T) {
 		{"destroy bridge", "/bridges/br", func(c *Client) error { return c.DestroyBridge(ctx, "br") }, true},
 		{"stop playback", "/playbacks/pb", func(c *Client) error { return c.StopPlayback(ctx, "pb") }, true},
 		{"event filter", "/eventFilter", func(c *Client) error { return c.SetEventFilter(ctx, EventTypes) }, true},
+		{"probe", "/events/user/", func(c *Client) error { return c.Probe(ctx, "t1") }, true},
 		{"channels", "/channels", func(c *Client) error { _, err := c.Channels(ctx); return err }, true},
 	}
 	for _, tc := range cases {
@@ -169,5 +171,28 @@ func TestDefaultsBelowAsteriskLimits(t *testing.T) {
 	}
 	if tr.IdleConnTimeout != DefaultIdleTimeout || DefaultIdleTimeout >= 15*time.Second {
 		t.Errorf("IdleConnTimeout %v: must be below Asterisk's session_keep_alive (15 s)", tr.IdleConnTimeout)
+	}
+}
+
+// Ping needs no lease: Allow is not asked, Sent not told.
+func TestPingIsUnfenced(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ari/asterisk/ping" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ping":"pong","timestamp":"2026-11-30T13:52:58.733+0000","asterisk_id":"02:00:00:a1:f1:01"}`))
+	}))
+	defer srv.Close()
+	var sent int
+	fenced := errors.New("fenced")
+	c := New(Options{URL: srv.URL + "/ari", App: "a", Allow: func() error { return fenced }, Sent: func() { sent++ }})
+	id, err := c.Ping(context.Background())
+	if err != nil || id != "02:00:00:a1:f1:01" || sent != 0 {
+		t.Errorf("Ping: %q, %v, sent %d", id, err, sent)
+	}
+	if err := c.Answer(context.Background(), "x"); !errors.Is(err, fenced) || sent != 0 {
+		t.Errorf("a fenced Answer: %v, sent %d", err, sent)
 	}
 }

@@ -2,6 +2,7 @@ package ari
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -198,10 +199,11 @@ func (c *Client) Bridges(ctx context.Context) ([]Bridge, error) {
 // EventTypes are the only events ariflow acts on. Asked for alone, they
 // spare Asterisk and us the rest (variable sets, dialplan steps, bridge and
 // caller ID updates), a large part of the event traffic.
+// ChannelUserevent carries the event path's probes (Probe).
 var EventTypes = []string{
 	"StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest",
 	"ChannelStateChange", "Dial", "ChannelDtmfReceived", "PlaybackFinished",
-	"ApplicationReplaced",
+	"ApplicationReplaced", "ChannelUserevent",
 }
 
 // SetEventFilter asks Asterisk to send the app only these event types.
@@ -266,4 +268,65 @@ func (c *Client) StartMOH(ctx context.Context, id, class string) error {
 
 func (c *Client) StopMOH(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, chanPath(id)+"/moh", nil, nil, again)
+}
+
+// Application is what Asterisk says of a Stasis application: the event
+// sources it is subscribed to (GET /applications/{app}).
+//
+// It does not say whether the application is active: an application
+// Asterisk left inactive under an open websocket (docs/ari-event-path.md)
+// is listed the same. Only an event that arrives proves the event path
+// (Probe).
+type Application struct {
+	Name        string   `json:"name"`
+	ChannelIDs  []string `json:"channel_ids"`
+	BridgeIDs   []string `json:"bridge_ids"`
+	EndpointIDs []string `json:"endpoint_ids"`
+	DeviceNames []string `json:"device_names"`
+	// EventsAllowed and EventsDisallowed are the event filter's types.
+	EventsAllowed    []string `json:"-"`
+	EventsDisallowed []string `json:"-"`
+}
+
+// Application reads the Client's application. An application Asterisk
+// does not know (never registered, or cleaned up after its last
+// websocket and its last channel went) is a 404 (IsNotFound).
+func (c *Client) Application(ctx context.Context) (Application, error) {
+	var raw struct {
+		Application
+		Allowed    []struct{ Type string } `json:"events_allowed"`
+		Disallowed []struct{ Type string } `json:"events_disallowed"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/applications/"+url.PathEscape(c.opts.App), nil, &raw, again); err != nil {
+		return Application{}, err
+	}
+	app := raw.Application
+	for _, a := range raw.Allowed {
+		app.EventsAllowed = append(app.EventsAllowed, a.Type)
+	}
+	for _, d := range raw.Disallowed {
+		app.EventsDisallowed = append(app.EventsDisallowed, d.Type)
+	}
+	return app, nil
+}
+
+// Ping asks Asterisk for a pong (GET /asterisk/ping): ARI answers and
+// takes the credentials, at the cost of one small request. It returns the
+// answering Asterisk's entity ID.
+//
+// Ping acts on nothing, so that a process without the lease (a standby
+// about to campaign) may make it: Options.Allow is not asked and
+// Options.Sent not told.
+func (c *Client) Ping(ctx context.Context) (entityID string, err error) {
+	var pong struct {
+		Ping     string `json:"ping"`
+		EntityID string `json:"asterisk_id"`
+	}
+	if err := c.send(ctx, http.MethodGet, "/asterisk/ping", nil, &pong, again); err != nil {
+		return "", err
+	}
+	if pong.Ping != "pong" {
+		return "", fmt.Errorf("GET /asterisk/ping: answer %q, want pong", pong.Ping)
+	}
+	return pong.EntityID, nil
 }
