@@ -150,7 +150,7 @@ type outMsg struct {
 	app  string
 	typ  string
 	data []byte
-	to   *wsConn // a message for one connection (ApplicationReplaced)
+	to   *wsConn // the connection that had the app when it was produced
 }
 
 type filter struct {
@@ -580,8 +580,7 @@ func (s *Server) Emit(ev any) {
 	}
 	typ, _ := m["type"].(string)
 	s.mu.Lock()
-	s.queue = append(s.queue, outMsg{app: app, typ: typ, data: mustJSON(m)})
-	s.signal()
+	s.queueLocked(app, typ, mustJSON(m))
 	s.mu.Unlock()
 }
 
@@ -596,7 +595,23 @@ func (s *Server) emitLocked(app, typ string, fields map[string]any) {
 	fields["application"] = app
 	fields["timestamp"] = stamp(time.Now())
 	fields["asterisk_id"] = entityID
-	s.queue = append(s.queue, outMsg{app: app, typ: typ, data: mustJSON(fields)})
+	s.queueLocked(app, typ, mustJSON(fields))
+}
+
+// queueLocked queues an event for the connection that has app now, as
+// Asterisk hands an event to the app's handler when it is produced: an
+// event produced while nobody has the app, while the app is inactive or
+// that its filter refuses is lost, even if a connection comes before the
+// sender would have sent it.
+func (s *Server) queueLocked(app, typ string, data []byte) {
+	to := s.subs[app]
+	if to == nil || s.inactive[app] {
+		return
+	}
+	if f := s.apps[app]; f != nil && !f.pass(typ) {
+		return
+	}
+	s.queue = append(s.queue, outMsg{app: app, typ: typ, data: data, to: to})
 	s.signal()
 }
 
@@ -625,16 +640,8 @@ func (s *Server) send() {
 		s.queue[0] = outMsg{}
 		s.queue = s.queue[1:]
 		to := m.to
-		if to == nil {
-			to = s.subs[m.app]
-			if f := s.apps[m.app]; to != nil && f != nil && !f.pass(m.typ) {
-				to = nil
-			}
-			if s.inactive[m.app] {
-				to = nil
-			}
-		} else if !s.conns[to] {
-			to = nil
+		if !s.conns[to] {
+			to = nil // gone since
 		}
 		var ws *websocket.Conn
 		if to != nil {

@@ -716,3 +716,18 @@ func TestDeactivateApp(t *testing.T) {
 		t.Errorf("after the reconnect: %v", got)
 	}
 }
+
+// An event produced while nobody has the app is lost, even when a
+// connection comes before the sender would have sent it: Asterisk hands
+// an event to the app's handler when it produces it.
+func TestEventWithNoConnectionIsLost(t *testing.T) {
+	s := New(t)
+	s.Pause() // the sender waits: the event would still be queued
+	s.Caller("c1", "1", "", "x")
+	ws := connect(t, s)
+	s.Resume()
+	s.Emit(map[string]any{"type": "ChannelDtmfReceived", "digit": "5", "channel": map[string]any{"id": "c1"}})
+	if got := types(t, ws, 1); got[0] != "ChannelDtmfReceived" {
+		t.Errorf("first event %v: an event from before the connection was delivered", got)
+	}
+}
