@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/websocket"
@@ -77,7 +78,8 @@ func (c *Client) Events(ctx context.Context) (*EventConn, error) {
 	if dl, ok := dctx.Deadline(); ok {
 		_ = raw.SetDeadline(dl)
 	}
-	var conn net.Conn = &idleConn{Conn: raw}
+	idle := &idleConn{Conn: raw}
+	var conn net.Conn = idle
 	if cfg.Location.Scheme == "wss" {
 		tc := tls.Client(conn, &tls.Config{ServerName: cfg.Location.Hostname(), MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(dctx); err != nil {
@@ -92,15 +94,25 @@ func (c *Client) Events(ctx context.Context) (*EventConn, error) {
 		return nil, err
 	}
 	_ = raw.SetWriteDeadline(time.Time{})
+	idle.live.Store(true)
 	return newEventConn(ws), nil
 }
 
-// idleConn renews the read deadline before every read, so that any frame,
-// a pong included, keeps the connection alive and silence ends it.
-type idleConn struct{ net.Conn }
+// idleConn renews the read deadline before every read once the handshake
+// is done, so that any frame, a pong included, keeps the connection alive
+// and silence ends it. The handshake has the connect's own deadline:
+// Asterisk registers the app before it answers, and a registration can
+// wait seconds behind another session's cleanup (docs/ari-event-path.md);
+// a connection given up then is registered and torn down for nothing.
+type idleConn struct {
+	net.Conn
+	live atomic.Bool
+}
 
 func (c *idleConn) Read(p []byte) (int, error) {
-	_ = c.Conn.SetReadDeadline(time.Now().Add(ReadIdle))
+	if c.live.Load() {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(ReadIdle))
+	}
 	return c.Conn.Read(p)
 }
 

@@ -1,7 +1,14 @@
 package ari
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -127,4 +134,38 @@ func TestApplicationAndPing(t *testing.T) {
 	if err != nil || id == "" {
 		t.Errorf("ping: %q, %v", id, err)
 	}
+}
+
+// A handshake Asterisk answers late (it registers the app first, which can
+// wait behind another session's cleanup) is waited for up to the
+// connect's bound, not given up after ReadIdle.
+func TestEventsWaitsForASlowHandshake(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		req, err := http.ReadRequest(bufio.NewReader(conn))
+		if err != nil {
+			return
+		}
+		time.Sleep(ReadIdle + 500*time.Millisecond)
+		h := sha1.Sum([]byte(req.Header.Get("Sec-Websocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+			base64.StdEncoding.EncodeToString(h[:]))
+		_, _ = io.Copy(io.Discard, conn)
+	}()
+	c := New(Options{URL: "http://" + ln.Addr().String() + "/ari", App: "a"})
+	ec, err := c.Events(context.Background())
+	if err != nil {
+		t.Fatalf("a handshake answered after %v: %v", ReadIdle+500*time.Millisecond, err)
+	}
+	ec.Close()
 }
