@@ -150,8 +150,8 @@ type resend bool
 
 const (
 	// once: a second sending would act twice or be answered otherwise
-	// than the first (originate, create, dial, addChannel, play,
-	// continue: 409 or 422 where the first succeeded; a DTMF digit played
+	// than the first (originate, create, bridge create, dial, play,
+	// continue: 409 or 404 where the first succeeded; a DTMF digit played
 	// twice). An error then may hide a success: callers check the state.
 	once resend = false
 	// again: the same outcome, or one the caller takes as success (a
