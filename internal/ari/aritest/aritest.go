@@ -558,7 +558,8 @@ func (s *Server) Resume() {
 // Emit sends ev (anything that marshals to a JSON object) as is, after the
 // events already produced. "application" and "timestamp" are filled in
 // when absent (or zero, as an ari/v6 struct marshals them); "application"
-// chooses the app (default App).
+// chooses the app (default App). It goes to the connection that has the
+// app now, if its filter lets it through: with none, it is lost.
 func (s *Server) Emit(ev any) {
 	b, err := json.Marshal(ev)
 	if err != nil {
