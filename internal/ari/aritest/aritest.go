@@ -142,6 +142,10 @@ type wsConn struct {
 	app     string
 	pending [][]byte
 	dropped bool // closed by DropWebsocket or Close before its handshake
+	// listed: the session still lists its app (Asterisk's
+	// websocket_apps). ApplicationReplaced takes it off; a session that
+	// ends with its app listed unregisters the app, whoever has it then.
+	listed bool
 }
 
 type connKey struct{}
@@ -219,6 +223,7 @@ func (s *Server) Close() {
 			conns = append(conns, c.ws)
 		}
 		c.dropped = true
+		c.listed = false
 	}
 	for tm := range s.timers {
 		tm.Stop()
@@ -423,12 +428,16 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, req *Request) {
 		return
 	}
 	s.wg.Add(1)
-	if old := s.subs[app]; old != nil {
+	if old := s.subs[app]; old != nil && !s.inactive[app] {
 		// Asterisk tells the old connection and sends it nothing more.
+		// An inactive app has no handler to tell: the old session keeps
+		// the app listed.
 		s.queue = append(s.queue, outMsg{app: app, typ: "ApplicationReplaced", to: old,
 			data: mustJSON(map[string]any{"type": "ApplicationReplaced", "application": app, "timestamp": stamp(time.Now())})})
 		s.signal()
+		old.listed = false
 	}
+	c.listed = true
 	s.subs[app] = c
 	s.conns[c] = true
 	if s.apps[app] == nil {
@@ -442,11 +451,19 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, req *Request) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 	s.ws.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, c)))
-	// The connection ended, or its handshake failed.
+	// The connection ended, or its handshake failed: its session
+	// unregisters the app if it still lists it, even if another
+	// connection has registered the app since (app_deactivate does not
+	// ask whose handler it clears).
 	s.mu.Lock()
 	delete(s.conns, c)
-	if s.subs[app] == c {
-		delete(s.subs, app)
+	if c.listed {
+		c.listed = false
+		if s.subs[app] == c {
+			delete(s.subs, app)
+		} else if s.subs[app] != nil {
+			s.inactive[app] = true
+		}
 	}
 	s.notifyLocked()
 	s.mu.Unlock()
@@ -530,6 +547,7 @@ func (s *Server) DropWebsocket() {
 			conns = append(conns, c.ws)
 		}
 		c.dropped = true
+		c.listed = false // its session ended here, before any reconnect
 		delete(s.conns, c)
 	}
 	clear(s.subs)

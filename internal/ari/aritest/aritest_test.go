@@ -715,6 +715,31 @@ func TestDeactivateApp(t *testing.T) {
 	if got := types(t, ws, 1); got[0] != "ChannelUserevent" {
 		t.Errorf("after the reconnect: %v", got)
 	}
+	// The inactive socket got no ApplicationReplaced: when it closes, its
+	// session unregisters the app under the new one.
+	old.Close()
+	eventually(t, "app inactive after the old socket closed", func() bool { return !s.AppActive(App) })
+	call(t, s, "POST", "/events/user/ariflow-probe?application="+App, nil)
+	silent(t, ws, 200*time.Millisecond)
+	third, err := dial(t, s, App, User, Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, s, "POST", "/events/user/ariflow-probe?application="+App, nil)
+	if got := types(t, third, 1); got[0] != "ChannelUserevent" {
+		t.Errorf("after closing the old socket, then reconnecting: %v", got)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, wait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // An event produced while nobody has the app is lost, even when a

@@ -804,7 +804,9 @@ func (s *Server) Playbacks() []string {
 // open and REST keeps answering, but no event for app is delivered, user
 // events (probes) included, and a Caller does not enter Stasis. The next
 // websocket connection for app activates it again, as a registration
-// does in Asterisk.
+// does in Asterisk; but the inactive one, which got no
+// ApplicationReplaced, deactivates the app again when it closes, as its
+// session's cleanup does in Asterisk: close it first.
 func (s *Server) DeactivateApp(app string) {
 	s.mu.Lock()
 	s.inactive[app] = true
