@@ -1,8 +1,13 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
+	"time"
 )
 
 // Proxy forwards TCP connections to a target and can cut them all, which
@@ -15,6 +20,10 @@ type Proxy struct {
 	paused bool
 	frozen bool
 	thawed *sync.Cond // signalled when frozen ends
+	// hold: new connections wait, accepted but not forwarded (Hold).
+	hold    bool
+	held    []*Held
+	changed chan struct{} // closed and replaced when held changes
 }
 
 // Freeze stops every byte in both directions, on open and new connections,
@@ -80,7 +89,7 @@ func NewProxy(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}, changed: make(chan struct{})}
 	p.thawed = sync.NewCond(&p.mu)
 	go p.serve()
 	return p, nil
@@ -101,11 +110,17 @@ func (p *Proxy) serve() {
 
 func (p *Proxy) forward(c net.Conn) {
 	p.mu.Lock()
-	paused := p.paused
+	paused, hold := p.paused, p.hold
 	p.mu.Unlock()
 	if paused {
 		c.Close()
 		return
+	}
+	var h *Held
+	if hold {
+		if h = p.holdConn(c); h == nil {
+			return
+		}
 	}
 	p.waitThawed()
 	u, err := net.Dial("tcp", p.target)
@@ -117,8 +132,15 @@ func (p *Proxy) forward(c net.Conn) {
 	p.conns[c], p.conns[u] = struct{}{}, struct{}{}
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
+	back := func() { p.pipe(c, u) }
+	if h != nil {
+		if _, err := u.Write(h.First); err != nil {
+			u.Close()
+		}
+		back = func() { h.gatedPipe(u) }
+	}
 	go func() { p.pipe(u, c); done <- struct{}{} }()
-	go func() { p.pipe(c, u); done <- struct{}{} }()
+	go func() { back(); done <- struct{}{} }()
 	<-done
 	c.Close()
 	u.Close()
@@ -140,8 +162,213 @@ func (p *Proxy) CutAll() int {
 	return n / 2
 }
 
+// Hold makes new connections wait, accepted but not forwarded, until
+// their Forward or Release: a reconnect held at the moment of the test's
+// choosing.
+func (p *Proxy) Hold() {
+	p.mu.Lock()
+	p.hold = true
+	p.mu.Unlock()
+}
+
+// Release ends Hold: connections still held are forwarded (ungated) if
+// their client is still there, and later ones as before. A client that
+// gave up must not reach the target: a stale websocket request would
+// register the app once more.
+func (p *Proxy) Release() {
+	p.mu.Lock()
+	p.hold = false
+	held := p.held
+	p.held = nil
+	p.mu.Unlock()
+	for _, h := range held {
+		if !h.clientThere() {
+			h.once.Do(func() { close(h.forward) }) // dropped: see holdConn
+			continue
+		}
+		h.Forward(false)
+		h.Open()
+	}
+}
+
+// clientThere tells whether the held connection's client is still
+// connected (it sends nothing more before an answer).
+func (h *Held) clientThere() bool {
+	_ = h.c.SetReadDeadline(time.Now().Add(time.Millisecond))
+	defer func() { _ = h.c.SetReadDeadline(time.Time{}) }()
+	var b [1]byte
+	n, err := h.c.Read(b[:])
+	if n > 0 {
+		h.First = append(h.First, b[:n]...)
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Held is a connection that arrived while the proxy held new ones.
+type Held struct {
+	c       net.Conn
+	First   []byte    // what the client sent first (its request line and headers)
+	At      time.Time // when it arrived
+	forward chan bool
+	mu      sync.Mutex
+	gated   bool
+	answer  []byte        // what the target sent while gated
+	changed chan struct{} // closed and replaced when answer grows or the gate opens
+	once    sync.Once
+}
+
+// holdConn reads what the client sends first and waits for Forward; nil
+// when the client went away first.
+func (p *Proxy) holdConn(c net.Conn) *Held {
+	buf := make([]byte, 8<<10)
+	n, err := c.Read(buf)
+	if err != nil {
+		c.Close()
+		return nil
+	}
+	h := &Held{c: c, First: buf[:n], At: time.Now(), forward: make(chan bool, 1), changed: make(chan struct{})}
+	p.mu.Lock()
+	if !p.hold { // released meanwhile
+		p.mu.Unlock()
+		return h
+	}
+	p.held = append(p.held, h)
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	gate, ok := <-h.forward
+	if !ok { // its client went away while held
+		c.Close()
+		return nil
+	}
+	h.gated = gate
+	return h
+}
+
+// WaitHeld waits for a held connection that arrived after since and
+// whose first bytes start with prefix (e.g. "GET /ari/events" for the
+// event websocket), and takes it out of the held ones. A client gives up
+// a connection held too long: take a fresh one.
+func (p *Proxy) WaitHeld(ctx context.Context, prefix string, since time.Time) (*Held, error) {
+	for {
+		p.mu.Lock()
+		for i, h := range p.held {
+			if h.At.After(since) && bytes.HasPrefix(h.First, []byte(prefix)) {
+				p.held = append(p.held[:i:i], p.held[i+1:]...)
+				p.mu.Unlock()
+				return h, nil
+			}
+		}
+		ch := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no held connection starting %q: %w", prefix, ctx.Err())
+		}
+	}
+}
+
+// Forward sends the held connection on to the target. With gate, what
+// the target answers is kept back (Answer shows it) until Open.
+func (h *Held) Forward(gate bool) {
+	h.once.Do(func() { h.forward <- gate })
+}
+
+// WaitAnswer waits up to d for what the target answered while gated to
+// contain sub.
+func (h *Held) WaitAnswer(sub string, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		h.mu.Lock()
+		found := bytes.Contains(h.answer, []byte(sub))
+		ch := h.changed
+		h.mu.Unlock()
+		if found {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+// Open passes on what the target answered while gated, and everything
+// after it.
+func (h *Held) Open() {
+	h.mu.Lock()
+	h.gated = false
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// gatedPipe copies the target's bytes to the client, keeping them while
+// the gate is shut.
+func (h *Held) gatedPipe(u net.Conn) {
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	in := make(chan chunk)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := u.Read(buf)
+			select {
+			case in <- chunk{buf[:n], err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var pending []byte
+	for {
+		h.mu.Lock()
+		gated, ch := h.gated, h.changed
+		h.mu.Unlock()
+		if !gated && len(pending) > 0 {
+			if _, err := h.c.Write(pending); err != nil {
+				return
+			}
+			pending = nil
+		}
+		select {
+		case k := <-in:
+			if len(k.b) > 0 {
+				h.mu.Lock()
+				if h.gated {
+					h.answer = append(h.answer, k.b...)
+					close(h.changed)
+					h.changed = make(chan struct{})
+				}
+				h.mu.Unlock()
+				pending = append(pending, k.b...)
+			}
+			if k.err != nil {
+				if len(pending) > 0 && !gated {
+					_, _ = h.c.Write(pending)
+				}
+				return
+			}
+		case <-ch:
+		}
+	}
+}
+
 // Close stops the proxy.
 func (p *Proxy) Close() {
+	p.Release()
 	p.Thaw()
 	p.ln.Close()
 	p.CutAll()

@@ -30,7 +30,31 @@ type Options struct {
 	// Sent, when set, is told of every request that leaves (for a
 	// metric: a fenced process must send none).
 	Sent func()
+	// MaxConns bounds the REST connections open to Asterisk at once
+	// (default DefaultMaxConns); requests past it wait for a free one,
+	// within their Timeout. Asterisk's HTTP server serves at most
+	// http.conf's sessionlimit (default 100) connections, websockets and
+	// every other client included: the processes of one deployment
+	// together must stay below it.
+	MaxConns int
+	// IdleTimeout closes a kept-alive connection unused for this long
+	// (default DefaultIdleTimeout). It must stay below Asterisk's
+	// http.conf session_keep_alive (default 15 s): a request sent on a
+	// connection Asterisk has just closed fails, and only those that are
+	// safe to repeat are sent again (see do).
+	IdleTimeout time.Duration
 }
+
+// Defaults of Options.
+const (
+	// DefaultMaxConns leaves room under Asterisk's default sessionlimit
+	// of 100 for an active and a standby process (each with its event
+	// websocket), a process handing over, and tools.
+	DefaultMaxConns = 32
+	// DefaultIdleTimeout is below Asterisk's default session_keep_alive
+	// (15 s), so that ariflow, not Asterisk, closes idle connections.
+	DefaultIdleTimeout = 10 * time.Second
+)
 
 // Client sends ARI REST requests and opens the event websocket.
 type Client struct {
@@ -49,14 +73,22 @@ func New(o Options) *Client {
 	if o.App == "" {
 		o.App = "ariflow"
 	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
 	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     90 * time.Second,
-		// Asterisk is one host: at hundreds of calls the REST requests of
-		// all of them go to it, and new connections cost more than they
-		// save.
-		MaxIdleConns: 64,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// Asterisk is one host: every call's requests go to it. A bound
+		// keeps a burst (a takeover adopting every call at once) from
+		// taking all of Asterisk's HTTP sessions; the requests past it
+		// queue here instead of being refused there.
+		MaxConnsPerHost:     o.MaxConns,
+		MaxIdleConnsPerHost: o.MaxConns,
+		MaxIdleConns:        o.MaxConns,
+		IdleConnTimeout:     o.IdleTimeout,
 	}
 	return &Client{opts: o, base: strings.TrimSuffix(o.URL, "/"), http: &http.Client{Transport: tr}}
 }
@@ -102,14 +134,47 @@ func StatusCode(err error) int {
 // hangup or delete wanted.
 func IsNotFound(err error) bool { return StatusCode(err) == http.StatusNotFound }
 
+// resend says whether net/http may send a request again when the
+// kept-alive connection it went out on was closed before an answer came
+// (Asterisk closes idle ones after session_keep_alive; a restart or a cut
+// closes them all). The request may have been carried out: only a request
+// whose second sending changes nothing and is answered as the first may be
+// sent again.
+//
+// net/http sends again, on a fresh connection, a GET, HEAD, OPTIONS or
+// TRACE, or a request with an Idempotency-Key header, when the connection
+// failed after the request was written (http.Transport, isReplayable);
+// any other request only when nothing of it was written. Asterisk ignores
+// the header: it is only the signal to net/http.
+type resend bool
+
+const (
+	// once: a second sending would act twice or be answered otherwise
+	// than the first (originate, create, bridge create, dial, play,
+	// continue: 409 or 404 where the first succeeded; a DTMF digit played
+	// twice). An error then may hide a success: callers check the state.
+	once resend = false
+	// again: the same outcome, or one the caller takes as success (a
+	// second hangup or delete is a 404, which they treat as done).
+	again resend = true
+)
+
 // do sends one request with a JSON body (or none) and decodes a JSON answer
 // into out (or discards it).
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+func (c *Client) do(ctx context.Context, method, path string, body, out any, r resend) error {
 	if c.opts.Allow != nil {
 		if err := c.opts.Allow(ctx); err != nil {
 			return fmt.Errorf("%s %s: %w", method, path, err)
 		}
 	}
+	if c.opts.Sent != nil {
+		c.opts.Sent()
+	}
+	return c.send(ctx, method, path, body, out, r)
+}
+
+// send is do without the fencing hooks.
+func (c *Client) send(ctx context.Context, method, path string, body, out any, r resend) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -131,17 +196,8 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.SetBasicAuth(c.opts.User, c.opts.Password)
-	// Every request names what it acts on (channel, bridge and playback
-	// IDs are ariflow's own), so sending it again is harmless, except a
-	// DTMF digit, which would be played twice. The header lets net/http
-	// send a request again on a fresh connection when Asterisk closed the
-	// idle keep-alive connection under it, instead of failing it with EOF
-	// (the soak saw that at the start of a burst of calls).
-	if p, _, _ := strings.Cut(path, "?"); method != http.MethodGet && !strings.HasSuffix(p, "/dtmf") {
+	if r == again && method != http.MethodGet {
 		req.Header.Set("Idempotency-Key", strconv.FormatUint(c.seq.Add(1), 36))
-	}
-	if c.opts.Sent != nil {
-		c.opts.Sent()
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -185,7 +241,7 @@ func (c *Client) Check(ctx context.Context) (Info, error) {
 			EntityID string `json:"entity_id"`
 		} `json:"system"`
 	}
-	err := c.do(ctx, http.MethodGet, "/asterisk/info", nil, &info)
+	err := c.do(ctx, http.MethodGet, "/asterisk/info", nil, &info, again)
 	switch code := StatusCode(err); {
 	case err == nil:
 		return Info{Version: info.System.Version, EntityID: info.System.EntityID}, nil

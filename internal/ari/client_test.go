@@ -2,31 +2,197 @@ package ari
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// A request whose keep-alive connection the server closed under it may be
-// sent again on a fresh one (Idempotency-Key), except a DTMF digit.
-func TestIdempotencyKey(t *testing.T) {
-	var keys []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		keys = append(keys, r.Method+" "+r.URL.Path+" "+r.Header.Get("Idempotency-Key"))
+// dropOnce is a server that drops the connection under the first request
+// whose path contains drop, after reading it and before answering: what a
+// request meets when Asterisk closes a kept-alive connection (or restarts)
+// as the request arrives. It counts the requests that reached it.
+type dropOnce struct {
+	drop    string
+	mu      sync.Mutex
+	dropped bool
+	seen    map[string]int
+	keys    map[string]string
+}
+
+func (d *dropOnce) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	d.seen[r.URL.Path]++
+	d.keys[r.URL.Path] = r.Header.Get("Idempotency-Key")
+	drop := !d.dropped && strings.Contains(r.URL.Path, d.drop)
+	if drop {
+		d.dropped = true
+	}
+	d.mu.Unlock()
+	if drop {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	}
+	if r.Method == http.MethodGet {
+		_, _ = w.Write([]byte("[]"))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Only requests whose second sending changes nothing are sent again when
+// their connection drops before the answer; the others fail, once sent.
+func TestResendOnlyWhatIsSafe(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name  string
+		path  string
+		call  func(c *Client) error
+		again bool
+	}{
+		{"originate", "/channels", func(c *Client) error {
+			return c.Originate(ctx, OriginateRequest{Endpoint: "PJSIP/x", ChannelID: "leg"})
+		}, false},
+		{"create", "/channels/create", func(c *Client) error { return c.Create(ctx, CreateRequest{Endpoint: "PJSIP/x", ChannelID: "leg"}) }, false},
+		{"dial", "/dial", func(c *Client) error { return c.Dial(ctx, "leg", time.Second) }, false},
+		{"dtmf", "/dtmf", func(c *Client) error { return c.SendDTMF(ctx, "leg", "1", 0, 100*time.Millisecond) }, false},
+		{"play", "/play/", func(c *Client) error { return c.Play(ctx, "leg", "pb", "sound:beep") }, false},
+		{"continue", "/continue", func(c *Client) error { return c.Continue(ctx, "leg", "", "", 0) }, false},
+		{"create bridge", "/bridges/br", func(c *Client) error { return c.CreateBridge(ctx, "br", "x") }, false},
+		{"hangup", "/channels/leg", func(c *Client) error { return c.Hangup(ctx, "leg", "normal") }, true},
+		{"answer", "/answer", func(c *Client) error { return c.Answer(ctx, "leg") }, true},
+		{"add to bridge", "/addChannel", func(c *Client) error { return c.AddToBridge(ctx, "br", "a", "b") }, true},
+		{"destroy bridge", "/bridges/br", func(c *Client) error { return c.DestroyBridge(ctx, "br") }, true},
+		{"stop playback", "/playbacks/pb", func(c *Client) error { return c.StopPlayback(ctx, "pb") }, true},
+		{"event filter", "/eventFilter", func(c *Client) error { return c.SetEventFilter(ctx, EventTypes) }, true},
+		{"probe", "/events/user/", func(c *Client) error { return c.Probe(ctx, "t1") }, true},
+		{"channels", "/channels", func(c *Client) error { _, err := c.Channels(ctx); return err }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dropOnce{drop: "/nothing-yet", seen: map[string]int{}, keys: map[string]string{}}
+			srv := httptest.NewServer(d)
+			defer srv.Close()
+			c := New(Options{URL: srv.URL + "/ari", User: "u", Password: "p", App: "a", MaxConns: 1})
+			defer c.Close()
+			// A first request leaves the one connection idle for reuse:
+			// net/http sends again only on a reused connection.
+			if err := c.Hangup(ctx, "warm", "normal"); err != nil {
+				t.Fatal(err)
+			}
+			d.mu.Lock()
+			d.drop = tc.path
+			d.mu.Unlock()
+			err := tc.call(c)
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			n := 0
+			var path string
+			for p, k := range d.seen {
+				if strings.Contains(p, tc.path) && !strings.Contains(p, "warm") {
+					n, path = k, p
+				}
+			}
+			if tc.again {
+				if err != nil || n != 2 {
+					t.Errorf("sent %d times (err %v); want sent again after the drop, and success", n, err)
+				}
+				if tc.name != "channels" && d.keys[path] == "" {
+					t.Errorf("no Idempotency-Key on %s", path)
+				}
+			} else {
+				if err == nil || n != 1 {
+					t.Errorf("sent %d times (err %v); want sent once and the drop reported", n, err)
+				}
+				if d.keys[path] != "" {
+					t.Errorf("Idempotency-Key on %s, which must not be sent again", path)
+				}
+			}
+		})
+	}
+}
+
+// No more than MaxConns connections are open at once; the requests past
+// it wait for one and all succeed.
+func TestMaxConnsBoundsConnections(t *testing.T) {
+	var open, most atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
 		w.WriteHeader(http.StatusNoContent)
 	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			n := open.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
 	defer srv.Close()
-	c := New(Options{URL: srv.URL + "/ari", User: "u", Password: "p", App: "a"})
-	ctx := context.Background()
-	if err := c.Dial(ctx, "leg1", 5*time.Second); err != nil {
-		t.Fatal(err)
+	c := New(Options{URL: srv.URL + "/ari", User: "u", Password: "p", App: "a", MaxConns: 3})
+	defer c.Close()
+	errs := make(chan error, 10)
+	for i := 0; i < 10; i++ {
+		go func() { errs <- c.Answer(context.Background(), "leg") }()
 	}
-	if err := c.SendDTMF(ctx, "leg1", "1", time.Millisecond, 100*time.Millisecond); err != nil {
-		t.Fatal(err)
+	// Let the requests pile up against the bound, then answer them all.
+	deadline := time.Now().Add(2 * time.Second)
+	for most.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
 	}
-	if len(keys) != 2 || strings.HasSuffix(keys[0], " ") || !strings.HasSuffix(keys[1], " ") {
-		t.Errorf("requests %q; want a key on the dial and none on the digit", keys)
+	close(release)
+	for i := 0; i < 10; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := most.Load(); m != 3 {
+		t.Errorf("%d connections open at most, want 3", m)
+	}
+}
+
+func TestDefaultsBelowAsteriskLimits(t *testing.T) {
+	c := New(Options{URL: "http://127.0.0.1:1/ari"})
+	tr := c.http.Transport.(*http.Transport)
+	if tr.MaxConnsPerHost != DefaultMaxConns || DefaultMaxConns >= 100/2 {
+		t.Errorf("MaxConnsPerHost %d: two processes must stay below Asterisk's 100 sessions", tr.MaxConnsPerHost)
+	}
+	if tr.IdleConnTimeout != DefaultIdleTimeout || DefaultIdleTimeout >= 15*time.Second {
+		t.Errorf("IdleConnTimeout %v: must be below Asterisk's session_keep_alive (15 s)", tr.IdleConnTimeout)
+	}
+}
+
+// Ping needs no lease: Allow is not asked, Sent not told.
+func TestPingIsUnfenced(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ari/asterisk/ping" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ping":"pong","timestamp":"2026-11-30T13:52:58.733+0000","asterisk_id":"02:00:00:a1:f1:01"}`))
+	}))
+	defer srv.Close()
+	var sent int
+	fenced := errors.New("fenced")
+	c := New(Options{URL: srv.URL + "/ari", App: "a", Allow: func(context.Context) error { return fenced }, Sent: func() { sent++ }})
+	id, err := c.Ping(context.Background())
+	if err != nil || id != "02:00:00:a1:f1:01" || sent != 0 {
+		t.Errorf("Ping: %q, %v, sent %d", id, err, sent)
+	}
+	if err := c.Answer(context.Background(), "x"); !errors.Is(err, fenced) || sent != 0 {
+		t.Errorf("a fenced Answer: %v, sent %d", err, sent)
 	}
 }

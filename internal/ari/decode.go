@@ -12,7 +12,8 @@ import (
 // DecodeEvent reads every message twice and every channel in full, and
 // was the largest part of ariflow's CPU time under load. Anything else
 // goes to the library. ChannelDestroyed and ChannelHangupRequest come as
-// this package's types, the library's with tech_cause beside them.
+// this package's types, the library's with tech_cause beside them, and
+// ChannelUserevent as UserEvent.
 func decodeEvent(data []byte) (v6.Event, error) {
 	var w wireEvent
 	if err := json.Unmarshal(data, &w); err != nil {
@@ -38,6 +39,18 @@ func decodeEvent(data []byte) (v6.Event, error) {
 		if w.Playback != nil {
 			return &v6.PlaybackFinished{EventData: ed, Playback: *w.Playback}, nil
 		}
+	case "ChannelUserevent":
+		ue := &UserEvent{ChannelUserevent: v6.ChannelUserevent{EventData: ed, Channel: w.Channel.data(), Eventname: w.Eventname}}
+		for k, v := range w.Userevent {
+			var str string
+			if json.Unmarshal(v, &str) == nil {
+				if ue.Variables == nil {
+					ue.Variables = map[string]string{}
+				}
+				ue.Variables[k] = str
+			}
+		}
+		return ue, nil
 	}
 	return v6.DecodeEvent(data)
 }
@@ -58,6 +71,10 @@ type wireEvent struct {
 	DurationMs  int              `json:"duration_ms"`
 	Dialstatus  string           `json:"dialstatus"`
 	Soft        bool             `json:"soft"`
+	Eventname   string           `json:"eventname"`
+	// Userevent is a user event's variables (a ChannelUserevent's
+	// userevent), decoded only for that type.
+	Userevent map[string]json.RawMessage `json:"userevent"`
 }
 
 type wireChannel struct {

@@ -17,6 +17,7 @@ var sampleEvents = map[string]string{
 	"ChannelDtmfReceived":  `{"type":"ChannelDtmfReceived","timestamp":"2026-11-24T20:47:45.117+0000","digit":"4","duration_ms":120,"channel":{"id":"pbx-1.0","name":"PJSIP/trunk-00000000","state":"Up"},"application":"ariflow"}`,
 	"Dial":                 `{"type":"Dial","timestamp":"2026-11-24T20:47:45.928+0000","dialstatus":"ANSWER","dialstring":"+4930123456@trunk","peer":{"id":"leg-1","name":"PJSIP/trunk-00000001","state":"Up"},"application":"ariflow"}`,
 	"PlaybackFinished":     `{"type":"PlaybackFinished","timestamp":"2026-11-24T20:47:43.810+0000","playback":{"id":"pb-1","media_uri":"sound:dir-welcome","target_uri":"channel:pbx-1.0","language":"en","state":"done"},"application":"ariflow"}`,
+	"ChannelUserevent":     `{"type":"ChannelUserevent","timestamp":"2026-11-30T13:52:58.710+0000","eventname":"ariflow-probe","userevent":{"ariflow_probe":"abc-1","eventname":"ariflow-probe"},"asterisk_id":"02:00:00:a1:f1:01","application":"ariflow"}`,
 }
 
 // The lean decoder must give what the library's gives, in the fields
@@ -73,6 +74,10 @@ func TestDecodeEventMatchesLibrary(t *testing.T) {
 				if g.Playback != want.(*v6.PlaybackFinished).Playback {
 					t.Errorf("playback %+v", g.Playback)
 				}
+			case *v6.ChannelUserevent:
+				if g.Eventname != want.(*v6.ChannelUserevent).Eventname {
+					t.Errorf("eventname %q", g.Eventname)
+				}
 			}
 		})
 	}
@@ -85,8 +90,37 @@ func library(ev v6.Event) v6.Event {
 		return &e.ChannelDestroyed
 	case *ChannelHangupRequest:
 		return &e.ChannelHangupRequest
+	case *UserEvent:
+		return &e.ChannelUserevent
 	}
 	return ev
+}
+
+// A user event's string variables are read; others are left out.
+func TestDecodeUserEvent(t *testing.T) {
+	ev, err := decodeEvent([]byte(sampleEvents["ChannelUserevent"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ue, ok := ev.(*UserEvent)
+	if !ok {
+		t.Fatalf("decoded as %T", ev)
+	}
+	want := map[string]string{"ariflow_probe": "abc-1", "eventname": "ariflow-probe"}
+	if ue.Eventname != "ariflow-probe" || !reflect.DeepEqual(ue.Variables, want) || ue.GetApplication() != "ariflow" {
+		t.Errorf("got %+v", ue)
+	}
+	ev, err = decodeEvent([]byte(`{"type":"ChannelUserevent","eventname":"x","userevent":{"n":1,"o":{"a":"b"},"s":"v"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.(*UserEvent).Variables; !reflect.DeepEqual(got, map[string]string{"s": "v"}) {
+		t.Errorf("variables %v, want only the string one", got)
+	}
+	ev, err = decodeEvent([]byte(`{"type":"ChannelUserevent","eventname":"x"}`))
+	if err != nil || ev.(*UserEvent).Variables != nil {
+		t.Errorf("without userevent: %+v, %v", ev, err)
+	}
 }
 
 // tech_cause, which the library does not read, is read beside its event;

@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/websocket"
@@ -76,7 +78,8 @@ func (c *Client) Events(ctx context.Context) (*EventConn, error) {
 	if dl, ok := dctx.Deadline(); ok {
 		_ = raw.SetDeadline(dl)
 	}
-	var conn net.Conn = &idleConn{Conn: raw}
+	idle := &idleConn{Conn: raw}
+	var conn net.Conn = idle
 	if cfg.Location.Scheme == "wss" {
 		tc := tls.Client(conn, &tls.Config{ServerName: cfg.Location.Hostname(), MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(dctx); err != nil {
@@ -91,15 +94,25 @@ func (c *Client) Events(ctx context.Context) (*EventConn, error) {
 		return nil, err
 	}
 	_ = raw.SetWriteDeadline(time.Time{})
+	idle.live.Store(true)
 	return newEventConn(ws), nil
 }
 
-// idleConn renews the read deadline before every read, so that any frame,
-// a pong included, keeps the connection alive and silence ends it.
-type idleConn struct{ net.Conn }
+// idleConn renews the read deadline before every read once the handshake
+// is done, so that any frame, a pong included, keeps the connection alive
+// and silence ends it. The handshake has the connect's own deadline:
+// Asterisk registers the app before it answers, and a registration can
+// wait seconds behind another session's cleanup (docs/ari-event-path.md);
+// a connection given up then is registered and torn down for nothing.
+type idleConn struct {
+	net.Conn
+	live atomic.Bool
+}
 
 func (c *idleConn) Read(p []byte) (int, error) {
-	_ = c.Conn.SetReadDeadline(time.Now().Add(ReadIdle))
+	if c.live.Load() {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(ReadIdle))
+	}
 	return c.Conn.Read(p)
 }
 
@@ -159,4 +172,45 @@ func (ec *EventConn) Close() error {
 		ec.wmu.Unlock()
 	})
 	return err
+}
+
+// The event path proves itself with a probe: a user event sent to the app
+// through REST, which Asterisk delivers on the app's websocket in order
+// with the app's other events, only while the app is active and the
+// socket is the app's. An open socket proves less: Asterisk 22 can leave
+// an app inactive under a connected websocket, and then delivers nothing,
+// not even ApplicationReplaced (docs/ari-event-path.md).
+//
+// A probe:
+//
+//	token := fmt.Sprintf("%s-%d", processID, seq) // unique per probe
+//	if err := client.Probe(ctx, token); err != nil { ... } // 404: app unknown
+//	// then, reading the websocket, within a bound:
+//	if ari.IsProbe(ev, token) { /* the path works */ }
+//
+// Asterisk answers the REST request (204) whether or not it delivers the
+// event, so only the arrival counts. Probes of another process on the same
+// app, and older probes, carry other tokens. The app's event filter must
+// let ChannelUserevent through (EventTypes does).
+
+// ProbeEvent is the name of ariflow's probe user events.
+const ProbeEvent = "ariflow-probe"
+
+// probeVar is the variable that carries a probe's token.
+const probeVar = "ariflow_probe"
+
+// Probe sends a probe carrying token to the Client's app
+// (POST /events/user/ariflow-probe?application=APP). It goes through
+// Options.Allow and Sent like any request. An app Asterisk does not know
+// is a 404 (IsNotFound).
+func (c *Client) Probe(ctx context.Context, token string) error {
+	q := url.Values{"application": {c.opts.App}}
+	body := map[string]any{"variables": map[string]string{probeVar: token}}
+	return c.do(ctx, http.MethodPost, "/events/user/"+ProbeEvent+"?"+q.Encode(), body, nil, again)
+}
+
+// IsProbe tells whether ev is the probe that carries token.
+func IsProbe(ev Event, token string) bool {
+	ue, ok := ev.(*UserEvent)
+	return ok && ue.Eventname == ProbeEvent && token != "" && ue.Variables[probeVar] == token
 }

@@ -45,3 +45,14 @@ func NewChannelDestroyed(id string, cause int, causeTxt string) *ChannelDestroye
 	return &ChannelDestroyed{ChannelDestroyed: v6.ChannelDestroyed{EventData: v6.EventData{Type: "ChannelDestroyed"},
 		Channel: v6.ChannelData{ID: id}, Cause: cause, CauseTxt: causeTxt}}
 }
+
+// UserEvent is a ChannelUserevent: a user event sent to the app through
+// REST (POST /events/user/{name}), delivered on the app's websocket in
+// order with its other events. ariflow's probes are user events (Probe).
+// It is the library's ChannelUserevent (Eventname set, Userevent left
+// nil) with the variables whose values are strings beside it (Asterisk
+// adds eventname to them).
+type UserEvent struct {
+	v6.ChannelUserevent
+	Variables map[string]string
+}

@@ -9,12 +9,22 @@
 //
 //   - Basic auth (User, Password; also ?api_key=user:pass): 401 otherwise,
 //     on REST and on the websocket.
-//   - GET /events?app=NAME: one websocket per application. A second
-//     connection for the same app takes it over; the first receives
-//     ApplicationReplaced and nothing more, though its socket stays open.
-//     Events for an app with no connection are lost, as in Asterisk.
+//   - GET /events?app=NAME: one websocket per application. The app is
+//     the new connection's before the handshake is answered, as Asterisk
+//     registers it (websocket_attempted_cb); events produced before the
+//     handshake is done wait and go out first. A second connection for the
+//     same app takes it over; the first receives ApplicationReplaced and
+//     nothing more, though its socket stays open. Events for an app with no
+//     connection are lost, as in Asterisk.
 //   - PUT /applications/{app}/eventFilter, applied to every later event of
-//     that app (404 until the app has connected once); GET /asterisk/info.
+//     that app, and GET /applications/{app} (404 until the app has
+//     connected once); GET /asterisk/info and /asterisk/ping.
+//   - POST /events/user/{name}?application=APP: a ChannelUserevent to the
+//     app (400 without application, 404 for an unknown app, 204 otherwise,
+//     delivered or not), the way ariflow's event-path probes travel.
+//   - DeactivateApp: the app left inactive under its open websocket, as
+//     Asterisk 22 can after a reconnect (docs/ari-event-path.md): nothing
+//     is delivered, probes included, until the next connection.
 //   - Channels: originate (POST /channels, JSON body or query), list, get,
 //     hangup (DELETE, reason → cause), answer, ring/stop ring, dtmf, play,
 //     continue. 404 for a channel that does not exist, 409 for one not in
@@ -49,6 +59,7 @@
 package aritest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -106,6 +117,7 @@ type Server struct {
 	subs     map[string]*wsConn // current connection per app
 	conns    map[*wsConn]bool   // every open connection
 	apps     map[string]*filter // apps that connected once, with their filter
+	inactive map[string]bool    // apps Asterisk left inactive (DeactivateApp)
 	connects int
 	queue    []outMsg
 	paused   bool
@@ -121,16 +133,28 @@ type Server struct {
 	timers     map[*time.Timer]bool
 }
 
+// wsConn is one event websocket. Its app is registered to it before the
+// handshake is answered, as Asterisk registers it (websocket_attempted_cb,
+// res/ari/ari_websockets.c); events until the handshake is done wait in
+// pending, as in Asterisk's session message queue, and go out first.
 type wsConn struct {
-	ws  *websocket.Conn
-	app string
+	ws      *websocket.Conn // nil until the handshake is done
+	app     string
+	pending [][]byte
+	dropped bool // closed by DropWebsocket or Close before its handshake
+	// listed: the session still lists its app (Asterisk's
+	// websocket_apps). ApplicationReplaced takes it off; a session that
+	// ends with its app listed unregisters the app, whoever has it then.
+	listed bool
 }
+
+type connKey struct{}
 
 type outMsg struct {
 	app  string
 	typ  string
 	data []byte
-	to   *wsConn // a message for one connection (ApplicationReplaced)
+	to   *wsConn // the connection that had the app when it was produced
 }
 
 type filter struct {
@@ -163,6 +187,7 @@ func New(t testing.TB) *Server {
 		subs:       map[string]*wsConn{},
 		conns:      map[*wsConn]bool{},
 		apps:       map[string]*filter{},
+		inactive:   map[string]bool{},
 		wake:       make(chan struct{}, 1),
 		channels:   map[string]*channel{},
 		bridges:    map[string]*bridge{},
@@ -192,17 +217,21 @@ func (s *Server) Close() {
 	}
 	s.closed = true
 	close(s.done)
-	conns := make([]*wsConn, 0, len(s.conns))
+	var conns []*websocket.Conn
 	for c := range s.conns {
-		conns = append(conns, c)
+		if c.ws != nil {
+			conns = append(conns, c.ws)
+		}
+		c.dropped = true
+		c.listed = false
 	}
 	for tm := range s.timers {
 		tm.Stop()
 	}
 	s.timers = nil
 	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.ws.Close()
+	for _, ws := range conns {
+		_ = ws.Close()
 	}
 	s.srv.Close()
 	s.wg.Wait()
@@ -375,7 +404,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func errBody(msg string) map[string]string { return map[string]string{"message": msg} }
 
-// upgrade accepts the event websocket.
+// upgrade accepts the event websocket. The app is the new connection's
+// before the handshake is answered: an event produced as soon as the
+// client has its answer (or before) reaches it.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, req *Request) {
 	app := r.URL.Query().Get("app")
 	fail := func(status int, msg string) {
@@ -389,6 +420,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, req *Request) {
 		fail(http.StatusBadRequest, "Missing params: app")
 		return
 	}
+	c := &wsConn{app: app}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -396,52 +428,85 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, req *Request) {
 		return
 	}
 	s.wg.Add(1)
+	if old := s.subs[app]; old != nil && !s.inactive[app] {
+		// Asterisk tells the old connection and sends it nothing more.
+		// An inactive app has no handler to tell: the old session keeps
+		// the app listed.
+		s.queue = append(s.queue, outMsg{app: app, typ: "ApplicationReplaced", to: old,
+			data: mustJSON(map[string]any{"type": "ApplicationReplaced", "application": app, "timestamp": stamp(time.Now())})})
+		s.signal()
+		old.listed = false
+	}
+	c.listed = true
+	s.subs[app] = c
+	s.conns[c] = true
+	if s.apps[app] == nil {
+		s.apps[app] = &filter{}
+	}
+	// A registration activates the app again (app_update).
+	delete(s.inactive, app)
+	s.connects++
 	req.Status = http.StatusSwitchingProtocols
 	s.notifyLocked()
 	s.mu.Unlock()
 	defer s.wg.Done()
-	s.ws.ServeHTTP(w, r)
-}
-
-func (s *Server) serveEvents(ws *websocket.Conn) {
-	c := &wsConn{ws: ws, app: ws.Request().URL.Query().Get("app")}
+	s.ws.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), connKey{}, c)))
+	// The connection ended, or its handshake failed: its session
+	// unregisters the app if it still lists it, even if another
+	// connection has registered the app since (app_deactivate does not
+	// ask whose handler it clears).
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
+	delete(s.conns, c)
+	if c.listed {
+		c.listed = false
+		if s.subs[app] == c {
+			delete(s.subs, app)
+		} else if s.subs[app] != nil {
+			s.inactive[app] = true
+		}
 	}
-	if old := s.subs[c.app]; old != nil {
-		// Asterisk tells the old connection and sends it nothing more.
-		s.queue = append(s.queue, outMsg{app: c.app, typ: "ApplicationReplaced", to: old,
-			data: mustJSON(map[string]any{"type": "ApplicationReplaced", "application": c.app, "timestamp": stamp(time.Now())})})
-		s.signal()
-	}
-	s.subs[c.app] = c
-	s.conns[c] = true
-	if s.apps[c.app] == nil {
-		s.apps[c.app] = &filter{}
-	}
-	s.connects++
 	s.notifyLocked()
 	s.mu.Unlock()
+}
 
+// serveEvents runs once the handshake is done: it sends what waited for
+// it, then reads until the connection ends.
+func (s *Server) serveEvents(ws *websocket.Conn) {
+	c, _ := ws.Request().Context().Value(connKey{}).(*wsConn)
+	if c == nil {
+		return
+	}
+	for {
+		s.mu.Lock()
+		if c.dropped {
+			s.mu.Unlock()
+			return
+		}
+		pending := c.pending
+		c.pending = nil
+		if len(pending) == 0 {
+			// From here the sender writes to it directly: nothing can
+			// overtake what was pending.
+			c.ws = ws
+			s.mu.Unlock()
+			break
+		}
+		s.mu.Unlock()
+		for _, m := range pending {
+			_ = websocket.Message.Send(ws, string(m))
+		}
+	}
 	for {
 		var b []byte
 		if err := websocket.Message.Receive(ws, &b); err != nil {
 			break
 		}
 	}
-	s.mu.Lock()
-	delete(s.conns, c)
-	if s.subs[c.app] == c {
-		delete(s.subs, c.app)
-	}
-	s.notifyLocked()
-	s.mu.Unlock()
 }
 
 // WaitConnected waits up to d until an event websocket for App is
-// connected, and fails t if none is.
+// connected (its handshake at least under way: events for App reach it),
+// and fails t if none is.
 func (s *Server) WaitConnected(t testing.TB, d time.Duration) {
 	t.Helper()
 	deadline := time.NewTimer(d)
@@ -476,16 +541,20 @@ func (s *Server) Connections() int {
 // a client reconnects are lost, as with Asterisk.
 func (s *Server) DropWebsocket() {
 	s.mu.Lock()
-	conns := make([]*wsConn, 0, len(s.conns))
+	var conns []*websocket.Conn
 	for c := range s.conns {
-		conns = append(conns, c)
+		if c.ws != nil {
+			conns = append(conns, c.ws)
+		}
+		c.dropped = true
+		c.listed = false // its session ended here, before any reconnect
 		delete(s.conns, c)
 	}
 	clear(s.subs)
 	s.notifyLocked()
 	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.ws.Close()
+	for _, ws := range conns {
+		_ = ws.Close()
 	}
 }
 
@@ -507,7 +576,8 @@ func (s *Server) Resume() {
 // Emit sends ev (anything that marshals to a JSON object) as is, after the
 // events already produced. "application" and "timestamp" are filled in
 // when absent (or zero, as an ari/v6 struct marshals them); "application"
-// chooses the app (default App).
+// chooses the app (default App). It goes to the connection that has the
+// app now, if its filter lets it through: with none, it is lost.
 func (s *Server) Emit(ev any) {
 	b, err := json.Marshal(ev)
 	if err != nil {
@@ -529,8 +599,7 @@ func (s *Server) Emit(ev any) {
 	}
 	typ, _ := m["type"].(string)
 	s.mu.Lock()
-	s.queue = append(s.queue, outMsg{app: app, typ: typ, data: mustJSON(m)})
-	s.signal()
+	s.queueLocked(app, typ, mustJSON(m))
 	s.mu.Unlock()
 }
 
@@ -545,7 +614,23 @@ func (s *Server) emitLocked(app, typ string, fields map[string]any) {
 	fields["application"] = app
 	fields["timestamp"] = stamp(time.Now())
 	fields["asterisk_id"] = entityID
-	s.queue = append(s.queue, outMsg{app: app, typ: typ, data: mustJSON(fields)})
+	s.queueLocked(app, typ, mustJSON(fields))
+}
+
+// queueLocked queues an event for the connection that has app now, as
+// Asterisk hands an event to the app's handler when it is produced: an
+// event produced while nobody has the app, while the app is inactive or
+// that its filter refuses is lost, even if a connection comes before the
+// sender would have sent it.
+func (s *Server) queueLocked(app, typ string, data []byte) {
+	to := s.subs[app]
+	if to == nil || s.inactive[app] {
+		return
+	}
+	if f := s.apps[app]; f != nil && !f.pass(typ) {
+		return
+	}
+	s.queue = append(s.queue, outMsg{app: app, typ: typ, data: data, to: to})
 	s.signal()
 }
 
@@ -574,17 +659,18 @@ func (s *Server) send() {
 		s.queue[0] = outMsg{}
 		s.queue = s.queue[1:]
 		to := m.to
-		if to == nil {
-			to = s.subs[m.app]
-			if f := s.apps[m.app]; to != nil && f != nil && !f.pass(m.typ) {
-				to = nil
+		if !s.conns[to] {
+			to = nil // gone since
+		}
+		var ws *websocket.Conn
+		if to != nil {
+			if ws = to.ws; ws == nil {
+				to.pending = append(to.pending, m.data)
 			}
-		} else if !s.conns[to] {
-			to = nil
 		}
 		s.mu.Unlock()
-		if to != nil {
-			_ = websocket.Message.Send(to.ws, string(m.data))
+		if ws != nil {
+			_ = websocket.Message.Send(ws, string(m.data))
 		}
 	}
 }

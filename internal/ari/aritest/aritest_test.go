@@ -613,3 +613,146 @@ func TestCreateDialAnswer(t *testing.T) {
 		t.Errorf("dial timeout %d, want 7", st.Timeout)
 	}
 }
+
+// An event produced the moment the client has its handshake answer must
+// reach it: Asterisk registers the app before it answers the upgrade
+// (res/ari/ari_websockets.c websocket_attempted_cb) and queues what comes
+// before the socket is ready.
+func TestEventRightAfterConnectIsDelivered(t *testing.T) {
+	s := New(t)
+	ws, err := dial(t, s, App, User, Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, s, "POST", "/channels/create", map[string]any{"endpoint": "PJSIP/x@trunk", "app": App, "channelId": "leg"}); code != http.StatusOK {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if ev := next(t, ws); ev.GetType() != "StasisStart" {
+		t.Fatalf("first event %s, want StasisStart", ev.GetType())
+	}
+}
+
+// A user event reaches the app as Asterisk 22 sends it: userevent is the
+// variables with eventname added.
+func TestUserEvent(t *testing.T) {
+	s := New(t)
+	if code, _ := call(t, s, "POST", "/events/user/ariflow-probe?application="+App, nil); code != http.StatusNotFound {
+		t.Errorf("user event before the app registered: %d, want 404", code)
+	}
+	ws := connect(t, s)
+	if code, _ := call(t, s, "POST", "/events/user/ariflow-probe", nil); code != http.StatusBadRequest {
+		t.Errorf("user event without application: %d, want 400", code)
+	}
+	code, _ := call(t, s, "POST", "/events/user/ariflow-probe?application="+App, map[string]any{"variables": map[string]string{"ariflow_probe": "t1"}})
+	if code != http.StatusNoContent {
+		t.Fatalf("user event: %d", code)
+	}
+	ev, ok := next(t, ws).(*ari.ChannelUserevent)
+	if !ok {
+		t.Fatalf("got %T", ev)
+	}
+	want := map[string]any{"ariflow_probe": "t1", "eventname": "ariflow-probe"}
+	if ev.Eventname != "ariflow-probe" || !reflect.DeepEqual(ev.Userevent, want) || ev.GetApplication() != App {
+		t.Errorf("user event %+v", ev)
+	}
+}
+
+func TestApplicationAndPing(t *testing.T) {
+	s := New(t)
+	if code, _ := call(t, s, "GET", "/applications/"+App, nil); code != http.StatusNotFound {
+		t.Errorf("unknown app: %d, want 404", code)
+	}
+	ws := connect(t, s)
+	call(t, s, "PUT", "/applications/"+App+"/eventFilter", map[string]any{"allowed": []map[string]string{{"type": "StasisStart"}}})
+	s.Caller("c1", "1", "", "x")
+	next(t, ws)
+	code, body := call(t, s, "GET", "/applications/"+App, nil)
+	var app struct {
+		Name          string   `json:"name"`
+		ChannelIDs    []string `json:"channel_ids"`
+		EventsAllowed []struct {
+			Type string `json:"type"`
+		} `json:"events_allowed"`
+	}
+	if err := json.Unmarshal(body, &app); code != http.StatusOK || err != nil {
+		t.Fatalf("GET application: %d %s %v", code, body, err)
+	}
+	if app.Name != App || !reflect.DeepEqual(app.ChannelIDs, []string{"c1"}) || len(app.EventsAllowed) != 1 || app.EventsAllowed[0].Type != "StasisStart" {
+		t.Errorf("application %s", body)
+	}
+	code, body = call(t, s, "GET", "/asterisk/ping", nil)
+	if code != http.StatusOK || !strings.Contains(string(body), `"ping":"pong"`) || !strings.Contains(string(body), entityID) {
+		t.Errorf("ping: %d %s", code, body)
+	}
+}
+
+// An app left inactive keeps its socket and gets nothing, probes
+// included, and callers do not enter Stasis; the next connection for the
+// app activates it again.
+func TestDeactivateApp(t *testing.T) {
+	s := New(t)
+	old := connect(t, s)
+	s.DeactivateApp(App)
+	if s.AppActive(App) {
+		t.Fatal("still active")
+	}
+	if code, _ := call(t, s, "POST", "/events/user/ariflow-probe?application="+App, nil); code != http.StatusNoContent {
+		t.Errorf("user event to an inactive app: %d, want 204 as Asterisk answers", code)
+	}
+	s.Caller("c1", "1", "", "x")
+	silent(t, old, 200*time.Millisecond)
+	if st, _ := s.Channel("c1"); st.InStasis || st.App != "" {
+		t.Errorf("a caller entered the inactive app: %+v", st)
+	}
+	ws, err := dial(t, s, App, User, Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.AppActive(App) {
+		t.Fatal("a new connection did not activate the app")
+	}
+	call(t, s, "POST", "/events/user/ariflow-probe?application="+App, nil)
+	if got := types(t, ws, 1); got[0] != "ChannelUserevent" {
+		t.Errorf("after the reconnect: %v", got)
+	}
+	// The inactive socket got no ApplicationReplaced: when it closes, its
+	// session unregisters the app under the new one.
+	old.Close()
+	eventually(t, "app inactive after the old socket closed", func() bool { return !s.AppActive(App) })
+	call(t, s, "POST", "/events/user/ariflow-probe?application="+App, nil)
+	silent(t, ws, 200*time.Millisecond)
+	third, err := dial(t, s, App, User, Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, s, "POST", "/events/user/ariflow-probe?application="+App, nil)
+	if got := types(t, third, 1); got[0] != "ChannelUserevent" {
+		t.Errorf("after closing the old socket, then reconnecting: %v", got)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, wait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An event produced while nobody has the app is lost, even when a
+// connection comes before the sender would have sent it: Asterisk hands
+// an event to the app's handler when it produces it.
+func TestEventWithNoConnectionIsLost(t *testing.T) {
+	s := New(t)
+	s.Pause() // the sender waits: the event would still be queued
+	s.Caller("c1", "1", "", "x")
+	ws := connect(t, s)
+	s.Resume()
+	s.Emit(map[string]any{"type": "ChannelDtmfReceived", "digit": "5", "channel": map[string]any{"id": "c1"}})
+	if got := types(t, ws, 1); got[0] != "ChannelDtmfReceived" {
+		t.Errorf("first event %v: an event from before the connection was delivered", got)
+	}
+}

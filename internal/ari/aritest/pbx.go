@@ -26,6 +26,24 @@ func (s *Server) route(r *Request) (int, any) {
 			"config": map[string]any{"name": "", "default_language": "en", "setid": map[string]string{"user": "", "group": ""}},
 			"status": map[string]string{"startup_time": stamp(time.Now()), "last_reload_time": stamp(time.Now())},
 		}
+	case len(seg) == 2 && seg[0] == "asterisk" && seg[1] == "ping":
+		if m != http.MethodGet {
+			return notAllowed()
+		}
+		return http.StatusOK, map[string]string{"ping": "pong", "timestamp": stamp(time.Now()), "asterisk_id": entityID}
+	case len(seg) == 2 && seg[0] == "applications":
+		if m != http.MethodGet {
+			return notAllowed()
+		}
+		if s.apps[seg[1]] == nil {
+			return http.StatusNotFound, errBody("Application not found")
+		}
+		return http.StatusOK, s.applicationJSON(seg[1])
+	case len(seg) == 3 && seg[0] == "events" && seg[1] == "user":
+		if m != http.MethodPost {
+			return notAllowed()
+		}
+		return s.userEvent(seg[2], r)
 	case len(seg) == 3 && seg[0] == "applications" && seg[2] == "eventFilter":
 		if m != http.MethodPut {
 			return notAllowed()
@@ -92,22 +110,74 @@ func (s *Server) eventFilter(app string, r *Request) (int, any) {
 		}
 	}
 	f.allowed, f.disallowed = nil, nil
+	for _, a := range body.Allowed {
+		f.allowed = append(f.allowed, a.Type)
+	}
+	for _, d := range body.Disallowed {
+		f.disallowed = append(f.disallowed, d.Type)
+	}
+	return http.StatusOK, s.applicationJSON(app)
+}
+
+// applicationJSON is an app as GET /applications/{app} shows it: the
+// channels subscribed to it (in its Stasis, or originated for it), the
+// bridges those are in, and its event filter. Like Asterisk's, it does not
+// say whether the app is active.
+func (s *Server) applicationJSON(app string) map[string]any {
 	type typ struct {
 		Type string `json:"type"`
 	}
 	allowed, disallowed := []typ{}, []typ{}
-	for _, a := range body.Allowed {
-		f.allowed = append(f.allowed, a.Type)
-		allowed = append(allowed, typ{a.Type})
+	if f := s.apps[app]; f != nil {
+		for _, a := range f.allowed {
+			allowed = append(allowed, typ{a})
+		}
+		for _, d := range f.disallowed {
+			disallowed = append(disallowed, typ{d})
+		}
 	}
-	for _, d := range body.Disallowed {
-		f.disallowed = append(f.disallowed, d.Type)
-		disallowed = append(disallowed, typ{d.Type})
+	channels, bridges := []string{}, []string{}
+	for _, id := range s.channelIDsLocked() {
+		if c := s.channels[id]; c.App == app {
+			channels = append(channels, id)
+			if c.Bridge != "" && !slices.Contains(bridges, c.Bridge) {
+				bridges = append(bridges, c.Bridge)
+			}
+		}
 	}
-	return http.StatusOK, map[string]any{
-		"name": app, "channel_ids": []string{}, "bridge_ids": []string{}, "endpoint_ids": []string{},
+	return map[string]any{
+		"name": app, "channel_ids": channels, "bridge_ids": bridges, "endpoint_ids": []string{},
 		"device_names": []string{}, "events_allowed": allowed, "events_disallowed": disallowed,
 	}
+}
+
+// userEvent is POST /events/user/{name}?application=APP with an optional
+// {"variables": {...}} body: a ChannelUserevent to the app, whose
+// userevent is the variables with eventname added, as Asterisk 22 sends
+// it. 204 whether or not the app gets it (an inactive app does not).
+func (s *Server) userEvent(name string, r *Request) (int, any) {
+	app := r.Query.Get("application")
+	if app == "" {
+		return http.StatusBadRequest, errBody("Missing parameter application")
+	}
+	if s.apps[app] == nil {
+		return http.StatusNotFound, errBody("Application not found")
+	}
+	var body struct {
+		Variables map[string]any `json:"variables"`
+	}
+	if len(r.Body) > 0 {
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			return http.StatusBadRequest, errBody("Invalid JSON: " + err.Error())
+		}
+	}
+	vars := map[string]any{}
+	for k, v := range body.Variables {
+		vars[k] = v
+	}
+	vars["eventname"] = name
+	s.emitLocked(app, "ChannelUserevent", map[string]any{"eventname": name, "userevent": vars})
+	return http.StatusNoContent, nil
 }
 
 func (s *Server) channelList() []channelJSON {
@@ -562,7 +632,8 @@ func (s *Server) channelLocked(what, id string) *channel {
 
 // Caller makes a caller's channel enter Stasis for App, as the dialplan's
 // Stasis(ariflow,entry) does: state Ring, caller ID number and name, and
-// StasisStart{args: [entry]}.
+// StasisStart{args: [entry]}. While App is inactive (DeactivateApp) the
+// channel is made but does not enter Stasis: InStasis false, no event.
 func (s *Server) Caller(id, number, name, entry string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -578,6 +649,12 @@ func (s *Server) Caller(id, number, name, entry string) {
 		InStasis: true, Created: time.Now(),
 	}
 	s.channels[id] = c
+	if s.inactive[App] {
+		// Stasis() fails ("Stasis app 'ariflow' not active"); the
+		// channel goes on in the dialplan, which the fake does not run.
+		c.App, c.Args, c.InStasis, c.appName, c.appData = "", nil, false, "", ""
+		return
+	}
 	s.emitLocked(App, "StasisStart", map[string]any{"args": c.Args, "channel": c.json()})
 }
 
@@ -720,4 +797,25 @@ func (s *Server) Playbacks() []string {
 		ids[i] = p.id
 	}
 	return ids
+}
+
+// DeactivateApp leaves app inactive under its open websocket, as Asterisk
+// 22 can after a reconnect (docs/ari-event-path.md): the socket stays
+// open and REST keeps answering, but no event for app is delivered, user
+// events (probes) included, and a Caller does not enter Stasis. The next
+// websocket connection for app activates it again, as a registration
+// does in Asterisk; but the inactive one, which got no
+// ApplicationReplaced, deactivates the app again when it closes, as its
+// session's cleanup does in Asterisk: close it first.
+func (s *Server) DeactivateApp(app string) {
+	s.mu.Lock()
+	s.inactive[app] = true
+	s.mu.Unlock()
+}
+
+// AppActive tells whether app has a websocket and is not left inactive.
+func (s *Server) AppActive(app string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.subs[app] != nil && !s.inactive[app]
 }
