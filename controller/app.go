@@ -75,6 +75,12 @@ type Config struct {
 	// (default 30 s): the lease lapses here when Redis or this process is
 	// slow, and only a renewal or another holder ends that.
 	LapseWait time.Duration
+	// ProbeTimeout bounds the wait for a probe (a user event sent to the
+	// app) to come back on the websocket; ProbeInterval is how often the
+	// event path is proven while connected (defaults 3 s and 5 s). An
+	// open websocket is not proof that Asterisk delivers the app's events
+	// (docs/ari-event-path.md).
+	ProbeTimeout, ProbeInterval time.Duration
 	// ARILossResign is how long an active process may go without a
 	// working event path to Asterisk before it resigns its lease, so that
 	// a standby that reaches Asterisk serves the callers (default 5 s).
@@ -138,8 +144,14 @@ func (c *Config) setDefaults() {
 	if c.LapseWait <= 0 {
 		c.LapseWait = 30 * time.Second
 	}
+	if c.ProbeTimeout <= 0 {
+		c.ProbeTimeout = 3 * time.Second
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = 5 * time.Second
+	}
 	if c.ARILossResign <= 0 {
-		c.ARILossResign = 5 * time.Second
+		c.ARILossResign = 10 * time.Second
 	}
 	if c.AdoptConcurrency <= 0 {
 		c.AdoptConcurrency = 16
@@ -179,8 +191,12 @@ type App struct {
 	// xfer is what every transfer of this process shares.
 	xfer *transfer.Env
 
-	connected atomic.Bool
+	connected atomic.Bool // the event path is proven
 	draining  atomic.Bool
+	// probeToken is the probe under way; read hands it to probes when it
+	// comes back.
+	probeToken atomic.Pointer[string]
+	probes     chan string
 
 	mu    sync.Mutex
 	calls map[string]*call // by call ID
@@ -208,6 +224,7 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 		owner:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID("p")[2:10]),
 		calls:     map[string]*call{},
 		adoptions: make(chan struct{}, cfg.AdoptConcurrency),
+		probes:    make(chan string, 1),
 		owners:    map[string]*call{},
 	}
 	a.legEvents = newLegEvents(cfg.Webhooks, m)
@@ -283,7 +300,8 @@ func (a *App) flowFor(ctx context.Context, rec *record.Call) *flows.Flow {
 // Flows is the flow set new calls start on.
 func (a *App) Flows() *flows.Set { return a.flows.Load() }
 
-// Connected reports whether the event websocket is up.
+// Connected reports whether the event path is up: the websocket open and
+// proven by a probe.
 func (a *App) Connected() bool { return a.connected.Load() }
 
 // Active reports whether this process holds the lease.

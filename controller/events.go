@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -82,26 +83,40 @@ func (a *App) term(ctx context.Context, sent time.Time) error {
 				break
 			}
 			a.log.WithError(err).WithField("retry_in", backoff).Warn("ARI websocket connect failed")
-			select {
-			case <-tctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 5*time.Second)
+			a.pause(tctx, &backoff)
 			continue
 		}
-		backoff = 100 * time.Millisecond
 		// Until reconcile has adopted the calls it finds, their events
 		// have no call to go to: they wait (parkEvents).
 		a.parkEvents()
+		if err := a.ari.SetEventFilter(tctx, ari.EventTypes); err != nil {
+			a.log.WithError(err).Warn("ARI event filter not set; receiving every event")
+		}
+		readDone := make(chan error, 1)
+		go func() { readDone <- a.read(tctx, ws, stop) }()
+		// An open websocket is not yet an event path: Asterisk can leave
+		// the app inactive under it (docs/ari-event-path.md). Only an
+		// event that comes back through it proves it.
+		if err := a.prove(tctx, readDone); err != nil {
+			// The broken socket goes first: connecting again while it is
+			// open, then closing it, would leave the app inactive again.
+			ws.Close()
+			<-readDone
+			a.unparkEvents()
+			if tctx.Err() == nil {
+				a.metrics.ProbeFailures.Inc()
+				a.log.WithError(err).WithField("retry_in", backoff).Error("ARI event path not working; connecting again")
+				a.pause(tctx, &backoff)
+			}
+			continue
+		}
+		backoff = 100 * time.Millisecond
 		a.connected.Store(true)
 		if first {
 			a.log.Info("ARI websocket connected")
 		} else {
 			a.metrics.Reconnects.Inc()
 			a.log.Info("ARI websocket reconnected")
-		}
-		if err := a.ari.SetEventFilter(tctx, ari.EventTypes); err != nil {
-			a.log.WithError(err).Warn("ARI event filter not set; receiving every event")
 		}
 		// Events missed while we were away: find out what still exists.
 		go func(first bool) {
@@ -113,19 +128,18 @@ func (a *App) term(ctx context.Context, sent time.Time) error {
 			}
 		}(first)
 		first = false
-		readDone := make(chan error, 1)
-		go func() { readDone <- a.read(tctx, ws, stop) }()
-		select {
-		case err = <-readDone:
-			a.connected.Store(false)
-			ws.Close()
-			if tctx.Err() == nil {
-				a.log.WithError(err).Warn("ARI websocket lost; reconnecting")
-			}
-			continue
-		case <-tctx.Done():
-		}
+		err = a.watchPath(tctx, readDone)
 		a.connected.Store(false)
+		if tctx.Err() == nil {
+			ws.Close()
+			if !errors.Is(err, errPathLost) {
+				err = <-readDone
+			} else {
+				<-readDone
+			}
+			a.log.WithError(err).Warn("ARI websocket lost; reconnecting")
+			continue
+		}
 		if ctx.Err() != nil && a.handover(readDone) {
 			ws.Close()
 			continue
@@ -139,6 +153,71 @@ func (a *App) term(ctx context.Context, sent time.Time) error {
 	// next process does not adopt a call this one still runs.
 	a.wg.Wait()
 	return cause
+}
+
+// pause waits backoff (or until ctx ends) and doubles it, up to 5 s.
+func (a *App) pause(ctx context.Context, backoff *time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(*backoff):
+	}
+	*backoff = min(*backoff*2, 5*time.Second)
+}
+
+// errPathLost: a probe sent on a working connection did not come back.
+var errPathLost = errors.New("ARI event path lost: a probe did not come back")
+
+// prove sends a probe to the app and waits for it on the websocket
+// (read hands it over), within Config.ProbeTimeout.
+func (a *App) prove(ctx context.Context, readDone chan error) error {
+	token := newID("probe")
+	a.probeToken.Store(&token)
+	if err := a.ari.Probe(ctx, token); err != nil {
+		return fmt.Errorf("sending a probe: %w", err)
+	}
+	bound := time.NewTimer(a.cfg.ProbeTimeout)
+	defer bound.Stop()
+	for {
+		select {
+		case got := <-a.probes:
+			if got == token {
+				return nil
+			}
+		case err := <-readDone:
+			readDone <- err // for the caller, which waits for the reader
+			return fmt.Errorf("websocket ended before the probe came back: %w", err)
+		case <-bound.C:
+			return fmt.Errorf("probe not back within %v", a.cfg.ProbeTimeout)
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// watchPath proves the event path again every Config.ProbeInterval while
+// the connection lasts; it returns when the connection ends (the
+// reader's error), the path fails a proof (errPathLost), or ctx ends.
+func (a *App) watchPath(ctx context.Context, readDone chan error) error {
+	tick := time.NewTicker(a.cfg.ProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-readDone:
+			readDone <- err // for the caller, which waits for the reader
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if err := a.prove(ctx, readDone); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			a.metrics.ProbeFailures.Inc()
+			a.log.WithError(err).Error("ARI event path lost under an open websocket; connecting again")
+			return fmt.Errorf("%w: %v", errPathLost, err)
+		}
+	}
 }
 
 // keepFlows keeps the loaded flows' sources in the store while active.
@@ -236,6 +315,15 @@ func (a *App) read(ctx context.Context, ws *ari.EventConn, stop context.CancelCa
 		}
 		if err != nil {
 			return err
+		}
+		if ue, ok := ev.(*ari.UserEvent); ok && ue.Eventname == ari.ProbeEvent {
+			if t := a.probeToken.Load(); t != nil && ari.IsProbe(ev, *t) {
+				select {
+				case a.probes <- *t:
+				default:
+				}
+			}
+			continue
 		}
 		if _, ok := ev.(*ari.ApplicationReplaced); ok {
 			// Asterisk sends nothing more on this socket: the app is

@@ -221,7 +221,7 @@ func (a *App) campaign(ctx context.Context) (sent time.Time, ok bool) {
 // reachARI asks Asterisk for a sign of life, without the lease (a
 // standby has none).
 func (a *App) reachARI(ctx context.Context) error {
-	_, err := a.probeARI.Check(ctx)
+	_, err := a.probeARI.Ping(ctx)
 	return err
 }
 

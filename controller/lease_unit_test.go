@@ -74,7 +74,7 @@ func TestLeaseLostMidCall(t *testing.T) {
 	h.fake.DTMF("c1", "1")
 	time.Sleep(200 * time.Millisecond) // nothing may happen: nothing to await
 	for _, r := range h.fake.Requests()[reqs:] {
-		if r.Path != "/asterisk/info" { // a standby's sign-of-life check
+		if r.Path != "/asterisk/ping" { // a standby's sign-of-life check
 			t.Errorf("request after the lease was lost: %s %s", r.Method, r.Path)
 		}
 	}
@@ -398,7 +398,7 @@ func TestARILostResignsLease(t *testing.T) {
 	h := run(t, []string{twoPrompts}, func(c *Config) { c.ARILossResign = time.Second })
 	var down atomic.Bool
 	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
-		if down.Load() && (r.Path == "/events" || r.Path == "/asterisk/info") {
+		if down.Load() && (r.Path == "/events" || r.Path == "/asterisk/ping") {
 			return 503, `{"message":"Service Unavailable"}`, 0, true
 		}
 		return 0, "", 0, false

@@ -27,6 +27,7 @@ type Metrics struct {
 	TakeoverSeconds prometheus.Histogram
 	Replaced        prometheus.Counter
 	ARILost         prometheus.Counter
+	ProbeFailures   prometheus.Counter
 	FencedActions   prometheus.Counter
 
 	Denied *prometheus.CounterVec
@@ -66,6 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		TakeoverSeconds:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ariflow_takeover_seconds", Help: "From taking the lease to the first reconcile done.", Buckets: []float64{.05, .1, .2, .5, 1, 2, 5}}),
 		Replaced:           c("ariflow_app_replaced_total", "ApplicationReplaced received: another connection took the app."),
 		ARILost:            c("ariflow_ari_lost_total", "Terms ended because the ARI event path did not work for ARILossResign."),
+		ProbeFailures:      c("ariflow_event_path_failures_total", "Probes (user events sent to the app) that did not come back on the websocket in time."),
 		FencedActions:      c("ariflow_fenced_actions_total", "ARI requests and record writes refused because this process did not hold the lease."),
 		ARIRequests:        c("ariflow_ari_requests_total", "ARI REST requests sent."),
 		RecordWrites:       c("ariflow_record_writes_total", "Call records written (saves and deletes that succeeded)."),
@@ -76,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Calls, m.ActiveCalls, m.Transfers, m.CallErrors, m.Reconnects, m.DroppedEvents, m.OrphanLegs, m.Adopted,
 			m.Fallbacks, m.StuckCalls, m.LostEvents, m.ReconcileFailures, m.Reconciles, m.FlowVersionMissing,
-			m.Role, m.LeaseRenewals, m.LeaseFailures, m.LeaseLapses, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.ARILost, m.FencedActions, m.Denied, m.ARIRequests, m.RecordWrites,
+			m.Role, m.LeaseRenewals, m.LeaseFailures, m.LeaseLapses, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.ARILost, m.ProbeFailures, m.FencedActions, m.Denied, m.ARIRequests, m.RecordWrites,
 			m.LegEvents, m.LegEventsDropped)
 	}
 	return m

@@ -1,0 +1,68 @@
+package controller
+
+import (
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ariflow/ariflow/internal/ari/aritest"
+)
+
+// Asterisk can leave the app inactive under an open websocket
+// (docs/ari-event-path.md): the socket stays open, nothing arrives. The
+// process finds out by its next probe, is not ready meanwhile, and
+// connects again, closing the broken socket first (closing it after would
+// leave the app inactive again); a caller arriving then is served.
+func TestInactiveAppDetectedAndCured(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts}, func(c *Config) {
+		c.ProbeInterval, c.ProbeTimeout = 300*time.Millisecond, 300*time.Millisecond
+	})
+	lost := time.Now()
+	h.fake.DeactivateApp(aritest.App)
+	eventually(t, "not ready", func() bool { return !h.app.Ready() })
+	eventually(t, "ready again", h.app.Ready)
+	took := time.Since(lost)
+	if !h.fake.AppActive(aritest.App) {
+		t.Fatal("ready, yet Asterisk has the app inactive")
+	}
+	if bound := h.cfg.ProbeInterval + 2*h.cfg.ProbeTimeout + time.Second; took > bound {
+		t.Errorf("cured after %v, want within %v", took, bound)
+	}
+	if n := testutil.ToFloat64(h.app.metrics.ProbeFailures); n < 1 {
+		t.Errorf("event path failures counted: %v", n)
+	}
+	h.caller("c1", "prompts")
+	pb := h.wantPlayed("c1", "sound:one")
+	h.fake.FinishPlayback(pb)
+	pb = h.wantPlayed("c1", "sound:two")
+	h.fake.FinishPlayback(pb)
+	h.ended("c1")
+}
+
+// A connection on which the first probe never comes back is not ready:
+// the process does not reconcile on it, and connects again.
+func TestUnprovenConnectionNotReady(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []string{twoPrompts}, func(c *Config) { c.ProbeTimeout = 300 * time.Millisecond })
+	var swallowed atomic.Bool
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if strings.HasPrefix(r.Path, "/events/user/") && swallowed.CompareAndSwap(false, true) {
+			return 204, "", 0, true // accepted, never delivered: an inactive app
+		}
+		return 0, "", 0, false
+	})
+	h.start()
+	if n := testutil.ToFloat64(h.app.metrics.ProbeFailures); n != 1 {
+		t.Errorf("event path failures %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(h.app.metrics.Reconciles); n != 1 {
+		t.Errorf("%v reconciles, want 1 (none on the unproven connection)", n)
+	}
+	if c := h.fake.Connections(); c != 2 {
+		t.Errorf("%d connections made, want 2 (the unproven one, then a proven one)", c)
+	}
+}
