@@ -18,7 +18,7 @@ func TestImportedConnectFlowRuns(t *testing.T) {
 	out := filepath.Join(flowsDir, "courier.yaml")
 	report := filepath.Join(t.TempDir(), "report.txt")
 	cmd := exec.CommandContext(ctx, stack.Env["ARIFLOW_STACK_ARIFLOW_BIN"], "import", "connect",
-		"-entry", "+4930555810", "-o", out, "-report", report, "../flows/testdata/connect/callback_transfer.json")
+		"-entry", "+4930555810", "-o", out, "-report", report, "../flows/connect/testdata/callback_transfer.json")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ariflow import connect: %v\n%s", err, b)
 	}

@@ -104,6 +104,14 @@ const (
 	SysLastInput    = "LastInput" // digits from the last GetCustomerInput
 )
 
+// User attributes the text-to-speech renderer reads for the voice and the
+// language (an imported UpdateContactTextToSpeechVoice or UpdateContactData
+// sets them).
+const (
+	AttrTTSVoice    = "tts_voice"
+	AttrTTSLanguage = "tts_language"
+)
+
 // Transfer attribute keys the controller records after a transfer.
 const (
 	TrStatus     = "Status" // success | call-failed | timeout | error | denied

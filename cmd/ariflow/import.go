@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/flows/connect"
 )
 
 const importUsage = "usage: ariflow import connect [-entry NUMBERS] [-o OUT.yaml] [-report REPORT] [-lambda-map FILE] [-queue-map FILE] [-hours open|closed] [-region DE] FILE.json"
@@ -47,7 +47,7 @@ func runImport(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	file := fs.Arg(0)
-	opts := flows.ConnectOptions{Hours: *hours, DefaultRegion: *region}
+	opts := connect.Options{Hours: *hours, DefaultRegion: *region}
 	for _, e := range strings.Split(*entry, ",") {
 		if e = strings.TrimSpace(e); e != "" {
 			opts.Entries = append(opts.Entries, e)
@@ -67,7 +67,7 @@ func runImport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ariflow import: %v\n", err)
 		return 1
 	}
-	imp, convErr := flows.ConvertConnect(data, opts)
+	imp, convErr := connect.Convert(data, opts)
 	if imp != nil && imp.Report != nil {
 		if err := writeReport(*report, imp.Report, stderr); err != nil {
 			fmt.Fprintf(stderr, "ariflow import: %v\n", err)
@@ -98,10 +98,10 @@ func readMap(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return flows.ParseConnectMap(path, data)
+	return connect.ParseMap(path, data)
 }
 
-func writeReport(path string, r *flows.ConnectReport, stderr io.Writer) error {
+func writeReport(path string, r *connect.Report, stderr io.Writer) error {
 	if path == "" {
 		return r.WriteText(stderr)
 	}

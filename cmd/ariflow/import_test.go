@@ -11,7 +11,7 @@ import (
 // Every test flow imports with the sample mapping files, and what the
 // command writes passes "ariflow validate".
 func TestImportConnectValidates(t *testing.T) {
-	const td = "../../flows/testdata/connect/"
+	const td = "../../flows/connect/testdata/"
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		file       string
@@ -50,7 +50,7 @@ func TestImportConnectValidates(t *testing.T) {
 }
 
 func TestImportConnectFails(t *testing.T) {
-	const td = "../../flows/testdata/connect/"
+	const td = "../../flows/connect/testdata/"
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -67,7 +67,7 @@ func TestImportConnectFails(t *testing.T) {
 		{"unmapped", []string{"import", "connect", td + "sample_inbound.json"}, 1, []string{
 			"IDENTIFIER",
 			"not mapped: hours of operation are kept in Connect",
-			"ariflow import: ../../flows/testdata/connect/sample_inbound.json: connect flow: action",
+			"ariflow import: ../../flows/connect/testdata/sample_inbound.json: connect flow: action",
 			"(CheckHoursOfOperation): hours of operation",
 		}},
 		{"no lambda url", []string{"import", "connect", "-hours", "open", td + "lambda_lookup.json"}, 1, []string{
@@ -93,7 +93,7 @@ func TestImportConnectFails(t *testing.T) {
 // error.
 func TestImportConnectStdout(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"import", "connect", "../../flows/testdata/connect/callback_transfer.json"}, &stdout, &stderr); code != 0 {
+	if code := run([]string{"import", "connect", "../../flows/connect/testdata/callback_transfer.json"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("code %d: %s", code, stderr.String())
 	}
 	if !strings.HasPrefix(stdout.String(), "name: courier_handoff\n") || !strings.Contains(stderr.String(), "IDENTIFIER") {

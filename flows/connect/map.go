@@ -1,4 +1,4 @@
-package flows
+package connect
 
 import (
 	"encoding/json"
@@ -12,9 +12,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// ConnectOptions are what an import needs to know that a Connect flow
+// Options are what an import needs to know that a Connect flow
 // keeps outside itself.
-type ConnectOptions struct {
+type Options struct {
 	// Lambdas maps a Lambda function (its ARN, or its name) to the URL of
 	// the webhook that does its work.
 	Lambdas map[string]string
@@ -24,7 +24,7 @@ type ConnectOptions struct {
 	// Hours is how CheckHoursOfOperation is taken: "open" or "closed"
 	// always; "" leaves it not mapped.
 	Hours string
-	// DefaultRegion and EndpointTechs are the loader's (LoadOptions).
+	// DefaultRegion and EndpointTechs are the loader's (flows.LoadOptions).
 	DefaultRegion string
 	EndpointTechs []string
 	// Entries are the flow's entries (the called numbers or Stasis
@@ -32,13 +32,13 @@ type ConnectOptions struct {
 	Entries []string
 }
 
-// ParseConnectMap reads a mapping file: a YAML (or JSON) mapping of
+// ParseMap reads a mapping file: a YAML (or JSON) mapping of
 // strings to strings, such as
 //
 //	arn:aws:lambda:eu-central-1:123456789012:function:lookup: https://crm.example.com/lookup
 //
 // Errors name the file and line.
-func ParseConnectMap(file string, data []byte) (map[string]string, error) {
+func ParseMap(file string, data []byte) (map[string]string, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
@@ -139,15 +139,15 @@ func ParseDialplanTarget(s string) (DialplanPlace, error) {
 	return t, nil
 }
 
-// ConnectReport says how each action of a Connect flow was mapped.
-type ConnectReport struct {
+// Report says how each action of a Connect flow was mapped.
+type Report struct {
 	Flow    string // the imported flow's name
 	Start   string // its start block
-	Actions []ConnectMapping
+	Actions []Mapping
 }
 
-// ConnectMapping is what became of one action.
-type ConnectMapping struct {
+// Mapping is what became of one action.
+type Mapping struct {
 	Identifier string
 	Type       string
 	Reachable  bool
@@ -158,7 +158,7 @@ type ConnectMapping struct {
 
 // WriteText writes the report as a table, one action a line, with notes
 // indented below.
-func (r *ConnectReport) WriteText(w io.Writer) error {
+func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "# Amazon Connect import: flow %q, start block %q\n", r.Flow, r.Start)
 	fmt.Fprintln(tw, "IDENTIFIER\tTYPE\tMAPPING")

@@ -1,6 +1,14 @@
-package flows
+// Package connect imports Amazon Connect flows: it reads the flow
+// language's JSON exports (one flow, a directory of them, or an instance
+// export), maps each action to ariflow blocks through the mapping files
+// (Lambda functions, queues, prompts, Lex bots), writes the YAML flows,
+// validates them with package flows, and reports by action what became of
+// each one or why it was refused. It depends on flows, never the reverse.
+package connect
 
 import (
+	"github.com/ariflow/ariflow/flows"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +22,7 @@ import (
 
 // Amazon Connect flow language (its JSON export: Version, StartAction,
 // Actions with Identifier, Type, Parameters, Transitions), the subset
-// ariflow imports. connect_map.go holds the mapping files and the report.
+// ariflow imports. map.go holds the mapping files and the report.
 type connectFlow struct {
 	Version     string          `json:"Version"`
 	StartAction string          `json:"StartAction"`
@@ -42,39 +50,31 @@ type connectAction struct {
 	} `json:"Transitions"`
 }
 
-// Attributes an import sets for the text-to-speech voice and language
-// (UpdateContactTextToSpeechVoice, UpdateContactData's LanguageCode); the
-// controller's renderer reads them.
-const (
-	AttrTTSVoice    = "tts_voice"
-	AttrTTSLanguage = "tts_language"
-)
-
-// ImportConnect converts an Amazon Connect flow-language export into a
-// validated Flow, with no mapping files (see ConvertConnect).
-func ImportConnect(data []byte) (*Flow, error) {
-	imp, err := ConvertConnect(data, ConnectOptions{})
+// Import converts an Amazon Connect flow-language export into a
+// validated flows.Flow, with no mapping files (see Convert).
+func Import(data []byte) (*flows.Flow, error) {
+	imp, err := Convert(data, Options{})
 	if err != nil {
 		return nil, err
 	}
 	return imp.Flow, nil
 }
 
-// ConnectToYAML converts an Amazon Connect export into ariflow's YAML
-// format, with no mapping files (see ConvertConnect).
-func ConnectToYAML(data []byte) ([]byte, error) {
-	imp, err := ConvertConnect(data, ConnectOptions{})
+// ToYAML converts an Amazon Connect export into ariflow's YAML
+// format, with no mapping files (see Convert).
+func ToYAML(data []byte) ([]byte, error) {
+	imp, err := Convert(data, Options{})
 	if err != nil {
 		return nil, err
 	}
 	return imp.YAML, nil
 }
 
-// ConnectImport is the result of ConvertConnect.
-type ConnectImport struct {
+// Result is the result of Convert.
+type Result struct {
 	YAML   []byte
-	Flow   *Flow
-	Report *ConnectReport
+	Flow   *flows.Flow
+	Report *Report
 }
 
 // Kinds of mapping of one Connect action.
@@ -85,7 +85,7 @@ const (
 )
 
 type converter struct {
-	opts    ConnectOptions
+	opts    Options
 	flow    connectFlow
 	byID    map[string]*connectAction
 	blockID map[string]string // action identifier -> block id
@@ -97,7 +97,7 @@ type converter struct {
 	names   map[string]string          // queue ARN -> display name from the metadata
 }
 
-// ConvertConnect converts an Amazon Connect flow-language export (as the
+// Convert converts an Amazon Connect flow-language export (as the
 // flow designer's "Export flow" writes it, or as the API's
 // DescribeContactFlow returns it) into ariflow's YAML, validates it, and
 // reports how each action was mapped. An action that cannot be mapped
@@ -105,7 +105,7 @@ type converter struct {
 // run); unreachable actions are left out either way (the loader refuses
 // unreachable blocks). The report is returned whenever the JSON could be
 // read, also with an error.
-func ConvertConnect(data []byte, opts ConnectOptions) (*ConnectImport, error) {
+func Convert(data []byte, opts Options) (*Result, error) {
 	cf, name, err := decodeConnect(data)
 	if err != nil {
 		return nil, err
@@ -113,8 +113,8 @@ func ConvertConnect(data []byte, opts ConnectOptions) (*ConnectImport, error) {
 	c := &converter{opts: opts, flow: cf, byID: map[string]*connectAction{}, blockID: map[string]string{},
 		kind: map[string]int{}, reason: map[string]string{}, pass: map[string]string{},
 		reached: map[string]bool{}, queues: map[string]map[string]bool{}, names: queueNames(cf.Metadata)}
-	rep := &ConnectReport{Flow: name}
-	imp := &ConnectImport{Report: rep}
+	rep := &Report{Flow: name}
+	imp := &Result{Report: rep}
 	var errs []string
 	used := map[string]bool{}
 	for i := range cf.Actions {
@@ -138,7 +138,7 @@ func ConvertConnect(data []byte, opts ConnectOptions) (*ConnectImport, error) {
 	blocks := &orderedMap{}
 	for i := range cf.Actions {
 		a := &cf.Actions[i]
-		m := ConnectMapping{Identifier: a.Identifier, Type: a.Type, Reachable: c.reached[a.Identifier]}
+		m := Mapping{Identifier: a.Identifier, Type: a.Type, Reachable: c.reached[a.Identifier]}
 		switch c.kind[a.Identifier] {
 		case mapNoop:
 			m.Result = "no-op (" + c.reason[a.Identifier] + ")"
@@ -194,7 +194,7 @@ func ConvertConnect(data []byte, opts ConnectOptions) (*ConnectImport, error) {
 		return imp, fmt.Errorf("connect flow: %w", err)
 	}
 	imp.YAML = out
-	f, err := Parse("connect-import.yaml", out, LoadOptions{DefaultRegion: opts.DefaultRegion, EndpointTechs: opts.EndpointTechs})
+	f, err := flows.Parse("connect-import.yaml", out, flows.LoadOptions{DefaultRegion: opts.DefaultRegion, EndpointTechs: opts.EndpointTechs})
 	if err != nil {
 		return imp, c.explain(err, f)
 	}
@@ -242,12 +242,12 @@ func decodeConnect(data []byte) (connectFlow, string, error) {
 
 // explain turns the loader's complaints about the generated YAML into
 // errors that name the Connect action each block came from.
-func (c *converter) explain(err error, _ *Flow) error {
+func (c *converter) explain(err error, _ *flows.Flow) error {
 	byBlock := map[string]*connectAction{}
 	for id, b := range c.blockID {
 		byBlock[b] = c.byID[id]
 	}
-	var list ErrorList
+	var list flows.ErrorList
 	if !errors.As(err, &list) {
 		return fmt.Errorf("connect flow: %w", err)
 	}
@@ -265,6 +265,9 @@ func (c *converter) explain(err error, _ *Flow) error {
 }
 
 var quotedBlockRE = regexp.MustCompile(`block "([^"]+)"`)
+
+// digitsRE is a GetCustomerInput value: digits, * and #.
+var digitsRE = regexp.MustCompile(`^[0-9*#]+$`)
 
 var (
 	unsafeIDChars = regexp.MustCompile(`[^A-Za-z0-9_-]`)
@@ -515,8 +518,8 @@ func (c *converter) convert(a *connectAction) (*blockBuilder, []string, error) {
 	if err := converters[a.Type](c, a, params(a.Parameters), b); err != nil {
 		return nil, nil, err
 	}
-	if b.get("type") != TypeDisconnect {
-		if err := c.branch(b, BranchError, errorTarget(a, "NoMatchingError")); err != nil {
+	if b.get("type") != flows.TypeDisconnect {
+		if err := c.branch(b, flows.BranchError, errorTarget(a, "NoMatchingError")); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -531,13 +534,13 @@ func convertMessage(c *converter, a *connectAction, p params, b *blockBuilder) e
 	if err != nil {
 		return err
 	}
-	b.set("type", TypePlayPrompt)
+	b.set("type", flows.TypePlayPrompt)
 	b.set("prompts", []string{prompt})
-	return c.branch(b, BranchNext, a.Transitions.NextAction)
+	return c.branch(b, flows.BranchNext, a.Transitions.NextAction)
 }
 
 func convertInput(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	b.set("type", TypeGetCustomerInput)
+	b.set("type", flows.TypeGetCustomerInput)
 	if _, err := p.anyPrompt(); err == nil {
 		prompt, err := p.prompt()
 		if err != nil {
@@ -569,10 +572,10 @@ func convertInput(c *converter, a *connectAction, p params, b *blockBuilder) err
 			b.set("terminator", term)
 		}
 		b.set("store_as", "StoredCustomerInput")
-		if err := c.branch(b, BranchSuccess, a.Transitions.NextAction); err != nil {
+		if err := c.branch(b, flows.BranchSuccess, a.Transitions.NextAction); err != nil {
 			return err
 		}
-		return c.branch(b, BranchTimeout, timeout)
+		return c.branch(b, flows.BranchTimeout, timeout)
 	}
 	var values []string
 	type cond struct{ value, to string }
@@ -582,7 +585,7 @@ func convertInput(c *converter, a *connectAction, p params, b *blockBuilder) err
 			return fmt.Errorf("input condition %s %v: only Equals with one operand is supported", t.Condition.Operator, t.Condition.Operands)
 		}
 		v := t.Condition.Operands[0]
-		if !inputValueRE.MatchString(v) {
+		if !digitsRE.MatchString(v) {
 			return fmt.Errorf("input condition Equals %q: not a digit string", v)
 		}
 		values = append(values, v)
@@ -606,10 +609,10 @@ func convertInput(c *converter, a *connectAction, p params, b *blockBuilder) err
 		noMatch = errT
 		b.note("no NoMatchingCondition transition: other keys take the error branch")
 	}
-	if err := c.branch(b, BranchNoMatch, noMatch); err != nil {
+	if err := c.branch(b, flows.BranchNoMatch, noMatch); err != nil {
 		return err
 	}
-	return c.branch(b, BranchTimeout, timeout)
+	return c.branch(b, flows.BranchTimeout, timeout)
 }
 
 func convertAttributes(c *converter, a *connectAction, p params, b *blockBuilder) error {
@@ -624,7 +627,7 @@ func convertAttributes(c *converter, a *connectAction, p params, b *blockBuilder
 	sort.Strings(keys)
 	set := &orderedMap{}
 	for _, k := range keys {
-		if !ValidKey(k) {
+		if !flows.ValidKey(k) {
 			return fmt.Errorf("attribute name %q: ariflow keys hold only A-Z a-z 0-9 _ . -", k)
 		}
 		cv, err := connectValue(attrs[k])
@@ -633,9 +636,9 @@ func convertAttributes(c *converter, a *connectAction, p params, b *blockBuilder
 		}
 		set.set(k, cv)
 	}
-	b.set("type", TypeSetAttributes)
+	b.set("type", flows.TypeSetAttributes)
 	b.set("set", set)
-	return c.branch(b, BranchNext, a.Transitions.NextAction)
+	return c.branch(b, flows.BranchNext, a.Transitions.NextAction)
 }
 
 func convertCompare(c *converter, a *connectAction, p params, b *blockBuilder) error {
@@ -646,7 +649,7 @@ func convertCompare(c *converter, a *connectAction, p params, b *blockBuilder) e
 	if !strings.HasPrefix(ref, "$.") {
 		return fmt.Errorf("ComparisonValue %q: ariflow compares an attribute, not a literal", ref)
 	}
-	b.set("type", TypeCheckAttribute)
+	b.set("type", flows.TypeCheckAttribute)
 	b.set("attribute", ref)
 	var conds []*orderedMap
 	type br struct{ name, to string }
@@ -678,7 +681,7 @@ func convertCompare(c *converter, a *connectAction, p params, b *blockBuilder) e
 	if noMatch == "" {
 		noMatch = a.Transitions.NextAction
 	}
-	return c.branch(b, BranchNoMatch, noMatch)
+	return c.branch(b, flows.BranchNoMatch, noMatch)
 }
 
 func convertLambda(c *converter, a *connectAction, p params, b *blockBuilder) error {
@@ -690,7 +693,7 @@ func convertLambda(c *converter, a *connectAction, p params, b *blockBuilder) er
 	if !ok {
 		return fmt.Errorf("no URL for Lambda function %s: add it to the -lambda-map file", arn)
 	}
-	b.set("type", TypeInvokeWebhook)
+	b.set("type", flows.TypeInvokeWebhook)
 	b.set("url", u)
 	if t := p.str("InvocationTimeLimitSeconds"); t != "" {
 		n, err := strconv.Atoi(t)
@@ -705,11 +708,11 @@ func convertLambda(c *converter, a *connectAction, p params, b *blockBuilder) er
 	if raw, ok := p["LambdaInvocationAttributes"]; ok && len(raw) > 2 {
 		b.note("LambdaInvocationAttributes are not sent; the webhook receives all contact attributes")
 	}
-	return c.branch(b, BranchSuccess, a.Transitions.NextAction)
+	return c.branch(b, flows.BranchSuccess, a.Transitions.NextAction)
 }
 
 func convertThirdParty(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	b.set("type", TypeTransferToPhoneNumber)
+	b.set("type", flows.TypeTransferToPhoneNumber)
 	// In a fixed order: both timeout names map to "timeout", and when a
 	// flow has both, the one Connect exports today
 	// (ThirdPartyConnectionTimeLimitSeconds, last) wins over the
@@ -741,14 +744,14 @@ func convertThirdParty(c *converter, a *connectAction, p params, b *blockBuilder
 	resume := !strings.EqualFold(p.str("ContinueFlowExecution"), "False")
 	b.set("resume", resume)
 	if resume {
-		if err := c.branch(b, BranchSuccess, a.Transitions.NextAction); err != nil {
+		if err := c.branch(b, flows.BranchSuccess, a.Transitions.NextAction); err != nil {
 			return err
 		}
 	}
-	if err := c.branch(b, BranchCallFailed, errorTarget(a, "CallFailed")); err != nil {
+	if err := c.branch(b, flows.BranchCallFailed, errorTarget(a, "CallFailed")); err != nil {
 		return err
 	}
-	return c.branch(b, BranchTimeout, errorTarget(a, "ConnectionTimeLimitExceeded", "ConnectionTimeout", "Timeout"))
+	return c.branch(b, flows.BranchTimeout, errorTarget(a, "ConnectionTimeLimitExceeded", "ConnectionTimeout", "Timeout"))
 }
 
 func convertQueue(c *converter, a *connectAction, p params, b *blockBuilder) error {
@@ -774,7 +777,7 @@ func convertQueue(c *converter, a *connectAction, p params, b *blockBuilder) err
 	if err != nil {
 		return fmt.Errorf("queue %s in the -queue-map file: %w", list[0], err)
 	}
-	b.set("type", TypeTransferToAgent)
+	b.set("type", flows.TypeTransferToAgent)
 	b.set("context", t.Context)
 	b.set("extension", t.Extension)
 	if t.Priority != 0 {
@@ -782,13 +785,13 @@ func convertQueue(c *converter, a *connectAction, p params, b *blockBuilder) err
 	}
 	if to := errorTarget(a, "QueueAtCapacity"); to != "" && errorTarget(a, "NoMatchingError") == "" {
 		b.note("QueueAtCapacity is decided by the dialplan queue; its transition becomes the error branch")
-		return c.branch(b, BranchError, to)
+		return c.branch(b, flows.BranchError, to)
 	}
 	return nil
 }
 
 func convertDisconnect(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	b.set("type", TypeDisconnect)
+	b.set("type", flows.TypeDisconnect)
 	return nil
 }
 
@@ -797,12 +800,12 @@ func convertVoice(c *converter, a *connectAction, p params, b *blockBuilder) err
 	if voice == "" {
 		return fmt.Errorf("no TextToSpeechVoice")
 	}
-	return setOne(c, a, b, AttrTTSVoice, voice)
+	return setOne(c, a, b, flows.AttrTTSVoice, voice)
 }
 
 func convertLanguage(c *converter, a *connectAction, p params, b *blockBuilder) error {
 	b.note("only LanguageCode is carried over (as the text-to-speech language)")
-	return setOne(c, a, b, AttrTTSLanguage, p.str("LanguageCode"))
+	return setOne(c, a, b, flows.AttrTTSLanguage, p.str("LanguageCode"))
 }
 
 func setOne(c *converter, a *connectAction, b *blockBuilder, key, v string) error {
@@ -812,29 +815,29 @@ func setOne(c *converter, a *connectAction, b *blockBuilder, key, v string) erro
 	}
 	set := &orderedMap{}
 	set.set(key, cv)
-	b.set("type", TypeSetAttributes)
+	b.set("type", flows.TypeSetAttributes)
 	b.set("set", set)
-	return c.branch(b, BranchNext, a.Transitions.NextAction)
+	return c.branch(b, flows.BranchNext, a.Transitions.NextAction)
 }
 
-var connectOps = map[string]Operator{
-	"Equals":                 OpEquals,
-	"TextContains":           OpContains,
-	"NumberGreaterThan":      OpGreaterThan,
-	"NumberGreaterOrEqualTo": OpGreaterOrEq,
-	"NumberLessThan":         OpLessThan,
-	"NumberLessOrEqualTo":    OpLessOrEq,
+var connectOps = map[string]flows.Operator{
+	"Equals":                 flows.OpEquals,
+	"TextContains":           flows.OpContains,
+	"NumberGreaterThan":      flows.OpGreaterThan,
+	"NumberGreaterOrEqualTo": flows.OpGreaterOrEq,
+	"NumberLessThan":         flows.OpLessThan,
+	"NumberLessOrEqualTo":    flows.OpLessOrEq,
 }
 
 // connectPaths are Connect's system paths that ariflow knows by another
 // name.
 var connectPaths = map[string]string{
 	"$.StoredCustomerInput":          "$.Attributes.StoredCustomerInput",
-	"$.CustomerEndpoint.Address":     "$.System." + SysCallerNumber,
-	"$.SystemEndpoint.Address":       "$.System." + SysDialedNumber,
-	"$.ContactId":                    "$.System." + SysCallID,
-	"$.InitialContactId":             "$.System." + SysCallID,
-	"$.Attributes.TextToSpeechVoice": "$.Attributes." + AttrTTSVoice,
+	"$.CustomerEndpoint.Address":     "$.System." + flows.SysCallerNumber,
+	"$.SystemEndpoint.Address":       "$.System." + flows.SysDialedNumber,
+	"$.ContactId":                    "$.System." + flows.SysCallID,
+	"$.InitialContactId":             "$.System." + flows.SysCallID,
+	"$.Attributes.TextToSpeechVoice": "$.Attributes." + flows.AttrTTSVoice,
 }
 
 // connectValue maps Connect JSONPath to ariflow references; literals pass.
@@ -845,7 +848,7 @@ func connectValue(v string) (string, error) {
 	if m, ok := connectPaths[v]; ok {
 		return m, nil
 	}
-	if _, err := ParseRef(v); err != nil {
+	if _, err := flows.ParseRef(v); err != nil {
 		return "", err
 	}
 	return v, nil
@@ -916,11 +919,11 @@ func (p params) prompt() (string, error) {
 	switch kind {
 	case "Text", "SSML":
 		s := p.str(kind)
-		if kind == "Text" && ValidateMediaURI(s) == nil {
+		if kind == "Text" && flows.ValidateMediaURI(s) == nil {
 			return s, nil
 		}
 		if kind == "SSML" && !strings.HasPrefix(s, "$.") {
-			if s, err = SSMLToText(s); err != nil {
+			if s, err = flows.SSMLToText(s); err != nil {
 				return "", err
 			}
 		}
@@ -929,8 +932,8 @@ func (p params) prompt() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		prompt := TextPrefix + s
-		if err := ValidateTextPrompt(prompt); err != nil {
+		prompt := flows.TextPrefix + s
+		if err := flows.ValidateTextPrompt(prompt); err != nil {
 			return "", fmt.Errorf("%s: %w", kind, err)
 		}
 		return prompt, nil
@@ -939,7 +942,7 @@ func (p params) prompt() (string, error) {
 		if kind == "Media" {
 			s = p.nested("Media", "Uri")
 		}
-		if err := ValidateMediaURI(s); err != nil {
+		if err := flows.ValidateMediaURI(s); err != nil {
 			return "", fmt.Errorf("%s %q: ariflow cannot fetch Connect's prompts or S3 audio; use an Asterisk sound (sound:name) or Text: %w", kind, s, err)
 		}
 		return s, nil
