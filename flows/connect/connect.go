@@ -116,7 +116,7 @@ func Convert(data []byte, opts Options) (*Result, error) {
 	rep := &Report{Flow: name}
 	imp := &Result{Report: rep}
 	var errs []string
-	used := map[string]bool{}
+	ids := newIDs()
 	for i := range cf.Actions {
 		a := &cf.Actions[i]
 		if a.Identifier == "" {
@@ -126,7 +126,7 @@ func Convert(data []byte, opts Options) (*Result, error) {
 			return imp, fmt.Errorf("connect flow: action %s: Identifier used twice", a.Identifier)
 		}
 		c.byID[a.Identifier] = a
-		c.blockID[a.Identifier] = uniqueID(niceID(a), used)
+		c.blockID[a.Identifier] = ids.unique(niceID(a))
 		c.classify(a)
 	}
 	if _, ok := c.byID[cf.StartAction]; !ok {
@@ -295,15 +295,31 @@ func niceID(a *connectAction) string {
 	return blockID(a.Identifier)
 }
 
-func uniqueID(id string, used map[string]bool) string {
+// ids hands out unique block ids. For each stem it remembers the last
+// suffix it gave, so n actions with the same stem cost n steps, not n²/2
+// (a large export of colliding ids used to take half a minute).
+type ids struct {
+	used   map[string]bool
+	next   map[string]int // stem -> the suffix to try next
+	probes int            // ids tried, for the test
+}
+
+func newIDs() *ids { return &ids{used: map[string]bool{}, next: map[string]int{}} }
+
+// unique returns id, or id_2, id_3, … for the second and later uses of a
+// stem; an id taken as written ("x_2" from an identifier) is skipped.
+func (u *ids) unique(id string) string {
 	if id == "" {
 		id = "action"
 	}
 	out := id
-	for i := 2; used[out]; i++ {
-		out = fmt.Sprintf("%s_%d", id, i)
+	i := max(u.next[id], 2)
+	for u.probes++; u.used[out]; u.probes++ {
+		out = id + "_" + strconv.Itoa(i)
+		i++
 	}
-	used[out] = true
+	u.next[id] = i
+	u.used[out] = true
 	return out
 }
 
