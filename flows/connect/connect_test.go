@@ -254,7 +254,7 @@ func TestConvertConnectErrors(t *testing.T) {
 		{"prompt ARN", one("MessageParticipant", `{"PromptId": "arn:aws:connect:eu-central-1:1:instance/i/prompt/p"}`, next), Options{}, "action a (MessageParticipant): PromptId"},
 		{"S3 media", one("MessageParticipant", `{"Media": {"Uri": "s3://bucket/hello.wav", "SourceType": "S3"}}`, next), Options{}, "ariflow cannot fetch Connect's prompts or S3 audio"},
 		{"text too long", one("MessageParticipant", `{"Text": "`+strings.Repeat("a", 1001)+`"}`, next), Options{}, "text prompt of 1001 bytes"},
-		{"text unknown path", one("MessageParticipant", `{"Text": "Your queue is $.Queue.Name"}`, next), Options{}, `unknown namespace "Queue"`},
+		{"text unknown path", one("MessageParticipant", `{"Text": "Hello $.Customer.FirstName"}`, next), Options{}, `unknown namespace "Customer"`},
 		{"queue without target", one("TransferContactToQueue", `{}`, `{"Errors": [{"NextAction": "z", "ErrorType": "NoMatchingError"}]}`), Options{}, "no UpdateContactTargetQueue (Set working queue) before it"},
 		{"queue unmapped", `{"StartAction": "q", "Actions": [
 			{"Identifier": "q", "Type": "UpdateContactTargetQueue", "Parameters": {"QueueId": "arn:aws:connect:r:1:instance/i/queue/Q1"}, "Transitions": {"NextAction": "t"}},
