@@ -63,6 +63,11 @@ type CallRecord struct {
 	// taking over between two numbers does not ring the first again.
 	ListNext   int              `json:"list_next,omitempty"`
 	Attributes flows.Attributes `json:"attributes"`
+	// Loops are the Loop blocks' counts, by flow/block, and Queue the
+	// working queue: call state that survives a takeover and goes with
+	// the call into another flow.
+	Loops map[string]int `json:"loops,omitempty"`
+	Queue *WorkingQueue  `json:"queue,omitempty"`
 	// Owner is the process that wrote the record and Epoch its lease
 	// epoch: the store refuses a write whose epoch is older than the
 	// record's (fencing), and a process taking over logs whose call it
