@@ -21,7 +21,7 @@ func TestImportConnectValidates(t *testing.T) {
 		{"inbound_menu.json", []string{"UpdateFlowLoggingBehavior", "no-op"}},
 		{"callback_transfer.json", []string{"To courier", "block To_courier (TransferToPhoneNumber)"}},
 		{"lambda_lookup.json", []string{"InvokeLambdaFunction", "block lookup (InvokeWebhook)"}},
-		{"sample_inbound.json", []string{"TransferContactToQueue", "(TransferToAgent)", "not reachable from StartAction: left out"}},
+		{"sample_inbound.json", []string{"TransferContactToQueue", "(TransferToQueue)", "not reachable from StartAction: left out"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			out := filepath.Join(dir, strings.TrimSuffix(tc.file, ".json")+".yaml")
@@ -67,8 +67,9 @@ func TestImportConnectFails(t *testing.T) {
 		{"unmapped", []string{"import", "connect", td + "sample_inbound.json"}, 1, []string{
 			"IDENTIFIER",
 			"not mapped: hours of operation are kept in Connect",
-			"ariflow import: ../../flows/connect/testdata/sample_inbound.json: connect flow: action",
-			"(CheckHoursOfOperation): hours of operation",
+			"ariflow import: flow sample_inbound_flow__first_contact_experience: action 36f675cc-81e7-4ef5-a8e2-5d940ed90475 (CheckHoursOfOperation): hours of operation",
+			"(InvokeLambdaFunction): no URL for Lambda function",
+			"ariflow import: 3 problems; nothing written",
 		}},
 		{"no lambda url", []string{"import", "connect", "-hours", "open", td + "lambda_lookup.json"}, 1, []string{
 			"action lookup (InvokeLambdaFunction): no URL for Lambda function arn:aws:lambda:eu-central-1:123456789012:function:customer-lookup",

@@ -1,28 +1,28 @@
 // Package connect imports Amazon Connect flows: it reads the flow
 // language's JSON exports (one flow, a directory of them, or an instance
 // export), maps each action to ariflow blocks through the mapping files
-// (Lambda functions, queues, prompts, Lex bots), writes the YAML flows,
-// validates them with package flows, and reports by action what became of
-// each one or why it was refused. It depends on flows, never the reverse.
+// (Lambda functions, queues, prompts, Lex bots, flows imported before),
+// writes the YAML flows, validates them as one set with package flows, and
+// reports by action what became of each one or why it was refused, every
+// problem in one pass. It depends on flows, never the reverse.
 package connect
 
 import (
-	"github.com/ariflow/ariflow/flows"
-
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ariflow/ariflow/flows"
 )
 
 // Amazon Connect flow language (its JSON export: Version, StartAction,
-// Actions with Identifier, Type, Parameters, Transitions), the subset
-// ariflow imports. map.go holds the mapping files and the report.
+// Metadata, Actions with Identifier, Type, Parameters, Transitions).
 type connectFlow struct {
 	Version     string          `json:"Version"`
 	StartAction string          `json:"StartAction"`
@@ -50,8 +50,84 @@ type connectAction struct {
 	} `json:"Transitions"`
 }
 
-// Import converts an Amazon Connect flow-language export into a
-// validated flows.Flow, with no mapping files (see Convert).
+// describedFlow is a flow as the API describes it (DescribeContactFlow's
+// ContactFlow, and the entries of an instance export): the flow language
+// as a string in Content.
+type describedFlow struct {
+	Arn     string `json:"Arn"`
+	ID      string `json:"Id"`
+	Name    string `json:"Name"`
+	Type    string `json:"Type"`
+	Content string `json:"Content"`
+}
+
+// Input is one exported file: a flow as the designer exports it, a
+// DescribeContactFlow answer, or an instance export holding several flows
+// ({"ContactFlows": [...]}, or a list).
+type Input struct {
+	File string
+	Data []byte
+}
+
+// Result is one imported flow.
+type Result struct {
+	File   string // the input it came from
+	YAML   []byte
+	Flow   *flows.Flow // nil when the import failed
+	Report *Report
+}
+
+// SetResult is every flow of a set import, and the flows it left out.
+type SetResult struct {
+	Flows   []*Result
+	Skipped []Skipped
+}
+
+// Skipped is a flow a set import did not import, and why.
+type Skipped struct {
+	File, Name, Type, Why string
+}
+
+// Problem is one reason an import failed: an action that cannot be
+// carried over, or a block the loader refuses, named by the Connect action
+// it came from.
+type Problem struct {
+	File   string // the input, for problems with the file itself
+	Flow   string // the ariflow flow name
+	Action string // the Connect action's identifier, if the problem is one action's
+	Type   string // its type
+	Msg    string
+}
+
+func (p Problem) String() string {
+	where := "flow " + p.Flow
+	switch {
+	case p.Flow == "" && p.File != "":
+		where = p.File
+	case p.Flow == "":
+		where = "import"
+	}
+	if p.Action != "" {
+		return fmt.Sprintf("%s: action %s (%s): %s", where, p.Action, p.Type, p.Msg)
+	}
+	return where + ": " + p.Msg
+}
+
+// Error is every problem of an import, found in one pass.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Import converts one Amazon Connect flow into a validated Flow, with no
+// mapping files (see Convert).
 func Import(data []byte) (*flows.Flow, error) {
 	imp, err := Convert(data, Options{})
 	if err != nil {
@@ -60,8 +136,8 @@ func Import(data []byte) (*flows.Flow, error) {
 	return imp.Flow, nil
 }
 
-// ToYAML converts an Amazon Connect export into ariflow's YAML
-// format, with no mapping files (see Convert).
+// ToYAML converts one Amazon Connect flow into ariflow's YAML, with no
+// mapping files (see Convert).
 func ToYAML(data []byte) ([]byte, error) {
 	imp, err := Convert(data, Options{})
 	if err != nil {
@@ -70,922 +146,418 @@ func ToYAML(data []byte) ([]byte, error) {
 	return imp.YAML, nil
 }
 
-// Result is the result of Convert.
-type Result struct {
-	YAML   []byte
-	Flow   *flows.Flow
-	Report *Report
-}
-
-// Kinds of mapping of one Connect action.
-const (
-	mapBlock = iota // becomes a block
-	mapNoop         // has no runtime effect in ariflow: its callers go to its next action
-	mapNone         // cannot be mapped
-)
-
-type converter struct {
-	opts    Options
-	flow    connectFlow
-	byID    map[string]*connectAction
-	blockID map[string]string // action identifier -> block id
-	kind    map[string]int
-	reason  map[string]string // mapNone: why; mapNoop: what it is
-	pass    map[string]string // mapNoop: the action its callers go to
-	reached map[string]bool
-	queues  map[string]map[string]bool // TransferContactToQueue: the target queues that reach it
-	names   map[string]string          // queue ARN -> display name from the metadata
-}
-
-// Convert converts an Amazon Connect flow-language export (as the
-// flow designer's "Export flow" writes it, or as the API's
-// DescribeContactFlow returns it) into ariflow's YAML, validates it, and
-// reports how each action was mapped. An action that cannot be mapped
-// fails the import only when it can be reached from StartAction (it would
-// run); unreachable actions are left out either way (the loader refuses
-// unreachable blocks). The report is returned whenever the JSON could be
-// read, also with an error.
+// Convert converts one Amazon Connect flow (the designer's export, or the
+// DescribeContactFlow answer) into ariflow's YAML, validates it, and
+// reports how each action was mapped. A TransferToFlow in it must name a
+// flow of the -flow-map file (Options.Flows); to import flows that hand
+// calls to each other, use ConvertSet. The result (with its report) is
+// returned whenever the JSON could be read, also with an error; the error
+// is an *Error listing every problem when the flow was read.
 func Convert(data []byte, opts Options) (*Result, error) {
-	cf, name, err := decodeConnect(data)
+	srcs, err := decodeInput("", data)
 	if err != nil {
 		return nil, err
 	}
-	c := &converter{opts: opts, flow: cf, byID: map[string]*connectAction{}, blockID: map[string]string{},
-		kind: map[string]int{}, reason: map[string]string{}, pass: map[string]string{},
-		reached: map[string]bool{}, queues: map[string]map[string]bool{}, names: queueNames(cf.Metadata)}
-	rep := &Report{Flow: name}
-	imp := &Result{Report: rep}
-	var errs []string
-	ids := newIDs()
-	for i := range cf.Actions {
-		a := &cf.Actions[i]
-		if a.Identifier == "" {
-			return imp, fmt.Errorf("connect flow: action #%d (%s) has no Identifier", i+1, a.Type)
-		}
-		if _, dup := c.byID[a.Identifier]; dup {
-			return imp, fmt.Errorf("connect flow: action %s: Identifier used twice", a.Identifier)
-		}
-		c.byID[a.Identifier] = a
-		c.blockID[a.Identifier] = ids.unique(niceID(a))
-		c.classify(a)
+	if len(srcs) != 1 {
+		return nil, fmt.Errorf("connect flow: the file holds %d flows; import them as a set", len(srcs))
 	}
-	if _, ok := c.byID[cf.StartAction]; !ok {
-		return imp, fmt.Errorf("connect flow: StartAction %q names no action", cf.StartAction)
+	res, err := convertSources(srcs, opts)
+	if len(res.Flows) == 1 {
+		return res.Flows[0], err
 	}
-	c.reach()
-	c.flowQueues()
-
-	blocks := &orderedMap{}
-	for i := range cf.Actions {
-		a := &cf.Actions[i]
-		m := Mapping{Identifier: a.Identifier, Type: a.Type, Reachable: c.reached[a.Identifier]}
-		switch c.kind[a.Identifier] {
-		case mapNoop:
-			m.Result = "no-op (" + c.reason[a.Identifier] + ")"
-		case mapNone:
-			m.Result = "not mapped: " + c.reason[a.Identifier]
-		case mapBlock:
-			if !m.Reachable {
-				m.Result = "not reachable from StartAction: left out"
-				break
-			}
-			b, notes, err := c.convert(a)
-			if err != nil {
-				m.Result = "not mapped: " + err.Error()
-				c.kind[a.Identifier] = mapNone
-				break
-			}
-			m.Block, m.Notes = c.blockID[a.Identifier], notes
-			m.Result = fmt.Sprintf("block %s (%s)", m.Block, b.get("type"))
-			b.comment = fmt.Sprintf("# Connect %s %s", a.Type, a.Identifier)
-			blocks.set(m.Block, b)
-		}
-		if !m.Reachable && c.kind[a.Identifier] != mapBlock {
-			m.Result += "; not reachable from StartAction: left out"
-		} else if c.kind[a.Identifier] == mapNone {
-			errs = append(errs, fmt.Sprintf("action %s (%s): %s", a.Identifier, a.Type, strings.TrimPrefix(m.Result, "not mapped: ")))
-		}
-		rep.Actions = append(rep.Actions, m)
+	if err == nil && len(res.Skipped) == 1 {
+		s := res.Skipped[0]
+		err = &Error{Problems: []Problem{{Flow: s.Name, Msg: "not imported: " + s.Why}}}
 	}
-	if len(errs) > 0 {
-		return imp, fmt.Errorf("connect flow: %s", strings.Join(errs, "; "))
-	}
-	start, err := c.target(cf.StartAction)
-	if err != nil {
-		return imp, fmt.Errorf("connect flow: StartAction: %w", err)
-	}
-	rep.Start = start
-	version := cf.Version
-	if version == "" {
-		version = "1"
-	}
-	doc := &orderedMap{}
-	doc.set("name", name)
-	doc.set("version", version)
-	entries := opts.Entries
-	if len(entries) == 0 {
-		entries = []string{name}
-	}
-	doc.set("entry", entries)
-	doc.set("start", start)
-	doc.set("blocks", blocks)
-	out, err := yaml.Marshal(doc)
-	if err != nil {
-		return imp, fmt.Errorf("connect flow: %w", err)
-	}
-	imp.YAML = out
-	f, err := flows.Parse("connect-import.yaml", out, flows.LoadOptions{DefaultRegion: opts.DefaultRegion, EndpointTechs: opts.EndpointTechs})
-	if err != nil {
-		return imp, c.explain(err, f)
-	}
-	imp.Flow = f
-	return imp, nil
+	return nil, err
 }
 
-// decodeConnect reads the flow and its name: the export itself, or the
-// DescribeContactFlow answer that holds it as a string in
-// ContactFlow.Content.
-func decodeConnect(data []byte) (connectFlow, string, error) {
-	var cf connectFlow
-	if err := json.Unmarshal(data, &cf); err != nil {
-		return cf, "", fmt.Errorf("connect flow: %w", err)
-	}
-	var meta struct {
-		Name string `json:"name"`
-	}
-	if len(cf.Actions) == 0 {
-		var wrapped struct {
-			ContactFlow struct {
-				Name    string `json:"Name"`
-				Content string `json:"Content"`
-			} `json:"ContactFlow"`
+// ConvertSet converts a set of Connect flows, which may hand calls to each
+// other (TransferToFlow): each input holds one flow or an instance export
+// of several. Every flow is converted and the YAML flows are validated
+// together, so a TransferToFlow is checked against the flow it continues
+// in. Flows that run inside Connect's queues and calls (customer queue,
+// hold and whisper flows) are skipped and listed. The result is returned
+// also with an error, which is an *Error listing every problem of every
+// flow.
+func ConvertSet(in []Input, opts Options) (*SetResult, error) {
+	var srcs []*source
+	var probs []Problem
+	for _, i := range in {
+		s, err := decodeInput(i.File, i.Data)
+		if err != nil {
+			probs = append(probs, Problem{File: i.File, Msg: err.Error()})
+			continue
 		}
-		if json.Unmarshal(data, &wrapped) == nil && wrapped.ContactFlow.Content != "" {
-			if err := json.Unmarshal([]byte(wrapped.ContactFlow.Content), &cf); err != nil {
-				return cf, "", fmt.Errorf("connect flow: ContactFlow.Content: %w", err)
-			}
-			meta.Name = wrapped.ContactFlow.Name
-		}
+		srcs = append(srcs, s...)
 	}
-	if len(cf.Actions) == 0 {
-		return cf, "", fmt.Errorf("connect flow: no Actions")
+	res, err := convertSources(srcs, opts)
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		probs = append(probs, e.Problems...)
+	case err != nil:
+		return res, err
 	}
-	if meta.Name == "" {
-		_ = json.Unmarshal(cf.Metadata, &meta) // optional
+	if len(probs) > 0 {
+		return res, &Error{Problems: probs}
 	}
-	name := strings.Trim(unsafeIDChars.ReplaceAllString(strings.ToLower(meta.Name), "_"), "_")
-	if name == "" {
-		name = "imported"
+	if len(res.Flows) == 0 {
+		return res, fmt.Errorf("connect flows: nothing to import")
 	}
-	return cf, name, nil
+	return res, nil
 }
 
-// explain turns the loader's complaints about the generated YAML into
-// errors that name the Connect action each block came from.
-func (c *converter) explain(err error, _ *flows.Flow) error {
-	byBlock := map[string]*connectAction{}
-	for id, b := range c.blockID {
-		byBlock[b] = c.byID[id]
-	}
-	var list flows.ErrorList
-	if !errors.As(err, &list) {
-		return fmt.Errorf("connect flow: %w", err)
-	}
-	var msgs []string
-	for _, e := range list {
-		msg := e.Msg
-		if m := quotedBlockRE.FindStringSubmatch(msg); m != nil {
-			if a := byBlock[m[1]]; a != nil {
-				msg = fmt.Sprintf("action %s (%s): %s", a.Identifier, a.Type, msg)
-			}
-		}
-		msgs = append(msgs, msg)
-	}
-	return fmt.Errorf("connect flow: the imported flow would not load: %s", strings.Join(msgs, "; "))
+// source is one Connect flow read from an input.
+type source struct {
+	file  string
+	title string // Connect's name for it
+	id    string // its ID and ARN, when the export has them
+	arn   string
+	typ   string // its type (CONTACT_FLOW, contactFlow, …), when known
+	name  string // the ariflow flow name
+	flow  connectFlow
+	meta  map[string]actionMeta
+	// queues are the queues' names the designer shows, by queue ARN, from
+	// any action's metadata (it keeps them beside the transfer, too).
+	queues map[string]string
 }
 
-var quotedBlockRE = regexp.MustCompile(`block "([^"]+)"`)
-
-// digitsRE is a GetCustomerInput value: digits, * and #.
-var digitsRE = regexp.MustCompile(`^[0-9*#]+$`)
-
-var (
-	unsafeIDChars = regexp.MustCompile(`[^A-Za-z0-9_-]`)
-	uuidRE        = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-)
-
-// typeStem names blocks made from actions whose identifiers are UUIDs (as
-// the flow designer writes them): "say_0218ffce" reads better than the
-// UUID and still finds it.
-var typeStem = map[string]string{
-	"MessageParticipant": "say", "GetParticipantInput": "input", "UpdateContactAttributes": "set",
-	"Compare": "check", "InvokeLambdaFunction": "lambda", "TransferParticipantToThirdParty": "transfer",
-	"TransferContactToQueue": "queue", "DisconnectParticipant": "disconnect", "EndFlowExecution": "end",
-	"UpdateContactTextToSpeechVoice": "voice", "UpdateContactData": "language",
+// actionMeta is what the flow designer keeps about an action beside the
+// flow language: the names it shows for the queue, flow, prompt or bot an
+// action refers to by ARN.
+type actionMeta struct {
+	Queue struct {
+		ID   string `json:"id"`
+		Text string `json:"text"`
+	} `json:"queue"`
+	ContactFlow struct {
+		ID   string `json:"id"`
+		Text string `json:"text"`
+	} `json:"contactFlow"`
+	PromptName   string                     `json:"promptName"`
+	LexV2BotName string                     `json:"lexV2BotName"`
+	Parameters   map[string]json.RawMessage `json:"parameters"`
 }
 
-func niceID(a *connectAction) string {
-	if uuidRE.MatchString(a.Identifier) {
-		stem := typeStem[a.Type]
-		if stem == "" {
-			stem = "action"
-		}
-		return stem + "_" + strings.ToLower(a.Identifier[:8])
+// display is the name the designer shows for a parameter: its own field
+// (promptName, queue.text, …) or parameters.<param>.displayName.
+func (m actionMeta) display(param string) string {
+	var d struct {
+		DisplayName string `json:"displayName"`
 	}
-	return blockID(a.Identifier)
-}
-
-// ids hands out unique block ids. For each stem it remembers the last
-// suffix it gave, so n actions with the same stem cost n steps, not n²/2
-// (a large export of colliding ids used to take half a minute).
-type ids struct {
-	used   map[string]bool
-	next   map[string]int // stem -> the suffix to try next
-	probes int            // ids tried, for the test
-}
-
-func newIDs() *ids { return &ids{used: map[string]bool{}, next: map[string]int{}} }
-
-// unique returns id, or id_2, id_3, … for the second and later uses of a
-// stem; an id taken as written ("x_2" from an identifier) is skipped.
-func (u *ids) unique(id string) string {
-	if id == "" {
-		id = "action"
-	}
-	out := id
-	i := max(u.next[id], 2)
-	for u.probes++; u.used[out]; u.probes++ {
-		out = id + "_" + strconv.Itoa(i)
-		i++
-	}
-	u.next[id] = i
-	u.used[out] = true
-	return out
-}
-
-func blockID(s string) string { return unsafeIDChars.ReplaceAllString(s, "_") }
-
-// noops are the actions with no runtime effect for ariflow, and why.
-var noops = map[string]string{
-	"UpdateFlowLoggingBehavior":                  "flow logs are Connect's; ariflow logs every block",
-	"UpdateContactRecordingBehavior":             "call recording is the PBX's, not the flow's",
-	"UpdateContactRecordingAndAnalyticsBehavior": "call recording and analytics are the PBX's, not the flow's",
-	"UpdateContactEventHooks":                    "Connect's queue, hold and whisper flows have no ariflow equivalent; the queue's dialplan plays what callers hear",
-	"UpdateContactRoutingBehavior":               "queue priority belongs to the dialplan queue",
-	"UpdateContactMediaProcessing":               "no media processing in ariflow",
-	"UpdateContactCallbackNumber":                "used only by queued callbacks, which ariflow does not have",
-	"UpdateContactTargetQueue":                   "sets the queue of the TransferContactToQueue that follows",
-}
-
-// classify decides what an action becomes, before any branch is resolved.
-func (c *converter) classify(a *connectAction) {
-	id, p := a.Identifier, params(a.Parameters)
-	none := func(why string) { c.kind[id], c.reason[id] = mapNone, why }
-	noop := func(why, next string) { c.kind[id], c.reason[id], c.pass[id] = mapNoop, why, next }
-	if why, ok := noops[a.Type]; ok {
-		if a.Type == "UpdateContactTargetQueue" && p.str("QueueId") == "" {
-			none("only QueueId is supported (an agent's queue, AgentId, has no ariflow equivalent)")
-			return
-		}
-		noop(why, a.Transitions.NextAction)
-	}
-	switch a.Type {
-	case "UpdateContactData":
-		if p.str("LanguageCode") == "" {
-			noop("no field of ariflow's; a LanguageCode would set the text-to-speech language", a.Transitions.NextAction)
-			return
-		}
-	case "CheckHoursOfOperation":
-		want := map[string]string{"open": "True", "closed": "False"}[c.opts.Hours]
-		if want == "" {
-			none("hours of operation are kept in Connect: import with -hours open or -hours closed to always take that branch, or replace the action with a webhook")
-			return
-		}
-		next := a.Transitions.NextAction
-		for _, t := range a.Transitions.Conditions {
-			if len(t.Condition.Operands) == 1 && strings.EqualFold(t.Condition.Operands[0], want) {
-				next = t.NextAction
-			}
-		}
-		noop("always "+c.opts.Hours+" (-hours "+c.opts.Hours+")", next)
-		return
-	case "ConnectParticipantWithLexBot":
-		none("Amazon Lex bots (speech input) have no ariflow equivalent")
-		return
-	case "TransferToFlow", "InvokeFlowModule":
-		none("it runs another Connect flow or module: import that one too and join them by hand")
-		return
-	}
-	if _, ok := c.kind[id]; ok {
-		return
-	}
-	if _, ok := converters[a.Type]; !ok {
-		none(fmt.Sprintf("action type %s has no ariflow equivalent", a.Type))
-		return
-	}
-	c.kind[id] = mapBlock
-}
-
-// edges are the actions an action can lead to.
-func (c *converter) edges(a *connectAction) []string {
-	if c.kind[a.Identifier] == mapNoop {
-		return []string{c.pass[a.Identifier]}
-	}
-	out := []string{a.Transitions.NextAction}
-	for _, t := range a.Transitions.Errors {
-		out = append(out, t.NextAction)
-	}
-	for _, t := range a.Transitions.Conditions {
-		out = append(out, t.NextAction)
-	}
-	return out
-}
-
-// reach marks the actions that can run, from StartAction.
-func (c *converter) reach() {
-	todo := []string{c.flow.StartAction}
-	c.reached[c.flow.StartAction] = true
-	for len(todo) > 0 {
-		a := c.byID[todo[0]]
-		todo = todo[1:]
-		for _, n := range c.edges(a) {
-			if _, ok := c.byID[n]; ok && !c.reached[n] {
-				c.reached[n] = true
-				todo = append(todo, n)
-			}
-		}
-	}
-}
-
-// flowQueues works out which target queues can be set when each
-// TransferContactToQueue runs: the QueueId of the UpdateContactTargetQueue
-// actions on the paths that lead to it ("" when a path sets none).
-func (c *converter) flowQueues() {
-	in := map[string]map[string]bool{c.flow.StartAction: {"": true}}
-	todo := []string{c.flow.StartAction}
-	for len(todo) > 0 {
-		a := c.byID[todo[0]]
-		todo = todo[1:]
-		out := in[a.Identifier]
-		if a.Type == "UpdateContactTargetQueue" {
-			out = map[string]bool{params(a.Parameters).str("QueueId"): true}
-		}
-		for _, n := range c.edges(a) {
-			if _, ok := c.byID[n]; !ok {
-				continue
-			}
-			if in[n] == nil {
-				in[n] = map[string]bool{}
-			}
-			grew := false
-			for q := range out {
-				if !in[n][q] {
-					in[n][q], grew = true, true
-				}
-			}
-			if grew {
-				todo = append(todo, n)
-			}
-		}
-	}
-	for id, a := range c.byID {
-		if a.Type == "TransferContactToQueue" {
-			c.queues[id] = in[id]
-		}
-	}
-}
-
-// target is the block a transition leads to: no-op actions are passed
-// through to the action they lead to.
-func (c *converter) target(id string) (string, error) {
-	seen := map[string]bool{}
-	for {
-		if id == "" {
-			return "", nil
-		}
-		if _, ok := c.byID[id]; !ok {
-			return "", fmt.Errorf("transition to %q, which names no action", id)
-		}
-		if c.kind[id] != mapNoop {
-			return c.blockID[id], nil
-		}
-		if seen[id] {
-			return "", fmt.Errorf("the actions from %s loop without doing anything", id)
-		}
-		seen[id] = true
-		id = c.pass[id]
-	}
-}
-
-// blockBuilder is one block under construction.
-type blockBuilder struct {
-	*orderedMap
-	branches *orderedMap
-	notes    []string
-}
-
-func (b *blockBuilder) note(format string, args ...any) {
-	b.notes = append(b.notes, fmt.Sprintf(format, args...))
-}
-
-// branch sets a branch to the block a Connect transition leads to.
-func (c *converter) branch(b *blockBuilder, name, to string) error {
-	t, err := c.target(to)
-	if err != nil {
-		return fmt.Errorf("branch %s: %w", name, err)
-	}
-	if t != "" {
-		b.branches.set(name, t)
-	}
-	return nil
-}
-
-func errorTarget(a *connectAction, types ...string) string {
-	for _, want := range types {
-		for _, e := range a.Transitions.Errors {
-			if e.ErrorType == want {
-				return e.NextAction
-			}
-		}
+	if raw, ok := m.Parameters[param]; ok && json.Unmarshal(raw, &d) == nil {
+		return d.DisplayName
 	}
 	return ""
 }
 
-type convertFunc func(c *converter, a *connectAction, p params, b *blockBuilder) error
-
-var converters = map[string]convertFunc{
-	"MessageParticipant":              convertMessage,
-	"GetParticipantInput":             convertInput,
-	"UpdateContactAttributes":         convertAttributes,
-	"Compare":                         convertCompare,
-	"InvokeLambdaFunction":            convertLambda,
-	"TransferParticipantToThirdParty": convertThirdParty,
-	"TransferContactToQueue":          convertQueue,
-	"DisconnectParticipant":           convertDisconnect,
-	"EndFlowExecution":                convertDisconnect,
-	"UpdateContactTextToSpeechVoice":  convertVoice,
-	"UpdateContactData":               convertLanguage,
-}
-
-// convert builds the block of a reachable action; the notes say what of
-// the action was not carried over.
-func (c *converter) convert(a *connectAction) (*blockBuilder, []string, error) {
-	b := &blockBuilder{orderedMap: &orderedMap{}, branches: &orderedMap{}}
-	if err := converters[a.Type](c, a, params(a.Parameters), b); err != nil {
-		return nil, nil, err
+// decodeInput reads the flows of one input.
+func decodeInput(file string, data []byte) ([]*source, error) {
+	var probe any
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("connect flow: %w", err)
 	}
-	if b.get("type") != flows.TypeDisconnect {
-		if err := c.branch(b, flows.BranchError, errorTarget(a, "NoMatchingError")); err != nil {
-			return nil, nil, err
+	var items []json.RawMessage
+	switch v := probe.(type) {
+	case []any:
+		if err := json.Unmarshal(data, &items); err != nil {
+			return nil, fmt.Errorf("connect flow: %w", err)
 		}
-	}
-	if len(b.branches.keys) > 0 {
-		b.set("branches", b.branches)
-	}
-	return b, b.notes, nil
-}
-
-func convertMessage(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	prompt, err := p.prompt()
-	if err != nil {
-		return err
-	}
-	b.set("type", flows.TypePlayPrompt)
-	b.set("prompts", []string{prompt})
-	return c.branch(b, flows.BranchNext, a.Transitions.NextAction)
-}
-
-func convertInput(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	b.set("type", flows.TypeGetCustomerInput)
-	if _, err := p.anyPrompt(); err == nil {
-		prompt, err := p.prompt()
-		if err != nil {
-			return err
-		}
-		b.set("prompts", []string{prompt})
-	}
-	if t := p.str("InputTimeLimitSeconds"); t != "" {
-		n, err := strconv.Atoi(t)
-		if err != nil {
-			return fmt.Errorf("InputTimeLimitSeconds %q: %w", t, err)
-		}
-		if n > 120 {
-			b.note("InputTimeLimitSeconds %d shortened to ariflow's maximum of 120", n)
-			n = 120
-		}
-		b.set("timeout", max(n, 1))
-	}
-	errT := errorTarget(a, "NoMatchingError")
-	timeout := errorTarget(a, "InputTimeLimitExceeded")
-	if timeout == "" && errT != "" {
-		timeout = errT
-		b.note("no InputTimeLimitExceeded transition: a timeout takes the error branch")
-	}
-	if strings.EqualFold(p.str("StoreInput"), "True") {
-		// Stored input goes to $.StoredCustomerInput in Connect.
-		b.set("max_digits", p.maxLength())
-		if term := p.nested("DTMFConfiguration", "InputTerminationSequence"); term != "" {
-			b.set("terminator", term)
-		}
-		b.set("store_as", "StoredCustomerInput")
-		if err := c.branch(b, flows.BranchSuccess, a.Transitions.NextAction); err != nil {
-			return err
-		}
-		return c.branch(b, flows.BranchTimeout, timeout)
-	}
-	var values []string
-	type cond struct{ value, to string }
-	var conds []cond
-	for _, t := range a.Transitions.Conditions {
-		if t.Condition.Operator != "Equals" || len(t.Condition.Operands) != 1 {
-			return fmt.Errorf("input condition %s %v: only Equals with one operand is supported", t.Condition.Operator, t.Condition.Operands)
-		}
-		v := t.Condition.Operands[0]
-		if !digitsRE.MatchString(v) {
-			return fmt.Errorf("input condition Equals %q: not a digit string", v)
-		}
-		values = append(values, v)
-		conds = append(conds, cond{v, t.NextAction})
-	}
-	if len(values) == 0 {
-		return fmt.Errorf("no conditions and StoreInput is not True: nothing to branch on")
-	}
-	b.set("max_digits", max(1, maxLen(values)))
-	b.set("values", values)
-	for _, cd := range conds {
-		if err := c.branch(b, cd.value, cd.to); err != nil {
-			return err
-		}
-	}
-	noMatch := errorTarget(a, "NoMatchingCondition")
-	if noMatch == "" {
-		noMatch = a.Transitions.NextAction
-	}
-	if noMatch == "" && errT != "" {
-		noMatch = errT
-		b.note("no NoMatchingCondition transition: other keys take the error branch")
-	}
-	if err := c.branch(b, flows.BranchNoMatch, noMatch); err != nil {
-		return err
-	}
-	return c.branch(b, flows.BranchTimeout, timeout)
-}
-
-func convertAttributes(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	var attrs map[string]string
-	if err := json.Unmarshal(a.Parameters["Attributes"], &attrs); err != nil {
-		return fmt.Errorf("Attributes: %w", err)
-	}
-	keys := make([]string, 0, len(attrs))
-	for k := range attrs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	set := &orderedMap{}
-	for _, k := range keys {
-		if !flows.ValidKey(k) {
-			return fmt.Errorf("attribute name %q: ariflow keys hold only A-Z a-z 0-9 _ . -", k)
-		}
-		cv, err := connectValue(attrs[k])
-		if err != nil {
-			return fmt.Errorf("attribute %s: %w", k, err)
-		}
-		set.set(k, cv)
-	}
-	b.set("type", flows.TypeSetAttributes)
-	b.set("set", set)
-	return c.branch(b, flows.BranchNext, a.Transitions.NextAction)
-}
-
-func convertCompare(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	ref, err := connectValue(p.str("ComparisonValue"))
-	if err != nil {
-		return fmt.Errorf("ComparisonValue: %w", err)
-	}
-	if !strings.HasPrefix(ref, "$.") {
-		return fmt.Errorf("ComparisonValue %q: ariflow compares an attribute, not a literal", ref)
-	}
-	b.set("type", flows.TypeCheckAttribute)
-	b.set("attribute", ref)
-	var conds []*orderedMap
-	type br struct{ name, to string }
-	var brs []br
-	for i, t := range a.Transitions.Conditions {
-		op, ok := connectOps[t.Condition.Operator]
-		if !ok || len(t.Condition.Operands) != 1 {
-			return fmt.Errorf("condition %s %v is not supported", t.Condition.Operator, t.Condition.Operands)
-		}
-		val, err := connectValue(t.Condition.Operands[0])
-		if err != nil {
-			return err
-		}
-		name := fmt.Sprintf("Condition%d", i+1)
-		cm := &orderedMap{}
-		cm.set("op", string(op))
-		cm.set("value", val)
-		cm.set("branch", name)
-		conds = append(conds, cm)
-		brs = append(brs, br{name, t.NextAction})
-	}
-	b.set("conditions", conds)
-	for _, x := range brs {
-		if err := c.branch(b, x.name, x.to); err != nil {
-			return err
-		}
-	}
-	noMatch := errorTarget(a, "NoMatchingCondition")
-	if noMatch == "" {
-		noMatch = a.Transitions.NextAction
-	}
-	return c.branch(b, flows.BranchNoMatch, noMatch)
-}
-
-func convertLambda(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	arn := p.str("LambdaFunctionARN")
-	if arn == "" || strings.HasPrefix(arn, "$.") {
-		return fmt.Errorf("LambdaFunctionARN %q: only a fixed function can be mapped to a URL", arn)
-	}
-	u, ok := lookup(c.opts.Lambdas, arn, "")
-	if !ok {
-		return fmt.Errorf("no URL for Lambda function %s: add it to the -lambda-map file", arn)
-	}
-	b.set("type", flows.TypeInvokeWebhook)
-	b.set("url", u)
-	if t := p.str("InvocationTimeLimitSeconds"); t != "" {
-		n, err := strconv.Atoi(t)
-		if err != nil || n < 1 {
-			return fmt.Errorf("InvocationTimeLimitSeconds %q: want whole seconds", t)
-		}
-		b.set("timeout", min(n, 30))
-	}
-	if strings.EqualFold(p.str("InvocationType"), "ASYNCHRONOUS") {
-		b.note("InvocationType ASYNCHRONOUS: the webhook is called synchronously")
-	}
-	if raw, ok := p["LambdaInvocationAttributes"]; ok && len(raw) > 2 {
-		b.note("LambdaInvocationAttributes are not sent; the webhook receives all contact attributes")
-	}
-	return c.branch(b, flows.BranchSuccess, a.Transitions.NextAction)
-}
-
-func convertThirdParty(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	b.set("type", flows.TypeTransferToPhoneNumber)
-	// In a fixed order: both timeout names map to "timeout", and when a
-	// flow has both, the one Connect exports today
-	// (ThirdPartyConnectionTimeLimitSeconds, last) wins over the
-	// older ThirdPartyConnectionTimeoutSeconds.
-	for _, m := range [][2]string{
-		{"ThirdPartyPhoneNumber", "number"},
-		{"ThirdPartyConnectionTimeoutSeconds", "timeout"},
-		{"ThirdPartyConnectionTimeLimitSeconds", "timeout"},
-		{"ThirdPartyDTMFDigits", "dtmf"},
-	} {
-		conn, ours := m[0], m[1]
-		if v := p.str(conn); v != "" {
-			cv, err := connectValue(v)
-			if err != nil {
-				return fmt.Errorf("%s: %w", conn, err)
+	case map[string]any:
+		if _, ok := v["ContactFlows"]; ok {
+			var all struct {
+				ContactFlows []json.RawMessage `json:"ContactFlows"`
 			}
-			b.set(ours, cv)
-		}
-	}
-	for _, m := range [][2]string{{"Number", "caller_id_number"}, {"Name", "caller_id_name"}} {
-		if v := p.nested("CallerId", m[0]); v != "" {
-			cv, err := connectValue(v)
-			if err != nil {
-				return fmt.Errorf("CallerId.%s: %w", m[0], err)
+			if err := json.Unmarshal(data, &all); err != nil {
+				return nil, fmt.Errorf("connect flow: ContactFlows: %w", err)
 			}
-			b.set(m[1], cv)
+			items = all.ContactFlows
+		} else {
+			items = []json.RawMessage{data}
 		}
-	}
-	resume := !strings.EqualFold(p.str("ContinueFlowExecution"), "False")
-	b.set("resume", resume)
-	if resume {
-		if err := c.branch(b, flows.BranchSuccess, a.Transitions.NextAction); err != nil {
-			return err
-		}
-	}
-	if err := c.branch(b, flows.BranchCallFailed, errorTarget(a, "CallFailed")); err != nil {
-		return err
-	}
-	return c.branch(b, flows.BranchTimeout, errorTarget(a, "ConnectionTimeLimitExceeded", "ConnectionTimeout", "Timeout"))
-}
-
-func convertQueue(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	qs := c.queues[a.Identifier]
-	var list []string
-	for q := range qs {
-		list = append(list, q)
-	}
-	sort.Strings(list)
-	switch {
-	case len(list) == 0 || len(list) == 1 && list[0] == "":
-		return fmt.Errorf("no UpdateContactTargetQueue (Set working queue) before it")
-	case len(list) > 1:
-		return fmt.Errorf("reached with different target queues (%s): give each UpdateContactTargetQueue its own TransferContactToQueue", strings.Join(list, ", "))
-	case strings.HasPrefix(list[0], "$."):
-		return fmt.Errorf("target queue %s comes from an attribute: only fixed queues can be mapped to the dialplan", list[0])
-	}
-	spec, ok := lookup(c.opts.Queues, list[0], c.names[list[0]])
-	if !ok {
-		return fmt.Errorf("no dialplan place for queue %s: add it to the -queue-map file", list[0])
-	}
-	t, err := ParseDialplanTarget(spec)
-	if err != nil {
-		return fmt.Errorf("queue %s in the -queue-map file: %w", list[0], err)
-	}
-	b.set("type", flows.TypeTransferToAgent)
-	b.set("context", t.Context)
-	b.set("extension", t.Extension)
-	if t.Priority != 0 {
-		b.set("priority", t.Priority)
-	}
-	if to := errorTarget(a, "QueueAtCapacity"); to != "" && errorTarget(a, "NoMatchingError") == "" {
-		b.note("QueueAtCapacity is decided by the dialplan queue; its transition becomes the error branch")
-		return c.branch(b, flows.BranchError, to)
-	}
-	return nil
-}
-
-func convertDisconnect(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	b.set("type", flows.TypeDisconnect)
-	return nil
-}
-
-func convertVoice(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	voice := p.str("TextToSpeechVoice")
-	if voice == "" {
-		return fmt.Errorf("no TextToSpeechVoice")
-	}
-	return setOne(c, a, b, flows.AttrTTSVoice, voice)
-}
-
-func convertLanguage(c *converter, a *connectAction, p params, b *blockBuilder) error {
-	b.note("only LanguageCode is carried over (as the text-to-speech language)")
-	return setOne(c, a, b, flows.AttrTTSLanguage, p.str("LanguageCode"))
-}
-
-func setOne(c *converter, a *connectAction, b *blockBuilder, key, v string) error {
-	cv, err := connectValue(v)
-	if err != nil {
-		return err
-	}
-	set := &orderedMap{}
-	set.set(key, cv)
-	b.set("type", flows.TypeSetAttributes)
-	b.set("set", set)
-	return c.branch(b, flows.BranchNext, a.Transitions.NextAction)
-}
-
-var connectOps = map[string]flows.Operator{
-	"Equals":                 flows.OpEquals,
-	"TextContains":           flows.OpContains,
-	"NumberGreaterThan":      flows.OpGreaterThan,
-	"NumberGreaterOrEqualTo": flows.OpGreaterOrEq,
-	"NumberLessThan":         flows.OpLessThan,
-	"NumberLessOrEqualTo":    flows.OpLessOrEq,
-}
-
-// connectPaths are Connect's system paths that ariflow knows by another
-// name.
-var connectPaths = map[string]string{
-	"$.StoredCustomerInput":          "$.Attributes.StoredCustomerInput",
-	"$.CustomerEndpoint.Address":     "$.System." + flows.SysCallerNumber,
-	"$.SystemEndpoint.Address":       "$.System." + flows.SysDialedNumber,
-	"$.ContactId":                    "$.System." + flows.SysCallID,
-	"$.InitialContactId":             "$.System." + flows.SysCallID,
-	"$.Attributes.TextToSpeechVoice": "$.Attributes." + flows.AttrTTSVoice,
-}
-
-// connectValue maps Connect JSONPath to ariflow references; literals pass.
-func connectValue(v string) (string, error) {
-	if !strings.HasPrefix(v, "$.") {
-		return v, nil
-	}
-	if m, ok := connectPaths[v]; ok {
-		return m, nil
-	}
-	if _, err := flows.ParseRef(v); err != nil {
-		return "", err
-	}
-	return v, nil
-}
-
-// connectPathRE finds Connect JSONPath references inside a text.
-var connectPathRE = regexp.MustCompile(`\$\.[A-Za-z]+(\.[A-Za-z0-9_-]+)*`)
-
-// connectText maps the references inside a prompt's text; one ariflow
-// cannot read is an error (it would be spoken as "dollar dot ...").
-func connectText(s string) (string, error) {
-	var bad error
-	out := connectPathRE.ReplaceAllStringFunc(s, func(m string) string {
-		v, err := connectValue(m)
-		if err != nil && bad == nil {
-			bad = fmt.Errorf("text %q: %w", s, err)
-		}
-		return v
-	})
-	return out, bad
-}
-
-type params map[string]json.RawMessage
-
-// str returns a string parameter; numbers and booleans come back as text.
-func (p params) str(key string) string {
-	raw, ok := p[key]
-	if !ok {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	return strings.Trim(string(raw), `"`)
-}
-
-func (p params) nested(outer, key string) string {
-	var inner params
-	if json.Unmarshal(p[outer], &inner) != nil {
-		return ""
-	}
-	return inner.str(key)
-}
-
-// anyPrompt tells which prompt parameter an action has.
-func (p params) anyPrompt() (string, error) {
-	for _, k := range []string{"Text", "SSML", "PromptId"} {
-		if p.str(k) != "" {
-			return k, nil
-		}
-	}
-	if p.nested("Media", "Uri") != "" {
-		return "Media", nil
-	}
-	return "", fmt.Errorf("no prompt (Text, SSML, PromptId or Media.Uri)")
-}
-
-// prompt maps an action's prompt: Text and SSML become a text: prompt
-// (SSML reduced to text; text that is already an Asterisk media URI stays
-// one); PromptId and Media.Uri must be Asterisk media URIs, since ariflow
-// cannot fetch Connect's prompts or S3 objects.
-func (p params) prompt() (string, error) {
-	kind, err := p.anyPrompt()
-	if err != nil {
-		return "", err
-	}
-	switch kind {
-	case "Text", "SSML":
-		s := p.str(kind)
-		if kind == "Text" && flows.ValidateMediaURI(s) == nil {
-			return s, nil
-		}
-		if kind == "SSML" && !strings.HasPrefix(s, "$.") {
-			if s, err = flows.SSMLToText(s); err != nil {
-				return "", err
-			}
-		}
-		s = strings.Join(strings.Fields(s), " ") // line breaks in the designer's text box
-		s, err := connectText(s)
-		if err != nil {
-			return "", err
-		}
-		prompt := flows.TextPrefix + s
-		if err := flows.ValidateTextPrompt(prompt); err != nil {
-			return "", fmt.Errorf("%s: %w", kind, err)
-		}
-		return prompt, nil
 	default:
-		s := p.str("PromptId")
-		if kind == "Media" {
-			s = p.nested("Media", "Uri")
-		}
-		if err := flows.ValidateMediaURI(s); err != nil {
-			return "", fmt.Errorf("%s %q: ariflow cannot fetch Connect's prompts or S3 audio; use an Asterisk sound (sound:name) or Text: %w", kind, s, err)
-		}
-		return s, nil
+		return nil, fmt.Errorf("connect flow: want a JSON object or list, got %T", probe)
 	}
+	var out []*source
+	for i, raw := range items {
+		s, err := decodeFlow(raw)
+		if err != nil {
+			if len(items) > 1 {
+				return nil, fmt.Errorf("connect flow #%d: %w", i+1, err)
+			}
+			return nil, err
+		}
+		s.file = file
+		if s.title == "" && file != "" {
+			s.title = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+		}
+		s.name = flowName(s.title)
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("connect flow: no flows")
+	}
+	return out, nil
 }
 
-func (p params) maxLength() int {
-	var iv map[string]params
-	if json.Unmarshal(p["InputValidation"], &iv) == nil {
-		keys := make([]string, 0, len(iv))
-		for k := range iv {
-			keys = append(keys, k)
+// decodeFlow reads one flow: the flow language itself, a
+// DescribeContactFlow answer ({"ContactFlow": …}), or a described flow.
+func decodeFlow(raw []byte) (*source, error) {
+	s := &source{}
+	var wrapped struct {
+		ContactFlow *describedFlow `json:"ContactFlow"`
+		describedFlow
+	}
+	if err := json.Unmarshal(raw, &wrapped); err != nil {
+		return nil, fmt.Errorf("connect flow: %w", err)
+	}
+	d := wrapped.ContactFlow
+	if d == nil && wrapped.Content != "" {
+		d = &wrapped.describedFlow
+	}
+	content := raw
+	if d != nil {
+		if d.Content == "" {
+			return nil, fmt.Errorf("connect flow: %s has no Content", d.Name)
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if n, err := strconv.Atoi(iv[k].str("MaximumLength")); err == nil && n >= 1 && n <= 64 {
-				return n
+		content = []byte(d.Content)
+		s.title, s.id, s.arn, s.typ = d.Name, d.ID, d.Arn, d.Type
+		where := "ContactFlow.Content"
+		if wrapped.ContactFlow == nil {
+			where = "Content"
+		}
+		if err := json.Unmarshal(content, &s.flow); err != nil {
+			return nil, fmt.Errorf("connect flow: %s: %w", where, err)
+		}
+	} else if err := json.Unmarshal(content, &s.flow); err != nil {
+		return nil, fmt.Errorf("connect flow: %w", err)
+	}
+	if len(s.flow.Actions) == 0 {
+		return nil, fmt.Errorf("connect flow: no Actions")
+	}
+	var meta struct {
+		Name           string                     `json:"name"`
+		Type           string                     `json:"type"`
+		ActionMetadata map[string]json.RawMessage `json:"ActionMetadata"`
+	}
+	_ = json.Unmarshal(s.flow.Metadata, &meta) // optional
+	if s.title == "" {
+		s.title = meta.Name
+	}
+	if s.typ == "" {
+		s.typ = meta.Type
+	}
+	s.meta = map[string]actionMeta{}
+	s.queues = map[string]string{}
+	for id, raw := range meta.ActionMetadata {
+		var m actionMeta
+		if json.Unmarshal(raw, &m) == nil {
+			s.meta[id] = m
+			if m.Queue.ID != "" && m.Queue.Text != "" {
+				s.queues[m.Queue.ID] = m.Queue.Text
 			}
 		}
 	}
-	return 20
+	return s, nil
 }
 
-func maxLen(ss []string) int {
-	n := 0
-	for _, s := range ss {
-		n = max(n, len(s))
+// flowName makes a Connect flow's name an ariflow flow name.
+func flowName(title string) string {
+	name := strings.Trim(unsafeNameChars.ReplaceAllString(strings.ToLower(title), "_"), "_")
+	if name == "" {
+		name = "imported"
 	}
-	return n
+	return name
+}
+
+var unsafeNameChars = regexp.MustCompile(`[^a-z0-9_-]`)
+
+// skippedTypes are the Connect flow types that run inside Connect's own
+// queue, hold and whisper handling: ariflow's queues are the dialplan's,
+// so these have nothing to run.
+var skippedTypes = map[string]string{
+	"customer_queue":   "a customer queue flow plays to callers waiting in Connect's queue; the dialplan queue plays what they hear",
+	"customer_hold":    "a hold flow runs while an agent holds the caller in Connect",
+	"customer_whisper": "a whisper flow runs when a Connect agent answers",
+	"agent_hold":       "a hold flow runs while an agent holds the caller in Connect",
+	"agent_whisper":    "a whisper flow runs when a Connect agent answers",
+	"outbound_whisper": "a whisper flow runs on Connect's outbound calls",
+	"campaign":         "a campaign flow runs Connect's outbound campaigns",
+}
+
+// typeKey folds CUSTOMER_QUEUE and customerQueue to customer_queue.
+func typeKey(t string) string {
+	var b strings.Builder
+	for i, r := range t {
+		if r >= 'A' && r <= 'Z' && i > 0 && t[i-1] >= 'a' && t[i-1] <= 'z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToLower(b.String())
+}
+
+// set is what the flows of one import know of each other.
+type set struct {
+	opts    Options
+	sources []*source
+	// external are the ariflow flows a TransferToFlow continues in that
+	// this import does not hold (named by the -flow-map file).
+	external map[string]bool
+}
+
+// flowFor finds the flow a TransferToFlow names by ARN or ID (display is
+// the name the designer shows for it): in the -flow-map file, then among
+// the flows of this import. external is true for a flow of the map that
+// this import does not hold.
+func (s *set) flowFor(ref, display string) (name string, external bool, ok bool) {
+	if n, ok := lookup(s.opts.Flows, ref, display); ok {
+		for _, src := range s.sources {
+			if src.name == n {
+				return n, false, true
+			}
+		}
+		return n, true, true
+	}
+	last := ref
+	if i := strings.LastIndex(ref, "/"); i >= 0 {
+		last = ref[i+1:]
+	}
+	for _, src := range s.sources {
+		if ref != "" && (src.arn == ref || src.id == ref || src.id == last) {
+			return src.name, false, true
+		}
+	}
+	for _, src := range s.sources {
+		if display != "" && strings.EqualFold(src.title, display) {
+			return src.name, false, true
+		}
+	}
+	return "", false, false
+}
+
+// convertSources converts the flows, then validates the YAML flows as one
+// set and maps what the loader refuses back to the actions.
+func convertSources(srcs []*source, opts Options) (*SetResult, error) {
+	res := &SetResult{}
+	s := &set{opts: opts, external: map[string]bool{}}
+	names := newIDs()
+	for _, src := range srcs {
+		if why, skip := skippedTypes[typeKey(src.typ)]; skip {
+			res.Skipped = append(res.Skipped, Skipped{File: src.file, Name: src.title, Type: src.typ, Why: why})
+			continue
+		}
+		src.name = names.unique(src.name)
+		s.sources = append(s.sources, src)
+	}
+	var probs []Problem
+	if len(opts.Entries) > 0 {
+		if len(s.sources) != 1 {
+			probs = append(probs, Problem{Msg: fmt.Sprintf("entries %s given for %d flows: name the flow each starts (FLOW=NUMBERS)", strings.Join(opts.Entries, ","), len(s.sources))})
+		} else {
+			fe := map[string][]string{s.sources[0].name: opts.Entries}
+			for k, v := range opts.FlowEntries {
+				fe[k] = v
+			}
+			s.opts.FlowEntries = fe
+		}
+	}
+	for name := range opts.FlowEntries {
+		found := false
+		for _, src := range s.sources {
+			found = found || src.name == name
+		}
+		if !found {
+			probs = append(probs, Problem{Msg: fmt.Sprintf("entries given for flow %s, which this import does not hold", name)})
+		}
+	}
+	convs := make([]*converter, 0, len(s.sources))
+	for _, src := range s.sources {
+		c := newConverter(s, src)
+		r := c.run()
+		res.Flows = append(res.Flows, r)
+		convs = append(convs, c)
+		probs = append(probs, c.problems...)
+	}
+	probs = append(probs, validate(s, convs)...)
+	if len(probs) > 0 {
+		for _, r := range res.Flows {
+			r.Flow = nil
+		}
+		return res, &Error{Problems: probs}
+	}
+	return res, nil
+}
+
+// validate loads the YAML of every flow as one set (with a stand-in for
+// each flow of the -flow-map file this import does not hold) and turns
+// the loader's complaints into problems of the actions the blocks came
+// from. Complaints about the stand-ins of refused actions, and about
+// blocks left unreachable by them, say nothing new and are dropped.
+func validate(s *set, convs []*converter) []Problem {
+	byFile := map[string]*converter{}
+	var files []flows.File
+	for _, c := range convs {
+		if c.yaml == nil {
+			continue
+		}
+		file := c.src.name + ".yaml"
+		byFile[file] = c
+		files = append(files, flows.File{Name: file, Data: c.yaml})
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	ext := make([]string, 0, len(s.external))
+	for n := range s.external {
+		ext = append(ext, n)
+	}
+	sort.Strings(ext)
+	for _, n := range ext {
+		files = append(files, flows.File{Name: "(-flow-map) " + n,
+			Data: fmt.Appendf(nil, "name: %s\nversion: \"0\"\nentry: [\"-flow-map-%s\"]\nstart: end\nblocks:\n  end: {type: Disconnect}\n", n, n)})
+	}
+	loaded, err := flows.ParseSet(flows.LoadOptions{DefaultRegion: s.opts.DefaultRegion, EndpointTechs: s.opts.EndpointTechs}, files...)
+	var list flows.ErrorList
+	if err != nil && !errors.As(err, &list) {
+		return []Problem{{Msg: err.Error()}}
+	}
+	var probs []Problem
+	for _, e := range list {
+		c := byFile[e.File]
+		if c == nil {
+			continue // a stand-in
+		}
+		p := Problem{Flow: c.src.name, Msg: e.Msg}
+		if m := quotedBlockRE.FindStringSubmatch(e.Msg); m != nil {
+			if c.placeholder[m[1]] {
+				continue
+			}
+			if a := c.actionOf[m[1]]; a != nil {
+				p.Action, p.Type = a.Identifier, a.Type
+			}
+		}
+		if len(c.problems) > 0 && strings.Contains(e.Msg, "is not reachable from start block") {
+			continue
+		}
+		probs = append(probs, p)
+	}
+	if loaded != nil {
+		for _, c := range convs {
+			c.result.Flow, _ = loaded.Flow(c.src.name)
+		}
+	}
+	return probs
+}
+
+var quotedBlockRE = regexp.MustCompile(`block "([^"]+)"`)
+
+// marshal writes a flow's YAML.
+func marshal(doc *orderedMap) ([]byte, error) {
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("connect flow: %w", err)
+	}
+	return out, nil
 }

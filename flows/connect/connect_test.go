@@ -122,17 +122,18 @@ func TestConvertConnectRoundTrip(t *testing.T) {
 				return ""
 			}},
 		}},
-		{file: "sample_inbound.json", name: "sample_inbound_flow__first_contact_experience", start: "voice_d23f0824", noops: 3, blocks: []want{
+		{file: "sample_inbound.json", name: "sample_inbound_flow__first_contact_experience", start: "voice_d23f0824", noops: 2, blocks: []want{
 			{"say_9531985d", "PlayPrompt", map[string]string{"Next": "lambda_6b0d549b", "Error": "disconnect_8e81973e"}, nil},
-			{"lambda_6b0d549b", "InvokeWebhook", map[string]string{"Success": "set_8d116ece", "Error": "queue_0fd630f1"}, nil},
-			{"check_90c192cf", "CheckAttribute", map[string]string{"Condition1": "transfer_6b4cb242", "NoMatch": "queue_0fd630f1"}, nil},
-			{"queue_0fd630f1", "TransferToAgent", map[string]string{"Error": "disconnect_8e81973e"}, func(b *flows.Block) string {
-				if a := b.Agent; a.Context != "queues" || a.Extension != "basic" {
-					return "queue target"
+			{"lambda_6b0d549b", "InvokeWebhook", map[string]string{"Success": "set_8d116ece", "Error": "set_queue_a170b338"}, nil},
+			{"check_90c192cf", "CheckAttribute", map[string]string{"Condition1": "transfer_6b4cb242", "NoMatch": "set_queue_a170b338"}, nil},
+			{"set_queue_a170b338", "SetWorkingQueue", map[string]string{"Next": "queue_0fd630f1", "Error": "disconnect_8e81973e"}, func(b *flows.Block) string {
+				if q := b.SetQueue; q.Name != "BasicQueue" || q.Context != "queues" || q.Extension != "basic" {
+					return "working queue"
 				}
 				return ""
 			}},
-			{"transfer_6b4cb242", "TransferToPhoneNumber", map[string]string{"Success": "disconnect_8e81973e", "CallFailed": "queue_0fd630f1", "Timeout": "queue_0fd630f1", "Error": "disconnect_8e81973e"}, func(b *flows.Block) string {
+			{"queue_0fd630f1", "TransferToQueue", map[string]string{"Error": "disconnect_8e81973e"}, nil},
+			{"transfer_6b4cb242", "TransferToPhoneNumber", map[string]string{"Success": "disconnect_8e81973e", "CallFailed": "set_queue_a170b338", "Timeout": "set_queue_a170b338", "Error": "disconnect_8e81973e"}, func(b *flows.Block) string {
 				if b.Transfer.Timeout.Literal != "45" {
 					return "ThirdPartyConnectionTimeLimitSeconds"
 				}
@@ -216,10 +217,10 @@ func TestConnectReport(t *testing.T) {
 	for _, want := range []string{
 		"UpdateFlowLoggingBehavior        no-op (flow logs are Connect's",
 		"CheckHoursOfOperation            no-op (always open (-hours open))",
-		"UpdateContactTargetQueue         no-op (sets the queue",
-		"TransferContactToQueue           block queue_0fd630f1 (TransferToAgent)",
+		"UpdateContactTargetQueue         block set_queue_a170b338 (SetWorkingQueue)",
+		"TransferContactToQueue           block queue_0fd630f1 (TransferToQueue)",
 		"note: LambdaInvocationAttributes are not sent",
-		"ConnectParticipantWithLexBot     not mapped: Amazon Lex bots (speech input) have no ariflow equivalent; not reachable from StartAction: left out",
+		"ConnectParticipantWithLexBot     not mapped: Amazon Lex bot ABCDEFGHIJ (arn:aws:lex:eu-central-1:123456789012:bot-alias/ABCDEFGHIJ/TSTALIASID): ariflow has no speech recognition; name a webhook that answers for the bot in the -lex-map file, or replace the action; not reachable from StartAction: left out",
 		"MessageParticipant               not reachable from StartAction: left out",
 	} {
 		if !strings.Contains(out, want) {
@@ -248,26 +249,18 @@ func TestConvertConnectErrors(t *testing.T) {
 		{"lambda unmapped", one("InvokeLambdaFunction", `{"LambdaFunctionARN": "arn:aws:lambda:eu-central-1:1:function:f"}`, next), Options{},
 			"action a (InvokeLambdaFunction): no URL for Lambda function arn:aws:lambda:eu-central-1:1:function:f: add it to the -lambda-map file"},
 		{"lambda dynamic", one("InvokeLambdaFunction", `{"LambdaFunctionARN": "$.Attributes.fn"}`, next), Options{}, "only a fixed function"},
-		{"lex reachable", one("ConnectParticipantWithLexBot", `{"Text": "Hi"}`, next), Options{}, "action a (ConnectParticipantWithLexBot): Amazon Lex bots"},
-		{"unknown type", one("Loop", `{}`, next), Options{}, "action a (Loop): action type Loop has no ariflow equivalent"},
+		{"lex reachable", one("ConnectParticipantWithLexBot", `{"Text": "Hi"}`, next), Options{}, "action a (ConnectParticipantWithLexBot): an Amazon Lex bot: ariflow has no speech recognition"},
+		{"unknown type", one("FooBar", `{}`, next), Options{}, "action a (FooBar): action type FooBar has no ariflow equivalent"},
 		{"hours", one("CheckHoursOfOperation", `{}`, next), Options{}, "action a (CheckHoursOfOperation): hours of operation are kept in Connect: import with -hours"},
-		{"prompt ARN", one("MessageParticipant", `{"PromptId": "arn:aws:connect:eu-central-1:1:instance/i/prompt/p"}`, next), Options{}, "action a (MessageParticipant): PromptId"},
-		{"S3 media", one("MessageParticipant", `{"Media": {"Uri": "s3://bucket/hello.wav", "SourceType": "S3"}}`, next), Options{}, "ariflow cannot fetch Connect's prompts or S3 audio"},
+		{"prompt ARN", one("MessageParticipant", `{"PromptId": "arn:aws:connect:eu-central-1:1:instance/i/prompt/p"}`, next), Options{}, "action a (MessageParticipant): prompt arn:aws:connect:eu-central-1:1:instance/i/prompt/p: not in the -prompt-map file"},
+		{"S3 media", one("MessageParticipant", `{"Media": {"Uri": "s3://bucket/hello.wav", "SourceType": "S3"}}`, next), Options{}, "prompt s3://bucket/hello.wav (hello.wav): not in the -prompt-map file"},
 		{"text too long", one("MessageParticipant", `{"Text": "`+strings.Repeat("a", 1001)+`"}`, next), Options{}, "text prompt of 1001 bytes"},
-		{"text unknown path", one("MessageParticipant", `{"Text": "Hello $.Customer.FirstName"}`, next), Options{}, `unknown namespace "Customer"`},
+		{"text unknown path", one("MessageParticipant", `{"Text": "Hello $.Customer.FirstName"}`, next), Options{}, "Connect's $.Customer.FirstName has no ariflow equivalent"},
 		{"queue without target", one("TransferContactToQueue", `{}`, `{"Errors": [{"NextAction": "z", "ErrorType": "NoMatchingError"}]}`), Options{}, "no UpdateContactTargetQueue (Set working queue) before it"},
 		{"queue unmapped", `{"StartAction": "q", "Actions": [
 			{"Identifier": "q", "Type": "UpdateContactTargetQueue", "Parameters": {"QueueId": "arn:aws:connect:r:1:instance/i/queue/Q1"}, "Transitions": {"NextAction": "t"}},
 			{"Identifier": "t", "Type": "TransferContactToQueue", "Transitions": {"Errors": [{"NextAction": "z", "ErrorType": "NoMatchingError"}]}},
-			{"Identifier": "z", "Type": "DisconnectParticipant"}]}`, Options{}, "action t (TransferContactToQueue): no dialplan place for queue arn:aws:connect:r:1:instance/i/queue/Q1"},
-		{"two queues", `{"StartAction": "m", "Actions": [
-			{"Identifier": "m", "Type": "GetParticipantInput", "Parameters": {"Text": "1 or 2"}, "Transitions": {"Conditions": [
-				{"NextAction": "q1", "Condition": {"Operator": "Equals", "Operands": ["1"]}}, {"NextAction": "q2", "Condition": {"Operator": "Equals", "Operands": ["2"]}}],
-				"Errors": [{"NextAction": "z", "ErrorType": "NoMatchingCondition"}, {"NextAction": "z", "ErrorType": "InputTimeLimitExceeded"}]}},
-			{"Identifier": "q1", "Type": "UpdateContactTargetQueue", "Parameters": {"QueueId": "Q1"}, "Transitions": {"NextAction": "t"}},
-			{"Identifier": "q2", "Type": "UpdateContactTargetQueue", "Parameters": {"QueueId": "Q2"}, "Transitions": {"NextAction": "t"}},
-			{"Identifier": "t", "Type": "TransferContactToQueue", "Transitions": {}},
-			{"Identifier": "z", "Type": "DisconnectParticipant"}]}`, Options{Queues: map[string]string{"Q1": "a", "Q2": "b"}}, "reached with different target queues (Q1, Q2)"},
+			{"Identifier": "z", "Type": "DisconnectParticipant"}]}`, Options{}, "action q (UpdateContactTargetQueue): no dialplan place for queue arn:aws:connect:r:1:instance/i/queue/Q1"},
 		{"no-op loop", `{"StartAction": "a", "Actions": [
 			{"Identifier": "a", "Type": "UpdateFlowLoggingBehavior", "Transitions": {"NextAction": "b"}},
 			{"Identifier": "b", "Type": "UpdateFlowLoggingBehavior", "Transitions": {"NextAction": "a"}}]}`, Options{}, "loop without doing anything"},

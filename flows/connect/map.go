@@ -1,7 +1,6 @@
 package connect
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"regexp"
@@ -21,6 +20,19 @@ type Options struct {
 	// Queues maps a queue (its ARN, its ID, or its name as the flow's
 	// metadata shows it) to a dialplan place, "context[,extension[,priority]]".
 	Queues map[string]string
+	// Prompts maps a Connect prompt (its ARN, its ID, or its name; or an
+	// S3 audio URI) to an Asterisk media URI ("sound:custom/welcome") or a
+	// sound file under Asterisk's sounds directory ("custom/welcome.wav").
+	Prompts map[string]string
+	// Lex maps an Amazon Lex bot (its alias ARN, its bot ID or its name) to
+	// the URL of a webhook that answers for it with IntentName and slots.
+	Lex map[string]string
+	// Flows maps a Connect flow not in this import (its ARN, ID or name) to
+	// the ariflow flow a TransferToFlow continues in.
+	Flows map[string]string
+	// FlowEntries are the entries of the flows of a set import, by ariflow
+	// flow name; a flow not listed gets its name.
+	FlowEntries map[string][]string
 	// Hours is how CheckHoursOfOperation is taken: "open" or "closed"
 	// always; "" leaves it not mapped.
 	Hours string
@@ -83,29 +95,6 @@ func lookup(m map[string]string, arn, display string) (string, bool) {
 	return "", false
 }
 
-// queueNames reads the queues' display names from the flow designer's
-// metadata (ActionMetadata.<id>.queue.text beside parameters.QueueId).
-func queueNames(meta json.RawMessage) map[string]string {
-	var m struct {
-		ActionMetadata map[string]struct {
-			Queue struct {
-				ID   string `json:"id"`
-				Text string `json:"text"`
-			} `json:"queue"`
-		} `json:"ActionMetadata"`
-	}
-	out := map[string]string{}
-	if json.Unmarshal(meta, &m) != nil {
-		return out
-	}
-	for _, a := range m.ActionMetadata {
-		if a.Queue.ID != "" && a.Queue.Text != "" {
-			out[a.Queue.ID] = a.Queue.Text
-		}
-	}
-	return out
-}
-
 // DialplanPlace is a place in the Asterisk dialplan.
 type DialplanPlace struct {
 	Context   string
@@ -142,7 +131,9 @@ func ParseDialplanTarget(s string) (DialplanPlace, error) {
 // Report says how each action of a Connect flow was mapped.
 type Report struct {
 	Flow    string // the imported flow's name
-	Start   string // its start block
+	Title   string // Connect's name for it
+	File    string // the input it came from
+	Start   string // its start block, "" when the import could not tell
 	Actions []Mapping
 }
 
@@ -152,7 +143,7 @@ type Mapping struct {
 	Type       string
 	Reachable  bool
 	Block      string   // the block it became, if any
-	Result     string   // "block x (Type)", "no-op (why)" or "not mapped: why"
+	Result     string   // "block x (Type)", "no-op (why)", "not mapped: why" or "not reachable …"
 	Notes      []string // what of the action was not carried over
 }
 
@@ -160,7 +151,17 @@ type Mapping struct {
 // indented below.
 func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "# Amazon Connect import: flow %q, start block %q\n", r.Flow, r.Start)
+	fmt.Fprintf(tw, "# Amazon Connect import: flow %q", r.Flow)
+	if r.Title != "" && r.Title != r.Flow {
+		fmt.Fprintf(tw, " (Connect: %q)", r.Title)
+	}
+	if r.File != "" {
+		fmt.Fprintf(tw, " from %s", r.File)
+	}
+	if r.Start != "" {
+		fmt.Fprintf(tw, ", start block %q", r.Start)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "IDENTIFIER\tTYPE\tMAPPING")
 	for _, a := range r.Actions {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Identifier, a.Type, a.Result)
@@ -169,6 +170,26 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// WriteText writes the report of every flow, then the flows left out.
+func (r *SetResult) WriteText(w io.Writer) error {
+	for i, f := range r.Flows {
+		if i > 0 {
+			if _, err := fmt.Fprintln(w); err != nil {
+				return err
+			}
+		}
+		if err := f.Report.WriteText(w); err != nil {
+			return err
+		}
+	}
+	for _, s := range r.Skipped {
+		if _, err := fmt.Fprintf(w, "# skipped: %q (%s) from %s: %s\n", s.Name, s.Type, s.File, s.Why); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // orderedMap is a YAML mapping that keeps its keys in insertion order (the
