@@ -307,16 +307,16 @@ func convertThirdParty(c *converter, a *connectAction, p *params, b *blockBuilde
 	// branch, as Connect does.
 	errT := errorTarget(a, "NoMatchingError")
 	for _, m := range []struct {
-		branch string
-		types  []string
+		branch, what string
+		types        []string
 	}{
-		{flows.BranchCallFailed, []string{"CallFailed"}},
-		{flows.BranchTimeout, []string{"ConnectionTimeLimitExceeded", "ConnectionTimeout", "Timeout"}},
+		{flows.BranchCallFailed, "a call that fails (busy, rejected, unreachable)", []string{"CallFailed"}},
+		{flows.BranchTimeout, "a call not answered in time", []string{"ConnectionTimeLimitExceeded", "ConnectionTimeout", "Timeout"}},
 	} {
 		to := errorTarget(a, m.types...)
 		if to == "" && errT != "" {
 			to = errT
-			b.note("no %s transition: a %s transfer takes the error branch, as in Connect", m.types[0], strings.ToLower(m.branch))
+			b.note("no %s transition: %s takes the error branch, as in Connect", m.types[0], m.what)
 		}
 		if err := c.branch(b, m.branch, to); err != nil {
 			return err
