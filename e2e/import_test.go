@@ -251,3 +251,73 @@ func TestImportedConnectSetWorkingQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A call that moved into another flow survives a SIGKILL: the standby
+// finds the flow the record names (acme_shipping, not the flow the call
+// entered) and goes on at its block with the Loop's count. The caller
+// never answers the tracking question: asked once before the kill, once
+// more after (input restarts at its block), once more by the Loop, and
+// then the Loop is done and the agent flow rings the agent. Had the count
+// been lost with the process, a fourth ask would come first.
+func TestImportedConnectSetTakeover(t *testing.T) {
+	ctx := callTest(t, 90*time.Second)
+	importSet(ctx, t, "+4930555822", realData+"queue-map.yaml")
+	standby, kill := standbyBeside(ctx, t, "connect-set")
+
+	welcome := observer.Prompts("sound:dir-welcome")
+	defer welcome.Stop()
+	spoken := observer.Playbacks("sound:/instance/tts/")
+	defer spoken.Stop()
+	askTracking := observer.Prompts("sound:vm-enter-num-to-call")
+	defer askTracking.Stop()
+	from := nextCaller()
+	agent := carrier.ExpectFrom(agentOK, from)
+	caller, err := carrier.Dial(ctx, from, "+4930555822")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := welcome.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := spoken.Next(ctx); err != nil || p.State != "done" {
+		t.Fatalf("menu: %+v %v", p, err)
+	}
+	if err := caller.SendDTMF("1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := askTracking.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if flow, _ := callRecordFlow(ctx, t); flow != "acme_shipping" {
+		t.Fatalf("before the kill the record names %q", flow)
+	}
+	killed := kill()
+	took, err := waitReadyTime(ctx, standby, killed)
+	if err != nil {
+		t.Fatalf("standby not ready after the kill: %v", err)
+	}
+	t.Logf("takeover %v", took.Round(time.Millisecond))
+	for i := 2; i <= 3; i++ {
+		if err := askTracking.Wait(ctx); err != nil {
+			t.Fatalf("ask %d after the takeover: %v", i, err)
+		}
+	}
+	fourth := make(chan error, 1)
+	go func() { fourth <- askTracking.Wait(ctx) }()
+	select {
+	case a := <-agent:
+		if err := a.Answer(); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Hangup(); err != nil {
+			t.Fatal(err)
+		}
+	case err := <-fourth:
+		t.Fatalf("a fourth ask (%v): the Loop's count was lost in the takeover", err)
+	case <-ctx.Done():
+		t.Fatal("no agent call after three asks")
+	}
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
