@@ -136,16 +136,6 @@ func Import(data []byte) (*flows.Flow, error) {
 	return imp.Flow, nil
 }
 
-// ToYAML converts one Amazon Connect flow into ariflow's YAML, with no
-// mapping files (see Convert).
-func ToYAML(data []byte) ([]byte, error) {
-	imp, err := Convert(data, Options{})
-	if err != nil {
-		return nil, err
-	}
-	return imp.YAML, nil
-}
-
 // Convert converts one Amazon Connect flow (the designer's export, or the
 // DescribeContactFlow answer) into ariflow's YAML, validates it, and
 // reports how each action was mapped. A TransferToFlow in it must name a
