@@ -211,8 +211,8 @@ func blockSettingsKnown(t BlockType) bool {
 }
 
 func selfLoop(b *Block) bool {
-	for _, t := range b.Branches {
-		if t == b.ID {
+	for name, t := range b.Branches {
+		if t == b.ID && !bounded(b, name) {
 			return true
 		}
 	}

@@ -113,6 +113,12 @@ blocks:
 	if _, err := Parse("poll.yaml", []byte(bounded), LoadOptions{}); err != nil {
 		t.Errorf("a polling loop bounded by Loop: %v", err)
 	}
+	self := strings.Replace(bounded, "ContinueLooping: ask", "ContinueLooping: tries", 1)
+	self = strings.Replace(self, "DoneLooping: bye", "DoneLooping: ask", 1)
+	self = strings.Replace(self, "{Success: tries, Error: tries}", "{Success: bye, Error: bye}", 1)
+	if _, err := Parse("poll.yaml", []byte(self), LoadOptions{}); err != nil {
+		t.Errorf("a Loop continuing into itself is bounded: %v", err)
+	}
 	// DoneLooping leading back round is not bounded.
 	unbounded := strings.Replace(bounded, "DoneLooping: bye", "DoneLooping: ask", 1)
 	unbounded = strings.Replace(unbounded, "  bye: {type: Disconnect}\n", "", 1)
