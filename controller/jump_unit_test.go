@@ -136,3 +136,30 @@ blocks:
 	h.req("DELETE", "/channels/c2")
 	h.ended("c2")
 }
+
+// The working queue goes with the call into another flow: set in one,
+// transferred to in the next, as Connect flows hand callers over.
+func TestWorkingQueueAcrossFlows(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{`
+name: front
+version: "1"
+entry: ["front"]
+start: queue
+blocks:
+  queue: {type: SetWorkingQueue, queue: Returns, context: queues, extension: returns, branches: {Next: on}}
+  on: {type: TransferToFlow, flow: back}
+`, `
+name: back
+version: "1"
+entry: ["back"]
+start: xfer
+blocks:
+  xfer: {type: TransferToQueue}
+`})
+	h.caller("c1", "front")
+	if r := h.req("POST", "/channels/c1/continue"); r.Query.Get("context") != "queues" || r.Query.Get("extension") != "returns" {
+		t.Errorf("continue %v", r.Query)
+	}
+	h.ended("c1")
+}
