@@ -190,6 +190,9 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 			return c.failCall(ctx, err)
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case errors.Is(err, errContinuesInFlow):
+			id = c.flow.Start // transferToFlow moved the call
+			continue
 		case err != nil && ari.IsNotFound(err) && !c.callerPresent(ctx):
 			// A request for the caller's channel raced its hangup: the
 			// call is over, not a block that failed.
@@ -232,6 +235,14 @@ func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 		return c.transferToPhone(ctx, b.Transfer)
 	case flows.TypeTransferToAgent:
 		return c.transferToAgent(ctx, b.Agent)
+	case flows.TypeLoop:
+		return c.loop(b)
+	case flows.TypeTransferToFlow:
+		return c.transferToFlow(ctx, b.Jump)
+	case flows.TypeSetWorkingQueue:
+		return c.setWorkingQueue(b.SetQueue)
+	case flows.TypeTransferToQueue:
+		return c.transferToQueue(ctx)
 	case flows.TypeDisconnect:
 		if err := c.app.ari.Hangup(ctx, c.id, "normal"); err != nil {
 			return "", err

@@ -15,4 +15,6 @@ for t in "${targets[@]}"; do
 	echo "== $t ($FUZZTIME)"
 	go test ./flows/ -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME"
 done
-echo "fuzz: ${#targets[@]} targets passed"
+echo "== FuzzConvert, the Connect importer ($FUZZTIME)"
+go test ./flows/connect/ -run '^$' -fuzz '^FuzzConvert$' -fuzztime "$FUZZTIME"
+echo "fuzz: $((${#targets[@]} + 1)) targets passed"

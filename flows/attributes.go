@@ -27,9 +27,9 @@ func ParseRef(s string) (Ref, error) {
 	}
 	ns, key, _ := strings.Cut(rest, ".")
 	switch Namespace(ns) {
-	case NSAttributes, NSExternal, NSSystem, NSTransfer:
+	case NSAttributes, NSExternal, NSSystem, NSTransfer, NSQueue:
 	default:
-		return Ref{}, fmt.Errorf("%w %q: unknown namespace %q (want Attributes, External, System or Transfer)", ErrBadRef, s, ns)
+		return Ref{}, fmt.Errorf("%w %q: unknown namespace %q (want Attributes, External, System, Transfer or Queue)", ErrBadRef, s, ns)
 	}
 	if key == "" {
 		return Ref{}, fmt.Errorf("%w %q: empty key", ErrBadRef, s)
@@ -94,9 +94,14 @@ func (a Attributes) Clone() Attributes {
 	return c
 }
 
-// Resolve returns the literal, or the referenced attribute's value. An
-// absent or empty attribute is an error wrapping ErrMissingAttribute.
+// Resolve returns the literal, or the referenced attribute's value, or a
+// template's text with its references filled in (a missing one reads as
+// nothing, as in text prompts). An absent or empty attribute referenced
+// alone is an error wrapping ErrMissingAttribute.
 func Resolve(v Value, a Attributes) (string, error) {
+	if v.Template {
+		return InterpolateText(v.Literal, a), nil
+	}
 	if v.Ref == nil {
 		return v.Literal, nil
 	}

@@ -23,12 +23,17 @@ var blockSettings = map[BlockType][]string{
 		"return_key", "max_talk", "warning", "warning_before", "headers", "whisper", "confirm", "ringback", "events_url"},
 	TypeTransferToAgent: {"endpoint", "timeout", "context", "extension", "priority"},
 	TypeDisconnect:      {},
+	TypeLoop:            {"count"},
+	TypeTransferToFlow:  {"flow"},
+	TypeSetWorkingQueue: {"queue", "context", "extension", "priority"},
+	TypeTransferToQueue: {},
 }
 
 // BlockTypes lists the block types in documentation order.
 var BlockTypes = []BlockType{
 	TypePlayPrompt, TypeGetCustomerInput, TypeSetAttributes, TypeCheckAttribute,
-	TypeInvokeWebhook, TypeTransferToPhoneNumber, TypeTransferToAgent, TypeDisconnect,
+	TypeInvokeWebhook, TypeLoop, TypeTransferToPhoneNumber, TypeTransferToAgent,
+	TypeSetWorkingQueue, TypeTransferToQueue, TypeTransferToFlow, TypeDisconnect,
 }
 
 // conditionKeys are the keys of one CheckAttribute condition.
@@ -112,6 +117,14 @@ func (p *parser) block(id string, key, n *yaml.Node) *Block {
 		b.Agent = k.agent()
 	case TypeDisconnect:
 		b.Disconnect = &Disconnect{}
+	case TypeLoop:
+		b.Loop = k.loop()
+	case TypeTransferToFlow:
+		b.Jump = k.jump()
+	case TypeSetWorkingQueue:
+		b.SetQueue = k.setQueue()
+	case TypeTransferToQueue:
+		b.Queue = &TransferToQueue{}
 	}
 	return b
 }
@@ -334,7 +347,7 @@ func (k *blk) setAttrs() *SetAttributes {
 			k.errf(kv[0].Line, "set: %q is not a valid attribute key (A-Z a-z 0-9 _ . -)", key)
 			continue
 		}
-		if v, ok := k.valueNode(kv[1], "set: "+key, nil); ok {
+		if v, ok := k.textValueNode(kv[1], "set: "+key); ok {
 			sa.Set = append(sa.Set, Assignment{Key: key, Value: v})
 		}
 	}
@@ -738,3 +751,75 @@ func (k *blk) agent() *TransferToAgent {
 	}
 	return a
 }
+
+// textValueNode reads a value that may be a text with references inside
+// it ("$.Attributes.street $.Attributes.city", Amazon Connect's way of
+// joining attributes): a template, filled in when the block runs. A value
+// that is one reference, or a literal without any, reads as valueNode.
+func (k *blk) textValueNode(n *yaml.Node, what string) (Value, bool) {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		if _, err := ParseRef(n.Value); err != nil && len(TextRefs(n.Value)) > 0 {
+			return Value{Literal: n.Value, Template: true}, true
+		}
+	}
+	return k.valueNode(n, what, nil)
+}
+
+func (k *blk) loop() *Loop {
+	l := &Loop{}
+	if k.required("count") == nil {
+		return l
+	}
+	l.Count = k.value("count", func(s string) (string, error) {
+		n, err := ParseLoopCount(s)
+		return strconv.Itoa(n), err
+	})
+	return l
+}
+
+func (k *blk) jump() *TransferToFlow {
+	j := &TransferToFlow{}
+	if k.required("flow") == nil {
+		return j
+	}
+	if s, line, ok := k.str("flow"); ok {
+		if !nameRE.MatchString(s) {
+			k.errf(line, "flow %q: a flow name may only hold a-z 0-9 _ -", s)
+		} else {
+			j.Flow = s
+		}
+	}
+	return j
+}
+
+// MaxQueueName bounds a working queue's name.
+const MaxQueueName = 128
+
+func (k *blk) setQueue() *SetWorkingQueue {
+	q := &SetWorkingQueue{Priority: 1}
+	for _, name := range []string{"queue", "context", "extension"} {
+		if k.required(name) == nil {
+			continue
+		}
+		s, line, ok := k.str(name)
+		if !ok {
+			continue
+		}
+		switch {
+		case name == "queue" && (strings.TrimSpace(s) == "" || len(s) > MaxQueueName || strings.IndexFunc(s, isControl) >= 0):
+			k.errf(line, "queue: %q: want 1..%d bytes of text without control characters", s, MaxQueueName)
+		case name == "queue":
+			q.Name = s
+		case !dialplanRE.MatchString(s):
+			k.errf(line, "%s: %q may only hold A-Z a-z 0-9 + * # _ . -", name, s)
+		case name == "context":
+			q.Context = s
+		default:
+			q.Extension = s
+		}
+	}
+	q.Priority = k.integer("priority", 1, 1, 99999)
+	return q
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -39,6 +39,12 @@ func branchRules(b *Block) (required, allowed []string) {
 		}
 	case TypeDisconnect:
 		return nil, nil
+	case TypeLoop:
+		required = []string{BranchContinueLooping, BranchDoneLooping}
+	case TypeSetWorkingQueue:
+		required = []string{BranchNext}
+	case TypeTransferToFlow, TypeTransferToQueue:
+		// Only Error: the call leaves this flow.
 	}
 	allowed = append(append(allowed, required...), BranchError)
 	return required, allowed
@@ -48,10 +54,18 @@ func branchRules(b *Block) (required, allowed []string) {
 // controls; a loop without one of these spins the engine.
 func waitsForCaller(t BlockType) bool {
 	switch t {
-	case TypeSetAttributes, TypeCheckAttribute, TypeInvokeWebhook:
+	case TypeSetAttributes, TypeCheckAttribute, TypeInvokeWebhook,
+		TypeLoop, TypeSetWorkingQueue, TypeTransferToFlow:
 		return false
 	}
 	return true
+}
+
+// bounded reports whether a branch cannot make a loop spin for ever: a
+// Loop's ContinueLooping is taken at most its count (0..100) times before
+// DoneLooping.
+func bounded(b *Block, branch string) bool {
+	return b.Type == TypeLoop && branch == BranchContinueLooping
 }
 
 func (p *parser) checkGraph(f *Flow) {
@@ -141,7 +155,7 @@ func (p *parser) checkLoops(f *Flow) {
 		b := f.Blocks[id]
 		for _, name := range sortedKeys(b.Branches) {
 			t := b.Branches[name]
-			if !busy(t) {
+			if !busy(t) || bounded(b, name) {
 				continue
 			}
 			if _, seen := index[t]; !seen {
@@ -180,12 +194,16 @@ func (p *parser) checkLoops(f *Flow) {
 			quoted[i] = fmt.Sprintf("%q", id)
 		}
 		if len(comp) == 1 {
-			p.errf(f.Blocks[comp[0]].Line, "block %q loops to itself without waiting for the caller (only SetAttributes, CheckAttribute, InvokeWebhook)", comp[0])
+			p.errf(f.Blocks[comp[0]].Line, "block %q loops to itself without waiting for the caller (only %s)", comp[0], busyTypes)
 			continue
 		}
-		p.errf(f.Blocks[comp[0]].Line, "blocks %s form a loop that never waits for the caller (only SetAttributes, CheckAttribute, InvokeWebhook)", strings.Join(quoted, ", "))
+		p.errf(f.Blocks[comp[0]].Line, "blocks %s form a loop that never waits for the caller (only %s)", strings.Join(quoted, ", "), busyTypes)
 	}
 }
+
+// busyTypes names the block types that do not wait for the caller, for
+// messages.
+var busyTypes = "SetAttributes, CheckAttribute, InvokeWebhook, SetWorkingQueue, TransferToFlow, Loop"
 
 func blockSettingsKnown(t BlockType) bool {
 	_, ok := blockSettings[t]
@@ -193,8 +211,8 @@ func blockSettingsKnown(t BlockType) bool {
 }
 
 func selfLoop(b *Block) bool {
-	for _, t := range b.Branches {
-		if t == b.ID {
+	for name, t := range b.Branches {
+		if t == b.ID && !bounded(b, name) {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +22,9 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Add([]byte(validFlow))
+	f.Add([]byte(strings.Replace(loopFlow, "COUNT", "3", 1)))
+	f.Add([]byte(billingFlow))
+	f.Add([]byte(mainFlow))
 	f.Add([]byte(""))
 	f.Add([]byte("{"))
 	f.Add([]byte("a: &a [*a, *a]\n"))

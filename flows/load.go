@@ -84,15 +84,48 @@ func LoadFiles(opts LoadOptions, paths ...string) (*Set, error) {
 		errs = append(errs, &Error{File: "(none)", Msg: "no flow files given"})
 	}
 
-	set := &Set{byEntry: map[string]*Flow{}, byName: map[string]*Flow{}}
-	entryLine := map[*Flow]map[string]int{}
+	var data []File
 	for _, file := range files {
-		data, err := os.ReadFile(file)
+		b, err := os.ReadFile(file)
 		if err != nil {
 			errs = append(errs, &Error{File: file, Msg: errMsg(err)})
 			continue
 		}
-		f, lines, ferrs := parse(file, data, opts)
+		data = append(data, File{Name: file, Data: b})
+	}
+	set, serrs := parseSet(opts, data)
+	errs = append(errs, serrs...)
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
+	}
+	return set, nil
+}
+
+// File is one flow file's name (used in messages) and content.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// ParseSet validates flow files given in memory as one set, as LoadFiles
+// does with files on disk: each flow, then what spans flows (unique names
+// and entries, the flows TransferToFlow continues in).
+func ParseSet(opts LoadOptions, files ...File) (*Set, error) {
+	set, errs := parseSet(opts, files)
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
+	}
+	return set, nil
+}
+
+func parseSet(opts LoadOptions, files []File) (*Set, ErrorList) {
+	var errs ErrorList
+	set := &Set{byEntry: map[string]*Flow{}, byName: map[string]*Flow{}}
+	entryLine := map[*Flow]map[string]int{}
+	for _, file := range files {
+		f, lines, ferrs := parse(file.Name, file.Data, opts)
 		errs = append(errs, ferrs...)
 		if f == nil {
 			continue
@@ -100,7 +133,7 @@ func LoadFiles(opts LoadOptions, paths ...string) (*Set, error) {
 		entryLine[f] = lines.entries
 		if f.Name != "" {
 			if prev, dup := set.byName[f.Name]; dup {
-				errs = append(errs, &Error{File: file, Line: lines.name,
+				errs = append(errs, &Error{File: file.Name, Line: lines.name,
 					Msg: fmt.Sprintf("duplicate flow name %q, also in %s", f.Name, prev.File)})
 			} else {
 				set.byName[f.Name] = f
@@ -108,7 +141,7 @@ func LoadFiles(opts LoadOptions, paths ...string) (*Set, error) {
 		}
 		for _, e := range f.Entries {
 			if prev, dup := set.byEntry[e]; dup && prev != f {
-				errs = append(errs, &Error{File: file, Line: lines.entries[e],
+				errs = append(errs, &Error{File: file.Name, Line: lines.entries[e],
 					Msg: fmt.Sprintf("entry %q of flow %q is already used by flow %q in %s:%d", e, f.Name, prev.Name, prev.File, entryLine[prev][e])})
 				continue
 			}
@@ -116,11 +149,8 @@ func LoadFiles(opts LoadOptions, paths ...string) (*Set, error) {
 		}
 		set.Flows = append(set.Flows, f)
 	}
-	if len(errs) > 0 {
-		errs.Sort()
-		return nil, errs
-	}
-	return set, nil
+	errs = append(errs, checkJumps(set)...)
+	return set, errs
 }
 
 // Parse validates one flow file's content. file is used in messages only.

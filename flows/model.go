@@ -21,6 +21,10 @@ const (
 	TypeTransferToPhoneNumber BlockType = "TransferToPhoneNumber"
 	TypeTransferToAgent       BlockType = "TransferToAgent"
 	TypeDisconnect            BlockType = "Disconnect"
+	TypeLoop                  BlockType = "Loop"
+	TypeTransferToFlow        BlockType = "TransferToFlow"
+	TypeSetWorkingQueue       BlockType = "SetWorkingQueue"
+	TypeTransferToQueue       BlockType = "TransferToQueue"
 )
 
 // Branch names shared by several block types.
@@ -31,6 +35,9 @@ const (
 	BranchCallFailed = "CallFailed"
 	BranchTimeout    = "Timeout"
 	BranchNoMatch    = "NoMatch"
+	// A Loop's branches, named as in Amazon Connect.
+	BranchContinueLooping = "ContinueLooping"
+	BranchDoneLooping     = "DoneLooping"
 )
 
 // Flow is one validated flow file.
@@ -71,6 +78,10 @@ type Block struct {
 	Transfer   *TransferToPhoneNumber
 	Agent      *TransferToAgent
 	Disconnect *Disconnect
+	Loop       *Loop
+	Jump       *TransferToFlow
+	SetQueue   *SetWorkingQueue
+	Queue      *TransferToQueue
 }
 
 // Next returns the block a branch leads to; ok is false when the block has
@@ -82,10 +93,13 @@ func (b *Block) Next(branch string) (id string, ok bool) {
 
 // Value is a setting that is either a literal or a reference to a contact
 // attribute ("$.Attributes.tracking"). Exactly one of Literal/Ref is
-// meaningful: Ref != nil means a reference.
+// meaningful: Ref != nil means a reference. A Template is a literal text
+// with references inside it ("$.Attributes.street $.Attributes.city"),
+// filled in when it is used; only SetAttributes values are templates.
 type Value struct {
-	Literal string
-	Ref     *Ref
+	Literal  string
+	Ref      *Ref
+	Template bool
 }
 
 // IsZero reports whether the setting was left out.
@@ -99,7 +113,11 @@ const (
 	NSExternal   Namespace = "External"   // results of the last webhook
 	NSSystem     Namespace = "System"     // values of the call
 	NSTransfer   Namespace = "Transfer"   // outcome of the last transfer
+	NSQueue      Namespace = "Queue"      // the working queue (SetWorkingQueue)
 )
+
+// QueueName is the working queue's name: $.Queue.Name.
+const QueueName = "Name"
 
 // System attribute keys the controller fills in.
 const (
@@ -109,6 +127,14 @@ const (
 	SysChannel      = "Channel"
 	SysCallID       = "CallID"
 	SysLastInput    = "LastInput" // digits from the last GetCustomerInput
+)
+
+// User attributes the text-to-speech renderer reads for the voice and the
+// language (an imported UpdateContactTextToSpeechVoice or UpdateContactData
+// sets them).
+const (
+	AttrTTSVoice    = "tts_voice"
+	AttrTTSLanguage = "tts_language"
 )
 
 // Transfer attribute keys the controller records after a transfer.
@@ -297,3 +323,37 @@ type TransferToAgent struct {
 
 // Disconnect hangs the caller up. No branches.
 type Disconnect struct{}
+
+// Loop is Amazon Connect's Loop: run with the same block again and again,
+// it takes ContinueLooping Count times, then DoneLooping once, and starts
+// counting afresh. The count of each Loop block is call state, kept in the
+// call record. Branches: ContinueLooping, DoneLooping (required), Error
+// (optional: a count from an attribute that is not 0..100).
+type Loop struct {
+	Count Value // 0..MaxLoopCount, literal or reference
+}
+
+// TransferToFlow is Amazon Connect's "Transfer to flow": the call goes on
+// at the start of another flow of the loaded set, with its attributes and
+// working queue. The set's loader checks the flow exists. Branches: Error
+// (optional: the flow is no longer loaded when the call gets there).
+type TransferToFlow struct {
+	Flow string // a flow name
+}
+
+// SetWorkingQueue is Amazon Connect's "Set working queue": it names the
+// queue a later TransferToQueue hands the caller to, as call state, so
+// each path through a flow (or a set of flows) can set its own. The queue
+// is a dialplan place (a context running Queue(), say); $.Queue.Name reads
+// its name. Branches: Next (required), Error (optional).
+type SetWorkingQueue struct {
+	Name      string // shown as $.Queue.Name
+	Context   string
+	Extension string
+	Priority  int // default 1
+}
+
+// TransferToQueue is Amazon Connect's "Transfer to queue": the caller
+// continues in the working queue's dialplan place and leaves the flow.
+// Branches: Error (optional: no working queue was set).
+type TransferToQueue struct{}

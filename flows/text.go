@@ -54,7 +54,7 @@ func ValidateTextPrompt(s string) error {
 
 // textRefRE finds attribute references inside a text prompt. A key may hold
 // dots, but a sentence's full stop after a reference is not part of it.
-var textRefRE = regexp.MustCompile(`\$\.(Attributes|External|System|Transfer)\.[A-Za-z0-9_.-]*[A-Za-z0-9_-]`)
+var textRefRE = regexp.MustCompile(`\$\.(Attributes|External|System|Transfer|Queue)\.[A-Za-z0-9_.-]*[A-Za-z0-9_-]`)
 
 // TextRefs lists the attribute references in a text prompt's text.
 func TextRefs(text string) []Ref {

@@ -69,6 +69,11 @@ type Call struct {
 	// numbers; this version keeps the list in Transfer.
 	ListNext   int              `json:"list_next,omitempty"`
 	Attributes flows.Attributes `json:"attributes"`
+	// Loops are the Loop blocks' counts, by flow/block, and Queue the
+	// working queue: call state that survives a takeover and goes with
+	// the call into another flow.
+	Loops map[string]int `json:"loops,omitempty"`
+	Queue *WorkingQueue  `json:"queue,omitempty"`
 	// Owner is the process that wrote the record and Epoch its lease
 	// epoch: the store refuses a write whose epoch is older than the
 	// record's (fencing), and a process taking over logs whose call it
@@ -77,6 +82,15 @@ type Call struct {
 	Epoch   int64     `json:"epoch"`
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
+}
+
+// WorkingQueue is the queue a SetWorkingQueue block set: the dialplan
+// place TransferToQueue continues the caller in.
+type WorkingQueue struct {
+	Name      string `json:"name"`
+	Context   string `json:"context"`
+	Extension string `json:"extension"`
+	Priority  int    `json:"priority,omitempty"`
 }
 
 // TransferState names a transfer's state machine state (package transfer).

@@ -13,7 +13,7 @@ commands:
   run        connect to Asterisk and Redis and run the flows
   validate   check flow files: ariflow validate [-region DE] [files or dirs...]
   graph      print a flow as a diagram: ariflow graph [-format mermaid|dot] FILE
-  import     convert an Amazon Connect flow: ariflow import connect [-o OUT.yaml] [-report FILE] FILE.json
+  import     convert Amazon Connect flows: ariflow import connect [-o OUT] [-report FILE] FLOW.json|DIR...
   reload     ask a running ariflow to reload its flows (as SIGHUP does)
 `
 

@@ -1,7 +1,6 @@
-package flows
+package connect
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"regexp"
@@ -12,19 +11,32 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// ConnectOptions are what an import needs to know that a Connect flow
+// Options are what an import needs to know that a Connect flow
 // keeps outside itself.
-type ConnectOptions struct {
+type Options struct {
 	// Lambdas maps a Lambda function (its ARN, or its name) to the URL of
 	// the webhook that does its work.
 	Lambdas map[string]string
 	// Queues maps a queue (its ARN, its ID, or its name as the flow's
 	// metadata shows it) to a dialplan place, "context[,extension[,priority]]".
 	Queues map[string]string
+	// Prompts maps a Connect prompt (its ARN, its ID, or its name; or an
+	// S3 audio URI) to an Asterisk media URI ("sound:custom/welcome") or a
+	// sound file under Asterisk's sounds directory ("custom/welcome.wav").
+	Prompts map[string]string
+	// Lex maps an Amazon Lex bot (its alias ARN, its bot ID or its name) to
+	// the URL of a webhook that answers for it with IntentName and slots.
+	Lex map[string]string
+	// Flows maps a Connect flow not in this import (its ARN, ID or name) to
+	// the ariflow flow a TransferToFlow continues in.
+	Flows map[string]string
+	// FlowEntries are the entries of the flows of a set import, by ariflow
+	// flow name; a flow not listed gets its name.
+	FlowEntries map[string][]string
 	// Hours is how CheckHoursOfOperation is taken: "open" or "closed"
 	// always; "" leaves it not mapped.
 	Hours string
-	// DefaultRegion and EndpointTechs are the loader's (LoadOptions).
+	// DefaultRegion and EndpointTechs are the loader's (flows.LoadOptions).
 	DefaultRegion string
 	EndpointTechs []string
 	// Entries are the flow's entries (the called numbers or Stasis
@@ -32,13 +44,13 @@ type ConnectOptions struct {
 	Entries []string
 }
 
-// ParseConnectMap reads a mapping file: a YAML (or JSON) mapping of
+// ParseMap reads a mapping file: a YAML (or JSON) mapping of
 // strings to strings, such as
 //
 //	arn:aws:lambda:eu-central-1:123456789012:function:lookup: https://crm.example.com/lookup
 //
 // Errors name the file and line.
-func ParseConnectMap(file string, data []byte) (map[string]string, error) {
+func ParseMap(file string, data []byte) (map[string]string, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
@@ -83,29 +95,6 @@ func lookup(m map[string]string, arn, display string) (string, bool) {
 	return "", false
 }
 
-// queueNames reads the queues' display names from the flow designer's
-// metadata (ActionMetadata.<id>.queue.text beside parameters.QueueId).
-func queueNames(meta json.RawMessage) map[string]string {
-	var m struct {
-		ActionMetadata map[string]struct {
-			Queue struct {
-				ID   string `json:"id"`
-				Text string `json:"text"`
-			} `json:"queue"`
-		} `json:"ActionMetadata"`
-	}
-	out := map[string]string{}
-	if json.Unmarshal(meta, &m) != nil {
-		return out
-	}
-	for _, a := range m.ActionMetadata {
-		if a.Queue.ID != "" && a.Queue.Text != "" {
-			out[a.Queue.ID] = a.Queue.Text
-		}
-	}
-	return out
-}
-
 // DialplanPlace is a place in the Asterisk dialplan.
 type DialplanPlace struct {
 	Context   string
@@ -139,28 +128,40 @@ func ParseDialplanTarget(s string) (DialplanPlace, error) {
 	return t, nil
 }
 
-// ConnectReport says how each action of a Connect flow was mapped.
-type ConnectReport struct {
+// Report says how each action of a Connect flow was mapped.
+type Report struct {
 	Flow    string // the imported flow's name
-	Start   string // its start block
-	Actions []ConnectMapping
+	Title   string // Connect's name for it
+	File    string // the input it came from
+	Start   string // its start block, "" when the import could not tell
+	Actions []Mapping
 }
 
-// ConnectMapping is what became of one action.
-type ConnectMapping struct {
+// Mapping is what became of one action.
+type Mapping struct {
 	Identifier string
 	Type       string
 	Reachable  bool
 	Block      string   // the block it became, if any
-	Result     string   // "block x (Type)", "no-op (why)" or "not mapped: why"
+	Result     string   // "block x (Type)", "no-op (why)", "not mapped: why" or "not reachable …"
 	Notes      []string // what of the action was not carried over
 }
 
 // WriteText writes the report as a table, one action a line, with notes
 // indented below.
-func (r *ConnectReport) WriteText(w io.Writer) error {
+func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "# Amazon Connect import: flow %q, start block %q\n", r.Flow, r.Start)
+	fmt.Fprintf(tw, "# Amazon Connect import: flow %q", r.Flow)
+	if r.Title != "" && r.Title != r.Flow {
+		fmt.Fprintf(tw, " (Connect: %q)", r.Title)
+	}
+	if r.File != "" {
+		fmt.Fprintf(tw, " from %s", r.File)
+	}
+	if r.Start != "" {
+		fmt.Fprintf(tw, ", start block %q", r.Start)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "IDENTIFIER\tTYPE\tMAPPING")
 	for _, a := range r.Actions {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Identifier, a.Type, a.Result)
@@ -169,6 +170,26 @@ func (r *ConnectReport) WriteText(w io.Writer) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// WriteText writes the report of every flow, then the flows left out.
+func (r *SetResult) WriteText(w io.Writer) error {
+	for i, f := range r.Flows {
+		if i > 0 {
+			if _, err := fmt.Fprintln(w); err != nil {
+				return err
+			}
+		}
+		if err := f.Report.WriteText(w); err != nil {
+			return err
+		}
+	}
+	for _, s := range r.Skipped {
+		if _, err := fmt.Fprintf(w, "# skipped: %q (%s) from %s: %s\n", s.Name, s.Type, s.File, s.Why); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // orderedMap is a YAML mapping that keeps its keys in insertion order (the

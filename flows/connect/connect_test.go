@@ -1,6 +1,8 @@
-package flows
+package connect
 
 import (
+	"github.com/ariflow/ariflow/flows"
+
 	"os"
 	"strings"
 	"testing"
@@ -8,24 +10,24 @@ import (
 
 func readConnect(t *testing.T, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile("testdata/connect/" + name)
+	data, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return data
 }
 
-func sampleOptions(t *testing.T) ConnectOptions {
+func sampleOptions(t *testing.T) Options {
 	t.Helper()
-	l, err := ParseConnectMap("sample.lambda-map.yaml", readConnect(t, "sample.lambda-map.yaml"))
+	l, err := ParseMap("sample.lambda-map.yaml", readConnect(t, "sample.lambda-map.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := ParseConnectMap("sample.queue-map.yaml", readConnect(t, "sample.queue-map.yaml"))
+	q, err := ParseMap("sample.queue-map.yaml", readConnect(t, "sample.queue-map.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ConnectOptions{Lambdas: l, Queues: q, Hours: "open"}
+	return Options{Lambdas: l, Queues: q, Hours: "open"}
 }
 
 // Each test flow imports, its YAML loads again as the same flow (round
@@ -34,7 +36,7 @@ func TestConvertConnectRoundTrip(t *testing.T) {
 	type want struct {
 		block, typ string
 		branches   map[string]string
-		check      func(b *Block) string // "" when fine
+		check      func(b *flows.Block) string // "" when fine
 	}
 	for _, tc := range []struct {
 		file, name, start string
@@ -42,7 +44,7 @@ func TestConvertConnectRoundTrip(t *testing.T) {
 		noops             int
 	}{
 		{file: "shipping.json", name: "shipping_import", start: "greet", blocks: []want{
-			{"xfer", "TransferToPhoneNumber", map[string]string{"Success": "solved", "CallFailed": "bye", "Timeout": "bye", "Error": "bye"}, func(b *Block) string {
+			{"xfer", "TransferToPhoneNumber", map[string]string{"Success": "solved", "CallFailed": "bye", "Timeout": "bye", "Error": "bye"}, func(b *flows.Block) string {
 				tr := b.Transfer
 				if tr.Number.String() != "$.Attributes.shipper" || tr.Timeout.Literal != "30" || !tr.Resume || tr.DTMF.String() != "$.Attributes.StoredCustomerInput" ||
 					tr.CallerIDNumber.Literal != "+4930555000" || tr.CallerIDName.Literal != "ACME Support" {
@@ -50,14 +52,14 @@ func TestConvertConnectRoundTrip(t *testing.T) {
 				}
 				return ""
 			}},
-			{"ask", "GetCustomerInput", map[string]string{"Success": "xfer", "Timeout": "bye", "Error": "bye"}, func(b *Block) string {
+			{"ask", "GetCustomerInput", map[string]string{"Success": "xfer", "Timeout": "bye", "Error": "bye"}, func(b *flows.Block) string {
 				if in := b.Input; in.MaxDigits != 20 || in.Terminator != "#" || in.StoreAs != "StoredCustomerInput" {
 					return "input settings"
 				}
 				return ""
 			}},
-			{"check", "CheckAttribute", map[string]string{"Condition1": "bye", "NoMatch": "bye"}, func(b *Block) string {
-				if c := b.Check; c.Attribute.String() != "$.Transfer.TalkTime" || c.Conditions[0].Op != OpGreaterThan {
+			{"check", "CheckAttribute", map[string]string{"Condition1": "bye", "NoMatch": "bye"}, func(b *flows.Block) string {
+				if c := b.Check; c.Attribute.String() != "$.Transfer.TalkTime" || c.Conditions[0].Op != flows.OpGreaterThan {
 					return "check settings"
 				}
 				return ""
@@ -65,26 +67,26 @@ func TestConvertConnectRoundTrip(t *testing.T) {
 			{"bye", "Disconnect", nil, nil},
 		}},
 		{file: "inbound_menu.json", name: "acme_main_menu", start: "voice_8a0f4f7e", noops: 2, blocks: []want{
-			{"voice_8a0f4f7e", "SetAttributes", map[string]string{"Next": "input_0f9e8d7c", "Error": "input_0f9e8d7c"}, func(b *Block) string {
-				if a := b.Set.Set[0]; a.Key != AttrTTSVoice || a.Value.Literal != "Joanna" {
+			{"voice_8a0f4f7e", "SetAttributes", map[string]string{"Next": "input_0f9e8d7c", "Error": "input_0f9e8d7c"}, func(b *flows.Block) string {
+				if a := b.Set.Set[0]; a.Key != flows.AttrTTSVoice || a.Value.Literal != "Joanna" {
 					return "voice attribute"
 				}
 				return ""
 			}},
-			{"input_0f9e8d7c", "GetCustomerInput", map[string]string{"1": "say_9b8a7c6d", "2": "transfer_6d5c4b3a", "0": "input_0f9e8d7c", "NoMatch": "say_7c6b5a4d", "Timeout": "say_7c6b5a4d", "Error": "say_7c6b5a4d"}, func(b *Block) string {
+			{"input_0f9e8d7c", "GetCustomerInput", map[string]string{"1": "say_9b8a7c6d", "2": "transfer_6d5c4b3a", "0": "input_0f9e8d7c", "NoMatch": "say_7c6b5a4d", "Timeout": "say_7c6b5a4d", "Error": "say_7c6b5a4d"}, func(b *flows.Block) string {
 				want := "text:Welcome to Acme. For opening hours, press 1. To speak to an agent, press 2. To hear this again, press 0."
 				if got := b.Input.Prompts[0].Literal; got != want {
 					return "prompt " + got
 				}
 				return ""
 			}},
-			{"say_7c6b5a4d", "PlayPrompt", map[string]string{"Next": "disconnect_1a2b3c4d", "Error": "disconnect_1a2b3c4d"}, func(b *Block) string {
+			{"say_7c6b5a4d", "PlayPrompt", map[string]string{"Next": "disconnect_1a2b3c4d", "Error": "disconnect_1a2b3c4d"}, func(b *flows.Block) string {
 				if got := b.Play.Prompts[0].Literal; got != "text:Sorry, I did not get that. Goodbye." {
 					return "prompt " + got
 				}
 				return ""
 			}},
-			{"transfer_6d5c4b3a", "TransferToPhoneNumber", map[string]string{"CallFailed": "say_7c6b5a4d", "Timeout": "say_7c6b5a4d", "Error": "say_7c6b5a4d"}, func(b *Block) string {
+			{"transfer_6d5c4b3a", "TransferToPhoneNumber", map[string]string{"CallFailed": "say_7c6b5a4d", "Timeout": "say_7c6b5a4d", "Error": "say_7c6b5a4d"}, func(b *flows.Block) string {
 				if b.Transfer.Resume || b.Transfer.CallerIDNumber.String() != "$.System.CallerNumber" {
 					return "transfer settings"
 				}
@@ -92,13 +94,13 @@ func TestConvertConnectRoundTrip(t *testing.T) {
 			}},
 		}},
 		{file: "callback_transfer.json", name: "courier_handoff", start: "Greeting", blocks: []want{
-			{"To_courier", "TransferToPhoneNumber", map[string]string{"Success": "Welcome_back", "CallFailed": "Courier_unreachable", "Timeout": "Courier_unreachable", "Error": "Goodbye"}, func(b *Block) string {
+			{"To_courier", "TransferToPhoneNumber", map[string]string{"Success": "Welcome_back", "CallFailed": "Courier_unreachable", "Timeout": "Courier_unreachable", "Error": "Goodbye"}, func(b *flows.Block) string {
 				if tr := b.Transfer; !tr.Resume || tr.DTMF.String() != "$.Attributes.parcel" || tr.Timeout.Literal != "25" {
 					return "transfer settings"
 				}
 				return ""
 			}},
-			{"Ask_parcel", "GetCustomerInput", map[string]string{"Success": "Remember", "Timeout": "Goodbye", "Error": "Goodbye"}, func(b *Block) string {
+			{"Ask_parcel", "GetCustomerInput", map[string]string{"Success": "Remember", "Timeout": "Goodbye", "Error": "Goodbye"}, func(b *flows.Block) string {
 				if b.Input.MaxDigits != 12 {
 					return "max digits"
 				}
@@ -107,30 +109,31 @@ func TestConvertConnectRoundTrip(t *testing.T) {
 			{"Welcome_back", "GetCustomerInput", map[string]string{"1": "Goodbye", "2": "Courier_unreachable", "NoMatch": "Goodbye", "Timeout": "Goodbye", "Error": "Goodbye"}, nil},
 		}},
 		{file: "lambda_lookup.json", name: "balance_lookup", start: "lookup", noops: 1, blocks: []want{
-			{"lookup", "InvokeWebhook", map[string]string{"Success": "known", "Error": "sorry"}, func(b *Block) string {
+			{"lookup", "InvokeWebhook", map[string]string{"Success": "known", "Error": "sorry"}, func(b *flows.Block) string {
 				if b.Webhook.URL != "https://crm.example.com/lookup" || b.Webhook.Timeout.Seconds() != 8 {
 					return "webhook settings"
 				}
 				return ""
 			}},
-			{"balance", "PlayPrompt", map[string]string{"Next": "bye", "Error": "bye"}, func(b *Block) string {
+			{"balance", "PlayPrompt", map[string]string{"Next": "bye", "Error": "bye"}, func(b *flows.Block) string {
 				if got := b.Play.Prompts[0].Literal; got != "text:Hello $.External.firstName. Your balance is $.External.balance euros." {
 					return "prompt " + got
 				}
 				return ""
 			}},
 		}},
-		{file: "sample_inbound.json", name: "sample_inbound_flow__first_contact_experience", start: "voice_d23f0824", noops: 3, blocks: []want{
+		{file: "sample_inbound.json", name: "sample_inbound_flow__first_contact_experience", start: "voice_d23f0824", noops: 2, blocks: []want{
 			{"say_9531985d", "PlayPrompt", map[string]string{"Next": "lambda_6b0d549b", "Error": "disconnect_8e81973e"}, nil},
-			{"lambda_6b0d549b", "InvokeWebhook", map[string]string{"Success": "set_8d116ece", "Error": "queue_0fd630f1"}, nil},
-			{"check_90c192cf", "CheckAttribute", map[string]string{"Condition1": "transfer_6b4cb242", "NoMatch": "queue_0fd630f1"}, nil},
-			{"queue_0fd630f1", "TransferToAgent", map[string]string{"Error": "disconnect_8e81973e"}, func(b *Block) string {
-				if a := b.Agent; a.Context != "queues" || a.Extension != "basic" {
-					return "queue target"
+			{"lambda_6b0d549b", "InvokeWebhook", map[string]string{"Success": "set_8d116ece", "Error": "set_queue_a170b338"}, nil},
+			{"check_90c192cf", "CheckAttribute", map[string]string{"Condition1": "transfer_6b4cb242", "NoMatch": "set_queue_a170b338"}, nil},
+			{"set_queue_a170b338", "SetWorkingQueue", map[string]string{"Next": "queue_0fd630f1", "Error": "disconnect_8e81973e"}, func(b *flows.Block) string {
+				if q := b.SetQueue; q.Name != "BasicQueue" || q.Context != "queues" || q.Extension != "basic" {
+					return "working queue"
 				}
 				return ""
 			}},
-			{"transfer_6b4cb242", "TransferToPhoneNumber", map[string]string{"Success": "disconnect_8e81973e", "CallFailed": "queue_0fd630f1", "Timeout": "queue_0fd630f1", "Error": "disconnect_8e81973e"}, func(b *Block) string {
+			{"queue_0fd630f1", "TransferToQueue", map[string]string{"Error": "disconnect_8e81973e"}, nil},
+			{"transfer_6b4cb242", "TransferToPhoneNumber", map[string]string{"Success": "disconnect_8e81973e", "CallFailed": "set_queue_a170b338", "Timeout": "set_queue_a170b338", "Error": "disconnect_8e81973e"}, func(b *flows.Block) string {
 				if b.Transfer.Timeout.Literal != "45" {
 					return "ThirdPartyConnectionTimeLimitSeconds"
 				}
@@ -139,11 +142,11 @@ func TestConvertConnectRoundTrip(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			imp, err := ConvertConnect(readConnect(t, tc.file), sampleOptions(t))
+			imp, err := Convert(readConnect(t, tc.file), sampleOptions(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := Parse(tc.file+".yaml", imp.YAML, LoadOptions{})
+			f, err := flows.Parse(tc.file+".yaml", imp.YAML, flows.LoadOptions{})
 			if err != nil {
 				t.Fatalf("the written YAML does not load: %v\n%s", err, imp.YAML)
 			}
@@ -202,7 +205,7 @@ func sameBranches(a, b map[string]string) bool {
 // The sample flow's report names every action: the no-ops, the queue
 // pair, and the Lex bot nobody can reach, left out.
 func TestConnectReport(t *testing.T) {
-	imp, err := ConvertConnect(readConnect(t, "sample_inbound.json"), sampleOptions(t))
+	imp, err := Convert(readConnect(t, "sample_inbound.json"), sampleOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,10 +217,10 @@ func TestConnectReport(t *testing.T) {
 	for _, want := range []string{
 		"UpdateFlowLoggingBehavior        no-op (flow logs are Connect's",
 		"CheckHoursOfOperation            no-op (always open (-hours open))",
-		"UpdateContactTargetQueue         no-op (sets the queue",
-		"TransferContactToQueue           block queue_0fd630f1 (TransferToAgent)",
+		"UpdateContactTargetQueue         block set_queue_a170b338 (SetWorkingQueue)",
+		"TransferContactToQueue           block queue_0fd630f1 (TransferToQueue)",
 		"note: LambdaInvocationAttributes are not sent",
-		"ConnectParticipantWithLexBot     not mapped: Amazon Lex bots (speech input) have no ariflow equivalent; not reachable from StartAction: left out",
+		"ConnectParticipantWithLexBot     not mapped: Amazon Lex bot ABCDEFGHIJ (arn:aws:lex:eu-central-1:123456789012:bot-alias/ABCDEFGHIJ/TSTALIASID): ariflow has no speech recognition; name a webhook that answers for the bot in the -lex-map file, or replace the action; not reachable from StartAction: left out",
 		"MessageParticipant               not reachable from StartAction: left out",
 	} {
 		if !strings.Contains(out, want) {
@@ -237,45 +240,37 @@ func TestConvertConnectErrors(t *testing.T) {
 	next := `{"NextAction": "z"}`
 	for _, tc := range []struct {
 		name, in string
-		opts     ConnectOptions
+		opts     Options
 		want     string
 	}{
-		{"not JSON", `{`, ConnectOptions{}, "connect flow:"},
-		{"no actions", `{"Actions": []}`, ConnectOptions{}, "no Actions"},
-		{"bad start", `{"StartAction": "x", "Actions": [{"Identifier": "a", "Type": "DisconnectParticipant"}]}`, ConnectOptions{}, `StartAction "x" names no action`},
-		{"lambda unmapped", one("InvokeLambdaFunction", `{"LambdaFunctionARN": "arn:aws:lambda:eu-central-1:1:function:f"}`, next), ConnectOptions{},
+		{"not JSON", `{`, Options{}, "connect flow:"},
+		{"no actions", `{"Actions": []}`, Options{}, "no Actions"},
+		{"bad start", `{"StartAction": "x", "Actions": [{"Identifier": "a", "Type": "DisconnectParticipant"}]}`, Options{}, `StartAction "x" names no action`},
+		{"lambda unmapped", one("InvokeLambdaFunction", `{"LambdaFunctionARN": "arn:aws:lambda:eu-central-1:1:function:f"}`, next), Options{},
 			"action a (InvokeLambdaFunction): no URL for Lambda function arn:aws:lambda:eu-central-1:1:function:f: add it to the -lambda-map file"},
-		{"lambda dynamic", one("InvokeLambdaFunction", `{"LambdaFunctionARN": "$.Attributes.fn"}`, next), ConnectOptions{}, "only a fixed function"},
-		{"lex reachable", one("ConnectParticipantWithLexBot", `{"Text": "Hi"}`, next), ConnectOptions{}, "action a (ConnectParticipantWithLexBot): Amazon Lex bots"},
-		{"unknown type", one("Loop", `{}`, next), ConnectOptions{}, "action a (Loop): action type Loop has no ariflow equivalent"},
-		{"hours", one("CheckHoursOfOperation", `{}`, next), ConnectOptions{}, "action a (CheckHoursOfOperation): hours of operation are kept in Connect: import with -hours"},
-		{"prompt ARN", one("MessageParticipant", `{"PromptId": "arn:aws:connect:eu-central-1:1:instance/i/prompt/p"}`, next), ConnectOptions{}, "action a (MessageParticipant): PromptId"},
-		{"S3 media", one("MessageParticipant", `{"Media": {"Uri": "s3://bucket/hello.wav", "SourceType": "S3"}}`, next), ConnectOptions{}, "ariflow cannot fetch Connect's prompts or S3 audio"},
-		{"text too long", one("MessageParticipant", `{"Text": "`+strings.Repeat("a", 1001)+`"}`, next), ConnectOptions{}, "text prompt of 1001 bytes"},
-		{"text unknown path", one("MessageParticipant", `{"Text": "Your queue is $.Queue.Name"}`, next), ConnectOptions{}, `unknown namespace "Queue"`},
-		{"queue without target", one("TransferContactToQueue", `{}`, `{"Errors": [{"NextAction": "z", "ErrorType": "NoMatchingError"}]}`), ConnectOptions{}, "no UpdateContactTargetQueue (Set working queue) before it"},
+		{"lambda dynamic", one("InvokeLambdaFunction", `{"LambdaFunctionARN": "$.Attributes.fn"}`, next), Options{}, "only a fixed function"},
+		{"lex reachable", one("ConnectParticipantWithLexBot", `{"Text": "Hi"}`, next), Options{}, "action a (ConnectParticipantWithLexBot): an Amazon Lex bot: ariflow has no speech recognition"},
+		{"unknown type", one("FooBar", `{}`, next), Options{}, "action a (FooBar): action type FooBar has no ariflow equivalent"},
+		{"hours", one("CheckHoursOfOperation", `{}`, next), Options{}, "action a (CheckHoursOfOperation): hours of operation are kept in Connect: import with -hours"},
+		{"prompt ARN", one("MessageParticipant", `{"PromptId": "arn:aws:connect:eu-central-1:1:instance/i/prompt/p"}`, next), Options{}, "action a (MessageParticipant): prompt arn:aws:connect:eu-central-1:1:instance/i/prompt/p: not in the -prompt-map file"},
+		{"S3 media", one("MessageParticipant", `{"Media": {"Uri": "s3://bucket/hello.wav", "SourceType": "S3"}}`, next), Options{}, "prompt s3://bucket/hello.wav (hello.wav): not in the -prompt-map file"},
+		{"text too long", one("MessageParticipant", `{"Text": "`+strings.Repeat("a", 1001)+`"}`, next), Options{}, "text prompt of 1001 bytes"},
+		{"text unknown path", one("MessageParticipant", `{"Text": "Hello $.Customer.FirstName"}`, next), Options{}, "Connect's $.Customer.FirstName has no ariflow equivalent"},
+		{"queue without target", one("TransferContactToQueue", `{}`, `{"Errors": [{"NextAction": "z", "ErrorType": "NoMatchingError"}]}`), Options{}, "no UpdateContactTargetQueue (Set working queue) before it"},
 		{"queue unmapped", `{"StartAction": "q", "Actions": [
 			{"Identifier": "q", "Type": "UpdateContactTargetQueue", "Parameters": {"QueueId": "arn:aws:connect:r:1:instance/i/queue/Q1"}, "Transitions": {"NextAction": "t"}},
 			{"Identifier": "t", "Type": "TransferContactToQueue", "Transitions": {"Errors": [{"NextAction": "z", "ErrorType": "NoMatchingError"}]}},
-			{"Identifier": "z", "Type": "DisconnectParticipant"}]}`, ConnectOptions{}, "action t (TransferContactToQueue): no dialplan place for queue arn:aws:connect:r:1:instance/i/queue/Q1"},
-		{"two queues", `{"StartAction": "m", "Actions": [
-			{"Identifier": "m", "Type": "GetParticipantInput", "Parameters": {"Text": "1 or 2"}, "Transitions": {"Conditions": [
-				{"NextAction": "q1", "Condition": {"Operator": "Equals", "Operands": ["1"]}}, {"NextAction": "q2", "Condition": {"Operator": "Equals", "Operands": ["2"]}}],
-				"Errors": [{"NextAction": "z", "ErrorType": "NoMatchingCondition"}, {"NextAction": "z", "ErrorType": "InputTimeLimitExceeded"}]}},
-			{"Identifier": "q1", "Type": "UpdateContactTargetQueue", "Parameters": {"QueueId": "Q1"}, "Transitions": {"NextAction": "t"}},
-			{"Identifier": "q2", "Type": "UpdateContactTargetQueue", "Parameters": {"QueueId": "Q2"}, "Transitions": {"NextAction": "t"}},
-			{"Identifier": "t", "Type": "TransferContactToQueue", "Transitions": {}},
-			{"Identifier": "z", "Type": "DisconnectParticipant"}]}`, ConnectOptions{Queues: map[string]string{"Q1": "a", "Q2": "b"}}, "reached with different target queues (Q1, Q2)"},
+			{"Identifier": "z", "Type": "DisconnectParticipant"}]}`, Options{}, "action q (UpdateContactTargetQueue): no dialplan place for queue arn:aws:connect:r:1:instance/i/queue/Q1"},
 		{"no-op loop", `{"StartAction": "a", "Actions": [
 			{"Identifier": "a", "Type": "UpdateFlowLoggingBehavior", "Transitions": {"NextAction": "b"}},
-			{"Identifier": "b", "Type": "UpdateFlowLoggingBehavior", "Transitions": {"NextAction": "a"}}]}`, ConnectOptions{}, "loop without doing anything"},
-		{"dangling", one("MessageParticipant", `{"Text": "Hi"}`, `{"NextAction": "nowhere"}`), ConnectOptions{}, `action a (MessageParticipant): branch Next: transition to "nowhere", which names no action`},
+			{"Identifier": "b", "Type": "UpdateFlowLoggingBehavior", "Transitions": {"NextAction": "a"}}]}`, Options{}, "loop without doing anything"},
+		{"dangling", one("MessageParticipant", `{"Text": "Hi"}`, `{"NextAction": "nowhere"}`), Options{}, `action a (MessageParticipant): branch Next: transition to "nowhere", which names no action`},
 		{"bad number", one("TransferParticipantToThirdParty", `{"ThirdPartyPhoneNumber": "123&PJSIP/x", "ContinueFlowExecution": "False"}`,
-			`{"Errors": [{"NextAction": "z", "ErrorType": "CallFailed"}, {"NextAction": "z", "ErrorType": "ConnectionTimeLimitExceeded"}]}`), ConnectOptions{},
+			`{"Errors": [{"NextAction": "z", "ErrorType": "CallFailed"}, {"NextAction": "z", "ErrorType": "ConnectionTimeLimitExceeded"}]}`), Options{},
 			`action a (TransferParticipantToThirdParty): block "a": number: invalid phone number "123&PJSIP/x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ConvertConnect([]byte(tc.in), tc.opts)
+			_, err := Convert([]byte(tc.in), tc.opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v\nwant %q", err, tc.want)
 			}
@@ -291,7 +286,7 @@ func TestImportConnectBothTimeoutsDeterministic(t *testing.T) {
 	                 "ThirdPartyConnectionTimeLimitSeconds": "45", "ContinueFlowExecution": "False"},
 	  "Transitions": {"Errors": [{"NextAction": "a", "ErrorType": "CallFailed"}, {"NextAction": "a", "ErrorType": "ConnectionTimeLimitExceeded"}]}}]}`)
 	for i := 0; i < 50; i++ {
-		f, err := ImportConnect(in)
+		f, err := Import(in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,11 +299,11 @@ func TestImportConnectBothTimeoutsDeterministic(t *testing.T) {
 // DescribeContactFlow's answer holds the flow as a string.
 func TestConvertConnectDescribeContactFlow(t *testing.T) {
 	in := []byte(`{"ContactFlow": {"Name": "Wrapped Flow", "Content": "{\"Version\":\"2019-10-30\",\"StartAction\":\"a\",\"Actions\":[{\"Identifier\":\"a\",\"Type\":\"DisconnectParticipant\",\"Parameters\":{},\"Transitions\":{}}]}"}}`)
-	imp, err := ConvertConnect(in, ConnectOptions{})
+	imp, err := Convert(in, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if imp.Flow.Name != "wrapped_flow" || imp.Flow.Blocks["a"].Type != TypeDisconnect {
+	if imp.Flow.Name != "wrapped_flow" || imp.Flow.Blocks["a"].Type != flows.TypeDisconnect {
 		t.Errorf("flow %q blocks %v", imp.Flow.Name, imp.Flow.Blocks)
 	}
 }
@@ -320,9 +315,9 @@ func TestParseConnectMap(t *testing.T) {
 		{"a: b\na: c\n", `m:2: "a" is mapped twice`},
 		{"a: [b]\n", "m:1: want \"name: value\""},
 	} {
-		_, err := ParseConnectMap("m", []byte(tc.in))
+		_, err := ParseMap("m", []byte(tc.in))
 		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseConnectMap(%q) = %v, want %q", tc.in, err, tc.want)
+			t.Errorf("ParseMap(%q) = %v, want %q", tc.in, err, tc.want)
 		}
 	}
 	for _, tc := range []struct {
