@@ -29,7 +29,7 @@ func (c *call) transferToFlow(ctx context.Context, j *flows.TransferToFlow) (str
 	}
 	from := c.flow.Name
 	c.flow = f
-	c.rec.Flow, c.rec.Version, c.rec.Block = f.Name, f.Version, f.Start
+	c.rec.Flow, c.rec.Version, c.rec.Digest, c.rec.Block = f.Name, f.Version, f.Digest, f.Start
 	c.rec.ListNext = 0
 	c.log = c.log.WithFields(logrus.Fields{"flow": f.Name, "version": f.Version})
 	c.log.WithFields(logrus.Fields{"from_flow": from, "step": f.Start}).Info("call continues in another flow")
