@@ -256,9 +256,10 @@ func (t *Transfer) sendNextDigit(ctx context.Context) {
 	ts := &t.leg.talk
 	o := t.plan.Options
 	ch := t.plan.Digits[t.leg.done]
-	// The next character is due tone+gap (or the pause) after this one is
-	// sent: after its time, or later if it leaves late (a busy machine), so
-	// that no gap on the wire is ever shorter than the block's.
+	// The next character is due tone+gap (or the pause) after this one
+	// reached Asterisk: after its time, or later if it left late (a busy
+	// machine), so that no gap on the wire is ever shorter than the
+	// block's.
 	at := ts.digitAt
 	if now := time.Now(); now.After(at) {
 		at = now
@@ -285,6 +286,11 @@ func (t *Transfer) sendNextDigit(ctx context.Context) {
 			t.leg.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
 			t.leg.done = len(t.plan.Digits)
 			return
+		}
+		// The next is due tone+gap after Asterisk took this one: at the
+		// latest when the request came back.
+		if returned := time.Now(); returned.After(at) {
+			at = returned
 		}
 		ts.digitAt = at.Add(o.Tone + o.Gap)
 		t.leg.done++
