@@ -399,7 +399,7 @@ func TestAdoptReleasesConcurrencySlot(t *testing.T) {
 	p.Concurrent = 1
 	gate := policy.NewGate(p, policy.NewMemoryLimiter(), policy.NewMemorySlots())
 	ctx := context.Background()
-	if _, err := gate.Acquire(ctx, legSlot("c1", 0), "+4917600000001", "+4930123456", 0); err != nil {
+	if _, err := gate.Acquire(ctx, policy.Leg{Slot: legSlot("c1", 0), Caller: "+4917600000001", Number: "+4930123456"}); err != nil {
 		t.Fatal(err) // the dead process's leg
 	}
 	h := newHarness(t, xferFlows, func(c *Config) { c.Gate = gate })
@@ -413,7 +413,7 @@ func TestAdoptReleasesConcurrencySlot(t *testing.T) {
 	h.answered("POST", "/bridges/"+adBr+"/addChannel")
 	h.fake.Hangup(adLeg, 16)
 	h.branchTaken("c1", mSuccess, OutcomeSuccess)
-	if _, err := gate.Acquire(ctx, "", "+4917600000002", "+4930123456", 0); err != nil {
+	if _, err := gate.Acquire(ctx, policy.Leg{Caller: "+4917600000002", Number: "+4930123456"}); err != nil {
 		t.Errorf("the adopted leg's slot was not given back: %v", err)
 	}
 }

@@ -86,8 +86,9 @@ func (c *call) transferToPhone(ctx context.Context, t *flows.TransferToPhoneNumb
 // number dials nothing and ends as OutcomeDenied with the rule that
 // refused it; a policy that cannot be asked (Redis down) refuses too.
 func (c *call) dialChecked(ctx context.Context, l leg) (TransferResult, error) {
-	caller := c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber]
-	release, err := c.gate().Acquire(ctx, legSlot(c.id, c.rec.Transfers), caller, l.number, c.rec.Transfers)
+	sys := c.rec.Attributes[flows.NSSystem]
+	release, err := c.gate().Acquire(ctx, policy.Leg{Slot: legSlot(c.id, c.rec.Transfers), Caller: sys[flows.SysCallerNumber],
+		Entry: sys[flows.SysDialedNumber], Number: l.number, TransfersSoFar: c.rec.Transfers})
 	if err != nil {
 		res := TransferResult{Number: l.number, Outcome: OutcomeDenied}
 		var d *policy.Denied

@@ -99,7 +99,7 @@ func TestRunReloadSendsToken(t *testing.T) {
 func TestSecurityConfig(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("ARIFLOW_ARI_PASSWORD", testPassword)
-	policyFile := writeFile(t, "policy.yaml", "allow: {countries: [49]}\nendpoint_technologies: [PJSIP, Local]\n")
+	policyFile := writeFile(t, "policy.yaml", "allow: {countries: [49]}\nendpoint_technologies: [PJSIP, Local]\nlocal_contexts: [agents]\n")
 	t.Setenv("ARIFLOW_DIAL_POLICY", policyFile)
 	t.Setenv("ARIFLOW_ADMIN_TOKEN_FILE", writeFile(t, "token", adminToken+"\r\n"))
 	t.Setenv("ARIFLOW_REDIS_PASSWORD_FILE", writeFile(t, "redis", "redis-from-File\n"))
@@ -254,10 +254,17 @@ blocks:
 	if code := runValidate([]string{dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), `technology "Local" is not allowed`) {
 		t.Errorf("Local by default: code %d, stderr %q", code, errb.String())
 	}
-	pol = writeFile(t, "local.yaml", "endpoint_technologies: [PJSIP, Local]\n")
+	pol = writeFile(t, "local.yaml", "endpoint_technologies: [PJSIP, Local]\nlocal_contexts: [agents]\n")
 	errb.Reset()
 	if code := runValidate([]string{"-dial-policy", pol, dir}, &out, &errb); code != 0 {
 		t.Errorf("Local named by the policy: code %d, stderr %q", code, errb.String())
+	}
+	// Local goes only into the contexts the policy names.
+	errb.Reset()
+	other := writeFile(t, "other.yaml", "endpoint_technologies: [PJSIP, Local]\nlocal_contexts: [sales]\n")
+	if code := runValidate([]string{"-dial-policy", other, dir}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), `block "b": endpoint: refused by the dial policy: Local endpoint "Local/100@agents" enters context "agents", which local_contexts does not name (named: sales) (rule local-context)`) {
+		t.Errorf("Local into a context the policy does not name: code %d, stderr %q", code, errb.String())
 	}
 	// A flow's dial_policy narrows what the operator's allows: its Local
 	// agent and a second, Austrian number of a list are reported.
