@@ -1,6 +1,9 @@
 package controller
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/ariflow/ariflow/flows"
@@ -49,4 +52,37 @@ blocks:
 	h.req("DELETE", "/channels/c1")
 	h.ended("c1")
 	h.clean("c1")
+}
+
+// A webhook URL's user info and query values appear in no log line: the
+// failed request is logged with the URL redacted, for an error status and
+// for a host that cannot be reached.
+func TestWebhookURLSecretsNotLogged(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
+	t.Cleanup(srv.Close)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	withCreds := func(base string) string {
+		return strings.Replace(base, "http://", "http://alice:pa55word@", 1) + "/hook?token=s3cret-t0ken"
+	}
+	for i, u := range []string{withCreds(srv.URL), withCreds(down.URL)} {
+		h := run(t, []string{webhookFlow(u, 2)})
+		h.caller("c1", "hook")
+		pb := h.wantPlayed("c1", mError)
+		h.waitLog("block failed", nil)
+		h.fake.FinishPlayback(pb)
+		h.ended("c1")
+		h.logs.mu.Lock()
+		logged := h.logs.buf.String()
+		h.logs.mu.Unlock()
+		if !strings.Contains(logged, "[redacted]@") {
+			t.Errorf("URL %d: no redacted URL in the log:\n%s", i, logged)
+		}
+		for _, leak := range []string{"alice", "pa55word", "s3cret-t0ken"} {
+			if strings.Contains(logged, leak) {
+				t.Errorf("URL %d: the log holds %q:\n%s", i, leak, logged)
+			}
+		}
+	}
 }

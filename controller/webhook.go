@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/webhook"
 )
 
 // webhookRequest is what a webhook receives.
@@ -34,16 +35,18 @@ func (c *call) invokeWebhook(ctx context.Context, w *flows.InvokeWebhook) (strin
 	// ariflow's own webhook client: no redirects followed, the host list
 	// and the signature from the configuration, the block's timeout the
 	// only bound (nothing shorter underneath), the body size bounded.
+	// Errors are logged: the URL in them is redacted (user info, query
+	// values), as the client's own errors are.
 	status, raw, err := c.app.cfg.Webhooks.Post(ctx, w.URL, body, timeout)
 	if err != nil {
-		return "", fmt.Errorf("webhook %s: %w", w.URL, err)
+		return "", fmt.Errorf("webhook %s: %w", webhook.RedactURL(w.URL), err)
 	}
 	if status < 200 || status > 299 {
-		return "", fmt.Errorf("webhook %s answered %d", w.URL, status)
+		return "", fmt.Errorf("webhook %s answered %d", webhook.RedactURL(w.URL), status)
 	}
 	ext, err := webhookAttributes(raw)
 	if err != nil {
-		return "", fmt.Errorf("webhook %s: %w", w.URL, err)
+		return "", fmt.Errorf("webhook %s: %w", webhook.RedactURL(w.URL), err)
 	}
 	c.rec.Attributes[flows.NSExternal] = ext
 	return flows.BranchSuccess, nil
