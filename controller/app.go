@@ -18,6 +18,7 @@ import (
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/internal/notify"
 	"github.com/ariflow/ariflow/internal/webhook"
 	"github.com/ariflow/ariflow/policy"
 )
@@ -143,7 +144,7 @@ type App struct {
 	flows   atomic.Pointer[flows.Set]
 	lease   lease
 	// legEvents sends the transfer legs' events (events_url).
-	legEvents *legEvents
+	legEvents *notify.Sender
 
 	connected atomic.Bool
 	draining  atomic.Bool
