@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/policy"
 )
@@ -84,5 +86,100 @@ func TestWebhookURLSecretsNotLogged(t *testing.T) {
 				t.Errorf("URL %d: the log holds %q:\n%s", i, leak, logged)
 			}
 		}
+	}
+}
+
+// A transfer the dial policy refuses whose Error branch leads back to it
+// (the loader refuses that flow now; here the loop is made after loading,
+// as a flow of an older version would have it) loops without waiting.
+// After maxBlocksWithoutWait blocks the caller goes to the fallback, with
+// a log line and ariflow_flow_spins_total, and nothing was dialled.
+func TestSpinningFlowGoesToFallback(t *testing.T) {
+	t.Parallel()
+	flow := `
+name: spin
+version: "1"
+entry: ["spin"]
+start: xfer
+blocks:
+  xfer:
+    type: TransferToPhoneNumber
+    number: "+19005550123"
+    resume: true
+    branches: {Success: bye, CallFailed: bye, Timeout: bye, Error: sorry}
+  sorry: {type: PlayPrompt, prompts: ["sound:sorry"], branches: {Next: xfer}}
+  bye: {type: Disconnect}
+`
+	h := newHarness(t, []string{flow}, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
+	h.set.Flows[0].Blocks["xfer"].Branches[flows.BranchError] = "xfer"
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h.app.metrics.FlowSpins, h.app.metrics.Fallbacks)
+	h.start()
+	h.caller("c1", "spin")
+	if r := h.req("POST", "/channels/c1/continue"); r.Query.Get("context") != "fallback" {
+		t.Errorf("continue %v", r.Query)
+	}
+	h.ended("c1")
+	if n := metricValue(t, reg, "ariflow_flow_spins_total"); n != 1 {
+		t.Errorf("ariflow_flow_spins_total = %v, want 1", n)
+	}
+	if n := metricValue(t, reg, "ariflow_fallback_total"); n != 1 {
+		t.Errorf("ariflow_fallback_total = %v, want 1 (reason spinning)", n)
+	}
+	h.logs.mu.Lock()
+	steps := 0
+	for _, e := range h.logs.entries {
+		if e.msg == "step" {
+			steps++
+		}
+	}
+	h.logs.mu.Unlock()
+	if steps != maxBlocksWithoutWait {
+		t.Errorf("%d blocks run, want %d", steps, maxBlocksWithoutWait)
+	}
+	if n := h.count("POST", "/channels/create") + h.count("POST", "/channels"); n != 0 {
+		t.Errorf("%d legs created for a number the policy refuses", n)
+	}
+}
+
+// A caller who hangs up while blocks run that never read the call's
+// events (a webhook, then attributes) is seen gone before the next block:
+// the prompt after them is never started.
+func TestHangupSeenBetweenBlocks(t *testing.T) {
+	t.Parallel()
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(inFlight)
+		<-release
+		_, _ = w.Write([]byte(`{"ok":"1"}`))
+	}))
+	t.Cleanup(srv.Close)
+	flow := `
+name: gone
+version: "1"
+entry: ["gone"]
+start: hook
+blocks:
+  hook: {type: InvokeWebhook, url: "` + srv.URL + `", branches: {Success: set, Error: set}}
+  set: {type: SetAttributes, set: {a: "1"}, branches: {Next: play}}
+  play: {type: PlayPrompt, prompts: ["sound:after"], branches: {Next: bye}}
+  bye: {type: Disconnect}
+`
+	h := run(t, []string{flow})
+	h.caller("c1", "gone")
+	<-inFlight
+	queued := func() (n int) {
+		h.withCall("c1", func(c *call) { n = len(c.events) })
+		return n
+	}
+	before := queued()
+	h.fake.Hangup("c1", 16)
+	eventually(t, "the hangup queued for the call", func() bool { return queued() > before })
+	close(release)
+	if e := h.ended("c1"); e.fields["end"] != "caller hung up" {
+		t.Errorf("call ended %v, want caller hung up", e.fields)
+	}
+	if m := h.medias("c1"); len(m) != 0 {
+		t.Errorf("played %v to a caller who had hung up", m)
 	}
 }
