@@ -76,6 +76,10 @@ type Config struct {
 	// Webhooks sends InvokeWebhook requests (default: webhook.New with no
 	// secret and no host list).
 	Webhooks *webhook.Client
+	// MaxExternal bounds the bytes (keys and values) a call keeps of a
+	// webhook's answer as $.External; a larger answer takes the block's
+	// Error branch (default DefaultMaxExternal).
+	MaxExternal int
 }
 
 // DialplanTarget is a place in the dialplan.
@@ -126,6 +130,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Webhooks == nil {
 		c.Webhooks, _ = webhook.New(webhook.Options{}) // no files to read: cannot fail
+	}
+	if c.MaxExternal <= 0 {
+		c.MaxExternal = DefaultMaxExternal
 	}
 }
 

@@ -183,3 +183,42 @@ blocks:
 		t.Errorf("played %v to a caller who had hung up", m)
 	}
 }
+
+// A call keeps at most MaxExternal bytes of a webhook's answer: a larger
+// one takes Error and $.External stays as it was; one within the bound is
+// kept. The bound is the configuration's.
+func TestWebhookAnswerBounded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		max   int // Config.MaxExternal; 0: the default
+		value int // bytes of the answer's one value
+		media string
+	}{
+		{"default bound, 1 MiB answer", 0, 1<<20 - 64, mError},
+		{"default bound, just over", 0, DefaultMaxExternal, mError},
+		{"default bound, within", 0, DefaultMaxExternal - 100, mSuccess},
+		{"configured bound", 200, 300, mError},
+		{"configured bound, within", 200, 100, mSuccess},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			body := `{"big":"` + strings.Repeat("x", tc.value) + `"}`
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(body)) }))
+			t.Cleanup(srv.Close)
+			h := run(t, []string{webhookFlow(srv.URL, 3)}, func(c *Config) { c.MaxExternal = tc.max })
+			h.caller("c1", "hook")
+			pb := h.wantPlayed("c1", tc.media)
+			rec, err := h.store.Load(t.Context(), "c1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := len(rec.Attributes[flows.NSExternal]["big"])
+			if want := map[bool]int{true: tc.value, false: 0}[tc.media == mSuccess]; got != want {
+				t.Errorf("$.External.big holds %d bytes, want %d", got, want)
+			}
+			h.fake.FinishPlayback(pb)
+			h.ended("c1")
+		})
+	}
+}

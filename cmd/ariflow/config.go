@@ -53,6 +53,9 @@ type config struct {
 	AdminToken        string
 	RedisPassword     string
 	WebhookSecret     string
+	// MaxExternal is -max-external-bytes (controller.Config.MaxExternal).
+	MaxExternal int
+	maxExternal string // as given, checked by loadSecurity
 }
 
 // envDefault returns $name or def.

@@ -114,7 +114,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
 		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,
 		Fallback: controller.DialplanTarget{Context: fbCtx, Extension: fbExt, Priority: fbPrio},
-		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web,
+		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web, MaxExternal: cfg.MaxExternal,
 	}, store, store, set, log, controller.NewMetrics(reg))
 
 	var reloadMu sync.Mutex

@@ -8,11 +8,13 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ariflow/ariflow/controller"
 	"github.com/ariflow/ariflow/internal/webhook"
 	"github.com/ariflow/ariflow/policy"
 )
@@ -26,7 +28,16 @@ func (c *config) securityFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", envDefault("ARIFLOW_WEBHOOK_SECRET_FILE", ""), "file with the secret that signs webhook requests ($ARIFLOW_WEBHOOK_SECRET_FILE)")
 	fs.StringVar(&c.WebhookAllowHosts, "webhook-allow-hosts", envDefault("ARIFLOW_WEBHOOK_ALLOW_HOSTS", ""), "comma-separated hosts webhooks may call, like hooks.example.com,*.internal.example ($ARIFLOW_WEBHOOK_ALLOW_HOSTS); empty: any")
 	fs.StringVar(&c.WebhookCAFile, "webhook-ca-file", envDefault("ARIFLOW_WEBHOOK_CA_FILE", ""), "PEM file of extra CAs for webhook servers ($ARIFLOW_WEBHOOK_CA_FILE)")
+	c.maxExternal = envDefault("ARIFLOW_MAX_EXTERNAL_BYTES", strconv.Itoa(controller.DefaultMaxExternal))
+	fs.Func("max-external-bytes", fmt.Sprintf("bytes (keys and values) a call keeps of a webhook's answer as $.External, %d to %d; a larger answer takes Error ($ARIFLOW_MAX_EXTERNAL_BYTES; default %d)", minMaxExternal, maxMaxExternal, controller.DefaultMaxExternal),
+		func(v string) error { c.maxExternal = v; return nil })
 }
+
+// Bounds of -max-external-bytes: a webhook's answer is read up to 1 MiB.
+const (
+	minMaxExternal = 1 << 10
+	maxMaxExternal = 1 << 20
+)
 
 // loadSecurity reads the files the security settings name; every problem
 // is reported, as configuration errors (exit 2).
@@ -63,6 +74,11 @@ func (c *config) loadSecurity() error {
 	if _, err := webhook.New(c.webhookOptions()); err != nil {
 		errs = append(errs, err)
 	}
+	n, err := strconv.Atoi(c.maxExternal)
+	if err != nil || n < minMaxExternal || n > maxMaxExternal {
+		errs = append(errs, fmt.Errorf("max external bytes %q: want a whole number from %d to %d", c.maxExternal, minMaxExternal, maxMaxExternal))
+	}
+	c.MaxExternal = n
 	return errors.Join(errs...)
 }
 
