@@ -262,7 +262,7 @@ func redactErr(err error, raw string) string {
 	msg := err.Error()
 	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			msg = strings.ReplaceAll(msg, pw, mask)
 		}
 	}
 	return msg

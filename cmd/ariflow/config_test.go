@@ -210,7 +210,7 @@ func TestParseConfigAllErrors(t *testing.T) {
 func TestConfigRedacted(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("ARIFLOW_ARI_PASSWORD", testPassword)
-	t.Setenv("ARIFLOW_REDIS_URL", "redis://default:redis-Pa55@redis:6379/0")
+	t.Setenv("ARIFLOW_REDIS_URL", "redis://default:redis-Pa55-w0rd@redis:6379/0")
 	c, err := parseConfig(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)

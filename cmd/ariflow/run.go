@@ -38,7 +38,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	if err := serve(cfg, log); err != nil {
-		fmt.Fprintf(stderr, "ariflow: %s\n", scrub(oneLine(err), cfg.secrets()))
+		fmt.Fprintf(stderr, "ariflow: %s\n", newScrubber(cfg.secrets()).String(oneLine(err)))
 		return 1
 	}
 	return 0
@@ -54,7 +54,7 @@ func newLogger(cfg *config, w io.Writer) *logrus.Logger {
 	} else {
 		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000", DisableColors: true})
 	}
-	log.SetFormatter(scrubFormatter{log.Formatter, cfg.secrets()}) // no secret in any line
+	log.SetFormatter(scrubFormatter{log.Formatter, newScrubber(cfg.secrets())}) // no secret in any line
 	return log
 }
 
