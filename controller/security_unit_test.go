@@ -222,3 +222,43 @@ func TestWebhookAnswerBounded(t *testing.T) {
 		})
 	}
 }
+
+// Caller and leg join the transfer's bridge without a connected-line
+// update (inhibitConnectedLineUpdates on every addChannel, with and
+// without a return key), so that no trunk configuration shows the far
+// end the caller's identity or the caller the far end's.
+func TestBridgeJoinInhibitsConnectedLine(t *testing.T) {
+	t.Parallel()
+	withKey := xferYAML("retkey", "    return_key: \"*\"\n"+resumeOn)
+	for _, entry := range []string{"xfer", "retkey"} {
+		t.Run(entry, func(t *testing.T) {
+			t.Parallel()
+			h := run(t, []string{xferFlow, withKey})
+			h.caller("c1", entry)
+			leg, br := h.leg()
+			h.fake.Answer(leg)
+			joined := map[string]bool{}
+			eventually(t, "the caller and the leg joined", func() bool {
+				clear(joined)
+				for _, r := range h.fake.Requests() {
+					if r.Method == "POST" && r.Path == "/bridges/"+br+"/addChannel" {
+						for _, ch := range strings.Split(r.Query.Get("channel"), ",") {
+							joined[ch] = true
+						}
+					}
+				}
+				return joined["c1"] && joined[leg]
+			})
+			h.answered("POST", "/bridges/"+br+"/addChannel")
+			for _, r := range h.fake.Requests() {
+				if r.Method == "POST" && r.Path == "/bridges/"+br+"/addChannel" && r.Query.Get("inhibitConnectedLineUpdates") != "true" {
+					t.Errorf("addChannel %v without inhibitConnectedLineUpdates", r.Query)
+				}
+			}
+			h.fake.Hangup(leg, 16)
+			pb := h.wantPlayed("c1", mSuccess)
+			h.fake.FinishPlayback(pb)
+			h.ended("c1")
+		})
+	}
+}

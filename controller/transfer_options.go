@@ -451,16 +451,22 @@ func (t *transfer) addToBridge(ctx context.Context) error {
 	return t.joinBridge(ctx)
 }
 
-// joinBridge adds caller and leg to the bridge.
+// joinBridge adds caller and leg to the bridge. Both join without a
+// connected-line update, so that the identity the block presents holds
+// for the whole call whatever the trunk's send_connected_line: the far
+// end is never shown the caller, nor the caller the far end. Asterisk
+// exchanges identities on the join that completes the bridge, and which
+// join that is is not ours to fix: both carry the flag.
 func (t *transfer) joinBridge(ctx context.Context) error {
 	c := t.c
+	join := ari.BridgeJoin{InhibitConnectedLine: true}
 	if t.leg.returnKey == "" {
-		return c.app.ari.AddToBridge(ctx, c.rec.Bridge, c.id, c.rec.Outbound)
+		return c.app.ari.AddToBridgeWith(ctx, c.rec.Bridge, join, c.id, c.rec.Outbound)
 	}
-	if err := c.app.ari.AddToBridgeAbsorbingDTMF(ctx, c.rec.Bridge, c.id); err != nil {
+	if err := c.app.ari.AddToBridgeWith(ctx, c.rec.Bridge, ari.BridgeJoin{AbsorbDTMF: true, InhibitConnectedLine: true}, c.id); err != nil {
 		return err
 	}
-	return c.app.ari.AddToBridge(ctx, c.rec.Bridge, c.rec.Outbound)
+	return c.app.ari.AddToBridgeWith(ctx, c.rec.Bridge, join, c.rec.Outbound)
 }
 
 // endByUs ends an answered transfer that ariflow ends: the caller's
