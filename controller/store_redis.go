@@ -45,6 +45,7 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, ttl time.Duration) 
 	if ttl <= 0 {
 		ttl = 4 * time.Hour
 	}
+	rdb.AddHook(clearRedisErrors{}) // writes refused for want of replicas say so
 	return &RedisStore{rdb: rdb, prefix: prefix, ttl: ttl}
 }
 
