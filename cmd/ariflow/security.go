@@ -24,7 +24,7 @@ import (
 // securityFlags registers the settings of issue 10 (dial policy, admin
 // token, secrets from files, webhook client) next to the others.
 func (c *config) securityFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.DialPolicyFile, "dial-policy", envDefault("ARIFLOW_DIAL_POLICY", ""), "dial-out policy file ($ARIFLOW_DIAL_POLICY); default: the built-in policy (README, Security)")
+	fs.StringVar(&c.DialPolicyFile, "dial-policy", envDefault("ARIFLOW_DIAL_POLICY", ""), "dial-out policy file ($ARIFLOW_DIAL_POLICY); default: the built-in policy (docs/security.md)")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", envDefault("ARIFLOW_ADMIN_TOKEN_FILE", ""), "file with the bearer token for /-/reload and /debug/pprof/ ($ARIFLOW_ADMIN_TOKEN_FILE); without it, reload over HTTP is refused")
 	fs.StringVar(&c.RedisPasswordFile, "redis-password-file", envDefault("ARIFLOW_REDIS_PASSWORD_FILE", ""), "file with the Redis password, instead of one in the URL ($ARIFLOW_REDIS_PASSWORD_FILE)")
 	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", envDefault("ARIFLOW_WEBHOOK_SECRET_FILE", ""), "file with the secret that signs webhook requests ($ARIFLOW_WEBHOOK_SECRET_FILE)")
