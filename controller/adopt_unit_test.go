@@ -407,7 +407,7 @@ func TestAdoptReleasesConcurrencySlot(t *testing.T) {
 	p.Concurrent = 1
 	gate := policy.NewGate(p, policy.NewMemoryLimiter(), policy.NewMemorySlots())
 	ctx := context.Background()
-	if _, err := gate.Acquire(ctx, transfer.Slot("c1", 0), "+4917600000001", "+4930123456", 0); err != nil {
+	if _, err := gate.Acquire(ctx, policy.Leg{Slot: transfer.Slot("c1", 0), Caller: "+4917600000001", Number: "+4930123456"}); err != nil {
 		t.Fatal(err) // the dead process's leg
 	}
 	h := newHarness(t, xferFlows, func(c *Config) { c.Gate = gate })
@@ -421,7 +421,7 @@ func TestAdoptReleasesConcurrencySlot(t *testing.T) {
 	h.answered("POST", "/bridges/"+adBr+"/addChannel")
 	h.fake.Hangup(adLeg, 16)
 	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
-	if _, err := gate.Acquire(ctx, "", "+4917600000002", "+4930123456", 0); err != nil {
+	if _, err := gate.Acquire(ctx, policy.Leg{Caller: "+4917600000002", Number: "+4930123456"}); err != nil {
 		t.Errorf("the adopted leg's slot was not given back: %v", err)
 	}
 }

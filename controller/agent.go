@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/policy"
 	"github.com/ariflow/ariflow/record"
 	"github.com/ariflow/ariflow/transfer"
 )
@@ -25,23 +27,26 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	}
 	ep, isNumber := raw, raw != "" && (raw[0] == '+' || raw[0] >= '0' && raw[0] <= '9')
 	pol := c.gate().Policy()
-	switch {
-	case t.Endpoint.Ref != nil:
+	if t.Endpoint.Ref != nil {
 		// From an attribute: only the technologies the dial-out policy
 		// names, and no dial-string syntax.
 		ep, isNumber, err = flows.ParseEndpoint(raw, c.app.cfg.DefaultRegion, pol.EndpointTechs)
-	case !isNumber && c.flow.DialPolicy != nil:
-		// A literal was checked at load against the operator's list; the
-		// flow's own dial_policy may name fewer technologies.
-		tech, _, _ := strings.Cut(ep, "/")
-		err = pol.CheckEndpointTech(tech)
+	}
+	if err == nil && !isNumber {
+		// Literal or not: the technology (a flow's own dial_policy may
+		// name fewer than the operator's), and a Local endpoint's context.
+		err = pol.CheckEndpoint(ep)
 	}
 	if err != nil {
 		// Refused like a number the policy refuses: nothing dialled,
 		// Error, and $.Transfer says why.
 		rule := "invalid-endpoint"
-		if strings.Contains(err.Error(), "is not allowed (allowed:") {
-			rule = "endpoint-technology"
+		var d *policy.Denied
+		switch {
+		case errors.As(err, &d):
+			rule = d.Rule
+		case strings.Contains(err.Error(), "is not allowed (allowed:"):
+			rule = policy.RuleEndpointTechology
 		}
 		c.app.metrics.Denied.WithLabelValues(rule).Inc()
 		transfer.Result{Outcome: transfer.OutcomeDenied, DeniedBy: rule}.Record(c.rec.Attributes)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/internal/notify"
 	"github.com/ariflow/ariflow/internal/webhook"
 	"github.com/ariflow/ariflow/policy"
 	"github.com/ariflow/ariflow/record"
@@ -99,6 +100,10 @@ type Config struct {
 	// Webhooks sends InvokeWebhook requests (default: webhook.New with no
 	// secret and no host list).
 	Webhooks *webhook.Client
+	// MaxExternal bounds the bytes (keys and values) a call keeps of a
+	// webhook's answer as $.External; a larger answer takes the block's
+	// Error branch (default DefaultMaxExternal).
+	MaxExternal int
 }
 
 // DialplanTarget is a place in the dialplan.
@@ -165,6 +170,9 @@ func (c *Config) setDefaults() {
 	if c.Webhooks == nil {
 		c.Webhooks, _ = webhook.New(webhook.Options{}) // no files to read: cannot fail
 	}
+	if c.MaxExternal <= 0 {
+		c.MaxExternal = DefaultMaxExternal
+	}
 }
 
 // App is one ariflow process's Stasis application. Several processes with
@@ -187,7 +195,7 @@ type App struct {
 	versions sync.Map
 	lease    lease
 	// legEvents sends the transfer legs' events (events_url).
-	legEvents *legEvents
+	legEvents *notify.Sender
 	// xfer is what every transfer of this process shares.
 	xfer *transfer.Env
 
@@ -232,7 +240,7 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 		Timeout: cfg.RESTTimeout, Allow: a.allowed, Sent: m.ARIRequests.Inc})
 	a.probeARI = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App, Timeout: 2 * time.Second})
 	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout,
-		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.legEvents.send(url, key, ev, log) },
+		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.sendLegEvent(url, key, ev, log) },
 		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied}}
 	a.SetFlows(set)
 	return a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -43,6 +44,12 @@ type call struct {
 	playStarted  time.Time // when playing started, for MaxPlayback
 	handedOff    bool      // the caller was sent to the dialplan (fallback)
 	pacing       bool      // holds a place among the adoptions under way
+	// waits counts the call's waits for events (next); runFlow tells by it
+	// whether a block waited for the caller.
+	waits int
+	// hungUp is set by deliver as the caller's hangup is queued, so that
+	// runFlow sees it between blocks that never read the queue.
+	hungUp atomic.Bool
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -120,6 +127,9 @@ func (a *App) launch(ctx context.Context, c *call, body func(context.Context) er
 // websocket reader: a call whose queue is full is stuck or flooded, and is
 // ended (see next) rather than allowed to delay every other call.
 func (c *call) deliver(ev ari.Event) {
+	if c.callerGone(ev) {
+		c.hungUp.Store(true)
+	}
 	select {
 	case c.events <- ev:
 	default:
@@ -150,10 +160,28 @@ func (c *call) answer(ctx context.Context) error {
 	return c.app.ari.Answer(ctx, c.id)
 }
 
-// runFlow executes blocks from id until the flow ends.
+// maxBlocksWithoutWait bounds the blocks a call runs in a row without
+// waiting for the caller: far more than any chain a flow or an import
+// makes, so only a flow that loops reaches it (a transfer whose Error
+// leads back, refused every time round), and it then costs a few
+// milliseconds instead of a core until the caller hangs up.
+const maxBlocksWithoutWait = 200
+
+// errSpinning: the flow ran maxBlocksWithoutWait blocks without waiting.
+var errSpinning = errors.New("flow loops without waiting for the caller")
+
+// runFlow executes blocks from id until the flow ends. Between blocks it
+// checks for the caller's hangup, and it sends a call whose flow runs
+// maxBlocksWithoutWait blocks in a row without waiting for the caller to
+// the fallback.
 func (c *call) runFlow(ctx context.Context, id string) error {
 	saveFailures := 0
+	busy := 0 // blocks in a row that did not wait for the caller
 	for steps := 0; ; steps++ {
+		if c.hungUp.Load() && !c.gone {
+			c.gone = true
+			return ErrCallerGone
+		}
 		b, ok := c.flow.Blocks[id]
 		if !ok {
 			return c.failCall(ctx, fmt.Errorf("flow %s: no block %q", c.flow.Name, id))
@@ -162,6 +190,7 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 		log := c.log.WithFields(logrus.Fields{"step": id, "type": b.Type})
 		var branch string
 		var err error
+		waits := c.waits
 		if err = c.setPhase(ctx, record.PhaseFlow, savesBeforeActing(b.Type)); err != nil {
 			if errors.Is(err, ErrFenced) {
 				// Another process owns the call now: not a word more.
@@ -205,6 +234,14 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 		}
 		if branch == "" { // Disconnect
 			return nil
+		}
+		if busy++; c.waits != waits {
+			busy = 0
+		}
+		if busy >= maxBlocksWithoutWait {
+			c.app.metrics.FlowSpins.Inc()
+			log.WithField("blocks", busy).Error("flow ran blocks in a row without waiting for the caller; sending the caller to the fallback")
+			return c.failCall(ctx, fmt.Errorf("%w: %d blocks in a row, the last %s", errSpinning, busy, id))
 		}
 		next, ok := b.Next(branch)
 		if !ok && branch != flows.BranchError {
@@ -348,6 +385,7 @@ func (c *call) callerGone(ev ari.Event) bool {
 // next waits for the call's next event. A caller hangup is returned as
 // ErrCallerGone so that every wait ends with it.
 func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, error) {
+	c.waits++
 	if c.gone {
 		return nil, ErrCallerGone
 	}

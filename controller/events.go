@@ -23,11 +23,11 @@ func (a *App) Run(ctx context.Context) error {
 	defer a.resign()
 	for ctx.Err() == nil {
 		a.metrics.Role.Set(0)
-		sent, ok := a.campaign(ctx)
+		epoch, sent, ok := a.campaign(ctx)
 		if !ok {
 			return nil
 		}
-		cause := a.term(ctx, sent)
+		cause := a.term(ctx, epoch, sent)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -62,15 +62,14 @@ func (a *App) Run(ctx context.Context) error {
 // next active process. Nothing of theirs is done by this process
 // afterwards: the ARI client and the store refuse a process without a
 // valid lease.
-func (a *App) term(ctx context.Context, sent time.Time) error {
-	epoch, _ := a.lease.fence()
+func (a *App) term(ctx context.Context, epoch int64, sent time.Time) error {
 	took := time.Now()
 	a.metrics.Role.Set(1)
 	a.metrics.Takeovers.Inc()
 	a.logTerm(epoch).Info("lease: active")
 	tctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	go a.keepLease(tctx, stop, sent)
+	go a.keepLease(tctx, stop, epoch, sent)
 	go a.watchARI(tctx, stop)
 	go a.keepFlows(tctx)
 

@@ -13,7 +13,8 @@ import (
 // toFallback sends a caller that ariflow cannot serve to the configured
 // fallback: the dialplan target (e.g. an agents queue), or the error
 // prompt and a hangup. why is a short reason for the metric ("draining",
-// "no-record", "stuck", "flow-failed", "overflow"); log carries the detail.
+// "no-record", "stuck", "spinning", "flow-failed", "overflow"); log
+// carries the detail.
 func (a *App) toFallback(ctx context.Context, channel, why string, log *logrus.Entry) {
 	a.metrics.Fallbacks.WithLabelValues(why).Inc()
 	bg := context.WithoutCancel(ctx)
@@ -55,6 +56,8 @@ func fallbackReason(err error) string {
 		return "overflow"
 	case errors.Is(err, errStuck):
 		return "stuck"
+	case errors.Is(err, errSpinning):
+		return "spinning"
 	default:
 		return "flow-failed"
 	}

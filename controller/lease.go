@@ -166,7 +166,7 @@ var (
 )
 
 // campaign blocks until this process holds the lease, or ctx ends.
-func (a *App) campaign(ctx context.Context) (sent time.Time, ok bool) {
+func (a *App) campaign(ctx context.Context) (epoch int64, sent time.Time, ok bool) {
 	ttl := a.cfg.LeaseTTL
 	every := max(ttl/8, 20*time.Millisecond)
 	logged, unreachable := false, false
@@ -187,7 +187,7 @@ func (a *App) campaign(ctx context.Context) (sent time.Time, ok bool) {
 		if unreachable {
 			select {
 			case <-ctx.Done():
-				return time.Time{}, false
+				return 0, time.Time{}, false
 			case <-time.After(every):
 			}
 			continue
@@ -205,14 +205,14 @@ func (a *App) campaign(ctx context.Context) (sent time.Time, ok bool) {
 			}
 		case err == nil && epoch != 0:
 			a.lease.set(epoch, sent.Add(ttl-ttl/8))
-			return sent, true
+			return epoch, sent, true
 		case err == nil && !logged:
 			a.log.Info("lease: another process is active; standing by")
 			logged = true
 		}
 		select {
 		case <-ctx.Done():
-			return time.Time{}, false
+			return 0, time.Time{}, false
 		case <-time.After(every):
 		}
 	}
@@ -233,11 +233,10 @@ func (a *App) reachARI(ctx context.Context) error {
 // rest on this loop's timing: no request or write leaves while the lease
 // has lapsed here, and a process that took over takes the app
 // (ApplicationReplaced) and the store's fence.
-func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, sent time.Time) {
+func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, epoch int64, sent time.Time) {
 	ttl := a.cfg.LeaseTTL
 	tick := time.NewTicker(ttl / 4)
 	defer tick.Stop()
-	epoch, _ := a.lease.fence()
 	lastOK := sent // when the last successful renewal (or the campaign) was sent
 	for {
 		select {
@@ -247,13 +246,23 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, sent 
 		}
 		until := a.lease.until()
 		sent := time.Now()
-		cctx, cancel := context.WithTimeout(ctx, ttl)
+		// A generous bound: a renewal that is slow (a busy Redis, a process
+		// starved of CPU) is better late than given up.
+		cctx, cancel := context.WithTimeout(ctx, 2*ttl)
 		got, err := a.elector.Renew(cctx, a.owner, ttl)
 		cancel()
 		switch {
+		case err != nil && sent.Sub(lastOK) >= ttl:
+			// Redis has not renewed the lease for a lifetime: it is down or
+			// refuses writes (NOREPLICAS). No process can act meanwhile;
+			// this one lets go of the app, so that callers arriving now
+			// meet the dialplan's fallback instead of a silent app.
+			a.metrics.LeaseFailures.Inc()
+			a.lease.clear()
+			a.logTerm(epoch).WithError(err).Error("lease: not renewed for a lease lifetime; letting go")
+			stop(fmt.Errorf("%w: %v", errLeaseLost, err))
+			return
 		case err != nil:
-			// Keep trying: while Redis does not answer, no standby can
-			// take the lease either.
 			a.metrics.LeaseFailures.Inc()
 			a.log.WithError(err).Debug("lease: renewal failed")
 			continue
@@ -262,16 +271,24 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, sent 
 			a.lease.clear()
 			stop(errLeaseLost)
 			return
-		case got != epoch && sent.Sub(lastOK) >= ttl:
+		case got != epoch && got != epoch+1 && sent.Sub(lastOK) >= ttl:
 			// Not renewed for a whole lifetime, and the store's lease ran
-			// out meanwhile: another process may have held it and acted.
-			// What this process knows of its calls may be stale: a new
-			// term, which takes them over from the store again.
+			// out meanwhile, and epochs were handed out besides this
+			// process's: another process may have held it and acted. What
+			// this process knows of its calls may be stale: a new term,
+			// which takes them over from the store again.
 			a.metrics.LeaseFailures.Inc()
 			a.lease.set(got, sent.Add(ttl-ttl/8))
-			a.logTerm(got).WithField("unrenewed", sent.Sub(lastOK).Round(time.Millisecond)).Warn("lease: ran out in the store and taken again; beginning a new term")
+			a.logTerm(got).WithField("unrenewed", sent.Sub(lastOK).Round(time.Millisecond)).Warn("lease: ran out in the store and taken again after another holder; beginning a new term")
 			stop(errLeaseRenewedLate)
 			return
+		case got == epoch+1 && sent.Sub(lastOK) >= ttl:
+			// Ran out in the store while this process was slow, and taken
+			// back with the very next epoch: nobody else held it between.
+			a.metrics.LeaseFailures.Inc()
+			a.logTerm(got).WithField("unrenewed", sent.Sub(lastOK).Round(time.Millisecond)).Warn("lease: ran out in the store and taken again; nobody else held it")
+			a.lease.set(got, sent.Add(ttl-ttl/8))
+			epoch = got
 		case got != epoch:
 			// The lease was gone from the store though renewed in time
 			// (Redis flushed, or restarted without persistence) and is ours

@@ -369,23 +369,51 @@ func TestLeaseLapseAbandonsNoCall(t *testing.T) {
 
 // A process that does not renew for a whole lease lifetime (Redis slower
 // than the lease, or the process starved of CPU) finds the lease run out
-// in the store. It takes it again, but what it knows of its calls may be
-// stale: a new term takes them over from the store, and none is left.
-func TestLeaseRanOutTakenAgainAdoptsCalls(t *testing.T) {
-	t.Parallel()
-	h := run(t, []string{twoPrompts})
-	h.caller("c1", "prompts")
-	h.wantPlayed("c1", "sound:one")
-	takeovers := testutil.ToFloat64(h.app.metrics.Takeovers)
-	h.store.setLatency(time.Second) // longer than the lease (600 ms)
-	eventually(t, "a new term", func() bool { return testutil.ToFloat64(h.app.metrics.Takeovers) > takeovers })
-	h.store.setLatency(0)
-	pb := h.wantPlayed("c1", "sound:one") // adopted again: the prompt restarts
-	h.fake.FinishPlayback(pb)
-	pb = h.wantPlayed("c1", "sound:two")
-	h.fake.FinishPlayback(pb)
-	h.ended("c1")
-	h.clean("c1")
+// in the store, and takes it again.
+//   - Taken again with the very next epoch, nobody else held it: the
+//     calls go on where they are, no prompt restarts.
+//   - Another process held it meanwhile: what this one knows of its calls
+//     may be stale, so a new term takes them over from the store again.
+// No call is left in either case.
+func TestLeaseRanOutTakenAgain(t *testing.T) {
+	for _, other := range []bool{false, true} {
+		name := "nobody else held it"
+		if other {
+			name = "another process held it"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := run(t, []string{twoPrompts})
+			h.caller("c1", "prompts")
+			pb := h.wantPlayed("c1", "sound:one")
+			takeovers := testutil.ToFloat64(h.app.metrics.Takeovers)
+			h.store.setLatency(time.Second) // longer than the lease (600 ms)
+			if other {
+				// A standby takes the lease as it runs out in the store,
+				// then loses it in turn.
+				eventually(t, "the lease ran out in the store", func() bool { h, _ := h.store.Holder(context.Background()); return h == "" })
+				h.store.handTo("other", 100*time.Millisecond)
+			}
+			eventually(t, "the lease ran out in the store", func() bool { return testutil.ToFloat64(h.app.metrics.LeaseFailures) > 0 })
+			h.store.setLatency(0)
+			if other {
+				eventually(t, "a new term", func() bool { return testutil.ToFloat64(h.app.metrics.Takeovers) > takeovers })
+				pb = h.wantPlayed("c1", "sound:one") // adopted again: the prompt restarts
+			}
+			h.fake.FinishPlayback(pb)
+			pb = h.wantPlayed("c1", "sound:two")
+			h.fake.FinishPlayback(pb)
+			h.clean("c1")
+			if !other {
+				if n := testutil.ToFloat64(h.app.metrics.Takeovers); n != takeovers {
+					t.Errorf("%v terms begun, want none: nobody else held the lease", n-takeovers)
+				}
+				if n := h.count("POST", "/channels/c1/answer"); n != 1 {
+					t.Errorf("answered %d times", n)
+				}
+			}
+		})
+	}
 }
 
 // An active process that cannot reach ARI (its websocket lost, Asterisk

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/webhook"
 )
 
 // webhookRequest is what a webhook receives.
@@ -19,6 +21,14 @@ type webhookRequest struct {
 }
 
 const maxWebhookBody = 1 << 20
+
+// DefaultMaxExternal bounds what a call keeps of a webhook's answer as
+// $.External (Config.MaxExternal): the bytes of its keys and values. The
+// record, $.External in it, is written to Redis at every save (once per
+// DTMF digit of a transfer) and sent with every later webhook, so a call
+// keeps a few dozen fields of order data, not the 1 MiB a response may
+// have.
+const DefaultMaxExternal = 32 << 10
 
 // invokeWebhook POSTs the contact and turns the JSON object it gets back
 // into $.External attributes, replacing the previous webhook's.
@@ -34,19 +44,38 @@ func (c *call) invokeWebhook(ctx context.Context, w *flows.InvokeWebhook) (strin
 	// ariflow's own webhook client: no redirects followed, the host list
 	// and the signature from the configuration, the block's timeout the
 	// only bound (nothing shorter underneath), the body size bounded.
+	// Errors are logged: the URL in them is redacted (user info, query
+	// values), as the client's own errors are.
 	status, raw, err := c.app.cfg.Webhooks.Post(ctx, w.URL, body, timeout)
 	if err != nil {
-		return "", fmt.Errorf("webhook %s: %w", w.URL, err)
+		return "", fmt.Errorf("webhook %s: %w", webhook.RedactURL(w.URL), err)
 	}
 	if status < 200 || status > 299 {
-		return "", fmt.Errorf("webhook %s answered %d", w.URL, status)
+		return "", fmt.Errorf("webhook %s answered %d", webhook.RedactURL(w.URL), status)
 	}
 	ext, err := webhookAttributes(raw)
 	if err != nil {
-		return "", fmt.Errorf("webhook %s: %w", w.URL, err)
+		return "", fmt.Errorf("webhook %s: %w", webhook.RedactURL(w.URL), err)
+	}
+	if n := attributesSize(ext); n > c.app.cfg.MaxExternal {
+		// Error, and $.External stays what it was.
+		return "", fmt.Errorf("webhook %s: %w: %d bytes of keys and values, at most %d (-max-external-bytes)",
+			webhook.RedactURL(w.URL), errExternalTooLarge, n, c.app.cfg.MaxExternal)
 	}
 	c.rec.Attributes[flows.NSExternal] = ext
 	return flows.BranchSuccess, nil
+}
+
+// errExternalTooLarge: a webhook answered more than a call keeps.
+var errExternalTooLarge = errors.New("answer too large to keep as $.External")
+
+// attributesSize is the bytes of an attribute map's keys and values.
+func attributesSize(m map[string]string) int {
+	n := 0
+	for k, v := range m {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 // webhookAttributes flattens a JSON object's top-level fields to strings;

@@ -24,7 +24,16 @@ type sentinelSet struct {
 	name             string
 }
 
-func startSentinelSet(t *testing.T) *sentinelSet {
+// replicaGuard is what docs/security.md asks of a Sentinel set ariflow's
+// lease lives in: a primary refuses writes once no replica has acknowledged
+// it for 2 s, so a primary cut off from its replicas (and from the
+// sentinels, which promote one of them) stops taking lease renewals
+// instead of taking ones the failover will lose.
+var replicaGuard = []string{"--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"}
+
+// startSentinelSet starts the set; redisArgs go to the primary and the
+// replica (which may become primary) alike.
+func startSentinelSet(t *testing.T, redisArgs ...string) *sentinelSet {
 	t.Helper()
 	s := &sentinelSet{dir: t.TempDir(), name: "ariflow-ha"}
 	t.Cleanup(s.stop)
@@ -54,7 +63,7 @@ func startSentinelSet(t *testing.T) *sentinelSet {
 		h, p := hostPort(a)
 		d := filepath.Join(s.dir, fmt.Sprintf("redis%d", i))
 		_ = os.MkdirAll(d, 0o755)
-		args := []string{"--bind", h, "--port", p, "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", d}
+		args := append([]string{"--bind", h, "--port", p, "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", d}, redisArgs...)
 		if i == 1 {
 			ph, pp := hostPort(s.primary)
 			args = append(args, "--replicaof", ph, pp)
@@ -139,9 +148,11 @@ func (s *sentinelSet) stop() {
 // A Redis primary fails over to its replica in the middle of a bridged
 // transfer: ariflow, connected through the sentinels, follows the new
 // primary, and the caller still comes back when the shipper hangs up.
+// The set runs with the documented replica guard (replicaGuard), which
+// refuses writes for a moment as the roles swap.
 func TestSentinelFailoverMidCall(t *testing.T) {
 	ctx := callTest(t, 90*time.Second)
-	set := startSentinelSet(t)
+	set := startSentinelSet(t, replicaGuard...)
 
 	// One lease store per app: the suite's process (on the stack's Redis)
 	// steps aside while one on the Sentinel set serves.
@@ -205,5 +216,123 @@ func TestSentinelFailoverMidCall(t *testing.T) {
 	}
 	if n := sa.Metric("ariflow_adopted_calls_total"); n > 0 {
 		t.Logf("the call was adopted %v time(s) across the failover", n)
+	}
+}
+
+// With min-replicas-to-write, a primary whose replica stops answering
+// refuses writes (NOREPLICAS). ariflow then fails closed: the active
+// process cannot renew its lease and stops acting within the lease TTL,
+// says why (ErrNoReplicas), reports not ready and lets go of the app, so a
+// caller arriving meanwhile goes to the dialplan's fallback; no process
+// campaigns successfully while writes are refused. Once the replica is
+// back, a process takes the lease, adopts the call that stayed bridged,
+// and the caller resumes when the far end hangs up.
+func TestSentinelNoReplicasFailsClosed(t *testing.T) {
+	ctx := callTest(t, 120*time.Second)
+	set := startSentinelSet(t, replicaGuard...)
+	if err := af.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := af.start(context.Background(), filepath.Base(af.LogPath)); err != nil {
+			t.Errorf("restarting the suite's ariflow: %v", err)
+		}
+	})
+	sa, err := StartAriflowWith(ctx, &Ariflow{Stack: stack, FlowsDir: flowsDir,
+		Env: []string{"ARIFLOW_REDIS_URL=" + set.URL()}}, "ariflow-noreplicas.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sa.Close()
+
+	caller, s, from := transferToShipper(ctx, t, "+4930555010", shipper)
+	agent := carrier.ExpectFrom(agentOK, from)
+	_ = s.Answer()
+	if d, err := s.Digits(ctx, 6); err != nil {
+		t.Fatalf("digits %q: %v", d, err)
+	}
+
+	// The replica stops (SIGSTOP: its connection stays, its
+	// acknowledgements stop): after min-replicas-max-lag the primary
+	// refuses writes.
+	replica := set.procs[1].Process
+	if err := replica.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = replica.Signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	primary := redis.NewClient(&redis.Options{Addr: set.primary})
+	defer primary.Close()
+	stopped := time.Now()
+	for {
+		err := primary.Set(ctx, "ariflow-e2e-probe", "1", time.Minute).Err()
+		if err != nil && strings.Contains(err.Error(), "NOREPLICAS") {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the primary still takes writes with its replica stopped: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // the primary's lag check: nothing to await
+	}
+	refusing := time.Now()
+	for Ready(sa.HTTPAddr) {
+		if ctx.Err() != nil {
+			t.Fatal("ariflow still ready while Redis refuses its writes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("replica stopped: writes refused after %s, ariflow not ready %s later",
+		refusing.Sub(stopped).Round(time.Millisecond), time.Since(refusing).Round(time.Millisecond))
+	if n := sa.Metric("ariflow_lease_failures_total"); n < 1 {
+		t.Errorf("ariflow_lease_failures_total = %v while Redis refuses writes", n)
+	}
+	// Once the process has let go of the app (its term over: the calls
+	// stopped, the websocket closed), a new caller goes to the fallback
+	// desk: Stasis() fails and the dialplan sends it there.
+	for sa.Metric("ariflow_active") != 0 {
+		if ctx.Err() != nil {
+			t.Fatal("ariflow_active still 1 while Redis refuses writes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	from2 := nextCaller()
+	desk := carrier.ExpectFrom(fallbackDesk, from2)
+	c2, err := carrier.Dial(ctx, from2, "+4930555002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := recv(ctx, t, desk, "the fallback desk while no process is active")
+	d.AnswerAndHangup()
+	if err := c2.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if Ready(sa.HTTPAddr) {
+		t.Error("ariflow became ready while Redis refuses writes")
+	}
+
+	// The replica is back: writes are taken, a process is active again,
+	// and the bridged call is still served.
+	resume()
+	if err := sa.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Hangup()
+	a := recv(ctx, t, agent, "the agent after the replica came back")
+	a.AnswerAndHangup()
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(sa.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "fewer replicas than min-replicas-to-write") {
+		t.Errorf("%s never says why the lease could not be renewed", sa.LogPath)
 	}
 }

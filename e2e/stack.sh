@@ -115,6 +115,8 @@ make_instance() {
 			-e "s#^media_address = .*#media_address = $PBX_IP#" "$d/etc/pjsip.conf"
 		sed -i -e "s#^password = .*#password = $password#" -e "s#^\[ariflow\]#[$user]#" "$d/etc/ari.conf"
 		cat "$here/pbx-bench.conf" "$here/pbx-e2e.conf" >>"$d/etc/extensions.conf"
+		sed -e "s#@PBX_IP@#$PBX_IP#g" -e "s#@CARRIER_IP@#$CARRIER_IP#g" -e "s#@CARRIER_SIP@#$CARRIER_SIP#g" \
+			"$here/pbx-e2e-pjsip.conf" >>"$d/etc/pjsip.conf"
 	fi
 }
 

@@ -133,8 +133,15 @@ func branchHint(b *Block) string {
 	return ""
 }
 
-// checkLoops finds cycles made only of blocks that do not wait for the
-// caller (strongly connected components of that subgraph, Tarjan).
+// checkLoops finds cycles the engine would run without ever waiting for
+// the caller: strongly connected components (Tarjan) of the graph of
+// "busy" edges, which are every branch of a block that does not wait
+// (SetAttributes, CheckAttribute, InvokeWebhook) and the Error branch of a
+// transfer, which a transfer refused by the dial policy or invalid in its
+// settings takes at once, and takes again on every round of the loop. A
+// loop that retries a transfer after Error must wait (a prompt) on its way
+// round. Other blocks' Error loops are not certain to spin (their errors
+// pass); the engine bounds those at run time.
 func (p *parser) checkLoops(f *Flow) {
 	index := map[string]int{}
 	low := map[string]int{}
@@ -142,9 +149,9 @@ func (p *parser) checkLoops(f *Flow) {
 	var stack []string
 	next := 0
 	var comps [][]string
-	busy := func(id string) bool {
+	known := func(id string) bool {
 		b, ok := f.Blocks[id]
-		return ok && blockSettingsKnown(b.Type) && !waitsForCaller(b.Type)
+		return ok && blockSettingsKnown(b.Type)
 	}
 	var visit func(id string)
 	visit = func(id string) {
@@ -152,10 +159,8 @@ func (p *parser) checkLoops(f *Flow) {
 		next++
 		stack = append(stack, id)
 		onStack[id] = true
-		b := f.Blocks[id]
-		for _, name := range sortedKeys(b.Branches) {
-			t := b.Branches[name]
-			if !busy(t) || bounded(b, name) {
+		for _, t := range busyTargets(f.Blocks[id]) {
+			if !known(t) {
 				continue
 			}
 			if _, seen := index[t]; !seen {
@@ -180,12 +185,12 @@ func (p *parser) checkLoops(f *Flow) {
 		}
 	}
 	for _, id := range p.order {
-		if _, seen := index[id]; !seen && busy(id) {
+		if _, seen := index[id]; !seen && known(id) {
 			visit(id)
 		}
 	}
 	for _, comp := range comps {
-		if len(comp) == 1 && !selfLoop(f.Blocks[comp[0]]) {
+		if len(comp) == 1 && !contains(busyTargets(f.Blocks[comp[0]]), comp[0]) {
 			continue
 		}
 		sort.Slice(comp, func(i, j int) bool { return f.Blocks[comp[i]].Line < f.Blocks[comp[j]].Line })
@@ -193,11 +198,19 @@ func (p *parser) checkLoops(f *Flow) {
 		for i, id := range comp {
 			quoted[i] = fmt.Sprintf("%q", id)
 		}
+		via := ""
+		if viaError(f, comp) {
+			via = " through an Error branch"
+		}
+		why := "(only " + busyTypes + ")"
+		if via != "" {
+			why = "(a transfer refused by the dial policy or invalid takes Error at once, every time round; wait for the caller on the way, with a prompt)"
+		}
 		if len(comp) == 1 {
-			p.errf(f.Blocks[comp[0]].Line, "block %q loops to itself without waiting for the caller (only %s)", comp[0], busyTypes)
+			p.errf(f.Blocks[comp[0]].Line, "block %q loops to itself%s without waiting for the caller %s", comp[0], via, why)
 			continue
 		}
-		p.errf(f.Blocks[comp[0]].Line, "blocks %s form a loop that never waits for the caller (only %s)", strings.Join(quoted, ", "), busyTypes)
+		p.errf(f.Blocks[comp[0]].Line, "blocks %s form a loop%s that never waits for the caller %s", strings.Join(quoted, ", "), via, why)
 	}
 }
 
@@ -205,18 +218,41 @@ func (p *parser) checkLoops(f *Flow) {
 // messages.
 var busyTypes = "SetAttributes, CheckAttribute, InvokeWebhook, SetWorkingQueue, TransferToFlow, Loop"
 
-func blockSettingsKnown(t BlockType) bool {
-	_, ok := blockSettings[t]
-	return ok
+// busyTargets are the blocks b may go on to without waiting for the
+// caller: any branch of a block that never waits, a transfer's Error; not
+// a Loop's ContinueLooping, which its count bounds.
+func busyTargets(b *Block) []string {
+	var out []string
+	for _, name := range sortedKeys(b.Branches) {
+		if waitsForCaller(b.Type) && !(name == BranchError && errorsAtOnce(b.Type)) || bounded(b, name) {
+			continue
+		}
+		out = append(out, b.Branches[name])
+	}
+	return out
 }
 
-func selfLoop(b *Block) bool {
-	for name, t := range b.Branches {
-		if t == b.ID && !bounded(b, name) {
+// errorsAtOnce tells whether a block type takes its Error branch without
+// waiting, the same way every time: a transfer whose number the dial
+// policy refuses, or whose settings are invalid, dials nothing.
+func errorsAtOnce(t BlockType) bool {
+	return t == TypeTransferToPhoneNumber || t == TypeTransferToAgent
+}
+
+// viaError tells whether a loop goes through a transfer's Error branch.
+func viaError(f *Flow, comp []string) bool {
+	for _, id := range comp {
+		b := f.Blocks[id]
+		if t, ok := b.Branches[BranchError]; ok && waitsForCaller(b.Type) && errorsAtOnce(b.Type) && contains(comp, t) {
 			return true
 		}
 	}
 	return false
+}
+
+func blockSettingsKnown(t BlockType) bool {
+	_, ok := blockSettings[t]
+	return ok
 }
 
 func sortedKeys(m map[string]string) []string {

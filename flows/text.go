@@ -81,6 +81,12 @@ func InterpolateText(text string, a Attributes) string {
 	})
 }
 
+// MaxSSML bounds the SSML SSMLToText reads, checked before any work:
+// Amazon Polly takes at most 6000 characters of SSML, which is at most
+// 24,000 bytes of UTF-8. SSML comes from flow files and, once attributes
+// are filled in, from callers and webhooks.
+const MaxSSML = 32 << 10
+
 // IsSSML reports whether a text looks like an SSML document.
 func IsSSML(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), "<speak") }
 
@@ -96,13 +102,17 @@ func IsSSML(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), "<sp
 //   - everything else (<prosody>, <emphasis>, <amazon:effect>, <lang>,
 //     <mark>, <phoneme>'s alphabet) is dropped, keeping its text.
 //
-// Runs of white space become one space.
+// Runs of white space become one space. Input over MaxSSML is refused
+// before it is read; the work is linear in the input.
 func SSMLToText(ssml string) (string, error) {
+	if len(ssml) > MaxSSML {
+		return "", fmt.Errorf("SSML: %d bytes, at most %d", len(ssml), MaxSSML)
+	}
 	d := xml.NewDecoder(strings.NewReader(ssml))
 	d.Strict = false
 	d.AutoClose = xml.HTMLAutoClose
 	d.Entity = xml.HTMLEntity
-	var b strings.Builder
+	var b textOut
 	type frame struct {
 		spell bool
 		skip  bool // inside <sub>: the alias was written instead
@@ -113,15 +123,6 @@ func SSMLToText(ssml string) (string, error) {
 			return frame{}
 		}
 		return stack[len(stack)-1]
-	}
-	pause := func(mark string) {
-		s := strings.TrimRight(b.String(), " ")
-		if s == "" || strings.ContainsAny(s[len(s)-1:], ".,;:!?") {
-			return
-		}
-		b.Reset()
-		b.WriteString(s)
-		b.WriteString(mark + " ")
 	}
 	for {
 		tok, err := d.Token()
@@ -147,7 +148,7 @@ func SSMLToText(ssml string) (string, error) {
 				}
 			case "break":
 				if attr(t, "strength") != "none" {
-					pause(breakMark(t))
+					b.pause(breakMark(t))
 				}
 			}
 			stack = append(stack, f)
@@ -156,7 +157,7 @@ func SSMLToText(ssml string) (string, error) {
 				stack = stack[:len(stack)-1]
 			}
 			if t.Name.Local == "p" || t.Name.Local == "s" {
-				pause(".")
+				b.pause(".")
 			}
 		case xml.CharData:
 			f := top()
@@ -170,7 +171,36 @@ func SSMLToText(ssml string) (string, error) {
 			b.WriteString(s)
 		}
 	}
-	return spaceBeforeMark.ReplaceAllString(strings.Join(strings.Fields(b.String()), " "), "$1"), nil
+	return spaceBeforeMark.ReplaceAllString(strings.Join(strings.Fields(string(b.buf)), " "), "$1"), nil
+}
+
+// textOut is SSMLToText's output. It keeps where its last non-space byte
+// is, so that a pause finds it without scanning (or copying) what was
+// written before: every write and pause costs what it adds.
+type textOut struct {
+	buf  []byte
+	last int // index of the last byte that is not ' '; -1 for none
+}
+
+func (o *textOut) WriteString(s string) {
+	if len(o.buf) == 0 {
+		o.last = -1
+	}
+	o.buf = append(o.buf, s...)
+	if i := strings.LastIndexFunc(s, func(r rune) bool { return r != ' ' }); i >= 0 {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		o.last = len(o.buf) - len(s) + i + size - 1
+	}
+}
+
+// pause ends the text so far with mark (a comma or a full stop) unless it
+// is empty or already ends with a punctuation mark; trailing spaces go.
+func (o *textOut) pause(mark string) {
+	if len(o.buf) == 0 || o.last < 0 || strings.IndexByte(".,;:!?", o.buf[o.last]) >= 0 {
+		return
+	}
+	o.buf = append(append(o.buf[:o.last+1], mark...), ' ')
+	o.last = len(o.buf) - 2
 }
 
 var spaceBeforeMark = regexp.MustCompile(`\s+([.,;:!?])`)

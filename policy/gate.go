@@ -42,28 +42,40 @@ func (g *Gate) WithPolicy(p *Policy) *Gate {
 	return &out
 }
 
-// Acquire admits one outbound leg, known to the concurrency cap as slot,
-// from a call whose caller is callerNumber
-// (as presented; "" for anonymous, who then share one budget) to an E.164
-// number that has made transfersSoFar outbound legs before this one.
-// Refused: a *Denied (errors.Is ErrDenied) naming the rule; nothing was
-// counted against the concurrency cap. Any other error means the counters
-// could not be reached, and the leg must not be dialled either (the gate
-// fails closed). On success, release must be called once the leg has
-// ended (or failed to start); it is safe to call more than once.
-// slot names the leg's concurrency slot so that another process (one that
-// took the call over) can Release it; "" picks a random name.
-func (g *Gate) Acquire(ctx context.Context, slot, callerNumber, number string, transfersSoFar int) (release func(), err error) {
+// Leg is an outbound leg asking to be dialled.
+type Leg struct {
+	// Slot names the leg's concurrency slot so that another process (one
+	// that took the call over) can Release it; "" picks a random name.
+	Slot string
+	// Caller is the caller's number as presented ("" for anonymous, who
+	// then share one budget): the caller's to choose.
+	Caller string
+	// Entry is the number the caller dialled, which chose the flow: one of
+	// the operator's numbers, whatever the caller presents.
+	Entry string
+	// Number is the E.164 number to dial.
+	Number string
+	// TransfersSoFar is how many outbound legs the call made before this.
+	TransfersSoFar int
+}
+
+// Acquire admits one outbound leg. Refused: a *Denied (errors.Is
+// ErrDenied) naming the rule; nothing was counted against the concurrency
+// cap. Any other error means the counters could not be reached, and the
+// leg must not be dialled either (the gate fails closed). On success,
+// release must be called once the leg has ended (or failed to start); it
+// is safe to call more than once.
+func (g *Gate) Acquire(ctx context.Context, leg Leg) (release func(), err error) {
 	p := g.policy
-	if err := p.CheckNumber(number); err != nil {
+	if err := p.CheckNumber(leg.Number); err != nil {
 		return nil, err
 	}
-	if err := p.CheckTransfers(transfersSoFar); err != nil {
+	if err := p.CheckTransfers(leg.TransfersSoFar); err != nil {
 		return nil, err
 	}
 	release = func() {}
 	if p.Concurrent > 0 {
-		id := slot
+		id := leg.Slot
 		if id == "" {
 			id = newLegID()
 		}
@@ -90,7 +102,7 @@ func (g *Gate) Acquire(ctx context.Context, slot, callerNumber, number string, t
 			_ = g.slots.Release(rctx, "legs", id) // else it lapses after LegTTL
 		}
 	}
-	if err := g.checkRates(ctx, callerNumber); err != nil {
+	if err := g.checkRates(ctx, leg.Caller, leg.Entry); err != nil {
 		release()
 		return nil, err
 	}
@@ -110,7 +122,11 @@ func (g *Gate) Release(ctx context.Context, slot string) error {
 	return nil
 }
 
-func (g *Gate) checkRates(ctx context.Context, callerNumber string) error {
+// checkRates counts the leg against each rate, the narrowest first; a leg
+// refused by one rate is not counted by the wider ones, so that one
+// caller retrying in a loop does not use up its entry's or everyone's
+// budget.
+func (g *Gate) checkRates(ctx context.Context, callerNumber, entry string) error {
 	p := g.policy
 	if r := p.PerCaller; r.Count > 0 {
 		ok, err := g.limiter.Allow(ctx, "caller:"+callerKey(callerNumber), r.Count, r.Window)
@@ -119,6 +135,15 @@ func (g *Gate) checkRates(ctx context.Context, callerNumber string) error {
 		}
 		if !ok {
 			return deny(RuleRatePerCaller, "caller %q started more than %s outbound legs", callerNumber, r)
+		}
+	}
+	if r := p.PerEntry; r.Count > 0 {
+		ok, err := g.limiter.Allow(ctx, "entry:"+callerKey(entry), r.Count, r.Window)
+		if err != nil {
+			return fmt.Errorf("dial policy: %w", err)
+		}
+		if !ok {
+			return deny(RuleRatePerEntry, "calls to entry %q started more than %s outbound legs", entry, r)
 		}
 	}
 	if r := p.Global; r.Count > 0 {
@@ -133,7 +158,8 @@ func (g *Gate) checkRates(ctx context.Context, callerNumber string) error {
 	return nil
 }
 
-// callerKey bounds what a caller-controlled string can put in a Redis key.
+// callerKey bounds what a caller-controlled string can put in a Redis key;
+// "" (an anonymous caller, a call without an entry) is "anonymous".
 func callerKey(n string) string {
 	switch {
 	case n == "":

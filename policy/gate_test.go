@@ -51,6 +51,7 @@ func wantRule(t *testing.T, err error, rule string) {
 const (
 	mobile  = "+4915123456789"
 	premium = "+19005550123"
+	entry   = "+4930555000" // the number the callers dialled
 )
 
 func TestGateRefusesBeforeCounting(t *testing.T) {
@@ -59,12 +60,12 @@ func TestGateRefusesBeforeCounting(t *testing.T) {
 		p.PerCaller = Rate{1, time.Hour}
 		g := NewGate(p, c.limiter, c.slots)
 		ctx := context.Background()
-		_, err := g.Acquire(ctx, "", "+4917600000001", premium, 0)
+		_, err := g.Acquire(ctx, Leg{Caller: "+4917600000001", Entry: entry, Number: premium})
 		wantRule(t, err, RuleNumberType)
-		_, err = g.Acquire(ctx, "", "+4917600000001", mobile, 5)
+		_, err = g.Acquire(ctx, Leg{Caller: "+4917600000001", Entry: entry, Number: mobile, TransfersSoFar: 5})
 		wantRule(t, err, RuleTransfersPerCall)
 		// Neither refusal used the caller's one leg.
-		rel, err := g.Acquire(ctx, "", "+4917600000001", mobile, 4)
+		rel, err := g.Acquire(ctx, Leg{Caller: "+4917600000001", Entry: entry, Number: mobile, TransfersSoFar: 4})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,20 +83,20 @@ func TestGateRateLimits(t *testing.T) {
 		ctx := context.Background()
 		a, b, anon := "+4917600000001", "+4917600000002", ""
 		for i := 0; i < 2; i++ {
-			if _, err := g.Acquire(ctx, "", a, mobile, i); err != nil {
+			if _, err := g.Acquire(ctx, Leg{Caller: a, Entry: entry, Number: mobile, TransfersSoFar: i}); err != nil {
 				t.Fatalf("leg %d: %v", i, err)
 			}
 		}
-		_, err := g.Acquire(ctx, "", a, mobile, 2)
+		_, err := g.Acquire(ctx, Leg{Caller: a, Entry: entry, Number: mobile, TransfersSoFar: 2})
 		wantRule(t, err, RuleRatePerCaller)
-		if _, err := g.Acquire(ctx, "", b, mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, Leg{Caller: b, Entry: entry, Number: mobile}); err != nil {
 			t.Fatalf("another caller: %v", err)
 		}
-		_, err = g.Acquire(ctx, "", anon, mobile, 0)
+		_, err = g.Acquire(ctx, Leg{Caller: anon, Entry: entry, Number: mobile})
 		wantRule(t, err, RuleRateGlobal) // b took the third global leg
 		// A new window starts afresh.
 		c.advance(time.Minute)
-		if _, err := g.Acquire(ctx, "", a, mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, Leg{Caller: a, Entry: entry, Number: mobile}); err != nil {
 			t.Fatalf("next window: %v", err)
 		}
 	})
@@ -109,24 +110,24 @@ func TestGateConcurrency(t *testing.T) {
 		g := NewGate(p, c.limiter, c.slots)
 		g.LegTTL = time.Hour
 		ctx := context.Background()
-		r1, err := g.Acquire(ctx, "", "+4917600000001", mobile, 0)
+		r1, err := g.Acquire(ctx, Leg{Caller: "+4917600000001", Entry: entry, Number: mobile})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := g.Acquire(ctx, "", "+4917600000002", mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, Leg{Caller: "+4917600000002", Entry: entry, Number: mobile}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = g.Acquire(ctx, "", "+4917600000003", mobile, 0)
+		_, err = g.Acquire(ctx, Leg{Caller: "+4917600000003", Entry: entry, Number: mobile})
 		wantRule(t, err, RuleConcurrent)
 		r1()
-		if _, err := g.Acquire(ctx, "", "+4917600000003", mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, Leg{Caller: "+4917600000003", Entry: entry, Number: mobile}); err != nil {
 			t.Fatalf("after a release: %v", err)
 		}
-		_, err = g.Acquire(ctx, "", "+4917600000004", mobile, 0)
+		_, err = g.Acquire(ctx, Leg{Caller: "+4917600000004", Entry: entry, Number: mobile})
 		wantRule(t, err, RuleConcurrent)
 		// Slots never released (a crashed process) lapse after LegTTL.
 		c.advance(time.Hour + time.Second)
-		if _, err := g.Acquire(ctx, "", "+4917600000004", mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, Leg{Caller: "+4917600000004", Entry: entry, Number: mobile}); err != nil {
 			t.Fatalf("after the TTL: %v", err)
 		}
 	})
@@ -141,15 +142,15 @@ func TestGateReleaseByName(t *testing.T) {
 		p.Concurrent = 1
 		dead, standby := NewGate(p, c.limiter, c.slots), NewGate(p, c.limiter, c.slots)
 		ctx := context.Background()
-		if _, err := dead.Acquire(ctx, "call-1:0", "+4917600000001", mobile, 0); err != nil {
+		if _, err := dead.Acquire(ctx, Leg{Slot: "call-1:0", Caller: "+4917600000001", Entry: entry, Number: mobile}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := standby.Acquire(ctx, "call-2:0", "+4917600000002", mobile, 0)
+		_, err := standby.Acquire(ctx, Leg{Slot: "call-2:0", Caller: "+4917600000002", Entry: entry, Number: mobile})
 		wantRule(t, err, RuleConcurrent)
 		if err := standby.Release(ctx, "call-1:0"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := standby.Acquire(ctx, "call-2:0", "+4917600000002", mobile, 0); err != nil {
+		if _, err := standby.Acquire(ctx, Leg{Slot: "call-2:0", Caller: "+4917600000002", Entry: entry, Number: mobile}); err != nil {
 			t.Fatalf("after the adopter's release: %v", err)
 		}
 	})
@@ -163,14 +164,14 @@ func TestGateRateRefusalFreesSlot(t *testing.T) {
 		p.Concurrent = 1
 		g := NewGate(p, c.limiter, c.slots)
 		ctx := context.Background()
-		r, err := g.Acquire(ctx, "", "+4917600000001", mobile, 0)
+		r, err := g.Acquire(ctx, Leg{Caller: "+4917600000001", Entry: entry, Number: mobile})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r()
-		_, err = g.Acquire(ctx, "", "+4917600000001", mobile, 1)
+		_, err = g.Acquire(ctx, Leg{Caller: "+4917600000001", Entry: entry, Number: mobile, TransfersSoFar: 1})
 		wantRule(t, err, RuleRatePerCaller)
-		if _, err := g.Acquire(ctx, "", "+4917600000002", mobile, 0); err != nil {
+		if _, err := g.Acquire(ctx, Leg{Caller: "+4917600000002", Entry: entry, Number: mobile}); err != nil {
 			t.Fatalf("slot leaked by the refused leg: %v", err)
 		}
 	})
@@ -188,7 +189,7 @@ func TestGateRedisDown(t *testing.T) {
 		NewGate(p, NewRedisLimiter(rdb, "x:"), NewMemorySlots()),
 		NewGate(p, NewMemoryLimiter(), NewRedisSlots(rdb, "x:")),
 	} {
-		rel, err := g.Acquire(context.Background(), "", "+4917600000001", mobile, 0)
+		rel, err := g.Acquire(context.Background(), Leg{Caller: "+4917600000001", Entry: entry, Number: mobile})
 		if err == nil || errors.Is(err, ErrDenied) || rel != nil {
 			t.Errorf("Redis down: release %v, err %v; want a non-denial error", rel != nil, err)
 		}
@@ -202,7 +203,7 @@ func TestGateWithPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := NewGate(base, NewMemoryLimiter(), NewMemorySlots()).WithPolicy(base.Narrow(flow))
-	_, err = g.Acquire(context.Background(), "", "", mobile, 0)
+	_, err = g.Acquire(context.Background(), Leg{Caller: "", Entry: entry, Number: mobile})
 	wantRule(t, err, RuleCountry)
 }
 
@@ -214,12 +215,12 @@ func TestRedisKeysArePrefixed(t *testing.T) {
 	p.Global = Rate{10, time.Minute}
 	p.Concurrent = 5
 	g := NewGate(p, NewRedisLimiter(rdb, "acme:policy:"), NewRedisSlots(rdb, "acme:policy:"))
-	if _, err := g.Acquire(context.Background(), "", "+4917600000001", mobile, 0); err != nil {
+	if _, err := g.Acquire(context.Background(), Leg{Caller: "+4917600000001", Entry: entry, Number: mobile}); err != nil {
 		t.Fatal(err)
 	}
 	keys := mr.Keys()
-	if len(keys) != 3 {
-		t.Fatalf("keys %v, want per-caller, global and slots", keys)
+	if len(keys) != 4 {
+		t.Fatalf("keys %v, want per-caller, per-entry, global and slots", keys)
 	}
 	for _, k := range keys {
 		if !strings.HasPrefix(k, "acme:policy:") {

@@ -57,6 +57,7 @@ func ParseFlow(file string, n *yaml.Node) (*Policy, error) {
 
 func parseNode(file string, root *yaml.Node, start *Policy, flow bool) (*Policy, error) {
 	l := &loader{file: file, p: start}
+	techLine := 0
 	if flow {
 		l.prefix = "dial_policy: "
 	}
@@ -71,6 +72,7 @@ func parseNode(file string, root *yaml.Node, start *Policy, flow bool) (*Policy,
 		"deny": func(n *yaml.Node) {
 			l.fields(n, "deny.", map[string]func(*yaml.Node){
 				"prefixes": func(n *yaml.Node) { l.p.DenyPrefixes = l.prefixes(n, "deny.prefixes") },
+				"families": func(n *yaml.Node) { l.p.DenyFamilies = l.families(n) },
 				"types": func(n *yaml.Node) {
 					denied := l.types(n, "deny.types")
 					l.p.AllowTypes = slices.DeleteFunc(l.p.AllowTypes, func(t phonenumbers.PhoneNumberType) bool { return slices.Contains(denied, t) })
@@ -82,10 +84,12 @@ func parseNode(file string, root *yaml.Node, start *Policy, flow bool) (*Policy,
 		"rate": func(n *yaml.Node) {
 			l.fields(n, "rate.", map[string]func(*yaml.Node){
 				"per_caller": func(n *yaml.Node) { l.p.PerCaller = l.rate(n, "rate.per_caller") },
+				"per_entry":  func(n *yaml.Node) { l.p.PerEntry = l.rate(n, "rate.per_entry") },
 				"global":     func(n *yaml.Node) { l.p.Global = l.rate(n, "rate.global") },
 			})
 		},
-		"endpoint_technologies": func(n *yaml.Node) { l.p.EndpointTechs = l.techs(n) },
+		"endpoint_technologies": func(n *yaml.Node) { l.p.EndpointTechs = l.techs(n); techLine = n.Line },
+		"local_contexts":        func(n *yaml.Node) { l.p.LocalContexts = l.contexts(n) },
 	}
 	if flow {
 		for _, k := range []string{"rate", "concurrent"} {
@@ -95,6 +99,10 @@ func parseNode(file string, root *yaml.Node, start *Policy, flow bool) (*Policy,
 		}
 	}
 	l.fields(root, "", handlers)
+	if !flow && len(l.p.LocalContexts) == 0 && slices.ContainsFunc(l.p.EndpointTechs, func(t string) bool { return strings.EqualFold(t, "Local") }) {
+		// A flow's dial_policy only narrows: the operator's contexts apply.
+		l.errf(techLine, "endpoint_technologies names Local: name the dialplan contexts a Local endpoint may enter in local_contexts (like [agents]); Local into any context dials around this policy")
+	}
 	if len(l.errs) > 0 {
 		return nil, l.errs
 	}
@@ -256,3 +264,30 @@ func (l *loader) techs(n *yaml.Node) []string {
 }
 
 var techRE = regexp.MustCompile(`^[A-Za-z0-9]{1,16}$`)
+
+// contextRE is what flows.ParseEndpoint lets through as a Local context.
+var contextRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,79}$`)
+
+func (l *loader) contexts(n *yaml.Node) []string {
+	out := []string{}
+	for _, it := range l.list(n, "local_contexts") {
+		if !contextRE.MatchString(it.Value) {
+			l.errf(it.Line, "local_contexts: %q is not a dialplan context name (A-Z a-z 0-9 _ . + -)", it.Value)
+			continue
+		}
+		out = append(out, it.Value)
+	}
+	return out
+}
+
+func (l *loader) families(n *yaml.Node) []string {
+	out := []string{}
+	for _, it := range l.list(n, "deny.families") {
+		if !slices.Contains(Families, it.Value) {
+			l.errf(it.Line, "deny.families: unknown family %q (known: %s)", it.Value, strings.Join(Families, ", "))
+			continue
+		}
+		out = append(out, it.Value)
+	}
+	return out
+}

@@ -69,8 +69,9 @@ func TestLoadExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(p.AllowCountries, []int{49, 43, 41}) || p.TransfersPerCall != 3 || p.Concurrent != 40 ||
-		p.PerCaller != (Rate{10, time.Hour}) || p.Global != (Rate{300, time.Minute}) ||
-		!slices.Equal(p.EndpointTechs, []string{"PJSIP", "Local"}) || slices.Contains(p.AllowTypes, phonenumbers.VOIP) {
+		p.PerCaller != (Rate{10, time.Hour}) || p.PerEntry != (Rate{120, time.Minute}) || p.Global != (Rate{300, time.Minute}) ||
+		!slices.Equal(p.EndpointTechs, []string{"PJSIP", "Local"}) || !slices.Equal(p.LocalContexts, []string{"agents"}) ||
+		slices.Contains(p.AllowTypes, phonenumbers.VOIP) || !slices.Equal(p.DenyFamilies, DefaultDenyFamilies) {
 		t.Errorf("loaded %+v", p)
 	}
 	for _, tc := range []struct{ number, rule string }{
@@ -107,7 +108,7 @@ func TestLoadErrors(t *testing.T) {
 		`testdata/broken.yaml:3: allow.prefixes: "4930" is not an E.164 prefix`,
 		`testdata/broken.yaml:3: allow.prefixes: "+49 30" is not an E.164 prefix`,
 		`testdata/broken.yaml:4: allow.types: unknown number type "premium" (known: fixed-line, fixed-or-mobile,`,
-		`testdata/broken.yaml:6: unknown setting "deny.colour" (known: deny.prefixes, deny.types)`,
+		`testdata/broken.yaml:6: unknown setting "deny.colour" (known: deny.families, deny.prefixes, deny.types)`,
 		`testdata/broken.yaml:7: transfers_per_call: want a whole number 0..1000000 (0: no limit), got "-1"`,
 		`testdata/broken.yaml:9: rate.per_caller: a count needs a window`,
 		`testdata/broken.yaml:10: rate.global.window: want a duration from 1s to 168h`,
@@ -124,6 +125,10 @@ func TestLoadErrors(t *testing.T) {
 		{"- 1\n", "f.yaml:1: policy: want a mapping"},
 		{"allow: {countries: 49}\n", "f.yaml:1: allow.countries: want a list"},
 		{"concurrent: 1\nconcurrent: 2\n", "f.yaml:2: concurrent is set twice"},
+		{"deny: {families: [satellite]}\n", `f.yaml:1: deny.families: unknown family "satellite" (known: international-network, high-risk)`},
+		{"endpoint_technologies: [PJSIP, local]\n", "f.yaml:1: endpoint_technologies names Local: name the dialplan contexts"},
+		{"endpoint_technologies: [Local]\nlocal_contexts: [\"a b\"]\n", `f.yaml:2: local_contexts: "a b" is not a dialplan context name`},
+		{"rate: {per_entry: {count: 5}}\n", "f.yaml:1: rate.per_entry: a count needs a window"},
 		{"a: [\n", "f.yaml: "},
 	} {
 		if _, err := Parse("f.yaml", []byte(tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -140,11 +145,11 @@ func TestLoadErrors(t *testing.T) {
 
 // A flow may narrow the operator's policy, never widen it.
 func TestNarrow(t *testing.T) {
-	base, err := Parse("base.yaml", []byte("allow: {countries: [49, 43]}\ntransfers_per_call: 3\nendpoint_technologies: [PJSIP, Local]\nrate: {per_caller: {count: 5, window: 1h}}\n"))
+	base, err := Parse("base.yaml", []byte("allow: {countries: [49, 43]}\ntransfers_per_call: 3\nendpoint_technologies: [PJSIP, Local]\nlocal_contexts: [agents, sales]\nrate: {per_caller: {count: 5, window: 1h}}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	flow, err := Parse("flow.yaml", []byte("allow: {countries: [49, 1], types: [fixed-line, mobile, premium-rate]}\ndeny: {prefixes: [\"+4930\"]}\ntransfers_per_call: 10\nendpoint_technologies: [Local, IAX2]\nrate: {per_caller: {count: 500, window: 1h}}\n"))
+	flow, err := Parse("flow.yaml", []byte("allow: {countries: [49, 1], types: [fixed-line, mobile, premium-rate]}\ndeny: {prefixes: [\"+4930\"]}\ntransfers_per_call: 10\nendpoint_technologies: [Local, IAX2]\nlocal_contexts: [agents]\nrate: {per_caller: {count: 500, window: 1h}}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +174,15 @@ func TestNarrow(t *testing.T) {
 	}
 	if p.TransfersPerCall != 3 || !slices.Equal(p.EndpointTechs, []string{"Local"}) || p.PerCaller.Count != 5 {
 		t.Errorf("narrowed: transfers %d, techs %v, per caller %v", p.TransfersPerCall, p.EndpointTechs, p.PerCaller)
+	}
+	if !slices.Equal(p.LocalContexts, []string{"agents"}) {
+		t.Errorf("Local contexts narrowed to %v, want [agents]", p.LocalContexts)
+	}
+	if q := base.Narrow(&Policy{AllowTypes: DefaultAllowTypes}); !slices.Equal(q.LocalContexts, base.LocalContexts) {
+		t.Errorf("a flow naming no Local context narrowed them to %v", q.LocalContexts)
+	}
+	if q := base.Narrow(&Policy{AllowTypes: DefaultAllowTypes, LocalContexts: []string{"sales", "anywhere"}}); !slices.Equal(q.LocalContexts, []string{"sales"}) {
+		t.Errorf("Local contexts narrowed to %v, want [sales]", q.LocalContexts)
 	}
 	if err := base.CheckNumber("+4930123456"); err != nil {
 		t.Errorf("Narrow changed the base policy: %v", err)

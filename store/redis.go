@@ -52,6 +52,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Redi
 	if ttl <= 0 {
 		ttl = 4 * time.Hour
 	}
+	rdb.AddHook(clearRedisErrors{}) // writes refused for want of replicas say so
 	return &Redis{rdb: rdb, prefix: prefix, ttl: ttl}
 }
 

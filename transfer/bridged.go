@@ -123,10 +123,15 @@ func (t *Transfer) joinRetrying(ctx context.Context) error {
 	}
 }
 
-// joinBridge adds caller and leg to the bridge. With a return key the
-// caller's keys are absorbed by the bridge (ARI's absorbDTMF), so that
-// the far end never hears the return key; ariflow passes the other keys
-// on itself. A process taking over adds only who is missing, with the
+// joinBridge adds caller and leg to the bridge. Both join without a
+// connected-line update, so that the identity the block presents holds
+// for the whole call whatever the trunk's send_connected_line: the far
+// end is never shown the caller, nor the caller the far end (Asterisk
+// exchanges identities on the join that completes the bridge, and which
+// join that is is not ours to fix: both carry the flag). With a return
+// key the caller's keys are absorbed by the bridge (ARI's absorbDTMF), so
+// that the far end never hears the return key; ariflow passes the other
+// keys on itself. A process taking over adds only who is missing, with the
 // same settings: adding a channel again would add it without them.
 func (t *Transfer) joinBridge(ctx context.Context) error {
 	a := t.env.ARI
@@ -147,6 +152,7 @@ func (t *Transfer) joinBridge(ctx context.Context) error {
 			wantLeg = wantLeg && id != legID
 		}
 	}
+	join := ari.BridgeJoin{InhibitConnectedLine: true}
 	if t.plan.Options.ReturnKey == "" {
 		var ids []string
 		if wantCaller {
@@ -158,15 +164,15 @@ func (t *Transfer) joinBridge(ctx context.Context) error {
 		if len(ids) == 0 {
 			return nil
 		}
-		return a.AddToBridge(ctx, bridge, ids...)
+		return a.AddToBridgeWith(ctx, bridge, join, ids...)
 	}
 	if wantCaller {
-		if err := a.AddToBridgeAbsorbingDTMF(ctx, bridge, caller); err != nil {
+		if err := a.AddToBridgeWith(ctx, bridge, ari.BridgeJoin{AbsorbDTMF: true, InhibitConnectedLine: true}, caller); err != nil {
 			return err
 		}
 	}
 	if wantLeg {
-		return a.AddToBridge(ctx, bridge, legID)
+		return a.AddToBridgeWith(ctx, bridge, join, legID)
 	}
 	return nil
 }

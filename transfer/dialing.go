@@ -107,8 +107,10 @@ func (t *Transfer) admit(ctx context.Context) error {
 		return nil
 	}
 	slot := Slot(t.call.ID(), rec.Transfers)
-	caller := rec.Attributes[flows.NSSystem][flows.SysCallerNumber]
-	if _, err := t.gate.Acquire(ctx, slot, caller, t.leg.target.Number, rec.Transfers); err != nil {
+	sys := rec.Attributes[flows.NSSystem]
+	leg := policy.Leg{Slot: slot, Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
+		Number: t.leg.target.Number, TransfersSoFar: rec.Transfers}
+	if _, err := t.gate.Acquire(ctx, leg); err != nil {
 		t.res.Outcome, t.res.DeniedBy = OutcomeDenied, "policy-unavailable"
 		var d *policy.Denied
 		if errors.As(err, &d) {

@@ -197,11 +197,18 @@ func (a *fakeARI) BridgeChannels(_ context.Context, id string) ([]string, error)
 	}
 	return m, nil
 }
-func (a *fakeARI) AddToBridge(_ context.Context, bridge string, ids ...string) error {
-	return a.do("add", bridge, strings.Join(ids, ","))
-}
-func (a *fakeARI) AddToBridgeAbsorbingDTMF(_ context.Context, bridge string, ids ...string) error {
-	return a.do("add-absorbing", bridge, strings.Join(ids, ","))
+
+// AddToBridgeWith records "add" (absorbing: "add-absorbing"); every join
+// must inhibit connected-line updates, else it records "add-showing".
+func (a *fakeARI) AddToBridgeWith(_ context.Context, bridge string, j ari.BridgeJoin, ids ...string) error {
+	verb := "add"
+	if j.AbsorbDTMF {
+		verb = "add-absorbing"
+	}
+	if !j.InhibitConnectedLine {
+		verb = "add-showing"
+	}
+	return a.do(verb, bridge, strings.Join(ids, ","))
 }
 func (a *fakeARI) DestroyBridge(_ context.Context, id string) error { return a.do("destroy", id) }
 func (a *fakeARI) Ring(_ context.Context, id string) error          { return a.do("ring", id) }
@@ -223,11 +230,11 @@ type fakeGate struct {
 	released []string
 }
 
-func (g *fakeGate) Acquire(_ context.Context, slot, _, number string, _ int) (func(), error) {
-	if rule, ok := g.deny[number]; ok {
+func (g *fakeGate) Acquire(_ context.Context, l policy.Leg) (func(), error) {
+	if rule, ok := g.deny[l.Number]; ok {
 		return nil, fmt.Errorf("refused: %w", deniedError(rule))
 	}
-	g.acquired = append(g.acquired, slot)
+	g.acquired = append(g.acquired, l.Slot)
 	return func() {}, nil
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/policy"
 	"github.com/ariflow/ariflow/record"
 )
 
@@ -70,8 +71,7 @@ type ARI interface {
 	CreateBridge(ctx context.Context, id, name string) error
 	CreateBridgeDTMFEvents(ctx context.Context, id, name string) error
 	BridgeChannels(ctx context.Context, id string) ([]string, error)
-	AddToBridge(ctx context.Context, bridge string, channels ...string) error
-	AddToBridgeAbsorbingDTMF(ctx context.Context, bridge string, channels ...string) error
+	AddToBridgeWith(ctx context.Context, bridge string, join ari.BridgeJoin, channels ...string) error
 	DestroyBridge(ctx context.Context, id string) error
 	Ring(ctx context.Context, id string) error
 	StopRing(ctx context.Context, id string) error
@@ -86,7 +86,7 @@ type ARI interface {
 // dialled, and its concurrency slot given back once the leg has ended
 // (satisfied by *policy.Gate).
 type Gate interface {
-	Acquire(ctx context.Context, slot, callerNumber, number string, transfersSoFar int) (release func(), err error)
+	Acquire(ctx context.Context, leg policy.Leg) (release func(), err error)
 	Release(ctx context.Context, slot string) error
 }
 

@@ -53,6 +53,9 @@ type config struct {
 	AdminToken        string
 	RedisPassword     string
 	WebhookSecret     string
+	// MaxExternal is -max-external-bytes (controller.Config.MaxExternal).
+	MaxExternal int
+	maxExternal string // as given, checked by loadSecurity
 }
 
 // envDefault returns $name or def.
@@ -259,7 +262,7 @@ func redactErr(err error, raw string) string {
 	msg := err.Error()
 	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			msg = strings.ReplaceAll(msg, pw, mask)
 		}
 	}
 	return msg

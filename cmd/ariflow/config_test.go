@@ -58,6 +58,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		DTMFDelay:      500 * time.Millisecond,
 		ConnectTimeout: 10 * time.Second,
 		LeaseTTL:       800 * time.Millisecond,
+		MaxExternal:    32 << 10,
+		maxExternal:    "32768",
 	}
 	if *c != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -75,21 +77,22 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
-		"ARIFLOW_ARI_URL":           "https://pbx.example:8089/ari",
-		"ARIFLOW_ARI_USER":          "flows",
-		"ARIFLOW_ARI_PASSWORD":      "ignored-when-a-file-is-given",
-		"ARIFLOW_ARI_PASSWORD_FILE": pwFile,
-		"ARIFLOW_APP":               "ivr",
-		"ARIFLOW_REDIS_URL":         "redis://redis:6379/2",
-		"ARIFLOW_FLOWS":             "/etc/ariflow/flows",
-		"ARIFLOW_LOG_LEVEL":         "debug",
-		"ARIFLOW_LOG_FORMAT":        "json",
-		"ARIFLOW_HTTP_ADDR":         "0.0.0.0:8090",
-		"ARIFLOW_DIAL_TEMPLATE":     "PJSIP/trunk/sip:{number}@carrier.example",
-		"ARIFLOW_DEFAULT_REGION":    "DE",
-		"ARIFLOW_DTMF_DELAY":        "1s",
-		"ARIFLOW_CONNECT_TIMEOUT":   "3s",
-		"ARIFLOW_DRAIN_TIMEOUT":     "30s",
+		"ARIFLOW_ARI_URL":            "https://pbx.example:8089/ari",
+		"ARIFLOW_ARI_USER":           "flows",
+		"ARIFLOW_ARI_PASSWORD":       "ignored-when-a-file-is-given",
+		"ARIFLOW_ARI_PASSWORD_FILE":  pwFile,
+		"ARIFLOW_APP":                "ivr",
+		"ARIFLOW_REDIS_URL":          "redis://redis:6379/2",
+		"ARIFLOW_FLOWS":              "/etc/ariflow/flows",
+		"ARIFLOW_LOG_LEVEL":          "debug",
+		"ARIFLOW_LOG_FORMAT":         "json",
+		"ARIFLOW_HTTP_ADDR":          "0.0.0.0:8090",
+		"ARIFLOW_DIAL_TEMPLATE":      "PJSIP/trunk/sip:{number}@carrier.example",
+		"ARIFLOW_DEFAULT_REGION":     "DE",
+		"ARIFLOW_DTMF_DELAY":         "1s",
+		"ARIFLOW_CONNECT_TIMEOUT":    "3s",
+		"ARIFLOW_DRAIN_TIMEOUT":      "30s",
+		"ARIFLOW_MAX_EXTERNAL_BYTES": "4096",
 	} {
 		t.Setenv(k, v)
 	}
@@ -115,6 +118,8 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		ConnectTimeout:  3 * time.Second,
 		DrainTimeout:    30 * time.Second,
 		LeaseTTL:        800 * time.Millisecond,
+		MaxExternal:     4096,
+		maxExternal:     "4096",
 	}
 	if *c != want {
 		t.Errorf("config:\n got %+v\nwant %+v", *c, want)
@@ -161,6 +166,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"positional argument", nil, []string{"-log-level", "debug", "extra"}, `unexpected argument "extra"`},
 		{"unknown flag", nil, []string{"-nope"}, "flag provided but not defined: -nope"},
 		{"bad duration flag", nil, []string{"-dtmf-delay", "abc"}, `invalid value "abc" for flag -dtmf-delay`},
+		{"max external bytes too small", nil, []string{"-max-external-bytes", "10"}, `max external bytes "10": want a whole number from 1024 to 1048576`},
+		{"max external bytes not a number", map[string]string{"ARIFLOW_MAX_EXTERNAL_BYTES": "32k"}, nil, `max external bytes "32k"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clearEnv(t)
@@ -203,7 +210,7 @@ func TestParseConfigAllErrors(t *testing.T) {
 func TestConfigRedacted(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("ARIFLOW_ARI_PASSWORD", testPassword)
-	t.Setenv("ARIFLOW_REDIS_URL", "redis://default:redis-Pa55@redis:6379/0")
+	t.Setenv("ARIFLOW_REDIS_URL", "redis://default:redis-Pa55-w0rd@redis:6379/0")
 	c, err := parseConfig(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -39,7 +39,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	if err := serve(cfg, log); err != nil {
-		fmt.Fprintf(stderr, "ariflow: %s\n", scrub(oneLine(err), cfg.secrets()))
+		fmt.Fprintf(stderr, "ariflow: %s\n", newScrubber(cfg.secrets()).String(oneLine(err)))
 		return 1
 	}
 	return 0
@@ -55,7 +55,7 @@ func newLogger(cfg *config, w io.Writer) *logrus.Logger {
 	} else {
 		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000", DisableColors: true})
 	}
-	log.SetFormatter(scrubFormatter{log.Formatter, cfg.secrets()}) // no secret in any line
+	log.SetFormatter(scrubFormatter{log.Formatter, newScrubber(cfg.secrets())}) // no secret in any line
 	return log
 }
 
@@ -119,7 +119,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
 		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,
 		Fallback: controller.DialplanTarget{Context: fbCtx, Extension: fbExt, Priority: fbPrio},
-		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web, FlowOptions: flowOptions(cfg),
+		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web, MaxExternal: cfg.MaxExternal, FlowOptions: flowOptions(cfg),
 	}, store, store, set, log, controller.NewMetrics(reg))
 
 	var reloadMu sync.Mutex

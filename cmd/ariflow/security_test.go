@@ -99,7 +99,7 @@ func TestRunReloadSendsToken(t *testing.T) {
 func TestSecurityConfig(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("ARIFLOW_ARI_PASSWORD", testPassword)
-	policyFile := writeFile(t, "policy.yaml", "allow: {countries: [49]}\nendpoint_technologies: [PJSIP, Local]\n")
+	policyFile := writeFile(t, "policy.yaml", "allow: {countries: [49]}\nendpoint_technologies: [PJSIP, Local]\nlocal_contexts: [agents]\n")
 	t.Setenv("ARIFLOW_DIAL_POLICY", policyFile)
 	t.Setenv("ARIFLOW_ADMIN_TOKEN_FILE", writeFile(t, "token", adminToken+"\r\n"))
 	t.Setenv("ARIFLOW_REDIS_PASSWORD_FILE", writeFile(t, "redis", "redis-from-File\n"))
@@ -171,7 +171,7 @@ func TestSecretsRedacted(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("ARIFLOW_ARI_PASSWORD", testPassword)
 	t.Setenv("ARIFLOW_ARI_URL", ariURL)
-	t.Setenv("ARIFLOW_REDIS_URL", "redis://default:redis-Pa55@redis:6379/0")
+	t.Setenv("ARIFLOW_REDIS_URL", "redis://default:redis-Pa55-w0rd@redis:6379/0")
 	c, err := parseConfig(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -191,16 +191,18 @@ func TestSecretsRedacted(t *testing.T) {
 				t.Errorf("%s log line holds %q: %s", format, s, out)
 			}
 		}
-		if !strings.Contains(out, "xxxxx") {
+		if !strings.Contains(out, mask) {
 			t.Errorf("%s log line: %s", format, out)
 		}
 	}
+	const quoted = `x"y-long-secret`
+	sc := newScrubber([]string{urlPW, quoted})
 	for _, tc := range []struct{ in, want string }{
-		{"a " + urlPW + " b", "a xxxxx b"},
-		{`{"p":"x\"y"}`, `{"p":"xxxxx"}`},
-		{"p=x%22y", "p=xxxxx"},
+		{"a " + urlPW + " b", "a [redacted] b"},
+		{`{"p":"x\"y-long-secret"}`, `{"p":"[redacted]"}`},
+		{"p=x%22y-long-secret", "p=[redacted]"},
 	} {
-		if got := scrub(tc.in, []string{urlPW, `x"y`}); got != tc.want {
+		if got := sc.String(tc.in); got != tc.want {
 			t.Errorf("scrub(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
@@ -254,10 +256,17 @@ blocks:
 	if code := runValidate([]string{dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), `technology "Local" is not allowed`) {
 		t.Errorf("Local by default: code %d, stderr %q", code, errb.String())
 	}
-	pol = writeFile(t, "local.yaml", "endpoint_technologies: [PJSIP, Local]\n")
+	pol = writeFile(t, "local.yaml", "endpoint_technologies: [PJSIP, Local]\nlocal_contexts: [agents]\n")
 	errb.Reset()
 	if code := runValidate([]string{"-dial-policy", pol, dir}, &out, &errb); code != 0 {
 		t.Errorf("Local named by the policy: code %d, stderr %q", code, errb.String())
+	}
+	// Local goes only into the contexts the policy names.
+	errb.Reset()
+	other := writeFile(t, "other.yaml", "endpoint_technologies: [PJSIP, Local]\nlocal_contexts: [sales]\n")
+	if code := runValidate([]string{"-dial-policy", other, dir}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), `block "b": endpoint: refused by the dial policy: Local endpoint "Local/100@agents" enters context "agents", which local_contexts does not name (named: sales) (rule local-context)`) {
+		t.Errorf("Local into a context the policy does not name: code %d, stderr %q", code, errb.String())
 	}
 	// A flow's dial_policy narrows what the operator's allows: its Local
 	// agent and a second, Austrian number of a list are reported.
@@ -271,6 +280,81 @@ blocks:
 	for _, w := range []string{`:7: block "a": number 2: refused by the dial policy: +43800123456 is in country code +43, not allowed by the flow policy`, `:11: block "b": endpoint: refused by the dial policy: technology "Local" is not allowed (allowed: PJSIP)`} {
 		if code != 1 || !strings.Contains(errb.String(), w) {
 			t.Errorf("flow dial_policy: code %d, stderr %q, want %q", code, errb.String(), w)
+		}
+	}
+}
+
+// Secrets shorter than MinSecret are refused at start, each named with
+// its length and the minimum: the scrubber would otherwise mask ordinary
+// words ("ari" in every ARI URL, "ariflow", "asterisk").
+func TestShortSecretsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"ARI password", map[string]string{"ARIFLOW_ARI_PASSWORD": "ariflow"}, "ARI password: 7 bytes, at least 12 needed"},
+		{"ARI URL password", map[string]string{"ARIFLOW_ARI_URL": "http://u:asterisk@127.0.0.1:1/ari"}, "password in the ARI URL: 8 bytes, at least 12 needed"},
+		{"Redis URL password", map[string]string{"ARIFLOW_REDIS_URL": "redis://default:e@127.0.0.1:1/0"}, "password in the Redis URL: 1 bytes, at least 12 needed"},
+		{"Redis password file", map[string]string{"ARIFLOW_REDIS_PASSWORD_FILE": writeFile(t, "pw", "x\n")}, "Redis password file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv("ARIFLOW_ARI_PASSWORD", testPassword)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"run"}, &stdout, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("code %d, stderr %q; want 2 and %q", code, stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+// The scrubber masks values only: keys, levels and the rest of a line
+// stay readable, also where a secret's text could occur in them; any
+// URL's password is masked, configured or not; the text never grows by
+// more than a mask per secret; and what comes out never holds a secret,
+// not even spelt by a mask and the text around it.
+func TestScrubberOnlyValues(t *testing.T) {
+	const secret = "ari-asterisk-pw"
+	sc := newScrubber([]string{secret})
+	var buf bytes.Buffer
+	log := logrus.New()
+	log.SetOutput(&buf)
+	log.SetFormatter(scrubFormatter{&logrus.TextFormatter{DisableTimestamp: true, DisableColors: true}, sc})
+	log.WithFields(logrus.Fields{
+		"ari-asterisk-pw": "a key is not a value", // a key, left as it is
+		"url":             "http://127.0.0.1:1/ari/asterisk/info",
+		"redis":           "redis://default:0ther-Pa55w0rd@redis:6379/0", // not a configured secret
+		"pw":              secret,
+	}).Error("request to http://ariflow:" + secret + "@127.0.0.1:1/ari failed")
+	out := buf.String()
+	for _, want := range []string{
+		`ari-asterisk-pw="a key is not a value"`,
+		`url="http://127.0.0.1:1/ari/asterisk/info"`,
+		`redis="redis://default:[redacted]@redis:6379/0"`,
+		`pw="[redacted]"`,
+		`msg="request to http://ariflow:[redacted]@127.0.0.1:1/ari failed"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log line lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "0ther-Pa55w0rd") {
+		t.Errorf("a URL's password in the log line: %s", out)
+	}
+	for _, tc := range []struct{ secret, in string }{
+		{"xxxxxxxxxxxx", strings.Repeat("x", 8000)},            // the mask was made of the secret's letters
+		{"xxxxxxxxxxxx", "xx" + "xxxxxxxxxxxx" + "xxxxx"},      // a mask and its neighbours spelling the secret
+		{"ted]abcdefgh", "ted]abcdefgh" + "abcdefgh"},          // the secret straddling a mask's end
+		{"[redacted]abc", "[redacted]abc[redacted]abcdefghij"}, // the secret starting with the mask
+	} {
+		got := newScrubber([]string{tc.secret}).String(tc.in)
+		if strings.Contains(got, tc.secret) || len(got) > len(tc.in)+len(mask) {
+			t.Errorf("secret %q: scrub(%.40q) = %.60q", tc.secret, tc.in, got)
 		}
 	}
 }

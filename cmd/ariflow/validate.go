@@ -69,7 +69,8 @@ func printLoadErrors(w io.Writer, err error) {
 }
 
 // refusedLiterals lists the literal numbers of transfers and agent
-// endpoints, and the technologies of literal agent endpoints, that the
+// endpoints, and the technologies (and Local contexts) of literal agent
+// endpoints, that the
 // policy (narrowed by each flow's dial_policy) would refuse at run time
 // (the loader stored numbers as E.164). Values from attributes are
 // checked per call.
@@ -88,8 +89,7 @@ func refusedLiterals(set *flows.Set, base *policy.Policy) flows.ErrorList {
 			case b.Agent != nil && b.Agent.Endpoint.Ref == nil && strings.HasPrefix(b.Agent.Endpoint.Literal, "+"):
 				numbers = []flows.Value{b.Agent.Endpoint}
 			case b.Agent != nil && b.Agent.Endpoint.Ref == nil && strings.Contains(b.Agent.Endpoint.Literal, "/"):
-				tech, _, _ := strings.Cut(b.Agent.Endpoint.Literal, "/")
-				if err := pol.CheckEndpointTech(tech); err != nil {
+				if err := pol.CheckEndpoint(b.Agent.Endpoint.Literal); err != nil {
 					refuse("endpoint", err)
 				}
 			}

@@ -196,3 +196,32 @@ func TestPingIsUnfenced(t *testing.T) {
 		t.Errorf("a fenced Answer: %v, sent %d", err, sent)
 	}
 }
+
+// addChannel's options are query parameters, sent only when set.
+func TestAddToBridgeWith(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.Path+"?"+r.URL.RawQuery)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	c := New(Options{URL: srv.URL + "/ari", User: "u", Password: "p", App: "a"})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		o    BridgeJoin
+		want string
+	}{
+		{BridgeJoin{}, "/ari/bridges/br/addChannel?channel=c1%2Cc2"},
+		{BridgeJoin{AbsorbDTMF: true}, "/ari/bridges/br/addChannel?absorbDTMF=true&channel=c1%2Cc2"},
+		{BridgeJoin{InhibitConnectedLine: true}, "/ari/bridges/br/addChannel?channel=c1%2Cc2&inhibitConnectedLineUpdates=true"},
+		{BridgeJoin{AbsorbDTMF: true, InhibitConnectedLine: true}, "/ari/bridges/br/addChannel?absorbDTMF=true&channel=c1%2Cc2&inhibitConnectedLineUpdates=true"},
+	} {
+		got = nil
+		if err := c.AddToBridgeWith(ctx, "br", tc.o, "c1", "c2"); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%+v: requests %q, want %q", tc.o, got, tc.want)
+		}
+	}
+}

@@ -157,19 +157,44 @@ func (c *Client) CreateBridgeDTMFEvents(ctx context.Context, id, name string) er
 	return c.do(ctx, http.MethodPost, bridgePath(id)+"?"+q.Encode(), nil, nil, once)
 }
 
-// AddToBridge adds channels in one request: the query parameter takes a
-// comma-separated list.
-func (c *Client) AddToBridge(ctx context.Context, bridge string, channels ...string) error {
+// BridgeJoin are the options of addChannel (POST
+// /bridges/{id}/addChannel), for every channel of the request.
+type BridgeJoin struct {
+	// AbsorbDTMF: the channel's key presses still reach the app as
+	// ChannelDtmfReceived but are not passed on to the other channels.
+	AbsorbDTMF bool
+	// InhibitConnectedLine (inhibitConnectedLineUpdates, Asterisk 18+):
+	// the join sends no connected-line update. When a join makes a
+	// two-party bridge, Asterisk shows each side the other's identity
+	// (an UPDATE or re-INVITE with the peer's name and number, on any
+	// trunk that sends connected line); only the join of a channel
+	// without this flag does so. The channels join on their own threads,
+	// in no order the requests fix, so every channel of a bridge must
+	// carry it for neither side to be shown the other.
+	InhibitConnectedLine bool
+}
+
+// AddToBridgeWith adds channels to a bridge in one request, with o.
+func (c *Client) AddToBridgeWith(ctx context.Context, bridge string, o BridgeJoin, channels ...string) error {
+	// The query parameter takes a comma-separated list.
 	q := url.Values{"channel": {strings.Join(channels, ",")}}
+	if o.AbsorbDTMF {
+		q.Set("absorbDTMF", "true")
+	}
+	if o.InhibitConnectedLine {
+		q.Set("inhibitConnectedLineUpdates", "true")
+	}
 	return c.do(ctx, http.MethodPost, bridgePath(bridge)+"/addChannel?"+q.Encode(), nil, nil, again)
 }
 
-// AddToBridgeAbsorbingDTMF adds channels whose DTMF the bridge absorbs:
-// their key presses still reach the app as ChannelDtmfReceived but are
-// not passed on to the other channels of the bridge.
+// AddToBridge is AddToBridgeWith without options.
+func (c *Client) AddToBridge(ctx context.Context, bridge string, channels ...string) error {
+	return c.AddToBridgeWith(ctx, bridge, BridgeJoin{}, channels...)
+}
+
+// AddToBridgeAbsorbingDTMF is AddToBridgeWith absorbing DTMF.
 func (c *Client) AddToBridgeAbsorbingDTMF(ctx context.Context, bridge string, channels ...string) error {
-	q := url.Values{"channel": {strings.Join(channels, ",")}, "absorbDTMF": {"true"}}
-	return c.do(ctx, http.MethodPost, bridgePath(bridge)+"/addChannel?"+q.Encode(), nil, nil, again)
+	return c.AddToBridgeWith(ctx, bridge, BridgeJoin{AbsorbDTMF: true}, channels...)
 }
 
 // DestroyBridge destroys a bridge; "already gone" (404) is done. Asterisk

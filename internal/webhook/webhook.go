@@ -169,7 +169,7 @@ func ReadSecretFile(path string) ([]byte, error) {
 func (c *Client) Post(ctx context.Context, rawURL string, body []byte, timeout time.Duration) (status int, respBody []byte, err error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return 0, nil, fmt.Errorf("webhook URL %q: want http(s)://host/path", redact(rawURL))
+		return 0, nil, fmt.Errorf("webhook URL %q: want http(s)://host/path", RedactURL(rawURL))
 	}
 	if !c.hostAllowed(u.Hostname()) {
 		return 0, nil, fmt.Errorf("%w: %s", ErrHostNotAllowed, u.Hostname())
@@ -190,6 +190,12 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, timeout t
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// net/http quotes the URL with its query (only the password is
+		// masked); the error is logged, so it gets the redacted form.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			uerr.URL = RedactURL(uerr.URL)
+		}
 		return 0, nil, fmt.Errorf("webhook: %w", err)
 	}
 	defer resp.Body.Close()
@@ -229,16 +235,66 @@ func (c *Client) hostAllowed(host string) bool {
 	return false
 }
 
-// redact drops a password from a URL for an error message.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		if i := strings.Index(s, "@"); err != nil && i >= 0 {
-			return "(unparsable URL with credentials)"
-		}
-		return s
+// Redacted stands for what RedactURL takes out of a URL.
+const Redacted = "[redacted]"
+
+// RedactURL is a webhook URL as a log line, an error or a metric may show
+// it: scheme, host, port and path. User info is replaced by Redacted, and
+// so is each query value (the names stay, to tell which were sent; a name
+// without a value, which may itself be a token, goes too); the fragment
+// is dropped. Webhook URLs carry credentials there
+// (https://user:password@host/hook?token=…), and logs are read by more
+// people than the flow files.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.Scheme == "" {
+		return redactUnparsed(raw)
 	}
-	return u.Redacted()
+	var b strings.Builder
+	b.WriteString(u.Scheme + "://")
+	if u.User != nil {
+		b.WriteString(Redacted + "@")
+	}
+	b.WriteString(u.Host)
+	b.WriteString(u.EscapedPath())
+	if u.ForceQuery && u.RawQuery == "" {
+		b.WriteByte('?')
+	}
+	if u.RawQuery != "" {
+		b.WriteByte('?')
+		for i, part := range strings.Split(u.RawQuery, "&") {
+			if i > 0 {
+				b.WriteByte('&')
+			}
+			name, _, hasValue := strings.Cut(part, "=")
+			if !hasValue {
+				b.WriteString(Redacted)
+				continue
+			}
+			b.WriteString(name + "=" + Redacted)
+		}
+	}
+	return b.String()
+}
+
+// redactUnparsed redacts what url.Parse refuses: everything between the
+// scheme and an '@' before the first '/', and everything from '?' or '#'.
+func redactUnparsed(s string) string {
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i] + "?" + Redacted
+	}
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 {
+		start = i + 3
+	}
+	end := len(s)
+	if i := strings.IndexAny(s[start:], "/?"); i >= 0 {
+		end = start + i
+	}
+	if at := strings.LastIndex(s[start:end], "@"); at >= 0 {
+		s = s[:start] + Redacted + s[start+at:]
+	}
+	return s
 }
 
 // Sign returns the signature header value for body sent at t.
