@@ -374,6 +374,7 @@ func TestLeaseLapseAbandonsNoCall(t *testing.T) {
 //     calls go on where they are, no prompt restarts.
 //   - Another process held it meanwhile: what this one knows of its calls
 //     may be stale, so a new term takes them over from the store again.
+//
 // No call is left in either case.
 func TestLeaseRanOutTakenAgain(t *testing.T) {
 	for _, other := range []bool{false, true} {

@@ -56,11 +56,11 @@ func NewRedis(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Redi
 	return &Redis{rdb: rdb, prefix: prefix, ttl: ttl}
 }
 
-func (s *Redis) key(id string) string { return s.prefix + ":call:" + id }
+func (s *Redis) key(id string) string    { return s.prefix + ":call:" + id }
 func (s *Redis) flowKey(d string) string { return s.prefix + ":flow:" + d }
-func (s *Redis) leaseKey() string     { return s.prefix + ":lease" }
-func (s *Redis) epochKey() string     { return s.prefix + ":epoch" }
-func (s *Redis) graceKey() string     { return s.prefix + ":grace" }
+func (s *Redis) leaseKey() string        { return s.prefix + ":lease" }
+func (s *Redis) epochKey() string        { return s.prefix + ":epoch" }
+func (s *Redis) graceKey() string        { return s.prefix + ":grace" }
 
 func token(owner string, epoch int64) string { return owner + "|" + strconv.FormatInt(epoch, 10) }
 
