@@ -268,9 +268,10 @@ func (p *Proxy) CutAll() int {
 	return n / 2
 }
 
-// Close stops the proxy.
+// Close stops the proxy. Bytes a freeze held are dropped, not delivered:
+// nothing a closed proxy held reaches the other side afterwards.
 func (p *Proxy) Close() {
-	p.Thaw()
 	p.ln.Close()
 	p.CutAll()
+	p.Thaw()
 }
