@@ -106,17 +106,18 @@ type farEnd struct {
 	goneAt   time.Time
 }
 
-func watchFar(ctx context.Context, a arrival) *farEnd {
+func watchFar(c *chaosCall, a arrival) *farEnd {
 	f := &farEnd{r: a.r, number: a.number, got: make(chan struct{}, 1), gone: make(chan struct{})}
 	go func() {
 		defer a.r.c.hub.unsubscribe(a.r.events)
 		for {
-			ev, err := a.r.events.next(ctx)
+			ev, err := a.r.events.next(c.ctx)
 			if err != nil {
 				return
 			}
 			switch e := ev.(type) {
 			case *ari.ChannelDtmfReceived:
+				c.noteLag(EventTime(e))
 				f.mu.Lock()
 				f.digits += e.Digit
 				f.mu.Unlock()
@@ -201,14 +202,31 @@ type chaosCall struct {
 	keysHeard  int
 
 	outcome chaosOutcome
-	reached string    // the end number that got the caller ("" none)
-	reasons []string  // why the call is not kept
-	badAt   time.Time // when it went wrong: a wrong end's arrival, or when progress was due
-	harness []string  // the harness's own failures (carrier requests)
-	presses int       // return key presses
-	dup     int       // digits a far end received twice
-	skip    int       // digits a far end should have received and did not
-	leaked  int       // return key digits a far end heard
+	reached string        // the end number that got the caller ("" none)
+	reasons []string      // why the call is not kept
+	badAt   time.Time     // when it went wrong: a wrong end's arrival, or when progress was due
+	harness []string      // the harness's own failures (carrier requests)
+	presses int           // return key presses
+	dup     int           // digits a far end received twice
+	skip    int           // digits a far end should have received and did not
+	leaked  int           // return key digits a far end heard
+	lag     time.Duration // the longest a carrier event of this call took to reach the harness
+}
+
+// harnessLag is the carrier event delay past which a bad end may be the
+// harness's doing (a late far end misses the ring timeout, a late key
+// misses the silence bound).
+const harnessLag = 2 * time.Second
+
+// noteLag records how late an event stamped at by Asterisk reached the
+// call.
+func (c *chaosCall) noteLag(at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	c.mu.Lock()
+	c.lag = max(c.lag, time.Since(at))
+	c.mu.Unlock()
 }
 
 // errCallOver: the call reached an end, went silent or lost its caller
@@ -231,6 +249,7 @@ func newChaosCall(ctx context.Context, r *chaosRun, kind *chaosKind, from string
 		go func(n string, ch <-chan *Remote) {
 			select {
 			case rm := <-ch:
+				c.noteLag(rm.Stamp)
 				c.arrivals <- arrival{number: n, r: rm, at: time.Now()}
 			case <-c.done:
 			}
@@ -298,6 +317,7 @@ func (c *chaosCall) run() {
 			}
 			switch e := ev.(type) {
 			case *ari.ChannelDtmfReceived:
+				c.noteLag(EventTime(e))
 				if e.Digit == connectKey {
 					c.mu.Lock()
 					c.keysHeard++
@@ -342,7 +362,8 @@ func (c *chaosCall) far(number string, d time.Duration) (*farEnd, error) {
 	for {
 		select {
 		case rm := <-c.farWait[number]:
-			f := watchFar(c.ctx, arrival{number: number, r: rm, at: time.Now()})
+			c.noteLag(rm.Stamp)
+			f := watchFar(c, arrival{number: number, r: rm, at: time.Now()})
 			c.fars = append(c.fars, f)
 			return f, nil
 		case a := <-others:
@@ -409,7 +430,12 @@ func (c *chaosCall) settle(a arrival, want, when string) bool {
 		when = " " + when
 	}
 	if !connected {
-		c.mark(outWrong, a.at, "%s answered%s and the caller never heard it within %v", a.number, when, c.silence())
+		select {
+		case <-c.callerGone:
+			c.mark(outWrong, a.at, "%s called%s for a caller who was gone", a.number, when)
+		default:
+			c.mark(outWrong, a.at, "%s answered%s and the caller never heard it within %v", a.number, when, c.silence())
+		}
 		return false
 	}
 	c.reached = a.number

@@ -61,8 +61,9 @@ func (r *chaosRun) judgeFence() fenceCount {
 				}
 				fc.fenced++
 				if len(fc.examples) < 20 {
-					fc.examples = append(fc.examples, fmt.Sprintf("%s +%v %s %s while %q held the lease",
-						p.name, q.At.Sub(r.start).Round(time.Millisecond), q.Method, q.Path, tok))
+					fc.examples = append(fc.examples, fmt.Sprintf("%s %s (+%v) %s %s while %q held the lease (samples %s and %s)",
+						p.name, q.At.Format("15:04:05.000"), q.At.Sub(r.start).Round(time.Millisecond), q.Method, q.Path, tok,
+						leases[i].after.Format("15:04:05.000"), leases[j].before.Format("15:04:05.000")))
 				}
 			}
 		}
@@ -227,7 +228,7 @@ func (r *chaosRun) report() {
 		}
 	}
 
-	type tally struct{ calls, kept, fallback, silent, wrong, harness int }
+	type tally struct{ calls, kept, fallback, silent, wrong, harness, lagged int }
 	kinds := map[string]*tally{}
 	var all tally
 	var dup, leaked, skip int
@@ -252,6 +253,9 @@ func (r *chaosRun) report() {
 			}
 			if len(c.harness) > 0 {
 				x.harness++
+			}
+			if c.outcome != outKept && c.lag > harnessLag {
+				x.lagged++
 			}
 		}
 		dup += c.dup
@@ -304,8 +308,8 @@ func (r *chaosRun) report() {
 		}
 		return goal(ok)
 	}
-	fmt.Fprintf(&b, "\n== chaos soak: %v, seed %d, %d callers (in flight: mean %.1f, min %d), %d busy loops on %d cores, a fault every %v–%v, silence bound %v ==\n",
-		r.stop.Sub(r.start).Round(time.Second), r.cfg.seed, r.cfg.callers, flightMean, max(flightMin, 0), r.cfg.load, runtime.NumCPU(), r.cfg.every[0], r.cfg.every[1], r.cfg.silence)
+	fmt.Fprintf(&b, "\n== chaos soak from %s: %v, seed %d, %d callers (in flight: mean %.1f, min %d), %d busy loops on %d cores, a fault every %v–%v, silence bound %v ==\n",
+		r.start.Format("15:04:05.000"), r.stop.Sub(r.start).Round(time.Second), r.cfg.seed, r.cfg.callers, flightMean, max(flightMin, 0), r.cfg.load, runtime.NumCPU(), r.cfg.every[0], r.cfg.every[1], r.cfg.silence)
 	if r.cfg.duration < 10*time.Minute || r.cfg.callers < 60 || r.cfg.load < runtime.NumCPU() {
 		fmt.Fprintf(&b, "(shorter, smaller or less loaded than the proof run: 10 min, 60 callers, a busy loop per core)\n")
 	}
@@ -316,6 +320,7 @@ func (r *chaosRun) report() {
 	row("silent", all.silent, "goal 0: "+check("silent", all.silent == 0))
 	row("wrong end", all.wrong, "goal 0: "+check("wrong end", all.wrong == 0))
 	row("calls with a harness failure", all.harness, "must be 0 for the run to prove anything: "+check("harness", all.harness == 0))
+	row("bad ends where the harness lagged", all.lagged, fmt.Sprintf("(a carrier event of the call reached the harness over %v late: maybe the harness's doing)", harnessLag))
 	leftN := len(r.left.channels) + len(r.left.bridges) + len(r.left.records)
 	fmt.Fprintf(&b, "  %-40s %7d   goal 0: %s (channels %d, bridges %d, call records %d; dial-out slots held %d)\n", "leftovers", leftN, check("leftovers", leftN == 0),
 		len(r.left.channels), len(r.left.bridges), len(r.left.records), r.left.slots)
@@ -343,19 +348,29 @@ func (r *chaosRun) report() {
 		loadSum += h.load
 		loadMax = max(loadMax, h.load)
 	}
+	var lagSecs []time.Duration
+	over := 0
+	for _, l := range r.carrierLags {
+		lagSecs = append(lagSecs, l)
+		if l > time.Second {
+			over++
+		}
+	}
+	fmt.Fprintf(&b, "  %-40s %7s   (carrier events, Asterisk's stamp to the harness, the worst of each second: p50 %v, p99 %v, max %v; %d s over 1 s)\n", "the harness's lag", "",
+		pctDur(lagSecs, 50).Round(time.Millisecond), pctDur(lagSecs, 99).Round(time.Millisecond), pctDur(lagSecs, 100).Round(time.Millisecond), over)
 	if n := len(r.health); n > 0 {
 		fmt.Fprintf(&b, "  %-40s %7s   (GET /asterisk/info each second: carrier p50 %v, p99 %v, max %v; PBX p99 %v, max %v; load average mean %.1f, max %.1f)\n", "the harness's health", "",
 			pctDur(carrierRTT, 50).Round(time.Millisecond), pctDur(carrierRTT, 99).Round(time.Millisecond), pctDur(carrierRTT, 100).Round(time.Millisecond),
 			pctDur(pbxRTT, 99).Round(time.Millisecond), pctDur(pbxRTT, 100).Round(time.Millisecond), loadSum/float64(n), loadMax)
 	}
 
-	fmt.Fprintf(&b, "\nby kind of call:\n  %-32s %6s %6s %8s %6s %6s %7s\n", "kind", "calls", "kept", "fallback", "silent", "wrong", "harness")
+	fmt.Fprintf(&b, "\nby kind of call:\n  %-32s %6s %6s %8s %6s %6s %7s %7s\n", "kind", "calls", "kept", "fallback", "silent", "wrong", "harness", "lagged")
 	for _, k := range chaosKinds {
 		x := kinds[k.name]
 		if x == nil {
 			x = &tally{}
 		}
-		fmt.Fprintf(&b, "  %-32s %6d %6d %8d %6d %6d %7d\n", k.name, x.calls, x.kept, x.fallback, x.silent, x.wrong, x.harness)
+		fmt.Fprintf(&b, "  %-32s %6d %6d %8d %6d %6d %7d %7d\n", k.name, x.calls, x.kept, x.fallback, x.silent, x.wrong, x.harness, x.lagged)
 	}
 
 	// Per fault: the bad ends it preceded.
@@ -432,7 +447,7 @@ func (r *chaosRun) report() {
 		if f.skipped {
 			st = " SKIPPED"
 		}
-		fmt.Fprintf(&detail, "  +%-6v %-16s %-28s %s; %d in flight; %d bad ends after it%s\n", f.at.Sub(r.start).Round(time.Second), f.name, f.target, f.detail, f.inFlight, n, st)
+		fmt.Fprintf(&detail, "  %s +%-6v %-16s %-28s %s; %d in flight; %d bad ends after it%s\n", f.at.Format("15:04:05.0"), f.at.Sub(r.start).Round(time.Second), f.name, f.target, f.detail, f.inFlight, n, st)
 	}
 	for _, tk := range tks {
 		if tk.took > time.Second {
@@ -463,10 +478,13 @@ func (r *chaosRun) report() {
 		if f := r.preceding(c.badAt); f != nil {
 			after = fmt.Sprintf("%s %s at +%v, %v before", f.name, f.target, f.at.Sub(r.start).Round(time.Second), c.badAt.Sub(f.at).Round(100*time.Millisecond))
 		}
-		fmt.Fprintf(&detail, "  %s %-30s %-9s began +%v, went wrong +%v (after %s): %s", c.from, c.kind.name, c.outcome,
-			c.start.Sub(r.start).Round(time.Second), c.badAt.Sub(r.start).Round(100*time.Millisecond), after, strings.Join(c.reasons, "; "))
+		fmt.Fprintf(&detail, "  %s %-30s %-9s began %s, went wrong %s +%v (after %s): %s", c.from, c.kind.name, c.outcome,
+			c.start.Format("15:04:05"), c.badAt.Format("15:04:05.0"), c.badAt.Sub(r.start).Round(100*time.Millisecond), after, strings.Join(c.reasons, "; "))
 		if len(c.harness) > 0 {
 			fmt.Fprintf(&detail, " HARNESS: %s", strings.Join(c.harness, "; "))
+		}
+		if c.lag > harnessLag {
+			fmt.Fprintf(&detail, " HARNESS LAG %v", c.lag.Round(100*time.Millisecond))
 		}
 		detail.WriteString("\n")
 	}

@@ -37,6 +37,7 @@ type chaosConfig struct {
 	silence  time.Duration // ARIFLOW_CHAOS_SILENCE: the silence bound
 	load     int           // ARIFLOW_CHAOS_LOAD: busy loops
 	report   string        // ARIFLOW_CHAOS_REPORT: the report file
+	nice     int           // ARIFLOW_CHAOS_HARNESS_NICE: the carrier's and the harness's priority
 }
 
 // chaosFaultNames are the faults drawn by default; "deploy" (SIGTERM of
@@ -44,7 +45,7 @@ type chaosConfig struct {
 var chaosFaultNames = []string{"kill", "stop", "ws-cut", "ari-stall", "redis-restart", "redis-flush", "redis-sleep", "redis-latency", "second-instance"}
 
 func chaosConfigFromEnv() (chaosConfig, error) {
-	c := chaosConfig{callers: 70, seed: uint64(time.Now().UnixNano() % 1_000_000), faults: chaosFaultNames,
+	c := chaosConfig{callers: 70, seed: uint64(time.Now().UnixNano() % 1_000_000), faults: chaosFaultNames, nice: -5,
 		every: [2]time.Duration{20 * time.Second, 40 * time.Second}, silence: 15 * time.Second, load: runtime.NumCPU()}
 	v := os.Getenv("ARIFLOW_CHAOS")
 	if v == "" {
@@ -63,6 +64,11 @@ func chaosConfigFromEnv() (chaosConfig, error) {
 			if *i.p, err = strconv.Atoi(s); err != nil || *i.p < 0 {
 				return c, fmt.Errorf("%s=%q: want a whole number", i.env, s)
 			}
+		}
+	}
+	if s := os.Getenv("ARIFLOW_CHAOS_HARNESS_NICE"); s != "" {
+		if c.nice, err = strconv.Atoi(s); err != nil || c.nice < -20 || c.nice > 19 {
+			return c, fmt.Errorf("ARIFLOW_CHAOS_HARNESS_NICE=%q: want a nice value, -20 to 19", s)
 		}
 	}
 	if s := os.Getenv("ARIFLOW_CHAOS_SEED"); s != "" {
@@ -190,10 +196,11 @@ type chaosRun struct {
 	notes       []string
 	procSeq     int
 
-	left      chaosLeftovers
-	inFlight  atomic.Int64
-	callerSeq atomic.Int64
-	loadPids  []*exec.Cmd
+	left        chaosLeftovers
+	carrierLags map[int64]time.Duration
+	inFlight    atomic.Int64
+	callerSeq   atomic.Int64
+	loadPids    []*exec.Cmd
 }
 
 func (r *chaosRun) note(format string, args ...any) {
@@ -222,8 +229,8 @@ func TestChaos(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.duration+15*time.Minute)
 	defer cancel()
 	r := &chaosRun{t: t, cfg: cfg, ctx: ctx, pbxID: "chaos"}
-	fmt.Printf("chaos: %v, seed %d (ARIFLOW_CHAOS_SEED=%d repeats the faults and the calls' kinds), %d callers, faults every %v–%v from %s, %d busy loops, silence bound %v\n",
-		cfg.duration, cfg.seed, cfg.seed, cfg.callers, cfg.every[0], cfg.every[1], strings.Join(cfg.faults, ", "), cfg.load, cfg.silence)
+	fmt.Printf("chaos: %v, seed %d (ARIFLOW_CHAOS_SEED=%d repeats the faults and the calls' kinds), %d callers, faults every %v–%v from %s, %d busy loops, silence bound %v, carrier and harness at nice %d\n",
+		cfg.duration, cfg.seed, cfg.seed, cfg.callers, cfg.every[0], cfg.every[1], strings.Join(cfg.faults, ", "), cfg.load, cfg.silence, cfg.nice)
 	if err := stack.WaitClean(ctx, 10*time.Second); err != nil {
 		t.Fatalf("the stack is not clean before the soak: %v", err)
 	}
@@ -239,8 +246,66 @@ func TestChaos(t *testing.T) {
 		af = next
 	}()
 	redis.SetLogger(quietRedis{}) // Redis restarts are expected here
+	// The observer decodes every PBX event; the soak needs none of them.
+	observer.Close()
+	defer func() {
+		o, err := NewObserver(context.Background(), stack)
+		if err != nil {
+			t.Errorf("reconnecting the observer: %v", err)
+			return
+		}
+		observer = o
+	}()
 	r.run()
 	r.report()
+}
+
+// renice sets the nice value of every thread of pid and of its
+// descendants (threads started later inherit it).
+func renice(pid, nice int) error {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil {
+			return fmt.Errorf("renice %d: %w", tid, err)
+		}
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, tid))
+		for _, k := range strings.Fields(string(kids)) {
+			if kid, err := strconv.Atoi(k); err == nil {
+				if err := renice(kid, nice); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// reniceHarness gives the outside world (the carrier Asterisk, and this
+// process: the callers, far ends, proxies and samplers) a higher priority
+// than the busy loops, the PBX, Redis and ariflow: in production it runs
+// on other machines, and a starved carrier would fail calls ariflow did
+// not fail.
+func (r *chaosRun) reniceHarness() {
+	if r.cfg.nice == 0 {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(stack.Env["ARIFLOW_STACK_DIR"], "carrier.pid"))
+	if err != nil {
+		r.t.Fatalf("carrier pid: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	for _, p := range []int{pid, os.Getpid()} {
+		if err := renice(p, r.cfg.nice); err != nil {
+			r.t.Fatalf("renice the harness (ARIFLOW_CHAOS_HARNESS_NICE=0 to leave it): %v", err)
+		}
+	}
 }
 
 // quietRedis drops go-redis's own log lines.
@@ -266,6 +331,8 @@ func (r *chaosRun) run() {
 	defer r.rdb.Close()
 	r.env = []string{"ARIFLOW_PBX_ID=" + r.pbxID, fmt.Sprintf("ARIFLOW_REDIS_URL=redis://%s/%d", r.redis.Addr(), opts.DB)}
 
+	r.reniceHarness()
+	carrier.hub.lags() // from now on
 	r.startLoad()
 	defer r.stopLoad()
 	r.start = time.Now()
@@ -321,6 +388,7 @@ func (r *chaosRun) run() {
 	}
 	stopSamplers()
 	bg.Wait()
+	r.carrierLags = carrier.hub.lags()
 	r.leftovers()
 	r.mu.Lock()
 	procs := slices.Clone(r.procs)
@@ -629,7 +697,7 @@ func (r *chaosRun) injectFaults(deadline time.Time) {
 		if f.skipped {
 			status = "skipped: " + status
 		}
-		fmt.Printf("chaos: +%v %s %s (%s; %d calls in flight)\n", f.at.Sub(r.start).Round(time.Second), f.name, f.target, status, f.inFlight)
+		fmt.Printf("chaos: %s +%v %s %s (%s; %d calls in flight)\n", f.at.Format("15:04:05"), f.at.Sub(r.start).Round(time.Second), f.name, f.target, status, f.inFlight)
 		next = f.at.Add(between())
 		if f.skipped {
 			next = time.Now().Add(2 * time.Second)
