@@ -675,7 +675,11 @@ func (r *chaosRun) injectFaults(deadline time.Time) {
 	}
 	next := r.start.Add(between())
 	for {
-		if d := time.Until(next); d > 0 {
+		wake := next
+		if deadline.Before(wake) {
+			wake = deadline
+		}
+		if d := time.Until(wake); d > 0 {
 			select {
 			case <-time.After(d):
 			case <-r.ctx.Done():
