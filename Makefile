@@ -1,5 +1,5 @@
 # The two things a person does here. Both need root on Debian (see README).
-.PHONY: test demo build validate bench soak faults
+.PHONY: test demo build validate bench soak faults chaos
 
 test:
 	bash e2e/test.sh
@@ -23,3 +23,8 @@ soak:
 # The fault matrix and the other fault tests alone (see README, High availability).
 faults:
 	bash e2e/faults.sh
+
+# The chaos soak: random faults every 20-40 s for 10 minutes under load,
+# with both cores busy (see docs/chaos.md). Not part of make test.
+chaos:
+	bash e2e/chaos.sh

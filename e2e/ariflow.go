@@ -31,8 +31,12 @@ type Ariflow struct {
 	// Standby: at start, wait for the process to be alive, not ready
 	// (another process holds the lease).
 	Standby bool
-	cmd     *exec.Cmd
-	exited  chan error
+	// RecordRequests: the proxy keeps a record of the process's ARI
+	// requests (Proxy.Requests), from its first.
+	RecordRequests bool
+	cmd            *exec.Cmd
+	exited         chan error
+	gone           chan struct{} // closed when the process has exited
 }
 
 // StartAriflow starts the stack's ariflow binary on flowsDir.
@@ -53,6 +57,9 @@ func StartAriflowWith(ctx context.Context, a *Ariflow, logName string) (*Ariflow
 		return nil, err
 	}
 	a.Proxy = px
+	if a.RecordRequests {
+		px.RecordRequests()
+	}
 	_ = os.Remove(filepath.Join(s.Env["ARIFLOW_STACK_LOGS"], logName)) // one run, one log
 	if err := a.start(ctx, logName); err != nil {
 		px.Close()
@@ -123,8 +130,14 @@ func (a *Ariflow) start(ctx context.Context, logName string) error {
 		return fmt.Errorf("start ariflow: %w", err)
 	}
 	a.cmd = cmd
-	a.exited = make(chan error, 1)
-	go func() { a.exited <- cmd.Wait(); logf.Close() }()
+	exited, gone := make(chan error, 1), make(chan struct{})
+	a.exited, a.gone = exited, gone
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		close(gone)
+		exited <- err
+	}()
 	deadline := time.Now().Add(15 * time.Second)
 	up := Ready
 	if a.Standby {
@@ -267,6 +280,20 @@ func (a *Ariflow) Kill() {
 func (a *Ariflow) Close() {
 	_ = a.Stop()
 	a.Proxy.Close()
+}
+
+// Running reports whether the process started last is still running
+// (a stopped one, SIGSTOP, is running).
+func (a *Ariflow) Running() bool {
+	if a.cmd == nil {
+		return false
+	}
+	select {
+	case <-a.gone:
+		return false
+	default:
+		return true
+	}
 }
 
 // Pid is the running process's ID.

@@ -21,6 +21,9 @@ type hub struct {
 	ws     *websocket.Conn
 	dial   func() (*websocket.Conn, error)
 	closed bool
+	// lagMax is, per second, the longest an event took from Asterisk's
+	// timestamp to this process decoding it: how far the harness lags.
+	lagMax map[int64]time.Duration
 }
 
 type sub struct {
@@ -72,7 +75,15 @@ func (h *hub) read() {
 		if err != nil {
 			continue
 		}
+		now := time.Now()
 		h.mu.Lock()
+		if at := EventTime(ev); !at.IsZero() {
+			if h.lagMax == nil {
+				h.lagMax = map[int64]time.Duration{}
+			}
+			sec := now.Unix()
+			h.lagMax[sec] = max(h.lagMax[sec], now.Sub(at))
+		}
 		for s := range h.subs {
 			if s.match(ev) {
 				s.push(ev)
@@ -80,6 +91,16 @@ func (h *hub) read() {
 		}
 		h.mu.Unlock()
 	}
+}
+
+// lags returns, per second, the longest delivery lag seen, and forgets
+// them.
+func (h *hub) lags() map[int64]time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := h.lagMax
+	h.lagMax = nil
+	return l
 }
 
 // redial connects again after the connection failed; false once closed.
