@@ -84,7 +84,8 @@ type Config struct {
 	ProbeTimeout, ProbeInterval time.Duration
 	// ARILossResign is how long an active process may go without a
 	// working event path to Asterisk before it resigns its lease, so that
-	// a standby that reaches Asterisk serves the callers (default 5 s).
+	// a standby that reaches Asterisk serves the callers (default 15 s:
+	// three connects with their handshake's bound).
 	ARILossResign time.Duration
 	// HandoverWait bounds how long a stopping process keeps the app's
 	// websocket for the next active process (default 5 s; negative: not
@@ -156,7 +157,9 @@ func (c *Config) setDefaults() {
 		c.ProbeInterval = 5 * time.Second
 	}
 	if c.ARILossResign <= 0 {
-		c.ARILossResign = 10 * time.Second
+		// Room for a few connects, each with its handshake's bound, and
+		// their probes.
+		c.ARILossResign = 3 * ari.HandshakeTimeout
 	}
 	if c.AdoptConcurrency <= 0 {
 		c.AdoptConcurrency = 16
@@ -199,7 +202,8 @@ type App struct {
 	// xfer is what every transfer of this process shares.
 	xfer *transfer.Env
 
-	connected atomic.Bool // the event path is proven
+	connected atomic.Bool  // the event path is proven
+	pathDown  atomic.Int64 // since when it is not (Unix ns)
 	draining  atomic.Bool
 	// probeToken is the probe under way; read hands it to probes when it
 	// comes back.

@@ -110,7 +110,7 @@ func (a *App) term(ctx context.Context, epoch int64, sent time.Time) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		a.connected.Store(true)
+		a.setConnected(true)
 		if first {
 			a.log.Info("ARI websocket connected")
 		} else {
@@ -128,7 +128,7 @@ func (a *App) term(ctx context.Context, epoch int64, sent time.Time) error {
 		}(first)
 		first = false
 		err = a.watchPath(tctx, readDone)
-		a.connected.Store(false)
+		a.setConnected(false)
 		if tctx.Err() == nil {
 			ws.Close()
 			if !errors.Is(err, errPathLost) {
@@ -146,12 +146,21 @@ func (a *App) term(ctx context.Context, epoch int64, sent time.Time) error {
 		ws.Close()
 		<-readDone
 	}
-	a.connected.Store(false)
+	a.setConnected(false)
 	cause := context.Cause(tctx)
 	// Wait for the calls to stop before giving the lease up, so that the
 	// next process does not adopt a call this one still runs.
 	a.wg.Wait()
 	return cause
+}
+
+// setConnected says whether the event path is up (proven), and since when
+// it is down.
+func (a *App) setConnected(up bool) {
+	if !up && a.connected.Load() {
+		a.pathDown.Store(time.Now().UnixNano())
+	}
+	a.connected.Store(up)
 }
 
 // pause waits backoff (or until ctx ends) and doubles it, up to 5 s.
@@ -240,7 +249,7 @@ func (a *App) keepFlows(ctx context.Context) {
 func (a *App) watchARI(ctx context.Context, stop context.CancelCauseFunc) {
 	tick := time.NewTicker(min(a.cfg.ARILossResign/4, 250*time.Millisecond))
 	defer tick.Stop()
-	since := time.Now()
+	start := time.Now() // a term begins without a path
 	for {
 		select {
 		case <-ctx.Done():
@@ -248,8 +257,11 @@ func (a *App) watchARI(ctx context.Context, stop context.CancelCauseFunc) {
 		case <-tick.C:
 		}
 		if a.connected.Load() {
-			since = time.Now()
 			continue
+		}
+		since := time.Unix(0, a.pathDown.Load())
+		if since.Before(start) {
+			since = start
 		}
 		if d := time.Since(since); d >= a.cfg.ARILossResign {
 			a.metrics.ARILost.Inc()

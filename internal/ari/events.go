@@ -61,7 +61,7 @@ func (c *Client) Events(ctx context.Context) (*EventConn, error) {
 		}
 	}
 	cfg.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.opts.User+":"+c.opts.Password)))
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
 	defer cancel()
 	host := cfg.Location.Host
 	if cfg.Location.Port() == "" {
@@ -97,6 +97,13 @@ func (c *Client) Events(ctx context.Context) (*EventConn, error) {
 	idle.live.Store(true)
 	return newEventConn(ws), nil
 }
+
+// HandshakeTimeout bounds a connect and its handshake. Asterisk registers
+// the app before it answers, and a registration can wait seconds behind
+// another session's cleanup (docs/ari-event-path.md); one that takes longer
+// is given up and tried again (and a process without a working event path
+// for its ARILossResign resigns its lease).
+const HandshakeTimeout = 5 * time.Second
 
 // idleConn renews the read deadline before every read once the handshake
 // is done, so that any frame, a pong included, keeps the connection alive
