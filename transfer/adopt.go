@@ -83,6 +83,11 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 	case s.name() == record.StateBridged:
 		t.leg.log.WithField("phase", "bridged").Info("transfer: adopted while bridged")
 		if err := t.retry(ctx, "rejoining the bridge", func() error { return t.joinBridge(ctx) }); err != nil {
+			if t.legVanished(ctx) {
+				// The far end hung up as the call was taken over: it
+				// left the bridge, and Asterisk refused to add it back.
+				return t.farEndLeft(ctx, s, legEnd{})
+			}
 			return t.adoptFailed(ctx, err)
 		}
 		return t.talk(), nil

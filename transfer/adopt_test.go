@@ -195,3 +195,21 @@ func TestSlotKeptWhenLeavingTheCall(t *testing.T) {
 		})
 	}
 }
+
+// The far end hangs up as the call is taken over bridged: it is no longer
+// in the bridge, and Asterisk refuses to add it back (422); by the time
+// the adopter looks, it is gone. The caller resumes at Success, as if the
+// adopter had seen the hangup, never the Error branch.
+func TestAdoptBridgedFarEndGoneMeanwhile(t *testing.T) {
+	call, a := adopted(record.StateBridged, nil), newFakeARI()
+	a.states["leg"] = "Up"
+	a.bridges["br"] = []string{"c1"}
+	a.fail["add"] = &ari.StatusError{Code: 422, Message: "Channel not in Stasis application"}
+	a.failOnce["state"] = []error{nil, errNotFound} // up when first asked, gone after
+	env := testEnv(a)
+	env.Retry = Backoff{Tries: 1}
+	res, err := Adopt(context.Background(), call, env, &fakeGate{})
+	if err != nil || res.Outcome != OutcomeSuccess || res.EndedBy != "far-end" {
+		t.Fatalf("%+v %v; want Success ended by the far end", res, err)
+	}
+}
