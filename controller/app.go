@@ -168,7 +168,8 @@ func (c *Config) setDefaults() {
 		c.HandoverWait = 5 * time.Second
 	}
 	if c.Gate == nil {
-		c.Gate = policy.NewGate(policy.Default(), policy.NewMemoryLimiter(), policy.NewMemorySlots())
+		counters := policy.NewMemoryCounters()
+		c.Gate = policy.NewGate(policy.Default(), counters, counters)
 	}
 	if c.Webhooks == nil {
 		c.Webhooks, _ = webhook.New(webhook.Options{}) // no files to read: cannot fail

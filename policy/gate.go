@@ -26,7 +26,8 @@ type Gate struct {
 }
 
 // NewGate combines a policy with the counters every instance shares
-// (NewRedisLimiter and NewRedisSlots, or the Memory ones for one process).
+// (NewRedisCounters for both, or NewMemoryCounters for one process; a
+// Limiter that is also an Admitter counts each leg in one step).
 func NewGate(p *Policy, l Limiter, s Slots) *Gate {
 	return &Gate{policy: p, limiter: l, slots: s}
 }
@@ -73,16 +74,19 @@ func (g *Gate) Acquire(ctx context.Context, leg Leg) (release func(), err error)
 	if err := p.CheckTransfers(leg.TransfersSoFar); err != nil {
 		return nil, err
 	}
+	id := leg.Slot
+	if id == "" {
+		id = newLegID()
+	}
+	ttl := g.LegTTL
+	if ttl <= 0 {
+		ttl = DefaultLegTTL
+	}
+	if a, ok := g.limiter.(Admitter); ok {
+		return g.admit(ctx, a, leg, id, ttl)
+	}
 	release = func() {}
 	if p.Concurrent > 0 {
-		id := leg.Slot
-		if id == "" {
-			id = newLegID()
-		}
-		ttl := g.LegTTL
-		if ttl <= 0 {
-			ttl = DefaultLegTTL
-		}
 		ok, err := g.slots.Acquire(ctx, "legs", id, p.Concurrent, ttl)
 		if err != nil {
 			return nil, fmt.Errorf("dial policy: %w", err)
@@ -90,23 +94,61 @@ func (g *Gate) Acquire(ctx context.Context, leg Leg) (release func(), err error)
 		if !ok {
 			return nil, deny(RuleConcurrent, "%d outbound legs are up, at most %d allowed", p.Concurrent, p.Concurrent)
 		}
-		done := false
-		release = func() {
-			if done {
-				return
-			}
-			done = true
-			// The call's context may be gone by now; the slot must still go.
-			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = g.slots.Release(rctx, "legs", id) // else it lapses after LegTTL
-		}
+		release = g.releaser(id)
 	}
 	if err := g.checkRates(ctx, leg.Caller, leg.Entry); err != nil {
 		release()
 		return nil, err
 	}
 	return release, nil
+}
+
+// admit is Acquire's counting in one step, in the same order: the slot's
+// room, then the rates narrowest first, then the slot.
+func (g *Gate) admit(ctx context.Context, a Admitter, leg Leg, id string, ttl time.Duration) (func(), error) {
+	p := g.policy
+	var req Admission
+	var rules []string
+	var whats []string
+	add := func(key string, r Rate, rule, what string) {
+		if r.Count > 0 {
+			req.Rates = append(req.Rates, RateKey{Key: key, Limit: r.Count, Window: r.Window})
+			rules, whats = append(rules, rule), append(whats, what)
+		}
+	}
+	add("caller:"+callerKey(leg.Caller), p.PerCaller, RuleRatePerCaller, fmt.Sprintf("caller %q started more than %s outbound legs", leg.Caller, p.PerCaller))
+	add("entry:"+callerKey(leg.Entry), p.PerEntry, RuleRatePerEntry, fmt.Sprintf("calls to entry %q started more than %s outbound legs", leg.Entry, p.PerEntry))
+	add("global", p.Global, RuleRateGlobal, fmt.Sprintf("more than %s outbound legs were started", p.Global))
+	if p.Concurrent > 0 {
+		req.SlotKey, req.SlotID, req.Max, req.TTL = "legs", id, p.Concurrent, ttl
+	}
+	v, err := a.Admit(ctx, req)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("dial policy: %w", err)
+	case v.SlotFull:
+		return nil, deny(RuleConcurrent, "%d outbound legs are up, at most %d allowed", p.Concurrent, p.Concurrent)
+	case v.Rate >= 0:
+		return nil, deny(rules[v.Rate], "%s", whats[v.Rate])
+	case p.Concurrent > 0:
+		return g.releaser(id), nil
+	}
+	return func() {}, nil
+}
+
+// releaser gives back slot id once, when the leg has ended.
+func (g *Gate) releaser(id string) func() {
+	done := false
+	return func() {
+		if done {
+			return
+		}
+		done = true
+		// The call's context may be gone by now; the slot must still go.
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = g.slots.Release(rctx, "legs", id) // else it lapses after LegTTL
+	}
 }
 
 // Release gives back the concurrency slot named slot, taken by Acquire

@@ -19,8 +19,26 @@ type counters struct {
 }
 
 // both runs a test against the in-memory counters and the Redis ones
-// (on miniredis), which must behave the same.
+// (on miniredis), each counting a rate and a slot apiece and in one step
+// (Admitter), which must all behave the same.
 func both(t *testing.T, fn func(t *testing.T, c counters)) {
+	t.Run("memory, one step", func(t *testing.T) {
+		now := time.Unix(1_700_000_000, 0)
+		c := NewMemoryCounters()
+		c.MemoryLimiter.now = func() time.Time { return now }
+		c.MemorySlots.now = c.MemoryLimiter.now
+		fn(t, counters{"memory-admit", c, c, func(d time.Duration) { now = now.Add(d) }})
+	})
+	t.Run("redis, one step", func(t *testing.T) {
+		mr := miniredis.RunT(t)
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		t.Cleanup(func() { rdb.Close() })
+		now := time.Unix(1_700_000_000, 0)
+		c := NewRedisCounters(rdb, "test:policy:")
+		c.RedisLimiter.now = func() time.Time { return now }
+		c.RedisSlots.now = c.RedisLimiter.now
+		fn(t, counters{"redis-admit", c, c, func(d time.Duration) { now = now.Add(d); mr.FastForward(d) }})
+	})
 	t.Run("memory", func(t *testing.T) {
 		now := time.Unix(1_700_000_000, 0)
 		l, s := NewMemoryLimiter(), NewMemorySlots()

@@ -53,8 +53,7 @@ return n`)
 // clocks do (NTP).
 func (l *RedisLimiter) Allow(ctx context.Context, key string, limit int, window time.Duration) (bool, error) {
 	ms := window.Milliseconds()
-	start := l.now().UnixMilli() / ms * ms
-	k := l.prefix + "rate:" + key + ":" + strconv.FormatInt(start, 10)
+	k := l.rateKey(key, l.now().UnixMilli()/ms*ms)
 	n, err := incrScript.Run(ctx, l.rdb, []string{k}, ms).Int64()
 	if err != nil {
 		return false, fmt.Errorf("rate counter %s: %w", key, err)
@@ -88,7 +87,7 @@ return 1`)
 // Acquire implements Slots.
 func (s *RedisSlots) Acquire(ctx context.Context, key, id string, max int, ttl time.Duration) (bool, error) {
 	now := s.now().UnixMilli()
-	n, err := acquireScript.Run(ctx, s.rdb, []string{s.prefix + "slots:" + key},
+	n, err := acquireScript.Run(ctx, s.rdb, []string{s.slotKey(key)},
 		now, now+ttl.Milliseconds(), id, max, ttl.Milliseconds()).Int64()
 	if err != nil {
 		return false, fmt.Errorf("concurrency slots %s: %w", key, err)
@@ -98,7 +97,7 @@ func (s *RedisSlots) Acquire(ctx context.Context, key, id string, max int, ttl t
 
 // Release implements Slots.
 func (s *RedisSlots) Release(ctx context.Context, key, id string) error {
-	if err := s.rdb.ZRem(ctx, s.prefix+"slots:"+key, id).Err(); err != nil {
+	if err := s.rdb.ZRem(ctx, s.slotKey(key), id).Err(); err != nil {
 		return fmt.Errorf("concurrency slots %s: %w", key, err)
 	}
 	return nil
@@ -143,25 +142,34 @@ func NewMemorySlots() *MemorySlots {
 func (s *MemorySlots) Acquire(_ context.Context, key, id string, max int, ttl time.Duration) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.roomLocked(key, id, max) {
+		return false, nil
+	}
+	s.takeLocked(key, id, ttl)
+	return true, nil
+}
+
+// roomLocked drops lapsed slots and tells whether id holds a slot or one
+// is free.
+func (s *MemorySlots) roomLocked(key, id string, max int) bool {
 	now := s.now()
 	set := s.slots[key]
-	if set == nil {
-		set = map[string]time.Time{}
-		s.slots[key] = set
-	}
 	for k, exp := range set {
 		if !exp.After(now) {
 			delete(set, k)
 		}
 	}
 	if _, ok := set[id]; ok {
-		return true, nil
+		return true
 	}
-	if len(set) >= max {
-		return false, nil
+	return len(set) < max
+}
+
+func (s *MemorySlots) takeLocked(key, id string, ttl time.Duration) {
+	if s.slots[key] == nil {
+		s.slots[key] = map[string]time.Time{}
 	}
-	set[id] = now.Add(ttl)
-	return true, nil
+	s.slots[key][id] = s.now().Add(ttl)
 }
 
 // Release implements Slots.

@@ -113,7 +113,8 @@ func serve(cfg *config, log *logrus.Logger) error {
 		return fmt.Errorf("webhook client: %w", err)
 	}
 	// Dial-out counters in Redis, shared by every process of the fleet.
-	gate := policy.NewGate(cfg.dialPolicy(), policy.NewRedisLimiter(rdb, "ariflow:policy:"), policy.NewRedisSlots(rdb, "ariflow:policy:"))
+	counters := policy.NewRedisCounters(rdb, "ariflow:policy:")
+	gate := policy.NewGate(cfg.dialPolicy(), counters, counters)
 	store := store.NewRedis(rdb, ns, 4*time.Hour)
 	app := controller.New(controller.Config{
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
