@@ -191,7 +191,7 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 		var branch string
 		var err error
 		waits := c.waits
-		if err = c.setPhase(ctx, record.PhaseFlow, savesBeforeActing(b.Type)); err != nil {
+		if err = c.enterBlock(ctx, b); err != nil {
 			if errors.Is(err, ErrFenced) {
 				// Another process owns the call now: not a word more.
 				return err
@@ -309,6 +309,19 @@ func (c *call) failCall(ctx context.Context, cause error) error {
 	return cause
 }
 
+// enterBlock writes the call's position before a block that acts on the
+// caller. A block that only computes, or a transfer (which writes its own
+// record before it dials), needs no write, even right after a transfer
+// ended: a process taking over meanwhile finds the ended transfer's record
+// (its leg gone) and goes on from it just the same, to this block.
+func (c *call) enterBlock(ctx context.Context, b *flows.Block) error {
+	if !savesBeforeActing(b.Type) && c.rec.Phase != record.PhaseDialplan {
+		c.rec.Phase, c.rec.Transfer = record.PhaseFlow, nil
+		return nil
+	}
+	return c.setPhase(ctx, record.PhaseFlow, true)
+}
+
 // setPhase moves the call to phase p, refusing a transition the state
 // machine does not make, and writes the record first when save is set
 // (always, for a phase change): the side effects that depend on it come
@@ -329,20 +342,50 @@ func (c *call) setPhase(ctx context.Context, p record.Phase, save ...bool) error
 	return nil
 }
 
-// save writes the record under this process's lease epoch; a process
-// that lost the lease gets ErrFenced and writes nothing. While the lease
-// has lapsed for a moment it waits for the renewal.
+// save writes the record (App.write).
 func (c *call) save(ctx context.Context) error {
+	if err := c.app.write(ctx, &c.rec); err != nil {
+		return err
+	}
+	c.saved = true
+	return nil
+}
+
+// saveBehind writes a copy of the record while the call goes on; the
+// returned wait gives the write's result. A transfer uses it for a write
+// that must be done before a later side effect, not before the next
+// request: the write and that request take their round trips together.
+func (c *call) saveBehind(ctx context.Context) (wait func() error) {
+	cp := c.rec
+	if t := c.rec.Transfer; t != nil {
+		tc := *t
+		cp.Transfer = &tc
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.app.write(ctx, &cp) }()
+	return func() error {
+		err := <-done
+		if err == nil {
+			c.saved = true
+		}
+		return err
+	}
+}
+
+// write writes rec under this process's lease epoch; a process that lost
+// the lease gets ErrFenced and writes nothing. While the lease has lapsed
+// for a moment it waits for the renewal.
+func (a *App) write(ctx context.Context, rec *record.Call) error {
 	for attempt := 0; ; attempt++ {
-		renewal := c.app.lease.renewal()
-		epoch, err := c.app.lease.await(ctx, c.app.cfg.LapseWait)
+		renewal := a.lease.renewal()
+		epoch, err := a.lease.await(ctx, a.cfg.LapseWait)
 		if err != nil {
-			c.app.metrics.FencedActions.Inc()
+			a.metrics.FencedActions.Inc()
 			return err
 		}
-		c.rec.Owner, c.rec.Epoch, c.rec.Updated = c.app.owner, epoch, time.Now()
+		rec.Owner, rec.Epoch, rec.Updated = a.owner, epoch, time.Now()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second) // as ARI requests
-		err = c.app.store.Save(sctx, &c.rec)
+		err = a.store.Save(sctx, rec)
 		cancel()
 		if errors.Is(err, ErrFenced) && attempt == 0 {
 			// Refused while our own lease is still valid: the store lost it
@@ -352,21 +395,19 @@ func (c *call) save(ctx context.Context) error {
 			select {
 			case <-renewal:
 				continue
-			case <-time.After(c.app.cfg.LeaseTTL / 2):
+			case <-time.After(a.cfg.LeaseTTL / 2):
 			case <-ctx.Done():
 			}
 		}
 		if err != nil {
 			if errors.Is(err, ErrFenced) {
-				c.app.metrics.FencedActions.Inc()
+				a.metrics.FencedActions.Inc()
 			}
 			return err
 		}
-		break
+		a.metrics.RecordWrites.Inc()
+		return nil
 	}
-	c.app.metrics.RecordWrites.Inc()
-	c.saved = true
-	return nil
 }
 
 // callerGone tells whether ev says the caller left.
@@ -522,6 +563,9 @@ func (c *call) Log() *logrus.Entry             { return c.log }
 func (c *call) Own(ids ...string)              { c.own(ids...) }
 func (c *call) Disown(ids ...string)           { c.disown(ids...) }
 func (c *call) Save(ctx context.Context) error { return c.save(ctx) }
+func (c *call) SaveBehind(ctx context.Context) func() error {
+	return c.saveBehind(ctx)
+}
 
 // SetPhase moves the call to phase p and writes the record.
 func (c *call) SetPhase(ctx context.Context, p record.Phase) error { return c.setPhase(ctx, p, true) }

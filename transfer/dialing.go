@@ -273,18 +273,20 @@ func (t *Transfer) create(ctx context.Context) error {
 // the caller. The record says "dialing" before the dial leaves: a process
 // taking over never dials a leg twice.
 func (t *Transfer) dialWhenInApp(ctx context.Context) error {
-	if err := t.awaitInApp(ctx); err != nil {
+	// The write goes while the leg enters the app; the dial waits for both.
+	t.call.Record().Transfer.State = record.StateDialing
+	saved := t.call.SaveBehind(ctx)
+	err := t.awaitInApp(ctx)
+	if serr := saved(); serr != nil && err == nil {
+		err = fmt.Errorf("saving the dialing state: %w", serr)
+	}
+	if err != nil {
 		return err
 	}
 	if t.plan.Options.Ringback == flows.RingbackEarlyMedia {
 		if err := t.joinBridge(ctx); err != nil {
 			return err
 		}
-	}
-	rec := t.call.Record()
-	rec.Transfer.State = record.StateDialing
-	if err := t.call.Save(ctx); err != nil {
-		return fmt.Errorf("saving the dialing state: %w", err)
 	}
 	return t.env.ARI.Dial(ctx, t.leg.id, ringFor(t.leg.deadline))
 }
