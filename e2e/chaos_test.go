@@ -329,7 +329,8 @@ func (r *chaosRun) run() {
 	lopts.ReadTimeout, lopts.WriteTimeout, lopts.DialTimeout, lopts.MaxRetries = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond, -1
 	r.rdb = redis.NewClient(&lopts)
 	defer r.rdb.Close()
-	r.env = []string{"ARIFLOW_PBX_ID=" + r.pbxID, fmt.Sprintf("ARIFLOW_REDIS_URL=redis://%s/%d", r.redis.Addr(), opts.DB)}
+	r.env = []string{"ARIFLOW_PBX_ID=" + r.pbxID, fmt.Sprintf("ARIFLOW_REDIS_URL=redis://%s/%d", r.redis.Addr(), opts.DB),
+		"ARIFLOW_DIAL_POLICY=" + chaosPolicy()}
 
 	r.reniceHarness()
 	carrier.hub.lags() // from now on
@@ -814,4 +815,14 @@ func (r *chaosRun) leftovers() {
 type chaosLeftovers struct {
 	channels, bridges, records []string
 	slots                      int // dial-out policy slots still held
+}
+
+// chaosPolicy is the soak's dial policy file (testdata/policy/chaos.yaml),
+// as an absolute path: the processes run elsewhere.
+func chaosPolicy() string {
+	p, err := filepath.Abs("testdata/policy/chaos.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
