@@ -13,14 +13,18 @@ build:
 validate:
 	go run ./cmd/ariflow validate flows/examples
 
-# ariflow against native dialplan, and the soak (see README, Performance).
+# ariflow against native dialplan at 20, 100 and 150 calls at once, 3000
+# calls per side per point, and the soak (docs/performance.md). BENCH_CALLS
+# and BENCH_SWEEP make a shorter run.
+BENCH_CALLS ?= 3000
+BENCH_SWEEP ?= 20,100,150
 bench:
-	bash e2e/bench.sh -calls 300 -concurrency 100 -rate 50 -json bench.json
+	bash e2e/bench.sh -sweep $(BENCH_SWEEP) -calls $(BENCH_CALLS) -json bench.json
 
 soak:
 	bash e2e/bench.sh -soak 10m -concurrency 100 -json soak.json
 
-# The fault matrix and the other fault tests alone (see README, High availability).
+# The fault matrix and the other fault tests alone (docs/operating.md).
 faults:
 	bash e2e/faults.sh
 

@@ -34,6 +34,9 @@ type Ariflow struct {
 	// RecordRequests: the proxy keeps a record of the process's ARI
 	// requests (Proxy.Requests), from its first.
 	RecordRequests bool
+	// Direct: ARI without the proxy (the benchmark: the dialplan it is
+	// compared with has no hop of the kind either). Proxy is nil then.
+	Direct bool
 	cmd            *exec.Cmd
 	exited         chan error
 	gone           chan struct{} // closed when the process has exited
@@ -48,21 +51,23 @@ func StartAriflow(ctx context.Context, s *Stack, flowsDir, logName string) (*Ari
 // Env and Standby optional), behind a proxy of its own.
 func StartAriflowWith(ctx context.Context, a *Ariflow, logName string) (*Ariflow, error) {
 	s := a.Stack
-	u, err := url.Parse(s.Env["ARIFLOW_STACK_PBX_ARI_URL"])
-	if err != nil {
-		return nil, err
-	}
-	px, err := NewProxy(u.Host)
-	if err != nil {
-		return nil, err
-	}
-	a.Proxy = px
-	if a.RecordRequests {
-		px.RecordRequests()
+	if !a.Direct {
+		u, err := url.Parse(s.Env["ARIFLOW_STACK_PBX_ARI_URL"])
+		if err != nil {
+			return nil, err
+		}
+		if a.Proxy, err = NewProxy(u.Host); err != nil {
+			return nil, err
+		}
+		if a.RecordRequests {
+			a.Proxy.RecordRequests()
+		}
 	}
 	_ = os.Remove(filepath.Join(s.Env["ARIFLOW_STACK_LOGS"], logName)) // one run, one log
 	if err := a.start(ctx, logName); err != nil {
-		px.Close()
+		if a.Proxy != nil {
+			a.Proxy.Close()
+		}
 		return nil, err
 	}
 	return a, nil
@@ -83,6 +88,15 @@ func freePort() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// ariURL is where the process reaches ARI: its proxy, or (Direct) the
+// PBX.
+func (a *Ariflow) ariURL() string {
+	if a.Proxy == nil {
+		return a.Stack.Env["ARIFLOW_STACK_PBX_ARI_URL"]
+	}
+	return "http://" + a.Proxy.Addr() + "/ari"
 }
 
 func (a *Ariflow) start(ctx context.Context, logName string) error {
@@ -109,7 +123,7 @@ func (a *Ariflow) start(ctx context.Context, logName string) error {
 		"ARIFLOW_TTS_DIR="+filepath.Join(s.Env["ARIFLOW_STACK_DIR"], "pbx", "tts"),
 		"ARIFLOW_TTS_PLAY_DIR=/instance/tts",
 		"ARIFLOW_FALLBACK=ariflow-fallback",
-		"ARIFLOW_ARI_URL=http://"+a.Proxy.Addr()+"/ari",
+		"ARIFLOW_ARI_URL="+a.ariURL(),
 		"ARIFLOW_ARI_USER="+s.Env["ARIFLOW_STACK_PBX_ARI_USER"],
 		"ARIFLOW_ARI_PASSWORD="+s.Env["ARIFLOW_STACK_PBX_ARI_PASSWORD"],
 		"ARIFLOW_REDIS_URL="+s.Env["ARIFLOW_STACK_REDIS_URL"],
@@ -279,7 +293,9 @@ func (a *Ariflow) Kill() {
 // Close stops the process (SIGTERM) and its proxy.
 func (a *Ariflow) Close() {
 	_ = a.Stop()
-	a.Proxy.Close()
+	if a.Proxy != nil {
+		a.Proxy.Close()
+	}
 }
 
 // Running reports whether the process started last is still running

@@ -5,6 +5,7 @@
 // (e2e/stack.sh up --no-ariflow); it starts ariflow itself.
 //
 //	ariflow-bench -calls 300 -concurrency 100 -rate 50 -json bench.json
+//	ariflow-bench -sweep 20,100,150 -calls 3000 -json sweep.json
 //	ariflow-bench -soak 10m -concurrency 100
 package main
 
@@ -31,6 +32,7 @@ type options struct {
 	jsonOut     string
 	repo        string
 	profile     string
+	sweep       string
 }
 
 func main() {
@@ -44,6 +46,7 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON here")
 	flag.StringVar(&o.repo, "repo", ".", "the ariflow repository (for building ariflow and its flows)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write ariflow's CPU profile during the ariflow side here")
+	flag.StringVar(&o.sweep, "sweep", "", "calls at once of each point of a sweep, e.g. 20,100,150 (each at half as many calls a second); one table of both sides and their ratios")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "ariflow-bench:", err)
@@ -74,12 +77,12 @@ func run(o options) error {
 	os.Setenv("ARIFLOW_PPROF", "1") // profiles, and goroutine stacks for the leak check
 	// The default policy's rate and concurrency caps are far below a load run's.
 	os.Setenv("ARIFLOW_DIAL_POLICY", filepath.Join(o.repo, "e2e/testdata/policy/load.yaml"))
-	af, err := e2e.StartAriflow(ctx, s, filepath.Join(o.repo, "e2e/testdata/bench"), "ariflow-bench.log")
+	// ARI without the tests' proxy: the dialplan side has no such hop.
+	af, err := e2e.StartAriflowWith(ctx, &e2e.Ariflow{Stack: s, FlowsDir: filepath.Join(o.repo, "e2e/testdata/bench"), Direct: true}, "ariflow-bench.log")
 	if err != nil {
 		return err
 	}
-	defer af.Proxy.Close()
-	defer af.Stop()
+	defer af.Close()
 	carrier, err := e2e.NewCarrier(ctx, s)
 	if err != nil {
 		return err
@@ -102,6 +105,9 @@ func run(o options) error {
 			return fmt.Errorf("soak failed: %d wrong branches, leaks %+v", rep.WrongBranches, rep.Leaks)
 		}
 		return nil
+	}
+	if o.sweep != "" {
+		return sweep(ctx, o, s, af, carrier)
 	}
 	rep, err := compare(ctx, o, s, af, carrier)
 	if err != nil {
