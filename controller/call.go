@@ -351,27 +351,6 @@ func (c *call) save(ctx context.Context) error {
 	return nil
 }
 
-// saveBehind writes a copy of the record while the call goes on; the
-// returned wait gives the write's result. A transfer uses it for a write
-// that must be done before a later side effect, not before the next
-// request: the write and that request take their round trips together.
-func (c *call) saveBehind(ctx context.Context) (wait func() error) {
-	cp := c.rec
-	if t := c.rec.Transfer; t != nil {
-		tc := *t
-		cp.Transfer = &tc
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.app.write(ctx, &cp) }()
-	return func() error {
-		err := <-done
-		if err == nil {
-			c.saved = true
-		}
-		return err
-	}
-}
-
 // write writes rec under this process's lease epoch; a process that lost
 // the lease gets ErrFenced and writes nothing. While the lease has lapsed
 // for a moment it waits for the renewal.
@@ -563,9 +542,6 @@ func (c *call) Log() *logrus.Entry             { return c.log }
 func (c *call) Own(ids ...string)              { c.own(ids...) }
 func (c *call) Disown(ids ...string)           { c.disown(ids...) }
 func (c *call) Save(ctx context.Context) error { return c.save(ctx) }
-func (c *call) SaveBehind(ctx context.Context) func() error {
-	return c.saveBehind(ctx)
-}
 
 // SetPhase moves the call to phase p and writes the record.
 func (c *call) SetPhase(ctx context.Context, p record.Phase) error { return c.setPhase(ctx, p, true) }

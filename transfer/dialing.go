@@ -273,20 +273,20 @@ func (t *Transfer) create(ctx context.Context) error {
 // the caller. The record says "dialing" before the dial leaves: a process
 // taking over never dials a leg twice.
 func (t *Transfer) dialWhenInApp(ctx context.Context) error {
-	// The write goes while the leg enters the app; the dial waits for both.
-	t.call.Record().Transfer.State = record.StateDialing
-	saved := t.call.SaveBehind(ctx)
-	err := t.awaitInApp(ctx)
-	if serr := saved(); serr != nil && err == nil {
-		err = fmt.Errorf("saving the dialing state: %w", serr)
-	}
-	if err != nil {
+	if err := t.awaitInApp(ctx); err != nil {
 		return err
 	}
 	if t.plan.Options.Ringback == flows.RingbackEarlyMedia {
 		if err := t.joinBridge(ctx); err != nil {
 			return err
 		}
+	}
+	// Written right before the dial, not while the leg enters the app: a
+	// process taking over finds "dialing" and waits for a leg that may
+	// never have been dialled only if this one died in between.
+	t.call.Record().Transfer.State = record.StateDialing
+	if err := t.call.Save(ctx); err != nil {
+		return fmt.Errorf("saving the dialing state: %w", err)
 	}
 	return t.env.ARI.Dial(ctx, t.leg.id, ringFor(t.leg.deadline))
 }

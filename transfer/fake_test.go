@@ -58,11 +58,6 @@ func (c *fakeCall) Save(context.Context) error {
 	return nil
 }
 
-func (c *fakeCall) SaveBehind(ctx context.Context) func() error {
-	err := c.Save(ctx)
-	return func() error { return err }
-}
-
 func (c *fakeCall) SetPhase(ctx context.Context, p record.Phase) error {
 	if err := record.CheckTransition(c.rec.Phase, p); err != nil {
 		return err

@@ -47,9 +47,6 @@ type Call interface {
 	SetPhase(ctx context.Context, p record.Phase) error
 	// Save writes the record.
 	Save(ctx context.Context) error
-	// SaveBehind writes a copy of the record while the transfer goes on;
-	// wait returns the write's result.
-	SaveBehind(ctx context.Context) (wait func() error)
 	// Next returns the call's next event. It returns an error wrapping
 	// ErrCallerGone once the caller has left, ErrDeadline when deadline
 	// (if not zero) passed first, and any other error when the call cannot
