@@ -207,7 +207,8 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 		switch {
 		case ari.IsNotFound(err):
 			c.log.WithField("lost", id).Info("channel ended while the websocket was down")
-			return ari.NewChannelDestroyed(id, transfer.CauseNormalClearing, "ended while disconnected")
+			// Its cause went with the lost events: 0, unknown.
+			return ari.NewChannelDestroyed(id, 0, "ended while disconnected")
 		case err == nil && id == c.rec.Outbound && c.rec.Phase == record.PhaseDialing && state == "Up":
 			// Answered while the websocket was down.
 			c.app.metrics.LostEvents.Inc()

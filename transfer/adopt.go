@@ -3,7 +3,6 @@ package transfer
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -74,12 +73,8 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 	}
 	switch {
 	case legState == "":
-		// The leg ended while nobody watched.
-		cause := 0
-		if s.name() != record.StateBridged && !t.leg.deadline.IsZero() && time.Now().After(t.leg.deadline) {
-			cause = CauseNoAnswer
-		}
-		return t.farEndLeft(ctx, s, legEnd{cause: cause})
+		// The leg ended while nobody watched: its cause is unknown.
+		return t.farEndLeft(ctx, s, legEnd{})
 	case s.name() == record.StateBridged:
 		t.leg.log.WithField("phase", "bridged").Info("transfer: adopted while bridged")
 		if err := t.retry(ctx, "rejoining the bridge", func() error { return t.joinBridge(ctx) }); err != nil {

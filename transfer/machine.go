@@ -290,6 +290,11 @@ func (t *Transfer) farEndLeft(ctx context.Context, s state, end legEnd) (state, 
 		t.ringbackOff(ctx, true)
 		return nil, t.farEndGone(ctx, end.cause)
 	}
+	if end.cause == 0 && !t.leg.deadline.IsZero() && time.Now().After(t.leg.deadline) {
+		// Its end went unseen (a takeover, a lost websocket) and it rang
+		// past the dial timeout: Asterisk's timeout ended it.
+		end.cause = CauseNoAnswer
+	}
 	t.res.Cause, t.res.RingTime, t.res.SIPCode = end.cause, time.Since(t.leg.dialed), end.sipCode
 	t.res.Outcome = NotAnsweredOutcome(end.cause, t.leg.dialStatus)
 	t.leg.log.WithFields(logrus.Fields{"phase": "not-answered", "outcome": t.res.Outcome, "cause": end.cause, "cause_text": CauseText(end.cause),

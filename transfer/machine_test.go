@@ -181,3 +181,30 @@ func stateName(s state) string {
 	}
 	return string(s.name())
 }
+
+// TestUnseenLegEnd: a leg whose end went unseen (cause 0) failed while its
+// dial timeout ran, and was not answered once it had passed.
+func TestUnseenLegEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		past    bool
+		want    Outcome
+		wantCau int
+	}{
+		{"within the ring timeout", false, OutcomeCallFailed, 0},
+		{"past the ring timeout", true, OutcomeTimeout, CauseNoAnswer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, s, _, _ := inState(t, record.StateRinging, Options{}, true)
+			if tc.past {
+				tr.leg.deadline = time.Now().Add(-time.Second)
+			}
+			if _, err := tr.step(context.Background(), s, destroyed("leg", 0, "Ringing"), nil); err != nil {
+				t.Fatal(err)
+			}
+			if tr.res.Outcome != tc.want || tr.res.Cause != tc.wantCau {
+				t.Errorf("outcome %q cause %d, want %q cause %d", tr.res.Outcome, tr.res.Cause, tc.want, tc.wantCau)
+			}
+		})
+	}
+}
