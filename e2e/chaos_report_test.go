@@ -334,7 +334,7 @@ func (r *chaosRun) report() {
 		len(took), check("takeover p99", p99 <= time.Second), pctDur(took, 50).Round(time.Millisecond), p99.Round(time.Millisecond), pctDur(took, 100).Round(time.Millisecond), terms)
 	fmt.Fprintf(&b, "  %-40s %7d   (longest %v, in all %v; /readyz polled every 100 ms)\n", "times no process was ready", len(gaps), gapMax.Round(10*time.Millisecond), gapTotal.Round(10*time.Millisecond))
 	fmt.Fprintf(&b, "  %-40s %7d   (two processes said ready at once)\n", "overlaps", len(both))
-	fmt.Fprintf(&b, "  %-40s %7d   (PBX log: \"Stasis app 'ariflow' not active\": callers sent to the fallback by the dialplan)\n", "callers refused by Asterisk", refusedTotal)
+	fmt.Fprintf(&b, "  %-40s %7d   (PBX log: \"Stasis app 'ariflow' not active\": Stasis() attempts refused; the dialplan tries again for 4 s, then the fallback)\n", "Stasis() attempts refused", refusedTotal)
 	r.mu.Lock()
 	prop := slices.Clone(r.propagation)
 	r.mu.Unlock()
@@ -431,7 +431,7 @@ func (r *chaosRun) report() {
 		}
 		fmt.Fprintf(&b, "  %-28s %8d %7d %10s %6d %6d %8d %12v %8d\n", n, x.injected, x.skipped, fl, x.silent, x.wrong, x.fallback, x.gap.Round(10*time.Millisecond), x.refused)
 	}
-	fmt.Fprintf(&b, "  (no-ready gap: the longest time no process said ready, from the fault to 30 s after it; refused: callers Asterisk could not give to the app then)\n")
+	fmt.Fprintf(&b, "  (no-ready gap: the longest time no process said ready, from the fault to 30 s after it; refused: Stasis() attempts Asterisk could not give to the app then)\n")
 
 	// The faults in order, and every bad end.
 	var detail strings.Builder

@@ -105,6 +105,9 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 // or made again if it never came to be.
 func (t *Transfer) resumeCreated(ctx context.Context) (state, error) {
 	legState, err := t.legState(ctx)
+	if err == nil {
+		err = t.ensureBridge(ctx)
+	}
 	if err != nil {
 		return t.adoptFailed(ctx, err)
 	}
@@ -130,6 +133,19 @@ func (t *Transfer) resumeCreated(ctx context.Context) (state, error) {
 		go t.ringback(context.WithoutCancel(ctx))
 	}
 	return &dialing{}, nil
+}
+
+// ensureBridge creates the leg's bridge if the last process stopped before
+// it did: the state "created" is written before the bridge is made.
+func (t *Transfer) ensureBridge(ctx context.Context) error {
+	return t.retry(ctx, "making sure of the bridge", func() error {
+		_, err := t.env.ARI.BridgeChannels(ctx, t.leg.bridge)
+		if ari.IsNotFound(err) {
+			t.leg.log.WithField("phase", "remake").Info("transfer: adopted a leg whose bridge was never made; making it")
+			return t.createBridge(ctx)
+		}
+		return err
+	})
 }
 
 // dialWhenInAppAdopted dials an adopted leg, which may already be in the

@@ -46,6 +46,7 @@ func TestAdoptEntersTheMachine(t *testing.T) {
 		number   string   // the number the block ended on
 		// unordered: the bridge is created alongside the leg
 		unordered bool
+		noBridge  bool // the last process stopped before it made the bridge
 	}{
 		{name: "dialing, leg gone: the list goes on with the next number", saved: record.StateDialing, leg: "",
 			events:  []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, destroyed("leg-1", 17, "Down")},
@@ -62,11 +63,15 @@ func TestAdoptEntersTheMachine(t *testing.T) {
 		{name: "created, the leg exists: dialled now, once", saved: record.StateCreated, leg: "Down",
 			events:  []ari.Event{evAnswer, destroyed("leg", 16, "Up")},
 			outcome: OutcomeSuccess, number: "+4930123456",
-			want: []string{"dial leg 4s", "add br c1,leg", "destroy br"}},
+			want: []string{"members br", "dial leg 4s", "add br c1,leg", "destroy br"}},
 		{name: "created, never made: made under a new ID and dialled", saved: record.StateCreated, leg: "",
 			events:  []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, &ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}}, destroyed("leg-1", 16, "Up")},
 			outcome: OutcomeSuccess, number: "+4930123456",
-			want: []string{"create leg-1 PJSIP/+4930123456@trunk", "dial leg-1 4s", "add br c1,leg-1", "destroy br"}},
+			want: []string{"members br", "create leg-1 PJSIP/+4930123456@trunk", "dial leg-1 4s", "add br c1,leg-1", "destroy br"}},
+		{name: "created, neither leg nor bridge made: both made, then dialled", saved: record.StateCreated, leg: "", noBridge: true,
+			events:  []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, &ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}}, destroyed("leg-1", 16, "Up")},
+			outcome: OutcomeSuccess, number: "+4930123456",
+			want: []string{"members br", "bridge br", "create leg-1 PJSIP/+4930123456@trunk", "dial leg-1 4s", "add br c1,leg-1", "destroy br"}},
 		{name: "bridged, both in the bridge: not added again", saved: record.StateBridged, leg: "Up", inBridge: []string{"c1", "leg"},
 			events:  []ari.Event{destroyed("leg", 16, "Up")},
 			outcome: OutcomeSuccess, number: "+4930123456",
@@ -84,7 +89,9 @@ func TestAdoptEntersTheMachine(t *testing.T) {
 			if tc.leg != "" {
 				a.states["leg"] = tc.leg
 			}
-			a.bridges["br"] = tc.inBridge
+			if !tc.noBridge {
+				a.bridges["br"] = tc.inBridge
+			}
 			call.events = tc.events
 			env := testEnv(a)
 			env.DTMFDelay = time.Hour // the digits are another test's

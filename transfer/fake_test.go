@@ -180,10 +180,23 @@ func (a *fakeARI) ChannelExists(ctx context.Context, id string) (bool, error) {
 	return err == nil, err
 }
 func (a *fakeARI) CreateBridge(_ context.Context, id, _ string) error {
-	return a.do("bridge", id)
+	return a.made(a.do("bridge", id), id)
 }
 func (a *fakeARI) CreateBridgeDTMFEvents(_ context.Context, id, _ string) error {
-	return a.do("bridge-dtmf", id)
+	return a.made(a.do("bridge-dtmf", id), id)
+}
+
+// made records a bridge created without error.
+func (a *fakeARI) made(err error, bridge string) error {
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.bridges[bridge]; !ok {
+		a.bridges[bridge] = nil
+	}
+	return nil
 }
 func (a *fakeARI) BridgeChannels(_ context.Context, id string) ([]string, error) {
 	if err := a.do("members", id); err != nil {
