@@ -411,34 +411,69 @@ func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, e
 	}
 	c.paced()
 	for {
-		select {
-		case <-c.overflow:
-			return nil, errOverflow
-		case ev := <-c.events:
-			if _, ok := ev.(*checkChannels); ok {
-				if ev = c.verifyChannels(ctx); ev == nil {
-					continue
-				}
-			}
-			if _, ok := ev.(*resave); ok {
-				if c.saved {
-					if err := c.save(ctx); err != nil {
-						c.log.WithError(err).Warn("rewriting the call record failed")
-					}
-				}
-				continue
-			}
-			if c.callerGone(ev) {
-				c.gone = true
-				return ev, ErrCallerGone
-			}
-			return ev, nil
-		case <-timeout:
-			return nil, errTimeout
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		ev, late, err := c.receive(ctx, timeout)
+		if err != nil {
+			return nil, err
 		}
+		if late {
+			timeout = passed
+		}
+		if ev = c.internal(ctx, ev); ev == nil {
+			continue
+		}
+		if c.callerGone(ev) {
+			c.gone = true
+			return ev, ErrCallerGone
+		}
+		return ev, nil
 	}
+}
+
+// receive takes the next event off the queue. Events queued before the
+// deadline passed still go first: a call running late must not take the
+// deadline for what had already happened (the second key of a return
+// key); late says the deadline has passed.
+func (c *call) receive(ctx context.Context, timeout <-chan time.Time) (ev ari.Event, late bool, err error) {
+	select {
+	case <-c.overflow:
+		return nil, false, errOverflow
+	case ev := <-c.events:
+		return ev, false, nil
+	case <-timeout:
+		select {
+		case ev := <-c.events:
+			return ev, true, nil
+		default:
+			return nil, true, errTimeout
+		}
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+}
+
+// passed is a deadline that has passed: it is always ready.
+var passed = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+// internal handles the controller's own queue entries (a check after a
+// reconnect, a rewrite of the record): it returns the event the call
+// should see, or nil.
+func (c *call) internal(ctx context.Context, ev ari.Event) ari.Event {
+	switch ev.(type) {
+	case *checkChannels:
+		return c.verifyChannels(ctx)
+	case *resave:
+		if c.saved {
+			if err := c.save(ctx); err != nil {
+				c.log.WithError(err).Warn("rewriting the call record failed")
+			}
+		}
+		return nil
+	}
+	return ev
 }
 
 // maxSaveFailures is how many blocks in a row may find the record
