@@ -170,6 +170,8 @@ type TransferOptions struct {
 	MOHClass  string   `json:"moh_class,omitempty"`
 	EventsURL string   `json:"events_url,omitempty"`
 	Headers   []Header `json:"headers,omitempty"`
+	// TraceHeader names the X- header that carries the trace context.
+	TraceHeader string `json:"trace_header,omitempty"`
 }
 
 // Header is an X- header put on the outbound INVITE.

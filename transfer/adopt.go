@@ -82,6 +82,7 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 		return t.farEndLeft(ctx, s, legEnd{cause: cause})
 	case s.name() == record.StateBridged:
 		t.leg.log.WithField("phase", "bridged").Info("transfer: adopted while bridged")
+		t.entered(record.StateBridged)
 		if err := t.retry(ctx, "rejoining the bridge", func() error { return t.joinBridge(ctx) }); err != nil {
 			return t.adoptFailed(ctx, err)
 		}
@@ -91,6 +92,7 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 		return t.answered(ctx)
 	default:
 		t.leg.log.WithField("phase", "ringing").Info("transfer: adopted while ringing")
+		t.entered(s.name())
 		// The caller hears ringback again, should the last process have
 		// stopped before it began it.
 		if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
@@ -129,6 +131,7 @@ func (t *Transfer) resumeCreated(ctx context.Context) (state, error) {
 	if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
 		go t.ringback(context.WithoutCancel(ctx))
 	}
+	t.entered(record.StateDialing)
 	return &dialing{}, nil
 }
 
