@@ -82,6 +82,11 @@ type Call struct {
 	Epoch   int64     `json:"epoch"`
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
+	// Trace is the call span's W3C traceparent (package observe): a
+	// process taking the call over continues its trace.
+	Trace string `json:"trace,omitempty"`
+	// History is what the call did so far, kept while call records are on.
+	History *History `json:"history,omitempty"`
 }
 
 // WorkingQueue is the queue a SetWorkingQueue block set: the dialplan
