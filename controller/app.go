@@ -255,9 +255,7 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout,
 		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.sendLegEvent(url, key, ev, log) },
 		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied}}
-	if a.observing() {
-		a.xfer.Observer = xferObserver{a}
-	}
+	a.xfer.Observer = xferObserver{a}
 	a.SetFlows(set)
 	return a
 }

@@ -26,6 +26,9 @@ type callObs struct {
 	call, block, phase observe.Span
 	state              record.TransferState // the open phase's state and leg
 	leg                string
+	// resumeFrom is when the far end's hangup was seen, until the next
+	// block begins (ariflow_resume_seconds).
+	resumeFrom time.Time
 }
 
 // epochNow is the lease epoch held now (0: none), for the history.
@@ -129,6 +132,10 @@ var errTakenOver = errors.New("the process running it stopped; another took the 
 // TransferToFlow moves on without a branch) is closed first.
 func (c *call) blockStarted(b *flows.Block) {
 	a := c.app
+	if !c.obs.resumeFrom.IsZero() {
+		a.metrics.ResumeSeconds.Observe(time.Since(c.obs.resumeFrom).Seconds())
+		c.obs.resumeFrom = time.Time{}
+	}
 	if !a.observing() {
 		return
 	}
@@ -174,7 +181,7 @@ func (c *call) observeEnd(err error, stopping bool) {
 	c.phaseOver()
 	observe.EndBlock(c.obs.block, "", spanErr)
 	observe.EndCall(c.obs.call, end.Reason, spanErr)
-	c.obs = callObs{}
+	c.obs.call, c.obs.block = observe.Span{}, observe.Span{}
 	if stopping || a.cfg.Records == nil {
 		return
 	}
@@ -240,12 +247,14 @@ func (a *App) legEventSpan(id string) trace.SpanContext {
 }
 
 // xferObserver is the transfers' Observer: their phases as spans under
-// the block's, their numbers and outcome in the call's history.
+// the block's, their numbers and outcome in the call's history, and the
+// far end's hangup that starts a resume (always, for
+// ariflow_resume_seconds).
 type xferObserver struct{ a *App }
 
 func (o xferObserver) TransferState(tc transfer.Call, s transfer.StateChange) {
 	c, ok := tc.(*call)
-	if !ok {
+	if !ok || !o.a.observing() {
 		return
 	}
 	if c.obs.state == s.State && c.obs.leg == s.Leg {
@@ -261,7 +270,7 @@ func (o xferObserver) TransferState(tc transfer.Call, s transfer.StateChange) {
 
 func (o xferObserver) NumberDone(tc transfer.Call, attempt int, res transfer.Result) {
 	c, ok := tc.(*call)
-	if !ok {
+	if !ok || !o.a.observing() {
 		return
 	}
 	o.a.cfg.Tracer.NumberDone(c.obs.block, c.obs.phase, attempt, res)
@@ -276,6 +285,12 @@ func (o xferObserver) NumberDone(tc transfer.Call, attempt int, res transfer.Res
 func (o xferObserver) TransferEnded(tc transfer.Call, res transfer.Result, err error) {
 	c, ok := tc.(*call)
 	if !ok {
+		return
+	}
+	if err == nil && res.EndedBy == flows.EndedByFarEnd && !res.Answered.IsZero() {
+		c.obs.resumeFrom = res.Answered.Add(res.TalkTime) // when farEndGone saw the hangup
+	}
+	if !o.a.observing() {
 		return
 	}
 	c.phaseOver()
@@ -293,7 +308,7 @@ func (o xferObserver) TransferEnded(tc transfer.Call, res transfer.Result, err e
 
 func (o xferObserver) Traceparent(tc transfer.Call) string {
 	c, ok := tc.(*call)
-	if !ok {
+	if !ok || !o.a.cfg.Tracer.Enabled() {
 		return ""
 	}
 	if c.obs.phase.Recording() {

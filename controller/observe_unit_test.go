@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/ariflow/ariflow/callrecord"
@@ -227,14 +228,11 @@ func TestRecordOfFailedTransferAndHangup(t *testing.T) {
 	}
 }
 
-// Neither tracing nor records: no Observer, no history, no variable
-// request.
+// Neither tracing nor records: no history, no trace, no variable
+// request; the resume latency is measured all the same.
 func TestUnobservedCallCostsNothing(t *testing.T) {
 	t.Parallel()
 	h := run(t, xferFlows)
-	if h.app.xfer.Observer != nil {
-		t.Error("an Observer without tracing or records")
-	}
 	h.caller("c1", "xfer")
 	leg, _ := h.leg()
 	rec, err := h.store.Load(context.Background(), "c1")
@@ -244,11 +242,18 @@ func TestUnobservedCallCostsNothing(t *testing.T) {
 	if rec.History != nil || rec.Trace != "" {
 		t.Errorf("record keeps history %v trace %q", rec.History, rec.Trace)
 	}
-	h.fake.Hangup(leg, 17)
-	h.wantPlayed("c1", mFailed)
-	h.fake.Hangup("c1", 16)
-	h.ended("c1")
+	h.fake.Answer(leg)
+	h.answered("POST", "/bridges/")
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 	if n := h.count("GET", "/channels/c1/variable"); n != 0 {
 		t.Errorf("%d variable requests without tracing", n)
+	}
+	var m dto.Metric
+	if err := h.app.metrics.ResumeSeconds.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetHistogram().GetSampleCount(); n != 1 {
+		t.Errorf("%d resumes measured, want 1", n)
 	}
 }
