@@ -31,6 +31,8 @@ type options struct {
 	jsonOut     string
 	repo        string
 	profile     string
+	trace       bool
+	records     bool
 }
 
 func main() {
@@ -44,6 +46,8 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON here")
 	flag.StringVar(&o.repo, "repo", ".", "the ariflow repository (for building ariflow and its flows)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write ariflow's CPU profile during the ariflow side here")
+	flag.BoolVar(&o.trace, "trace", false, "ariflow traces every call, exporting over OTLP/HTTP to a receiver in the bench (the A/B of tracing)")
+	flag.BoolVar(&o.records, "records", false, "ariflow writes every call's record to a Redis stream (ariflow:records:bench)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "ariflow-bench:", err)
@@ -74,6 +78,13 @@ func run(o options) error {
 	os.Setenv("ARIFLOW_PPROF", "1") // profiles, and goroutine stacks for the leak check
 	// The default policy's rate and concurrency caps are far below a load run's.
 	os.Setenv("ARIFLOW_DIAL_POLICY", filepath.Join(o.repo, "e2e/testdata/policy/load.yaml"))
+	spans, err := observeSetup(o)
+	if err != nil {
+		return err
+	}
+	if spans != nil {
+		defer spans.Close()
+	}
 	af, err := e2e.StartAriflow(ctx, s, filepath.Join(o.repo, "e2e/testdata/bench"), "ariflow-bench.log")
 	if err != nil {
 		return err
@@ -107,6 +118,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	rep.Tracing, rep.Records = o.trace, o.records
+	if spans != nil {
+		rep.Spans = spans.spans.Load()
+	}
+	rep.RecordsSent = af.Metric(`ariflow_call_records_total{result="sent",sink="redis"}`)
 	rep.print()
 	return writeJSON(o.jsonOut, rep)
 }
