@@ -49,7 +49,9 @@ func (c *call) answerObserved(ctx context.Context) error {
 	if !a.observing() {
 		return c.answer(ctx)
 	}
-	c.history().Serve(a.owner, a.epochNow(), c.rec.Started, false)
+	if h := c.history(); h != nil {
+		h.Serve(a.owner, a.epochNow(), c.rec.Started, false)
+	}
 	if !a.cfg.Tracer.Enabled() {
 		return c.answer(ctx)
 	}

@@ -257,3 +257,46 @@ func TestUnobservedCallCostsNothing(t *testing.T) {
 		t.Errorf("%d resumes measured, want 1", n)
 	}
 }
+
+// Tracing alone, and records alone: each works without the other.
+func TestTraceOrRecordAlone(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		trace, record bool
+	}{{"trace only", true, false}, {"records only", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			exp, sink, opt := observed(t)
+			h := run(t, xferFlows, func(c *Config) {
+				opt(c)
+				if !tc.trace {
+					c.Tracer = nil
+				}
+				if !tc.record {
+					c.Records = nil
+				}
+			})
+			h.caller("c1", "xfer")
+			leg, _ := h.leg()
+			rec, err := h.store.Load(context.Background(), "c1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (rec.Trace != "") != tc.trace || (rec.History != nil) != tc.record {
+				t.Errorf("record keeps trace %q, history %v", rec.Trace, rec.History != nil)
+			}
+			h.fake.Hangup(leg, 17)
+			h.wantPlayed("c1", mFailed)
+			h.fake.Hangup("c1", 16)
+			h.ended("c1")
+			if tc.record {
+				if r := sink.wait(t); r.End.Reason != callrecord.EndCallerHangup || r.TraceID != "" {
+					t.Errorf("record %+v", r)
+				}
+			}
+			if n := len(exp.GetSpans()); (n > 0) != tc.trace {
+				t.Errorf("%d spans", n)
+			}
+		})
+	}
+}
