@@ -16,10 +16,12 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ariflow/ariflow/callrecord"
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/notify"
 	"github.com/ariflow/ariflow/internal/webhook"
+	"github.com/ariflow/ariflow/observe"
 	"github.com/ariflow/ariflow/policy"
 	"github.com/ariflow/ariflow/record"
 	"github.com/ariflow/ariflow/store"
@@ -105,6 +107,14 @@ type Config struct {
 	// webhook's answer as $.External; a larger answer takes the block's
 	// Error branch (default DefaultMaxExternal).
 	MaxExternal int
+
+	// Tracer traces calls (nil: not traced); TraceInviteHeader is the SIP
+	// header of the caller's INVITE whose traceparent a call continues
+	// (default "traceparent"). Records receives each call's record (nil:
+	// none). See observe.go.
+	Tracer            *observe.Tracer
+	TraceInviteHeader string
+	Records           callrecord.Sink
 }
 
 // DialplanTarget is a place in the dialplan.
@@ -177,6 +187,9 @@ func (c *Config) setDefaults() {
 	if c.MaxExternal <= 0 {
 		c.MaxExternal = DefaultMaxExternal
 	}
+	if c.TraceInviteHeader == "" {
+		c.TraceInviteHeader = "traceparent"
+	}
 }
 
 // App is one ariflow process's Stasis application. Several processes with
@@ -247,6 +260,7 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout,
 		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.sendLegEvent(url, key, ev, log) },
 		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied}}
+	a.xfer.Observer = xferObserver{a}
 	a.SetFlows(set)
 	return a
 }

@@ -50,6 +50,7 @@ type call struct {
 	// hungUp is set by deliver as the caller's hangup is queued, so that
 	// runFlow sees it between blocks that never read the queue.
 	hungUp atomic.Bool
+	obs    callObs // its trace's open spans (observe.go)
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -150,7 +151,7 @@ func (c *call) runNew(ctx context.Context) error {
 	c.log = c.log.WithFields(logrus.Fields{"flow": c.flow.Name, "version": c.flow.Version})
 	c.log.WithField("caller", c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber]).Info("call entered flow")
 	c.app.metrics.Calls.Inc()
-	if err := c.answer(ctx); err != nil {
+	if err := c.answerObserved(ctx); err != nil {
 		return err
 	}
 	return c.runFlow(ctx, c.rec.Block)
@@ -187,6 +188,7 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 			return c.failCall(ctx, fmt.Errorf("flow %s: no block %q", c.flow.Name, id))
 		}
 		c.rec.Block = id
+		c.blockStarted(b)
 		log := c.log.WithFields(logrus.Fields{"step": id, "type": b.Type})
 		var branch string
 		var err error
@@ -232,6 +234,7 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 			log.WithError(err).Warn("block failed")
 			branch = flows.BranchError
 		}
+		c.blockLeft(branch, err)
 		if branch == "" { // Disconnect
 			return nil
 		}
@@ -528,6 +531,7 @@ func (c *call) finish(ctx context.Context, err error) {
 		}
 	}
 	a.mu.Unlock()
+	c.observeEnd(err, stopping)
 	fields := logrus.Fields{"block": c.rec.Block, "duration": time.Since(c.rec.Started).Round(time.Millisecond)}
 	switch {
 	case err == nil, errors.Is(err, ErrCallerGone), errors.Is(err, errHandedOff), stopping:

@@ -39,6 +39,8 @@ type Metrics struct {
 	LegEventsDropped prometheus.Counter
 
 	FlowSpins prometheus.Counter
+
+	ResumeSeconds prometheus.Histogram // observe.go
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -76,13 +78,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LegEvents:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_leg_events_total", Help: "Leg events (events_url) by result: sent, or failed after the retries."}, []string{"result"}),
 		LegEventsDropped:   c("ariflow_leg_events_dropped_total", "Leg events dropped because their queue was full."),
 		FlowSpins:          c("ariflow_flow_spins_total", "Calls sent to the fallback after 200 blocks in a row that did not wait for the caller (a flow that loops)."),
+		ResumeSeconds:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ariflow_resume_seconds", Help: "From the far end's hangup seen to the caller's next block begun (resume on).", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
 		Denied:             prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_dialout_denied_total", Help: "Outbound legs the dial-out policy refused, by rule."}, []string{"rule"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Calls, m.ActiveCalls, m.Transfers, m.CallErrors, m.Reconnects, m.DroppedEvents, m.OrphanLegs, m.Adopted,
 			m.Fallbacks, m.StuckCalls, m.LostEvents, m.ReconcileFailures, m.Reconciles, m.FlowVersionMissing,
 			m.Role, m.LeaseRenewals, m.LeaseFailures, m.LeaseLapses, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.ARILost, m.ProbeFailures, m.FencedActions, m.Denied, m.ARIRequests, m.RecordWrites,
-			m.LegEvents, m.LegEventsDropped, m.FlowSpins)
+			m.LegEvents, m.LegEventsDropped, m.FlowSpins, m.ResumeSeconds)
 	}
 	return m
 }

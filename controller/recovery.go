@@ -245,6 +245,7 @@ func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 		if err := c.paceAdoption(ctx); err != nil {
 			return err
 		}
+		c.observeAdopted()
 		var b *flows.Block
 		if c.flow != nil {
 			b = c.flow.Blocks[c.rec.Block]
@@ -328,6 +329,7 @@ func (c *call) follow(ctx context.Context, b *flows.Block, branch string) error 
 	if b == nil {
 		return c.failCall(ctx, fmt.Errorf("block %s is no longer in flow %s", c.rec.Block, c.rec.Flow))
 	}
+	c.blockLeft(branch, nil)
 	next, ok := b.Next(branch)
 	if !ok {
 		next, ok = b.Next(flows.BranchError)

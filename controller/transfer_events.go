@@ -35,5 +35,5 @@ func (a *App) sendLegEvent(url, key string, ev *transfer.LegEvent, log *logrus.E
 	if err != nil {
 		return false
 	}
-	return a.legEvents.Send(url, key, body, log)
+	return a.legEvents.SendTraced(a.legEventSpan(key), url, key, body, log)
 }

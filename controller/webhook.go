@@ -46,7 +46,7 @@ func (c *call) invokeWebhook(ctx context.Context, w *flows.InvokeWebhook) (strin
 	// only bound (nothing shorter underneath), the body size bounded.
 	// Errors are logged: the URL in them is redacted (user info, query
 	// values), as the client's own errors are.
-	status, raw, err := c.app.cfg.Webhooks.Post(ctx, w.URL, body, timeout)
+	status, raw, err := c.app.cfg.Webhooks.Post(c.obs.block.Context(ctx), w.URL, body, timeout) // with the block's traceparent
 	if err != nil {
 		return "", fmt.Errorf("webhook %s: %w", webhook.RedactURL(w.URL), err)
 	}

@@ -2,6 +2,7 @@
 # The benchmark and the soak, on a stack of their own.
 #   e2e/bench.sh [ariflow-bench flags]     e.g. -calls 300 -concurrency 100 -json bench.json
 #   e2e/bench.sh -soak 10m -concurrency 100
+#   e2e/bench.sh -calls 300 -concurrency 100 -rate 50 -trace   the same with every call traced (OTLP), for the A/B
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ARIFLOW_STACK_DIR=${ARIFLOW_STACK_DIR:-/tmp/ariflow-bench-stack}

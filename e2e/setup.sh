@@ -6,7 +6,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ "$(id -u)" = 0 ] || { echo "setup: run as root (apt-get, unshare, chroot)" >&2; exit 1; }
 need=()
 for pair in debootstrap:debootstrap redis-server:redis-server redis-cli:redis-tools curl:curl ss:iproute2 \
-	unshare:util-linux nsenter:util-linux docker-compose:docker-compose espeak-ng:espeak-ng; do
+	unshare:util-linux nsenter:util-linux docker-compose:docker-compose espeak-ng:espeak-ng promtool:prometheus; do
 	command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

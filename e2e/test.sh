@@ -13,6 +13,9 @@ echo "== go vet"
 go vet ./...
 echo "== flows: validate the shipped examples"
 go run ./cmd/ariflow validate flows/examples e2e/testdata/flows
+echo "== observability: the alert rules (promtool) and the metric names the dashboard and rules use"
+promtool check rules deploy/observability/alerts.yml
+go test -count=1 ./deploy/observability/
 echo "== unit tests"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

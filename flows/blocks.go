@@ -20,7 +20,7 @@ var blockSettings = map[BlockType][]string{
 	TypeCheckAttribute:   {"attribute", "conditions"},
 	TypeInvokeWebhook:    {"url", "timeout", "idempotent"},
 	TypeTransferToPhoneNumber: {"number", "timeout", "timeouts", "resume", "dtmf", "dtmf_tone", "dtmf_gap", "caller_id_number", "caller_id_name",
-		"return_key", "max_talk", "warning", "warning_before", "headers", "whisper", "confirm", "ringback", "events_url"},
+		"return_key", "max_talk", "warning", "warning_before", "headers", "whisper", "confirm", "ringback", "events_url", "trace_header"},
 	TypeTransferToAgent: {"endpoint", "timeout", "context", "extension", "priority"},
 	TypeDisconnect:      {},
 	TypeLoop:            {"count"},
@@ -597,6 +597,12 @@ func (k *blk) transfer() *TransferToPhoneNumber {
 	}
 	if k.vals["events_url"] != nil {
 		t.EventsURL = k.httpURL("events_url")
+	}
+	if name, line, ok := k.str("trace_header"); ok {
+		if err := ValidateHeaderName(name); err != nil {
+			k.errf(line, "trace_header: %v", err)
+		}
+		t.TraceHeader = name
 	}
 	return t
 }

@@ -272,6 +272,7 @@ type TransferToPhoneNumber struct {
 	Ringback       Ringback // what the caller hears while the far end rings
 	MOHClass       string   // with RingbackMOH: the music-on-hold class ("" the default)
 	EventsURL      string   // receives each leg's ringing, answered, completed ("": none)
+	TraceHeader    string   // X- header carrying the call's trace context (traceparent) to the far end ("": none)
 }
 
 // Ringback is what the caller hears while a transfer's far end rings.

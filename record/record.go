@@ -82,6 +82,11 @@ type Call struct {
 	Epoch   int64     `json:"epoch"`
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
+	// Trace is the call span's W3C traceparent (package observe): a
+	// process taking the call over continues its trace.
+	Trace string `json:"trace,omitempty"`
+	// History is what the call did so far, kept while call records are on.
+	History *History `json:"history,omitempty"`
 }
 
 // WorkingQueue is the queue a SetWorkingQueue block set: the dialplan
@@ -170,6 +175,8 @@ type TransferOptions struct {
 	MOHClass  string   `json:"moh_class,omitempty"`
 	EventsURL string   `json:"events_url,omitempty"`
 	Headers   []Header `json:"headers,omitempty"`
+	// TraceHeader names the X- header that carries the trace context.
+	TraceHeader string `json:"trace_header,omitempty"`
 }
 
 // Header is an X- header put on the outbound INVITE.

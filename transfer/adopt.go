@@ -77,6 +77,7 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 		return t.farEndLeft(ctx, s, legEnd{})
 	case s.name() == record.StateBridged:
 		t.leg.log.WithField("phase", "bridged").Info("transfer: adopted while bridged")
+		t.entered(record.StateBridged)
 		if err := t.retry(ctx, "rejoining the bridge", func() error { return t.joinBridge(ctx) }); err != nil {
 			if t.legVanished(ctx) {
 				// The far end hung up as the call was taken over: it
@@ -91,6 +92,7 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 		return t.answered(ctx)
 	default:
 		t.leg.log.WithField("phase", "ringing").Info("transfer: adopted while ringing")
+		t.entered(s.name())
 		// The caller hears ringback again, should the last process have
 		// stopped before it began it.
 		if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
@@ -132,6 +134,7 @@ func (t *Transfer) resumeCreated(ctx context.Context) (state, error) {
 	if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
 		go t.ringback(context.WithoutCancel(ctx))
 	}
+	t.entered(record.StateDialing)
 	return &dialing{}, nil
 }
 

@@ -74,6 +74,7 @@ func (t *Transfer) bridge(ctx context.Context) (state, error) {
 		t.leg.log.WithError(err).Warn("saving the bridged phase failed")
 	}
 	t.leg.log.WithFields(logrus.Fields{"phase": "answered", "ring_time": t.res.RingTime.Round(time.Millisecond)}).Info("transfer")
+	t.entered(record.StateBridged)
 	go t.ringbackOff(ctx, true)
 	if err := t.joinRetrying(ctx); err != nil {
 		if stopping(ctx, err) {

@@ -72,6 +72,7 @@ func (d *dialing) onEvent(ctx context.Context, t *Transfer, ev ari.Event) (state
 
 func (d *dialing) ring(t *Transfer) {
 	d.ringing = true
+	t.entered(record.StateRinging)
 	t.legEvent(LegRinging)
 }
 
@@ -88,6 +89,7 @@ func (t *Transfer) dialFrom(ctx context.Context, i int) (state, error) {
 			if stopping(ctx, err) {
 				return nil, err
 			}
+			t.numberDone()
 			if i+1 < len(t.plan.Targets) {
 				t.log.WithFields(logrus.Fields{"number": tg.Number, "outcome": t.res.Outcome,
 					"next": t.plan.Targets[i+1].Number, "attempt": i + 1}).Info("transfer: trying the next number")
@@ -157,6 +159,7 @@ func (t *Transfer) startLeg(ctx context.Context) (state, error) {
 	}
 	t.call.Own(l.id, l.bridge)
 	l.log.WithFields(logrus.Fields{"phase": "dialing", "timeout": l.deadline.Sub(l.dialed)}).Info("transfer")
+	t.entered(record.StateDialing)
 	err := t.makeLeg(ctx)
 	if err == nil {
 		return &dialing{}, nil
@@ -261,6 +264,7 @@ func (t *Transfer) create(ctx context.Context) error {
 	for _, h := range t.plan.Options.Headers {
 		vars["PJSIP_HEADER(add,"+h.Name+")"] = h.Value
 	}
+	t.traceHeader(vars)
 	return t.env.ARI.Create(ctx, ari.CreateRequest{Endpoint: t.leg.target.Dial, App: t.env.App, AppArgs: LegArg + "," + t.call.ID(),
 		ChannelID: t.leg.id, Originator: t.call.ID(), Variables: vars})
 }

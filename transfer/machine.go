@@ -111,6 +111,8 @@ type Env struct {
 	// waiting (nil: none are sent).
 	LegEvents func(url, key string, ev *LegEvent, log *logrus.Entry)
 	Metrics   Metrics
+	// Observer is told of every transfer's states and end (nil: none).
+	Observer Observer
 	// Retry bounds how often an ARI request that failed for want of an
 	// answer (not a refusal) is tried when adopting a transfer.
 	Retry Backoff
@@ -229,6 +231,7 @@ func (t *Transfer) finish(ctx context.Context, err error) (Result, error) {
 		t.legOver(ctx)
 	}
 	t.res.Attempts = t.attempt + 1
+	t.ended(err)
 	return t.res, err
 }
 
@@ -396,6 +399,7 @@ func (t *Transfer) legOver(ctx context.Context) {
 		return
 	}
 	t.leg.over = true
+	t.numberDone()
 	t.legEvent(LegCompleted)
 	t.releaseSlot(ctx)
 }

@@ -39,6 +39,8 @@ type Options struct {
 	Ringback   flows.Ringback // "" is ring
 	MOHClass   string
 	EventsURL  string // leg events ("": none)
+	// TraceHeader is the X- header that carries the trace context ("": none).
+	TraceHeader string
 }
 
 // Confirm asks the far end for a key before it is bridged.
@@ -227,7 +229,7 @@ func (r resolver) options(b *flows.TransferToPhoneNumber, o *Options) error {
 		}
 		o.Confirm = &Confirm{Prompt: prompt, Key: cf.Key, Timeout: time.Duration(cf.Timeout) * time.Second}
 	}
-	o.Ringback, o.MOHClass, o.EventsURL = b.Ringback, b.MOHClass, b.EventsURL
+	o.Ringback, o.MOHClass, o.EventsURL, o.TraceHeader = b.Ringback, b.MOHClass, b.EventsURL, b.TraceHeader
 	for _, h := range b.Headers {
 		v, err := r.str("headers: "+h.Name, h.Value, func(s string) (string, error) { return s, flows.ValidateHeaderValue(s) })
 		if err != nil {
@@ -243,7 +245,7 @@ func (o Options) state() *record.TransferOptions {
 	s := &record.TransferOptions{
 		ToneMs: int(o.Tone / time.Millisecond), GapMs: int(o.Gap / time.Millisecond), ReturnKey: o.ReturnKey,
 		MaxTalkS: int(o.MaxTalk / time.Second), Warning: o.Warning, WarnBeforeS: int(o.WarnBefore / time.Second),
-		Whisper: o.Whisper, MOHClass: o.MOHClass, EventsURL: o.EventsURL, Headers: o.Headers,
+		Whisper: o.Whisper, MOHClass: o.MOHClass, EventsURL: o.EventsURL, Headers: o.Headers, TraceHeader: o.TraceHeader,
 	}
 	if o.Ringback != flows.RingbackRing {
 		s.Ringback = string(o.Ringback)
@@ -275,6 +277,7 @@ func optionsOf(s *record.TransferOptions) Options {
 	o.ReturnKey, o.Warning, o.Whisper = s.ReturnKey, s.Warning, s.Whisper
 	o.MaxTalk, o.WarnBefore = time.Duration(s.MaxTalkS)*time.Second, time.Duration(s.WarnBeforeS)*time.Second
 	o.Ringback, o.MOHClass, o.EventsURL, o.Headers = flows.Ringback(s.Ringback), s.MOHClass, s.EventsURL, s.Headers
+	o.TraceHeader = s.TraceHeader
 	if s.ConfirmPrompt != "" {
 		o.Confirm = &Confirm{Prompt: s.ConfirmPrompt, Key: s.ConfirmKey, Timeout: time.Duration(s.ConfirmS) * time.Second}
 	}

@@ -83,6 +83,7 @@ func (t *Transfer) screen(ctx context.Context) (state, error) {
 		return t.notConfirmed(ctx, "screen-failed")
 	}
 	t.leg.log.WithField("phase", "screening").Info("transfer")
+	t.entered(record.StateScreening)
 	return s, nil
 }
 

@@ -67,6 +67,12 @@ type compareReport struct {
 	AriflowPeakRSS float64   `json:"ariflow_peak_rss_mb"`
 	Leaks          leaks     `json:"leaks_after_run"`
 	When           time.Time `json:"when"`
+	// Tracing and Records: the run's ariflow traced and recorded every
+	// call (-trace, -records); Spans the spans it exported.
+	Tracing     bool    `json:"tracing"`
+	Records     bool    `json:"records"`
+	Spans       int64   `json:"spans_exported,omitempty"`
+	RecordsSent float64 `json:"call_records_sent,omitempty"`
 }
 
 func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carrier *e2e.Carrier) (*compareReport, error) {
@@ -278,6 +284,7 @@ func (r *compareReport) print() {
 	}
 	fmt.Printf("\nariflow peak RSS %.1f MB; after the run: %d channels, %d bridges, %d Redis keys, %+d goroutines\n",
 		r.AriflowPeakRSS, r.Leaks.Channels, r.Leaks.Bridges, r.Leaks.RedisKeys, r.Leaks.Goroutines)
+	fmt.Printf("tracing %v (%d spans exported), call records %v (%.0f sent)\n", r.Tracing, r.Spans, r.Records, r.RecordsSent)
 }
 
 func fetchProfile(addr string, secs int, path string) error {

@@ -33,6 +33,8 @@ type options struct {
 	repo        string
 	profile     string
 	sweep       string
+	trace       bool
+	records     bool
 }
 
 func main() {
@@ -47,6 +49,8 @@ func main() {
 	flag.StringVar(&o.repo, "repo", ".", "the ariflow repository (for building ariflow and its flows)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write ariflow's CPU profile during the ariflow side here")
 	flag.StringVar(&o.sweep, "sweep", "", "calls at once of each point of a sweep, e.g. 20,100,150 (each at half as many calls a second); one table of both sides and their ratios")
+	flag.BoolVar(&o.trace, "trace", false, "ariflow traces every call, exporting over OTLP/HTTP to a receiver in the bench (the A/B of tracing)")
+	flag.BoolVar(&o.records, "records", false, "ariflow writes every call's record to a Redis stream (ariflow:records:bench)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "ariflow-bench:", err)
@@ -77,6 +81,13 @@ func run(o options) error {
 	os.Setenv("ARIFLOW_PPROF", "1") // profiles, and goroutine stacks for the leak check
 	// The default policy's rate and concurrency caps are far below a load run's.
 	os.Setenv("ARIFLOW_DIAL_POLICY", filepath.Join(o.repo, "e2e/testdata/policy/load.yaml"))
+	spans, err := observeSetup(o)
+	if err != nil {
+		return err
+	}
+	if spans != nil {
+		defer spans.Close()
+	}
 	// ARI without the tests' proxy: the dialplan side has no such hop.
 	af, err := e2e.StartAriflowWith(ctx, &e2e.Ariflow{Stack: s, FlowsDir: filepath.Join(o.repo, "e2e/testdata/bench"), Direct: true}, "ariflow-bench.log")
 	if err != nil {
@@ -113,6 +124,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	rep.Tracing, rep.Records = o.trace, o.records
+	if spans != nil {
+		rep.Spans = spans.spans.Load()
+	}
+	rep.RecordsSent = af.Metric(`ariflow_call_records_total{result="sent",sink="redis"}`)
 	rep.print()
 	return writeJSON(o.jsonOut, rep)
 }

@@ -56,6 +56,8 @@ type config struct {
 	// MaxExternal is -max-external-bytes (controller.Config.MaxExternal).
 	MaxExternal int
 	maxExternal string // as given, checked by loadSecurity
+
+	observeConfig // traces and call records (observe.go)
 }
 
 // envDefault returns $name or def.
@@ -96,6 +98,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.Fallback, "fallback", envDefault("ARIFLOW_FALLBACK", ""), "dialplan context[,extension[,priority]] for callers ariflow cannot serve; empty: apology and hangup ($ARIFLOW_FALLBACK)")
 	fs.StringVar(&c.PBXID, "pbx-id", envDefault("ARIFLOW_PBX_ID", ""), "name of this PBX in Redis keys; default Asterisk's entity ID ($ARIFLOW_PBX_ID)")
 	c.securityFlags(fs)
+	c.observeFlags(fs)
 	var err error
 	durations := []struct {
 		p    *time.Duration
@@ -133,7 +136,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		}
 		c.ARIPassword = strings.TrimRight(string(b), "\r\n")
 	}
-	return c, errors.Join(c.validate(), c.loadSecurity())
+	return c, errors.Join(c.validate(), c.loadSecurity(), c.loadObserve())
 }
 
 // redisOptions reads a Redis URL: redis://host:port/db, or with

@@ -60,6 +60,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		LeaseTTL:       800 * time.Millisecond,
 		MaxExternal:    32 << 10,
 		maxExternal:    "32768",
+		observeConfig: observeConfig{TraceNumbers: "masked", TraceInviteHeader: "traceparent",
+			RecordsStream: "ariflow:records", RecordsMaxLen: 100000, recordsMaxLen: "100000"},
 	}
 	if *c != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -120,6 +122,8 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		LeaseTTL:        800 * time.Millisecond,
 		MaxExternal:     4096,
 		maxExternal:     "4096",
+		observeConfig: observeConfig{TraceNumbers: "masked", TraceInviteHeader: "traceparent",
+			RecordsStream: "ariflow:records", RecordsMaxLen: 100000, recordsMaxLen: "100000"},
 	}
 	if *c != want {
 		t.Errorf("config:\n got %+v\nwant %+v", *c, want)

@@ -15,6 +15,7 @@ commands:
   graph      print a flow as a diagram: ariflow graph [-format mermaid|dot] FILE
   import     convert Amazon Connect flows: ariflow import connect [-o OUT] [-report FILE] FLOW.json|DIR...
   reload     ask a running ariflow to reload its flows (as SIGHUP does)
+  records    the latest call records: ariflow records [-caller NUMBER | -call ID] [-n 10] [-json]
 `
 
 func main() {
@@ -37,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runImport(args[1:], stdout, stderr)
 	case "reload":
 		return runReload(args[1:], stdout, stderr)
+	case "records":
+		return runRecords(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -116,11 +116,18 @@ func serve(cfg *config, log *logrus.Logger) error {
 	counters := policy.NewRedisCounters(rdb, "ariflow:policy:")
 	gate := policy.NewGate(cfg.dialPolicy(), counters, counters)
 	store := store.NewRedis(rdb, ns, 4*time.Hour)
+	tracer, err := newTracer(ctx, cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	records := newRecords(cfg, rdb, web, reg, log)
+	defer closeObserve(tracer, records, log) // after app.Wait: the last calls' spans and records go too
 	app := controller.New(controller.Config{
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
 		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,
 		Fallback: controller.DialplanTarget{Context: fbCtx, Extension: fbExt, Priority: fbPrio},
 		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web, MaxExternal: cfg.MaxExternal, FlowOptions: flowOptions(cfg),
+		Tracer: tracer, TraceInviteHeader: cfg.TraceInviteHeader, Records: records,
 	}, store, store, set, log, controller.NewMetrics(reg))
 
 	var reloadMu sync.Mutex

@@ -136,7 +136,7 @@ func (c *config) redisOptions() (*redis.UniversalOptions, error) {
 // them from log lines and errors whatever quotes them.
 func (c *config) secrets() []string {
 	var out []string
-	for _, s := range []string{c.ARIPassword, c.RedisPassword, c.AdminToken, c.WebhookSecret,
+	for _, s := range []string{c.ARIPassword, c.RedisPassword, c.AdminToken, c.WebhookSecret, c.traceHashKey,
 		urlPassword(c.ARIURL), urlPassword(c.RedisURL)} {
 		if s != "" {
 			out = append(out, s)

@@ -130,7 +130,9 @@ t_ariflow_image() {
 	local size user uid tmp
 	size=$(podman image inspect --format '{{.Size}}' ariflow:latest) || return 1
 	report "ariflow image: $((size / 1000)) kB"
-	[ "$size" -lt 25000000 ] || fail "ariflow image is $size bytes, over 25 MB"
+	# The OTLP trace exporter (OpenTelemetry's, with the gRPC and protobuf
+	# packages it links) took the static binary from about 18 to 30 MB.
+	[ "$size" -lt 35000000 ] || fail "ariflow image is $size bytes, over 35 MB"
 	user=$(podman image inspect --format '{{.Config.User}}' ariflow:latest)
 	[ "$user" = 65532:65532 ] || fail "image user is '$user'"
 	uid=$(podman run --rm --entrypoint id ariflow:latest -u) || return 1

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Poster sends one request: *webhook.Client, with its signature, host
@@ -85,6 +86,7 @@ type job struct {
 	url  string
 	body []byte
 	log  *logrus.Entry
+	span trace.SpanContext // the request's trace context, if traced
 }
 
 // Sender is safe for concurrent use. Its workers start with the first
@@ -113,6 +115,12 @@ func New(p Poster, o Options) *Sender {
 // events leave in the order they were sent. log carries the caller's
 // fields for the line logged when every attempt fails.
 func (s *Sender) Send(rawURL, key string, body []byte, log *logrus.Entry) bool {
+	return s.SendTraced(trace.SpanContext{}, rawURL, key, body, log)
+}
+
+// SendTraced is Send with the trace context (span, if valid) the request
+// carries as its traceparent header (webhook.Client.Post).
+func (s *Sender) SendTraced(span trace.SpanContext, rawURL, key string, body []byte, log *logrus.Entry) bool {
 	queues := s.queues(host(rawURL))
 	if queues == nil {
 		s.opts.Result(Dropped)
@@ -122,7 +130,7 @@ func (s *Sender) Send(rawURL, key string, body []byte, log *logrus.Entry) bool {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
 	select {
-	case queues[h.Sum32()%uint32(len(queues))] <- job{url: rawURL, body: body, log: log}:
+	case queues[h.Sum32()%uint32(len(queues))] <- job{url: rawURL, body: body, log: log, span: span}:
 		return true
 	default:
 		s.opts.Result(Dropped)
@@ -169,6 +177,10 @@ func (s *Sender) work(h string, jobs <-chan job) {
 }
 
 func (s *Sender) deliver(h string, j job) {
+	ctx := s.ctx
+	if j.span.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, j.span)
+	}
 	var err error
 	for attempt := 0; attempt < s.opts.Attempts; attempt++ {
 		if attempt > 0 {
@@ -180,7 +192,7 @@ func (s *Sender) deliver(h string, j job) {
 			case <-time.After(wait):
 			}
 		}
-		if _, _, err = s.post.Post(s.ctx, j.url, j.body, s.opts.Timeout); err == nil {
+		if _, _, err = s.post.Post(ctx, j.url, j.body, s.opts.Timeout); err == nil {
 			s.opts.Result(Sent)
 			return
 		}

@@ -44,6 +44,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Outcomes callers may branch on; all of them mean the webhook failed.
@@ -188,6 +191,9 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, timeout t
 	if c.secret != nil {
 		req.Header.Set(SignatureHeader, Sign(c.secret, c.now(), body))
 	}
+	// The call's trace context (traceparent), when the call is traced and
+	// ctx carries its span; nothing otherwise.
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// net/http quotes the URL with its query (only the password is
