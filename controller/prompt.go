@@ -90,6 +90,14 @@ func (c *call) endPlayback(id string) {
 // runs, so a PlaybackFinished lost on the way costs at most that much
 // silence, never the rest of the call.
 func (c *call) waitPlayback(ctx context.Context, id string) error {
+	_, err := c.waitPlaybackOr(ctx, id, nil)
+	return err
+}
+
+// waitPlaybackOr is waitPlayback that hands every other event to stop:
+// when it says so, the wait ends at once with that event (the playback
+// is still the caller's to stop). A nil stop ignores other events.
+func (c *call) waitPlaybackOr(ctx context.Context, id string, stop func(ari.Event) bool) (ari.Event, error) {
 	defer c.endPlayback(id)
 	check := time.NewTicker(c.app.cfg.PlaybackCheck)
 	defer check.Stop()
@@ -98,18 +106,21 @@ func (c *call) waitPlayback(ctx context.Context, id string) error {
 		if errors.Is(err, errTimeout) {
 			lost, err := c.playbackLost(ctx, id)
 			if lost || err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if e, ok := ev.(*ari.PlaybackFinished); ok && e.Playback.ID == id {
 			if e.Playback.State == "failed" {
-				return fmt.Errorf("playback of %s failed", e.Playback.MediaURI)
+				return nil, fmt.Errorf("playback of %s failed", e.Playback.MediaURI)
 			}
-			return nil
+			return nil, nil
+		}
+		if stop != nil && stop(ev) {
+			return ev, nil
 		}
 	}
 }
