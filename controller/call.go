@@ -178,7 +178,7 @@ var errSpinning = errors.New("flow loops without waiting for the caller")
 func (c *call) runFlow(ctx context.Context, id string) error {
 	saveFailures := 0
 	busy := 0 // blocks in a row that did not wait for the caller
-	for steps := 0; ; steps++ {
+	for {
 		if c.hungUp.Load() && !c.gone {
 			c.gone = true
 			return ErrCallerGone
@@ -190,49 +190,15 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 		c.rec.Block = id
 		c.blockStarted(b)
 		log := c.log.WithFields(logrus.Fields{"step": id, "type": b.Type})
-		var branch string
-		var err error
 		waits := c.waits
-		if err = c.enterBlock(ctx, b); err != nil {
-			if errors.Is(err, ErrFenced) {
-				// Another process owns the call now: not a word more.
-				return err
-			}
-			saveFailures++
-			if !c.saved || saveFailures > maxSaveFailures {
-				// Never written (Redis down as the call came in), or
-				// failing block after block (an Error branch that leads
-				// back would loop without waiting): the fallback.
-				return c.failCall(ctx, fmt.Errorf("saving the call before %s: %w", id, err))
-			}
-			log.WithError(err).Error("saving the call failed; block not run, taking its Error branch")
-			err = fmt.Errorf("saving the call: %w", err)
-		} else {
-			saveFailures = 0
-			log.Info("step")
-			branch, err = c.exec(ctx, b)
-		}
-		switch {
-		case errors.Is(err, ErrCallerGone), errors.Is(err, errHandedOff), errors.Is(err, ErrFenced):
-			return err
-		case errors.Is(err, errOverflow), errors.Is(err, errStuck):
-			// The call cannot be trusted to wait for anything more (a
-			// flooded queue, media that never ends): the fallback.
-			return c.failCall(ctx, err)
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(err, errContinuesInFlow):
+		branch, err := c.runBlock(ctx, b, log, &saveFailures)
+		branch, stop := c.blockOutcome(ctx, b, log, branch, err)
+		if errors.Is(stop, errContinuesInFlow) {
 			id = c.flow.Start // transferToFlow moved the call
 			continue
-		case err != nil && ari.IsNotFound(err) && !c.callerPresent(ctx):
-			// A request for the caller's channel raced its hangup: the
-			// call is over, not a block that failed.
-			c.gone = true
-			return ErrCallerGone
-		case err != nil:
-			c.app.metrics.CallErrors.WithLabelValues(string(b.Type)).Inc()
-			log.WithError(err).Warn("block failed")
-			branch = flows.BranchError
+		}
+		if stop != nil {
+			return stop
 		}
 		c.blockLeft(branch, err)
 		if branch == "" { // Disconnect
@@ -246,17 +212,79 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 			log.WithField("blocks", busy).Error("flow ran blocks in a row without waiting for the caller; sending the caller to the fallback")
 			return c.failCall(ctx, fmt.Errorf("%w: %d blocks in a row, the last %s", errSpinning, busy, id))
 		}
-		next, ok := b.Next(branch)
-		if !ok && branch != flows.BranchError {
-			// A failure the flow has no branch for falls to its Error branch.
-			next, ok = b.Next(flows.BranchError)
-		}
-		if !ok {
-			return c.failCall(ctx, fmt.Errorf("block %s (%s) took branch %s, which the flow does not have", id, b.Type, branch))
+		if id, err = c.nextBlock(b, branch); err != nil {
+			return c.failCall(ctx, err)
 		}
 		log.WithField("branch", branch).Debug("branch")
-		id = next
 	}
+}
+
+// runBlock saves the call's position and runs the block. A save that
+// fails takes the block's Error branch without running it, up to
+// maxSaveFailures blocks in a row.
+func (c *call) runBlock(ctx context.Context, b *flows.Block, log *logrus.Entry, saveFailures *int) (string, error) {
+	err := c.enterBlock(ctx, b)
+	switch {
+	case err == nil:
+		*saveFailures = 0
+		log.Info("step")
+		return c.exec(ctx, b)
+	case errors.Is(err, ErrFenced):
+		// Another process owns the call now: not a word more.
+		return "", err
+	}
+	*saveFailures++
+	if !c.saved || *saveFailures > maxSaveFailures {
+		// Never written (Redis down as the call came in), or failing
+		// block after block (an Error branch that leads back would loop
+		// without waiting): the fallback.
+		return "", fmt.Errorf("saving the call before %s: %w", b.ID, errors.Join(errSaveFailing, err))
+	}
+	log.WithError(err).Error("saving the call failed; block not run, taking its Error branch")
+	return "", fmt.Errorf("saving the call: %w", err)
+}
+
+// errSaveFailing: the call's record cannot be written, block after block.
+var errSaveFailing = errors.New("call record unwritable")
+
+// blockOutcome turns a block's error into the branch the flow takes (the
+// Error branch for a failure the call survives), or into stop: what ends
+// the flow here.
+func (c *call) blockOutcome(ctx context.Context, b *flows.Block, log *logrus.Entry, branch string, err error) (string, error) {
+	switch {
+	case err == nil:
+		return branch, nil
+	case errors.Is(err, ErrCallerGone), errors.Is(err, errHandedOff), errors.Is(err, ErrFenced), errors.Is(err, errContinuesInFlow):
+		return "", err
+	case errors.Is(err, errOverflow), errors.Is(err, errStuck), errors.Is(err, errSaveFailing):
+		// The call cannot be trusted to wait for anything more (a flooded
+		// queue, media that never ends, a record that cannot be written):
+		// the fallback.
+		return "", c.failCall(ctx, err)
+	case ctx.Err() != nil:
+		return "", ctx.Err()
+	case ari.IsNotFound(err) && !c.callerPresent(ctx):
+		// A request for the caller's channel raced its hangup: the call is
+		// over, not a block that failed.
+		c.gone = true
+		return "", ErrCallerGone
+	}
+	c.app.metrics.CallErrors.WithLabelValues(string(b.Type)).Inc()
+	log.WithError(err).Warn("block failed")
+	return flows.BranchError, nil
+}
+
+// nextBlock is the block branch leads to from b; a failure the flow has no
+// branch for falls to its Error branch.
+func (c *call) nextBlock(b *flows.Block, branch string) (string, error) {
+	next, ok := b.Next(branch)
+	if !ok && branch != flows.BranchError {
+		next, ok = b.Next(flows.BranchError)
+	}
+	if !ok {
+		return "", fmt.Errorf("block %s (%s) took branch %s, which the flow does not have", b.ID, b.Type, branch)
+	}
+	return next, nil
 }
 
 func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
