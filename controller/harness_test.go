@@ -128,6 +128,17 @@ func (s *memStore) Load(_ context.Context, id string) (*record.Call, error) {
 	return record.Decode(b)
 }
 
+func (s *memStore) LoadMany(ctx context.Context, ids []string) ([]*record.Call, []error, error) {
+	recs, bad := make([]*record.Call, len(ids)), make([]error, len(ids))
+	for i, id := range ids {
+		recs[i], bad[i] = s.Load(ctx, id)
+		if errors.Is(bad[i], record.ErrNoRecord) {
+			bad[i] = nil
+		}
+	}
+	return recs, bad, nil
+}
+
 func (s *memStore) Delete(_ context.Context, id string, f record.Fence) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -50,38 +51,66 @@ func (a *App) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing bridges: %w", err)
 	}
-	present := make(map[string]ari.Channel, len(chans))
-	for _, ch := range chans {
-		present[ch.ID] = ch
-	}
-
 	// Our own calls: each checks its own channels, in its own goroutine,
 	// so that a leg it is creating right now is not taken for lost.
 	a.tellCalls(func() ari.Event { return &checkChannels{} })
 
-	// Calls in the store that no goroutine runs: adopt or clean up.
+	var n reconciled
+	recorded, err := a.reconcileStored(ctx, chans, &n)
+	if err != nil {
+		return err
+	}
+	a.reconcileChannels(ctx, chans, recorded, &n)
+	// Adoption above registered the adopted calls' bridges: a bridge of
+	// ours that no call owns now is an orphan.
+	for _, b := range bridges {
+		if a.ours(b.ID, "br") && !a.isOwned(b.ID) {
+			_ = a.ari.DestroyBridge(context.WithoutCancel(ctx), b.ID)
+			n.orphanBridges++
+		}
+	}
+	a.log.WithFields(logrus.Fields{"channels": len(chans), "adopted": n.adopted, "cleaned": n.cleaned, "stale": n.stale,
+		"without_record": n.stray, "orphan_legs": n.orphans, "orphan_bridges": n.orphanBridges,
+		"took": time.Since(start).Round(time.Millisecond)}).Info("reconciled")
+	a.metrics.Reconciles.Inc()
+	return nil
+}
+
+// reconciled counts what a reconcile did, for its log line.
+type reconciled struct {
+	adopted, cleaned, stale, stray, orphans, orphanBridges int
+}
+
+// reconcileStored adopts the calls in the store that no goroutine runs
+// and whose caller is in the app, and drops the others' records. It
+// returns the calls with a readable record.
+func (a *App) reconcileStored(ctx context.Context, chans []ari.Channel, n *reconciled) (map[string]bool, error) {
 	ids, err := a.store.Active(ctx)
 	if err != nil {
-		return fmt.Errorf("listing stored calls: %w", err)
+		return nil, fmt.Errorf("listing stored calls: %w", err)
+	}
+	ids = slices.DeleteFunc(ids, a.isLocal)
+	recs, bad, err := a.store.LoadMany(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading stored calls: %w", err)
+	}
+	present := make(map[string]ari.Channel, len(chans))
+	for _, ch := range chans {
+		present[ch.ID] = ch
 	}
 	recorded := make(map[string]bool, len(ids))
-	var n struct{ adopted, cleaned, stale int }
-	for _, id := range ids {
-		recorded[id] = true
-		if a.isLocal(id) {
+	for i, id := range ids {
+		rec := recs[i]
+		if bad[i] != nil {
+			// Unreadable: the caller, if still there, is handled as one
+			// without a record.
+			a.log.WithError(bad[i]).WithField("call_id", id).Error("reconcile: call record unreadable")
 			continue
 		}
-		rec, err := a.store.Load(ctx, id)
-		if errors.Is(err, record.ErrNoRecord) {
+		if rec == nil {
 			continue // ended meanwhile
 		}
-		if err != nil {
-			// Unreadable: the caller, if still there, is handled below as
-			// one without a record.
-			recorded[id] = false
-			a.log.WithError(err).WithField("call_id", id).Error("reconcile: call record unreadable")
-			continue
-		}
+		recorded[id] = true
 		ch, ok := present[id]
 		switch {
 		case ok && ch.InApp(a.cfg.App):
@@ -99,18 +128,22 @@ func (a *App) reconcile(ctx context.Context) error {
 			n.cleaned++
 		}
 	}
+	return recorded, nil
+}
 
-	// Callers in the app that nobody runs and no record describes (Redis
-	// lost it: no persistence, eviction, a flush): the fallback, never
-	// silence. Legs and bridges of ours that no call owns: gone.
-	stray, orphans, orphanBridges := 0, 0, 0
+// reconcileChannels handles the channels no call runs and no record
+// describes: a leg of ours is hung up; a caller in the app that entered
+// while no process acted starts its call; one already answered (Redis
+// lost its record: no persistence, eviction, a flush) goes to the
+// fallback, never silence.
+func (a *App) reconcileChannels(ctx context.Context, chans []ari.Channel, recorded map[string]bool, n *reconciled) {
 	for _, ch := range chans {
 		switch {
-		case a.isOwned(ch.ID) || recorded[ch.ID]:
+		case a.isOwned(ch.ID) || recorded[ch.ID] || a.isLocal(ch.ID):
 		case a.ours(ch.ID, "leg"):
 			_ = a.ari.Hangup(context.WithoutCancel(ctx), ch.ID, "normal")
 			a.metrics.OrphanLegs.Inc()
-			orphans++
+			n.orphans++
 		case ch.InApp(a.cfg.App) && ch.State != "Up":
 			// Not answered yet: a caller that entered Stasis while no
 			// process acted on the app (a handover): a new call.
@@ -118,23 +151,10 @@ func (a *App) reconcile(ctx context.Context) error {
 			a.startCall(ctx, &ari.StasisStart{Args: ch.AppArgs(), Channel: ari.ChannelData{ID: ch.ID, Name: ch.Name, State: ch.State,
 				Caller: &ari.CallerID{Name: ch.Caller.Name, Number: ch.Caller.Number}}})
 		case ch.InApp(a.cfg.App):
-			stray++
+			n.stray++
 			go a.strayCaller(ctx, ch.ID, a.log.WithFields(logrus.Fields{"call_id": ch.ID, "channel": ch.ID, "name": ch.Name}))
 		}
 	}
-	// Adoption above registered the adopted calls' bridges: a bridge of
-	// ours that no call owns now is an orphan.
-	for _, b := range bridges {
-		if a.ours(b.ID, "br") && !a.isOwned(b.ID) {
-			_ = a.ari.DestroyBridge(context.WithoutCancel(ctx), b.ID)
-			orphanBridges++
-		}
-	}
-	a.log.WithFields(logrus.Fields{"channels": len(chans), "adopted": n.adopted, "cleaned": n.cleaned, "stale": n.stale,
-		"without_record": stray, "orphan_legs": orphans, "orphan_bridges": orphanBridges,
-		"took": time.Since(start).Round(time.Millisecond)}).Info("reconciled")
-	a.metrics.Reconciles.Inc()
-	return nil
 }
 
 // dropRecord removes a record whose call is no longer ours, with the leg

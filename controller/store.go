@@ -14,6 +14,9 @@ type Store interface {
 	Save(ctx context.Context, rec *record.Call) error
 	// Load returns record.ErrNoRecord for a call without a record.
 	Load(ctx context.Context, callID string) (*record.Call, error)
+	// LoadMany reads many records at once: recs[i] is ids[i]'s, nil when
+	// it has none, or bad[i] says why it could not be read.
+	LoadMany(ctx context.Context, ids []string) (recs []*record.Call, bad []error, err error)
 	// Delete removes the record if f holds the lease; else
 	// record.ErrFenced.
 	Delete(ctx context.Context, callID string, f record.Fence) error

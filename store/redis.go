@@ -151,6 +151,37 @@ func (s *Redis) Load(ctx context.Context, callID string) (*record.Call, error) {
 	return record.Decode(b)
 }
 
+// loadBatch is how many records LoadMany asks for in one request.
+const loadBatch = 200
+
+// LoadMany reads the records of ids in a round trip per loadBatch of
+// them: recs[i] is ids[i]'s record, nil when it has none (it ended
+// meanwhile), or bad[i] says why it could not be read.
+func (s *Redis) LoadMany(ctx context.Context, ids []string) (recs []*record.Call, bad []error, err error) {
+	recs, bad = make([]*record.Call, len(ids)), make([]error, len(ids))
+	for from := 0; from < len(ids); from += loadBatch {
+		part := ids[from:min(from+loadBatch, len(ids))]
+		keys := make([]string, len(part))
+		for i, id := range part {
+			keys[i] = s.key(id)
+		}
+		vals, err := s.rdb.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, nil, fmt.Errorf("load %d calls: %w", len(part), err)
+		}
+		for i, v := range vals {
+			switch v := v.(type) {
+			case nil:
+			case string:
+				recs[from+i], bad[from+i] = record.Decode([]byte(v))
+			default:
+				bad[from+i] = fmt.Errorf("load call %s: unexpected %T", part[i], v)
+			}
+		}
+	}
+	return recs, bad, nil
+}
+
 // Delete removes the record if f holds the lease.
 func (s *Redis) Delete(ctx context.Context, callID string, f record.Fence) error {
 	n, err := deleteScript.Run(ctx, s.rdb, []string{s.key(callID), s.leaseKey()}, token(f.Owner, f.Epoch)).Int()

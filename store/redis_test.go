@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -110,5 +111,52 @@ func TestRedisStoreLeaseAfterExpiryAndFlush(t *testing.T) {
 	mr.FastForward(2 * time.Second) // the grace runs out
 	if e, _ := s.Campaign(ctx, "c", time.Second); e == 0 {
 		t.Fatal("standby never took a lease nobody claimed back")
+	}
+}
+
+// LoadMany reads records in batches: each id its own record, nil for one
+// that has none, an error for one that cannot be decoded.
+func TestRedisStoreLoadMany(t *testing.T) {
+	ctx := context.Background()
+	s, mr := newRedisStoreTest(t)
+	if _, err := s.Campaign(ctx, "a", time.Second); err != nil { // an empty Redis: the grace begins
+		t.Fatal(err)
+	}
+	mr.FastForward(2 * time.Second)
+	epoch, err := s.Campaign(ctx, "a", time.Hour)
+	if err != nil || epoch == 0 {
+		t.Fatalf("campaign: %d %v", epoch, err)
+	}
+	var ids []string
+	for i := range loadBatch + 3 { // more than one batch
+		id := "c" + strconv.Itoa(i)
+		ids = append(ids, id)
+		if i%10 == 5 {
+			continue // no record
+		}
+		if err := s.Save(ctx, &record.Call{CallID: id, Phase: record.PhaseFlow, Owner: "a", Epoch: epoch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mr.Set(s.key("c7"), "{not json"); err != nil {
+		t.Fatal(err)
+	}
+	recs, bad, err := s.LoadMany(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		switch {
+		case i%10 == 5:
+			if recs[i] != nil || bad[i] != nil {
+				t.Errorf("%s has no record: got %v, %v", id, recs[i], bad[i])
+			}
+		case id == "c7":
+			if bad[i] == nil {
+				t.Errorf("%s: an undecodable record read without error", id)
+			}
+		case bad[i] != nil || recs[i] == nil || recs[i].CallID != id:
+			t.Errorf("%s: got %+v, %v", id, recs[i], bad[i])
+		}
 	}
 }
