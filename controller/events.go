@@ -63,7 +63,7 @@ func (a *App) Run(ctx context.Context) error {
 // afterwards: the ARI client and the store refuse a process without a
 // valid lease.
 func (a *App) term(ctx context.Context, epoch int64, sent time.Time) error {
-	took := time.Now()
+	began := time.Now()
 	a.metrics.Role.Set(1)
 	a.metrics.Takeovers.Inc()
 	a.logTerm(epoch).Info("lease: active")
@@ -73,78 +73,18 @@ func (a *App) term(ctx context.Context, epoch int64, sent time.Time) error {
 	go a.watchARI(tctx, stop)
 	go a.keepFlows(tctx)
 
-	backoff := 100 * time.Millisecond
-	first := true
+	s := &session{epoch: epoch, began: began, first: true, backoff: firstBackoff, stop: stop}
 	for tctx.Err() == nil {
 		ws, err := a.ari.Events(tctx)
 		if err != nil {
 			if tctx.Err() != nil {
 				break
 			}
-			a.log.WithError(err).WithField("retry_in", backoff).Warn("ARI websocket connect failed")
-			a.pause(tctx, &backoff)
+			a.log.WithError(err).WithField("retry_in", s.backoff).Warn("ARI websocket connect failed")
+			a.pause(tctx, &s.backoff)
 			continue
 		}
-		// Until reconcile has adopted the calls it finds, their events
-		// have no call to go to: they wait (parkEvents).
-		a.parkEvents()
-		if err := a.ari.SetEventFilter(tctx, ari.EventTypes); err != nil {
-			a.log.WithError(err).Warn("ARI event filter not set; receiving every event")
-		}
-		readDone := make(chan error, 1)
-		go func() { readDone <- a.read(tctx, ws, stop) }()
-		// An open websocket is not yet an event path: Asterisk can leave
-		// the app inactive under it (docs/ari-event-path.md). Only an
-		// event that comes back through it proves it.
-		if err := a.prove(tctx, readDone); err != nil {
-			// The broken socket goes first: connecting again while it is
-			// open, then closing it, would leave the app inactive again.
-			ws.Close()
-			<-readDone
-			a.unparkEvents()
-			if tctx.Err() == nil {
-				a.metrics.ProbeFailures.Inc()
-				a.log.WithError(err).WithField("retry_in", backoff).Error("ARI event path not working; connecting again")
-				a.pause(tctx, &backoff)
-			}
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		a.setConnected(true)
-		if first {
-			a.log.Info("ARI websocket connected")
-		} else {
-			a.metrics.Reconnects.Inc()
-			a.log.Info("ARI websocket reconnected")
-		}
-		// Events missed while we were away: find out what still exists.
-		go func(first bool) {
-			a.reconcileRetry(tctx)
-			a.unparkEvents()
-			if first {
-				a.metrics.TakeoverSeconds.Observe(time.Since(took).Seconds())
-				a.logTerm(epoch).WithField("took", time.Since(took).Round(time.Millisecond)).Info("takeover complete")
-			}
-		}(first)
-		first = false
-		err = a.watchPath(tctx, readDone)
-		a.setConnected(false)
-		if tctx.Err() == nil {
-			ws.Close()
-			if !errors.Is(err, errPathLost) {
-				err = <-readDone
-			} else {
-				<-readDone
-			}
-			a.log.WithError(err).Warn("ARI websocket lost; reconnecting")
-			continue
-		}
-		if ctx.Err() != nil && a.handover(readDone) {
-			ws.Close()
-			continue
-		}
-		ws.Close()
-		<-readDone
+		a.serveConnection(ctx, tctx, ws, s)
 	}
 	a.setConnected(false)
 	cause := context.Cause(tctx)
@@ -152,6 +92,83 @@ func (a *App) term(ctx context.Context, epoch int64, sent time.Time) error {
 	// next process does not adopt a call this one still runs.
 	a.wg.Wait()
 	return cause
+}
+
+// firstBackoff is the first pause before connecting again.
+const firstBackoff = 100 * time.Millisecond
+
+// session is a term's state across its websocket connections.
+type session struct {
+	epoch   int64
+	began   time.Time
+	first   bool // no connection of this term has been proven yet
+	backoff time.Duration
+	stop    context.CancelCauseFunc
+}
+
+// serveConnection serves one websocket of the term tctx: proven first,
+// then reconciled and watched until it is lost, the term ends, or (ctx
+// ending: the process stops) the calls are handed over.
+func (a *App) serveConnection(ctx, tctx context.Context, ws *ari.EventConn, s *session) {
+	// Until reconcile has adopted the calls it finds, their events have no
+	// call to go to: they wait (parkEvents).
+	a.parkEvents()
+	if err := a.ari.SetEventFilter(tctx, ari.EventTypes); err != nil {
+		a.log.WithError(err).Warn("ARI event filter not set; receiving every event")
+	}
+	readDone := make(chan error, 1)
+	go func() { readDone <- a.read(tctx, ws, s.stop) }()
+	// An open websocket is not yet an event path: Asterisk can leave the
+	// app inactive under it (docs/ari-event-path.md). Only an event that
+	// comes back through it proves it.
+	if err := a.prove(tctx, readDone); err != nil {
+		// The broken socket goes first: connecting again while it is open,
+		// then closing it, would leave the app inactive again.
+		ws.Close()
+		<-readDone
+		a.unparkEvents()
+		if tctx.Err() == nil {
+			a.metrics.ProbeFailures.Inc()
+			a.log.WithError(err).WithField("retry_in", s.backoff).Error("ARI event path not working; connecting again")
+			a.pause(tctx, &s.backoff)
+		}
+		return
+	}
+	s.backoff = firstBackoff
+	a.setConnected(true)
+	if s.first {
+		a.log.Info("ARI websocket connected")
+	} else {
+		a.metrics.Reconnects.Inc()
+		a.log.Info("ARI websocket reconnected")
+	}
+	// Events missed while we were away: find out what still exists.
+	go func(first bool) {
+		a.reconcileRetry(tctx)
+		a.unparkEvents()
+		if first {
+			a.metrics.TakeoverSeconds.Observe(time.Since(s.began).Seconds())
+			a.logTerm(s.epoch).WithField("took", time.Since(s.began).Round(time.Millisecond)).Info("takeover complete")
+		}
+	}(s.first)
+	s.first = false
+	err := a.watchPath(tctx, readDone)
+	a.setConnected(false)
+	switch {
+	case tctx.Err() == nil:
+		ws.Close()
+		if errors.Is(err, errPathLost) {
+			<-readDone
+		} else {
+			err = <-readDone
+		}
+		a.log.WithError(err).Warn("ARI websocket lost; reconnecting")
+	case ctx.Err() != nil && a.handover(readDone):
+		ws.Close()
+	default:
+		ws.Close()
+		<-readDone
+	}
 }
 
 // setConnected says whether the event path is up (proven), and since when
