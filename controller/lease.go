@@ -245,71 +245,22 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, epoch
 		case <-tick.C:
 		}
 		until := a.lease.until()
-		sent := time.Now()
+		r := renewal{epoch: epoch, sent: time.Now()}
 		// A generous bound: a renewal that is slow (a busy Redis, a process
 		// starved of CPU) is better late than given up.
 		cctx, cancel := context.WithTimeout(ctx, 2*ttl)
-		got, err := a.elector.Renew(cctx, a.owner, ttl)
+		r.got, r.err = a.elector.Renew(cctx, a.owner, ttl)
 		cancel()
-		switch {
-		case err != nil && sent.Sub(lastOK) >= ttl:
-			// Redis has not renewed the lease for a lifetime: it is down or
-			// refuses writes (NOREPLICAS). No process can act meanwhile;
-			// this one lets go of the app, so that callers arriving now
-			// meet the dialplan's fallback instead of a silent app.
-			a.metrics.LeaseFailures.Inc()
-			a.lease.clear()
-			a.logTerm(epoch).WithError(err).Error("lease: not renewed for a lease lifetime; letting go")
-			stop(fmt.Errorf("%w: %v", errLeaseLost, err))
+		r.unrenewed = r.sent.Sub(lastOK)
+		next, end := a.afterRenewal(ctx, r)
+		if end != nil {
+			stop(end)
 			return
-		case err != nil:
-			a.metrics.LeaseFailures.Inc()
-			a.log.WithError(err).Debug("lease: renewal failed")
-			continue
-		case got == 0:
-			a.metrics.LeaseFailures.Inc()
-			a.lease.clear()
-			stop(errLeaseLost)
-			return
-		case got != epoch && got != epoch+1 && sent.Sub(lastOK) >= ttl:
-			// Not renewed for a whole lifetime, and the store's lease ran
-			// out meanwhile, and epochs were handed out besides this
-			// process's: another process may have held it and acted. What
-			// this process knows of its calls may be stale: a new term,
-			// which takes them over from the store again.
-			a.metrics.LeaseFailures.Inc()
-			a.lease.set(got, sent.Add(ttl-ttl/8))
-			a.logTerm(got).WithField("unrenewed", sent.Sub(lastOK).Round(time.Millisecond)).Warn("lease: ran out in the store and taken again after another holder; beginning a new term")
-			stop(errLeaseRenewedLate)
-			return
-		case got == epoch+1 && sent.Sub(lastOK) >= ttl:
-			// Ran out in the store while this process was slow, and taken
-			// back with the very next epoch: nobody else held it between.
-			a.metrics.LeaseFailures.Inc()
-			a.logTerm(got).WithField("unrenewed", sent.Sub(lastOK).Round(time.Millisecond)).Warn("lease: ran out in the store and taken again; nobody else held it")
-			a.lease.set(got, sent.Add(ttl-ttl/8))
-			epoch = got
-		case got != epoch:
-			// The lease was gone from the store though renewed in time
-			// (Redis flushed, or restarted without persistence) and is ours
-			// again under a new epoch: nobody else acted meanwhile, or it
-			// would hold it. The calls this process runs write their
-			// records again from memory, so that what Redis lost is back at
-			// once.
-			a.metrics.LeaseFailures.Inc()
-			a.logTerm(got).Warn("lease: lost from the store and taken again; rewriting call records")
-			a.lease.set(got, sent.Add(ttl-ttl/8))
-			epoch = got
-			a.resaveAll()
-			// What the store holds may also be older than what happened
-			// (a Sentinel failover loses writes the replica had not
-			// received, such as a deleted record): check it against
-			// Asterisk.
-			go a.reconcileRetry(ctx)
-		default:
-			a.metrics.LeaseRenewals.Inc()
-			a.lease.set(epoch, sent.Add(ttl-ttl/8))
 		}
+		if r.err != nil {
+			continue
+		}
+		epoch, lastOK = next, r.sent
 		if late := time.Since(until); late > 0 {
 			a.metrics.LeaseLapses.Inc()
 			a.logTerm(epoch).WithField("late", late.Round(time.Millisecond)).Warn("lease: renewed after it had lapsed here; calls that waited go on")
@@ -319,8 +270,78 @@ func (a *App) keepLease(ctx context.Context, stop context.CancelCauseFunc, epoch
 				go a.reconcileRetry(ctx)
 			}
 		}
-		lastOK = sent
 	}
+}
+
+// renewal is one renewal of the lease: the term's epoch before it, what
+// the store answered, when it was sent, and how long since the last one
+// that succeeded was sent.
+type renewal struct {
+	epoch, got int64
+	err        error
+	sent       time.Time
+	unrenewed  time.Duration
+}
+
+// afterRenewal acts on a renewal's answer: it returns the term's epoch
+// after it, or end, the cause that ends the term.
+func (a *App) afterRenewal(ctx context.Context, r renewal) (epoch int64, end error) {
+	ttl := a.cfg.LeaseTTL
+	valid := r.sent.Add(ttl - ttl/8)
+	lapsed := r.unrenewed >= ttl
+	switch {
+	case r.err != nil && lapsed:
+		// Redis has not renewed the lease for a lifetime: it is down or
+		// refuses writes (NOREPLICAS). No process can act meanwhile; this
+		// one lets go of the app, so that callers arriving now meet the
+		// dialplan's fallback instead of a silent app.
+		a.metrics.LeaseFailures.Inc()
+		a.lease.clear()
+		a.logTerm(r.epoch).WithError(r.err).Error("lease: not renewed for a lease lifetime; letting go")
+		return 0, fmt.Errorf("%w: %v", errLeaseLost, r.err)
+	case r.err != nil:
+		a.metrics.LeaseFailures.Inc()
+		a.log.WithError(r.err).Debug("lease: renewal failed")
+		return r.epoch, nil
+	case r.got == 0:
+		a.metrics.LeaseFailures.Inc()
+		a.lease.clear()
+		return 0, errLeaseLost
+	case r.got != r.epoch && r.got != r.epoch+1 && lapsed:
+		// Not renewed for a whole lifetime, and the store's lease ran out
+		// meanwhile, and epochs were handed out besides this process's:
+		// another process may have held it and acted. What this process
+		// knows of its calls may be stale: a new term, which takes them
+		// over from the store again.
+		a.metrics.LeaseFailures.Inc()
+		a.lease.set(r.got, valid)
+		a.logTerm(r.got).WithField("unrenewed", r.unrenewed.Round(time.Millisecond)).Warn("lease: ran out in the store and taken again after another holder; beginning a new term")
+		return 0, errLeaseRenewedLate
+	case r.got == r.epoch+1 && lapsed:
+		// Ran out in the store while this process was slow, and taken back
+		// with the very next epoch: nobody else held it between.
+		a.metrics.LeaseFailures.Inc()
+		a.logTerm(r.got).WithField("unrenewed", r.unrenewed.Round(time.Millisecond)).Warn("lease: ran out in the store and taken again; nobody else held it")
+	case r.got != r.epoch:
+		// The lease was gone from the store though renewed in time (Redis
+		// flushed, or restarted without persistence) and is ours again
+		// under a new epoch: nobody else acted meanwhile, or it would hold
+		// it. The calls this process runs write their records again from
+		// memory, so that what Redis lost is back at once.
+		a.metrics.LeaseFailures.Inc()
+		a.logTerm(r.got).Warn("lease: lost from the store and taken again; rewriting call records")
+		a.lease.set(r.got, valid)
+		a.resaveAll()
+		// What the store holds may also be older than what happened (a
+		// Sentinel failover loses writes the replica had not received,
+		// such as a deleted record): check it against Asterisk.
+		go a.reconcileRetry(ctx)
+		return r.got, nil
+	default:
+		a.metrics.LeaseRenewals.Inc()
+	}
+	a.lease.set(r.got, valid)
+	return r.got, nil
 }
 
 // resaveAll asks every call this process runs to write its record again.
