@@ -124,24 +124,6 @@ func (a *App) launch(ctx context.Context, c *call, body func(context.Context) er
 	return true
 }
 
-// deliver queues an event for the call's goroutine without blocking the
-// websocket reader: a call whose queue is full is stuck or flooded, and is
-// ended (see next) rather than allowed to delay every other call.
-func (c *call) deliver(ev ari.Event) {
-	if c.callerGone(ev) {
-		c.hungUp.Store(true)
-	}
-	select {
-	case c.events <- ev:
-	default:
-		c.overflowOnce.Do(func() {
-			c.app.metrics.DroppedEvents.Inc()
-			c.log.WithField("event", ev.GetType()).Error("call event queue full; ending the call")
-			close(c.overflow)
-		})
-	}
-}
-
 func (c *call) runNew(ctx context.Context) error {
 	if c.flow == nil {
 		c.app.metrics.CallErrors.WithLabelValues("no_flow").Inc()
@@ -420,102 +402,10 @@ func (a *App) write(ctx context.Context, rec *record.Call) error {
 	}
 }
 
-// callerGone tells whether ev says the caller left.
-func (c *call) callerGone(ev ari.Event) bool {
-	switch e := ev.(type) {
-	case *ari.StasisEnd:
-		return e.Channel.ID == c.id
-	case *ari.ChannelDestroyed:
-		return e.Channel.ID == c.id
-	case *ari.ChannelHangupRequest:
-		return e.Channel.ID == c.id
-	}
-	return false
-}
-
-// next waits for the call's next event. A caller hangup is returned as
-// ErrCallerGone so that every wait ends with it.
-func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, error) {
-	c.waits++
-	if c.gone {
-		return nil, ErrCallerGone
-	}
-	c.paced()
-	for {
-		ev, late, err := c.receive(ctx, timeout)
-		if err != nil {
-			return nil, err
-		}
-		if late {
-			timeout = passed
-		}
-		if ev = c.internal(ctx, ev); ev == nil {
-			continue
-		}
-		if c.callerGone(ev) {
-			c.gone = true
-			return ev, ErrCallerGone
-		}
-		return ev, nil
-	}
-}
-
-// receive takes the next event off the queue. Events queued before the
-// deadline passed still go first: a call running late must not take the
-// deadline for what had already happened (the second key of a return
-// key); late says the deadline has passed.
-func (c *call) receive(ctx context.Context, timeout <-chan time.Time) (ev ari.Event, late bool, err error) {
-	select {
-	case <-c.overflow:
-		return nil, false, errOverflow
-	case ev := <-c.events:
-		return ev, false, nil
-	case <-timeout:
-		select {
-		case ev := <-c.events:
-			return ev, true, nil
-		default:
-			return nil, true, errTimeout
-		}
-	case <-ctx.Done():
-		return nil, false, ctx.Err()
-	}
-}
-
-// passed is a deadline that has passed: it is always ready.
-var passed = func() <-chan time.Time {
-	c := make(chan time.Time)
-	close(c)
-	return c
-}()
-
-// internal handles the controller's own queue entries (a check after a
-// reconnect, a rewrite of the record): it returns the event the call
-// should see, or nil.
-func (c *call) internal(ctx context.Context, ev ari.Event) ari.Event {
-	switch ev.(type) {
-	case *checkChannels:
-		return c.verifyChannels(ctx)
-	case *resave:
-		if c.saved {
-			if err := c.save(ctx); err != nil {
-				c.log.WithError(err).Warn("rewriting the call record failed")
-			}
-		}
-		return nil
-	}
-	return ev
-}
-
 // maxSaveFailures is how many blocks in a row may find the record
 // unwritable and take their Error branch before the call goes to the
 // fallback.
 const maxSaveFailures = 3
-
-var (
-	errTimeout  = transfer.ErrDeadline
-	errOverflow = errors.New("call event queue overflowed; events lost")
-)
 
 // finish cleans up after the call's goroutine returns: whatever it still
 // holds is hung up or destroyed, and the record goes, unless this process
@@ -612,16 +502,6 @@ func (c *call) Save(ctx context.Context) error { return c.save(ctx) }
 
 // SetPhase moves the call to phase p and writes the record.
 func (c *call) SetPhase(ctx context.Context, p record.Phase) error { return c.setPhase(ctx, p, true) }
-
-// Next is next with a deadline (zero: none).
-func (c *call) Next(ctx context.Context, deadline time.Time) (ari.Event, error) {
-	if deadline.IsZero() {
-		return c.next(ctx, nil)
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	return c.next(ctx, t.C)
-}
 
 // callerPresent tells whether the caller's channel still exists (an
 // error counts as present: do not give up on a caller by guesswork).
