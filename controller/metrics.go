@@ -1,6 +1,10 @@
 package controller
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the controller's Prometheus metrics.
 type Metrics struct {
@@ -33,6 +37,7 @@ type Metrics struct {
 	Denied *prometheus.CounterVec
 
 	ARIRequests  prometheus.Counter
+	ARIAnswers   *prometheus.CounterVec
 	RecordWrites prometheus.Counter
 
 	LegEvents        *prometheus.CounterVec
@@ -74,6 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ProbeFailures:      c("ariflow_event_path_failures_total", "Probes (user events sent to the app) that did not come back on the websocket in time."),
 		FencedActions:      c("ariflow_fenced_actions_total", "ARI requests and record writes refused because this process did not hold the lease."),
 		ARIRequests:        c("ariflow_ari_requests_total", "ARI REST requests sent."),
+		ARIAnswers:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_ari_answers_total", Help: "ARI REST requests by kind and Asterisk's status code (0: no answer came back)."}, []string{"request", "code"}),
 		RecordWrites:       c("ariflow_record_writes_total", "Call records written (saves and deletes that succeeded)."),
 		LegEvents:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ariflow_leg_events_total", Help: "Leg events (events_url) by result: sent, or failed after the retries."}, []string{"result"}),
 		LegEventsDropped:   c("ariflow_leg_events_dropped_total", "Leg events dropped because their queue was full."),
@@ -84,8 +90,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Calls, m.ActiveCalls, m.Transfers, m.CallErrors, m.Reconnects, m.DroppedEvents, m.OrphanLegs, m.Adopted,
 			m.Fallbacks, m.StuckCalls, m.LostEvents, m.ReconcileFailures, m.Reconciles, m.FlowVersionMissing,
-			m.Role, m.LeaseRenewals, m.LeaseFailures, m.LeaseLapses, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.ARILost, m.ProbeFailures, m.FencedActions, m.Denied, m.ARIRequests, m.RecordWrites,
+			m.Role, m.LeaseRenewals, m.LeaseFailures, m.LeaseLapses, m.Takeovers, m.TakeoverSeconds, m.Replaced, m.ARILost, m.ProbeFailures, m.FencedActions, m.Denied, m.ARIRequests, m.ARIAnswers, m.RecordWrites,
 			m.LegEvents, m.LegEventsDropped, m.FlowSpins, m.ResumeSeconds)
 	}
 	return m
+}
+
+// ariAnswered counts an ARI request's answer.
+func (m *Metrics) ariAnswered(kind string, code int) {
+	m.ARIAnswers.WithLabelValues(kind, strconv.Itoa(code)).Inc()
 }

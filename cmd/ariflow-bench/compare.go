@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,21 +36,25 @@ type callTimes struct {
 }
 
 type side struct {
-	Name               string   `json:"name"`
-	Calls              int      `json:"calls"`
-	Completed          int      `json:"completed"`
-	Seconds            float64  `json:"seconds"`
-	SetupRate          float64  `json:"setup_rate_per_s"`
-	ResumeP50          float64  `json:"resume_latency_p50_ms"`
-	ResumeP95          float64  `json:"resume_latency_p95_ms"`
-	ResumeP99          float64  `json:"resume_latency_p99_ms"`
-	DTMFP50            float64  `json:"dtmf_latency_p50_ms"`
-	DTMFP99            float64  `json:"dtmf_latency_p99_ms"`
-	AsteriskCPUPer1000 float64  `json:"asterisk_cpu_s_per_1000"`
-	AriflowCPUPer1000  float64  `json:"ariflow_cpu_s_per_1000,omitempty"`
-	RedisTripsPerCall  float64  `json:"redis_round_trips_per_call,omitempty"`
-	RedisCmdsPerCall   float64  `json:"redis_commands_per_call,omitempty"`
-	Errors             []string `json:"errors,omitempty"`
+	Name               string  `json:"name"`
+	Calls              int     `json:"calls"`
+	Completed          int     `json:"completed"`
+	Seconds            float64 `json:"seconds"`
+	SetupRate          float64 `json:"setup_rate_per_s"`
+	ResumeP50          float64 `json:"resume_latency_p50_ms"`
+	ResumeP95          float64 `json:"resume_latency_p95_ms"`
+	ResumeP99          float64 `json:"resume_latency_p99_ms"`
+	DTMFP50            float64 `json:"dtmf_latency_p50_ms"`
+	DTMFP99            float64 `json:"dtmf_latency_p99_ms"`
+	AsteriskCPUPer1000 float64 `json:"asterisk_cpu_s_per_1000"`
+	AriflowCPUPer1000  float64 `json:"ariflow_cpu_s_per_1000,omitempty"`
+	RedisTripsPerCall  float64 `json:"redis_round_trips_per_call,omitempty"`
+	RedisCmdsPerCall   float64 `json:"redis_commands_per_call,omitempty"`
+	// ARIPerCall is ariflow's REST requests per call, and ARIKinds the
+	// same by kind of request.
+	ARIPerCall float64            `json:"ari_requests_per_call,omitempty"`
+	ARIKinds   map[string]float64 `json:"ari_requests_per_call_by_kind,omitempty"`
+	Errors     []string           `json:"errors,omitempty"`
 }
 
 type leaks struct {
@@ -105,6 +112,7 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 		astCPU0 := cpuSeconds(astPid)
 		afCPU0 := cpuSeconds(af.Pid())
 		trips0 := af.Metric("ariflow_redis_roundtrips_total")
+		kinds0 := ariKinds(af.HTTPAddr)
 		cmds0 := redisCommands(ctx, s)
 		var profDone chan error
 		if sd.name == "ariflow" && o.profile != "" {
@@ -128,6 +136,13 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 			res.AriflowCPUPer1000 = (cpuSeconds(af.Pid()) - afCPU0) * per
 			res.RedisTripsPerCall = (af.Metric("ariflow_redis_roundtrips_total") - trips0) / float64(o.calls)
 			res.RedisCmdsPerCall = float64(redisCommands(ctx, s)-cmds0) / float64(o.calls)
+			res.ARIKinds = map[string]float64{}
+			for k, n := range ariKinds(af.HTTPAddr) {
+				if d := (n - kinds0[k]) / float64(o.calls); d > 0 {
+					res.ARIKinds[k] = d
+					res.ARIPerCall += d
+				}
+			}
 		}
 		rep.Sides = append(rep.Sides, *res)
 		if err := s.WaitClean(ctx, 15*time.Second); err != nil {
@@ -280,6 +295,14 @@ func (r *compareReport) print() {
 			s.DTMFP50, s.DTMFP99, s.AsteriskCPUPer1000, s.AriflowCPUPer1000, s.RedisTripsPerCall)
 		for _, e := range s.Errors {
 			fmt.Printf("    error: %s\n", e)
+		}
+		if s.ARIPerCall > 0 {
+			kinds := slices.Sorted(maps.Keys(s.ARIKinds))
+			parts := make([]string, len(kinds))
+			for i, k := range kinds {
+				parts[i] = fmt.Sprintf("%s %.2f", k, s.ARIKinds[k])
+			}
+			fmt.Printf("    ARI requests per call %.1f: %s\n", s.ARIPerCall, strings.Join(parts, ", "))
 		}
 	}
 	fmt.Printf("\nariflow peak RSS %.1f MB; after the run: %d channels, %d bridges, %d Redis keys, %+d goroutines\n",

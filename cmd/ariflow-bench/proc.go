@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -106,4 +107,26 @@ func adminGet(url string) (*http.Response, error) {
 	}
 	req.Header.Set("Authorization", "Bearer "+e2e.AdminToken)
 	return http.DefaultClient.Do(req)
+}
+
+// ariKinds is ariflow's ariflow_ari_answers_total summed by request kind.
+func ariKinds(addr string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), `ariflow_ari_answers_total{request="`)
+		if !ok {
+			continue
+		}
+		kind, rest, _ := strings.Cut(line, `"`)
+		if v, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64); err == nil {
+			out[kind] += v
+		}
+	}
+	return out
 }

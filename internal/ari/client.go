@@ -30,6 +30,9 @@ type Options struct {
 	// Sent, when set, is told of every request that leaves (for a
 	// metric: a fenced process must send none).
 	Sent func()
+	// Answered, when set, is told how each request sent went: its kind
+	// (Kind) and Asterisk's status code, 0 when none came back.
+	Answered func(kind string, code int)
 	// MaxConns bounds the REST connections open to Asterisk at once
 	// (default DefaultMaxConns); requests past it wait for a free one,
 	// within their Timeout. Asterisk's HTTP server serves at most
@@ -200,6 +203,13 @@ func (c *Client) send(ctx context.Context, method, path string, body, out any, r
 		req.Header.Set("Idempotency-Key", strconv.FormatUint(c.seq.Add(1), 36))
 	}
 	resp, err := c.http.Do(req)
+	if c.opts.Answered != nil {
+		code := 0
+		if err == nil {
+			code = resp.StatusCode
+		}
+		c.opts.Answered(Kind(method, path), code)
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -222,6 +232,35 @@ func (c *Client) send(ctx context.Context, method, path string, body, out any, r
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
+}
+
+// Kind names a request by its method and the resource's shape, without
+// the IDs in its path: "POST channels/dtmf", "DELETE bridges".
+func Kind(method, path string) string {
+	path, _, _ = strings.Cut(path, "?")
+	var b strings.Builder
+	b.WriteString(method)
+	sep := " "
+	for i, seg := range strings.Split(strings.Trim(path, "/"), "/") {
+		if i > 0 && !isVerb(seg) {
+			continue
+		}
+		b.WriteString(sep)
+		b.WriteString(seg)
+		sep = "/"
+	}
+	return b.String()
+}
+
+// isVerb tells a path's fixed words (create, dtmf, addChannel) from the
+// IDs and names between them.
+func isVerb(seg string) bool {
+	switch seg {
+	case "create", "dtmf", "play", "ring", "answer", "dial", "moh", "variable", "continue", "redirect",
+		"addChannel", "removeChannel", "eventFilter", "info", "user", "ping", "hold", "mute", "silence", "snoop", "externalMedia":
+		return true
+	}
+	return false
 }
 
 // Info is what ariflow needs to know of the Asterisk it talks to.

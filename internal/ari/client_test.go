@@ -225,3 +225,21 @@ func TestAddToBridgeWith(t *testing.T) {
 		}
 	}
 }
+
+func TestKind(t *testing.T) {
+	for _, tc := range []struct{ method, path, want string }{
+		{"POST", "/channels/create?endpoint=PJSIP%2F1", "POST channels/create"},
+		{"POST", "/channels/ariflow-leg-1/dtmf?dtmf=1", "POST channels/dtmf"},
+		{"DELETE", "/channels/pbx-1.2?reason=normal", "DELETE channels"},
+		{"POST", "/bridges/ariflow-br-1/addChannel?channel=a,b", "POST bridges/addChannel"},
+		{"POST", "/bridges/ariflow-br-1?type=mixing", "POST bridges"},
+		{"POST", "/channels/c1/play/pb-1?media=sound:x", "POST channels/play"},
+		{"GET", "/asterisk/info", "GET asterisk/info"},
+		{"POST", "/events/user/ariflow-probe?application=ariflow", "POST events/user"},
+		{"DELETE", "/channels/c1/ring", "DELETE channels/ring"},
+	} {
+		if got := Kind(tc.method, tc.path); got != tc.want {
+			t.Errorf("Kind(%s %s) = %q, want %q", tc.method, tc.path, got, tc.want)
+		}
+	}
+}
