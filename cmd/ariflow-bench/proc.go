@@ -119,12 +119,16 @@ func ariKinds(addr string) map[string]float64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), `ariflow_ari_answers_total{request="`)
+		line, ok := strings.CutPrefix(sc.Text(), "ariflow_ari_answers_total{")
 		if !ok {
 			continue
 		}
-		kind, rest, _ := strings.Cut(line, `"`)
-		if v, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64); err == nil {
+		_, kind, ok := strings.Cut(line, `request="`)
+		if !ok {
+			continue
+		}
+		kind, _, _ = strings.Cut(kind, `"`)
+		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
 			out[kind] += v
 		}
 	}
