@@ -51,6 +51,8 @@ type call struct {
 	// runFlow sees it between blocks that never read the queue.
 	hungUp atomic.Bool
 	obs    callObs // its trace's open spans (observe.go)
+	// behind is the bookkeeping Later runs off the call's path.
+	behind sync.WaitGroup
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -413,6 +415,7 @@ const maxSaveFailures = 3
 func (c *call) finish(ctx context.Context, err error) {
 	a := c.app
 	c.paced()
+	c.Settle()
 	stopping := leaving(ctx, err)
 	bg := context.WithoutCancel(ctx)
 	if stopping {
@@ -493,7 +496,19 @@ func savesBeforeActing(t flows.BlockType) bool {
 
 // The call as a transfer sees it (transfer.Call).
 
-func (c *call) ID() string                     { return c.id }
+func (c *call) ID() string { return c.id }
+
+// Later runs f on its own goroutine; the call's end waits for it.
+func (c *call) Later(f func(ctx context.Context)) {
+	c.behind.Add(1)
+	go func() {
+		defer c.behind.Done()
+		f(context.Background())
+	}()
+}
+
+// Settle waits for what Later runs.
+func (c *call) Settle()                        { c.behind.Wait() }
 func (c *call) Record() *record.Call           { return &c.rec }
 func (c *call) Log() *logrus.Entry             { return c.log }
 func (c *call) Own(ids ...string)              { c.own(ids...) }

@@ -209,7 +209,8 @@ func TestSaveFailsAtFirstSave(t *testing.T) {
 	}
 }
 
-// Saving the dialing phase fails: nothing is dialled, Error branch.
+// Saving the dialing phase fails: the leg made is hung up undialled, its
+// bridge destroyed, and the block takes its Error branch.
 func TestSaveFailsBeforeDialling(t *testing.T) {
 	t.Parallel()
 	h := run(t, xferFlows)
@@ -218,9 +219,13 @@ func TestSaveFailsBeforeDialling(t *testing.T) {
 	h.store.mu.Unlock()
 	h.caller("c1", "xfer")
 	h.branchTaken("c1", mError, transfer.OutcomeError)
-	if h.count("POST", "/channels/create") != 0 || h.fake.Count("POST", "/bridges/") != 0 {
-		t.Error("dialled without a saved record")
+	for _, r := range h.fake.Requests() {
+		if strings.HasSuffix(r.Path, "/dial") {
+			t.Errorf("dialled without a saved record: %s %s", r.Method, r.Path)
+		}
 	}
+	h.ended("c1")
+	h.clean("c1")
 }
 
 // A call whose event queue overflows is ended (fallback); another call is

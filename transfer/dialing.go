@@ -108,6 +108,7 @@ func (t *Transfer) admit(ctx context.Context) error {
 	if t.gate == nil || t.leg.target.Ungated {
 		return nil
 	}
+	t.call.Settle() // the last leg's slot given back first
 	slot := Slot(t.call.ID(), rec.Transfers)
 	sys := rec.Attributes[flows.NSSystem]
 	leg := policy.Leg{Slot: slot, Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
@@ -134,8 +135,10 @@ func (t *Transfer) admit(ctx context.Context) error {
 func Slot(callID string, n int) string { return callID + ":" + strconv.Itoa(n) }
 
 // startLeg makes the current number's leg and dials it. The record names
-// the leg before it exists (a process taking over finds it by its ID),
-// and says it is dialled before it is.
+// the leg, and says it is dialled, before the dial leaves: a process
+// taking over never dials it twice. It is written once the leg is made,
+// not before: a leg made but not named in the record is not dialled, and
+// a process taking over runs the block again and hangs the leg up.
 func (t *Transfer) startLeg(ctx context.Context) (state, error) {
 	rec := t.call.Record()
 	l := &t.leg
@@ -145,18 +148,6 @@ func (t *Transfer) startLeg(ctx context.Context) (state, error) {
 	l.log = l.log.WithField("outbound", l.id)
 	rec.Outbound, rec.Bridge = l.id, l.bridge
 	rec.Transfer = t.persisted(record.StateCreated)
-	if err := t.call.SetPhase(ctx, record.PhaseDialing); err != nil {
-		if stopping(ctx, err) {
-			return nil, err
-		}
-		l.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
-		rec.Outbound, rec.Bridge, rec.Transfer = "", "", nil
-		rec.Phase = record.PhaseFlow
-		t.res.Outcome = OutcomeError
-		t.releaseSlot(ctx)
-		l.id = ""
-		return nil, nil
-	}
 	t.call.Own(l.id, l.bridge)
 	l.log.WithFields(logrus.Fields{"phase": "dialing", "timeout": l.deadline.Sub(l.dialed)}).Info("transfer")
 	t.entered(record.StateDialing)
@@ -289,7 +280,8 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// process taking over finds "dialing" and waits for a leg that may
 	// never have been dialled only if this one died in between.
 	t.call.Record().Transfer.State = record.StateDialing
-	if err := t.call.Save(ctx); err != nil {
+	if err := t.call.SetPhase(ctx, record.PhaseDialing); err != nil {
+		t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
 		return fmt.Errorf("saving the dialing state: %w", err)
 	}
 	return t.env.ARI.Dial(ctx, t.leg.id, ringFor(t.leg.deadline))
@@ -403,14 +395,17 @@ func (t *Transfer) releaseSlot(ctx context.Context) {
 	if t.leg.slot == "" || t.gate == nil {
 		return
 	}
-	slot := t.leg.slot
+	slot, gate, log := t.leg.slot, t.gate, t.log
 	t.leg.slot = ""
-	// The call's context may be ending; the slot must still go.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := t.gate.Release(rctx, slot); err != nil {
-		t.log.WithError(err).Warn("transfer: releasing the leg's concurrency slot failed; it lapses on its own")
-	}
+	// Off the caller's path: the caller resumes while the slot goes (the
+	// call's next admission waits for it).
+	t.call.Later(func(ctx context.Context) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if err := gate.Release(rctx, slot); err != nil {
+			log.WithError(err).Warn("transfer: releasing the leg's concurrency slot failed; it lapses on its own")
+		}
+	})
 }
 
 // count adds one to v's label, when the metric is set.

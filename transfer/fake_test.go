@@ -37,9 +37,11 @@ func newFakeCall() *fakeCall {
 
 var errNoMoreEvents = errors.New("fake call: no more events")
 
-func (c *fakeCall) ID() string           { return c.rec.CallID }
-func (c *fakeCall) Record() *record.Call { return &c.rec }
-func (c *fakeCall) Log() *logrus.Entry   { return quiet }
+func (c *fakeCall) ID() string                    { return c.rec.CallID }
+func (c *fakeCall) Later(f func(context.Context)) { f(context.Background()) }
+func (c *fakeCall) Settle()                       {}
+func (c *fakeCall) Record() *record.Call          { return &c.rec }
+func (c *fakeCall) Log() *logrus.Entry            { return quiet }
 func (c *fakeCall) Own(ids ...string) {
 	for _, id := range ids {
 		c.owned[id] = true

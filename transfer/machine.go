@@ -58,6 +58,11 @@ type Call interface {
 	Disown(ids ...string)
 	// Log is the call's logger (call_id, channel, flow).
 	Log() *logrus.Entry
+	// Later runs f off the call's path (bookkeeping the caller need not
+	// wait for); the call's end waits for it, and so does Settle.
+	Later(f func(ctx context.Context))
+	// Settle waits for what Later runs.
+	Settle()
 }
 
 // ARI is the part of Asterisk's REST interface a transfer uses; it is

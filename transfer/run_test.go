@@ -45,9 +45,9 @@ func TestRunList(t *testing.T) {
 	if !slices.Equal(gate.acquired, []string{"c1:0", "c1:1"}) || !slices.Equal(gate.released, []string{"c1:0", "c1:1"}) {
 		t.Errorf("slots acquired %q released %q", gate.acquired, gate.released)
 	}
-	// created+dialing for each leg, then bridged.
-	if call.saves != 5 || call.rec.Transfers != 2 {
-		t.Errorf("%d saves, %d transfers counted; want 5 and 2", call.saves, call.rec.Transfers)
+	// dialing for each leg, then bridged.
+	if call.saves != 3 || call.rec.Transfers != 2 {
+		t.Errorf("%d saves, %d transfers counted; want 3 and 2", call.saves, call.rec.Transfers)
 	}
 }
 
