@@ -67,13 +67,25 @@ type Leg struct {
 // release must be called once the leg has ended (or failed to start); it
 // is safe to call more than once.
 func (g *Gate) Acquire(ctx context.Context, leg Leg) (release func(), err error) {
+	if err := g.Check(leg); err != nil {
+		return nil, err
+	}
+	return g.Count(ctx, leg)
+}
+
+// Check applies the rules that count nothing: the number and the call's
+// transfers so far. It costs no round trip; a refusal is a *Denied.
+func (g *Gate) Check(leg Leg) error {
+	if err := g.policy.CheckNumber(leg.Number); err != nil {
+		return err
+	}
+	return g.policy.CheckTransfers(leg.TransfersSoFar)
+}
+
+// Count is Acquire without Check: the leg counted against the rates and
+// the concurrency cap, as Acquire describes.
+func (g *Gate) Count(ctx context.Context, leg Leg) (release func(), err error) {
 	p := g.policy
-	if err := p.CheckNumber(leg.Number); err != nil {
-		return nil, err
-	}
-	if err := p.CheckTransfers(leg.TransfersSoFar); err != nil {
-		return nil, err
-	}
 	id := leg.Slot
 	if id == "" {
 		id = newLegID()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
-	"github.com/ariflow/ariflow/policy"
 	"github.com/ariflow/ariflow/record"
 )
 
@@ -90,49 +88,27 @@ func (t *Transfer) dialFrom(ctx context.Context, i int) (state, error) {
 				return nil, err
 			}
 			t.numberDone()
-			if i+1 < len(t.plan.Targets) {
-				t.log.WithFields(logrus.Fields{"number": tg.Number, "outcome": t.res.Outcome,
-					"next": t.plan.Targets[i+1].Number, "attempt": i + 1}).Info("transfer: trying the next number")
-			}
+			t.nextNumber(i)
 			continue
 		}
-		return t.startLeg(ctx)
+		s, err := t.startLeg(ctx)
+		if errors.Is(err, errRefused) {
+			t.numberDone()
+			t.nextNumber(i)
+			continue
+		}
+		return s, err
 	}
 	return nil, nil
 }
 
-// admit asks the dial policy for the current number: refused, the
-// number is not dialled and its result says by which rule.
-func (t *Transfer) admit(ctx context.Context) error {
-	rec := t.call.Record()
-	if t.gate == nil || t.leg.target.Ungated {
-		return nil
+// nextNumber says that the list goes on after the i-th number.
+func (t *Transfer) nextNumber(i int) {
+	if i+1 < len(t.plan.Targets) {
+		t.log.WithFields(logrus.Fields{"number": t.plan.Targets[i].Number, "outcome": t.res.Outcome,
+			"next": t.plan.Targets[i+1].Number, "attempt": i + 1}).Info("transfer: trying the next number")
 	}
-	t.call.Settle() // the last leg's slot given back first
-	slot := Slot(t.call.ID(), rec.Transfers)
-	sys := rec.Attributes[flows.NSSystem]
-	leg := policy.Leg{Slot: slot, Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
-		Number: t.leg.target.Number, TransfersSoFar: rec.Transfers}
-	if _, err := t.gate.Acquire(ctx, leg); err != nil {
-		t.res.Outcome, t.res.DeniedBy = OutcomeDenied, "policy-unavailable"
-		var d *policy.Denied
-		if errors.As(err, &d) {
-			t.res.DeniedBy = d.Rule
-		}
-		t.count(t.env.Metrics.Denied, t.res.DeniedBy)
-		t.leg.log.WithError(err).WithField("rule", t.res.DeniedBy).Warn("transfer refused by the dial-out policy; nothing dialled")
-		return err
-	}
-	// Counted before the leg's record is saved: the slot is named by it.
-	rec.Transfers++
-	t.leg.slot = slot
-	return nil
 }
-
-// Slot names the concurrency slot of a call's n-th outbound leg (from
-// 0). The name follows from the record, so a process that takes the call
-// over gives the slot back when the adopted leg ends.
-func Slot(callID string, n int) string { return callID + ":" + strconv.Itoa(n) }
 
 // startLeg makes the current number's leg and dials it. The record names
 // the leg, and says it is dialled, before the dial leaves: a process
@@ -154,6 +130,12 @@ func (t *Transfer) startLeg(ctx context.Context) (state, error) {
 	err := t.makeLeg(ctx)
 	if err == nil {
 		return &dialing{}, nil
+	}
+	if cerr := t.awaitCount(ctx); errors.Is(err, errRefused) || cerr != nil {
+		// Refused by the policy's counters while the leg was made: it is
+		// hung up undialled.
+		t.hangupLeg(ctx)
+		return nil, errRefused
 	}
 	if stopping(ctx, err) {
 		return nil, err
@@ -279,6 +261,9 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// Written right before the dial, not while the leg enters the app: a
 	// process taking over finds "dialing" and waits for a leg that may
 	// never have been dialled only if this one died in between.
+	if err := t.awaitCount(ctx); err != nil {
+		return err
+	}
 	t.call.Record().Transfer.State = record.StateDialing
 	if err := t.call.SetPhase(ctx, record.PhaseDialing); err != nil {
 		t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")

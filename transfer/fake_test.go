@@ -238,22 +238,36 @@ func (a *fakeARI) SendDTMF(_ context.Context, id, digits string, _, _ time.Durat
 	return a.do("dtmf", id, digits)
 }
 
-// fakeGate admits every number but those in deny, and records slots.
+// fakeGate admits every number but those in deny (by its rules that
+// count nothing) and those in full (by its counters), and records slots.
 type fakeGate struct {
 	deny     map[string]string // number -> rule
+	full     map[string]string // number -> rule
+	mu       sync.Mutex
 	acquired []string
 	released []string
 }
 
-func (g *fakeGate) Acquire(_ context.Context, l policy.Leg) (func(), error) {
+func (g *fakeGate) Check(l policy.Leg) error {
 	if rule, ok := g.deny[l.Number]; ok {
+		return fmt.Errorf("refused: %w", deniedError(rule))
+	}
+	return nil
+}
+
+func (g *fakeGate) Count(_ context.Context, l policy.Leg) (func(), error) {
+	if rule, ok := g.full[l.Number]; ok {
 		return nil, fmt.Errorf("refused: %w", deniedError(rule))
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.acquired = append(g.acquired, l.Slot)
 	return func() {}, nil
 }
 
 func (g *fakeGate) Release(_ context.Context, slot string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.released = append(g.released, slot)
 	return nil
 }

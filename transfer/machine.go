@@ -91,7 +91,11 @@ type ARI interface {
 // dialled, and its concurrency slot given back once the leg has ended
 // (satisfied by *policy.Gate).
 type Gate interface {
-	Acquire(ctx context.Context, leg policy.Leg) (release func(), err error)
+	// Check applies the rules that count nothing (no round trip).
+	Check(leg policy.Leg) error
+	// Count counts the leg against the rates and the concurrency cap.
+	Count(ctx context.Context, leg policy.Leg) (release func(), err error)
+	// Release gives a counted leg's slot back.
 	Release(ctx context.Context, slot string) error
 }
 
@@ -154,10 +158,11 @@ type leg struct {
 	target     record.Target
 	dialed     time.Time
 	answered   time.Time
-	deadline   time.Time // ring timeout
-	dialStatus string    // the last DIALSTATUS seen
-	slot       string    // the concurrency slot to give back ("": none)
-	done       int       // characters of the digits sent (or paused)
+	deadline   time.Time    // ring timeout
+	dialStatus string       // the last DIALSTATUS seen
+	slot       string       // the concurrency slot to give back ("": none)
+	counting   chan counted // the policy's counters at work on it (admit)
+	done       int          // characters of the digits sent (or paused)
 	sent       map[string]bool
 	over       bool // hung up, its slot given back and its end announced
 	talk       talkState

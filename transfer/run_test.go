@@ -62,3 +62,40 @@ func TestRunDenied(t *testing.T) {
 		t.Errorf("%+v %v, requests %q; want Denied by satellite, nothing asked of Asterisk", res, err, a.requests())
 	}
 }
+
+// The policy's counters refuse a number while its leg is made (a rate
+// used up): the leg is hung up undialled, its bridge destroyed, and the
+// list goes on; no slot is held for it.
+func TestRunCountersRefuseWhileMaking(t *testing.T) {
+	call, a := newFakeCall(), newFakeARI()
+	gate := &fakeGate{full: map[string]string{"+4930000001": "rate-per-caller"}}
+	plan := Plan{Resume: true, Targets: []record.Target{
+		{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5},
+		{Number: "+4930000002", Dial: "PJSIP/+4930000002@trunk", TimeoutS: 5},
+	}}
+	call.events = []ari.Event{
+		&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}},
+		&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-3"}},
+		&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-3", State: "Up"}},
+		destroyed("leg-3", 16, "Up"),
+	}
+	res, err := Run(context.Background(), call, testEnv(a), gate, plan, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != OutcomeSuccess || res.Number != "+4930000002" {
+		t.Errorf("result %+v; want Success at the second number", res)
+	}
+	reqs := a.requests()
+	if slices.Contains(reqs, "dial leg-1 5s") {
+		t.Errorf("the refused leg was dialled: %q", reqs)
+	}
+	for _, want := range []string{"create leg-1 PJSIP/+4930000001@trunk", "hangup leg-1", "destroy br-2", "dial leg-3 5s"} {
+		if !slices.Contains(reqs, want) {
+			t.Errorf("no %q in %q", want, reqs)
+		}
+	}
+	if !slices.Equal(gate.acquired, []string{"c1:0"}) || !slices.Equal(gate.released, []string{"c1:0"}) || call.rec.Transfers != 1 {
+		t.Errorf("slots acquired %q released %q, transfers %d; want only the second number's, c1:0", gate.acquired, gate.released, call.rec.Transfers)
+	}
+}

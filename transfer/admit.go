@@ -1,0 +1,99 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/policy"
+)
+
+// The dial policy decides in two steps. Its rules that count nothing (the
+// number, the call's transfers so far) are checked before anything is
+// made: a refused number costs Asterisk nothing. Its counters (rates, the
+// concurrency cap: a round trip to Redis) are counted while the leg is
+// made, and the leg is dialled only once they admitted it; a leg they
+// refuse is hung up undialled.
+
+// errRefused: the policy refused the number; the list goes on.
+var errRefused = errors.New("refused by the dial-out policy")
+
+// counted is the verdict of the policy's counters on the current leg.
+type counted struct {
+	slot string
+	err  error
+}
+
+// Slot names the concurrency slot of a call's n-th outbound leg (from
+// 0). The name follows from the record, so a process that takes the call
+// over gives the slot back when the adopted leg ends.
+func Slot(callID string, n int) string { return callID + ":" + strconv.Itoa(n) }
+
+// admit checks the current number against the policy's rules that count
+// nothing, then starts counting it (awaitCount has the verdict). Refused,
+// the number is not made, and its result says by which rule.
+func (t *Transfer) admit(ctx context.Context) error {
+	if t.gate == nil || t.leg.target.Ungated {
+		return nil
+	}
+	leg := t.policyLeg()
+	if err := t.gate.Check(leg); err != nil {
+		return t.refused(err)
+	}
+	verdict := make(chan counted, 1)
+	t.leg.counting = verdict
+	gate, call := t.gate, t.call
+	go func() {
+		call.Settle() // the last leg's slot given back first
+		_, err := gate.Count(context.WithoutCancel(ctx), leg)
+		verdict <- counted{slot: leg.Slot, err: err}
+	}()
+	return nil
+}
+
+// policyLeg is the current number as the dial policy sees it.
+func (t *Transfer) policyLeg() policy.Leg {
+	rec := t.call.Record()
+	sys := rec.Attributes[flows.NSSystem]
+	return policy.Leg{Slot: Slot(t.call.ID(), rec.Transfers), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
+		Number: t.leg.target.Number, TransfersSoFar: rec.Transfers}
+}
+
+// awaitCount waits for the counters' verdict on the current leg, once:
+// admitted, the leg is counted in the record and holds its slot; refused,
+// errRefused.
+func (t *Transfer) awaitCount(ctx context.Context) error {
+	verdict := t.leg.counting
+	if verdict == nil {
+		return nil
+	}
+	t.leg.counting = nil
+	var v counted
+	select {
+	case v = <-verdict:
+	case <-ctx.Done():
+		// The count goes on and its slot lapses; the call stops here.
+		return ctx.Err()
+	}
+	if v.err != nil {
+		return t.refused(v.err)
+	}
+	// Counted before the leg's record is saved: the slot is named by it.
+	t.call.Record().Transfers++
+	t.leg.slot = v.slot
+	return nil
+}
+
+// refused records the policy's refusal of the current number.
+func (t *Transfer) refused(err error) error {
+	t.res.Outcome, t.res.DeniedBy = OutcomeDenied, "policy-unavailable"
+	var d *policy.Denied
+	if errors.As(err, &d) {
+		t.res.DeniedBy = d.Rule
+	}
+	t.count(t.env.Metrics.Denied, t.res.DeniedBy)
+	t.leg.log.WithError(err).WithField("rule", t.res.DeniedBy).Warn("transfer refused by the dial-out policy; nothing dialled")
+	return fmt.Errorf("%w: %w", errRefused, err)
+}
