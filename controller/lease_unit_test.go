@@ -31,11 +31,19 @@ blocks:
 func TestMemStoreFencing(t *testing.T) {
 	s := newMemStore()
 	ctx := context.Background()
-	e1, _ := s.Campaign(ctx, "a", time.Second)
-	if e, _ := s.Campaign(ctx, "b", time.Second); e != 0 || e1 == 0 {
+	campaign := func(owner string) int64 {
+		t.Helper()
+		e, err := s.Campaign(ctx, owner, time.Second)
+		if err != nil {
+			t.Fatalf("campaign for %s: %v", owner, err)
+		}
+		return e
+	}
+	e1 := campaign("a")
+	if e := campaign("b"); e != 0 || e1 == 0 {
 		t.Fatalf("campaign: a %d, b %d", e1, e)
 	}
-	if e, _ := s.Campaign(ctx, "a", time.Second); e != e1 {
+	if e := campaign("a"); e != e1 {
 		t.Errorf("renewal gave epoch %d, want %d", e, e1)
 	}
 	if err := s.Save(ctx, &record.Call{CallID: "x", Owner: "a", Epoch: e1}); err != nil {
@@ -51,8 +59,10 @@ func TestMemStoreFencing(t *testing.T) {
 	if err := s.Delete(ctx, "x", record.Fence{Owner: "a", Epoch: e1}); err == nil {
 		t.Error("delete at an old epoch accepted")
 	}
-	_ = s.Resign(ctx, "b", s.epoch)
-	if e, _ := s.Campaign(ctx, "a", time.Second); e <= e1+1 {
+	if err := s.Resign(ctx, "b", s.epoch); err != nil {
+		t.Fatal(err)
+	}
+	if e := campaign("a"); e <= e1+1 {
 		t.Errorf("new term epoch %d, want > %d", e, e1+1)
 	}
 }
@@ -64,7 +74,7 @@ func TestLeaseLostMidCall(t *testing.T) {
 	h := run(t, []string{twoPrompts})
 	h.caller("c1", "prompts")
 	pb := h.wantPlayed("c1", "sound:one")
-	before, _ := h.store.Load(t.Context(), "c1")
+	before := h.load("c1")
 	saves, _, deletes := h.store.counts()
 	h.store.handTo("other", time.Minute)
 	reqs := len(h.fake.Requests())
@@ -242,7 +252,7 @@ func TestEventQueueOverflow(t *testing.T) {
 	for range 20 {
 		h.fake.DTMF("c1", "1")
 	}
-	h.waitLog("call event queue full; ending the call", map[string]any{"call_id": "c1"})
+	eventually(t, "c1's queue overflowed", func() bool { return testutil.ToFloat64(h.app.metrics.DroppedEvents) == 1 })
 	h.fake.Intercept(nil)
 	close(release)
 	sorry := h.wantPlayed("c1", "sound:sorry-youre-having-problems")
@@ -392,7 +402,7 @@ func TestLeaseRanOutTakenAgain(t *testing.T) {
 			if other {
 				// A standby takes the lease as it runs out in the store,
 				// then loses it in turn.
-				eventually(t, "the lease ran out in the store", func() bool { h, _ := h.store.Holder(context.Background()); return h == "" })
+				eventually(t, "the lease ran out in the store", func() bool { return h.holder() == "" })
 				h.store.handTo("other", 100*time.Millisecond)
 			}
 			eventually(t, "the lease ran out in the store", func() bool { return testutil.ToFloat64(h.app.metrics.LeaseFailures) > 0 })

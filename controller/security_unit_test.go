@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/policy"
@@ -73,9 +74,11 @@ func TestWebhookURLSecretsNotLogged(t *testing.T) {
 		h := run(t, []string{webhookFlow(u, 2)})
 		h.caller("c1", "hook")
 		pb := h.wantPlayed("c1", mError)
-		h.waitLog("block failed", nil)
 		h.fake.FinishPlayback(pb)
-		h.ended("c1")
+		h.ended("c1") // after the call's last log line
+		if n := testutil.ToFloat64(h.app.metrics.CallErrors.WithLabelValues(string(flows.TypeInvokeWebhook))); n != 1 {
+			t.Errorf("URL %d: ariflow_call_errors_total{where=InvokeWebhook} = %v, want 1", i, n)
+		}
 		h.logs.mu.Lock()
 		logged := h.logs.buf.String()
 		h.logs.mu.Unlock()
