@@ -47,6 +47,7 @@ type memStore struct {
 	saves     int           // successful saves
 	refused   int           // saves refused (fenced or failing)
 	deletes   int
+	resigns   int // resignations that freed the lease
 }
 
 func newMemStore() *memStore {
@@ -184,6 +185,7 @@ func (s *memStore) Resign(_ context.Context, owner string, epoch int64) error {
 	defer s.mu.Unlock()
 	if s.holder == owner && s.epoch == epoch {
 		s.holder = ""
+		s.resigns++
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ blocks:
 
 // The memStore fences as RedisStore does.
 func TestMemStoreFencing(t *testing.T) {
+	t.Parallel()
 	s := newMemStore()
 	ctx := context.Background()
 	campaign := func(owner string) int64 {
@@ -124,6 +125,7 @@ func TestStandbyTakesOverOnExpiry(t *testing.T) {
 // ApplicationReplaced (another connection took the app): the app stops
 // acting at once and gives the lease up.
 func TestApplicationReplaced(t *testing.T) {
+	t.Parallel()
 	for _, how := range []string{"event", "second websocket"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
@@ -161,22 +163,16 @@ func TestApplicationReplaced(t *testing.T) {
 // TTL's wait.
 func TestApplicationReplacedResignsLease(t *testing.T) {
 	t.Parallel()
-	h := run(t, []string{twoPrompts}, func(c *Config) { c.LeaseTTL = 2 * time.Second })
+	// A lease that cannot expire within the test: only a resignation
+	// frees it.
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.LeaseTTL = time.Minute })
 	h.fake.Emit(map[string]any{"type": "ApplicationReplaced", "application": aritest.App})
 	eventually(t, "not ready", func() bool { return !h.app.Ready() })
-	deadline := time.Now().Add(time.Second)
-	for {
+	eventually(t, "the lease resigned", func() bool {
 		h.store.mu.Lock()
-		free := h.store.holder == ""
-		h.store.mu.Unlock()
-		if free {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("lease still held 1 s after ApplicationReplaced (TTL 2 s): never resigned")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer h.store.mu.Unlock()
+		return h.store.resigns == 1
+	})
 }
 
 // Saving fails before a block: that block is not run and its Error branch
@@ -351,14 +347,17 @@ blocks:
 // was left in Stasis, and nobody took the calls over.)
 func TestLeaseLapseAbandonsNoCall(t *testing.T) {
 	t.Parallel()
-	h := run(t, []string{twoPrompts})
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.LeaseTTL = 300 * time.Millisecond })
 	ids := []string{"c1", "c2", "c3"}
 	pbs := map[string]string{}
 	for _, id := range ids {
 		h.caller(id, "prompts")
 		pbs[id] = h.wantPlayed(id, "sound:one")
 	}
-	h.store.setLatency(450 * time.Millisecond) // renewals every 150 ms, the lease valid 525 ms
+	// Renewals every 75 ms, each valid 262 ms from when it was sent:
+	// each now lands after the last has lapsed here, but within the
+	// store's lease.
+	h.store.setLatency(225 * time.Millisecond)
 	eventually(t, "the lease lapses here", func() bool { return !h.app.lease.valid() })
 	for _, id := range ids {
 		h.fake.FinishPlayback(pbs[id]) // while it has lapsed
@@ -387,6 +386,7 @@ func TestLeaseLapseAbandonsNoCall(t *testing.T) {
 //
 // No call is left in either case.
 func TestLeaseRanOutTakenAgain(t *testing.T) {
+	t.Parallel()
 	for _, other := range []bool{false, true} {
 		name := "nobody else held it"
 		if other {
@@ -394,11 +394,11 @@ func TestLeaseRanOutTakenAgain(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			h := run(t, []string{twoPrompts})
+			h := run(t, []string{twoPrompts}, func(c *Config) { c.LeaseTTL = 300 * time.Millisecond })
 			h.caller("c1", "prompts")
 			pb := h.wantPlayed("c1", "sound:one")
 			takeovers := testutil.ToFloat64(h.app.metrics.Takeovers)
-			h.store.setLatency(time.Second) // longer than the lease (600 ms)
+			h.store.setLatency(500 * time.Millisecond) // longer than the lease
 			if other {
 				// A standby takes the lease as it runs out in the store,
 				// then loses it in turn.
@@ -434,7 +434,7 @@ func TestLeaseRanOutTakenAgain(t *testing.T) {
 // lease for ever.
 func TestARILostResignsLease(t *testing.T) {
 	t.Parallel()
-	h := run(t, []string{twoPrompts}, func(c *Config) { c.ARILossResign = time.Second })
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.ARILossResign = 300 * time.Millisecond })
 	var down atomic.Bool
 	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
 		if down.Load() && (r.Path == "/events" || r.Path == "/asterisk/ping") {
@@ -445,19 +445,19 @@ func TestARILostResignsLease(t *testing.T) {
 	down.Store(true)
 	lost := time.Now()
 	h.fake.DropWebsocket()
-	eventually(t, "the lease resigned", func() bool {
-		holder, _ := h.store.Holder(context.Background())
-		return holder == "" && !h.app.Active()
-	})
-	if d := time.Since(lost); d < time.Second {
+	eventually(t, "the lease resigned", func() bool { return h.holder() == "" && !h.app.Active() })
+	if d := time.Since(lost); d < h.cfg.ARILossResign {
 		t.Errorf("resigned %v after ARI was lost, before ARILossResign", d)
 	}
 	if n := testutil.ToFloat64(h.app.metrics.ARILost); n != 1 {
 		t.Errorf("ariflow_ari_lost_total %v, want 1", n)
 	}
-	// Not campaigning while ARI does not answer: the lease stays free.
-	time.Sleep(3 * h.cfg.LeaseTTL)
-	if holder, _ := h.store.Holder(context.Background()); holder != "" {
+	// Not campaigning while ARI does not answer: after a check of ARI
+	// refused (only a campaign checks), the lease stays free. A campaign
+	// would follow within LeaseTTL/8.
+	eventually(t, "a check of ARI refused", func() bool { return h.answeredWith("GET", "/asterisk/ping", 503) >= 1 })
+	time.Sleep(h.cfg.LeaseTTL / 2) // nothing may happen: nothing to await
+	if holder := h.holder(); holder != "" {
 		t.Errorf("lease taken by %s while ARI was unreachable", holder)
 	}
 	down.Store(false)

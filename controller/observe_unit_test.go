@@ -259,6 +259,7 @@ func TestUnobservedCallCostsNothing(t *testing.T) {
 
 // Tracing alone, and records alone: each works without the other.
 func TestTraceOrRecordAlone(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name          string
 		trace, record bool

@@ -18,6 +18,7 @@ import (
 )
 
 func TestLegEventsSignedInOrderWithRetries(t *testing.T) {
+	t.Parallel()
 	secret := []byte("0123456789abcdef-leg-events")
 	var mu sync.Mutex
 	var got []string
@@ -70,6 +71,7 @@ func TestLegEventsSignedInOrderWithRetries(t *testing.T) {
 // and counted, and sending never waits (internal/notify's tests show the
 // other receivers' events still flow).
 func TestLegEventsFullQueueDropsWithoutWaiting(t *testing.T) {
+	t.Parallel()
 	block := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

@@ -78,6 +78,7 @@ func (h *harness) branchTaken(callID, media string, status transfer.Outcome) {
 }
 
 func TestTransferOutcomes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		status string // DIALSTATUS before the hangup, if any
