@@ -37,9 +37,9 @@ type Ariflow struct {
 	// Direct: ARI without the proxy (the benchmark: the dialplan it is
 	// compared with has no hop of the kind either). Proxy is nil then.
 	Direct bool
-	cmd            *exec.Cmd
-	exited         chan error
-	gone           chan struct{} // closed when the process has exited
+	cmd    *exec.Cmd
+	exited chan error
+	gone   chan struct{} // closed when the process has exited
 }
 
 // StartAriflow starts the stack's ariflow binary on flowsDir.
