@@ -353,7 +353,9 @@ func run(t *testing.T, yamls []string, opts ...func(*Config)) *harness {
 	return newHarness(t, yamls, opts...).start()
 }
 
-// ended waits until call id's goroutine has finished.
+// ended waits until call id's goroutine has finished: for its "call
+// ended" line, the last thing finish does. It is the one wait left on a
+// log line: nothing else the App exposes tells one call's end.
 func (h *harness) ended(id string) logLine {
 	h.t.Helper()
 	deadline := time.Now().Add(wait)
