@@ -188,6 +188,7 @@ func TestAdoptMadeLegRinging(t *testing.T) {
 // Dialing, the leg ended while nobody watched: CallFailed (Timeout once
 // past the ring deadline).
 func TestAdoptDialingLegGone(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		expired bool
@@ -288,6 +289,7 @@ func TestReconcileCallerGone(t *testing.T) {
 // A caller in the app with no record (Redis lost it): the fallback
 // context when set, else the error prompt and a hangup.
 func TestReconcileCallerWithoutRecord(t *testing.T) {
+	t.Parallel()
 	t.Run("fallback context", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, xferFlows, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback", Extension: "100"} })

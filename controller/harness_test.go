@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
@@ -46,6 +47,7 @@ type memStore struct {
 	saves     int           // successful saves
 	refused   int           // saves refused (fenced or failing)
 	deletes   int
+	resigns   int // resignations that freed the lease
 }
 
 func newMemStore() *memStore {
@@ -194,6 +196,7 @@ func (s *memStore) Resign(_ context.Context, owner string, epoch int64) error {
 	defer s.mu.Unlock()
 	if s.holder == owner && s.epoch == epoch {
 		s.holder = ""
+		s.resigns++
 	}
 	return nil
 }
@@ -237,8 +240,8 @@ func (s *memStore) counts() (saves, refused, deletes int) {
 	return s.saves, s.refused, s.deletes
 }
 
-// logSink keeps the app's log lines for waitLog, and prints them when the
-// test fails.
+// logSink keeps the app's log lines, and prints them when the test
+// fails.
 type logSink struct {
 	mu      sync.Mutex
 	entries []logLine
@@ -337,7 +340,7 @@ func (h *harness) start() *harness {
 	h.t.Cleanup(h.shutdown)
 	h.fake.WaitConnected(h.t, wait)
 	h.fake.WaitRequest(h.t, wait, "PUT", "/applications/"+aritest.App+"/eventFilter")
-	h.waitLog("reconciled", nil)
+	eventually(h.t, "the first reconcile done", func() bool { return testutil.ToFloat64(h.app.metrics.Reconciles) >= 1 })
 	return h
 }
 
@@ -361,41 +364,9 @@ func run(t *testing.T, yamls []string, opts ...func(*Config)) *harness {
 	return newHarness(t, yamls, opts...).start()
 }
 
-// waitLog waits for a log line with msg and the given fields.
-func (h *harness) waitLog(msg string, fields logrus.Fields) logLine {
-	h.t.Helper()
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	seen := 0
-	for {
-		h.logs.mu.Lock()
-		for ; seen < len(h.logs.entries); seen++ {
-			e := h.logs.entries[seen]
-			if e.msg != msg {
-				continue
-			}
-			ok := true
-			for k, v := range fields {
-				if fmt.Sprint(e.fields[k]) != fmt.Sprint(v) {
-					ok = false
-				}
-			}
-			if ok {
-				h.logs.mu.Unlock()
-				return e
-			}
-		}
-		ch := h.logs.changed
-		h.logs.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline.C:
-			h.t.Fatalf("no log line %q %v within %v", msg, fields, wait)
-		}
-	}
-}
-
-// ended waits until call id's goroutine has finished.
+// ended waits until call id's goroutine has finished: for its "call
+// ended" line, the last thing finish does. It is the one wait left on a
+// log line: nothing else the App exposes tells one call's end.
 func (h *harness) ended(id string) logLine {
 	h.t.Helper()
 	deadline := time.Now().Add(wait)
@@ -417,6 +388,27 @@ func (h *harness) ended(id string) logLine {
 			h.t.Fatalf("call %s did not end within %v", id, wait)
 		}
 	}
+}
+
+// load is call id's record in the store; the test fails when it cannot be
+// read.
+func (h *harness) load(id string) *record.Call {
+	h.t.Helper()
+	rec, err := h.store.Load(h.t.Context(), id)
+	if err != nil {
+		h.t.Fatalf("call %s's record: %v", id, err)
+	}
+	return rec
+}
+
+// holder is the process holding the lease in the store ("" when free).
+func (h *harness) holder() string {
+	h.t.Helper()
+	owner, err := h.store.Holder(h.t.Context())
+	if err != nil {
+		h.t.Fatalf("lease holder: %v", err)
+	}
+	return owner
 }
 
 func (h *harness) req(method, prefix string) aritest.Request {
@@ -507,6 +499,18 @@ func (h *harness) count(method, path string) int {
 	n := 0
 	for _, r := range h.fake.Requests() {
 		if r.Method == method && r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+// answeredWith is the number of requests with method and exactly path
+// answered with status.
+func (h *harness) answeredWith(method, path string, status int) int {
+	n := 0
+	for _, r := range h.fake.Requests() {
+		if r.Method == method && r.Path == path && r.Status == status {
 			n++
 		}
 	}

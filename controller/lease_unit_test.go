@@ -29,13 +29,22 @@ blocks:
 
 // The memStore fences as RedisStore does.
 func TestMemStoreFencing(t *testing.T) {
+	t.Parallel()
 	s := newMemStore()
 	ctx := context.Background()
-	e1, _ := s.Campaign(ctx, "a", time.Second)
-	if e, _ := s.Campaign(ctx, "b", time.Second); e != 0 || e1 == 0 {
+	campaign := func(owner string) int64 {
+		t.Helper()
+		e, err := s.Campaign(ctx, owner, time.Second)
+		if err != nil {
+			t.Fatalf("campaign for %s: %v", owner, err)
+		}
+		return e
+	}
+	e1 := campaign("a")
+	if e := campaign("b"); e != 0 || e1 == 0 {
 		t.Fatalf("campaign: a %d, b %d", e1, e)
 	}
-	if e, _ := s.Campaign(ctx, "a", time.Second); e != e1 {
+	if e := campaign("a"); e != e1 {
 		t.Errorf("renewal gave epoch %d, want %d", e, e1)
 	}
 	if err := s.Save(ctx, &record.Call{CallID: "x", Owner: "a", Epoch: e1}); err != nil {
@@ -51,8 +60,10 @@ func TestMemStoreFencing(t *testing.T) {
 	if err := s.Delete(ctx, "x", record.Fence{Owner: "a", Epoch: e1}); err == nil {
 		t.Error("delete at an old epoch accepted")
 	}
-	_ = s.Resign(ctx, "b", s.epoch)
-	if e, _ := s.Campaign(ctx, "a", time.Second); e <= e1+1 {
+	if err := s.Resign(ctx, "b", s.epoch); err != nil {
+		t.Fatal(err)
+	}
+	if e := campaign("a"); e <= e1+1 {
 		t.Errorf("new term epoch %d, want > %d", e, e1+1)
 	}
 }
@@ -64,7 +75,7 @@ func TestLeaseLostMidCall(t *testing.T) {
 	h := run(t, []string{twoPrompts})
 	h.caller("c1", "prompts")
 	pb := h.wantPlayed("c1", "sound:one")
-	before, _ := h.store.Load(t.Context(), "c1")
+	before := h.load("c1")
 	saves, _, deletes := h.store.counts()
 	h.store.handTo("other", time.Minute)
 	reqs := len(h.fake.Requests())
@@ -114,6 +125,7 @@ func TestStandbyTakesOverOnExpiry(t *testing.T) {
 // ApplicationReplaced (another connection took the app): the app stops
 // acting at once and gives the lease up.
 func TestApplicationReplaced(t *testing.T) {
+	t.Parallel()
 	for _, how := range []string{"event", "second websocket"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
@@ -151,22 +163,16 @@ func TestApplicationReplaced(t *testing.T) {
 // TTL's wait.
 func TestApplicationReplacedResignsLease(t *testing.T) {
 	t.Parallel()
-	h := run(t, []string{twoPrompts}, func(c *Config) { c.LeaseTTL = 2 * time.Second })
+	// A lease that cannot expire within the test: only a resignation
+	// frees it.
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.LeaseTTL = time.Minute })
 	h.fake.Emit(map[string]any{"type": "ApplicationReplaced", "application": aritest.App})
 	eventually(t, "not ready", func() bool { return !h.app.Ready() })
-	deadline := time.Now().Add(time.Second)
-	for {
+	eventually(t, "the lease resigned", func() bool {
 		h.store.mu.Lock()
-		free := h.store.holder == ""
-		h.store.mu.Unlock()
-		if free {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("lease still held 1 s after ApplicationReplaced (TTL 2 s): never resigned")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer h.store.mu.Unlock()
+		return h.store.resigns == 1
+	})
 }
 
 // Saving fails before a block: that block is not run and its Error branch
@@ -247,7 +253,7 @@ func TestEventQueueOverflow(t *testing.T) {
 	for range 20 {
 		h.fake.DTMF("c1", "1")
 	}
-	h.waitLog("call event queue full; ending the call", map[string]any{"call_id": "c1"})
+	eventually(t, "c1's queue overflowed", func() bool { return testutil.ToFloat64(h.app.metrics.DroppedEvents) == 1 })
 	h.fake.Intercept(nil)
 	close(release)
 	sorry := h.wantPlayed("c1", "sound:sorry-youre-having-problems")
@@ -346,14 +352,17 @@ blocks:
 // was left in Stasis, and nobody took the calls over.)
 func TestLeaseLapseAbandonsNoCall(t *testing.T) {
 	t.Parallel()
-	h := run(t, []string{twoPrompts})
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.LeaseTTL = 300 * time.Millisecond })
 	ids := []string{"c1", "c2", "c3"}
 	pbs := map[string]string{}
 	for _, id := range ids {
 		h.caller(id, "prompts")
 		pbs[id] = h.wantPlayed(id, "sound:one")
 	}
-	h.store.setLatency(450 * time.Millisecond) // renewals every 150 ms, the lease valid 525 ms
+	// Renewals every 75 ms, each valid 262 ms from when it was sent:
+	// each now lands after the last has lapsed here, but within the
+	// store's lease.
+	h.store.setLatency(225 * time.Millisecond)
 	eventually(t, "the lease lapses here", func() bool { return !h.app.lease.valid() })
 	for _, id := range ids {
 		h.fake.FinishPlayback(pbs[id]) // while it has lapsed
@@ -382,6 +391,7 @@ func TestLeaseLapseAbandonsNoCall(t *testing.T) {
 //
 // No call is left in either case.
 func TestLeaseRanOutTakenAgain(t *testing.T) {
+	t.Parallel()
 	for _, other := range []bool{false, true} {
 		name := "nobody else held it"
 		if other {
@@ -389,15 +399,15 @@ func TestLeaseRanOutTakenAgain(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			h := run(t, []string{twoPrompts})
+			h := run(t, []string{twoPrompts}, func(c *Config) { c.LeaseTTL = 300 * time.Millisecond })
 			h.caller("c1", "prompts")
 			pb := h.wantPlayed("c1", "sound:one")
 			takeovers := testutil.ToFloat64(h.app.metrics.Takeovers)
-			h.store.setLatency(time.Second) // longer than the lease (600 ms)
+			h.store.setLatency(500 * time.Millisecond) // longer than the lease
 			if other {
 				// A standby takes the lease as it runs out in the store,
 				// then loses it in turn.
-				eventually(t, "the lease ran out in the store", func() bool { h, _ := h.store.Holder(context.Background()); return h == "" })
+				eventually(t, "the lease ran out in the store", func() bool { return h.holder() == "" })
 				h.store.handTo("other", 100*time.Millisecond)
 			}
 			eventually(t, "the lease ran out in the store", func() bool { return testutil.ToFloat64(h.app.metrics.LeaseFailures) > 0 })
@@ -429,7 +439,7 @@ func TestLeaseRanOutTakenAgain(t *testing.T) {
 // lease for ever.
 func TestARILostResignsLease(t *testing.T) {
 	t.Parallel()
-	h := run(t, []string{twoPrompts}, func(c *Config) { c.ARILossResign = time.Second })
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.ARILossResign = 300 * time.Millisecond })
 	var down atomic.Bool
 	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
 		if down.Load() && (r.Path == "/events" || r.Path == "/asterisk/ping") {
@@ -440,19 +450,19 @@ func TestARILostResignsLease(t *testing.T) {
 	down.Store(true)
 	lost := time.Now()
 	h.fake.DropWebsocket()
-	eventually(t, "the lease resigned", func() bool {
-		holder, _ := h.store.Holder(context.Background())
-		return holder == "" && !h.app.Active()
-	})
-	if d := time.Since(lost); d < time.Second {
+	eventually(t, "the lease resigned", func() bool { return h.holder() == "" && !h.app.Active() })
+	if d := time.Since(lost); d < h.cfg.ARILossResign {
 		t.Errorf("resigned %v after ARI was lost, before ARILossResign", d)
 	}
 	if n := testutil.ToFloat64(h.app.metrics.ARILost); n != 1 {
 		t.Errorf("ariflow_ari_lost_total %v, want 1", n)
 	}
-	// Not campaigning while ARI does not answer: the lease stays free.
-	time.Sleep(3 * h.cfg.LeaseTTL)
-	if holder, _ := h.store.Holder(context.Background()); holder != "" {
+	// Not campaigning while ARI does not answer: after a check of ARI
+	// refused (only a campaign checks), the lease stays free. A campaign
+	// would follow within LeaseTTL/8.
+	eventually(t, "a check of ARI refused", func() bool { return h.answeredWith("GET", "/asterisk/ping", 503) >= 1 })
+	time.Sleep(h.cfg.LeaseTTL / 2) // nothing may happen: nothing to await
+	if holder := h.holder(); holder != "" {
 		t.Errorf("lease taken by %s while ARI was unreachable", holder)
 	}
 	down.Store(false)

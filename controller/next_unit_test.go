@@ -16,6 +16,7 @@ import (
 // (select picks at random among ready cases: many tries catch a random
 // pick.)
 func TestNextGivesQueuedEventsBeforeAPassedDeadline(t *testing.T) {
+	t.Parallel()
 	log := logrus.New()
 	log.SetLevel(logrus.PanicLevel)
 	a := &App{cfg: Config{EventQueue: 8}, log: log, metrics: NewMetrics(nil)}

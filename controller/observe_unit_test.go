@@ -172,7 +172,6 @@ func TestAdoptedCallContinuesTraceAndHistory(t *testing.T) {
 	rec.History.Transfer("xfer", false, rec.Started)
 	h.store.put(rec)
 	h.start()
-	h.waitLog("transfer: adopted while bridged", nil)
 	h.req("GET", "/bridges/"+adBr) // who is in the bridge: both, nothing to add
 	h.answered("GET", "/bridges/"+adBr)
 	h.fake.Hangup(adLeg, 16)
@@ -260,6 +259,7 @@ func TestUnobservedCallCostsNothing(t *testing.T) {
 
 // Tracing alone, and records alone: each works without the other.
 func TestTraceOrRecordAlone(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name          string
 		trace, record bool

@@ -78,6 +78,7 @@ func (h *harness) branchTaken(callID, media string, status transfer.Outcome) {
 }
 
 func TestTransferOutcomes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		status string // DIALSTATUS before the hangup, if any
@@ -611,7 +612,7 @@ func (h *harness) farEndHangsUpAfter(caller, leg, digits string) {
 	h.t.Helper()
 	h.fake.Hangup(leg, 16)
 	pb := h.wantPlayed(caller, mSuccess)
-	rec, _ := h.store.Load(h.t.Context(), caller)
+	rec := h.load(caller)
 	if got := rec.Attributes[flows.NSTransfer][flows.TrDigitsSent]; got != digits {
 		h.t.Errorf("DigitsSent = %q, want %q", got, digits)
 	}
@@ -642,9 +643,8 @@ func TestLegLostBeforeDialIsMadeAgain(t *testing.T) {
 	gone := <-lost
 	h.fake.Emit(map[string]any{"type": "ChannelDestroyed", "cause": 16, "cause_txt": "Normal Clearing",
 		"channel": map[string]any{"id": gone, "name": "PJSIP/trunk-1", "state": "Down"}})
-	h.waitLog("transfer: the leg was lost before it was dialled; making it again", nil)
 	h.req("POST", "/channels/create") // the lost one
-	leg, br := h.leg()
+	leg, br := h.leg()                // made again
 	if leg == gone {
 		t.Fatalf("the leg was made again under the lost one's ID %s", gone)
 	}

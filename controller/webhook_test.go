@@ -7,6 +7,7 @@ import (
 )
 
 func TestWebhookAttributes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		raw  string
@@ -41,6 +42,7 @@ func TestWebhookAttributes(t *testing.T) {
 
 // A null field is absent, not "".
 func TestWebhookAttributesNull(t *testing.T) {
+	t.Parallel()
 	got, err := webhookAttributes([]byte(`{"gone":null,"kept":"x"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +56,7 @@ func TestWebhookAttributesNull(t *testing.T) {
 }
 
 func TestWebhookAttributesNotObject(t *testing.T) {
+	t.Parallel()
 	for _, raw := range []string{
 		``,
 		`[]`,

@@ -143,52 +143,25 @@ func branchHint(b *Block) string {
 // round. Other blocks' Error loops are not certain to spin (their errors
 // pass); the engine bounds those at run time.
 func (p *parser) checkLoops(f *Flow) {
-	index := map[string]int{}
-	low := map[string]int{}
-	onStack := map[string]bool{}
-	var stack []string
-	next := 0
-	var comps [][]string
 	known := func(id string) bool {
 		b, ok := f.Blocks[id]
 		return ok && blockSettingsKnown(b.Type)
 	}
-	var visit func(id string)
-	visit = func(id string) {
-		index[id], low[id] = next, next
-		next++
-		stack = append(stack, id)
-		onStack[id] = true
-		for _, t := range busyTargets(f.Blocks[id]) {
-			if !known(t) {
-				continue
-			}
-			if _, seen := index[t]; !seen {
-				visit(t)
-				low[id] = min(low[id], low[t])
-			} else if onStack[t] {
-				low[id] = min(low[id], index[t])
-			}
-		}
-		if low[id] == index[id] {
-			var comp []string
-			for {
-				n := stack[len(stack)-1]
-				stack = stack[:len(stack)-1]
-				onStack[n] = false
-				comp = append(comp, n)
-				if n == id {
-					break
-				}
-			}
-			comps = append(comps, comp)
-		}
-	}
+	var roots []string
 	for _, id := range p.order {
-		if _, seen := index[id]; !seen && known(id) {
-			visit(id)
+		if known(id) {
+			roots = append(roots, id)
 		}
 	}
+	comps := stronglyConnected(roots, func(id string) []string {
+		var out []string
+		for _, t := range busyTargets(f.Blocks[id]) {
+			if known(t) {
+				out = append(out, t)
+			}
+		}
+		return out
+	})
 	for _, comp := range comps {
 		if len(comp) == 1 && !contains(busyTargets(f.Blocks[comp[0]]), comp[0]) {
 			continue

@@ -55,113 +55,95 @@ func sortedBlockIDs(f *Flow) []string {
 	return ids
 }
 
-// spinningJumps finds the strongly connected components (Tarjan) of the
-// set's blocks that do not wait for the caller, where a TransferToFlow
-// block leads to its flow's start block, and reports those that pass
-// through a TransferToFlow.
+// spinningJumps finds the strongly connected components of the set's
+// blocks that do not wait for the caller, where a TransferToFlow block
+// leads to its flow's start block, and reports those that pass through a
+// TransferToFlow.
 func spinningJumps(s *Set) ErrorList {
-	busy := func(n node) bool {
-		b := n.b()
-		return b != nil && blockSettingsKnown(b.Type) && !waitsForCaller(b.Type)
-	}
-	next := func(n node) []node {
-		b := n.b()
-		var out []node
-		for _, name := range sortedKeys(b.Branches) {
-			if bounded(b, name) {
-				continue
-			}
-			if _, ok := n.flow.Blocks[b.Branches[name]]; ok {
-				out = append(out, node{n.flow, b.Branches[name]})
-			}
-		}
-		if b.Type == TypeTransferToFlow && b.Jump != nil {
-			if to, ok := s.byName[b.Jump.Flow]; ok {
-				if _, ok := to.Blocks[to.Start]; ok {
-					out = append(out, node{to, to.Start})
-				}
-			}
-		}
-		var kept []node
-		for _, m := range out {
-			if busy(m) {
-				kept = append(kept, m)
-			}
-		}
-		return kept
-	}
-	index, low := map[node]int{}, map[node]int{}
-	onStack := map[node]bool{}
-	var stack []node
-	var comps [][]node
-	counter := 0
-	var visit func(n node)
-	visit = func(n node) {
-		index[n], low[n] = counter, counter
-		counter++
-		stack = append(stack, n)
-		onStack[n] = true
-		for _, m := range next(n) {
-			if _, seen := index[m]; !seen {
-				visit(m)
-				low[n] = min(low[n], low[m])
-			} else if onStack[m] {
-				low[n] = min(low[n], index[m])
-			}
-		}
-		if low[n] == index[n] {
-			var comp []node
-			for {
-				m := stack[len(stack)-1]
-				stack = stack[:len(stack)-1]
-				onStack[m] = false
-				comp = append(comp, m)
-				if m == n {
-					break
-				}
-			}
-			comps = append(comps, comp)
-		}
-	}
+	var roots []node
 	for _, f := range s.Flows {
 		for _, id := range sortedBlockIDs(f) {
-			n := node{f, id}
-			if _, seen := index[n]; !seen && busy(n) {
-				visit(n)
+			if n := (node{f, id}); busyNode(n) {
+				roots = append(roots, n)
 			}
 		}
 	}
 	var errs ErrorList
-	for _, comp := range comps {
-		in := map[node]bool{}
-		for _, n := range comp {
-			in[n] = true
+	for _, comp := range stronglyConnected(roots, func(n node) []node { return busyNext(s, n) }) {
+		if e := spinError(s, comp); e != nil {
+			errs = append(errs, e)
 		}
-		var jump *node
-		flowNames := map[string]bool{}
-		for i, n := range comp {
-			flowNames[n.flow.Name] = true
-			b := n.b()
-			if b.Type != TypeTransferToFlow || b.Jump == nil {
-				continue
-			}
-			to, ok := s.byName[b.Jump.Flow]
-			if ok && in[node{to, to.Start}] && (jump == nil || less(n, *jump)) {
-				jump = &comp[i]
-			}
-		}
-		if jump == nil {
-			continue // within one flow: the parser reported it
-		}
-		list := make([]string, 0, len(flowNames))
-		for n := range flowNames {
-			list = append(list, n)
-		}
-		sort.Strings(list)
-		errs = append(errs, &Error{File: jump.flow.File, Line: jump.b().Line,
-			Msg: fmt.Sprintf("block %q: continues in flow %q, which comes back here without waiting for the caller (flows %s; only %s)", jump.block, jump.b().Jump.Flow, strings.Join(list, ", "), busyTypes)})
 	}
 	return errs
+}
+
+// busyNode tells whether n is a block that does not wait for the caller.
+func busyNode(n node) bool {
+	b := n.b()
+	return b != nil && blockSettingsKnown(b.Type) && !waitsForCaller(b.Type)
+}
+
+// busyNext are the blocks that do not wait for the caller that n goes on
+// to: its branches (but a Loop's bounded one) and, for a TransferToFlow,
+// its flow's start block.
+func busyNext(s *Set, n node) []node {
+	b := n.b()
+	var out []node
+	for _, name := range sortedKeys(b.Branches) {
+		if bounded(b, name) {
+			continue
+		}
+		if _, ok := n.flow.Blocks[b.Branches[name]]; ok {
+			out = append(out, node{n.flow, b.Branches[name]})
+		}
+	}
+	if b.Type == TypeTransferToFlow && b.Jump != nil {
+		if to, ok := s.byName[b.Jump.Flow]; ok {
+			if _, ok := to.Blocks[to.Start]; ok {
+				out = append(out, node{to, to.Start})
+			}
+		}
+	}
+	var kept []node
+	for _, m := range out {
+		if busyNode(m) {
+			kept = append(kept, m)
+		}
+	}
+	return kept
+}
+
+// spinError reports a component of blocks that do not wait for the
+// caller at its first TransferToFlow that leads into it, nil when there
+// is none (a loop within one flow: the parser reported it).
+func spinError(s *Set, comp []node) *Error {
+	in := map[node]bool{}
+	for _, n := range comp {
+		in[n] = true
+	}
+	var jump *node
+	flowNames := map[string]bool{}
+	for i, n := range comp {
+		flowNames[n.flow.Name] = true
+		b := n.b()
+		if b.Type != TypeTransferToFlow || b.Jump == nil {
+			continue
+		}
+		to, ok := s.byName[b.Jump.Flow]
+		if ok && in[node{to, to.Start}] && (jump == nil || less(n, *jump)) {
+			jump = &comp[i]
+		}
+	}
+	if jump == nil {
+		return nil
+	}
+	list := make([]string, 0, len(flowNames))
+	for n := range flowNames {
+		list = append(list, n)
+	}
+	sort.Strings(list)
+	return &Error{File: jump.flow.File, Line: jump.b().Line,
+		Msg: fmt.Sprintf("block %q: continues in flow %q, which comes back here without waiting for the caller (flows %s; only %s)", jump.block, jump.b().Jump.Flow, strings.Join(list, ", "), busyTypes)}
 }
 
 func less(a, b node) bool {

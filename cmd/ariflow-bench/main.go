@@ -32,7 +32,7 @@ type options struct {
 	jsonOut     string
 	repo        string
 	profile     string
-	sweep       string
+	sweep       []int // calls at once of each point of a sweep
 	trace       bool
 	records     bool
 }
@@ -48,7 +48,10 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON here")
 	flag.StringVar(&o.repo, "repo", ".", "the ariflow repository (for building ariflow and its flows)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write ariflow's CPU profile during the ariflow side here")
-	flag.StringVar(&o.sweep, "sweep", "", "calls at once of each point of a sweep, e.g. 20,100,150 (each at half as many calls a second); one table of both sides and their ratios")
+	flag.Func("sweep", "calls at once of each point of a sweep, e.g. 20,100,150 (each at half as many calls a second); one table of both sides and their ratios", func(v string) (err error) {
+		o.sweep, err = parseSweep(v)
+		return err
+	})
 	flag.BoolVar(&o.trace, "trace", false, "ariflow traces every call, exporting over OTLP/HTTP to a receiver in the bench (the A/B of tracing)")
 	flag.BoolVar(&o.records, "records", false, "ariflow writes every call's record to a Redis stream (ariflow:records:bench)")
 	flag.Parse()
@@ -117,7 +120,7 @@ func run(o options) error {
 		}
 		return nil
 	}
-	if o.sweep != "" {
+	if len(o.sweep) > 0 {
 		return sweep(ctx, o, s, af, carrier)
 	}
 	rep, err := compare(ctx, o, s, af, carrier)

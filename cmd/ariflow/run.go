@@ -86,18 +86,13 @@ func serve(cfg *config, log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
-	redis.SetLogger(redisLogger{log})
-	ropts, _ := cfg.redisOptions() // checked by parseConfig
-	rdb := redis.NewUniversalClient(ropts)
-	defer rdb.Close()
-	roundTrips := prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_redis_roundtrips_total", Help: "Requests sent to Redis (a pipeline is one)."})
-	rdb.AddHook(countHook{roundTrips})
-	cctx, cancel = context.WithTimeout(ctx, cfg.ConnectTimeout)
-	err = rdb.Ping(cctx).Err()
-	cancel()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rdb, err := connectRedis(ctx, cfg, log, reg)
 	if err != nil {
-		return fmt.Errorf("Redis at %s: %w", redactURL(cfg.RedisURL), err)
+		return err
 	}
+	defer rdb.Close()
 	pbx := cfg.PBXID
 	if pbx == "" {
 		pbx = info.EntityID
@@ -105,35 +100,83 @@ func serve(cfg *config, log *logrus.Logger) error {
 	ns := store.Namespace(cfg.App, pbx)
 	log.WithFields(cfg.redacted()).WithFields(logrus.Fields{"asterisk": info.Version, "namespace": ns, "flows_loaded": len(set.Flows)}).Info("ariflow starting")
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), roundTrips)
+	app, closeObs, err := newApp(ctx, cfg, log, rdb, reg, ns, set)
+	if err != nil {
+		return err
+	}
+	defer closeObs() // after app.Wait: the last calls' spans and records go too
+	reload := reloader(cfg, app, log)
+	defer reloadOnHUP(reload)()
+
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(app, rdb, reg, reload, cfg.AdminToken), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("health listener: %w", err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+
+	runUntil(ctx, cfg, app, log)
+	shutdownCtx, c2 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer c2()
+	_ = srv.Shutdown(shutdownCtx)
+	log.Info("stopped")
+	return nil
+}
+
+// connectRedis makes the Redis client, its round trips counted in reg, and
+// proves it answers.
+func connectRedis(ctx context.Context, cfg *config, log *logrus.Logger, reg prometheus.Registerer) (redis.UniversalClient, error) {
+	redis.SetLogger(redisLogger{log})
+	ropts, _ := cfg.redisOptions() // checked by parseConfig
+	rdb := redis.NewUniversalClient(ropts)
+	roundTrips := prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_redis_roundtrips_total", Help: "Requests sent to Redis (a pipeline is one)."})
+	reg.MustRegister(roundTrips)
+	rdb.AddHook(countHook{roundTrips})
+	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	err := rdb.Ping(cctx).Err()
+	cancel()
+	if err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("Redis at %s: %w", redactURL(cfg.RedisURL), err)
+	}
+	return rdb, nil
+}
+
+// newApp wires the controller to Redis (records, lease, dial-out counters
+// shared by the fleet), the webhook client, tracing and call records;
+// closeObs delivers the last spans and records.
+func newApp(ctx context.Context, cfg *config, log *logrus.Logger, rdb redis.UniversalClient, reg *prometheus.Registry,
+	ns string, set *flows.Set) (app *controller.App, closeObs func(), err error) {
 	fbCtx, fbExt, fbPrio, _ := fallbackTarget(cfg.Fallback)
 	web, err := webhook.New(cfg.webhookOptions())
 	if err != nil {
-		return fmt.Errorf("webhook client: %w", err)
+		return nil, nil, fmt.Errorf("webhook client: %w", err)
 	}
-	// Dial-out counters in Redis, shared by every process of the fleet.
 	counters := policy.NewRedisCounters(rdb, "ariflow:policy:")
 	gate := policy.NewGate(cfg.dialPolicy(), counters, counters)
 	store := store.NewRedis(rdb, ns, 4*time.Hour)
 	tracer, err := newTracer(ctx, cfg, log, reg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	records := newRecords(cfg, rdb, web, reg, log)
-	defer closeObserve(tracer, records, log) // after app.Wait: the last calls' spans and records go too
-	app := controller.New(controller.Config{
+	app = controller.New(controller.Config{
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
 		DialTemplate: cfg.DialTemplate, DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay,
 		Fallback: controller.DialplanTarget{Context: fbCtx, Extension: fbExt, Priority: fbPrio},
 		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web, MaxExternal: cfg.MaxExternal, FlowOptions: flowOptions(cfg),
 		Tracer: tracer, TraceInviteHeader: cfg.TraceInviteHeader, Records: records,
 	}, store, store, set, log, controller.NewMetrics(reg))
+	return app, func() { closeObserve(tracer, records, log) }, nil
+}
 
-	var reloadMu sync.Mutex
-	reload := func() error {
-		reloadMu.Lock()
-		defer reloadMu.Unlock()
+// reloader loads the flows again and swaps them in; flows that fail to
+// load leave the running ones serving. One reload at a time.
+func reloader(cfg *config, app *controller.App, log *logrus.Logger) func() error {
+	var mu sync.Mutex
+	return func() error {
+		mu.Lock()
+		defer mu.Unlock()
 		s, err := loadFlows(cfg)
 		if err != nil {
 			log.WithError(err).Error("reload rejected; the previous flows keep serving")
@@ -143,22 +186,24 @@ func serve(cfg *config, log *logrus.Logger) error {
 		log.WithField("flows_loaded", len(s.Flows)).Info("flows reloaded")
 		return nil
 	}
+}
+
+// reloadOnHUP reloads the flows on every SIGHUP until stop is called.
+func reloadOnHUP(reload func() error) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for range hup {
 			_ = reload()
 		}
 	}()
+	return func() { signal.Stop(hup) }
+}
 
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(app, rdb, reg, reload, cfg.AdminToken), ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("health listener: %w", err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-
+// runUntil runs the app until ctx ends (a signal), then drains it: no new
+// calls, and those in progress get DrainTimeout to end. Calls still
+// running then stay in Redis, and in Stasis, for the next process.
+func runUntil(ctx context.Context, cfg *config, app *controller.App, log *logrus.Logger) {
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -175,15 +220,9 @@ func serve(cfg *config, log *logrus.Logger) error {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	// Calls still running stay in Redis, and in Stasis, for the next process.
 	cancelRun()
 	<-done
 	app.Wait()
-	shutdownCtx, c2 := context.WithTimeout(context.Background(), 2*time.Second)
-	defer c2()
-	_ = srv.Shutdown(shutdownCtx)
-	log.Info("stopped")
-	return nil
 }
 
 func httpHandler(app *controller.App, rdb redis.UniversalClient, reg *prometheus.Registry, reload func() error, adminToken string) http.Handler {

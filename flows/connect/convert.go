@@ -62,24 +62,7 @@ func (c *converter) problem(a *connectAction, format string, args ...any) {
 func (c *converter) run() *Result {
 	rep := &Report{Flow: c.src.name, Title: c.src.title, File: c.src.file}
 	c.result = &Result{File: c.src.file, Report: rep}
-	for i := range c.src.flow.Actions {
-		a := &c.src.flow.Actions[i]
-		if a.Identifier == "" {
-			c.problem(nil, "action #%d (%s) has no Identifier", i+1, a.Type)
-			return c.result
-		}
-		if _, dup := c.byID[a.Identifier]; dup {
-			c.problem(nil, "action %s: Identifier used twice", a.Identifier)
-			return c.result
-		}
-		c.byID[a.Identifier] = a
-		c.actions = append(c.actions, a)
-		id := c.ids.unique(niceID(a))
-		c.blockID[a.Identifier] = id
-		c.actionOf[id] = a
-	}
-	if _, ok := c.byID[c.src.flow.StartAction]; !ok {
-		c.problem(nil, "StartAction %q names no action", c.src.flow.StartAction)
+	if !c.index() {
 		return c.result
 	}
 	for _, a := range c.actions {
@@ -92,6 +75,53 @@ func (c *converter) run() *Result {
 	}
 	c.start = start
 	rep.Start = start
+	c.convertAll()
+	reached := c.reach()
+	noopReached := c.reachNoops(reached)
+	blocks := &orderedMap{}
+	for _, a := range c.actions {
+		rep.Actions = append(rep.Actions, c.place(a, blocks, reached, noopReached))
+	}
+	out, err := marshal(c.document(start, blocks))
+	if err != nil {
+		c.problem(nil, "%v", err)
+		return c.result
+	}
+	c.yaml = out
+	c.result.YAML = out
+	return c.result
+}
+
+// index names every action's block; false when an action has no
+// Identifier or shares one, or the StartAction names none (a problem
+// says which).
+func (c *converter) index() bool {
+	for i := range c.src.flow.Actions {
+		a := &c.src.flow.Actions[i]
+		if a.Identifier == "" {
+			c.problem(nil, "action #%d (%s) has no Identifier", i+1, a.Type)
+			return false
+		}
+		if _, dup := c.byID[a.Identifier]; dup {
+			c.problem(nil, "action %s: Identifier used twice", a.Identifier)
+			return false
+		}
+		c.byID[a.Identifier] = a
+		c.actions = append(c.actions, a)
+		id := c.ids.unique(niceID(a))
+		c.blockID[a.Identifier] = id
+		c.actionOf[id] = a
+	}
+	if _, ok := c.byID[c.src.flow.StartAction]; !ok {
+		c.problem(nil, "StartAction %q names no action", c.src.flow.StartAction)
+		return false
+	}
+	return true
+}
+
+// convertAll builds the blocks of the actions that map to blocks; one
+// whose settings cannot be converted is not mapped after all.
+func (c *converter) convertAll() {
 	for _, a := range c.actions {
 		if c.kind[a.Identifier] != mapBlock {
 			continue
@@ -103,53 +133,57 @@ func (c *converter) run() *Result {
 		}
 		c.built[a.Identifier] = b
 	}
-	reached := c.reach()
-	noopReached := c.reachNoops(reached)
+}
 
-	blocks := &orderedMap{}
-	for _, a := range c.actions {
-		id := a.Identifier
-		m := Mapping{Identifier: id, Type: a.Type}
-		switch c.kind[id] {
-		case mapNoop:
-			m.Reachable = noopReached[id]
-			m.Result = "no-op (" + c.reason[id] + ")"
-			if !m.Reachable {
-				m.Result += "; not reachable from StartAction: left out"
-			}
-		case mapNone:
-			m.Reachable = reached[c.blockID[id]]
-			m.Result = "not mapped: " + c.reason[id]
-			if !m.Reachable {
-				m.Result += "; not reachable from StartAction: left out"
-				break
-			}
-			c.problem(a, "%s", c.reason[id])
-			ph := &blockBuilder{orderedMap: &orderedMap{}, branches: &orderedMap{}}
-			ph.set("type", flows.TypeDisconnect)
-			ph.comment = fmt.Sprintf("# Connect %s %s: NOT IMPORTED (%s)", a.Type, id, c.reason[id])
-			blocks.set(c.blockID[id], ph)
-			c.placeholder[c.blockID[id]] = true
-		case mapBlock:
-			b := c.built[id]
-			m.Reachable = reached[c.blockID[id]]
-			if !m.Reachable {
-				m.Result = "not reachable from StartAction: left out"
-				break
-			}
-			m.Block, m.Notes = c.blockID[id], b.notes
-			b.comment = fmt.Sprintf("# Connect %s %s", a.Type, id)
-			blocks.set(m.Block, b)
-			names := []string{fmt.Sprintf("block %s (%s)", m.Block, b.get("type"))}
-			for _, x := range b.extra {
-				x.comment = fmt.Sprintf("# Connect %s %s (%s)", a.Type, id, x.what)
-				blocks.set(x.id, x.blockBuilder)
-				names = append(names, fmt.Sprintf("block %s (%s)", x.id, x.get("type")))
-			}
-			m.Result = strings.Join(names, ", ")
+// place puts action a's blocks into blocks when the start reaches it (a
+// Disconnect standing in for an action that cannot be mapped, reported as
+// a problem), and returns the report's line for it.
+func (c *converter) place(a *connectAction, blocks *orderedMap, reached, noopReached map[string]bool) Mapping {
+	id := a.Identifier
+	m := Mapping{Identifier: id, Type: a.Type}
+	switch c.kind[id] {
+	case mapNoop:
+		m.Reachable = noopReached[id]
+		m.Result = "no-op (" + c.reason[id] + ")"
+		if !m.Reachable {
+			m.Result += "; not reachable from StartAction: left out"
 		}
-		rep.Actions = append(rep.Actions, m)
+	case mapNone:
+		m.Reachable = reached[c.blockID[id]]
+		m.Result = "not mapped: " + c.reason[id]
+		if !m.Reachable {
+			m.Result += "; not reachable from StartAction: left out"
+			break
+		}
+		c.problem(a, "%s", c.reason[id])
+		ph := &blockBuilder{orderedMap: &orderedMap{}, branches: &orderedMap{}}
+		ph.set("type", flows.TypeDisconnect)
+		ph.comment = fmt.Sprintf("# Connect %s %s: NOT IMPORTED (%s)", a.Type, id, c.reason[id])
+		blocks.set(c.blockID[id], ph)
+		c.placeholder[c.blockID[id]] = true
+	case mapBlock:
+		b := c.built[id]
+		m.Reachable = reached[c.blockID[id]]
+		if !m.Reachable {
+			m.Result = "not reachable from StartAction: left out"
+			break
+		}
+		m.Block, m.Notes = c.blockID[id], b.notes
+		b.comment = fmt.Sprintf("# Connect %s %s", a.Type, id)
+		blocks.set(m.Block, b)
+		names := []string{fmt.Sprintf("block %s (%s)", m.Block, b.get("type"))}
+		for _, x := range b.extra {
+			x.comment = fmt.Sprintf("# Connect %s %s (%s)", a.Type, id, x.what)
+			blocks.set(x.id, x.blockBuilder)
+			names = append(names, fmt.Sprintf("block %s (%s)", x.id, x.get("type")))
+		}
+		m.Result = strings.Join(names, ", ")
 	}
+	return m
+}
+
+// document is the flow file: name, version, entry, start and blocks.
+func (c *converter) document(start string, blocks *orderedMap) *orderedMap {
 	version := c.src.flow.Version
 	if version == "" {
 		version = "1"
@@ -164,14 +198,7 @@ func (c *converter) run() *Result {
 	doc.set("entry", entries)
 	doc.set("start", start)
 	doc.set("blocks", blocks)
-	out, err := marshal(doc)
-	if err != nil {
-		c.problem(nil, "%v", err)
-		return c.result
-	}
-	c.yaml = out
-	c.result.YAML = out
-	return c.result
+	return doc
 }
 
 // digitsRE is a GetCustomerInput value: digits, * and #.
