@@ -115,6 +115,9 @@ type Config struct {
 	Tracer            *observe.Tracer
 	TraceInviteHeader string
 	Records           callrecord.Sink
+	// callEnded, when set, is told of each call's end, once its goroutine
+	// is done (tests wait for it).
+	callEnded func(id string, err error)
 }
 
 // DialplanTarget is a place in the dialplan.

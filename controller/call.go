@@ -122,6 +122,9 @@ func (a *App) launch(ctx context.Context, c *call, body func(context.Context) er
 		defer a.metrics.ActiveCalls.Dec()
 		err := body(ctx)
 		c.finish(ctx, err)
+		if a.cfg.callEnded != nil {
+			a.cfg.callEnded(c.id, err)
+		}
 	}()
 	return true
 }

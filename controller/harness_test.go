@@ -280,6 +280,23 @@ type harness struct {
 	set   *flows.Set
 	stop  context.CancelFunc
 	done  chan struct{}
+	// endings are the calls that ended, with their goroutine's error.
+	endings *endings
+}
+
+// endings records calls' ends (Config.callEnded).
+type endings struct {
+	mu      sync.Mutex
+	errs    map[string]error
+	changed chan struct{} // closed and replaced at each end
+}
+
+func (e *endings) ended(id string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.errs[id] = err
+	close(e.changed)
+	e.changed = make(chan struct{})
 }
 
 // loadFlows writes YAML flows to a temporary directory and loads them.
@@ -302,7 +319,8 @@ func loadFlows(t *testing.T, yamls ...string) *flows.Set {
 // start. Options change the Config.
 func newHarness(t *testing.T, yamls []string, opts ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, fake: aritest.New(t), store: newMemStore(), logs: &logSink{changed: make(chan struct{})}}
+	h := &harness{t: t, fake: aritest.New(t), store: newMemStore(), logs: &logSink{changed: make(chan struct{})},
+		endings: &endings{errs: map[string]error{}, changed: make(chan struct{})}}
 	h.cfg = Config{
 		App: aritest.App, URL: h.fake.URL(), User: aritest.User, Password: aritest.Password,
 		DTMFDelay: 0, PlaybackCheck: 150 * time.Millisecond, LeaseTTL: 600 * time.Millisecond, HandoverWait: -1,
@@ -311,6 +329,7 @@ func newHarness(t *testing.T, yamls []string, opts ...func(*Config)) *harness {
 	for _, o := range opts {
 		o(&h.cfg)
 	}
+	h.cfg.callEnded = h.endings.ended
 	h.set = loadFlows(t, yamls...)
 	log := logrus.New()
 	log.SetOutput(&bytes.Buffer{})
@@ -364,27 +383,23 @@ func run(t *testing.T, yamls []string, opts ...func(*Config)) *harness {
 	return newHarness(t, yamls, opts...).start()
 }
 
-// ended waits until call id's goroutine has finished: for its "call
-// ended" line, the last thing finish does. It is the one wait left on a
-// log line: nothing else the App exposes tells one call's end.
-func (h *harness) ended(id string) logLine {
+// ended waits until call id's goroutine has finished, and returns the
+// error it ended with.
+func (h *harness) ended(id string) error {
 	h.t.Helper()
-	deadline := time.Now().Add(wait)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
 	for {
-		h.logs.mu.Lock()
-		for _, e := range h.logs.entries {
-			if strings.HasPrefix(e.msg, "call ended") && e.fields["call_id"] == id {
-				h.logs.mu.Unlock()
-				// finish logs before it returns; the call is gone from
-				// a.calls once it logged.
-				return e
-			}
+		h.endings.mu.Lock()
+		err, done := h.endings.errs[id]
+		ch := h.endings.changed
+		h.endings.mu.Unlock()
+		if done {
+			return err
 		}
-		ch := h.logs.changed
-		h.logs.mu.Unlock()
 		select {
 		case <-ch:
-		case <-time.After(time.Until(deadline)):
+		case <-deadline.C:
 			h.t.Fatalf("call %s did not end within %v", id, wait)
 		}
 	}

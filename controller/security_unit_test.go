@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -173,8 +174,8 @@ blocks:
 	h.fake.Hangup("c1", 16)
 	eventually(t, "the hangup queued for the call", func() bool { return queued() > before })
 	close(release)
-	if e := h.ended("c1"); e.fields["end"] != "caller hung up" {
-		t.Errorf("call ended %v, want caller hung up", e.fields)
+	if err := h.ended("c1"); !errors.Is(err, ErrCallerGone) {
+		t.Errorf("call ended with %v, want the caller's hangup", err)
 	}
 	if m := h.medias("c1"); len(m) != 0 {
 		t.Errorf("played %v to a caller who had hung up", m)
