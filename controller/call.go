@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,8 +52,10 @@ type call struct {
 	// runFlow sees it between blocks that never read the queue.
 	hungUp atomic.Bool
 	obs    callObs // its trace's open spans (observe.go)
-	// behind is the bookkeeping Later runs off the call's path.
-	behind sync.WaitGroup
+	// behind is what Later runs off the call's path: each job's done
+	// channel.
+	behindMu sync.Mutex
+	behind   []chan struct{}
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -299,6 +302,7 @@ func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 	case flows.TypeTransferToQueue:
 		return c.transferToQueue(ctx)
 	case flows.TypeDisconnect:
+		c.Settle()
 		if err := c.app.ari.Hangup(ctx, c.id, "normal"); err != nil {
 			return "", err
 		}
@@ -313,6 +317,7 @@ func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 // fallback (a dialplan context), or an apology and hangup. The caller is
 // never dropped without a word.
 func (c *call) failCall(ctx context.Context, cause error) error {
+	c.Settle()
 	c.app.metrics.CallErrors.WithLabelValues("flow").Inc()
 	if c.gone || ctx.Err() != nil || errors.Is(cause, ErrFenced) {
 		return cause
@@ -501,17 +506,42 @@ func savesBeforeActing(t flows.BlockType) bool {
 
 func (c *call) ID() string { return c.id }
 
-// Later runs f on its own goroutine; the call's end waits for it.
+// Later runs f on its own goroutine; the call's end, and its next
+// request that touches the caller, wait for it (Settle).
 func (c *call) Later(f func(ctx context.Context)) {
-	c.behind.Add(1)
+	done := make(chan struct{})
+	c.behindMu.Lock()
+	c.behind = append(c.behind, done)
+	c.behindMu.Unlock()
 	go func() {
-		defer c.behind.Done()
+		defer close(done)
 		f(context.Background())
 	}()
 }
 
-// Settle waits for what Later runs.
-func (c *call) Settle()                        { c.behind.Wait() }
+// Settle waits for what Later started before it; it may be called from
+// any goroutine.
+func (c *call) Settle() {
+	c.behindMu.Lock()
+	jobs := slices.Clone(c.behind)
+	c.behindMu.Unlock()
+	if len(jobs) == 0 {
+		return
+	}
+	for _, done := range jobs {
+		<-done
+	}
+	c.behindMu.Lock()
+	c.behind = slices.DeleteFunc(c.behind, func(done chan struct{}) bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	c.behindMu.Unlock()
+}
 func (c *call) Record() *record.Call           { return &c.rec }
 func (c *call) Log() *logrus.Entry             { return c.log }
 func (c *call) Own(ids ...string)              { c.own(ids...) }

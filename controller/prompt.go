@@ -68,6 +68,7 @@ func (c *call) play(ctx context.Context, uris ...string) error {
 func (c *call) startPlayback(ctx context.Context, uri string) (string, error) {
 	id := newID("pb")
 	c.own(id)
+	c.Settle() // the last transfer's bridge gone first: the caller is out of it
 	err := c.app.ari.Play(ctx, c.id, id, uri)
 	if err != nil {
 		c.disown(id)

@@ -135,6 +135,7 @@ func (t *Transfer) joinRetrying(ctx context.Context) error {
 // keys on itself. A process taking over adds only who is missing, with the
 // same settings: adding a channel again would add it without them.
 func (t *Transfer) joinBridge(ctx context.Context) error {
+	t.call.Settle() // the caller out of the last transfer's bridge first
 	a := t.env.ARI
 	caller, legID, bridge := t.call.ID(), t.leg.id, t.leg.bridge
 	wantCaller, wantLeg := true, true

@@ -318,6 +318,7 @@ func (t *Transfer) renewLeg(ctx context.Context) error {
 // ringback lets the caller hear that the far end rings: music on hold or
 // the ringing tone.
 func (t *Transfer) ringback(ctx context.Context) {
+	t.call.Settle() // the caller out of the last transfer's bridge first
 	a := t.env.ARI
 	if t.plan.Options.Ringback == flows.RingbackMOH {
 		if err := a.StartMOH(ctx, t.call.ID(), t.plan.Options.MOHClass); err == nil {

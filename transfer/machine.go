@@ -347,16 +347,60 @@ func (t *Transfer) farEndGone(ctx context.Context, cause int) error {
 // end ends an answered transfer: the leg and bridge go, and the caller
 // resumes (Success) or, without resume, is hung up as well.
 func (t *Transfer) end(ctx context.Context) error {
-	t.hangupLeg(ctx)
 	if !t.plan.Resume {
 		// Resume off: the caller went with the far end; it ends with it.
+		t.hangupLeg(ctx)
 		_ = t.env.ARI.Hangup(context.WithoutCancel(ctx), t.call.ID(), "normal")
 		return ErrHandedOff
 	}
 	// No save here: a process that adopts this call with its leg gone
-	// resumes it just the same. Destroying the bridge hands the caller
-	// back to us in Stasis.
+	// resumes it just the same. The caller resumes while the leg and the
+	// bridge go; destroying the bridge hands the caller back to us in
+	// Stasis before the next request that touches the caller (Settle).
+	t.hangupLegLater()
 	t.leg.log.WithField("phase", "resumed").Info("transfer")
+	return nil
+}
+
+// hangupLegLater is hangupLeg off the caller's path (Call.Later). Both
+// requests are safe to repeat and are tried again a few times; what
+// still fails is logged, and reconcile finds it.
+func (t *Transfer) hangupLegLater() {
+	rec := t.call.Record()
+	legID, bridge, log, a := rec.Outbound, rec.Bridge, t.log, t.env.ARI
+	t.call.Disown(legID, bridge)
+	rec.Outbound, rec.Bridge = "", ""
+	if legID == "" && bridge == "" {
+		return
+	}
+	t.call.Later(func(ctx context.Context) {
+		for try := 0; ; try++ {
+			err := hangupAndDestroy(ctx, a, legID, bridge)
+			if err == nil {
+				return
+			}
+			if try == 2 {
+				log.WithError(err).Warn("transfer: the leg or bridge did not go; reconcile will find it")
+				return
+			}
+			time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+		}
+	})
+}
+
+// hangupAndDestroy hangs up the leg (if any) and destroys the bridge (if
+// any); gone already counts as done.
+func hangupAndDestroy(ctx context.Context, a ARI, legID, bridge string) error {
+	if legID != "" {
+		if err := a.Hangup(ctx, legID, "normal"); err != nil && !ari.IsNotFound(err) {
+			return err
+		}
+	}
+	if bridge != "" {
+		if err := a.DestroyBridge(ctx, bridge); err != nil && !ari.IsNotFound(err) {
+			return err
+		}
+	}
 	return nil
 }
 
