@@ -68,11 +68,6 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 		return t.resumeCreated(ctx)
 	}
 	legState, err := t.legState(ctx)
-	if err == nil && legState != "" && saved != record.StateBridged {
-		// The bridge is made after the dial: the last process may have
-		// stopped before it was.
-		err = t.ensureBridge(ctx)
-	}
 	if err != nil {
 		return t.adoptFailed(ctx, err)
 	}
@@ -144,7 +139,7 @@ func (t *Transfer) resumeCreated(ctx context.Context) (state, error) {
 }
 
 // ensureBridge creates the leg's bridge if the last process stopped before
-// it did: the record names the bridge before it is made.
+// it did: the state "created" is written before the bridge is made.
 func (t *Transfer) ensureBridge(ctx context.Context) error {
 	return t.retry(ctx, "making sure of the bridge", func() error {
 		_, err := t.env.ARI.BridgeChannels(ctx, t.leg.bridge)

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -137,9 +136,6 @@ func (t *Transfer) joinRetrying(ctx context.Context) error {
 // same settings: adding a channel again would add it without them.
 func (t *Transfer) joinBridge(ctx context.Context) error {
 	t.call.Settle() // the caller out of the last transfer's bridge first
-	if err := t.awaitBridge(); err != nil {
-		return fmt.Errorf("making the bridge: %w", err)
-	}
 	a := t.env.ARI
 	caller, legID, bridge := t.call.ID(), t.leg.id, t.leg.bridge
 	wantCaller, wantLeg := true, true

@@ -177,23 +177,15 @@ const maxRemakes = 2
 // process has the app at that moment (the instant after a crash, before
 // the standby connects) Asterisk hangs the answered far end up. A made
 // leg is in Stasis from the start and waits, answered, for the process
-// that takes over; its answer is a ChannelStateChange to Up. The caller's
-// ringback is sent, and the bridge created, after the dial and without
-// waiting for them (with early-media ringback the bridge comes first: the
-// caller joins it before the dial).
+// that takes over; its answer is a ChannelStateChange to Up. The bridge is
+// created alongside, and the caller's ringback is sent without waiting.
 func (t *Transfer) makeLeg(ctx context.Context) error {
 	l := &t.leg
-	early := t.plan.Options.Ringback == flows.RingbackEarlyMedia
-	var err error
-	if early {
-		bridgeDone := make(chan error, 1)
-		go func() { bridgeDone <- t.createBridge(ctx) }()
-		err = t.create(ctx)
-		if berr := <-bridgeDone; err == nil {
-			err = berr
-		}
-	} else {
-		err = t.create(ctx)
+	bridgeDone := make(chan error, 1)
+	go func() { bridgeDone <- t.createBridge(ctx) }()
+	err := t.create(ctx)
+	if berr := <-bridgeDone; err == nil {
+		err = berr
 	}
 	if err == nil {
 		err = t.dialWhenInApp(ctx)
@@ -213,26 +205,10 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !early {
-		made := make(chan error, 1)
-		l.bridgeMade = made
-		bg := context.WithoutCancel(ctx)
-		go func() {
-			t.ringback(bg)
-			made <- t.createBridge(bg)
-		}()
+	if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
+		go t.ringback(context.WithoutCancel(ctx))
 	}
 	return nil
-}
-
-// awaitBridge waits for the bridge made after the dial, once; its error
-// stays for the next callers.
-func (t *Transfer) awaitBridge() error {
-	if made := t.leg.bridgeMade; made != nil {
-		t.leg.bridgeMade = nil
-		t.leg.bridgeErr = <-made
-	}
-	return t.leg.bridgeErr
 }
 
 // createBridge creates the call's bridge for this leg; with a return key

@@ -162,8 +162,6 @@ type leg struct {
 	dialStatus string       // the last DIALSTATUS seen
 	slot       string       // the concurrency slot to give back ("": none)
 	counting   chan counted // the policy's counters at work on it (admit)
-	bridgeMade chan error   // the bridge being made after the dial
-	bridgeErr  error        // what making it said
 	done       int          // characters of the digits sent (or paused)
 	sent       map[string]bool
 	over       bool // hung up, its slot given back and its end announced
@@ -238,7 +236,6 @@ func (t *Transfer) step(ctx context.Context, s state, ev ari.Event, nextErr erro
 // back (unless the process stops and leaves the call to another), and the
 // block's result.
 func (t *Transfer) finish(ctx context.Context, err error) (Result, error) {
-	_ = t.awaitBridge() // nothing is made after the transfer ends
 	if !stopping(ctx, err) {
 		t.stopWarning(ctx)
 		t.legOver(ctx)
@@ -369,7 +366,6 @@ func (t *Transfer) end(ctx context.Context) error {
 // requests are safe to repeat and are tried again a few times; what
 // still fails is logged, and reconcile finds it.
 func (t *Transfer) hangupLegLater() {
-	_ = t.awaitBridge() // made, or failed: either way not made later
 	rec := t.call.Record()
 	legID, bridge, log, a := rec.Outbound, rec.Bridge, t.log, t.env.ARI
 	t.call.Disown(legID, bridge)
@@ -432,7 +428,6 @@ func (t *Transfer) legGone() {
 // once Asterisk has; a failure leaves them in the record, for the call's
 // end to try again.
 func (t *Transfer) hangupLeg(ctx context.Context) {
-	_ = t.awaitBridge() // made, or failed: either way not made later
 	bg := context.WithoutCancel(ctx)
 	rec := t.call.Record()
 	if rec.Outbound != "" {
