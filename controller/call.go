@@ -444,7 +444,9 @@ func (c *call) finish(ctx context.Context, err error) {
 		}
 		if c.saved {
 			if f, ferr := a.fenceOf(); ferr == nil {
-				if derr := a.store.Delete(bg, c.id, f); derr != nil {
+				if derr := a.store.Delete(bg, c.id, f); errors.Is(derr, ErrFenced) {
+					c.log.Info("call record left for the next active process: the lease went while the call ended")
+				} else if derr != nil {
 					c.log.WithError(derr).Error("call record delete failed")
 				} else {
 					a.metrics.RecordWrites.Inc()
@@ -471,9 +473,18 @@ func (c *call) finish(ctx context.Context, err error) {
 }
 
 // leaving tells whether the call is being left to another process: this
-// one lost its lease or stops. Nothing more is done for it here.
+// one lost its lease or stops. Nothing more is done for it here. A call
+// that ended on its own (caller gone, handed off) as the process began to
+// stop is not left: its clean-up is all that remains, and leaving it would
+// keep its record until another process starts.
 func leaving(ctx context.Context, err error) bool {
-	return ctx.Err() != nil || errors.Is(err, ErrFenced)
+	if errors.Is(err, ErrFenced) {
+		return true
+	}
+	if errors.Is(err, ErrCallerGone) || errors.Is(err, errHandedOff) {
+		return false
+	}
+	return ctx.Err() != nil
 }
 
 func endReason(err error) string {

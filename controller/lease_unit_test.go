@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -467,4 +468,31 @@ func TestARILostResignsLease(t *testing.T) {
 	}
 	down.Store(false)
 	eventually(t, "active again once ARI answers", h.app.Ready)
+}
+
+// A call that ended on its own while the process began to stop cleans up
+// after itself; one cut short by the stop or the fence is left in place.
+func TestLeaving(t *testing.T) {
+	t.Parallel()
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	running := context.Background()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want bool
+	}{
+		{"running, flow ended", running, nil, false},
+		{"running, fenced", running, fmt.Errorf("save: %w", ErrFenced), true},
+		{"stopping, cut short", stopped, context.Canceled, true},
+		{"stopping, flow ended", stopped, nil, true},
+		{"stopping, caller hung up", stopped, fmt.Errorf("prompt: %w", ErrCallerGone), false},
+		{"stopping, handed off", stopped, errHandedOff, false},
+		{"stopping, fenced", stopped, ErrFenced, true},
+	} {
+		if got := leaving(tc.ctx, tc.err); got != tc.want {
+			t.Errorf("%s: leaving = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

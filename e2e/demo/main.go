@@ -42,14 +42,26 @@ func run() error {
 		return err
 	}
 	defer obs.Close()
+	if err := seed(ctx, carrier, obs); err != nil {
+		return err
+	}
+	if err := s.WaitClean(ctx, 5*time.Second); err != nil {
+		return err
+	}
+	say("pbx", "no channels, bridges or call records left")
+	return nil
+}
 
-	const (
-		did      = "+4930555000"
-		shipper  = "+4930123456"
-		agent    = "+4930111000"
-		from     = "+4917612345678"
-		tracking = "4711"
-	)
+const (
+	did      = "+4930555000"
+	shipper  = "+4930123456"
+	agent    = "+4930111000"
+	from     = "+4917612345678"
+	tracking = "4711"
+)
+
+// seed plays the seed scenario from the caller's dial to the end of the call.
+func seed(ctx context.Context, carrier *e2e.Carrier, obs *e2e.Observer) error {
 	askTracking := obs.Prompts("sound:vm-enter-num-to-call")
 	askSolved := obs.Prompts("sound:if-correct-press")
 	shipCh := carrier.Expect(shipper)
@@ -71,6 +83,29 @@ func run() error {
 	if err := caller.SendDTMF(tracking + "#"); err != nil {
 		return err
 	}
+	if err := shipperCannotHelp(ctx, shipCh); err != nil {
+		return err
+	}
+	if err := askSolved.Wait(ctx); err != nil {
+		return err
+	}
+	say("caller", "back in the flow: asked whether the problem is solved; presses 2 (no)")
+	if err := caller.SendDTMF("2"); err != nil {
+		return err
+	}
+	if err := agentHelps(ctx, agentCh); err != nil {
+		return err
+	}
+	if err := caller.WaitHangup(ctx); err != nil {
+		return err
+	}
+	say("caller", "call over")
+	return nil
+}
+
+// shipperCannotHelp answers the shipper's call, hears the tracking number
+// and hangs up, which sends the caller back into the flow.
+func shipperCannotHelp(ctx context.Context, shipCh <-chan *e2e.Remote) error {
 	var ship *e2e.Remote
 	select {
 	case ship = <-shipCh:
@@ -90,16 +125,11 @@ func run() error {
 	say("shipper", "IVR received DTMF %q", digits)
 	time.Sleep(1500 * time.Millisecond) // the shipper talks to the caller
 	say("shipper", "cannot help and hangs up")
-	if err := ship.Hangup(); err != nil {
-		return err
-	}
-	if err := askSolved.Wait(ctx); err != nil {
-		return err
-	}
-	say("caller", "back in the flow: asked whether the problem is solved; presses 2 (no)")
-	if err := caller.SendDTMF("2"); err != nil {
-		return err
-	}
+	return ship.Hangup()
+}
+
+// agentHelps answers the agent's call and hangs up after a while.
+func agentHelps(ctx context.Context, agentCh <-chan *e2e.Remote) error {
 	var ag *e2e.Remote
 	select {
 	case ag = <-agentCh:
@@ -113,16 +143,5 @@ func run() error {
 	say("agent", "answers and helps the caller")
 	time.Sleep(1500 * time.Millisecond)
 	say("agent", "hangs up")
-	if err := ag.Hangup(); err != nil {
-		return err
-	}
-	if err := caller.WaitHangup(ctx); err != nil {
-		return err
-	}
-	say("caller", "call over")
-	if err := s.WaitClean(ctx, 5*time.Second); err != nil {
-		return err
-	}
-	say("pbx", "no channels, bridges or call records left")
-	return nil
+	return ag.Hangup()
 }
