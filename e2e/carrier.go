@@ -58,7 +58,7 @@ type Caller struct {
 // answers it.
 func (c *Carrier) Dial(ctx context.Context, from, did string) (*Caller, error) {
 	id := fmt.Sprintf("caller-%d", time.Now().UnixNano())
-	cl := &Caller{c: c, ID: id, Number: from, events: c.hub.subscribe(about(id))}
+	cl := &Caller{c: c, ID: id, Number: from, events: c.hub.subscribeChannel(id)}
 	_, err := c.cli.Channel().Originate(nil, ari.OriginateRequest{
 		Endpoint: "PJSIP/" + did + "@pbx", App: c.app, AppArgs: "caller",
 		CallerID: fmt.Sprintf("%q <%s>", "Caller "+from, from), Timeout: 10, ChannelID: id,
@@ -197,7 +197,7 @@ func (c *Carrier) Start(ctx context.Context) {
 			ss := ev.(*ari.StasisStart)
 			number := ss.Args[1]
 			r := &Remote{c: c, ID: ss.Channel.ID, Number: number, Arrived: time.Now(), Stamp: EventTime(ss),
-				events: c.hub.subscribe(about(ss.Channel.ID))}
+				events: c.hub.subscribeChannel(ss.Channel.ID)}
 			if ss.Channel.Caller != nil {
 				r.CallerNum, r.CallerName = ss.Channel.Caller.Number, ss.Channel.Caller.Name
 			}

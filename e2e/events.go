@@ -16,21 +16,27 @@ import (
 // hub reads an ARI app's websocket and fans events out to subscribers.
 // Each subscriber's queue grows as needed: tests must not lose events.
 type hub struct {
-	mu     sync.Mutex
-	subs   map[*sub]struct{}
-	ws     *websocket.Conn
-	dial   func() (*websocket.Conn, error)
-	closed bool
+	mu   sync.Mutex
+	subs map[*sub]struct{}
+	// byChannel holds the subscribers to one channel's events: found by
+	// the event's channel IDs, not by asking every subscriber, and dropped
+	// at the channel's end, so that a long run's calls cost nothing after
+	// they ended.
+	byChannel map[string]map[*sub]struct{}
+	ws        *websocket.Conn
+	dial      func() (*websocket.Conn, error)
+	closed    bool
 	// lagMax is, per second, the longest an event took from Asterisk's
 	// timestamp to this process decoding it: how far the harness lags.
 	lagMax map[int64]time.Duration
 }
 
 type sub struct {
-	match func(ari.Event) bool
-	mu    sync.Mutex
-	queue []ari.Event
-	ready chan struct{} // signalled when queue grows
+	match   func(ari.Event) bool
+	channel string // set for a subscriber to one channel's events
+	mu      sync.Mutex
+	queue   []ari.Event
+	ready   chan struct{} // signalled when queue grows
 }
 
 func connectHub(ctx context.Context, base, app, user, password string, all bool) (*hub, error) {
@@ -50,7 +56,7 @@ func connectHub(ctx context.Context, base, app, user, password string, all bool)
 	}
 	// A restarted Asterisk (the PBX-restart fault test) drops the
 	// connection: the hub dials again until it is closed.
-	h := &hub{subs: map[*sub]struct{}{}, ws: ws, dial: func() (*websocket.Conn, error) {
+	h := &hub{subs: map[*sub]struct{}{}, byChannel: map[string]map[*sub]struct{}{}, ws: ws, dial: func() (*websocket.Conn, error) {
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return cfg.DialContext(dctx)
@@ -87,6 +93,15 @@ func (h *hub) read() {
 		for s := range h.subs {
 			if s.match(ev) {
 				s.push(ev)
+			}
+		}
+		_, destroyed := ev.(*ari.ChannelDestroyed)
+		for _, id := range channelIDs(ev) {
+			for s := range h.byChannel[id] {
+				s.push(ev)
+			}
+			if destroyed {
+				delete(h.byChannel, id)
 			}
 		}
 		h.mu.Unlock()
@@ -138,9 +153,28 @@ func (h *hub) subscribe(match func(ari.Event) bool) *sub {
 	return s
 }
 
+// subscribeChannel subscribes to the events about one channel, until
+// its ChannelDestroyed (included).
+func (h *hub) subscribeChannel(id string) *sub {
+	s := &sub{channel: id, ready: make(chan struct{}, 1)}
+	h.mu.Lock()
+	if h.byChannel[id] == nil {
+		h.byChannel[id] = map[*sub]struct{}{}
+	}
+	h.byChannel[id][s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
 func (h *hub) unsubscribe(s *sub) {
 	h.mu.Lock()
 	delete(h.subs, s)
+	if s.channel != "" {
+		delete(h.byChannel[s.channel], s)
+		if len(h.byChannel[s.channel]) == 0 {
+			delete(h.byChannel, s.channel)
+		}
+	}
 	h.mu.Unlock()
 }
 
@@ -182,15 +216,4 @@ func channelIDs(ev ari.Event) []string {
 		}
 	}
 	return ids
-}
-
-func about(id string) func(ari.Event) bool {
-	return func(ev ari.Event) bool {
-		for _, c := range channelIDs(ev) {
-			if c == id {
-				return true
-			}
-		}
-		return false
-	}
 }

@@ -302,7 +302,7 @@ func (e *observeEnv) record(ctx context.Context, t *testing.T, caller string) (*
 func dialTraced(ctx context.Context, from, did, traceparent string) (*Caller, error) {
 	c := carrier
 	id := fmt.Sprintf("caller-%d", time.Now().UnixNano())
-	cl := &Caller{c: c, ID: id, Number: from, events: c.hub.subscribe(about(id))}
+	cl := &Caller{c: c, ID: id, Number: from, events: c.hub.subscribeChannel(id)}
 	_, err := c.cli.Channel().Originate(nil, ari.OriginateRequest{
 		Endpoint: "PJSIP/" + did + "@pbx", App: c.app, AppArgs: "caller",
 		CallerID: fmt.Sprintf("%q <%s>", "Caller "+from, from), Timeout: 10, ChannelID: id,
