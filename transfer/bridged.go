@@ -289,7 +289,9 @@ func (t *Transfer) sendNextDigit(ctx context.Context) {
 			ts.digitAt = time.Now().Add(200 * time.Millisecond)
 			return
 		}
-		if err := t.env.ARI.SendDTMF(ctx, t.leg.id, string(ch), time.Millisecond, o.Tone); err != nil {
+		// Written as sent: it leaves even if the call is being left this
+		// instant, or the far end would never get it.
+		if err := t.env.ARI.SendDTMF(context.WithoutCancel(ctx), t.leg.id, string(ch), time.Millisecond, o.Tone); err != nil {
 			// The leg is probably hanging up; its events will say so.
 			t.leg.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
 			t.leg.done = len(t.plan.Digits)

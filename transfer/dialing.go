@@ -269,7 +269,12 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 		t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
 		return fmt.Errorf("saving the dialing state: %w", err)
 	}
-	return t.env.ARI.Dial(ctx, t.leg.id, ringFor(t.leg.deadline))
+	// Once the record says "dialing", the dial leaves even if this
+	// process's calls are being left this instant (lease lost, stop):
+	// whoever takes over waits for this leg and never dials it, so a dial
+	// held back would keep the caller waiting in silence until the ring
+	// timeout. The client's own timeout bounds the request.
+	return t.env.ARI.Dial(context.WithoutCancel(ctx), t.leg.id, ringFor(t.leg.deadline))
 }
 
 // ringFor is the dial timeout that ends the ringing at deadline: whole

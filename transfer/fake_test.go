@@ -28,6 +28,7 @@ type fakeCall struct {
 	saves   int
 	saveErr error
 	owned   map[string]bool
+	onPhase func(record.Phase) // called once a phase is written
 }
 
 func newFakeCall() *fakeCall {
@@ -66,7 +67,13 @@ func (c *fakeCall) SetPhase(ctx context.Context, p record.Phase) error {
 	}
 	c.rec.Phase = p
 	c.phases = append(c.phases, p)
-	return c.Save(ctx)
+	if err := c.Save(ctx); err != nil {
+		return err
+	}
+	if c.onPhase != nil {
+		c.onPhase(p)
+	}
+	return nil
 }
 
 func (c *fakeCall) Next(ctx context.Context, deadline time.Time) (ari.Event, error) {
@@ -150,7 +157,10 @@ func (a *fakeARI) Create(_ context.Context, r ari.CreateRequest) error {
 	}
 	return err
 }
-func (a *fakeARI) Dial(_ context.Context, id string, timeout time.Duration) error {
+func (a *fakeARI) Dial(ctx context.Context, id string, timeout time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err // as the client: nothing is sent
+	}
 	return a.do("dial", id, timeout)
 }
 func (a *fakeARI) Hangup(_ context.Context, id, _ string) error {

@@ -99,3 +99,31 @@ func TestRunCountersRefuseWhileMaking(t *testing.T) {
 		t.Errorf("slots acquired %q released %q, transfers %d; want only the second number's, c1:0", gate.acquired, gate.released, call.rec.Transfers)
 	}
 }
+
+// The record names the leg "dialing" before the dial. A process whose
+// calls' context ends right after that write (its lease lost, or a stop)
+// still sends the dial: whoever takes over waits for that leg and never
+// dials it, so a dial held back would leave the caller waiting in silence
+// until the ring timeout.
+func TestDialLeavesOnceDialingIsWritten(t *testing.T) {
+	call, a := newFakeCall(), newFakeARI()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	call.onPhase = func(p record.Phase) {
+		if p == record.PhaseDialing {
+			cancel()
+		}
+	}
+	plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
+	call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}}
+	if _, err := Run(ctx, call, testEnv(a), &fakeGate{}, plan, 0); err == nil {
+		t.Error("Run went on after its context ended")
+	}
+	reqs := a.requests()
+	if !slices.Contains(reqs, "dial leg-1 5s") {
+		t.Errorf("the leg named dialing was not dialled: %q", reqs)
+	}
+	if slices.Contains(reqs, "hangup leg-1") {
+		t.Errorf("the leg was hung up, though the call is left to the next process: %q", reqs)
+	}
+}
