@@ -291,7 +291,7 @@ func (t *Transfer) sendNextDigit(ctx context.Context) {
 		}
 		// Written as sent: it leaves even if the call is being left this
 		// instant, or the far end would never get it.
-		if err := t.env.ARI.SendDTMF(context.WithoutCancel(ctx), t.leg.id, string(ch), time.Millisecond, o.Tone); err != nil {
+		if err := t.env.ARI.SendDTMF(ari.Written(ctx), t.leg.id, string(ch), time.Millisecond, o.Tone); err != nil {
 			// The leg is probably hanging up; its events will say so.
 			t.leg.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
 			t.leg.done = len(t.plan.Digits)

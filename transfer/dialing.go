@@ -270,11 +270,11 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 		return fmt.Errorf("saving the dialing state: %w", err)
 	}
 	// Once the record says "dialing", the dial leaves even if this
-	// process's calls are being left this instant (lease lost, stop):
-	// whoever takes over waits for this leg and never dials it, so a dial
-	// held back would keep the caller waiting in silence until the ring
-	// timeout. The client's own timeout bounds the request.
-	return t.env.ARI.Dial(context.WithoutCancel(ctx), t.leg.id, ringFor(t.leg.deadline))
+	// process's lease lapsed meanwhile or its calls are being left this
+	// instant (lease lost, stop): whoever takes over waits for this leg
+	// and never dials it, so a dial held back would keep the caller
+	// waiting in silence until the ring timeout.
+	return t.env.ARI.Dial(ari.Written(ctx), t.leg.id, ringFor(t.leg.deadline))
 }
 
 // ringFor is the dial timeout that ends the ringing at deadline: whole

@@ -165,7 +165,7 @@ const (
 // do sends one request with a JSON body (or none) and decodes a JSON answer
 // into out (or discards it).
 func (c *Client) do(ctx context.Context, method, path string, body, out any, r resend) error {
-	if c.opts.Allow != nil {
+	if c.opts.Allow != nil && ctx.Value(writtenKey{}) == nil {
 		if err := c.opts.Allow(ctx); err != nil {
 			return fmt.Errorf("%s %s: %w", method, path, err)
 		}
@@ -293,4 +293,17 @@ func (c *Client) Check(ctx context.Context) (Info, error) {
 	default:
 		return Info{}, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
 	}
+}
+
+type writtenKey struct{}
+
+// Written marks a request that a fenced record write has just announced
+// (the record names the leg "dialing", or a digit as sent): Options.Allow
+// is not asked again. The write proved the right to act, and a process
+// taking over expects the request to have left; held back by a lease
+// that lapsed meanwhile, it would never be made. The context's
+// cancellation is dropped for the same reason; the client's Timeout still
+// bounds the request.
+func Written(ctx context.Context) context.Context {
+	return context.WithValue(context.WithoutCancel(ctx), writtenKey{}, true)
 }

@@ -197,6 +197,28 @@ func TestPingIsUnfenced(t *testing.T) {
 	}
 }
 
+// A request a fenced write announced leaves whatever the lease and the
+// context say now; it is counted as sent.
+func TestWrittenIsSent(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.Path)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	var sent int
+	fenced := errors.New("fenced")
+	c := New(Options{URL: srv.URL + "/ari", App: "a", Allow: func(context.Context) error { return fenced }, Sent: func() { sent++ }})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Dial(Written(ctx), "leg", 30*time.Second); err != nil || sent != 1 || len(got) != 1 || got[0] != "/ari/channels/leg/dial" {
+		t.Errorf("a written Dial: %v, sent %d, Asterisk got %q", err, sent, got)
+	}
+	if err := c.Dial(ctx, "leg", 30*time.Second); err == nil || len(got) != 1 {
+		t.Errorf("an unwritten Dial with the lease lost: %v, Asterisk got %q", err, got)
+	}
+}
+
 // addChannel's options are query parameters, sent only when set.
 func TestAddToBridgeWith(t *testing.T) {
 	var got []string
