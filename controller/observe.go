@@ -290,7 +290,7 @@ func (o xferObserver) TransferEnded(tc transfer.Call, res transfer.Result, err e
 		return
 	}
 	if err == nil && res.EndedBy == flows.EndedByFarEnd && !res.Answered.IsZero() {
-		c.obs.resumeFrom = res.Answered.Add(res.TalkTime) // when farEndGone saw the hangup
+		c.obs.resumeFrom = res.Answered.Add(res.TalkTime) // when the far end hung up
 	}
 	if !o.a.observing() {
 		return

@@ -74,15 +74,15 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 	switch {
 	case legState == "":
 		// The leg ended while nobody watched: its cause is unknown.
-		return t.farEndLeft(ctx, s, legEnd{})
+		return t.farEndHungUp(ctx, s, legEnd{})
 	case s.name() == record.StateBridged:
 		t.leg.log.WithField("phase", "bridged").Info("transfer: adopted while bridged")
 		t.entered(record.StateBridged)
 		if err := t.retry(ctx, "rejoining the bridge", func() error { return t.joinBridge(ctx) }); err != nil {
-			if t.legVanished(ctx) {
+			if t.legMissing(ctx) {
 				// The far end hung up as the call was taken over: it
 				// left the bridge, and Asterisk refused to add it back.
-				return t.farEndLeft(ctx, s, legEnd{})
+				return t.farEndHungUp(ctx, s, legEnd{})
 			}
 			return t.adoptFailed(ctx, err)
 		}

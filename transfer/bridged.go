@@ -87,9 +87,9 @@ func (t *Transfer) bridge(ctx context.Context) (state, error) {
 			return nil, ErrCallerGone
 		}
 		// Answered and hung up at once is a very short call, not an error.
-		if t.legVanished(ctx) {
-			t.legGone()
-			return nil, t.farEndGone(ctx, 0)
+		if t.legMissing(ctx) {
+			t.forgetLeg()
+			return nil, t.resumeAfterHangup(ctx, 0)
 		}
 		t.leg.log.WithError(err).WithField("phase", "bridge-failed").Warn("transfer")
 		t.res.Outcome = OutcomeError

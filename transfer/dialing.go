@@ -301,7 +301,7 @@ func (t *Transfer) awaitInApp(ctx context.Context) error {
 			}
 		case *ari.ChannelDestroyed:
 			if e.Channel.ID == t.leg.id {
-				t.legGone()
+				t.forgetLeg()
 				return fmt.Errorf("%w: %s (cause %d %s)", errLegLost, e.Channel.ID, e.Cause, e.CauseTxt)
 			}
 		}
@@ -375,8 +375,8 @@ func (t *Transfer) callerPresent(ctx context.Context) bool {
 	return ok || err != nil
 }
 
-// legVanished tells whether the outbound channel no longer exists.
-func (t *Transfer) legVanished(ctx context.Context) bool {
+// legMissing tells whether the outbound channel no longer exists.
+func (t *Transfer) legMissing(ctx context.Context) bool {
 	exists, err := t.env.ARI.ChannelExists(ctx, t.leg.id)
 	return err == nil && !exists
 }

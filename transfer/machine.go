@@ -227,7 +227,7 @@ func (t *Transfer) step(ctx context.Context, s state, ev ari.Event, nextErr erro
 		return nil, nextErr
 	}
 	if end, ok := t.legEnded(s, ev); ok {
-		return t.farEndLeft(ctx, s, end)
+		return t.farEndHungUp(ctx, s, end)
 	}
 	return s.onEvent(ctx, t, ev)
 }
@@ -238,7 +238,7 @@ func (t *Transfer) step(ctx context.Context, s state, ev ari.Event, nextErr erro
 func (t *Transfer) finish(ctx context.Context, err error) (Result, error) {
 	if !stopping(ctx, err) {
 		t.stopWarning(ctx)
-		t.legOver(ctx)
+		t.closeLeg(ctx)
 	}
 	t.res.Attempts = t.attempt + 1
 	t.ended(err)
@@ -284,15 +284,15 @@ func answered(s state) bool {
 	return false
 }
 
-// farEndLeft is the far end's hangup, in whatever state it comes.
-func (t *Transfer) farEndLeft(ctx context.Context, s state, end legEnd) (state, error) {
-	t.legGone()
+// farEndHungUp is the far end's hangup, in whatever state it comes.
+func (t *Transfer) farEndHungUp(ctx context.Context, s state, end legEnd) (state, error) {
+	t.forgetLeg()
 	switch s.name() {
 	case record.StateScreening:
 		s.(*screening).done(t)
 		return t.notConfirmed(ctx, "far-end-hangup-screening")
 	case record.StateBridged:
-		return nil, t.farEndGone(ctx, end.cause)
+		return nil, t.resumeAfterHangup(ctx, end.cause)
 	}
 	if end.state == "Up" {
 		// Its end arrived with no answer before it, though its last state
@@ -301,7 +301,7 @@ func (t *Transfer) farEndLeft(ctx context.Context, s state, end legEnd) (state, 
 		t.answer()
 		t.log.WithFields(logrus.Fields{"phase": "answered-and-gone", "ring_time": t.res.RingTime.Round(time.Millisecond)}).Info("transfer")
 		t.ringbackOff(ctx, true)
-		return nil, t.farEndGone(ctx, end.cause)
+		return nil, t.resumeAfterHangup(ctx, end.cause)
 	}
 	if end.cause == 0 && !t.leg.deadline.IsZero() && time.Now().After(t.leg.deadline) {
 		// Its end went unseen (a takeover, a lost websocket) and it rang
@@ -330,9 +330,9 @@ func (t *Transfer) callerLeft(ctx context.Context, s state) error {
 	return ErrCallerGone
 }
 
-// farEndGone ends an answered transfer after the far end hung up: back to
+// resumeAfterHangup ends an answered transfer after the far end hung up: back to
 // the flow (resume) or, without resume, the caller is hung up too.
-func (t *Transfer) farEndGone(ctx context.Context, cause int) error {
+func (t *Transfer) resumeAfterHangup(ctx context.Context, cause int) error {
 	t.res.Cause = cause
 	if t.res.EndedBy == "" {
 		t.res.EndedBy = flows.EndedByFarEnd
@@ -412,13 +412,13 @@ func (t *Transfer) next(ctx context.Context) (state, error) {
 	}
 	t.log.WithFields(logrus.Fields{"number": t.leg.target.Number, "outcome": t.res.Outcome,
 		"next": t.plan.Targets[t.attempt+1].Number, "attempt": t.attempt + 1}).Info("transfer: trying the next number")
-	t.legOver(ctx)
+	t.closeLeg(ctx)
 	return t.dialFrom(ctx, t.attempt+1)
 }
 
-// legGone forgets a leg that is hanging up by itself, so that hangupLeg
+// forgetLeg forgets a leg that is hanging up by itself, so that hangupLeg
 // does not ask Asterisk to hang it up again.
-func (t *Transfer) legGone() {
+func (t *Transfer) forgetLeg() {
 	rec := t.call.Record()
 	t.call.Disown(rec.Outbound)
 	rec.Outbound = ""
@@ -446,9 +446,9 @@ func (t *Transfer) hangupLeg(ctx context.Context) {
 	rec.Outbound, rec.Bridge = "", ""
 }
 
-// legOver closes the current leg's books once it has ended: its
+// closeLeg closes the current leg's books once it has ended: its
 // completed event sent and its concurrency slot given back.
-func (t *Transfer) legOver(ctx context.Context) {
+func (t *Transfer) closeLeg(ctx context.Context) {
 	if t.leg.over || t.leg.id == "" {
 		return
 	}
