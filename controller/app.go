@@ -260,7 +260,7 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 	a.ari = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App,
 		Timeout: cfg.RESTTimeout, Allow: a.allowed, Sent: m.ARIRequests.Inc, Answered: m.ariAnswered})
 	a.probeARI = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App, Timeout: 2 * time.Second})
-	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout,
+	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout, Written: cfg.LeaseTTL,
 		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.sendLegEvent(url, key, ev, log) },
 		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied}}
 	a.xfer.Observer = xferObserver{a}

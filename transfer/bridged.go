@@ -283,6 +283,7 @@ func (t *Transfer) sendNextDigit(ctx context.Context) {
 		// one.
 		rt := t.call.Record().Transfer
 		rt.DigitsDone = t.leg.done + 1
+		written := time.Now()
 		if err := t.call.Save(ctx); err != nil {
 			rt.DigitsDone = t.leg.done
 			t.leg.log.WithError(err).Warn("saving DTMF progress failed; digit held back")
@@ -291,7 +292,7 @@ func (t *Transfer) sendNextDigit(ctx context.Context) {
 		}
 		// Written as sent: it leaves even if the call is being left this
 		// instant, or the far end would never get it.
-		if err := t.env.ARI.SendDTMF(ari.Written(ctx), t.leg.id, string(ch), time.Millisecond, o.Tone); err != nil {
+		if err := t.env.ARI.SendDTMF(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, string(ch), time.Millisecond, o.Tone); err != nil {
 			// The leg is probably hanging up; its events will say so.
 			t.leg.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
 			t.leg.done = len(t.plan.Digits)

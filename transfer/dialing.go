@@ -265,16 +265,17 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 		return err
 	}
 	t.call.Record().Transfer.State = record.StateDialing
+	written := time.Now()
 	if err := t.call.SetPhase(ctx, record.PhaseDialing); err != nil {
 		t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
 		return fmt.Errorf("saving the dialing state: %w", err)
 	}
 	// Once the record says "dialing", the dial leaves even if this
-	// process's lease lapsed meanwhile or its calls are being left this
-	// instant (lease lost, stop): whoever takes over waits for this leg
-	// and never dials it, so a dial held back would keep the caller
+	// process's lease lapsed locally meanwhile or its calls are being left
+	// this instant (lease lost, stop): whoever takes over waits for this
+	// leg and never dials it, so a dial held back would keep the caller
 	// waiting in silence until the ring timeout.
-	return t.env.ARI.Dial(ari.Written(ctx), t.leg.id, ringFor(t.leg.deadline))
+	return t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
 }
 
 // ringFor is the dial timeout that ends the ringing at deadline: whole

@@ -125,6 +125,10 @@ type Env struct {
 	// Retry bounds how often an ARI request that failed for want of an
 	// answer (not a refusal) is tried when adopting a transfer.
 	Retry Backoff
+	// Written is how long after a record write began the request it
+	// announces may leave without the local lease check (the lease's
+	// lifetime; 0: always checked). See ari.Written.
+	Written time.Duration
 }
 
 // LegArg tags outbound legs in their Stasis arguments: "ariflow-leg,CALL".

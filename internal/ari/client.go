@@ -165,7 +165,7 @@ const (
 // do sends one request with a JSON body (or none) and decodes a JSON answer
 // into out (or discards it).
 func (c *Client) do(ctx context.Context, method, path string, body, out any, r resend) error {
-	if c.opts.Allow != nil && ctx.Value(writtenKey{}) == nil {
+	if c.opts.Allow != nil && !writtenInTime(ctx) {
 		if err := c.opts.Allow(ctx); err != nil {
 			return fmt.Errorf("%s %s: %w", method, path, err)
 		}
@@ -297,13 +297,21 @@ func (c *Client) Check(ctx context.Context) (Info, error) {
 
 type writtenKey struct{}
 
-// Written marks a request that a fenced record write has just announced
-// (the record names the leg "dialing", or a digit as sent): Options.Allow
-// is not asked again. The write proved the right to act, and a process
-// taking over expects the request to have left; held back by a lease
-// that lapsed meanwhile, it would never be made. The context's
-// cancellation is dropped for the same reason; the client's Timeout still
-// bounds the request.
-func Written(ctx context.Context) context.Context {
-	return context.WithValue(context.WithoutCancel(ctx), writtenKey{}, true)
+// Written marks a request that a fenced record write begun before until
+// minus the lease's lifetime has just announced (the record names the leg
+// "dialing", or a digit as sent). Until then Options.Allow is not asked
+// again: the write proved the right to act, no other process can have
+// taken the lease before the one it was made under ran out, and a process
+// taking over expects the request to have left; held back by a local
+// lease that lapsed meanwhile, it would never be made. Past until, Allow
+// is asked as for any request (a process stopped between the write and
+// the request does not act when it wakes). The context's cancellation is
+// dropped either way; the client's Timeout bounds the request.
+func Written(ctx context.Context, until time.Time) context.Context {
+	return context.WithValue(context.WithoutCancel(ctx), writtenKey{}, until)
+}
+
+func writtenInTime(ctx context.Context) bool {
+	until, ok := ctx.Value(writtenKey{}).(time.Time)
+	return ok && time.Now().Before(until)
 }

@@ -197,8 +197,9 @@ func TestPingIsUnfenced(t *testing.T) {
 	}
 }
 
-// A request a fenced write announced leaves whatever the lease and the
-// context say now; it is counted as sent.
+// A request a fenced write announced leaves whatever the local lease and
+// the context say now, within the lease's lifetime of the write; it is
+// counted as sent. Later, the lease is asked again.
 func TestWrittenIsSent(t *testing.T) {
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -211,8 +212,11 @@ func TestWrittenIsSent(t *testing.T) {
 	c := New(Options{URL: srv.URL + "/ari", App: "a", Allow: func(context.Context) error { return fenced }, Sent: func() { sent++ }})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := c.Dial(Written(ctx), "leg", 30*time.Second); err != nil || sent != 1 || len(got) != 1 || got[0] != "/ari/channels/leg/dial" {
+	if err := c.Dial(Written(ctx, time.Now().Add(time.Minute)), "leg", 30*time.Second); err != nil || sent != 1 || len(got) != 1 || got[0] != "/ari/channels/leg/dial" {
 		t.Errorf("a written Dial: %v, sent %d, Asterisk got %q", err, sent, got)
+	}
+	if err := c.Dial(Written(ctx, time.Now().Add(-time.Millisecond)), "leg", 30*time.Second); !errors.Is(err, fenced) || len(got) != 1 {
+		t.Errorf("a Dial written longer ago than the lease lives: %v, Asterisk got %q", err, got)
 	}
 	if err := c.Dial(ctx, "leg", 30*time.Second); err == nil || len(got) != 1 {
 		t.Errorf("an unwritten Dial with the lease lost: %v, Asterisk got %q", err, got)
