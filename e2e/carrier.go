@@ -57,11 +57,18 @@ type Caller struct {
 // Dial places a call from number to did on the PBX and waits until the PBX
 // answers it.
 func (c *Carrier) Dial(ctx context.Context, from, did string) (*Caller, error) {
+	return c.dialWith(ctx, from, did, nil)
+}
+
+// dialWith is Dial with channel variables set on the call (SIP headers of
+// its INVITE, for one).
+func (c *Carrier) dialWith(ctx context.Context, from, did string, vars map[string]string) (*Caller, error) {
 	id := fmt.Sprintf("caller-%d", time.Now().UnixNano())
 	cl := &Caller{c: c, ID: id, Number: from, events: c.hub.subscribeChannel(id)}
 	_, err := c.cli.Channel().Originate(nil, ari.OriginateRequest{
 		Endpoint: "PJSIP/" + did + "@pbx", App: c.app, AppArgs: "caller",
 		CallerID: fmt.Sprintf("%q <%s>", "Caller "+from, from), Timeout: 10, ChannelID: id,
+		Variables: vars,
 	})
 	if err != nil {
 		c.hub.unsubscribe(cl.events)

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/CyCoreSystems/ari/v6"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -300,30 +299,7 @@ func (e *observeEnv) record(ctx context.Context, t *testing.T, caller string) (*
 // dialTraced places a call like Carrier.Dial whose INVITE carries the
 // caller's traceparent.
 func dialTraced(ctx context.Context, from, did, traceparent string) (*Caller, error) {
-	c := carrier
-	id := fmt.Sprintf("caller-%d", time.Now().UnixNano())
-	cl := &Caller{c: c, ID: id, Number: from, events: c.hub.subscribeChannel(id)}
-	_, err := c.cli.Channel().Originate(nil, ari.OriginateRequest{
-		Endpoint: "PJSIP/" + did + "@pbx", App: c.app, AppArgs: "caller",
-		CallerID: fmt.Sprintf("%q <%s>", "Caller "+from, from), Timeout: 10, ChannelID: id,
-		Variables: map[string]string{"PJSIP_HEADER(add,traceparent)": traceparent},
-	})
-	if err != nil {
-		c.hub.unsubscribe(cl.events)
-		return nil, fmt.Errorf("originate to %s: %w", did, err)
-	}
-	for {
-		ev, err := cl.events.next(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("caller %s: waiting for answer: %w", from, err)
-		}
-		switch e := ev.(type) {
-		case *ari.StasisStart:
-			return cl, nil
-		case *ari.ChannelDestroyed:
-			return nil, fmt.Errorf("caller %s: PBX did not answer (cause %d %s)", from, e.Cause, e.CauseTxt)
-		}
-	}
+	return carrier.dialWith(ctx, from, did, map[string]string{"PJSIP_HEADER(add,traceparent)": traceparent})
 }
 
 func traceOf(traceparent string) string {
