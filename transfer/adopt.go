@@ -79,12 +79,7 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 		t.leg.log.WithField("phase", "bridged").Info("transfer: adopted while bridged")
 		t.entered(record.StateBridged)
 		if err := t.retry(ctx, "rejoining the bridge", func() error { return t.joinBridge(ctx) }); err != nil {
-			if t.legMissing(ctx) {
-				// The far end hung up as the call was taken over: it
-				// left the bridge, and Asterisk refused to add it back.
-				return t.farEndHungUp(ctx, s, legEnd{})
-			}
-			return t.adoptFailed(ctx, err)
+			return t.rejoinFailed(ctx, s, err)
 		}
 		return t.talk(), nil
 	case legState == "Up":
@@ -100,6 +95,32 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 		}
 		return s, nil
 	}
+}
+
+// rejoinFailed decides what a refused rejoin of an adopted bridged call
+// means. The far end that hangs up as the call is taken over leaves the
+// bridge and the app before its channel is gone: Asterisk refuses to add
+// it back (422 not in the app, or 400 once gone), while for a moment it
+// still exists. A leg that was bridged leaves the app only by hanging up,
+// so a refusal is its hangup, not an error: the caller resumes, and the
+// leg is hung up should it linger.
+func (t *Transfer) rejoinFailed(ctx context.Context, s state, err error) (state, error) {
+	if stopping(ctx, err) {
+		return nil, err
+	}
+	switch code := ari.StatusCode(err); {
+	case t.legMissing(ctx):
+	case !t.callerPresent(ctx):
+		t.leg.log.WithField("phase", "caller-hangup-adopted").Info("transfer")
+		t.hangupLeg(ctx)
+		return nil, ErrCallerGone
+	case code == 400 || code == 422:
+		t.leg.log.WithError(err).WithField("phase", "leg-leaving").Info("transfer: the far end left the app as the call was taken over")
+		t.hangupLeg(ctx)
+	default:
+		return t.adoptFailed(ctx, err)
+	}
+	return t.farEndHungUp(ctx, s, legEnd{})
 }
 
 // resumeCreated carries on a leg the last process made but had not yet
@@ -181,15 +202,15 @@ func (t *Transfer) answerSaved() {
 	}
 }
 
-// adoptFailed ends an adoption Asterisk did not answer for, after the
-// retries: the block's Error branch, never a hangup of a caller who could
-// still be served. The leg is left to the call's end (or reconcile) to
-// hang up.
+// adoptFailed ends an adoption Asterisk did not answer for (after the
+// retries) or refused: the block's Error branch, never a hangup of a
+// caller who could still be served. The leg is left to the call's end (or
+// reconcile) to hang up.
 func (t *Transfer) adoptFailed(ctx context.Context, err error) (state, error) {
 	if stopping(ctx, err) {
 		return nil, err
 	}
-	t.leg.log.WithError(err).WithField("phase", "adopt-failed").Error("transfer: Asterisk did not answer while adopting the transfer; taking its Error branch")
+	t.leg.log.WithError(err).WithField("phase", "adopt-failed").Error("transfer: Asterisk refused or did not answer while adopting the transfer; taking its Error branch")
 	t.res.Outcome = OutcomeError
 	t.hangupLeg(ctx)
 	return nil, nil

@@ -2,6 +2,8 @@ package transfer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -219,4 +221,55 @@ func TestAdoptBridgedFarEndGoneMeanwhile(t *testing.T) {
 	if err != nil || res.Outcome != OutcomeSuccess || res.EndedBy != "far-end" {
 		t.Fatalf("%+v %v; want Success ended by the far end", res, err)
 	}
+}
+
+// The far end hangs up as the call is taken over bridged, and the adopter
+// looks while Asterisk tears its channel down: it has left the app (422)
+// but still exists. It is the far end's hangup all the same: the caller
+// resumes at Success, and the leg is hung up, should it linger.
+func TestAdoptBridgedFarEndLeavingMeanwhile(t *testing.T) {
+	for _, code := range []int{400, 422} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			call, a := adopted(record.StateBridged, nil), newFakeARI()
+			a.states["leg"] = "Up" // exists on every look
+			a.bridges["br"] = []string{"c1"}
+			a.fail["add"] = &ari.StatusError{Code: code, Message: "Channel not in Stasis application"}
+			env := testEnv(a)
+			env.Retry = Backoff{Tries: 1}
+			res, err := Adopt(context.Background(), call, env, &fakeGate{})
+			if err != nil || res.Outcome != OutcomeSuccess || res.EndedBy != "far-end" {
+				t.Fatalf("%+v %v; want Success ended by the far end", res, err)
+			}
+			if !slices.Contains(a.requests(), "hangup leg") || !slices.Contains(a.requests(), "destroy br") {
+				t.Errorf("requests %q: the leg and bridge must go", a.requests())
+			}
+		})
+	}
+	t.Run("a refusal with the caller gone", func(t *testing.T) {
+		call, a := adopted(record.StateBridged, nil), newFakeARI()
+		a.states["leg"] = "Up"
+		delete(a.states, "c1")
+		a.bridges["br"] = []string{"leg"}
+		a.fail["add"] = &ari.StatusError{Code: 422}
+		env := testEnv(a)
+		env.Retry = Backoff{Tries: 1}
+		if _, err := Adopt(context.Background(), call, env, &fakeGate{}); !errors.Is(err, ErrCallerGone) {
+			t.Fatalf("%v, want ErrCallerGone", err)
+		}
+		if !slices.Contains(a.requests(), "hangup leg") {
+			t.Errorf("requests %q: the leg must go", a.requests())
+		}
+	})
+	t.Run("Asterisk failing otherwise: the Error branch", func(t *testing.T) {
+		call, a := adopted(record.StateBridged, nil), newFakeARI()
+		a.states["leg"] = "Up"
+		a.bridges["br"] = []string{"c1"}
+		a.fail["add"] = &ari.StatusError{Code: 409}
+		env := testEnv(a)
+		env.Retry = Backoff{Tries: 1}
+		res, err := Adopt(context.Background(), call, env, &fakeGate{})
+		if err != nil || res.Outcome != OutcomeError {
+			t.Fatalf("%+v %v; want the Error outcome", res, err)
+		}
+	})
 }
