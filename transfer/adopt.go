@@ -27,6 +27,7 @@ func Adopt(ctx context.Context, call Call, env *Env, gate Gate) (Result, error) 
 		rec.Transfer = ts
 	}
 	t := newTransfer(call, env, gate, planOf(ts))
+	t.adopted = true
 	t.rejoin = ts.State == record.StateBridged || t.plan.Options.Ringback == flows.RingbackEarlyMedia
 	t.attempt = min(max(ts.Attempt, 1), len(t.plan.Targets)) - 1
 	t.leg = leg{id: rec.Outbound, bridge: rec.Bridge, target: t.plan.Targets[t.attempt],

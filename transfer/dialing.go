@@ -30,12 +30,38 @@ func (d *dialing) deadline(t *Transfer) time.Time { return t.leg.deadline.Add(ri
 // onDeadline: the ring timeout passed long ago and no end came. Asterisk's
 // dial timeout ends the ringing; this only guards against a lost event.
 func (d *dialing) onDeadline(ctx context.Context, t *Transfer) (state, error) {
+	if t.neverDialled(ctx, d) {
+		// The record said "dialing", yet the dial never left: the last
+		// process stopped (or lost its lease, or the write's answer)
+		// between the two. Nothing reached the far end: the number is
+		// dialled now, on a new leg, the old one gone first.
+		t.leg.log.WithField("phase", "never-dialled").Warn("transfer: the adopted leg was never dialled; dialling the number now")
+		t.count(t.env.Metrics.Stuck, "never-dialled")
+		t.redialled = true
+		t.hangupLeg(ctx)
+		if t.call.Record().Outbound == "" {
+			return t.startLeg(ctx)
+		}
+	}
 	t.leg.log.WithField("phase", "timeout-guard").Warn("transfer")
 	t.count(t.env.Metrics.Stuck, "ringing")
 	t.res.Outcome, t.res.RingTime = OutcomeTimeout, time.Since(t.leg.dialed)
 	t.ringbackOff(ctx, false)
 	t.hangupLeg(ctx)
 	return t.next(ctx)
+}
+
+// neverDialled tells whether an adopted leg is one its process made but
+// never dialled: Asterisk's dial timeout ends a dialled leg at the ring
+// deadline, so one still down well past it, with no sign of a dial, was
+// never dialled. Only once per transfer, and never for a leg this process
+// dialled itself.
+func (t *Transfer) neverDialled(ctx context.Context, d *dialing) bool {
+	if !t.adopted || t.redialled || d.ringing || t.leg.dialStatus != "" || t.leg.id == "" {
+		return false
+	}
+	st, err := t.env.ARI.ChannelState(ctx, t.leg.id)
+	return err == nil && st == "Down"
 }
 
 func (d *dialing) onEvent(ctx context.Context, t *Transfer, ev ari.Event) (state, error) {
@@ -184,6 +210,9 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 	bridgeDone := make(chan error, 1)
 	go func() { bridgeDone <- t.createBridge(ctx) }()
 	err := t.create(ctx)
+	if err != nil && ari.StatusCode(err) == 0 && !stopping(ctx, err) {
+		err = t.createUnanswered(ctx, err)
+	}
 	if berr := <-bridgeDone; err == nil {
 		err = berr
 	}
@@ -209,6 +238,17 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 		go t.ringback(context.WithoutCancel(ctx))
 	}
 	return nil
+}
+
+// createUnanswered handles a create that got no answer (the connection
+// cut, a timeout): the leg may or may not exist, and it was not dialled.
+// It is hung up, should it exist, and counts as lost before its dial, so
+// that it is made again under a new ID.
+func (t *Transfer) createUnanswered(ctx context.Context, err error) error {
+	if herr := t.env.ARI.Hangup(context.WithoutCancel(ctx), t.leg.id, "normal"); herr != nil && !ari.IsNotFound(herr) {
+		return err // reconcile hangs up a leg of ours that no record names
+	}
+	return fmt.Errorf("%w: the create got no answer: %v", errLegLost, err)
 }
 
 // createBridge creates the call's bridge for this leg; with a return key
@@ -290,7 +330,7 @@ func (t *Transfer) awaitInApp(ctx context.Context) error {
 	for {
 		ev, err := t.call.Next(ctx, deadline)
 		if errors.Is(err, ErrDeadline) {
-			return fmt.Errorf("leg %s made but not in the app within %v", t.leg.id, t.env.InAppWait)
+			return t.notSeenInApp(ctx)
 		}
 		if err != nil {
 			return err
@@ -307,6 +347,24 @@ func (t *Transfer) awaitInApp(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// notSeenInApp asks Asterisk about a made leg whose StasisStart did not
+// come in time: that event may have gone out on a websocket being
+// replaced. A leg that exists is dialled (a dial before it entered the
+// app is refused, and the block takes Error); one that is gone is made
+// again.
+func (t *Transfer) notSeenInApp(ctx context.Context) error {
+	st, err := t.env.ARI.ChannelState(ctx, t.leg.id)
+	switch {
+	case ari.IsNotFound(err):
+		t.forgetLeg()
+		return fmt.Errorf("%w: %s not in the app within %v, and gone", errLegLost, t.leg.id, t.env.InAppWait)
+	case err != nil:
+		return fmt.Errorf("leg %s made but not in the app within %v: %w", t.leg.id, t.env.InAppWait, err)
+	}
+	t.leg.log.WithFields(logrus.Fields{"phase": "in-app-unseen", "state": st}).Warn("transfer: the leg's entry into the app went unseen; dialling it")
+	return nil
 }
 
 // renewLeg gives the transfer a new leg ID, saved before the leg is made

@@ -154,6 +154,9 @@ type Transfer struct {
 	// rejoin: the last process may have bridged the leg already; only
 	// who is missing is added.
 	rejoin bool
+	// adopted: run from a record another process (or term) left;
+	// redialled: its leg, found never dialled, was dialled afresh.
+	adopted, redialled bool
 }
 
 // leg is the current number's outbound channel and what became of it.
