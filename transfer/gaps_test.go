@@ -66,7 +66,9 @@ func TestAdoptedLegNeverDialled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := len(slices.DeleteFunc(a.requests(), func(r string) bool { return r != "create leg-1 PJSIP/+4930123456@trunk" && r != "create leg-3 PJSIP/+4930123456@trunk" }))
+		n := len(slices.DeleteFunc(a.requests(), func(r string) bool {
+			return r != "create leg-1 PJSIP/+4930123456@trunk" && r != "create leg-3 PJSIP/+4930123456@trunk"
+		}))
 		if n != 1 || res.Number != "+4930123457" {
 			t.Errorf("the number was made %d times, ended at %s (%q); want once, then the next number", n, res.Number, a.requests())
 		}
