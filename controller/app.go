@@ -221,6 +221,7 @@ type App struct {
 
 	connected atomic.Bool  // the event path is proven
 	pathDown  atomic.Int64 // since when it is not (Unix ns)
+	pathSince atomic.Int64 // when the current websocket opened (Unix ns)
 	draining  atomic.Bool
 	// probeToken is the probe under way; read hands it to probes when it
 	// comes back.
@@ -262,7 +263,8 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 	a.probeARI = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App, Timeout: 2 * time.Second})
 	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout, Written: cfg.LeaseTTL,
 		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.sendLegEvent(url, key, ev, log) },
-		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied}}
+		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied},
+		PathSince: func() time.Time { return time.Unix(0, a.pathSince.Load()) }}
 	a.xfer.Observer = xferObserver{a}
 	a.SetFlows(set)
 	return a

@@ -113,6 +113,7 @@ func (a *App) serveConnection(ctx, tctx context.Context, ws *ari.EventConn, s *s
 	// Until reconcile has adopted the calls it finds, their events have no
 	// call to go to: they wait (parkEvents).
 	a.parkEvents()
+	a.pathSince.Store(time.Now().UnixNano())
 	if err := a.ari.SetEventFilter(tctx, ari.EventTypes); err != nil {
 		a.log.WithError(err).Warn("ARI event filter not set; receiving every event")
 	}

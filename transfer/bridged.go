@@ -55,8 +55,9 @@ type talkState struct {
 	warnAt  time.Time
 	warned  bool
 	warnID  string
-	held    string // keys that may begin the return key, not yet passed on
-	heldAt  time.Time
+	held    string    // keys that may begin the return key, not yet passed on
+	heldAt  time.Time // when they are passed on
+	heldGot time.Time // when the first of them arrived
 }
 
 // bridge bridges the answered far end with the caller. The record says
@@ -244,7 +245,11 @@ func (t *Transfer) due(ctx context.Context) string {
 		t.playWarning(ctx)
 	}
 	if ts.held != "" && !now.Before(ts.heldAt) {
-		t.forward(ctx, ts.held, 0)
+		if t.heldAcrossGap() {
+			t.leg.log.WithFields(logrus.Fields{"phase": "return-key-dropped", "keys": len(ts.held)}).Info("transfer: keys that may begin the return key, held across a change of the event path, not passed on")
+		} else {
+			t.forward(ctx, ts.held, 0)
+		}
 		ts.held = ""
 	}
 	return ""
@@ -378,11 +383,25 @@ func (t *Transfer) callerKey(ctx context.Context, digit string, durMs int) bool 
 	if fwd != "" {
 		t.forward(ctx, fwd, durMs)
 	}
-	ts.held = held
-	if held != "" {
+	if held != "" && held != ts.held {
+		if ts.held == "" || !strings.HasPrefix(held, ts.held) {
+			ts.heldGot = time.Now()
+		}
 		ts.heldAt = time.Now().Add(returnKeyHold)
 	}
+	ts.held = held
 	return matched
+}
+
+// heldAcrossGap tells whether the keys held back may be the rest of a
+// return key whose first keys were lost: they arrived within a hold of
+// the event path's beginning (the first keys may have gone to the last
+// websocket, or the last process), or the path began anew while they were
+// held. Passing them on would let the far end hear the return key; the
+// caller presses it again.
+func (t *Transfer) heldAcrossGap() bool {
+	since := t.pathSince()
+	return !since.IsZero() && t.leg.talk.heldGot.Sub(since) < returnKeyHold
 }
 
 // matchReturnKey adds a key to those held back: it returns the keys to pass

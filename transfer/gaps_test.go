@@ -131,3 +131,95 @@ func TestLegEntryUnseen(t *testing.T) {
 		}
 	})
 }
+
+// Keys that may begin the return key, held back, are not passed on to the
+// far end when the event path began anew around them: their partners may
+// have gone to the last websocket or the last process, and the far end
+// would hear the return key.
+func TestReturnKeyHeldAcrossGap(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name      string
+		pathSince func() time.Time
+		got       time.Time // when the held key arrived
+		forwarded bool
+	}{
+		{"no path change near the key: passed on", func() time.Time { return now.Add(-time.Minute) }, now.Add(-3 * time.Second), true},
+		{"no path known: passed on", nil, now.Add(-3 * time.Second), true},
+		{"the key came just after the path began: dropped", func() time.Time { return now.Add(-3500 * time.Millisecond) }, now.Add(-3 * time.Second), false},
+		{"the path began anew while it was held: dropped", func() time.Time { return now.Add(-time.Second) }, now.Add(-3 * time.Second), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			call, a := newFakeCall(), newFakeARI()
+			env := testEnv(a)
+			env.PathSince = tc.pathSince
+			tr := newTransfer(call, env, &fakeGate{}, Plan{Options: Options{ReturnKey: "**"}})
+			tr.leg.id, tr.leg.log = "leg", quiet
+			tr.leg.talk.held, tr.leg.talk.heldGot, tr.leg.talk.heldAt = "*", tc.got, tc.got.Add(returnKeyHold)
+			tr.due(context.Background())
+			if got := slices.Contains(a.requests(), "dtmf leg *"); got != tc.forwarded {
+				t.Errorf("passed on: %v, want %v (%q)", got, tc.forwarded, a.requests())
+			}
+			if tr.leg.talk.held != "" {
+				t.Errorf("still held: %q", tr.leg.talk.held)
+			}
+		})
+	}
+}
+
+// The far end's confirmation key may be lost with a websocket that went
+// while the window was open: the confirmation is asked again, once, with
+// a window of its own, instead of ending the leg as not answered.
+func TestConfirmAskedAgainAfterGap(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		since time.Duration // path began this long after the window opened
+		again bool
+	}{{"path began anew in the window: asked again", time.Second, true}, {"no change: not answered", -time.Minute, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			call, a := newFakeCall(), newFakeARI()
+			opened := time.Now().Add(-5 * time.Second)
+			env := testEnv(a)
+			env.PathSince = func() time.Time { return opened.Add(tc.since) }
+			tr := newTransfer(call, env, &fakeGate{}, Plan{Targets: []record.Target{{Number: "+4930000001"}},
+				Options: Options{Confirm: &Confirm{Prompt: "sound:press-1", Key: "1", Timeout: 3 * time.Second}}})
+			tr.leg.id, tr.leg.log = "leg", quiet
+			s := &screening{opened: opened, until: opened.Add(3 * time.Second)}
+			next, err := s.onDeadline(context.Background(), tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			asked := slices.Contains(a.requests(), "play leg sound:press-1")
+			if asked != tc.again || (next == s) != tc.again {
+				t.Fatalf("asked again %v, still screening %v; want %v (%q)", asked, next == s, tc.again, a.requests())
+			}
+			if !tc.again {
+				return
+			}
+			// Its own window passes unanswered: not asked a third time.
+			s.playing, s.opened, s.until = "", time.Now(), time.Now()
+			next, _ = s.onDeadline(context.Background(), tr)
+			if next == s || tr.res.Outcome != OutcomeTimeout {
+				t.Errorf("after the second window: state %v, outcome %s; want not answered", next, tr.res.Outcome)
+			}
+		})
+	}
+}
+
+// A key held back is stamped when it arrives, not when a later key that
+// extends the prefix does.
+func TestHeldKeyStamped(t *testing.T) {
+	call, a := newFakeCall(), newFakeARI()
+	tr := newTransfer(call, testEnv(a), &fakeGate{}, Plan{Options: Options{ReturnKey: "*#*"}})
+	tr.leg.id, tr.leg.log = "leg", quiet
+	before := time.Now()
+	tr.callerKey(context.Background(), "*", 100)
+	first := tr.leg.talk.heldGot
+	if first.Before(before) || tr.leg.talk.held != "*" {
+		t.Fatalf("held %q at %v, want * stamped now", tr.leg.talk.held, first)
+	}
+	tr.callerKey(context.Background(), "#", 100)
+	if tr.leg.talk.held != "*#" || !tr.leg.talk.heldGot.Equal(first) {
+		t.Errorf("held %q stamped %v, want *# stamped %v", tr.leg.talk.held, tr.leg.talk.heldGot, first)
+	}
+}

@@ -125,6 +125,10 @@ type Env struct {
 	// Retry bounds how often an ARI request that failed for want of an
 	// answer (not a refusal) is tried when adopting a transfer.
 	Retry Backoff
+	// PathSince is when the event path the call's events come by began
+	// (this process's websocket opened): events before it may have been
+	// lost, or gone to another process. Nil: never.
+	PathSince func() time.Time
 	// Written is how long after a record write began the request it
 	// announces may leave without the local lease check (the lease's
 	// lifetime; 0: always checked). See ari.Written.
@@ -133,6 +137,14 @@ type Env struct {
 
 // LegArg tags outbound legs in their Stasis arguments: "ariflow-leg,CALL".
 const LegArg = "ariflow-leg"
+
+// pathSince is when the current event path began (zero: unknown).
+func (t *Transfer) pathSince() time.Time {
+	if t.env.PathSince == nil {
+		return time.Time{}
+	}
+	return t.env.PathSince()
+}
 
 // ringGuard is how long past the ring timeout a transfer waits for the
 // leg's end before taking it for lost: Asterisk's dial timeout ends the

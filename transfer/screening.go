@@ -22,12 +22,26 @@ type screening struct {
 	prompts []string // still to play
 	playing string   // the playback under way
 	until   time.Time
+	opened  time.Time // when the confirmation window opened
+	asked   bool      // the confirmation was asked again after a gap
 }
 
 func (s *screening) name() record.TransferState     { return record.StateScreening }
 func (s *screening) deadline(t *Transfer) time.Time { return s.until }
 
 func (s *screening) onDeadline(ctx context.Context, t *Transfer) (state, error) {
+	if cf := t.plan.Options.Confirm; cf != nil && !s.asked && s.playing == "" && !s.opened.IsZero() && t.pathSince().After(s.opened) {
+		// The event path began anew while the window was open: a key the
+		// far end pressed may be lost with the last websocket. It is
+		// asked once more, with a window of its own.
+		s.asked, s.opened = true, time.Time{}
+		s.prompts, s.until = []string{cf.Prompt}, time.Now().Add(screenGuard)
+		t.leg.log.WithField("phase", "confirm-asked-again").Info("transfer: the event path changed while the far end could confirm; asking again")
+		if err := s.play(ctx, t); err != nil {
+			return t.notConfirmed(ctx, "screen-failed")
+		}
+		return s, nil
+	}
 	s.done(t)
 	return t.notConfirmed(ctx, "not-confirmed")
 }
@@ -50,7 +64,8 @@ func (s *screening) onEvent(ctx context.Context, t *Transfer, ev ari.Event) (sta
 		if cf == nil {
 			return t.bridge(ctx) // whisper only
 		}
-		s.until = time.Now().Add(cf.Timeout)
+		s.opened = time.Now()
+		s.until = s.opened.Add(cf.Timeout)
 	case *ari.ChannelDtmfReceived:
 		if cf != nil && e.Channel.ID == t.leg.id && e.Digit == cf.Key {
 			if s.playing != "" {
