@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -624,5 +625,30 @@ func TestAdoptRunsTheCallsOwnFlowVersion(t *testing.T) {
 	h.ended("c1")
 	if n := testutil.ToFloat64(h.app.metrics.FlowVersionMissing); n != 0 {
 		t.Errorf("flow version missing counted %v times", n)
+	}
+}
+
+// Reconcile drops the records of callers gone a few at a time: one after
+// the other, at a slow Redis's pace, they would hold a takeover up while
+// callers with no record wait for it.
+func TestReconcileDropsRecordsTogether(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	for i := range 12 {
+		rec := adoptRecord(record.PhaseFlow, "xfer", "", 0)
+		rec.CallID = fmt.Sprintf("gone-%d", i)
+		h.store.put(rec)
+	}
+	h.store.setLatency(20 * time.Millisecond)
+	h.start()
+	eventually(t, "records dropped", func() bool {
+		h.store.mu.Lock()
+		defer h.store.mu.Unlock()
+		return len(h.store.recs) == 0
+	})
+	h.store.mu.Lock()
+	defer h.store.mu.Unlock()
+	if h.store.deletingMax < 2 {
+		t.Errorf("at most %d record dropped at once, want several", h.store.deletingMax)
 	}
 }

@@ -40,14 +40,16 @@ type memStore struct {
 	expires   time.Time
 	lastEpoch int64
 
-	flowSrc   map[string]store.ArchivedFlow
-	latency   time.Duration // every operation takes this long (a slow Redis)
-	failSaves int           // the next n saves fail (Redis down)
-	failAll   error         // every save fails with it while set
-	saves     int           // successful saves
-	refused   int           // saves refused (fenced or failing)
-	deletes   int
-	resigns   int // resignations that freed the lease
+	flowSrc     map[string]store.ArchivedFlow
+	latency     time.Duration // every operation takes this long (a slow Redis)
+	failSaves   int           // the next n saves fail (Redis down)
+	failAll     error         // every save fails with it while set
+	saves       int           // successful saves
+	refused     int           // saves refused (fenced or failing)
+	deletes     int
+	deleting    int // deletes under way, and the most at once
+	deletingMax int
+	resigns     int // resignations that freed the lease
 }
 
 func newMemStore() *memStore {
@@ -142,6 +144,16 @@ func (s *memStore) LoadMany(ctx context.Context, ids []string) ([]*record.Call, 
 }
 
 func (s *memStore) Delete(_ context.Context, id string, f record.Fence) error {
+	s.mu.Lock()
+	s.deleting++
+	s.deletingMax = max(s.deletingMax, s.deleting)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.deleting--
+		s.mu.Unlock()
+	}()
+	defer time.Sleep(s.slow())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.holdsLocked(f.Owner, f.Epoch) {

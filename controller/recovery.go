@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -99,6 +100,7 @@ func (a *App) reconcileStored(ctx context.Context, chans []ari.Channel, n *recon
 		present[ch.ID] = ch
 	}
 	recorded := make(map[string]bool, len(ids))
+	var drops []drop
 	for i, id := range ids {
 		rec := recs[i]
 		if bad[i] != nil {
@@ -120,15 +122,42 @@ func (a *App) reconcileStored(ctx context.Context, chans []ari.Channel, n *recon
 			// The caller is in the dialplan (the fallback desk, a queue):
 			// the record outlived the call's time in the app. The caller is
 			// not ours to touch.
-			a.dropRecord(ctx, rec, "caller outside the app")
+			drops = append(drops, drop{rec, "caller outside the app"})
 			n.stale++
 		default:
 			// The caller is gone: what it left behind goes too.
-			a.dropRecord(ctx, rec, "caller gone")
+			drops = append(drops, drop{rec, "caller gone"})
 			n.cleaned++
 		}
 	}
+	a.dropRecords(ctx, drops)
 	return recorded, nil
+}
+
+// drop is a record reconcile drops, and why.
+type drop struct {
+	rec *record.Call
+	why string
+}
+
+// dropParallel bounds the records dropped at once: each is a few round
+// trips, and one after the other they would hold the takeover up (the
+// callers without a record wait for it) when Redis or Asterisk is slow.
+const dropParallel = 8
+
+// dropRecords drops records, a few at a time, and returns once all are.
+func (a *App) dropRecords(ctx context.Context, drops []drop) {
+	sem := make(chan struct{}, dropParallel)
+	var wg sync.WaitGroup
+	for _, d := range drops {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			a.dropRecord(ctx, d.rec, d.why)
+		}()
+	}
+	wg.Wait()
 }
 
 // reconcileChannels handles the channels no call runs and no record

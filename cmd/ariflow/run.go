@@ -88,11 +88,12 @@ func serve(cfg *config, log *logrus.Logger) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rdb, err := connectRedis(ctx, cfg, log, reg)
+	rdb, leaseRDB, err := connectRedis(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
+	defer leaseRDB.Close()
 	pbx := cfg.PBXID
 	if pbx == "" {
 		pbx = info.EntityID
@@ -100,7 +101,7 @@ func serve(cfg *config, log *logrus.Logger) error {
 	ns := store.Namespace(cfg.App, pbx)
 	log.WithFields(cfg.redacted()).WithFields(logrus.Fields{"asterisk": info.Version, "namespace": ns, "flows_loaded": len(set.Flows)}).Info("ariflow starting")
 
-	app, closeObs, err := newApp(ctx, cfg, log, rdb, reg, ns, set)
+	app, closeObs, err := newApp(ctx, cfg, log, redisClients{rdb, leaseRDB}, reg, ns, set)
 	if err != nil {
 		return err
 	}
@@ -123,30 +124,42 @@ func serve(cfg *config, log *logrus.Logger) error {
 	return nil
 }
 
-// connectRedis makes the Redis client, its round trips counted in reg, and
-// proves it answers.
-func connectRedis(ctx context.Context, cfg *config, log *logrus.Logger, reg prometheus.Registerer) (redis.UniversalClient, error) {
+// connectRedis makes the Redis clients, their round trips counted in reg,
+// and proves they answer: one for the calls, and a small one of its own
+// for the leadership lease, so that a renewal never queues behind the
+// calls' traffic for a connection of the pool (a slow Redis makes every
+// request hold its connection longer).
+func connectRedis(ctx context.Context, cfg *config, log *logrus.Logger, reg prometheus.Registerer) (rdb, lease redis.UniversalClient, err error) {
 	redis.SetLogger(redisLogger{log})
 	ropts, _ := cfg.redisOptions() // checked by parseConfig
-	rdb := redis.NewUniversalClient(ropts)
+	lopts := *ropts
+	lopts.PoolSize, lopts.MinIdleConns = 2, 1
+	rdb, lease = redis.NewUniversalClient(ropts), redis.NewUniversalClient(&lopts)
 	roundTrips := prometheus.NewCounter(prometheus.CounterOpts{Name: "ariflow_redis_roundtrips_total", Help: "Requests sent to Redis (a pipeline is one)."})
 	reg.MustRegister(roundTrips)
-	rdb.AddHook(countHook{roundTrips})
-	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	err := rdb.Ping(cctx).Err()
-	cancel()
-	if err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("Redis at %s: %w", redactURL(cfg.RedisURL), err)
+	for _, c := range []redis.UniversalClient{rdb, lease} {
+		c.AddHook(countHook{roundTrips})
+		cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+		err = c.Ping(cctx).Err()
+		cancel()
+		if err != nil {
+			rdb.Close()
+			lease.Close()
+			return nil, nil, fmt.Errorf("Redis at %s: %w", redactURL(cfg.RedisURL), err)
+		}
 	}
-	return rdb, nil
+	return rdb, lease, nil
 }
+
+// redisClients are the process's Redis clients: calls, lease.
+type redisClients struct{ calls, lease redis.UniversalClient }
 
 // newApp wires the controller to Redis (records, lease, dial-out counters
 // shared by the fleet), the webhook client, tracing and call records;
 // closeObs delivers the last spans and records.
-func newApp(ctx context.Context, cfg *config, log *logrus.Logger, rdb redis.UniversalClient, reg *prometheus.Registry,
+func newApp(ctx context.Context, cfg *config, log *logrus.Logger, clients redisClients, reg *prometheus.Registry,
 	ns string, set *flows.Set) (app *controller.App, closeObs func(), err error) {
+	rdb := clients.calls
 	fbCtx, fbExt, fbPrio, _ := fallbackTarget(cfg.Fallback)
 	web, err := webhook.New(cfg.webhookOptions())
 	if err != nil {
@@ -154,6 +167,7 @@ func newApp(ctx context.Context, cfg *config, log *logrus.Logger, rdb redis.Univ
 	}
 	counters := policy.NewRedisCounters(rdb, "ariflow:policy:")
 	gate := policy.NewGate(cfg.dialPolicy(), counters, counters)
+	elector := store.NewRedis(clients.lease, ns, 4*time.Hour)
 	store := store.NewRedis(rdb, ns, 4*time.Hour)
 	tracer, err := newTracer(ctx, cfg, log, reg)
 	if err != nil {
@@ -166,7 +180,7 @@ func newApp(ctx context.Context, cfg *config, log *logrus.Logger, rdb redis.Univ
 		Fallback: controller.DialplanTarget{Context: fbCtx, Extension: fbExt, Priority: fbPrio},
 		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web, MaxExternal: cfg.MaxExternal, FlowOptions: flowOptions(cfg),
 		Tracer: tracer, TraceInviteHeader: cfg.TraceInviteHeader, Records: records,
-	}, store, store, set, log, controller.NewMetrics(reg))
+	}, store, elector, set, log, controller.NewMetrics(reg))
 	return app, func() { closeObserve(tracer, records, log) }, nil
 }
 
