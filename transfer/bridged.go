@@ -298,10 +298,15 @@ func (t *Transfer) sendNextDigit(ctx context.Context) {
 		// Written as sent: it leaves even if the call is being left this
 		// instant, or the far end would never get it.
 		if err := t.env.ARI.SendDTMF(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, string(ch), time.Millisecond, o.Tone); err != nil {
-			// The leg is probably hanging up; its events will say so.
 			t.leg.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
-			t.leg.done = len(t.plan.Digits)
-			return
+			if ari.StatusCode(err) != 0 || stopping(ctx, err) {
+				// Refused: the leg is probably hanging up; its events
+				// will say so.
+				t.leg.done = len(t.plan.Digits)
+				return
+			}
+			// No answer (the connection cut): the digit may have been
+			// played; it counts as sent, and the next ones go on.
 		}
 		// The next is due tone+gap after Asterisk took this one: at the
 		// latest when the request came back.

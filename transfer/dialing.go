@@ -51,13 +51,13 @@ func (d *dialing) onDeadline(ctx context.Context, t *Transfer) (state, error) {
 	return t.next(ctx)
 }
 
-// neverDialled tells whether an adopted leg is one its process made but
-// never dialled: Asterisk's dial timeout ends a dialled leg at the ring
+// neverDialled tells whether an adopted leg (or one whose dial got no
+// answer) is one its process made but never dialled: Asterisk's dial timeout ends a dialled leg at the ring
 // deadline, so one still down well past it, with no sign of a dial, was
 // never dialled. Only once per transfer, and never for a leg this process
 // dialled itself.
 func (t *Transfer) neverDialled(ctx context.Context, d *dialing) bool {
-	if !t.adopted || t.redialled || d.ringing || t.leg.dialStatus != "" || t.leg.id == "" {
+	if !(t.adopted || t.dialUnsure) || t.redialled || d.ringing || t.leg.dialStatus != "" || t.leg.id == "" {
 		return false
 	}
 	st, err := t.env.ARI.ChannelState(ctx, t.leg.id)
@@ -213,7 +213,15 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 	if err != nil && ari.StatusCode(err) == 0 && !stopping(ctx, err) {
 		err = t.createUnanswered(ctx, err)
 	}
-	if berr := <-bridgeDone; err == nil {
+	berr := <-bridgeDone
+	if berr != nil && ari.StatusCode(berr) == 0 && !stopping(ctx, berr) {
+		// No answer: made again under its ID; a conflict says the first
+		// was made after all.
+		if berr = t.createBridge(ctx); ari.StatusCode(berr) == 409 {
+			berr = nil
+		}
+	}
+	if err == nil {
 		err = berr
 	}
 	if err == nil {
@@ -304,7 +312,13 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	if err := t.awaitCount(ctx); err != nil {
 		return err
 	}
-	t.call.Record().Transfer.State = record.StateDialing
+	// The ring time counts from the dial, not from the create: a slow
+	// entry into the app does not eat it.
+	l := &t.leg
+	l.dialed = time.Now()
+	l.deadline = l.dialed.Add(time.Duration(l.target.TimeoutS) * time.Second)
+	ts := t.call.Record().Transfer
+	ts.State, ts.Dialed, ts.RingDeadline = record.StateDialing, l.dialed, l.deadline
 	written := time.Now()
 	if err := t.call.SetPhase(ctx, record.PhaseDialing); err != nil {
 		t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
@@ -315,7 +329,16 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// this instant (lease lost, stop): whoever takes over waits for this
 	// leg and never dials it, so a dial held back would keep the caller
 	// waiting in silence until the ring timeout.
-	return t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
+	err := t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
+	if err != nil && ari.StatusCode(err) == 0 && !stopping(ctx, err) {
+		// No answer (the connection cut): the dial may have left. The
+		// leg is watched as dialled; should it still be down long past
+		// its ring deadline, it never was (neverDialled).
+		t.leg.log.WithError(err).WithField("phase", "dial-unanswered").Warn("transfer: the dial got no answer; watching the leg as dialled")
+		t.dialUnsure = true
+		return nil
+	}
+	return err
 }
 
 // ringFor is the dial timeout that ends the ringing at deadline: whole

@@ -87,6 +87,10 @@ func (c *fakeCall) Next(ctx context.Context, deadline time.Time) (ari.Event, err
 	}
 	ev := c.events[0]
 	c.events = c.events[1:]
+	if p, ok := ev.(*pause); ok {
+		time.Sleep(p.d) // time passing before the next event
+		return c.Next(ctx, deadline)
+	}
 	if _, ok := ev.(*deadlinePassed); ok {
 		if deadline.IsZero() {
 			return nil, fmt.Errorf("fake call: a deadline passed, but the state has none")
@@ -95,6 +99,14 @@ func (c *fakeCall) Next(ctx context.Context, deadline time.Time) (ari.Event, err
 	}
 	return ev, nil
 }
+
+// pause, among a fake call's events, is time passing before the next.
+type pause struct {
+	ari.EventData
+	d time.Duration
+}
+
+func (*pause) Keys() ari.Keys { return nil }
 
 // deadlinePassed, among a fake call's events, is the state's deadline.
 type deadlinePassed struct{ ari.EventData }

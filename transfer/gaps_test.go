@@ -223,3 +223,100 @@ func TestHeldKeyStamped(t *testing.T) {
 		t.Errorf("held %q stamped %v, want *# stamped %v", tr.leg.talk.held, tr.leg.talk.heldGot, first)
 	}
 }
+
+var errCut = errors.New("Post \"http://pbx/ari/...\": EOF") // a request that got no answer
+
+// A dial that got no answer may have left. The leg is watched as dialled:
+// its events say so when it did; when it is still down long past its ring
+// deadline it never was, and the number is dialled on a new leg.
+func TestDialUnanswered(t *testing.T) {
+	plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
+	t.Run("it had left: rings, answered", func(t *testing.T) {
+		call, a := newFakeCall(), newFakeARI()
+		a.failOnce["dial"] = []error{errCut}
+		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}},
+			&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}}, destroyed("leg-1", 16, "Up")}
+		res, err := Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
+		if err != nil && err != errNoMoreEvents {
+			t.Fatal(err)
+		}
+		if res.Outcome != OutcomeSuccess || slices.Contains(a.requests(), "create leg-3 PJSIP/+4930000001@trunk") {
+			t.Errorf("outcome %s, requests %q; want Success on leg-1 alone", res.Outcome, a.requests())
+		}
+	})
+	t.Run("it had not: dialled again once its ring time is over", func(t *testing.T) {
+		call, a := newFakeCall(), newFakeARI()
+		a.failOnce["dial"] = []error{errCut}
+		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, &deadlinePassed{},
+			&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-3"}},
+			&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-3", State: "Up"}}, destroyed("leg-3", 16, "Up")}
+		res, err := Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
+		if err != nil && err != errNoMoreEvents {
+			t.Fatal(err)
+		}
+		if res.Outcome != OutcomeSuccess || !slices.Contains(a.requests(), "hangup leg-1") || !slices.Contains(a.requests(), "dial leg-3 5s") {
+			t.Errorf("outcome %s, requests %q; want leg-1 hung up, leg-3 dialled, Success", res.Outcome, a.requests())
+		}
+	})
+}
+
+// A bridge create that got no answer is made again (a conflict: it was
+// made after all), not the Error branch.
+func TestBridgeCreateUnanswered(t *testing.T) {
+	for _, second := range []error{nil, &ari.StatusError{Code: 409}} {
+		call, a := newFakeCall(), newFakeARI()
+		a.failOnce["bridge"] = []error{errCut, second}
+		plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
+		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}},
+			&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}}, destroyed("leg-1", 16, "Up")}
+		res, err := Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
+		if err != nil && err != errNoMoreEvents {
+			t.Fatal(err)
+		}
+		if res.Outcome != OutcomeSuccess {
+			t.Errorf("second answer %v: outcome %s (%q), want Success", second, res.Outcome, a.requests())
+		}
+	}
+}
+
+// A digit whose request got no answer may have been played: it counts as
+// sent and the next digits go on (a refusal still stops them: the leg is
+// hanging up).
+func TestDigitUnanswered(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want []string
+	}{
+		{errCut, []string{"dtmf leg 1", "dtmf leg 2"}},
+		{&ari.StatusError{Code: 404}, []string{"dtmf leg 1"}},
+	} {
+		call, a := newFakeCall(), newFakeARI()
+		call.rec.Transfer = &record.Transfer{}
+		a.failOnce["dtmf"] = []error{tc.err}
+		tr := newTransfer(call, testEnv(a), &fakeGate{}, Plan{Digits: "12"})
+		tr.leg.id, tr.leg.log = "leg", quiet
+		for range 2 {
+			tr.leg.talk.digitAt = time.Now().Add(-time.Second)
+			if tr.leg.done < 2 {
+				tr.sendNextDigit(context.Background())
+			}
+		}
+		if got := a.requests(); !slices.Equal(got, tc.want) {
+			t.Errorf("%v: requests %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// The ring time counts from the dial: a leg slow to enter the app rings
+// for the whole of it.
+func TestRingTimeFromTheDial(t *testing.T) {
+	call, a := newFakeCall(), newFakeARI()
+	plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
+	start := time.Now()
+	call.events = []ari.Event{&pause{d: 300 * time.Millisecond}, &ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}}
+	_, _ = Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
+	ts := call.rec.Transfer
+	if ts == nil || ts.Dialed.Sub(start) < 300*time.Millisecond || ts.RingDeadline.Sub(ts.Dialed) != 5*time.Second {
+		t.Errorf("transfer %+v: want dialled after the entry, ringing 5 s from then", ts)
+	}
+}

@@ -169,6 +169,8 @@ type Transfer struct {
 	// adopted: run from a record another process (or term) left;
 	// redialled: its leg, found never dialled, was dialled afresh.
 	adopted, redialled bool
+	// dialUnsure: the dial got no answer; it may not have left.
+	dialUnsure bool
 }
 
 // leg is the current number's outbound channel and what became of it.
