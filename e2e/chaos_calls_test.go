@@ -205,6 +205,7 @@ type chaosCall struct {
 	reached string        // the end number that got the caller ("" none)
 	reasons []string      // why the call is not kept
 	badAt   time.Time     // when it went wrong: a wrong end's arrival, or when progress was due
+	quietTo time.Time     // a silent call: when the silence bound ran out
 	harness []string      // the harness's own failures (carrier requests)
 	presses int           // return key presses
 	dup     int           // digits a far end received twice
@@ -379,6 +380,7 @@ func (c *chaosCall) far(number string, d time.Duration) (*farEnd, error) {
 			c.mark(outWrong, time.Now(), "caller hung up by the PBX before %s was called", number)
 			return nil, errCallOver
 		case <-timer.C:
+			c.quietTo = time.Now()
 			c.mark(outSilent, time.Now().Add(-c.silence()), "%s not called and no end within %v", number, d)
 			return nil, errCallOver
 		}
@@ -410,6 +412,7 @@ func (c *chaosCall) awaitEnd(want string, d time.Duration, every time.Duration, 
 		case <-tick:
 			nudge()
 		case <-timer.C:
+			c.quietTo = time.Now()
 			c.mark(outSilent, time.Now().Add(-c.silence()), "no end within %v (want %s)", d, want)
 			return
 		}

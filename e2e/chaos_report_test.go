@@ -201,6 +201,20 @@ func (r *chaosRun) preceding(at time.Time) *chaosFault {
 	return last
 }
 
+// blame is the fault a bad end is laid to: the one preceding it, or for a
+// silent call the first injected during its silence (which begins before
+// the fault that causes it: when progress was due).
+func (r *chaosRun) blame(c *chaosCall) *chaosFault {
+	if c.outcome == outSilent && !c.quietTo.IsZero() {
+		for _, f := range r.faults {
+			if !f.skipped && !f.at.Before(c.badAt) && f.at.Before(c.quietTo) {
+				return f
+			}
+		}
+	}
+	return r.preceding(c.badAt)
+}
+
 // overlap is how long the gaps cover [from, to).
 func overlapLongest(gaps [][2]time.Time, from, to time.Time) time.Duration {
 	var longest time.Duration
@@ -405,7 +419,7 @@ func (r *chaosRun) report() {
 			continue
 		}
 		name := "(no fault within a minute)"
-		if f := r.preceding(c.badAt); f != nil {
+		if f := r.blame(c); f != nil {
 			name = f.name
 		}
 		x := get(name)
@@ -439,7 +453,7 @@ func (r *chaosRun) report() {
 	for _, f := range r.faults {
 		n := 0
 		for _, c := range bad {
-			if c.outcome != outKept && r.preceding(c.badAt) == f {
+			if c.outcome != outKept && r.blame(c) == f {
 				n++
 			}
 		}
@@ -475,8 +489,11 @@ func (r *chaosRun) report() {
 	fmt.Fprintf(&detail, "\nbad ends (%d):\n", len(bad))
 	for _, c := range bad {
 		after := "no fault within a minute before"
-		if f := r.preceding(c.badAt); f != nil {
+		if f := r.blame(c); f != nil {
 			after = fmt.Sprintf("%s %s at +%v, %v before", f.name, f.target, f.at.Sub(r.start).Round(time.Second), c.badAt.Sub(f.at).Round(100*time.Millisecond))
+			if f.at.After(c.badAt) {
+				after = fmt.Sprintf("%s %s at +%v, during the silence", f.name, f.target, f.at.Sub(r.start).Round(time.Second))
+			}
 		}
 		fmt.Fprintf(&detail, "  %s %-30s %-9s began %s, went wrong %s +%v (after %s): %s", c.from, c.kind.name, c.outcome,
 			c.start.Format("15:04:05"), c.badAt.Format("15:04:05.0"), c.badAt.Sub(r.start).Round(100*time.Millisecond), after, strings.Join(c.reasons, "; "))
