@@ -103,14 +103,17 @@ type TransferState string
 
 // The states a record can name. Created is saved before the leg is made
 // and dialing before it is dialled, so that a process taking over knows
-// whether to dial it; an ended transfer is not saved: the next block's
-// write clears Transfer.
+// whether to dial it. A transfer that ends answered is not saved (a
+// process taking over finds the leg gone and resumes just the same); one
+// that ends unanswered is (Ended, with its outcome and cause: they went
+// with the leg). The next block's write clears Transfer.
 const (
 	StateCreated   TransferState = "created"
 	StateDialing   TransferState = "dialing"
 	StateRinging   TransferState = "ringing"
 	StateScreening TransferState = "screening"
 	StateBridged   TransferState = "bridged"
+	StateEnded     TransferState = "ended"
 )
 
 // Transfer is the running transfer block, enough for another process to
@@ -144,6 +147,10 @@ type Transfer struct {
 	// Options are the block's options a transfer still needs after a
 	// takeover (DTMF cadence, return key, time limit, screening).
 	Options *TransferOptions `json:"options,omitempty"`
+	// Outcome, Cause and SIPCode are an ended transfer's result.
+	Outcome string `json:"outcome,omitempty"`
+	Cause   int    `json:"cause,omitempty"`
+	SIPCode int    `json:"sip_code,omitempty"`
 }
 
 // Target is one number of a transfer block's list, resolved.

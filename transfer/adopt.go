@@ -62,6 +62,13 @@ func planOf(ts *record.Transfer) Plan {
 func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (state, error) {
 	var s state = &dialing{ringing: saved == record.StateRinging}
 	switch saved {
+	case record.StateEnded:
+		// Ended unanswered; its result was saved before the flow went on.
+		ts := t.call.Record().Transfer
+		t.res.Outcome, t.res.Cause, t.res.SIPCode = Outcome(ts.Outcome), ts.Cause, ts.SIPCode
+		t.leg.log.WithFields(logrus.Fields{"phase": "ended", "outcome": ts.Outcome}).Info("transfer: adopted after it ended unanswered")
+		t.hangupLeg(ctx)
+		return nil, nil
 	case record.StateBridged:
 		t.answerSaved()
 		s = bridged{}

@@ -320,3 +320,34 @@ func TestRingTimeFromTheDial(t *testing.T) {
 		t.Errorf("transfer %+v: want dialled after the entry, ringing 5 s from then", ts)
 	}
 }
+
+// A block that ends unanswered saves its result before the flow goes on:
+// its cause goes with the leg, and a process taking over before the next
+// block's write would otherwise guess it (a busy number taken for no
+// answer once its ring deadline passed).
+func TestUnansweredResultSaved(t *testing.T) {
+	call, a := newFakeCall(), newFakeARI()
+	plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
+	call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, destroyed("leg-1", 17, "Down")}
+	res, err := Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
+	if err != nil || res.Outcome != OutcomeCallFailed {
+		t.Fatalf("%v %s, want CallFailed", err, res.Outcome)
+	}
+	ts := call.rec.Transfer
+	if ts.State != record.StateEnded || ts.Outcome != string(OutcomeCallFailed) || ts.Cause != 17 || call.saves != 2 {
+		t.Fatalf("record %+v after %d saves; want ended, call-failed, cause 17, saved after the dialing write", ts, call.saves)
+	}
+
+	// The adopter takes the saved result, asking Asterisk nothing, even
+	// with the ring deadline long past.
+	adopter, b := newFakeCall(), newFakeARI()
+	adopter.rec.Phase, adopter.rec.Transfer = record.PhaseDialing, ts
+	ts.RingDeadline = time.Now().Add(-time.Minute)
+	got, err := Adopt(context.Background(), adopter, testEnv(b), &fakeGate{})
+	if err != nil || got.Outcome != OutcomeCallFailed || got.Cause != 17 {
+		t.Errorf("adopted: %v %+v, want CallFailed cause 17", err, got)
+	}
+	if len(b.requests()) != 0 {
+		t.Errorf("adopter sent %q, want nothing", b.requests())
+	}
+}

@@ -429,12 +429,30 @@ func hangupAndDestroy(ctx context.Context, a ARI, legID, bridge string) error {
 // the block.
 func (t *Transfer) next(ctx context.Context) (state, error) {
 	if !tryNext(t.res.Outcome) || t.attempt+1 >= len(t.plan.Targets) {
-		return nil, nil
+		return nil, t.saveEnded(ctx)
 	}
 	t.log.WithFields(logrus.Fields{"number": t.leg.target.Number, "outcome": t.res.Outcome,
 		"next": t.plan.Targets[t.attempt+1].Number, "attempt": t.attempt + 1}).Info("transfer: trying the next number")
 	t.closeLeg(ctx)
 	return t.dialFrom(ctx, t.attempt+1)
+}
+
+// saveEnded writes the result of a block that ended unanswered before the
+// flow acts on its branch: its cause goes with the leg, and a process
+// taking over meanwhile would have to guess it. A write that fails for
+// another reason than fencing is logged; the call goes on.
+func (t *Transfer) saveEnded(ctx context.Context) error {
+	ts := t.call.Record().Transfer
+	if ts == nil {
+		return nil
+	}
+	ts.State, ts.Outcome, ts.Cause, ts.SIPCode = record.StateEnded, string(t.res.Outcome), t.res.Cause, t.res.SIPCode
+	err := t.call.Save(ctx)
+	if err != nil && !stopping(ctx, err) {
+		t.log.WithError(err).Warn("transfer: saving the unanswered result failed; going on")
+		return nil
+	}
+	return err
 }
 
 // forgetLeg forgets a leg that is hanging up by itself, so that hangupLeg
