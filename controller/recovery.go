@@ -255,20 +255,20 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 		state, err := c.app.ari.ChannelState(ctx, id)
 		switch {
 		case ari.IsNotFound(err):
-			c.log.WithField("lost", id).Info("channel ended while the websocket was down")
+			c.log.WithField("lost", id).Info("channel ended unseen (found at a reconcile)")
 			// Its cause went with the lost events: 0, unknown.
 			return ari.NewChannelDestroyed(id, 0, "ended while disconnected")
 		case err == nil && id == c.rec.Outbound && c.rec.Phase == record.PhaseDialing && state == "Up":
 			// Answered while the websocket was down.
 			c.app.metrics.LostEvents.Inc()
-			c.log.WithField("leg", id).Info("leg answered while the websocket was down")
+			c.log.WithField("leg", id).Info("leg answered unseen (found at a reconcile)")
 			return &ari.ChannelStateChange{Channel: ari.ChannelData{ID: id, State: state}}
 		}
 	}
 	if c.playing != "" {
 		if ok, err := c.app.ari.PlaybackExists(ctx, c.playing); err == nil && !ok {
 			c.app.metrics.LostEvents.Inc()
-			c.log.WithField("playback", c.playing).Info("playback ended while the websocket was down")
+			c.log.WithField("playback", c.playing).Info("playback ended unseen (found at a reconcile)")
 			return &ari.PlaybackFinished{Playback: ari.PlaybackData{ID: c.playing, State: "done"}}
 		}
 	}
