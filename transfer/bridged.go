@@ -299,7 +299,7 @@ func (t *Transfer) sendNextDigit(ctx context.Context) {
 		// instant, or the far end would never get it.
 		if err := t.env.ARI.SendDTMF(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, string(ch), time.Millisecond, o.Tone); err != nil {
 			t.leg.log.WithError(err).WithField("phase", "dtmf-failed").Warn("transfer")
-			if ari.StatusCode(err) != 0 || stopping(ctx, err) {
+			if !unanswered(ctx, err) {
 				// Refused: the leg is probably hanging up; its events
 				// will say so.
 				t.leg.done = len(t.plan.Digits)

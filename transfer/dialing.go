@@ -52,9 +52,9 @@ func (d *dialing) onDeadline(ctx context.Context, t *Transfer) (state, error) {
 }
 
 // neverDialled tells whether an adopted leg (or one whose dial got no
-// answer) is one its process made but never dialled: Asterisk's dial timeout ends a dialled leg at the ring
-// deadline, so one still down well past it, with no sign of a dial, was
-// never dialled. Only once per transfer, and never for a leg this process
+// answer) is one its process made but never dialled: Asterisk's dial
+// timeout ends a dialled leg at the ring deadline, so one still down well
+// past it, with no sign of a dial, was never dialled. Only once per transfer, and never for a leg this process
 // dialled itself.
 func (t *Transfer) neverDialled(ctx context.Context, d *dialing) bool {
 	if !(t.adopted || t.dialUnsure) || t.redialled || d.ringing || t.leg.dialStatus != "" || t.leg.id == "" {
@@ -210,11 +210,11 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 	bridgeDone := make(chan error, 1)
 	go func() { bridgeDone <- t.createBridge(ctx) }()
 	err := t.create(ctx)
-	if err != nil && ari.StatusCode(err) == 0 && !stopping(ctx, err) {
+	if unanswered(ctx, err) {
 		err = t.createUnanswered(ctx, err)
 	}
 	berr := <-bridgeDone
-	if berr != nil && ari.StatusCode(berr) == 0 && !stopping(ctx, berr) {
+	if unanswered(ctx, berr) {
 		// No answer: made again under its ID; a conflict says the first
 		// was made after all.
 		if berr = t.createBridge(ctx); ari.StatusCode(berr) == 409 {
@@ -330,7 +330,7 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// leg and never dials it, so a dial held back would keep the caller
 	// waiting in silence until the ring timeout.
 	err := t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
-	if err != nil && ari.StatusCode(err) == 0 && !stopping(ctx, err) {
+	if unanswered(ctx, err) {
 		// No answer (the connection cut): the dial may have left. The
 		// leg is watched as dialled; should it still be down long past
 		// its ring deadline, it never was (neverDialled).

@@ -48,6 +48,13 @@ func (t *Transfer) retry(ctx context.Context, what string, f func() error) error
 	}
 }
 
+// unanswered tells a request that got no answer at all (the connection
+// cut, a timeout) from a refusal, while the call is not being left: what
+// it asked for may or may not have been done.
+func unanswered(ctx context.Context, err error) bool {
+	return err != nil && ari.StatusCode(err) == 0 && !stopping(ctx, err)
+}
+
 // retryable tells a failure for want of an answer (no connection, a
 // timeout, Asterisk busy: 5xx) from a refusal.
 func retryable(err error) bool {
