@@ -102,6 +102,11 @@ func ParseReturnKey(s string) (string, error) {
 	return string(b), nil
 }
 
+// ReservedHeader is the header name ariflow marks its PJSIP legs with
+// (added and removed at once, never sent; the transfer package's
+// undialledMarker): a block may not add it.
+const ReservedHeader = "X-Ariflow-Undialled"
+
 // ValidateHeaderName checks an X- header name: "X-" and then RFC 3261
 // token characters, except the quote and backquote (A-Z a-z 0-9 - . ! %
 // * _ + ~), at most 64 bytes. Nothing else can be added: the name goes
@@ -109,6 +114,9 @@ func ParseReturnKey(s string) (string, error) {
 func ValidateHeaderName(s string) error {
 	if len(s) < 3 || !strings.EqualFold(s[:2], "X-") {
 		return fmt.Errorf("%w: name %q must start with X- and have more after it", ErrInvalidHeader, s)
+	}
+	if strings.EqualFold(s, ReservedHeader) {
+		return fmt.Errorf("%w: name %q is ariflow's own (it tells a leg never dialled)", ErrInvalidHeader, s)
 	}
 	if len(s) > MaxHeaderName {
 		return fmt.Errorf("%w: name %q is longer than %d bytes", ErrInvalidHeader, s, MaxHeaderName)

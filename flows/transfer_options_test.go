@@ -79,6 +79,7 @@ func TestTransferOptionsErrors(t *testing.T) {
 		{"    number: \"+4930123456\"\n    max_talk: 10\n    warning: http://x/y.wav\n", `o.yaml:10: block "a": warning:`},
 		{"    number: \"+4930123456\"\n    headers: {Tracking: \"1\"}\n", `o.yaml:9: block "a": headers: invalid SIP header: name "Tracking" must start with X-`},
 		{"    number: \"+4930123456\"\n    headers: {\"X-A,b)\": \"1\"}\n", `headers: invalid SIP header: name "X-A,b)": character ',' at position 4`},
+		{"    number: \"+4930123456\"\n    headers: {x-ariflow-undialled: \"1\"}\n", `headers: invalid SIP header: name "x-ariflow-undialled" is ariflow's own`},
 		{"    number: \"+4930123456\"\n    headers: {X-A: \"a\\r\\nVia: evil\"}\n", `o.yaml:9: block "a": headers: X-A: invalid SIP header: value: character U+000D at position 2`},
 		{"    number: \"+4930123456\"\n    headers: {X-A: \"" + strings.Repeat("a", 257) + "\"}\n", `value of 257 bytes, at most 256`},
 		{"    number: \"+4930123456\"\n    headers: {X-A: \"1\", x-a: \"2\"}\n", `headers: "x-a" listed twice`},

@@ -93,6 +93,15 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 	case legState == "Up":
 		t.leg.log.WithField("phase", "answered").Info("transfer: answered while nobody watched; bridging")
 		return t.answered(ctx)
+	case legState == "Down" && saved == record.StateDialing && t.undialled(ctx):
+		// The record says "dialing", but the last process stopped (or
+		// lost the write's answer, or its dial's) before the dial left,
+		// and Asterisk proves it: the number is dialled now, not after
+		// the ring time.
+		if t.dropUndialled(ctx) {
+			return t.startLeg(ctx)
+		}
+		fallthrough
 	default:
 		t.leg.log.WithField("phase", "ringing").Info("transfer: adopted while ringing")
 		t.entered(s.name())

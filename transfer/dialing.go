@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,11 +36,7 @@ func (d *dialing) onDeadline(ctx context.Context, t *Transfer) (state, error) {
 		// process stopped (or lost its lease, or the write's answer)
 		// between the two. Nothing reached the far end: the number is
 		// dialled now, on a new leg, the old one gone first.
-		t.leg.log.WithField("phase", "never-dialled").Warn("transfer: the adopted leg was never dialled; dialling the number now")
-		t.count(t.env.Metrics.Stuck, "never-dialled")
-		t.redialled = true
-		t.hangupLeg(ctx)
-		if t.call.Record().Outbound == "" {
+		if t.dropUndialled(ctx) {
 			return t.startLeg(ctx)
 		}
 	}
@@ -49,6 +46,46 @@ func (d *dialing) onDeadline(ctx context.Context, t *Transfer) (state, error) {
 	t.ringbackOff(ctx, false)
 	t.hangupLeg(ctx)
 	return t.next(ctx)
+}
+
+// dropUndialled hangs up a leg made but never dialled, so that the number
+// is dialled again on a new one; false when it could not be hung up.
+func (t *Transfer) dropUndialled(ctx context.Context) bool {
+	t.leg.log.WithField("phase", "never-dialled").Warn("transfer: the adopted leg was never dialled; dialling the number now")
+	t.count(t.env.Metrics.Stuck, "never-dialled")
+	t.redialled = true
+	t.hangupLeg(ctx)
+	return t.call.Record().Outbound == ""
+}
+
+// undialledMarker is the SIP header every PJSIP leg is made with and
+// without at once: PJSIP_HEADER(add) makes the leg's header store,
+// PJSIP_HEADER(remove) empties it, and Asterisk deletes the store when the
+// first INVITE leaves. So the store exists exactly while the leg has not
+// been dialled, even when the far end never answers the INVITE, and the
+// header never reaches the far end. Asterisk applies a create's variables
+// in the order of the request, and encoding/json writes a map's keys
+// sorted: "add" before "remove".
+const undialledMarker = flows.ReservedHeader
+
+// undialled tells whether Asterisk proves the leg was never dialled: its
+// header store is still there (PJSIP_HEADERS() reads; once the INVITE
+// left, Asterisk answers 500). Any other answer proves nothing: a leg
+// made without the marker (an older version, a dial template that is not
+// PJSIP), one hanging up, a request without an answer.
+func (t *Transfer) undialled(ctx context.Context) bool {
+	if t.leg.id == "" || !isPJSIP(t.leg.target.Dial) {
+		return false
+	}
+	_, err := t.env.ARI.Variable(ctx, t.leg.id, "PJSIP_HEADERS()")
+	return err == nil
+}
+
+// isPJSIP tells whether a dial string names a PJSIP endpoint: only those
+// carry the marker. A record of an older version has no dial string; its
+// legs were made by the same template, PJSIP by default.
+func isPJSIP(dial string) bool {
+	return dial == "" || len(dial) > 6 && strings.EqualFold(dial[:6], "PJSIP/")
 }
 
 // neverDialled tells whether an adopted leg (or one whose dial got no
@@ -286,6 +323,10 @@ func (t *Transfer) create(ctx context.Context) error {
 		vars["PJSIP_HEADER(add,"+h.Name+")"] = h.Value
 	}
 	t.traceHeader(vars)
+	if isPJSIP(t.leg.target.Dial) {
+		vars["PJSIP_HEADER(add,"+undialledMarker+")"] = "1"
+		vars["PJSIP_HEADER(remove,"+undialledMarker+")"] = ""
+	}
 	return t.env.ARI.Create(ctx, ari.CreateRequest{Endpoint: t.leg.target.Dial, App: t.env.App, AppArgs: LegArg + "," + t.call.ID(),
 		ChannelID: t.leg.id, Originator: t.call.ID(), Variables: vars})
 }
@@ -331,9 +372,17 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// waiting in silence until the ring timeout.
 	err := t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
 	if unanswered(ctx, err) {
-		// No answer (the connection cut): the dial may have left. The
-		// leg is watched as dialled; should it still be down long past
-		// its ring deadline, it never was (neverDialled).
+		// No answer (the connection cut): the dial may have left. When
+		// Asterisk proves it did not, the leg goes and the number is
+		// made again on a new one (a dial still on its way then finds
+		// no leg). Else the leg is watched as dialled; should it still be
+		// down long past its ring deadline, it never was (neverDialled).
+		if t.undialled(ctx) {
+			if herr := t.env.ARI.Hangup(context.WithoutCancel(ctx), t.leg.id, "normal"); herr == nil || ari.IsNotFound(herr) {
+				t.forgetLeg()
+				return fmt.Errorf("%w: the dial got no answer and never left: %v", errLegLost, err)
+			}
+		}
 		t.leg.log.WithError(err).WithField("phase", "dial-unanswered").Warn("transfer: the dial got no answer; watching the leg as dialled")
 		t.dialUnsure = true
 		return nil

@@ -127,10 +127,13 @@ type fakeARI struct {
 	bridges  map[string][]string // bridge -> channels
 	fail     map[string]error    // verb -> error to answer
 	failOnce map[string][]error  // verb -> errors for the next calls, in order
+	// undialled: legs made with the marker and not yet dialled (their
+	// header store still there, as in Asterisk).
+	undialled map[string]bool
 }
 
 func newFakeARI() *fakeARI {
-	return &fakeARI{states: map[string]string{"c1": "Up"}, bridges: map[string][]string{}, fail: map[string]error{}, failOnce: map[string][]error{}}
+	return &fakeARI{states: map[string]string{"c1": "Up"}, bridges: map[string][]string{}, fail: map[string]error{}, failOnce: map[string][]error{}, undialled: map[string]bool{}}
 }
 
 var errNotFound = &ari.StatusError{Code: 404, Status: "404 Not Found"}
@@ -165,15 +168,47 @@ func (a *fakeARI) Create(_ context.Context, r ari.CreateRequest) error {
 	if err == nil {
 		a.mu.Lock()
 		a.states[r.ChannelID] = "Down"
+		if _, ok := r.Variables["PJSIP_HEADER(add,"+undialledMarker+")"]; ok {
+			a.undialled[r.ChannelID] = true
+		}
 		a.mu.Unlock()
 	}
 	return err
 }
+
+// Dial dials the leg unless it fails; an error in lost (the dial got no
+// answer, yet left) dials it too.
 func (a *fakeARI) Dial(ctx context.Context, id string, timeout time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err // as the client: nothing is sent
 	}
-	return a.do("dial", id, timeout)
+	err := a.do("dial", id, timeout)
+	if err == nil || errors.Is(err, errDialLeft) {
+		a.mu.Lock()
+		delete(a.undialled, id)
+		a.mu.Unlock()
+	}
+	return err
+}
+
+// errDialLeft: a dial that got no answer but reached Asterisk.
+var errDialLeft = errors.New("POST /dial: EOF (the dial left)")
+
+// Variable reads PJSIP_HEADERS(), as Asterisk: there while undialled, a
+// 500 once the INVITE left (or with no marker).
+func (a *fakeARI) Variable(_ context.Context, id, name string) (string, error) {
+	if err := a.do("var", id, name); err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.states[id]; !ok {
+		return "", errNotFound
+	}
+	if name == "PJSIP_HEADERS()" && a.undialled[id] {
+		return "", nil
+	}
+	return "", &ari.StatusError{Code: 500, Status: "500 Internal Server Error"}
 }
 func (a *fakeARI) Hangup(_ context.Context, id, _ string) error {
 	if err := a.do("hangup", id); err != nil {

@@ -75,6 +75,48 @@ func TestAdoptedLegNeverDialled(t *testing.T) {
 	})
 }
 
+// The same gap, proven by Asterisk at the takeover: the leg's header store
+// is still there, so no INVITE ever left. The number is dialled at once on
+// a new leg, not after the ring time; a leg whose store is gone (dialled,
+// the far end silent) is waited for as before, and never dialled twice.
+func TestAdoptedLegProvenUndialled(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		undialled bool
+		saved     record.TransferState
+		want      []string // in order
+		never     string
+	}{
+		{"store there: dialled now", true, record.StateDialing,
+			[]string{"state leg", "var leg PJSIP_HEADERS()", "hangup leg", "create leg-1 PJSIP/+4930123456@trunk", "dial leg-1 5s"}, ""},
+		{"store gone: dialled, waited for", false, record.StateDialing,
+			[]string{"state leg", "var leg PJSIP_HEADERS()"}, "create leg-1 PJSIP/+4930123456@trunk"},
+		{"ringing: not asked", true, record.StateRinging,
+			[]string{"state leg"}, "var leg PJSIP_HEADERS()"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			call, a := adopted(tc.saved, nil), newFakeARI()
+			a.states["leg"] = "Down"
+			a.undialled["leg"] = tc.undialled
+			a.bridges["br"] = nil
+			call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}},
+				&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}}, destroyed("leg-1", 16, "Up")}
+			env := testEnv(a)
+			env.DTMFDelay = time.Hour
+			if _, err := Adopt(context.Background(), call, env, &fakeGate{}); err != nil && err != errNoMoreEvents {
+				t.Fatal(err)
+			}
+			got := slices.DeleteFunc(a.requests(), func(r string) bool { return !slices.Contains(tc.want, r) })
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("requests %q, want in order %q", a.requests(), tc.want)
+			}
+			if tc.never != "" && slices.Contains(a.requests(), tc.never) {
+				t.Errorf("requests %q hold %q", a.requests(), tc.never)
+			}
+		})
+	}
+}
+
 // A create that got no answer (the connection cut) may or may not have made
 // the leg, and dialled nothing: the ID is hung up and the leg made again
 // under a new one, instead of the Error branch.
@@ -226,14 +268,16 @@ func TestHeldKeyStamped(t *testing.T) {
 
 var errCut = errors.New("Post \"http://pbx/ari/...\": EOF") // a request that got no answer
 
-// A dial that got no answer may have left. The leg is watched as dialled:
-// its events say so when it did; when it is still down long past its ring
-// deadline it never was, and the number is dialled on a new leg.
+// A dial that got no answer may have left. Asterisk is asked at once: a
+// leg whose header store is still there was never dialled, and goes for a
+// new one. Otherwise the leg is watched as dialled: its events say so when
+// it did; when it is still down long past its ring deadline it never was,
+// and the number is dialled on a new leg.
 func TestDialUnanswered(t *testing.T) {
 	plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
 	t.Run("it had left: rings, answered", func(t *testing.T) {
 		call, a := newFakeCall(), newFakeARI()
-		a.failOnce["dial"] = []error{errCut}
+		a.failOnce["dial"] = []error{errDialLeft}
 		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}},
 			&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}}, destroyed("leg-1", 16, "Up")}
 		res, err := Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
@@ -244,9 +288,26 @@ func TestDialUnanswered(t *testing.T) {
 			t.Errorf("outcome %s, requests %q; want Success on leg-1 alone", res.Outcome, a.requests())
 		}
 	})
-	t.Run("it had not: dialled again once its ring time is over", func(t *testing.T) {
+	t.Run("it had not, and Asterisk says so: made again at once", func(t *testing.T) {
 		call, a := newFakeCall(), newFakeARI()
 		a.failOnce["dial"] = []error{errCut}
+		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}},
+			&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-3"}},
+			&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-3", State: "Up"}}, destroyed("leg-3", 16, "Up")}
+		res, err := Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
+		if err != nil && err != errNoMoreEvents {
+			t.Fatal(err)
+		}
+		want := []string{"dial leg-1 5s", "var leg-1 PJSIP_HEADERS()", "hangup leg-1", "create leg-3 PJSIP/+4930000001@trunk", "dial leg-3 5s"}
+		got := slices.DeleteFunc(a.requests(), func(r string) bool { return !slices.Contains(want, r) })
+		if res.Outcome != OutcomeSuccess || !slices.Equal(got, want) {
+			t.Errorf("outcome %s, requests %q; want in order %q, Success", res.Outcome, got, want)
+		}
+	})
+	t.Run("it had not, Asterisk cannot say: dialled again once its ring time is over", func(t *testing.T) {
+		call, a := newFakeCall(), newFakeARI()
+		a.failOnce["dial"] = []error{errCut}
+		a.failOnce["var"] = []error{errCut}
 		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, &deadlinePassed{},
 			&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-3"}},
 			&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-3", State: "Up"}}, destroyed("leg-3", 16, "Up")}

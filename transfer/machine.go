@@ -72,6 +72,7 @@ type ARI interface {
 	Dial(ctx context.Context, id string, timeout time.Duration) error
 	Hangup(ctx context.Context, id, reason string) error
 	ChannelState(ctx context.Context, id string) (string, error)
+	Variable(ctx context.Context, id, name string) (string, error)
 	ChannelExists(ctx context.Context, id string) (bool, error)
 	CreateBridge(ctx context.Context, id, name string) error
 	CreateBridgeDTMFEvents(ctx context.Context, id, name string) error

@@ -2,6 +2,7 @@ package ari
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -267,5 +268,21 @@ func TestKind(t *testing.T) {
 		if got := Kind(tc.method, tc.path); got != tc.want {
 			t.Errorf("Kind(%s %s) = %q, want %q", tc.method, tc.path, got, tc.want)
 		}
+	}
+}
+
+// A create's variables go in key order: Asterisk applies them in the
+// order of the request, and a header added then removed at once (the
+// marker that tells a leg never dialled) must be added first.
+func TestCreateVariablesInKeyOrder(t *testing.T) {
+	b, err := json.Marshal(CreateRequest{Endpoint: "PJSIP/1@trunk", App: "a", Variables: map[string]string{
+		"PJSIP_HEADER(remove,X-M)": "", "PJSIP_HEADER(add,X-Z)": "1", "PJSIP_HEADER(add,X-M)": "1", "CALLERID(num)": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	add, remove := strings.Index(s, "PJSIP_HEADER(add,X-M)"), strings.Index(s, "PJSIP_HEADER(remove,X-M)")
+	if add < 0 || remove < add || strings.Index(s, "PJSIP_HEADER(add,X-Z)") > remove {
+		t.Errorf("body %s: every add must come before the remove", s)
 	}
 }

@@ -570,6 +570,47 @@ func TestLibraryClientReadsState(t *testing.T) {
 // A created channel is in Stasis at once (StasisStart, state Down), is
 // dialled once, and its answer is a state change with no second
 // StasisStart.
+// A made PJSIP channel's header store (PJSIP_HEADER(add)) reads until it
+// is dialled, as in Asterisk, which deletes it when the INVITE leaves: the
+// sign that tells a leg never dialled.
+func TestHeaderStoreUntilDialled(t *testing.T) {
+	s := New(t)
+	ws := connect(t, s)
+	read := func(id, name string) (int, string) {
+		code, body := call(t, s, "GET", "/channels/"+id+"/variable?variable="+url.QueryEscape(name), nil)
+		var v struct{ Value string }
+		_ = json.Unmarshal(body, &v)
+		return code, v.Value
+	}
+	for id, vars := range map[string]map[string]string{
+		"marked": {"PJSIP_HEADER(add,X-M)": "1", "PJSIP_HEADER(remove,X-M)": "", "CALLERID(num)": "+4930555000"},
+		"plain":  {"CALLERID(num)": "+4930555000"},
+	} {
+		if code, body := call(t, s, "POST", "/channels/create", map[string]any{"endpoint": "PJSIP/+4930123456@trunk", "app": App, "channelId": id, "variables": vars}); code != 200 {
+			t.Fatalf("create %s: %d %s", id, code, body)
+		}
+		next(t, ws) // StasisStart
+	}
+	if code, v := read("marked", "PJSIP_HEADERS()"); code != 200 || v != "" {
+		t.Errorf("marked, undialled: %d %q, want 200 \"\"", code, v)
+	}
+	if code, _ := read("plain", "PJSIP_HEADERS()"); code != 500 {
+		t.Errorf("no header: %d, want 500", code)
+	}
+	if code, v := read("plain", "CALLERID(num)"); code != 200 || v != "+4930555000" {
+		t.Errorf("CALLERID(num): %d %q", code, v)
+	}
+	if code, _ := call(t, s, "POST", "/channels/marked/dial", nil); code != 204 {
+		t.Fatalf("dial: %d", code)
+	}
+	if code, _ := read("marked", "PJSIP_HEADERS()"); code != 500 {
+		t.Errorf("marked, dialled: %d, want 500", code)
+	}
+	if code, _ := read("gone", "PJSIP_HEADERS()"); code != 404 {
+		t.Errorf("no channel: %d, want 404", code)
+	}
+}
+
 func TestCreateDialAnswer(t *testing.T) {
 	s := New(t)
 	ws := connect(t, s)

@@ -372,7 +372,7 @@ func (s *Server) channelOp(id string, rest []string, r *Request) (int, any) {
 		return http.StatusMethodNotAllowed, errBody("Method Not Allowed")
 	}
 	op := rest[0]
-	known := map[string]string{"answer": "POST", "ring": "POST DELETE", "dtmf": "POST", "play": "POST", "continue": "POST", "dial": "POST"}
+	known := map[string]string{"answer": "POST", "ring": "POST DELETE", "dtmf": "POST", "play": "POST", "continue": "POST", "dial": "POST", "variable": "GET"}
 	if allowed, ok := known[op]; !ok || (op == "play" && len(rest) > 2) || (op != "play" && len(rest) > 1) {
 		return http.StatusNotFound, errBody("Resource not found")
 	} else if !strings.Contains(allowed, m) {
@@ -381,6 +381,9 @@ func (s *Server) channelOp(id string, rest []string, r *Request) (int, any) {
 	// find_control, then channel_state_invalid.
 	if c == nil {
 		return notFound()
+	}
+	if op == "variable" {
+		return c.variable(r.Query.Get("variable"))
 	}
 	if !c.InStasis {
 		return http.StatusConflict, errBody("Channel not in Stasis application")
@@ -818,4 +821,37 @@ func (s *Server) AppActive(app string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.subs[app] != nil && !s.inactive[app]
+}
+
+// variable reads a variable set at create or originate, or
+// PJSIP_HEADERS(): the headers a made PJSIP channel was given
+// (PJSIP_HEADER(add,…) less PJSIP_HEADER(remove,…)) until it is dialled.
+// Asterisk deletes that store when the INVITE leaves, and then, as for a
+// channel never given a header, cannot read the function (500).
+func (c *channel) variable(name string) (int, any) {
+	if name == "" {
+		return http.StatusBadRequest, errBody("Variable name is required")
+	}
+	if name == "PJSIP_HEADERS()" {
+		var added []string
+		store := false
+		for k := range c.Variables {
+			if h, ok := strings.CutPrefix(k, "PJSIP_HEADER(add,"); ok && strings.HasSuffix(h, ")") {
+				store = true
+				if _, removed := c.Variables["PJSIP_HEADER(remove,"+h]; !removed {
+					added = append(added, strings.TrimSuffix(h, ")"))
+				}
+			}
+		}
+		if !store || c.Dialled || !strings.HasPrefix(c.Endpoint, "PJSIP/") {
+			return http.StatusInternalServerError, errBody("Unable to read provided function")
+		}
+		slices.Sort(added)
+		return http.StatusOK, map[string]string{"value": strings.Join(added, ",")}
+	}
+	v, ok := c.Variables[name]
+	if !ok {
+		return http.StatusNotFound, errBody("Provided variable was not found")
+	}
+	return http.StatusOK, map[string]string{"value": v}
 }
