@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/CyCoreSystems/ari/v6"
+	"github.com/ariflow/ariflow/flows"
 	"os"
 	"path/filepath"
 	"sync"
@@ -371,6 +372,11 @@ func TestOptionsHeaders(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("INVITE header %s = %q (%v), want %q", name, got, err, want)
 		}
+	}
+	// The marker that tells a leg never dialled is added and removed at
+	// create: it never reaches the far end.
+	if got, err := s.Header(flows.ReservedHeader); got != "" {
+		t.Errorf("INVITE header %s = %q (%v), want none", flows.ReservedHeader, got, err)
 	}
 	_ = s.Reject("busy")
 	wantAttrs(t, finishAtAgent(ctx, t, caller, agent), map[string]string{"Status": "call-failed"})
