@@ -61,15 +61,17 @@ func (a *App) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.reconcileChannels(ctx, chans, recorded, &n)
+	legs := a.reconcileChannels(ctx, chans, recorded, &n)
 	// Adoption above registered the adopted calls' bridges: a bridge of
 	// ours that no call owns now is an orphan.
+	var orphanBridges []string
 	for _, b := range bridges {
 		if a.ours(b.ID, "br") && !a.isOwned(b.ID) {
-			_ = a.ari.DestroyBridge(context.WithoutCancel(ctx), b.ID)
+			orphanBridges = append(orphanBridges, b.ID)
 			n.orphanBridges++
 		}
 	}
+	a.removeOrphans(ctx, legs, orphanBridges)
 	a.log.WithFields(logrus.Fields{"channels": len(chans), "adopted": n.adopted, "cleaned": n.cleaned, "stale": n.stale,
 		"without_record": n.stray, "orphan_legs": n.orphans, "orphan_bridges": n.orphanBridges,
 		"took": time.Since(start).Round(time.Millisecond)}).Info("reconciled")
@@ -160,17 +162,50 @@ func (a *App) dropRecords(ctx context.Context, drops []drop) {
 	wg.Wait()
 }
 
+// removeOrphans hangs up orphan legs and destroys orphan bridges, a few
+// at a time, off the takeover's path: no caller waits for them, and one
+// after the other they held the end of a takeover up.
+func (a *App) removeOrphans(ctx context.Context, legs, bridges []string) {
+	if len(legs)+len(bridges) == 0 {
+		return
+	}
+	bg := context.WithoutCancel(ctx)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		sem := make(chan struct{}, dropParallel)
+		var wg sync.WaitGroup
+		do := func(f func() error, what, id string) {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if err := f(); err != nil && !ari.IsNotFound(err) {
+					a.log.WithError(err).WithField(what, id).Warn("reconcile: removing an orphan failed; the next reconcile tries again")
+				}
+			}()
+		}
+		for _, id := range legs {
+			do(func() error { return a.ari.Hangup(bg, id, "normal") }, "channel", id)
+		}
+		for _, id := range bridges {
+			do(func() error { return a.ari.DestroyBridge(bg, id) }, "bridge", id)
+		}
+		wg.Wait()
+	}()
+}
+
 // reconcileChannels handles the channels no call runs and no record
 // describes: a leg of ours is hung up; a caller in the app that entered
 // while no process acted starts its call; one already answered (Redis
 // lost its record: no persistence, eviction, a flush) goes to the
 // fallback, never silence.
-func (a *App) reconcileChannels(ctx context.Context, chans []ari.Channel, recorded map[string]bool, n *reconciled) {
+func (a *App) reconcileChannels(ctx context.Context, chans []ari.Channel, recorded map[string]bool, n *reconciled) (orphanLegs []string) {
 	for _, ch := range chans {
 		switch {
 		case a.isOwned(ch.ID) || recorded[ch.ID] || a.isLocal(ch.ID):
 		case a.ours(ch.ID, "leg"):
-			_ = a.ari.Hangup(context.WithoutCancel(ctx), ch.ID, "normal")
+			orphanLegs = append(orphanLegs, ch.ID)
 			a.metrics.OrphanLegs.Inc()
 			n.orphans++
 		case ch.InApp(a.cfg.App) && ch.State != "Up":
@@ -184,6 +219,7 @@ func (a *App) reconcileChannels(ctx context.Context, chans []ari.Channel, record
 			go a.strayCaller(ctx, ch.ID, a.log.WithFields(logrus.Fields{"call_id": ch.ID, "channel": ch.ID, "name": ch.Name}))
 		}
 	}
+	return orphanLegs
 }
 
 // dropRecord removes a record whose call is no longer ours, with the leg
