@@ -26,11 +26,31 @@ func (d *dialing) name() record.TransferState {
 	return record.StateDialing
 }
 
-func (d *dialing) deadline(t *Transfer) time.Time { return t.leg.deadline.Add(ringGuard) }
+func (d *dialing) deadline(t *Transfer) time.Time {
+	if t.dialUnsure && !t.unsureChecked {
+		return t.leg.dialed.Add(unsureCheck)
+	}
+	return t.leg.deadline.Add(ringGuard)
+}
+
+// unsureCheck is how long after a dial that got no answer Asterisk is
+// asked whether it left. Not at once: a request whose answer was cut may
+// still be carried out, and the websocket cut with it is back by then (a
+// leg made while the app has no connection is hung up by Asterisk).
+const unsureCheck = 2 * time.Second
 
 // onDeadline: the ring timeout passed long ago and no end came. Asterisk's
 // dial timeout ends the ringing; this only guards against a lost event.
 func (d *dialing) onDeadline(ctx context.Context, t *Transfer) (state, error) {
+	if t.dialUnsure && !t.unsureChecked {
+		// The dial got no answer a moment ago: a leg that Asterisk
+		// proves undialled is dialled again now, on a new leg.
+		t.unsureChecked = true
+		if !d.ringing && t.leg.dialStatus == "" && t.undialled(ctx) && t.dropUndialled(ctx) {
+			return t.startLeg(ctx)
+		}
+		return d, nil
+	}
 	if t.neverDialled(ctx, d) {
 		// The record said "dialing", yet the dial never left: the last
 		// process stopped (or lost its lease, or the write's answer)
@@ -372,17 +392,10 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// waiting in silence until the ring timeout.
 	err := t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
 	if unanswered(ctx, err) {
-		// No answer (the connection cut): the dial may have left. When
-		// Asterisk proves it did not, the leg goes and the number is
-		// made again on a new one (a dial still on its way then finds
-		// no leg). Else the leg is watched as dialled; should it still be
-		// down long past its ring deadline, it never was (neverDialled).
-		if t.undialled(ctx) {
-			if herr := t.env.ARI.Hangup(context.WithoutCancel(ctx), t.leg.id, "normal"); herr == nil || ari.IsNotFound(herr) {
-				t.forgetLeg()
-				return fmt.Errorf("%w: the dial got no answer and never left: %v", errLegLost, err)
-			}
-		}
+		// No answer (the connection cut): the dial may have left. The
+		// leg is watched as dialled. A moment later Asterisk is asked
+		// (unsureCheck); should it still be down long past its ring
+		// deadline, it never was (neverDialled).
 		t.leg.log.WithError(err).WithField("phase", "dial-unanswered").Warn("transfer: the dial got no answer; watching the leg as dialled")
 		t.dialUnsure = true
 		return nil

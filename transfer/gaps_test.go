@@ -268,11 +268,11 @@ func TestHeldKeyStamped(t *testing.T) {
 
 var errCut = errors.New("Post \"http://pbx/ari/...\": EOF") // a request that got no answer
 
-// A dial that got no answer may have left. Asterisk is asked at once: a
-// leg whose header store is still there was never dialled, and goes for a
-// new one. Otherwise the leg is watched as dialled: its events say so when
-// it did; when it is still down long past its ring deadline it never was,
-// and the number is dialled on a new leg.
+// A dial that got no answer may have left. The leg is watched as dialled:
+// its events say so when it did. A moment later Asterisk is asked: a leg
+// whose header store is still there was never dialled, and goes for a new
+// one. When Asterisk cannot say, a leg still down long past its ring
+// deadline never was dialled, and the number is dialled on a new leg.
 func TestDialUnanswered(t *testing.T) {
 	plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
 	t.Run("it had left: rings, answered", func(t *testing.T) {
@@ -288,10 +288,23 @@ func TestDialUnanswered(t *testing.T) {
 			t.Errorf("outcome %s, requests %q; want Success on leg-1 alone", res.Outcome, a.requests())
 		}
 	})
-	t.Run("it had not, and Asterisk says so: made again at once", func(t *testing.T) {
+	t.Run("it had left, silent so far: asked, waited for", func(t *testing.T) {
+		call, a := newFakeCall(), newFakeARI()
+		a.failOnce["dial"] = []error{errDialLeft}
+		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, &deadlinePassed{},
+			&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}}, destroyed("leg-1", 16, "Up")}
+		res, err := Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
+		if err != nil && err != errNoMoreEvents {
+			t.Fatal(err)
+		}
+		if res.Outcome != OutcomeSuccess || !slices.Contains(a.requests(), "var leg-1 PJSIP_HEADERS()") || slices.Contains(a.requests(), "hangup leg-1") {
+			t.Errorf("outcome %s, requests %q; want leg-1 asked about, kept, Success", res.Outcome, a.requests())
+		}
+	})
+	t.Run("it had not, and Asterisk says so: made again a moment later", func(t *testing.T) {
 		call, a := newFakeCall(), newFakeARI()
 		a.failOnce["dial"] = []error{errCut}
-		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}},
+		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, &deadlinePassed{},
 			&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-3"}},
 			&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-3", State: "Up"}}, destroyed("leg-3", 16, "Up")}
 		res, err := Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
@@ -308,7 +321,7 @@ func TestDialUnanswered(t *testing.T) {
 		call, a := newFakeCall(), newFakeARI()
 		a.failOnce["dial"] = []error{errCut}
 		a.failOnce["var"] = []error{errCut}
-		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, &deadlinePassed{},
+		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}, &deadlinePassed{}, &deadlinePassed{},
 			&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-3"}},
 			&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-3", State: "Up"}}, destroyed("leg-3", 16, "Up")}
 		res, err := Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)

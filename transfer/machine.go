@@ -172,6 +172,8 @@ type Transfer struct {
 	adopted, redialled bool
 	// dialUnsure: the dial got no answer; it may not have left.
 	dialUnsure bool
+	// unsureChecked: Asterisk was asked whether that dial left.
+	unsureChecked bool
 }
 
 // leg is the current number's outbound channel and what became of it.
