@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -624,4 +625,49 @@ blocks:
 	if n := h.count("POST", "/channels/c1/continue"); n != 1 {
 		t.Errorf("%d continues, want 1 (no fallback)", n)
 	}
+}
+
+// A prompt whose request is cut under it (no answer: the connection
+// closed, as when the websocket and REST connections are cut together) is
+// played again, not taken for the block's Error.
+func TestPlaybackCutPlayedAgain(t *testing.T) {
+	t.Parallel()
+	const prompts = `
+name: prompts
+version: "1"
+entry: ["prompts"]
+start: one
+blocks:
+  one: {type: PlayPrompt, prompts: ["sound:one"], branches: {Next: two, Error: bye}}
+  two: {type: PlayPrompt, prompts: ["sound:two"], branches: {Next: bye}}
+  bye: {type: Disconnect}
+`
+	h := run(t, []string{prompts})
+	var cut atomic.Int32
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "POST" && strings.HasPrefix(r.Path, "/channels/c1/play/") && cut.Add(1) == 1 {
+			return aritest.Cut, "", 0, true
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "prompts")
+	eventually(t, "sound:one played after the cuts", func() bool {
+		for _, r := range h.fake.Requests() {
+			if r.Method == "POST" && strings.HasPrefix(r.Path, "/channels/c1/play/") && r.Query.Get("media") == "sound:one" && r.Status == 201 {
+				h.fake.FinishPlayback(strings.TrimPrefix(r.Path, "/channels/c1/play/"))
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "sound:two played next", func() bool {
+		for _, m := range h.medias("c1") {
+			if m == "sound:two" {
+				return true
+			}
+		}
+		return false
+	})
+	h.fake.Hangup("c1", 16)
+	h.ended("c1")
 }

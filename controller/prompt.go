@@ -66,16 +66,28 @@ func (c *call) play(ctx context.Context, uris ...string) error {
 }
 
 func (c *call) startPlayback(ctx context.Context, uri string) (string, error) {
-	id := newID("pb")
-	c.own(id)
 	c.Settle() // the last transfer's bridge gone first: the caller is out of it
-	err := c.app.ari.Play(ctx, c.id, id, uri)
-	if err != nil {
+	for try := 0; ; try++ {
+		id := newID("pb")
+		c.own(id)
+		err := c.app.ari.Play(ctx, c.id, id, uri)
+		if err == nil {
+			c.playing, c.playStarted = id, time.Now()
+			return id, nil
+		}
 		c.disown(id)
-		return "", err
+		if try > 0 || ari.StatusCode(err) != 0 || ctx.Err() != nil {
+			return "", err
+		}
+		// No answer (the connection cut under the request): the
+		// playback may have begun. It is stopped, should it have, and
+		// started again under a new ID, rather than the block's Error
+		// branch for a prompt the caller may hear twice.
+		c.log.WithError(err).WithField("media", uri).Warn("playback got no answer; starting it again")
+		if serr := c.app.ari.StopPlayback(context.WithoutCancel(ctx), id); serr != nil && !ari.IsNotFound(serr) {
+			c.log.WithError(serr).Debug("stopping the unanswered playback failed")
+		}
 	}
-	c.playing, c.playStarted = id, time.Now()
-	return id, nil
 }
 
 // endPlayback forgets a playback that finished (or was stopped).

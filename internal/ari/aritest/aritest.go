@@ -99,6 +99,10 @@ type Request struct {
 // event. It sees requests that passed authentication.
 type Interceptor func(r *Request) (status int, body string, delay time.Duration, handled bool)
 
+// Cut, as an Interceptor's status, closes the connection without an
+// answer: a request cut mid-flight.
+const Cut = -1
+
 // Server is a fake ARI. Create it with New.
 type Server struct {
 	t   testing.TB
@@ -359,6 +363,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			case <-s.done:
 			}
 			tm.Stop()
+		}
+		if handled && status == Cut {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+				}
+			}
+			finish(Cut)
+			return
 		}
 		if handled {
 			if text != "" {
