@@ -132,7 +132,13 @@ func (a *App) reconcileStored(ctx context.Context, chans []ari.Channel, n *recon
 			n.cleaned++
 		}
 	}
-	a.dropRecords(ctx, drops)
+	// Off the takeover's path, like the orphans: no caller waits for a
+	// record whose call is gone or back in the dialplan.
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.dropRecords(ctx, drops)
+	}()
 	return recorded, nil
 }
 
