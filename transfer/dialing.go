@@ -359,31 +359,50 @@ func (t *Transfer) create(ctx context.Context) error {
 // the caller. The record says "dialing" before the dial leaves: a process
 // taking over never dials a leg twice.
 func (t *Transfer) dialWhenInApp(ctx context.Context) error {
-	if err := t.awaitInApp(ctx); err != nil {
-		return err
-	}
-	if t.plan.Options.Ringback == flows.RingbackEarlyMedia {
-		if err := t.joinBridge(ctx); err != nil {
-			return err
-		}
-	}
-	// Written right before the dial, not while the leg enters the app: a
-	// process taking over finds "dialing" and waits for a leg that may
-	// never have been dialled only if this one died in between.
+	// Written while the leg enters the app, not after: the write and the
+	// StasisStart's way overlap (the event waits in the call's queue). A
+	// process taking over between the write and the dial finds "dialing"
+	// on a leg Asterisk proves undialled, and dials the number at once.
 	if err := t.awaitCount(ctx); err != nil {
 		return err
 	}
-	// The ring time counts from the dial, not from the create: a slow
-	// entry into the app does not eat it.
 	l := &t.leg
-	l.dialed = time.Now()
-	l.deadline = l.dialed.Add(time.Duration(l.target.TimeoutS) * time.Second)
-	ts := t.call.Record().Transfer
-	ts.State, ts.Dialed, ts.RingDeadline = record.StateDialing, l.dialed, l.deadline
+	stamp := func() {
+		l.dialed = time.Now()
+		l.deadline = l.dialed.Add(time.Duration(l.target.TimeoutS) * time.Second)
+		ts := t.call.Record().Transfer
+		ts.State, ts.Dialed, ts.RingDeadline = record.StateDialing, l.dialed, l.deadline
+	}
+	stamp()
 	written := time.Now()
 	if err := t.call.SetPhase(ctx, record.PhaseDialing); err != nil {
 		t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
 		return fmt.Errorf("saving the dialing state: %w", err)
+	}
+	// Once the record says "dialing", the leg is awaited and dialled even
+	// if this process's calls are being left this instant (see below).
+	dctx := context.WithoutCancel(ctx)
+	if err := t.awaitInApp(dctx); err != nil {
+		return err
+	}
+	if t.plan.Options.Ringback == flows.RingbackEarlyMedia {
+		if err := t.joinBridge(dctx); err != nil {
+			return err
+		}
+	}
+	// The ring time counts from the dial, not from the create: a slow
+	// entry into the app does not eat it. Saved again only when that
+	// entry was slow, so that a process taking over waits as long.
+	if time.Since(l.dialed) > time.Second {
+		stamp()
+		written = time.Now()
+		if err := t.call.Save(ctx); err != nil {
+			t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
+			return fmt.Errorf("saving the dialing state: %w", err)
+		}
+	} else {
+		l.dialed = time.Now()
+		l.deadline = l.dialed.Add(time.Duration(l.target.TimeoutS) * time.Second)
 	}
 	// Once the record says "dialing", the dial leaves even if this
 	// process's lease lapsed locally meanwhile or its calls are being left

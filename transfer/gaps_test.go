@@ -381,16 +381,16 @@ func TestDigitUnanswered(t *testing.T) {
 	}
 }
 
-// The ring time counts from the dial: a leg slow to enter the app rings
-// for the whole of it.
+// The ring time counts from the dial: a leg slow (over a second) to enter
+// the app rings for the whole of it, and the record says so.
 func TestRingTimeFromTheDial(t *testing.T) {
 	call, a := newFakeCall(), newFakeARI()
 	plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
 	start := time.Now()
-	call.events = []ari.Event{&pause{d: 300 * time.Millisecond}, &ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}}
+	call.events = []ari.Event{&pause{d: 1100 * time.Millisecond}, &ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}}
 	_, _ = Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
 	ts := call.rec.Transfer
-	if ts == nil || ts.Dialed.Sub(start) < 300*time.Millisecond || ts.RingDeadline.Sub(ts.Dialed) != 5*time.Second {
+	if ts == nil || ts.Dialed.Sub(start) < 1100*time.Millisecond || ts.RingDeadline.Sub(ts.Dialed) != 5*time.Second {
 		t.Errorf("transfer %+v: want dialled after the entry, ringing 5 s from then", ts)
 	}
 }
@@ -423,5 +423,25 @@ func TestUnansweredResultSaved(t *testing.T) {
 	}
 	if len(b.requests()) != 0 {
 		t.Errorf("adopter sent %q, want nothing", b.requests())
+	}
+}
+
+// The "dialing" write goes out while the made leg enters the app, not
+// after its StasisStart: the two waits overlap on the caller's path. The
+// dial still leaves only after both.
+func TestDialingWrittenWhileTheLegEnters(t *testing.T) {
+	call, a := newFakeCall(), newFakeARI()
+	plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
+	call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}}}
+	var before int // events not yet taken when "dialing" was written
+	var dialled bool
+	call.onPhase = func(p record.Phase) {
+		if p == record.PhaseDialing {
+			before, dialled = len(call.events), slices.Contains(a.requests(), "dial leg-1 5s")
+		}
+	}
+	_, _ = Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
+	if before != 1 || dialled || !slices.Contains(a.requests(), "dial leg-1 5s") {
+		t.Errorf("at the write: %d events left, dialled %v; requests %q; want the StasisStart still queued, no dial yet, a dial after", before, dialled, a.requests())
 	}
 }
