@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -100,7 +101,7 @@ type farEnd struct {
 	expect   string // the digits the flow sends it
 	complete bool   // all of them should arrive (the far end stays until they have)
 	mu       sync.Mutex
-	digits   string
+	digits   []Digit       // as the carrier reported them, with its stamps
 	got      chan struct{} // a digit arrived (capacity 1)
 	gone     chan struct{} // closed when the channel ended
 	goneAt   time.Time
@@ -119,7 +120,7 @@ func watchFar(c *chaosCall, a arrival) *farEnd {
 			case *ari.ChannelDtmfReceived:
 				c.noteLag(EventTime(e))
 				f.mu.Lock()
-				f.digits += e.Digit
+				f.digits = append(f.digits, Digit{Digit: e.Digit, At: EventTime(e), Duration: time.Duration(e.DurationMs) * time.Millisecond})
 				f.mu.Unlock()
 				select {
 				case f.got <- struct{}{}:
@@ -137,10 +138,17 @@ func watchFar(c *chaosCall, a arrival) *farEnd {
 	return f
 }
 
-func (f *farEnd) received() string {
+func (f *farEnd) received() []Digit {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.digits
+	return slices.Clone(f.digits)
+}
+
+// wireCount is how many digits the far end received, less the carrier's
+// duplicates.
+func (f *farEnd) wireCount() int {
+	wire, _ := splitCarrierDups(f.received())
+	return len(wire)
 }
 
 func (f *farEnd) isGone() bool {
@@ -158,13 +166,13 @@ func (f *farEnd) waitDigits(n int, within time.Duration) bool {
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
 	for {
-		if len(f.received()) >= n {
+		if f.wireCount() >= n {
 			return true
 		}
 		select {
 		case <-f.got:
 		case <-f.gone:
-			return len(f.received()) >= n
+			return f.wireCount() >= n
 		case <-deadline.C:
 			return false
 		}
@@ -209,6 +217,7 @@ type chaosCall struct {
 	harness []string      // the harness's own failures (carrier requests)
 	presses int           // return key presses
 	dup     int           // digits a far end received twice
+	farDup  int           // digits the carrier reported twice (carrierDupWindow)
 	skip    int           // digits a far end should have received and did not
 	leaked  int           // return key digits a far end heard
 	lag     time.Duration // the longest a carrier event of this call took to reach the harness
@@ -569,25 +578,42 @@ func (c *chaosCall) scoreDigits() {
 	for _, f := range c.fars {
 		got := f.received()
 		if c.kind.name == "return key" {
-			c.leaked += strings.Count(got, "*")
-			got = strings.ReplaceAll(got, "*", "")
+			got = slices.DeleteFunc(got, func(d Digit) bool {
+				if d.Digit == "*" {
+					c.leaked++
+				}
+				return d.Digit == "*"
+			})
 		}
-		if f.expect == "" && got == "" {
+		if f.expect == "" && len(got) == 0 {
 			continue
 		}
-		dup, skip := digitDiff(f.expect, got)
-		c.dup += dup
-		if dup > 0 {
-			c.mark(outWrong, f.goneAt, "far end %s received %q, want %q (sent twice)", f.number, f.received(), f.expect)
+		sc := scoreFarDigits(f.expect, got)
+		c.dup += sc.sentTwice
+		c.farDup += len(sc.carrierDups)
+		if sc.sentTwice > 0 {
+			c.mark(outWrong, f.goneAt, "far end %s received %q, want %q (sent twice)", f.number, digitString(f.received()), f.expect)
 		}
-		if f.complete && skip > 0 && c.outcome == outKept {
-			c.skip += skip
-			c.reasons = append(c.reasons, fmt.Sprintf("far end %s received %q of %q", f.number, got, f.expect))
+		if f.complete && sc.skipped > 0 && c.outcome == outKept {
+			c.skip += sc.skipped
+			c.reasons = append(c.reasons, fmt.Sprintf("far end %s received %q of %q", f.number, sc.wire, f.expect))
 		}
 	}
 	if c.leaked > 0 {
 		c.mark(outWrong, time.Now(), "far end heard %d key(s) of the return key", c.leaked)
 	}
+}
+
+// farDigits prints what each far end of the call received, with the
+// carrier's stamps and durations.
+func (c *chaosCall) farDigits() string {
+	var parts []string
+	for _, f := range c.fars {
+		if ds := f.received(); len(ds) > 0 {
+			parts = append(parts, fmt.Sprintf("far end %s digits %s", f.number, formatFarDigits(ds)))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // expectDigits says which digits the far end must receive; complete: all

@@ -245,7 +245,8 @@ func (r *chaosRun) report() {
 	type tally struct{ calls, kept, fallback, silent, wrong, harness, lagged int }
 	kinds := map[string]*tally{}
 	var all tally
-	var dup, leaked, skip int
+	var dup, farDup, leaked, skip int
+	var farDupCalls []*chaosCall
 	var bad []*chaosCall
 	for _, c := range r.calls {
 		k := kinds[c.kind.name]
@@ -273,6 +274,10 @@ func (r *chaosRun) report() {
 			}
 		}
 		dup += c.dup
+		farDup += c.farDup
+		if c.farDup > 0 {
+			farDupCalls = append(farDupCalls, c)
+		}
 		leaked += c.leaked
 		skip += c.skip
 		if c.outcome != outKept || len(c.harness) > 0 {
@@ -341,6 +346,7 @@ func (r *chaosRun) report() {
 	fmt.Fprintf(&b, "  %-40s %7d   goal 0: %s (%d requests judged, %d not judgeable, %d sent while no one held the lease)\n", "actions by a fenced process", fence.fenced,
 		check("fenced actions", fence.fenced == 0), fence.judged, fence.unjudged, fence.free)
 	row("digits sent twice", dup, "goal 0: "+check("digits sent twice", dup == 0))
+	row("far end reported a digit twice", farDup, fmt.Sprintf("(not a goal: carrier event duplicates, a repeat within %v; docs/chaos.md)", carrierDupWindow))
 	row("return-key digits heard by a far end", leaked, "goal 0: "+check("leaked keys", leaked == 0))
 	row("digits a far end never got", skip, "(not a goal)")
 	p99 := pctDur(took, 99)
@@ -503,7 +509,16 @@ func (r *chaosRun) report() {
 		if c.lag > harnessLag {
 			fmt.Fprintf(&detail, " HARNESS LAG %v", c.lag.Round(100*time.Millisecond))
 		}
+		if fd := c.farDigits(); fd != "" {
+			fmt.Fprintf(&detail, " (%s)", fd)
+		}
 		detail.WriteString("\n")
+	}
+	if len(farDupCalls) > 0 {
+		fmt.Fprintf(&detail, "\ndigits the far end's carrier reported twice (%d calls; not wrong ends):\n", len(farDupCalls))
+		for _, c := range farDupCalls {
+			fmt.Fprintf(&detail, "  %s %-30s %s\n", c.from, c.kind.name, c.farDigits())
+		}
 	}
 	out := b.String() + detail.String()
 	if len(out) > 60000 {
