@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/policy"
@@ -47,10 +48,36 @@ func (t *Transfer) admit(ctx context.Context) error {
 	gate, call := t.gate, t.call
 	go func() {
 		call.Settle() // the last leg's slot given back first
-		_, err := gate.Count(context.WithoutCancel(ctx), leg)
-		verdict <- counted{slot: leg.Slot, err: err}
+		verdict <- counted{slot: leg.Slot, err: countPatiently(context.WithoutCancel(ctx), gate, leg)}
 	}()
 	return nil
+}
+
+// countPatience is how long the counters are asked again while Redis does
+// not answer: the policy fails closed, and a Redis restart or failover of
+// a second or two should not send callers to the Error branch.
+const countPatience = 3 * time.Second
+
+// countPatiently counts the leg, again (100 ms, then twice as long each
+// time, at most 1 s apart) while the counters fail for want of Redis. A
+// refusal is final. A count whose answer was lost may count the leg
+// twice: the safe side of a cap.
+func countPatiently(ctx context.Context, gate Gate, leg policy.Leg) error {
+	deadline := time.Now().Add(countPatience)
+	wait := 100 * time.Millisecond
+	for {
+		_, err := gate.Count(ctx, leg)
+		var d *policy.Denied
+		if err == nil || errors.As(err, &d) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // policyLeg is the current number as the dial policy sees it.

@@ -303,6 +303,10 @@ type fakeGate struct {
 	mu       sync.Mutex
 	acquired []string
 	released []string
+	// unavailable: the counters' next answers are these errors (Redis
+	// not answering), in order.
+	unavailable []error
+	counts      int
 }
 
 func (g *fakeGate) Check(l policy.Leg) error {
@@ -318,6 +322,12 @@ func (g *fakeGate) Count(_ context.Context, l policy.Leg) (func(), error) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.counts++
+	if len(g.unavailable) > 0 {
+		err := g.unavailable[0]
+		g.unavailable = g.unavailable[1:]
+		return nil, err
+	}
 	g.acquired = append(g.acquired, l.Slot)
 	return func() {}, nil
 }

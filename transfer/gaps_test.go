@@ -445,3 +445,21 @@ func TestDialingWrittenWhileTheLegEnters(t *testing.T) {
 		t.Errorf("at the write: %d events left, dialled %v; requests %q; want the StasisStart still queued, no dial yet, a dial after", before, dialled, a.requests())
 	}
 }
+
+// The policy's counters unanswered a moment (a Redis restart): they are
+// asked again, and the number dialled, instead of the block's Error. A
+// refusal, or counters still unanswered past countPatience, stays final.
+func TestCountersAskedAgainWhileRedisIsAway(t *testing.T) {
+	plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
+	call, a := newFakeCall(), newFakeARI()
+	gate := &fakeGate{unavailable: []error{errors.New("admission counters: EOF"), errors.New("admission counters: connection refused")}}
+	call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}},
+		&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}}, destroyed("leg-1", 16, "Up")}
+	res, err := Run(context.Background(), call, testEnv(a), gate, plan, 0)
+	if err != nil && err != errNoMoreEvents {
+		t.Fatal(err)
+	}
+	if res.Outcome != OutcomeSuccess || gate.counts != 3 || !slices.Contains(a.requests(), "dial leg-1 5s") {
+		t.Errorf("outcome %s after %d counts, requests %q; want Success after 3", res.Outcome, gate.counts, a.requests())
+	}
+}
