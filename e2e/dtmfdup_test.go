@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -125,23 +122,5 @@ func dupExperimentCall(t *testing.T, pid int, did, far string, n int, stall time
 	return got
 }
 
-// carrierAsteriskPID is the carrier Asterisk of the stack in dir: the
-// child of the unshare process that e2e/stack.sh recorded.
-func carrierAsteriskPID(dir string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "carrier.pid"))
-	if err != nil {
-		return 0, fmt.Errorf("carrier pid: %w", err)
-	}
-	parent := strings.TrimSpace(string(b))
-	kids, err := os.ReadFile(fmt.Sprintf("/proc/%s/task/%s/children", parent, parent))
-	if err != nil {
-		return 0, fmt.Errorf("carrier process %s: %w", parent, err)
-	}
-	for _, k := range strings.Fields(string(kids)) {
-		comm, err := os.ReadFile("/proc/" + k + "/comm")
-		if err == nil && strings.TrimSpace(string(comm)) == "asterisk" {
-			return strconv.Atoi(k)
-		}
-	}
-	return 0, fmt.Errorf("no asterisk process under %s (children %q)", parent, strings.TrimSpace(string(kids)))
-}
+// carrierAsteriskPID is the carrier Asterisk of the stack in dir.
+func carrierAsteriskPID(dir string) (int, error) { return stackAsteriskPID(dir, "carrier") }
