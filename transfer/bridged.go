@@ -112,6 +112,9 @@ func (t *Transfer) joinRetrying(ctx context.Context) error {
 	wait := 20 * time.Millisecond
 	for try := 0; ; try++ {
 		err := t.joinBridge(ctx)
+		if unanswered(ctx, err) {
+			return t.joinUnanswered(ctx, err)
+		}
 		if err == nil || ari.StatusCode(err) != 422 || try == bridgeRetries {
 			return err
 		}
@@ -123,6 +126,28 @@ func (t *Transfer) joinRetrying(ctx context.Context) error {
 		}
 		wait *= 2
 	}
+}
+
+// joinSettle is how long after an addChannel without an answer the
+// bridge is looked at: the request may still be carried out meanwhile.
+const joinSettle = time.Second
+
+// joinUnanswered handles an addChannel that got no answer (the connection
+// cut): it may have been carried out. Sending it again blindly would take
+// a channel already in the bridge out and in again, and two at once can
+// lose the caller's absorbDTMF; so once the request has had time to land,
+// only who is missing from the bridge is added.
+func (t *Transfer) joinUnanswered(ctx context.Context, err error) error {
+	t.leg.log.WithError(err).WithField("phase", "bridge-unanswered").Warn("transfer: adding to the bridge got no answer; adding whoever is missing in a moment")
+	select {
+	case <-time.After(joinSettle):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	rejoin := t.rejoin
+	t.rejoin = true // joinBridge adds only who is missing
+	defer func() { t.rejoin = rejoin }()
+	return t.retry(ctx, "adding whoever is missing to the bridge", func() error { return t.joinBridge(ctx) })
 }
 
 // joinBridge adds caller and leg to the bridge. Both join without a

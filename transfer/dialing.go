@@ -386,7 +386,11 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 		return err
 	}
 	if t.plan.Options.Ringback == flows.RingbackEarlyMedia {
-		if err := t.joinBridge(dctx); err != nil {
+		err := t.joinBridge(dctx)
+		if unanswered(dctx, err) {
+			err = t.joinUnanswered(dctx, err)
+		}
+		if err != nil {
 			return err
 		}
 	}

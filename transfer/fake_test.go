@@ -280,8 +280,20 @@ func (a *fakeARI) AddToBridgeWith(_ context.Context, bridge string, j ari.Bridge
 	if !j.InhibitConnectedLine {
 		verb = "add-showing"
 	}
-	return a.do(verb, bridge, strings.Join(ids, ","))
+	err := a.do(verb, bridge, strings.Join(ids, ","))
+	if err == nil || errors.Is(err, errAddLanded) {
+		a.mu.Lock()
+		if m, ok := a.bridges[bridge]; ok {
+			a.bridges[bridge] = append(m, ids...)
+		}
+		a.mu.Unlock()
+	}
+	return err
 }
+
+// errAddLanded: an addChannel that got no answer but was carried out.
+var errAddLanded = errors.New("POST /addChannel: EOF (it was carried out)")
+
 func (a *fakeARI) DestroyBridge(_ context.Context, id string) error { return a.do("destroy", id) }
 func (a *fakeARI) Ring(_ context.Context, id string) error          { return a.do("ring", id) }
 func (a *fakeARI) StopRing(_ context.Context, id string) error      { return a.do("stopring", id) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -461,5 +462,41 @@ func TestCountersAskedAgainWhileRedisIsAway(t *testing.T) {
 	}
 	if res.Outcome != OutcomeSuccess || gate.counts != 3 || !slices.Contains(a.requests(), "dial leg-1 5s") {
 		t.Errorf("outcome %s after %d counts, requests %q; want Success after 3", res.Outcome, gate.counts, a.requests())
+	}
+}
+
+// An addChannel that got no answer may have been carried out. It is not
+// sent again blindly (a second add of a channel in the bridge takes it out
+// and in again, and two at once can lose the caller's absorbDTMF): a
+// moment later, only who is missing is added.
+func TestJoinUnansweredAddsOnlyWhoIsMissing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want []string // the adds, in order
+	}{
+		{"carried out: the leg alone is added", errAddLanded,
+			[]string{"add-absorbing br-2 c1", "members br-2", "add br-2 leg-1"}},
+		{"lost: both are added", errCut,
+			[]string{"add-absorbing br-2 c1", "members br-2", "add-absorbing br-2 c1", "add br-2 leg-1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			call, a := newFakeCall(), newFakeARI()
+			a.failOnce["add-absorbing"] = []error{tc.err}
+			plan := Plan{Resume: true, Options: Options{ReturnKey: "**"},
+				Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
+			call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}},
+				&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}}, destroyed("leg-1", 16, "Up")}
+			res, err := Run(context.Background(), call, testEnv(a), &fakeGate{}, plan, 0)
+			if err != nil && err != errNoMoreEvents {
+				t.Fatal(err)
+			}
+			got := slices.DeleteFunc(a.requests(), func(r string) bool {
+				return !strings.HasPrefix(r, "add") && !strings.HasPrefix(r, "members")
+			})
+			if res.Outcome != OutcomeSuccess || !slices.Equal(got, tc.want) {
+				t.Errorf("outcome %s, adds %q; want Success, %q", res.Outcome, got, tc.want)
+			}
+		})
 	}
 }

@@ -174,7 +174,11 @@ type BridgeJoin struct {
 	InhibitConnectedLine bool
 }
 
-// AddToBridgeWith adds channels to a bridge in one request, with o.
+// AddToBridgeWith adds channels to a bridge in one request, with o. Sent
+// once: a second addChannel for a channel already in the bridge takes it
+// out and in again with the second request's settings, and two at once
+// can leave it joined with none (absorbDTMF lost: the far end hears the
+// caller's keys). Callers check the bridge's channels after an error.
 func (c *Client) AddToBridgeWith(ctx context.Context, bridge string, o BridgeJoin, channels ...string) error {
 	// The query parameter takes a comma-separated list.
 	q := url.Values{"channel": {strings.Join(channels, ",")}}
@@ -184,7 +188,7 @@ func (c *Client) AddToBridgeWith(ctx context.Context, bridge string, o BridgeJoi
 	if o.InhibitConnectedLine {
 		q.Set("inhibitConnectedLineUpdates", "true")
 	}
-	return c.do(ctx, http.MethodPost, bridgePath(bridge)+"/addChannel?"+q.Encode(), nil, nil, again)
+	return c.do(ctx, http.MethodPost, bridgePath(bridge)+"/addChannel?"+q.Encode(), nil, nil, once)
 }
 
 // AddToBridge is AddToBridgeWith without options.
