@@ -379,16 +379,16 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 		t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
 		return fmt.Errorf("saving the dialing state: %w", err)
 	}
-	// Once the record says "dialing", the leg is awaited and dialled even
-	// if this process's calls are being left this instant (see below).
-	dctx := context.WithoutCancel(ctx)
-	if err := t.awaitInApp(dctx); err != nil {
+	// Should this process's calls be left while the leg enters the app
+	// (lease lost, stop), the leg stays undialled: whoever takes over
+	// finds it proven so and dials the number at once.
+	if err := t.awaitInApp(ctx); err != nil {
 		return err
 	}
 	if t.plan.Options.Ringback == flows.RingbackEarlyMedia {
-		err := t.joinBridge(dctx)
-		if unanswered(dctx, err) {
-			err = t.joinUnanswered(dctx, err)
+		err := t.joinBridge(ctx)
+		if unanswered(ctx, err) {
+			err = t.joinUnanswered(ctx, err)
 		}
 		if err != nil {
 			return err

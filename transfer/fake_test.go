@@ -29,6 +29,7 @@ type fakeCall struct {
 	saveErr error
 	owned   map[string]bool
 	onPhase func(record.Phase) // called once a phase is written
+	onEvent func(ari.Event)    // called with each event Next hands out
 }
 
 func newFakeCall() *fakeCall {
@@ -96,6 +97,9 @@ func (c *fakeCall) Next(ctx context.Context, deadline time.Time) (ari.Event, err
 			return nil, fmt.Errorf("fake call: a deadline passed, but the state has none")
 		}
 		return nil, ErrDeadline
+	}
+	if c.onEvent != nil {
+		c.onEvent(ev)
 	}
 	return ev, nil
 }

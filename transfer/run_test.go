@@ -101,16 +101,17 @@ func TestRunCountersRefuseWhileMaking(t *testing.T) {
 }
 
 // The record names the leg "dialing" before the dial. A process whose
-// calls' context ends right after that write (its lease lost, or a stop)
-// still sends the dial: whoever takes over waits for that leg and never
-// dials it, so a dial held back would leave the caller waiting in silence
-// until the ring timeout.
+// calls' context ends once the leg is in the app (its lease lost, or a
+// stop) still sends the dial: whoever takes over waits for that leg and
+// never dials it, so a dial held back would leave the caller waiting. (One
+// whose context ends before the leg is in the app leaves it undialled,
+// and the next process proves that and dials the number at once.)
 func TestDialLeavesOnceDialingIsWritten(t *testing.T) {
 	call, a := newFakeCall(), newFakeARI()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	call.onPhase = func(p record.Phase) {
-		if p == record.PhaseDialing {
+	call.onEvent = func(ev ari.Event) {
+		if _, ok := ev.(*ari.StasisStart); ok && call.rec.Phase == record.PhaseDialing {
 			cancel()
 		}
 	}
