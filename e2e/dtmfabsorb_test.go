@@ -32,17 +32,7 @@ import (
 // process and adds a DTMF log channel to it. ARIFLOW_DTMF_ABSORB_CALLS
 // sets the calls per arm (default 10).
 func TestPBXReturnKeyAbsorbExperiment(t *testing.T) {
-	if os.Getenv("ARIFLOW_DTMF_ABSORB_EXPERIMENT") != "1" {
-		t.Skip("opt-in: ARIFLOW_DTMF_ABSORB_EXPERIMENT=1 (stops the stack's PBX Asterisk)")
-	}
-	calls := 10
-	if s := os.Getenv("ARIFLOW_DTMF_ABSORB_CALLS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("ARIFLOW_DTMF_ABSORB_CALLS=%q: want a positive number", s)
-		}
-		calls = n
-	}
+	calls := experiment(t, "ARIFLOW_DTMF_ABSORB", "stops the stack's PBX Asterisk")
 	dir := stack.Env["ARIFLOW_STACK_DIR"]
 	pid, err := stackAsteriskPID(dir, "pbx")
 	if err != nil {

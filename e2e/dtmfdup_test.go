@@ -18,17 +18,7 @@ import (
 // (ARIFLOW_DTMF_DUP_EXPERIMENT=1): it stops the stack's carrier process.
 // ARIFLOW_DTMF_DUP_CALLS sets the calls per arm (default 10).
 func TestCarrierDTMFDuplicateExperiment(t *testing.T) {
-	if os.Getenv("ARIFLOW_DTMF_DUP_EXPERIMENT") != "1" {
-		t.Skip("opt-in: ARIFLOW_DTMF_DUP_EXPERIMENT=1 (stops the stack's carrier Asterisk)")
-	}
-	calls := 10
-	if s := os.Getenv("ARIFLOW_DTMF_DUP_CALLS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("ARIFLOW_DTMF_DUP_CALLS=%q: want a positive number", s)
-		}
-		calls = n
-	}
+	calls := experiment(t, "ARIFLOW_DTMF_DUP", "stops the stack's carrier Asterisk")
 	pid, err := carrierAsteriskPID(stack.Env["ARIFLOW_STACK_DIR"])
 	if err != nil {
 		t.Fatal(err)
@@ -124,3 +114,22 @@ func dupExperimentCall(t *testing.T, pid int, did, far string, n int, stall time
 
 // carrierAsteriskPID is the carrier Asterisk of the stack in dir.
 func carrierAsteriskPID(dir string) (int, error) { return stackAsteriskPID(dir, "carrier") }
+
+// experiment skips t unless <prefix>_EXPERIMENT=1 (what it does to the
+// stack says why it is opt-in), and returns the calls per arm:
+// <prefix>_CALLS, 10 by default.
+func experiment(t *testing.T, prefix, why string) int {
+	t.Helper()
+	if os.Getenv(prefix+"_EXPERIMENT") != "1" {
+		t.Skipf("opt-in: %s_EXPERIMENT=1 (%s)", prefix, why)
+	}
+	calls := 10
+	if s := os.Getenv(prefix + "_CALLS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("%s_CALLS=%q: want a positive number", prefix, s)
+		}
+		calls = n
+	}
+	return calls
+}
