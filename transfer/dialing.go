@@ -272,11 +272,15 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 	}
 	berr := <-bridgeDone
 	if unanswered(ctx, berr) {
-		// No answer: made again under its ID; a conflict says the first
-		// was made after all.
-		if berr = t.createBridge(ctx); ari.StatusCode(berr) == 409 {
-			berr = nil
-		}
+		// No answer: made again under its ID, while Asterisk does not
+		// answer (a cut closes every connection at once); a conflict
+		// says the first was made after all.
+		berr = t.retry(ctx, "making the bridge again", func() error {
+			if err := t.createBridge(ctx); ari.StatusCode(err) != 409 {
+				return err
+			}
+			return nil
+		})
 	}
 	if err == nil {
 		err = berr

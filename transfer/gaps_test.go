@@ -336,11 +336,13 @@ func TestDialUnanswered(t *testing.T) {
 }
 
 // A bridge create that got no answer is made again (a conflict: it was
-// made after all), not the Error branch.
+// made after all), while Asterisk does not answer (chaos run L: a cut
+// failed the second try too), not the Error branch.
 func TestBridgeCreateUnanswered(t *testing.T) {
-	for _, second := range []error{nil, &ari.StatusError{Code: 409}} {
+	for _, then := range [][]error{{nil}, {&ari.StatusError{Code: 409}}, {errCut, nil}} {
 		call, a := newFakeCall(), newFakeARI()
-		a.failOnce["bridge"] = []error{errCut, second}
+		a.failOnce["bridge"] = append([]error{errCut}, then...)
+		second := then
 		plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
 		call.events = []ari.Event{&ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}},
 			&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}}, destroyed("leg-1", 16, "Up")}
