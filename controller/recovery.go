@@ -61,17 +61,17 @@ func (a *App) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	legs := a.reconcileChannels(ctx, chans, recorded, &n)
+	cleanup := a.reconcileChannels(ctx, chans, recorded, &n)
 	// Adoption above registered the adopted calls' bridges: a bridge of
 	// ours that no call owns now is an orphan.
-	var orphanBridges []string
+	bg := context.WithoutCancel(ctx)
 	for _, b := range bridges {
 		if a.ours(b.ID, "br") && !a.isOwned(b.ID) {
-			orphanBridges = append(orphanBridges, b.ID)
+			cleanup = append(cleanup, a.orphan("bridge", b.ID, func() error { return a.ari.DestroyBridge(bg, b.ID) }))
 			n.orphanBridges++
 		}
 	}
-	a.removeOrphans(ctx, legs, orphanBridges)
+	a.offPath(cleanup)
 	a.log.WithFields(logrus.Fields{"channels": len(chans), "adopted": n.adopted, "cleaned": n.cleaned, "stale": n.stale,
 		"without_record": n.stray, "orphan_legs": n.orphans, "orphan_bridges": n.orphanBridges,
 		"took": time.Since(start).Round(time.Millisecond)}).Info("reconciled")
@@ -102,7 +102,7 @@ func (a *App) reconcileStored(ctx context.Context, chans []ari.Channel, n *recon
 		present[ch.ID] = ch
 	}
 	recorded := make(map[string]bool, len(ids))
-	var drops []drop
+	var drops []func() // off the takeover's path, like the orphans
 	for i, id := range ids {
 		rec := recs[i]
 		if bad[i] != nil {
@@ -124,81 +124,58 @@ func (a *App) reconcileStored(ctx context.Context, chans []ari.Channel, n *recon
 			// The caller is in the dialplan (the fallback desk, a queue):
 			// the record outlived the call's time in the app. The caller is
 			// not ours to touch.
-			drops = append(drops, drop{rec, "caller outside the app"})
+			drops = append(drops, func() { a.dropRecord(ctx, rec, "caller outside the app") })
 			n.stale++
 		default:
 			// The caller is gone: what it left behind goes too.
-			drops = append(drops, drop{rec, "caller gone"})
+			drops = append(drops, func() { a.dropRecord(ctx, rec, "caller gone") })
 			n.cleaned++
 		}
 	}
-	// Off the takeover's path, like the orphans: no caller waits for a
-	// record whose call is gone or back in the dialplan.
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		a.dropRecords(ctx, drops)
-	}()
+	// No caller waits for a record whose call is gone or back in the
+	// dialplan.
+	a.offPath(drops)
 	return recorded, nil
 }
 
-// drop is a record reconcile drops, and why.
-type drop struct {
-	rec *record.Call
-	why string
-}
-
-// dropParallel bounds the records dropped at once: each is a few round
-// trips, and one after the other they would hold the takeover up (the
-// callers without a record wait for it) when Redis or Asterisk is slow.
+// dropParallel bounds the clean-up requests a reconcile sends at once:
+// each is a round trip or a few, and one after the other they held a
+// takeover up (the callers without a record wait for it) when Redis or
+// Asterisk is slow.
 const dropParallel = 8
 
-// dropRecords drops records, a few at a time, and returns once all are.
-func (a *App) dropRecords(ctx context.Context, drops []drop) {
-	sem := make(chan struct{}, dropParallel)
-	var wg sync.WaitGroup
-	for _, d := range drops {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			a.dropRecord(ctx, d.rec, d.why)
-		}()
-	}
-	wg.Wait()
-}
-
-// removeOrphans hangs up orphan legs and destroys orphan bridges, a few
-// at a time, off the takeover's path: no caller waits for them, and one
-// after the other they held the end of a takeover up.
-func (a *App) removeOrphans(ctx context.Context, legs, bridges []string) {
-	if len(legs)+len(bridges) == 0 {
+// offPath runs a reconcile's clean-up (stale records, orphan legs and
+// bridges), dropParallel jobs at a time, on a goroutine of its own that
+// the term's end waits for: no caller waits for it.
+func (a *App) offPath(jobs []func()) {
+	if len(jobs) == 0 {
 		return
 	}
-	bg := context.WithoutCancel(ctx)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		sem := make(chan struct{}, dropParallel)
 		var wg sync.WaitGroup
-		do := func(f func() error, what, id string) {
+		for _, job := range jobs {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				if err := f(); err != nil && !ari.IsNotFound(err) {
-					a.log.WithError(err).WithField(what, id).Warn("reconcile: removing an orphan failed; the next reconcile tries again")
-				}
+				job()
 			}()
-		}
-		for _, id := range legs {
-			do(func() error { return a.ari.Hangup(bg, id, "normal") }, "channel", id)
-		}
-		for _, id := range bridges {
-			do(func() error { return a.ari.DestroyBridge(bg, id) }, "bridge", id)
 		}
 		wg.Wait()
 	}()
+}
+
+// orphan is the job that removes an orphan leg or bridge; gone already
+// counts as done.
+func (a *App) orphan(what, id string, remove func() error) func() {
+	return func() {
+		if err := remove(); err != nil && !ari.IsNotFound(err) {
+			a.log.WithError(err).WithField(what, id).Warn("reconcile: removing an orphan failed; the next reconcile tries again")
+		}
+	}
 }
 
 // reconcileChannels handles the channels no call runs and no record
@@ -206,12 +183,13 @@ func (a *App) removeOrphans(ctx context.Context, legs, bridges []string) {
 // while no process acted starts its call; one already answered (Redis
 // lost its record: no persistence, eviction, a flush) goes to the
 // fallback, never silence.
-func (a *App) reconcileChannels(ctx context.Context, chans []ari.Channel, recorded map[string]bool, n *reconciled) (orphanLegs []string) {
+func (a *App) reconcileChannels(ctx context.Context, chans []ari.Channel, recorded map[string]bool, n *reconciled) (cleanup []func()) {
+	bg := context.WithoutCancel(ctx)
 	for _, ch := range chans {
 		switch {
 		case a.isOwned(ch.ID) || recorded[ch.ID] || a.isLocal(ch.ID):
 		case a.ours(ch.ID, "leg"):
-			orphanLegs = append(orphanLegs, ch.ID)
+			cleanup = append(cleanup, a.orphan("channel", ch.ID, func() error { return a.ari.Hangup(bg, ch.ID, "normal") }))
 			a.metrics.OrphanLegs.Inc()
 			n.orphans++
 		case ch.InApp(a.cfg.App) && ch.State != "Up":
@@ -225,7 +203,7 @@ func (a *App) reconcileChannels(ctx context.Context, chans []ari.Channel, record
 			go a.strayCaller(ctx, ch.ID, a.log.WithFields(logrus.Fields{"call_id": ch.ID, "channel": ch.ID, "name": ch.Name}))
 		}
 	}
-	return orphanLegs
+	return cleanup
 }
 
 // dropRecord removes a record whose call is no longer ours, with the leg
