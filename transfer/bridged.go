@@ -144,10 +144,7 @@ func (t *Transfer) joinUnanswered(ctx context.Context, err error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	rejoin := t.rejoin
-	t.rejoin = true // joinBridge adds only who is missing
-	defer func() { t.rejoin = rejoin }()
-	return t.retry(ctx, "adding whoever is missing to the bridge", func() error { return t.joinBridge(ctx) })
+	return t.retry(ctx, "adding whoever is missing to the bridge", func() error { return t.join(ctx, true) })
 }
 
 // joinBridge adds caller and leg to the bridge. Both join without a
@@ -160,12 +157,16 @@ func (t *Transfer) joinUnanswered(ctx context.Context, err error) error {
 // that the far end never hears the return key; ariflow passes the other
 // keys on itself. A process taking over adds only who is missing, with the
 // same settings: adding a channel again would add it without them.
-func (t *Transfer) joinBridge(ctx context.Context) error {
+func (t *Transfer) joinBridge(ctx context.Context) error { return t.join(ctx, t.rejoin) }
+
+// join is joinBridge; onlyMissing looks at the bridge first and adds only
+// who is not in it.
+func (t *Transfer) join(ctx context.Context, onlyMissing bool) error {
 	t.call.Settle() // the caller out of the last transfer's bridge first
 	a := t.env.ARI
 	caller, legID, bridge := t.call.ID(), t.leg.id, t.leg.bridge
 	wantCaller, wantLeg := true, true
-	if t.rejoin {
+	if onlyMissing {
 		in, err := a.BridgeChannels(ctx, bridge)
 		switch {
 		case ari.IsNotFound(err):

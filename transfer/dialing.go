@@ -401,16 +401,14 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// The ring time counts from the dial, not from the create: a slow
 	// entry into the app does not eat it. Saved again only when that
 	// entry was slow, so that a process taking over waits as long.
-	if time.Since(l.dialed) > time.Second {
-		stamp()
+	slow := time.Since(l.dialed) > time.Second
+	stamp()
+	if slow {
 		written = time.Now()
 		if err := t.call.Save(ctx); err != nil {
 			t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
 			return fmt.Errorf("saving the dialing state: %w", err)
 		}
-	} else {
-		l.dialed = time.Now()
-		l.deadline = l.dialed.Add(time.Duration(l.target.TimeoutS) * time.Second)
 	}
 	// Once the record says "dialing", the dial leaves even if this
 	// process's lease lapsed locally meanwhile or its calls are being left
