@@ -393,10 +393,13 @@ func (a *App) ours(id, kind string) bool { return strings.HasPrefix(id, a.cfg.Ap
 func (c *call) own(ids ...string) {
 	a := c.app
 	a.mu.Lock()
+	now := time.Now()
 	for _, id := range ids {
 		if id != "" {
 			a.owners[id] = c
-			c.owned[id] = struct{}{}
+			if _, ok := c.owned[id]; !ok {
+				c.owned[id] = now
+			}
 		}
 	}
 	a.mu.Unlock()

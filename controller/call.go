@@ -33,10 +33,13 @@ type call struct {
 	flow   *flows.Flow
 	rec    record.Call
 	events chan ari.Event
-	log    *logrus.Entry
-	gone   bool                // the caller's channel has left Stasis
-	owned  map[string]struct{} // IDs registered for this call; guarded by app.mu
-	saved  bool                // the record was written at least once
+	// pending holds events taken off events early (see queuedEnd), read
+	// before it.
+	pending []ari.Event
+	log     *logrus.Entry
+	gone    bool                 // the caller's channel has left Stasis
+	owned   map[string]time.Time // IDs registered for this call, and since when; guarded by app.mu
+	saved   bool                 // the record was written at least once
 	// overflow is closed when an event could not be queued: the call no
 	// longer knows what happened to its channels and is ended.
 	overflow     chan struct{}
@@ -92,7 +95,7 @@ func (a *App) newCall(id string) *call {
 		app:      a,
 		id:       id,
 		events:   make(chan ari.Event, a.cfg.EventQueue),
-		owned:    map[string]struct{}{},
+		owned:    map[string]time.Time{},
 		overflow: make(chan struct{}),
 		log:      a.log.WithFields(logrus.Fields{"call_id": id, "channel": id}),
 	}
@@ -110,10 +113,11 @@ func (a *App) launch(ctx context.Context, c *call, body func(context.Context) er
 	}
 	a.calls[c.id] = c
 	ids = append([]string{c.id}, ids...)
+	now := time.Now()
 	for _, id := range ids {
 		if id != "" {
 			a.owners[id] = c
-			c.owned[id] = struct{}{}
+			c.owned[id] = now
 		}
 	}
 	a.claimParkedLocked(c, ids)

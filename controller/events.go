@@ -379,6 +379,8 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 		return
 	}
 	var target *call
+	// One lock for the look-up and the parking: a call that takes the
+	// channel on in between claims the parked events before any later one.
 	a.mu.Lock()
 	for _, k := range ev.Keys() {
 		if c := a.owners[k.ID]; c != nil {
@@ -386,8 +388,9 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 			break
 		}
 	}
+	parked := target == nil && a.parkLocked(ev)
 	a.mu.Unlock()
-	if target == nil && a.park(ev) {
+	if parked {
 		return
 	}
 	if target == nil {
@@ -420,10 +423,9 @@ func (a *App) parkEvents() {
 	a.mu.Unlock()
 }
 
-// park keeps ev while events are parked; it tells whether it did.
-func (a *App) park(ev ari.Event) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// parkLocked keeps ev while events are parked (a.mu held); it tells
+// whether it did.
+func (a *App) parkLocked(ev ari.Event) bool {
 	keys := ev.Keys()
 	if a.parked == nil || a.nparked >= maxParked || len(keys) == 0 {
 		return false

@@ -75,6 +75,10 @@ func (c *call) next(ctx context.Context, timeout <-chan time.Time) (ari.Event, e
 // deadline for what had already happened (the second key of a return
 // key); late says the deadline has passed.
 func (c *call) receive(ctx context.Context, timeout <-chan time.Time) (ev ari.Event, late bool, err error) {
+	if len(c.pending) > 0 {
+		ev, c.pending = c.pending[0], c.pending[1:]
+		return ev, false, nil
+	}
 	select {
 	case <-c.overflow:
 		return nil, false, errOverflow
@@ -103,9 +107,9 @@ var passed = func() <-chan time.Time {
 // reconnect, a rewrite of the record): it returns the event the call
 // should see, or nil.
 func (c *call) internal(ctx context.Context, ev ari.Event) ari.Event {
-	switch ev.(type) {
+	switch e := ev.(type) {
 	case *checkChannels:
-		return c.verifyChannels(ctx)
+		return c.verifyChannels(ctx, e)
 	case *resave:
 		if c.saved {
 			if err := c.save(ctx); err != nil {
@@ -115,6 +119,35 @@ func (c *call) internal(ctx context.Context, ev ari.Event) ari.Event {
 		return nil
 	}
 	return ev
+}
+
+// queuedEnd tells whether the end of channel id (its StasisEnd or
+// ChannelDestroyed) is already in the call's queue: then it was not lost,
+// and comes next with its real cause. The queue is moved to pending to be
+// looked at; its order stays.
+func (c *call) queuedEnd(id string) bool {
+	for {
+		select {
+		case ev := <-c.events:
+			c.pending = append(c.pending, ev)
+			continue
+		default:
+		}
+		break
+	}
+	for _, ev := range c.pending {
+		switch e := ev.(type) {
+		case *ari.StasisEnd:
+			if e.Channel.ID == id {
+				return true
+			}
+		case *ari.ChannelDestroyed:
+			if e.Channel.ID == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 var (

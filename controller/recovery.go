@@ -54,7 +54,8 @@ func (a *App) reconcile(ctx context.Context) error {
 	}
 	// Our own calls: each checks its own channels, in its own goroutine,
 	// so that a leg it is creating right now is not taken for lost.
-	a.tellCalls(func() ari.Event { return &checkChannels{} })
+	since := time.Unix(0, a.pathSince.Load())
+	a.tellCalls(func() ari.Event { return &checkChannels{since: since} })
 
 	var n reconciled
 	recorded, err := a.reconcileStored(ctx, chans, &n)
@@ -261,19 +262,30 @@ func (a *App) isOwned(id string) bool {
 
 // checkChannels asks a call to verify that its channels still exist and
 // its prompt still plays: an event about them may have been lost while
-// the websocket was down.
-type checkChannels struct{ ari.EventData }
+// the websocket was down. since is when the working websocket opened:
+// every event of a channel the call took on after it has reached the call
+// (Asterisk registers the app before it answers the upgrade), so such a
+// channel is not checked; the check may be handled well after the
+// reconnect, and a leg made meanwhile (the call gone on to its next block)
+// must not be taken for lost because it ended with its events still queued.
+type checkChannels struct {
+	ari.EventData
+	since time.Time
+}
 
 func (*checkChannels) Keys() ari.Keys { return nil }
 
 // verifyChannels returns the event the call missed, if any.
-func (c *call) verifyChannels(ctx context.Context) ari.Event {
+func (c *call) verifyChannels(ctx context.Context, chk *checkChannels) ari.Event {
 	for _, id := range []string{c.id, c.rec.Outbound} {
-		if id == "" {
+		if id == "" || !c.ownedBefore(id, chk.since) {
 			continue
 		}
 		state, err := c.app.ari.ChannelState(ctx, id)
 		switch {
+		case ari.IsNotFound(err) && c.queuedEnd(id):
+			// Ended after the reconnect: its end is queued, with its cause.
+			return nil
 		case ari.IsNotFound(err):
 			c.log.WithField("lost", id).Info("channel ended unseen (found at a reconcile)")
 			// Its cause went with the lost events: 0, unknown.
@@ -285,7 +297,7 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 			return &ari.ChannelStateChange{Channel: ari.ChannelData{ID: id, State: state}}
 		}
 	}
-	if c.playing != "" {
+	if c.playing != "" && c.ownedBefore(c.playing, chk.since) {
 		if ok, err := c.app.ari.PlaybackExists(ctx, c.playing); err == nil && !ok {
 			c.app.metrics.LostEvents.Inc()
 			c.log.WithField("playback", c.playing).Info("playback ended unseen (found at a reconcile)")
@@ -293,6 +305,15 @@ func (c *call) verifyChannels(ctx context.Context) ari.Event {
 		}
 	}
 	return nil
+}
+
+// ownedBefore tells whether the call took id on before t (or does not
+// know when: then it is checked).
+func (c *call) ownedBefore(id string, t time.Time) bool {
+	c.app.mu.Lock()
+	at, ok := c.owned[id]
+	c.app.mu.Unlock()
+	return !ok || at.Before(t)
 }
 
 // adoptRecord runs a call another process (or this one, in an earlier

@@ -358,19 +358,27 @@ func placeHACalls(ctx context.Context, t *testing.T) []*haCall {
 	return calls
 }
 
+// digitIdle is how long the shipper waits for the next digit (the first
+// one: since it answered) before it stops listening. It bounds how long a
+// digit may be held up by a fault (a request held in a stalled proxy, an
+// event path being proven again), not how long the whole string takes.
+const digitIdle = 8 * time.Second
+
 // collectDigits reads what the shipper receives until the last digit of
 // the flow's "1,2,3,4,5,6" arrived (a digit sent twice makes more than
-// six) or the call ended.
+// six), the call ended, or no digit came for digitIdle.
 func (c *haCall) collectDigits(ctx context.Context) {
 	var got string
 	for !strings.HasSuffix(got, "6") {
-		d, err := c.ship.Digits(ctx, 1)
+		dctx, cancel := context.WithTimeout(ctx, digitIdle)
+		d, err := c.ship.Digits(dctx, 1)
+		cancel()
 		got += d
 		if err != nil {
+			got += fmt.Sprintf(" (then: %v)", err)
 			break
 		}
 	}
-	c.gotDigit = got
 	c.digits <- got
 }
 
@@ -444,7 +452,8 @@ func (r *faultResult) tally(c *haCall) {
 		r.notes = append(r.notes, fmt.Sprintf("%s call %s: ended at %s", c.kind, c.from, c.outcome))
 	}
 	if (c.kind == kindDTMF || c.kind == kindBridged || c.kind == kindRinging) && c.outcome == agentOK {
-		dup, skip := digitDiff("123456", c.gotDigit)
+		digits, _, _ := strings.Cut(c.gotDigit, " ")
+		dup, skip := digitDiff("123456", digits)
 		r.digitDup += dup
 		r.digitSkip += skip
 		if dup+skip > 0 {
@@ -457,20 +466,22 @@ func (r *faultResult) tally(c *haCall) {
 // hangs up, the caller presses 1 (input); then the call must reach an
 // agent or the fallback desk.
 func (c *haCall) finish(ctx context.Context) {
+	listening := false
 	switch c.kind {
 	case kindInput:
 		_ = c.caller.SendDTMF("1")
 	case kindRinging:
 		if c.ship.Answer() == nil {
+			listening = true
 			go c.collectDigits(ctx)
 		}
 	}
 	if c.ship != nil {
-		// The shipper hangs up once it has its digits (or at once, when
-		// the leg is gone or no digits come within 8 s).
-		select {
-		case <-c.digits:
-		case <-time.After(8 * time.Second):
+		// The shipper hangs up once it has its digits (or when the leg is
+		// gone, or no digit came for digitIdle; at once when it could not
+		// answer, and nothing listens).
+		if c.kind != kindRinging || listening {
+			c.gotDigit = <-c.digits
 		}
 		_ = c.ship.Hangup()
 	}
