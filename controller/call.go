@@ -393,15 +393,19 @@ func (a *App) write(ctx context.Context, rec *record.Call) error {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second) // as ARI requests
 		err = a.store.Save(sctx, rec)
 		cancel()
-		if errors.Is(err, ErrFenced) && attempt == 0 {
+		if errors.Is(err, ErrFenced) && attempt < fencedRewrites {
 			// Refused while our own lease is still valid: the store lost it
 			// (Redis flushed or restarted without its data), or another
-			// process holds it. The next renewal tells which: the lease
-			// taken back under a new epoch (write again), or lost.
+			// process holds it. The next renewal's answer tells which: the
+			// lease taken back (write again under it) or lost (await says
+			// so). That answer may be slow in coming on a busy machine; a
+			// call that gave up before it would leave the process that
+			// still runs it, with its record gone from the store: the
+			// renewal is waited for as a lapse is (LapseWait).
 			select {
 			case <-renewal:
 				continue
-			case <-time.After(a.cfg.LeaseTTL / 2):
+			case <-time.After(a.cfg.LapseWait):
 			case <-ctx.Done():
 			}
 		}
@@ -415,6 +419,11 @@ func (a *App) write(ctx context.Context, rec *record.Call) error {
 		return nil
 	}
 }
+
+// fencedRewrites bounds how often a write refused by the store's fence
+// is made again after a renewal: more than once only if the store loses
+// the lease again in between.
+const fencedRewrites = 3
 
 // maxSaveFailures is how many blocks in a row may find the record
 // unwritable and take their Error branch before the call goes to the

@@ -50,6 +50,9 @@ type memStore struct {
 	deleting    int // deletes under way, and the most at once
 	deletingMax int
 	resigns     int // resignations that freed the lease
+	// renewGate, while set, holds every renewal until it is closed (a
+	// renewal whose answer is slow in coming).
+	renewGate chan struct{}
 }
 
 func newMemStore() *memStore {
@@ -191,7 +194,25 @@ func (s *memStore) Campaign(_ context.Context, owner string, ttl time.Duration) 
 }
 
 func (s *memStore) Renew(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
+	s.mu.Lock()
+	gate := s.renewGate
+	s.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 	return s.Campaign(ctx, owner, ttl)
+}
+
+// flushAll is Redis's FLUSHALL: the records and the lease go.
+func (s *memStore) flushAll() {
+	s.mu.Lock()
+	clear(s.recs)
+	s.holder = ""
+	s.mu.Unlock()
 }
 
 func (s *memStore) Holder(_ context.Context) (string, error) {

@@ -501,3 +501,36 @@ func TestLeaving(t *testing.T) {
 		}
 	}
 }
+
+// Redis flushed (the lease and the records gone) while the renewal's
+// answer is slow to come: a call whose write the store refuses waits for
+// that answer and, the lease taken back, writes again and goes on. It
+// used to give up after half a lease lifetime and leave the call "for the
+// next active process" while it was still the active one; its record
+// gone, the reconcile after the renewal sent the caller to the fallback
+// (chaos soak run M).
+func TestRefusedWriteWaitsForASlowRenewal(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts}, func(c *Config) { c.Fallback = DialplanTarget{Context: "fallback"} })
+	h.caller("c1", "prompts")
+	pb := h.wantPlayed("c1", "sound:one")
+	gate := make(chan struct{})
+	h.store.mu.Lock()
+	h.store.renewGate = gate
+	h.store.mu.Unlock()
+	h.store.flushAll()
+	h.fake.FinishPlayback(pb)
+	// The renewal's answer is held for two lease lifetimes (the fault),
+	// then given.
+	time.Sleep(2 * h.cfg.LeaseTTL)
+	h.store.mu.Lock()
+	h.store.renewGate = nil
+	h.store.mu.Unlock()
+	close(gate)
+	pb = h.wantPlayed("c1", "sound:two")
+	if n := h.count("POST", "/channels/c1/continue"); n != 0 {
+		t.Fatalf("the caller was sent to the fallback (%d continue requests)", n)
+	}
+	h.fake.FinishPlayback(pb)
+	h.ended("c1")
+}
