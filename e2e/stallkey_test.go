@@ -66,6 +66,9 @@ func TestARIStallReturnKeyExperiment(t *testing.T) {
 	}
 	const freeze = 5 * time.Second
 	arms := []stallArm{
+		// The soak's case: the first '*' reaches ariflow, the second is
+		// held in the freeze.
+		{name: "** across the freeze's start, ** after the thaw", presses: []time.Duration{-450 * time.Millisecond, freeze + 300*time.Millisecond, freeze + 5300*time.Millisecond}},
 		{name: "** in the freeze, ** after the thaw", presses: []time.Duration{500 * time.Millisecond, freeze + 300*time.Millisecond, freeze + 5300*time.Millisecond}},
 		{name: "** late in the freeze, ** after the thaw", presses: []time.Duration{4 * time.Second, freeze + 300*time.Millisecond, freeze + 5300*time.Millisecond}},
 		{name: "** after the thaw only", presses: []time.Duration{freeze + 300*time.Millisecond, freeze + 5300*time.Millisecond}},
@@ -123,7 +126,7 @@ func TestARIStallReturnKeyExperiment(t *testing.T) {
 type stallArm struct {
 	name    string
 	freeze  time.Duration
-	presses []time.Duration // since the freeze began: "**" each
+	presses []time.Duration // since the freeze began (before it: negative): "**" each
 	// hold: new connections are held from the freeze until this long
 	// after the thaw.
 	hold time.Duration
@@ -186,13 +189,19 @@ func stallBatch(t *testing.T, p *Ariflow, arm stallArm, k int, pbxLog string) st
 		}
 	}
 	time.Sleep(700 * time.Millisecond) // a person answers, talks
-	bt.frozen = time.Now()
+	// Presses before the freeze (negative times) need it a moment ahead.
+	lead := 50 * time.Millisecond
+	for _, d := range arm.presses {
+		lead = max(lead, 50*time.Millisecond-d)
+	}
+	bt.frozen = time.Now().Add(lead)
+	for range k {
+		frozen <- bt.frozen
+	}
+	time.Sleep(time.Until(bt.frozen))
 	p.Proxy.Freeze()
 	if arm.hold > 0 {
 		p.Proxy.Hold()
-	}
-	for range k {
-		frozen <- bt.frozen
 	}
 	time.Sleep(arm.freeze)
 	p.Proxy.Thaw()
