@@ -169,3 +169,31 @@ func TestEventsWaitsForASlowHandshake(t *testing.T) {
 	}
 	ec.Close()
 }
+
+// Heard moves with what arrives on the connection, and only then: a
+// stalled connection keeps an old time (transfer holds a return key's
+// first key while its path is silent).
+func TestEventConnHeard(t *testing.T) {
+	c, s := fakeClient(t)
+	ec, err := c.Events(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ec.Close()
+	connected := ec.Heard()
+	if connected.IsZero() || connected.After(time.Now()) {
+		t.Fatalf("heard at %v after the handshake", connected)
+	}
+	s.WaitConnected(t, 2*time.Second)
+	mark := time.Now()
+	if h := ec.Heard(); h.After(mark) {
+		t.Fatalf("heard at %v with nothing sent", h)
+	}
+	s.Emit(map[string]any{"type": "ChannelUserevent", "eventname": "x"})
+	if _, err := ec.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if h := ec.Heard(); !h.After(mark) {
+		t.Errorf("heard at %v, before the event sent after %v", h, mark)
+	}
+}
