@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -77,6 +78,9 @@ func TestARIStallReturnKeyExperiment(t *testing.T) {
 		// inactive a moment), then the new websocket registers the app.
 		{name: "** after the thaw, the new websocket 0.2 s after it", presses: []time.Duration{freeze + 300*time.Millisecond, freeze + 5300*time.Millisecond}, hold: 200 * time.Millisecond},
 		{name: "** in the freeze and after the thaw, the new websocket 0.2 s after it", presses: []time.Duration{500 * time.Millisecond, freeze + 300*time.Millisecond, freeze + 5300*time.Millisecond}, hold: 200 * time.Millisecond},
+		// Not a stall: a lone '*' is passed on after the hold; when it
+		// reaches the far end.
+		{name: "a lone * without a freeze", presses: []time.Duration{0}, keys: "*", noFreeze: true},
 	}
 	if s := os.Getenv("ARIFLOW_STALL_KEY_ARMS"); s != "" {
 		arms = slices.DeleteFunc(arms, func(a stallArm) bool { return !strings.Contains(a.name, s) })
@@ -129,7 +133,9 @@ type stallArm struct {
 	presses []time.Duration // since the freeze began (before it: negative): "**" each
 	// hold: new connections are held from the freeze until this long
 	// after the thaw.
-	hold time.Duration
+	hold     time.Duration
+	keys     string // pressed each time ("**" if empty)
+	noFreeze bool   // the proxy is left alone
 }
 
 type stallResult struct {
@@ -199,15 +205,17 @@ func stallBatch(t *testing.T, p *Ariflow, arm stallArm, k int, pbxLog string) st
 		frozen <- bt.frozen
 	}
 	time.Sleep(time.Until(bt.frozen))
-	p.Proxy.Freeze()
-	if arm.hold > 0 {
-		p.Proxy.Hold()
-	}
-	time.Sleep(arm.freeze)
-	p.Proxy.Thaw()
-	if arm.hold > 0 {
-		time.Sleep(arm.hold)
-		p.Proxy.Release()
+	if !arm.noFreeze {
+		p.Proxy.Freeze()
+		if arm.hold > 0 {
+			p.Proxy.Hold()
+		}
+		time.Sleep(arm.freeze)
+		p.Proxy.Thaw()
+		if arm.hold > 0 {
+			time.Sleep(arm.hold)
+			p.Proxy.Release()
+		}
 	}
 	wg.Wait()
 	close(done)
@@ -301,8 +309,9 @@ func stallCall(ctx context.Context, arm stallArm, res *stallResult, ready chan<-
 				pressed <- nil
 				return
 			}
-			if err := caller.SendDTMF("**"); err != nil {
-				pressed <- fmt.Errorf("%s: caller presses ** (%d): %w", from, i+1, err)
+			keys := cmp.Or(arm.keys, "**")
+			if err := caller.SendDTMF(keys); err != nil {
+				pressed <- fmt.Errorf("%s: caller presses %s (%d): %w", from, keys, i+1, err)
 				return
 			}
 		}
