@@ -267,7 +267,7 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.sendLegEvent(url, key, ev, log) },
 		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied},
 		PathSince: func() time.Time { return time.Unix(0, a.pathSince.Load()) },
-		PathHeard: a.pathHeard}
+		PathHeard: a.pathHeard, PathPing: a.pingPath}
 	a.xfer.Observer = xferObserver{a}
 	a.SetFlows(set)
 	return a

@@ -182,6 +182,13 @@ func (a *App) pathHeard() time.Time {
 	return time.Time{}
 }
 
+// pingPath has a ping sent on the current websocket now.
+func (a *App) pingPath() {
+	if ws := a.path.Load(); ws != nil {
+		ws.PingSoon()
+	}
+}
+
 // setConnected says whether the event path is up (proven), and since when
 // it is down.
 func (a *App) setConnected(up bool) {

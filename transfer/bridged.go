@@ -59,8 +59,8 @@ type talkState struct {
 	heldAt  time.Time // when they are looked at again (passed on, or dropped)
 	heldEnd time.Time // when the hold ends: the next key would have come by then
 	heldGot time.Time // when the first of them arrived
-	// heldSilent: the hold ended while the event path was silent (said
-	// once in the log).
+	// heldSilent: the hold ended before the event path was heard from
+	// again (a ping was asked for).
 	heldSilent bool
 }
 
@@ -286,8 +286,12 @@ func (t *Transfer) due(ctx context.Context) string {
 			// ends. Held until the path shows life (passed on then) or
 			// begins anew (dropped).
 			if !ts.heldSilent {
+				// A live path answers a ping within a round trip.
 				ts.heldSilent = true
-				t.leg.log.WithFields(logrus.Fields{"phase": "return-key-wait", "keys": len(ts.held)}).Info("transfer: keys that may begin the return key held on: the event path is silent")
+				if t.env.PathPing != nil {
+					t.env.PathPing()
+				}
+				t.leg.log.WithFields(logrus.Fields{"phase": "return-key-wait", "keys": len(ts.held)}).Debug("transfer: keys that may begin the return key held on until the event path is heard from")
 			}
 			ts.heldAt = now.Add(pathRecheck)
 		default:
@@ -299,13 +303,13 @@ func (t *Transfer) due(ctx context.Context) string {
 }
 
 // pathRecheck is how often a silent event path is looked at again while
-// keys are held for it.
-const pathRecheck = 100 * time.Millisecond
+// keys are held for it: a live one answers the ping sooner.
+const pathRecheck = 20 * time.Millisecond
 
 // pathHeardSince tells whether the event path received anything after at.
-// Asterisk writes a websocket's frames in order, and a ping goes every
-// second, so a path heard after at has delivered every event published
-// before at; one silent since may hold them.
+// Asterisk writes a websocket's frames in order, and the path is pinged
+// (PathPing) when a hold ends, so a path heard after at has delivered
+// every event published before at; one silent since may hold them.
 func (t *Transfer) pathHeardSince(at time.Time) bool {
 	if t.env.PathHeard == nil {
 		return true

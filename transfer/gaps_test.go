@@ -232,6 +232,8 @@ func TestReturnKeyHeldWhilePathSilent(t *testing.T) {
 			since, heard := now.Add(-time.Minute), now.Add(-2500*time.Millisecond) // silent since just after the key
 			env.PathSince = func() time.Time { return since }
 			env.PathHeard = func() time.Time { return heard }
+			pings := 0
+			env.PathPing = func() { pings++ }
 			tr := newTransfer(call, env, &fakeGate{}, Plan{Options: Options{ReturnKey: "**"}})
 			tr.leg.id, tr.leg.log = "leg", quiet
 			got := now.Add(-3 * time.Second)
@@ -244,6 +246,10 @@ func TestReturnKeyHeldWhilePathSilent(t *testing.T) {
 			}
 			if wake := tr.nextWake(); wake.IsZero() || wake.After(time.Now().Add(time.Second)) {
 				t.Fatalf("next look at the held key at %v; want soon", wake)
+			}
+			tr.due(context.Background()) // looked at again, still silent
+			if pings != 1 {
+				t.Errorf("%d pings asked for; want 1, when the hold ended", pings)
 			}
 
 			since, heard = tc.afterwards(time.Now())

@@ -134,6 +134,9 @@ type Env struct {
 	// event, a pong): one silent for a while may be stalled, the events
 	// since in it. Nil: always just now.
 	PathHeard func() time.Time
+	// PathPing has the event path pinged now, so that a live one is
+	// heard from within a round trip. Nil: none.
+	PathPing func()
 	// Written is how long after a record write began the request it
 	// announces may leave without the local lease check (the lease's
 	// lifetime; 0: always checked). See ari.Written.

@@ -33,6 +33,7 @@ type EventConn struct {
 	wmu  sync.Mutex // the ping writer and Close
 	done chan struct{}
 	once sync.Once
+	soon chan struct{} // PingSoon: a ping now, not at the next tick
 }
 
 // WebsocketURL is the events URL for an ARI base URL.
@@ -130,7 +131,7 @@ func (c *idleConn) Read(p []byte) (int, error) {
 }
 
 func newEventConn(ws *websocket.Conn, idle *idleConn) *EventConn {
-	ec := &EventConn{ws: ws, idle: idle, done: make(chan struct{})}
+	ec := &EventConn{ws: ws, idle: idle, done: make(chan struct{}), soon: make(chan struct{}, 1)}
 	go ec.ping()
 	return ec
 }
@@ -143,6 +144,7 @@ func (ec *EventConn) ping() {
 		case <-ec.done:
 			return
 		case <-t.C:
+		case <-ec.soon:
 		}
 		ec.wmu.Lock()
 		_ = ec.ws.SetWriteDeadline(time.Now().Add(ReadIdle))
@@ -154,6 +156,16 @@ func (ec *EventConn) ping() {
 			ec.Close()
 			return
 		}
+	}
+}
+
+// PingSoon has a ping sent now rather than at the next PingInterval
+// tick, so that a live connection is heard from (Heard) within a round
+// trip. It does not wait.
+func (ec *EventConn) PingSoon() {
+	select {
+	case ec.soon <- struct{}{}:
+	default:
 	}
 }
 
