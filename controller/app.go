@@ -222,7 +222,9 @@ type App struct {
 	connected atomic.Bool  // the event path is proven
 	pathDown  atomic.Int64 // since when it is not (Unix ns)
 	pathSince atomic.Int64 // when the current websocket opened (Unix ns)
-	draining  atomic.Bool
+	// path is the current websocket (nil before the first).
+	path     atomic.Pointer[ari.EventConn]
+	draining atomic.Bool
 	// probeToken is the probe under way; read hands it to probes when it
 	// comes back.
 	probeToken atomic.Pointer[string]
@@ -264,7 +266,8 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout, Written: cfg.LeaseTTL,
 		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.sendLegEvent(url, key, ev, log) },
 		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied},
-		PathSince: func() time.Time { return time.Unix(0, a.pathSince.Load()) }}
+		PathSince: func() time.Time { return time.Unix(0, a.pathSince.Load()) },
+		PathHeard: a.pathHeard, PathPing: a.pingPath}
 	a.xfer.Observer = xferObserver{a}
 	a.SetFlows(set)
 	return a

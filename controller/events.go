@@ -114,6 +114,7 @@ func (a *App) serveConnection(ctx, tctx context.Context, ws *ari.EventConn, s *s
 	// call to go to: they wait (parkEvents).
 	a.parkEvents()
 	a.pathSince.Store(time.Now().UnixNano())
+	a.path.Store(ws)
 	if err := a.ari.SetEventFilter(tctx, ari.EventTypes); err != nil {
 		a.log.WithError(err).Warn("ARI event filter not set; receiving every event")
 	}
@@ -169,6 +170,22 @@ func (a *App) serveConnection(ctx, tctx context.Context, ws *ari.EventConn, s *s
 	default:
 		ws.Close()
 		<-readDone
+	}
+}
+
+// pathHeard is when the current websocket last received anything (zero
+// before the first).
+func (a *App) pathHeard() time.Time {
+	if ws := a.path.Load(); ws != nil {
+		return ws.Heard()
+	}
+	return time.Time{}
+}
+
+// pingPath has a ping sent on the current websocket now.
+func (a *App) pingPath() {
+	if ws := a.path.Load(); ws != nil {
+		ws.PingSoon()
 	}
 }
 

@@ -56,8 +56,12 @@ type talkState struct {
 	warned  bool
 	warnID  string
 	held    string    // keys that may begin the return key, not yet passed on
-	heldAt  time.Time // when they are passed on
+	heldAt  time.Time // when they are looked at again (passed on, or dropped)
+	heldEnd time.Time // when the hold ends: the next key would have come by then
 	heldGot time.Time // when the first of them arrived
+	// heldSilent: the hold ended before the event path was heard from
+	// again (a ping was asked for).
+	heldSilent bool
 }
 
 // bridge bridges the answered far end with the caller. The record says
@@ -271,14 +275,46 @@ func (t *Transfer) due(ctx context.Context) string {
 		t.playWarning(ctx)
 	}
 	if ts.held != "" && !now.Before(ts.heldAt) {
-		if t.heldAcrossGap() {
+		switch {
+		case t.heldAcrossGap():
 			t.leg.log.WithFields(logrus.Fields{"phase": "return-key-dropped", "keys": len(ts.held)}).Info("transfer: keys that may begin the return key, held across a change of the event path, not passed on")
-		} else {
+			ts.held = ""
+		case !t.pathHeardSince(ts.heldEnd):
+			// Nothing came by the event path since the hold ended: it
+			// may be stalled with the rest of the return key in it, and a
+			// key passed on now would reach the far end once the stall
+			// ends. Held until the path shows life (passed on then) or
+			// begins anew (dropped).
+			if !ts.heldSilent {
+				// A live path answers a ping within a round trip.
+				ts.heldSilent = true
+				if t.env.PathPing != nil {
+					t.env.PathPing()
+				}
+				t.leg.log.WithFields(logrus.Fields{"phase": "return-key-wait", "keys": len(ts.held)}).Debug("transfer: keys that may begin the return key held on until the event path is heard from")
+			}
+			ts.heldAt = now.Add(pathRecheck)
+		default:
 			t.forward(ctx, ts.held, 0)
+			ts.held = ""
 		}
-		ts.held = ""
 	}
 	return ""
+}
+
+// pathRecheck is how often a silent event path is looked at again while
+// keys are held for it: a live one answers the ping sooner.
+const pathRecheck = 20 * time.Millisecond
+
+// pathHeardSince tells whether the event path received anything after at.
+// Asterisk writes a websocket's frames in order, and the path is pinged
+// (PathPing) when a hold ends, so a path heard after at has delivered
+// every event published before at; one silent since may hold them.
+func (t *Transfer) pathHeardSince(at time.Time) bool {
+	if t.env.PathHeard == nil {
+		return true
+	}
+	return t.env.PathHeard().After(at)
 }
 
 // sendNextDigit sends (or pauses for) the next character when it is due,
@@ -419,6 +455,7 @@ func (t *Transfer) callerKey(ctx context.Context, digit string, durMs int) bool 
 			ts.heldGot = time.Now()
 		}
 		ts.heldAt = time.Now().Add(returnKeyHold)
+		ts.heldEnd, ts.heldSilent = ts.heldAt, false
 	}
 	ts.held = held
 	return matched

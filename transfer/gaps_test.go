@@ -210,6 +210,61 @@ func TestReturnKeyHeldAcrossGap(t *testing.T) {
 	}
 }
 
+// A key that may begin the return key is not passed on while the event
+// path has been silent since its hold ended: a stalled path (ARI frozen,
+// the websocket not yet given up) may hold the rest of the return key, and
+// a DTMF request sent now would reach the far end once the stall ends.
+// The key goes on once the path is heard from again, and is dropped if
+// the path begins anew instead.
+func TestReturnKeyHeldWhilePathSilent(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		afterwards func(now time.Time) (since, heard time.Time) // the path once looked at again
+		forwarded  bool
+	}{
+		{"heard again: passed on", func(now time.Time) (time.Time, time.Time) { return now.Add(-time.Minute), now }, true},
+		{"began anew: dropped", func(now time.Time) (time.Time, time.Time) { return now, now }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			call, a := newFakeCall(), newFakeARI()
+			env := testEnv(a)
+			now := time.Now()
+			since, heard := now.Add(-time.Minute), now.Add(-2500*time.Millisecond) // silent since just after the key
+			env.PathSince = func() time.Time { return since }
+			env.PathHeard = func() time.Time { return heard }
+			pings := 0
+			env.PathPing = func() { pings++ }
+			tr := newTransfer(call, env, &fakeGate{}, Plan{Options: Options{ReturnKey: "**"}})
+			tr.leg.id, tr.leg.log = "leg", quiet
+			got := now.Add(-3 * time.Second)
+			tr.leg.talk.held, tr.leg.talk.heldGot = "*", got
+			tr.leg.talk.heldAt, tr.leg.talk.heldEnd = got.Add(returnKeyHold), got.Add(returnKeyHold)
+
+			tr.due(context.Background())
+			if slices.Contains(a.requests(), "dtmf leg *") || tr.leg.talk.held != "*" {
+				t.Fatalf("path silent since the hold ended: held %q, requests %q; want still held, nothing sent", tr.leg.talk.held, a.requests())
+			}
+			if wake := tr.nextWake(); wake.IsZero() || wake.After(time.Now().Add(time.Second)) {
+				t.Fatalf("next look at the held key at %v; want soon", wake)
+			}
+			tr.due(context.Background()) // looked at again, still silent
+			if pings != 1 {
+				t.Errorf("%d pings asked for; want 1, when the hold ended", pings)
+			}
+
+			since, heard = tc.afterwards(time.Now())
+			tr.leg.talk.heldAt = time.Now()
+			tr.due(context.Background())
+			if got := slices.Contains(a.requests(), "dtmf leg *"); got != tc.forwarded {
+				t.Errorf("passed on: %v, want %v (%q)", got, tc.forwarded, a.requests())
+			}
+			if tr.leg.talk.held != "" {
+				t.Errorf("still held: %q", tr.leg.talk.held)
+			}
+		})
+	}
+}
+
 // The far end's confirmation key may be lost with a websocket that went
 // while the window was open: the confirmation is asked again, once, with
 // a window of its own, instead of ending the leg as not answered.

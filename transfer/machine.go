@@ -130,6 +130,13 @@ type Env struct {
 	// (this process's websocket opened): events before it may have been
 	// lost, or gone to another process. Nil: never.
 	PathSince func() time.Time
+	// PathHeard is when the event path last received anything (an
+	// event, a pong): one silent for a while may be stalled, the events
+	// since in it. Nil: always just now.
+	PathHeard func() time.Time
+	// PathPing has the event path pinged now, so that a live one is
+	// heard from within a round trip. Nil: none.
+	PathPing func()
 	// Written is how long after a record write began the request it
 	// announces may leave without the local lease check (the lease's
 	// lifetime; 0: always checked). See ari.Written.

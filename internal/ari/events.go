@@ -29,9 +29,11 @@ const (
 // EventConn is one connection of the app's event websocket.
 type EventConn struct {
 	ws   *websocket.Conn
+	idle *idleConn
 	wmu  sync.Mutex // the ping writer and Close
 	done chan struct{}
 	once sync.Once
+	soon chan struct{} // PingSoon: a ping now, not at the next tick
 }
 
 // WebsocketURL is the events URL for an ARI base URL.
@@ -95,7 +97,7 @@ func (c *Client) Events(ctx context.Context) (*EventConn, error) {
 	}
 	_ = raw.SetWriteDeadline(time.Time{})
 	idle.live.Store(true)
-	return newEventConn(ws), nil
+	return newEventConn(ws, idle), nil
 }
 
 // HandshakeTimeout bounds a connect and its handshake. Asterisk registers
@@ -113,18 +115,23 @@ const HandshakeTimeout = 5 * time.Second
 // a connection given up then is registered and torn down for nothing.
 type idleConn struct {
 	net.Conn
-	live atomic.Bool
+	live  atomic.Bool
+	heard atomic.Int64 // when bytes last arrived (Unix ns)
 }
 
 func (c *idleConn) Read(p []byte) (int, error) {
 	if c.live.Load() {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(ReadIdle))
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.heard.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
-func newEventConn(ws *websocket.Conn) *EventConn {
-	ec := &EventConn{ws: ws, done: make(chan struct{})}
+func newEventConn(ws *websocket.Conn, idle *idleConn) *EventConn {
+	ec := &EventConn{ws: ws, idle: idle, done: make(chan struct{}), soon: make(chan struct{}, 1)}
 	go ec.ping()
 	return ec
 }
@@ -137,6 +144,7 @@ func (ec *EventConn) ping() {
 		case <-ec.done:
 			return
 		case <-t.C:
+		case <-ec.soon:
 		}
 		ec.wmu.Lock()
 		_ = ec.ws.SetWriteDeadline(time.Now().Add(ReadIdle))
@@ -149,6 +157,28 @@ func (ec *EventConn) ping() {
 			return
 		}
 	}
+}
+
+// PingSoon has a ping sent now rather than at the next PingInterval
+// tick, so that a live connection is heard from (Heard) within a round
+// trip. It does not wait.
+func (ec *EventConn) PingSoon() {
+	select {
+	case ec.soon <- struct{}{}:
+	default:
+	}
+}
+
+// Heard is when bytes last arrived on the connection: an event, or the
+// pong to a ping (one a PingInterval). Asterisk writes a connection's
+// frames in order, so bytes heard after a moment mean that what Asterisk
+// sent before it, before that moment, has arrived; a connection heard
+// from long ago may be stalled with events in it.
+func (ec *EventConn) Heard() time.Time {
+	if ec.idle == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, ec.idle.heard.Load())
 }
 
 // Next returns the next event. Undecodable messages are returned as an

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -168,4 +169,59 @@ func TestEventsWaitsForASlowHandshake(t *testing.T) {
 		t.Fatalf("a handshake answered after %v: %v", ReadIdle+500*time.Millisecond, err)
 	}
 	ec.Close()
+}
+
+// Heard moves with what arrives on the connection, and only then: a
+// stalled connection keeps an old time (transfer holds a return key's
+// first key while its path is silent).
+func TestEventConnHeard(t *testing.T) {
+	c, s := fakeClient(t)
+	ec, err := c.Events(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ec.Close()
+	connected := ec.Heard()
+	if connected.IsZero() || connected.After(time.Now()) {
+		t.Fatalf("heard at %v after the handshake", connected)
+	}
+	s.WaitConnected(t, 2*time.Second)
+	mark := time.Now()
+	if h := ec.Heard(); h.After(mark) {
+		t.Fatalf("heard at %v with nothing sent", h)
+	}
+	s.Emit(map[string]any{"type": "ChannelUserevent", "eventname": "x"})
+	if _, err := ec.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if h := ec.Heard(); !h.After(mark) {
+		t.Errorf("heard at %v, before the event sent after %v", h, mark)
+	}
+}
+
+// PingSoon has the connection heard from within a round trip, not at the
+// next PingInterval.
+func TestEventConnPingSoon(t *testing.T) {
+	c, s := fakeClient(t)
+	ec, err := c.Events(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ec.Close()
+	s.WaitConnected(t, 2*time.Second)
+	go func() { // the app reads all the time: the pong is read with it
+		for {
+			if _, err := ec.Next(); err != nil && !errors.Is(err, ErrUndecodable) {
+				return
+			}
+		}
+	}()
+	mark := time.Now()
+	ec.PingSoon()
+	for !ec.Heard().After(mark) {
+		if time.Since(mark) > PingInterval/2 {
+			t.Fatalf("not heard from %v after PingSoon (last heard %v)", time.Since(mark), ec.Heard())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
