@@ -307,12 +307,14 @@ func (a *App) afterRenewal(ctx context.Context, r renewal) (epoch int64, end err
 		a.metrics.LeaseFailures.Inc()
 		a.lease.clear()
 		return 0, errLeaseLost
-	case r.got != r.epoch && r.got != r.epoch+1 && lapsed:
-		// Not renewed for a whole lifetime, and the store's lease ran out
-		// meanwhile, and epochs were handed out besides this process's:
-		// another process may have held it and acted. What this process
-		// knows of its calls may be stale: a new term, which takes them
-		// over from the store again.
+	case r.got > r.epoch+1, r.got != r.epoch && r.got != r.epoch+1 && lapsed:
+		// Epochs were handed out besides this process's (the store's
+		// counter went past ours), or the lease was not renewed for a
+		// whole lifetime and came back under another epoch: another
+		// process may have held it and acted. A renewal sent in time but
+		// answered late can find so without a lapse here. What this
+		// process knows of its calls may be stale: a new term, which takes
+		// them over from the store again.
 		a.metrics.LeaseFailures.Inc()
 		a.lease.set(r.got, valid)
 		a.logTerm(r.got).WithField("unrenewed", r.unrenewed.Round(time.Millisecond)).Warn("lease: ran out in the store and taken again after another holder; beginning a new term")
