@@ -499,7 +499,10 @@ func (t *Transfer) forward(ctx context.Context, keys string, durMs int) {
 	}
 	if err := t.env.ARI.SendDTMF(ctx, t.leg.id, keys, o.Gap, tone); err != nil {
 		t.leg.log.WithError(err).WithField("phase", "forward-failed").Warn("transfer")
+		return
 	}
+	// The count only: a caller's keys may be a PIN.
+	t.leg.log.WithFields(logrus.Fields{"phase": "forwarded", "keys": len(keys)}).Debug("transfer: caller's keys passed on to the far end")
 }
 
 // endByUs ends an answered transfer that ariflow ends: the caller's
