@@ -282,17 +282,8 @@ func stallCall(ctx context.Context, arm stallArm, res *stallResult, ready chan<-
 	if err := r.Answer(); err != nil {
 		return failed(err)
 	}
-	for got := 0; got < 2; {
-		ev, err := r.Event(shortCtx(ctx, 10*time.Second))
-		if err != nil {
-			return failed(fmt.Errorf("%s: far end got %d of the flow's 2 digits: %w", from, got, err))
-		}
-		switch ev.(type) {
-		case *ari.ChannelDtmfReceived:
-			got++
-		case *ari.StasisEnd, *ari.ChannelDestroyed:
-			return failed(fmt.Errorf("%s: far end gone before the flow's digits", from))
-		}
+	if _, err := r.Digits(shortCtx(ctx, 10*time.Second), 2); err != nil {
+		return failed(fmt.Errorf("%s: far end, the flow's 2 digits: %w", from, err))
 	}
 	ready <- nil
 	at, ok := <-frozen
