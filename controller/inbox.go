@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/ariflow/ariflow/internal/ari"
@@ -31,14 +32,17 @@ func (c *call) deliver(ev ari.Event) {
 }
 
 // callerGone tells whether ev says the caller left.
-func (c *call) callerGone(ev ari.Event) bool {
+func (c *call) callerGone(ev ari.Event) bool { return endsChannel(ev, c.id) }
+
+// endsChannel tells whether ev says channel id is ending or gone.
+func endsChannel(ev ari.Event, id string) bool {
 	switch e := ev.(type) {
 	case *ari.StasisEnd:
-		return e.Channel.ID == c.id
+		return e.Channel.ID == id
 	case *ari.ChannelDestroyed:
-		return e.Channel.ID == c.id
+		return e.Channel.ID == id
 	case *ari.ChannelHangupRequest:
-		return e.Channel.ID == c.id
+		return e.Channel.ID == id
 	}
 	return false
 }
@@ -121,33 +125,19 @@ func (c *call) internal(ctx context.Context, ev ari.Event) ari.Event {
 	return ev
 }
 
-// queuedEnd tells whether the end of channel id (its StasisEnd or
-// ChannelDestroyed) is already in the call's queue: then it was not lost,
-// and comes next with its real cause. The queue is moved to pending to be
-// looked at; its order stays.
+// queuedEnd tells whether the end of channel id is already in the call's
+// queue: then it was not lost, and comes with its real cause. The queue
+// is moved to pending to be looked at; its order stays.
 func (c *call) queuedEnd(id string) bool {
-	for {
+	for drained := false; !drained; {
 		select {
 		case ev := <-c.events:
 			c.pending = append(c.pending, ev)
-			continue
 		default:
-		}
-		break
-	}
-	for _, ev := range c.pending {
-		switch e := ev.(type) {
-		case *ari.StasisEnd:
-			if e.Channel.ID == id {
-				return true
-			}
-		case *ari.ChannelDestroyed:
-			if e.Channel.ID == id {
-				return true
-			}
+			drained = true
 		}
 	}
-	return false
+	return slices.ContainsFunc(c.pending, func(ev ari.Event) bool { return endsChannel(ev, id) })
 }
 
 var (
