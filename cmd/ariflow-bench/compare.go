@@ -115,10 +115,14 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 		kinds0 := ariKinds(af.HTTPAddr)
 		cmds0 := redisCommands(ctx, s)
 		var profDone chan error
-		if sd.name == "ariflow" && o.profile != "" {
+		if sd.name == "ariflow" && (o.profile != "" || o.execTrace != "") {
 			profDone = make(chan error, 1)
 			secs := int(float64(o.calls)/o.rate) + 1
-			go func() { profDone <- fetchProfile(af.HTTPAddr, secs, o.profile) }()
+			kind, path := "profile", o.profile
+			if path == "" {
+				kind, path = "trace", o.execTrace
+			}
+			go func() { profDone <- fetchProfile(af.HTTPAddr, kind, secs, path) }()
 		}
 		res, err := runSide(ctx, o, s, carrier, &calls, sd.did, o.calls, o.concurrency)
 		if profDone != nil {
@@ -310,8 +314,10 @@ func (r *compareReport) print() {
 	fmt.Printf("tracing %v (%d spans exported), call records %v (%.0f sent)\n", r.Tracing, r.Spans, r.Records, r.RecordsSent)
 }
 
-func fetchProfile(addr string, secs int, path string) error {
-	resp, err := adminGet(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+// fetchProfile writes ariflow's pprof endpoint kind ("profile" or
+// "trace") over secs seconds to path.
+func fetchProfile(addr, kind string, secs int, path string) error {
+	resp, err := adminGet(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, secs))
 	if err != nil {
 		return err
 	}

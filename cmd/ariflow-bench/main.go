@@ -32,6 +32,7 @@ type options struct {
 	jsonOut     string
 	repo        string
 	profile     string
+	execTrace   string
 	sweep       []int // calls at once of each point of a sweep
 	trace       bool
 	records     bool
@@ -48,6 +49,7 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON here")
 	flag.StringVar(&o.repo, "repo", ".", "the ariflow repository (for building ariflow and its flows)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write ariflow's CPU profile during the ariflow side here")
+	flag.StringVar(&o.execTrace, "exectrace", "", "write ariflow's execution trace during the ariflow side here (go tool trace)")
 	flag.Func("sweep", "calls at once of each point of a sweep, e.g. 20,100,150 (each at half as many calls a second); one table of both sides and their ratios", func(v string) (err error) {
 		o.sweep, err = parseSweep(v)
 		return err

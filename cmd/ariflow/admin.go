@@ -33,6 +33,7 @@ func adminRoutes(mux *http.ServeMux, token string, reload func() error, pprofOn 
 		// For profiling under load.
 		mux.Handle("/debug/pprof/", requireToken(token, http.HandlerFunc(pprof.Index)))
 		mux.Handle("/debug/pprof/profile", requireToken(token, http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/trace", requireToken(token, http.HandlerFunc(pprof.Trace)))
 	}
 }
 
