@@ -176,6 +176,8 @@ func (s *MemorySlots) takeLocked(key, id string, ttl time.Duration) {
 func (s *MemorySlots) Release(_ context.Context, key, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.slots[key], id)
+	s.releaseLocked(key, id)
 	return nil
 }
+
+func (s *MemorySlots) releaseLocked(key, id string) { delete(s.slots[key], id) }
