@@ -25,9 +25,6 @@ type Admission struct {
 	SlotKey, SlotID string
 	Max             int
 	TTL             time.Duration
-	// Free, when Max > 0 and not "", is a slot under SlotKey given back
-	// first, whatever the verdict (the call's last leg, ended).
-	Free string
 }
 
 // RateKey is a rate a leg counts against.
@@ -65,14 +62,13 @@ func NewRedisCounters(rdb redis.Cmdable, prefix string) *RedisCounters {
 
 // KEYS: the rates' window keys, then the slot set (when ARGV[1] says so).
 // ARGV: 1 has slot (0/1), 2 rates n, then limit and window ms per rate,
-// then now ms, expiry ms, id, max, ttl ms, the slot to free ("" none).
+// then now ms, expiry ms, id, max, ttl ms.
 // Returns 0 admitted, -1 the slots are full, r the r-th rate refused.
 var admitScript = redis.NewScript(`
 local n = tonumber(ARGV[2])
 local a = 3 + 2 * n
 local slot = ARGV[1] == '1' and KEYS[n + 1]
 if slot then
-  if ARGV[a + 5] ~= '' then redis.call('ZREM', slot, ARGV[a + 5]) end
   redis.call('ZREMRANGEBYSCORE', slot, '-inf', ARGV[a])
   if not redis.call('ZSCORE', slot, ARGV[a + 2]) and redis.call('ZCARD', slot) >= tonumber(ARGV[a + 3]) then
     return -1
@@ -102,7 +98,7 @@ func (c *RedisCounters) Admit(ctx context.Context, a Admission) (Verdict, error)
 	if a.Max > 0 {
 		keys = append(keys, c.slotKey(a.SlotKey))
 	}
-	args = append(args, now, now+a.TTL.Milliseconds(), a.SlotID, a.Max, a.TTL.Milliseconds(), a.Free)
+	args = append(args, now, now+a.TTL.Milliseconds(), a.SlotID, a.Max, a.TTL.Milliseconds())
 	n, err := admitScript.Run(ctx, c.RedisLimiter.rdb, keys, args...).Int()
 	if err != nil {
 		return Verdict{}, fmt.Errorf("admission counters: %w", err)
@@ -145,9 +141,6 @@ func NewMemoryCounters() *MemoryCounters {
 func (c *MemoryCounters) Admit(ctx context.Context, a Admission) (Verdict, error) {
 	c.MemorySlots.mu.Lock()
 	defer c.MemorySlots.mu.Unlock()
-	if a.Max > 0 && a.Free != "" {
-		c.MemorySlots.releaseLocked(a.SlotKey, a.Free)
-	}
 	if a.Max > 0 && !c.MemorySlots.roomLocked(a.SlotKey, a.SlotID, a.Max) {
 		return Verdict{Rate: -1, SlotFull: true}, nil
 	}

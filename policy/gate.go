@@ -58,10 +58,6 @@ type Leg struct {
 	Number string
 	// TransfersSoFar is how many outbound legs the call made before this.
 	TransfersSoFar int
-	// Free names the slot of the same call's last leg, which has ended:
-	// it is given back as this leg is counted, so that the call need not
-	// wait for that release before its next leg (a call never holds two).
-	Free string
 }
 
 // Acquire admits one outbound leg. Refused: a *Denied (errors.Is
@@ -103,11 +99,6 @@ func (g *Gate) Count(ctx context.Context, leg Leg) (release func(), err error) {
 	}
 	release = func() {}
 	if p.Concurrent > 0 {
-		if leg.Free != "" && leg.Free != id {
-			if err := g.slots.Release(ctx, "legs", leg.Free); err != nil {
-				return nil, fmt.Errorf("dial policy: %w", err)
-			}
-		}
 		ok, err := g.slots.Acquire(ctx, "legs", id, p.Concurrent, ttl)
 		if err != nil {
 			return nil, fmt.Errorf("dial policy: %w", err)
@@ -142,9 +133,6 @@ func (g *Gate) admit(ctx context.Context, a Admitter, leg Leg, id string, ttl ti
 	add("global", p.Global, RuleRateGlobal, fmt.Sprintf("more than %s outbound legs were started", p.Global))
 	if p.Concurrent > 0 {
 		req.SlotKey, req.SlotID, req.Max, req.TTL = "legs", id, p.Concurrent, ttl
-		if leg.Free != id {
-			req.Free = leg.Free
-		}
 	}
 	v, err := a.Admit(ctx, req)
 	switch {

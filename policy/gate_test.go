@@ -174,29 +174,6 @@ func TestGateReleaseByName(t *testing.T) {
 	})
 }
 
-// A call's next leg, counted at the cap while its last leg's slot is not
-// yet given back, frees that slot as it is counted: the call never waits
-// for the release, and never holds two slots.
-func TestGateFreesTheCallsLastSlot(t *testing.T) {
-	both(t, func(t *testing.T, c counters) {
-		p := Default()
-		p.PerCaller = Rate{}
-		p.Concurrent = 1
-		g := NewGate(p, c.limiter, c.slots)
-		ctx := context.Background()
-		if _, err := g.Acquire(ctx, Leg{Slot: "call-1:0", Caller: "+4917600000001", Entry: entry, Number: mobile}); err != nil {
-			t.Fatal(err)
-		}
-		_, err := g.Acquire(ctx, Leg{Slot: "call-1:1", Caller: "+4917600000001", Entry: entry, Number: mobile, TransfersSoFar: 1})
-		wantRule(t, err, RuleConcurrent)
-		if _, err := g.Acquire(ctx, Leg{Slot: "call-1:1", Free: "call-1:0", Caller: "+4917600000001", Entry: entry, Number: mobile, TransfersSoFar: 1}); err != nil {
-			t.Fatalf("the call's next leg, freeing its last: %v", err)
-		}
-		_, err = g.Acquire(ctx, Leg{Slot: "call-2:0", Caller: "+4917600000002", Entry: entry, Number: mobile})
-		wantRule(t, err, RuleConcurrent)
-	})
-}
-
 // A leg refused by a rate limit must give its concurrency slot back.
 func TestGateRateRefusalFreesSlot(t *testing.T) {
 	both(t, func(t *testing.T, c counters) {

@@ -176,8 +176,6 @@ func (s *MemorySlots) takeLocked(key, id string, ttl time.Duration) {
 func (s *MemorySlots) Release(_ context.Context, key, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.releaseLocked(key, id)
+	delete(s.slots[key], id)
 	return nil
 }
-
-func (s *MemorySlots) releaseLocked(key, id string) { delete(s.slots[key], id) }

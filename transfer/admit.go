@@ -45,10 +45,9 @@ func (t *Transfer) admit(ctx context.Context) error {
 	}
 	verdict := make(chan counted, 1)
 	t.leg.counting = verdict
-	gate := t.gate
-	// Not behind the call's jobs off its path (Call.Later): the last leg's
-	// slot, which one of them gives back, is freed by the count itself.
+	gate, call := t.gate, t.call
 	go func() {
+		call.Settle() // the last leg's slot given back first
 		verdict <- counted{slot: leg.Slot, err: countPatiently(context.WithoutCancel(ctx), gate, leg)}
 	}()
 	return nil
@@ -85,14 +84,8 @@ func countPatiently(ctx context.Context, gate Gate, leg policy.Leg) error {
 func (t *Transfer) policyLeg() policy.Leg {
 	rec := t.call.Record()
 	sys := rec.Attributes[flows.NSSystem]
-	leg := policy.Leg{Slot: Slot(t.call.ID(), rec.Transfers), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
+	return policy.Leg{Slot: Slot(t.call.ID(), rec.Transfers), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
 		Number: t.leg.target.Number, TransfersSoFar: rec.Transfers}
-	if rec.Transfers > 0 {
-		// The call's last counted leg has ended by the time the next is
-		// counted: a transfer's legs follow one another.
-		leg.Free = Slot(t.call.ID(), rec.Transfers-1)
-	}
-	return leg
 }
 
 // awaitCount waits for the counters' verdict on the current leg, once:

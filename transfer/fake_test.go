@@ -319,7 +319,6 @@ type fakeGate struct {
 	mu       sync.Mutex
 	acquired []string
 	released []string
-	freed    []string // each count's Leg.Free
 	// unavailable: the counters' next answers are these errors (Redis
 	// not answering), in order.
 	unavailable []error
@@ -345,7 +344,7 @@ func (g *fakeGate) Count(_ context.Context, l policy.Leg) (func(), error) {
 		g.unavailable = g.unavailable[1:]
 		return nil, err
 	}
-	g.acquired, g.freed = append(g.acquired, l.Slot), append(g.freed, l.Free)
+	g.acquired = append(g.acquired, l.Slot)
 	return func() {}, nil
 }
 
