@@ -2,6 +2,7 @@ package flows
 
 import (
 	"os"
+	"strconv"
 	"testing"
 )
 
@@ -46,4 +47,26 @@ func BenchmarkLoadShipping(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkNormalizeNumber: a number seen before (agents, shippers and
+// callers come back call after call) and numbers never seen, which the
+// number analysis reads in full.
+func BenchmarkNormalizeNumber(b *testing.B) {
+	b.Run("seen", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := NormalizeNumber("+4930111009", ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("new", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := NormalizeNumber("+4930"+strconv.Itoa(1000000+i%5000000), ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

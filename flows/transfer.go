@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/ariflow/ariflow/internal/memo"
 )
 
 // Sentinel errors of the transfer validators; the controller maps any of
@@ -62,19 +64,38 @@ func NormalizeNumber(raw, defaultRegion string) (string, error) {
 	if raw[0] != '+' && region == "" {
 		return "", fmt.Errorf("%w %q: needs a leading + (no default region set)", ErrInvalidNumber, raw)
 	}
-	num, err := phonenumbers.Parse(raw, region)
+	n := normalized.Get(numberIn{raw, region})
+	return n.e164, n.err
+}
+
+// numberIn is a number as written and the region it is read in.
+type numberIn struct{ raw, region string }
+
+// numberOut is what the number analysis made of a numberIn.
+type numberOut struct {
+	e164 string
+	err  error
+}
+
+// normalized remembers the analysis of the numbers seen last: it is most
+// of a transfer's own CPU time, and the same numbers (agents, shippers,
+// callers) come back call after call. Keys are short: the checks above
+// bound their length.
+var normalized = memo.New(4096, func(in numberIn) numberOut {
+	raw := in.raw
+	num, err := phonenumbers.Parse(raw, in.region)
 	if err != nil {
-		return "", fmt.Errorf("%w %q: %v", ErrInvalidNumber, raw, err)
+		return numberOut{err: fmt.Errorf("%w %q: %v", ErrInvalidNumber, raw, err)}
 	}
 	if !phonenumbers.IsValidNumber(num) {
-		return "", fmt.Errorf("%w %q: not a valid number", ErrInvalidNumber, raw)
+		return numberOut{err: fmt.Errorf("%w %q: not a valid number", ErrInvalidNumber, raw)}
 	}
 	out := phonenumbers.Format(num, phonenumbers.E164)
 	if !e164RE.MatchString(out) {
-		return "", fmt.Errorf("%w %q: not a valid E.164 number", ErrInvalidNumber, raw)
+		return numberOut{err: fmt.Errorf("%w %q: not a valid E.164 number", ErrInvalidNumber, raw)}
 	}
-	return out, nil
-}
+	return numberOut{e164: out}
+})
 
 // ParseDTMF checks digits to send after answer: up to 50 of 0-9 * # A-D and
 // the pauses ',' (750 ms, Amazon Connect), 'w' (500 ms) and 'W' (1 s,
