@@ -57,6 +57,11 @@ func main() {
 	flag.BoolVar(&o.trace, "trace", false, "ariflow traces every call, exporting over OTLP/HTTP to a receiver in the bench (the A/B of tracing)")
 	flag.BoolVar(&o.records, "records", false, "ariflow writes every call's record to a Redis stream (ariflow:records:bench)")
 	flag.Parse()
+	if o.profile != "" && o.execTrace != "" {
+		// One side, one fetch: the two would run over the same seconds.
+		fmt.Fprintln(os.Stderr, "ariflow-bench: -cpuprofile and -exectrace cover the same run; give one of them")
+		os.Exit(2)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "ariflow-bench:", err)
 		os.Exit(1)
