@@ -9,9 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/nyaruka/phonenumbers"
-
-	"github.com/ariflow/ariflow/internal/memo"
+	"github.com/ariflow/ariflow/internal/phone"
 )
 
 // Sentinel errors of the transfer validators; the controller maps any of
@@ -32,8 +30,6 @@ const (
 	TransferTimeout    = 30 // default seconds
 	MaxTransferTimeout = 600
 )
-
-var e164RE = regexp.MustCompile(`^\+[0-9]{6,15}$`)
 
 // NormalizeNumber returns raw as E.164 ("+4930123456"). It is strict on
 // purpose: the result goes into a dial string, so only "+digits", or digits
@@ -64,38 +60,12 @@ func NormalizeNumber(raw, defaultRegion string) (string, error) {
 	if raw[0] != '+' && region == "" {
 		return "", fmt.Errorf("%w %q: needs a leading + (no default region set)", ErrInvalidNumber, raw)
 	}
-	n := normalized.Get(numberIn{raw, region})
-	return n.e164, n.err
+	n := phone.Analyse(raw, region)
+	if n.Err != nil {
+		return "", fmt.Errorf("%w %q: %w", ErrInvalidNumber, raw, n.Err)
+	}
+	return n.E164, nil
 }
-
-// numberIn is a number as written and the region it is read in.
-type numberIn struct{ raw, region string }
-
-// numberOut is what the number analysis made of a numberIn.
-type numberOut struct {
-	e164 string
-	err  error
-}
-
-// normalized remembers the analysis of the numbers seen last: it is most
-// of a transfer's own CPU time, and the same numbers (agents, shippers,
-// callers) come back call after call. Keys are short: the checks above
-// bound their length.
-var normalized = memo.New(4096, func(in numberIn) numberOut {
-	raw := in.raw
-	num, err := phonenumbers.Parse(raw, in.region)
-	if err != nil {
-		return numberOut{err: fmt.Errorf("%w %q: %v", ErrInvalidNumber, raw, err)}
-	}
-	if !phonenumbers.IsValidNumber(num) {
-		return numberOut{err: fmt.Errorf("%w %q: not a valid number", ErrInvalidNumber, raw)}
-	}
-	out := phonenumbers.Format(num, phonenumbers.E164)
-	if !e164RE.MatchString(out) {
-		return numberOut{err: fmt.Errorf("%w %q: not a valid E.164 number", ErrInvalidNumber, raw)}
-	}
-	return numberOut{e164: out}
-})
 
 // ParseDTMF checks digits to send after answer: up to 50 of 0-9 * # A-D and
 // the pauses ',' (750 ms, Amazon Connect), 'w' (500 ms) and 'W' (1 s,

@@ -16,7 +16,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 
-	"github.com/ariflow/ariflow/internal/memo"
+	"github.com/ariflow/ariflow/internal/phone"
 )
 
 // ErrDenied is wrapped by every *Denied, for errors.Is.
@@ -204,11 +204,11 @@ func (p *Policy) CheckNumber(e164 string) error {
 	if !isE164(e164) {
 		return deny(RuleInvalidNumber, "%q is not an E.164 number", e164)
 	}
-	c := classified.Get(e164)
-	if !c.valid {
+	n := phone.Analyse(e164, "")
+	if n.Err != nil {
 		return deny(RuleInvalidNumber, "%s is not a valid number", e164)
 	}
-	typ, cc := c.typ, c.cc
+	typ, cc := n.Type, n.CountryCode
 	if d := p.checkDestination(e164, cc, typ, ""); d != nil {
 		return d
 	}
@@ -219,25 +219,6 @@ func (p *Policy) CheckNumber(e164 string) error {
 	}
 	return nil
 }
-
-// class is what the number analysis says of an E.164 number.
-type class struct {
-	valid bool
-	cc    int
-	typ   phonenumbers.PhoneNumberType
-}
-
-// classified remembers the class of the numbers checked last: the
-// analysis costs more than the rest of a transfer's own work, and the
-// same numbers come back call after call. The keys are E.164 (isE164
-// bounds their length).
-var classified = memo.New(4096, func(e164 string) class {
-	num, err := phonenumbers.Parse(e164, "")
-	if err != nil || !phonenumbers.IsValidNumber(num) {
-		return class{}
-	}
-	return class{valid: true, cc: int(num.GetCountryCode()), typ: phonenumbers.GetNumberType(num)}
-})
 
 func (p *Policy) checkDestination(e164 string, cc int, typ phonenumbers.PhoneNumberType, whose string) *Denied {
 	for _, pre := range p.DenyPrefixes {
