@@ -146,6 +146,11 @@ func (c *call) runNew(ctx context.Context) error {
 	c.log.WithField("caller", c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber]).Info("call entered flow")
 	c.app.metrics.Calls.Inc()
 	if err := c.answerObserved(ctx); err != nil {
+		if ari.IsNotFound(err) {
+			// Gone before the answer: the caller gave up while the call
+			// reached us (a PBX slow to hand it over), not a failure.
+			return fmt.Errorf("%w before the answer: %w", ErrCallerGone, err)
+		}
 		return err
 	}
 	return c.runFlow(ctx, c.rec.Block)

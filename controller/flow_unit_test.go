@@ -193,6 +193,41 @@ func TestGetCustomerInputCallerHangup(t *testing.T) {
 	}
 }
 
+// A caller gone before the answer (it gave up while a busy PBX handed the
+// call over: the answer finds no channel) ended the call as a caller's
+// hangup, not as an error.
+func TestCallerGoneBeforeAnswer(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{inputFlow})
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "POST" && r.Path == "/channels/c1/answer" {
+			return http.StatusNotFound, `{"message":"Channel not found"}`, 0, true
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "input")
+	if err := h.ended("c1"); !errors.Is(err, ErrCallerGone) {
+		t.Fatalf("ended with %v, want ErrCallerGone", err)
+	}
+	h.logs.mu.Lock()
+	defer h.logs.mu.Unlock()
+	var ended bool
+	for _, l := range h.logs.entries {
+		switch l.msg {
+		case "call ended with error":
+			t.Errorf("logged as an error: %v", l.fields)
+		case "call ended":
+			ended = l.fields["end"] == "caller hung up"
+		}
+	}
+	if !ended {
+		t.Error(`no "call ended" line with end "caller hung up"`)
+	}
+	if n := h.count("POST", "/channels/c1/play"); n != 0 {
+		t.Errorf("%d prompts played to a caller gone", n)
+	}
+}
+
 // A PlaybackFinished that never comes costs at most PlaybackCheck: the
 // call asks, finds the playback gone, and goes on.
 func TestLostPlaybackFinished(t *testing.T) {
