@@ -78,6 +78,13 @@ type Config struct {
 	// (default 30 s): the lease lapses here when Redis or this process is
 	// slow, and only a renewal or another holder ends that.
 	LapseWait time.Duration
+	// SavePatience is how long a record write that got no answer (Redis
+	// restarting, a connection cut, a timeout) is made again before the
+	// call takes it as failed (default 3 s; negative: never again). Such
+	// a write may have landed: taken as failed at once, the call would go
+	// on (the Error branch) while the record says otherwise, and a
+	// process taking over would follow the record.
+	SavePatience time.Duration
 	// ProbeTimeout bounds the wait for a probe (a user event sent to the
 	// app) to come back on the websocket; ProbeInterval is how often the
 	// event path is proven while connected (defaults 3 s and 5 s). An
@@ -162,6 +169,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LapseWait <= 0 {
 		c.LapseWait = 30 * time.Second
+	}
+	if c.SavePatience == 0 {
+		c.SavePatience = 3 * time.Second
 	}
 	if c.ProbeTimeout <= 0 {
 		c.ProbeTimeout = 3 * time.Second

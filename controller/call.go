@@ -387,6 +387,8 @@ func (c *call) save(ctx context.Context) error {
 // the lease gets ErrFenced and writes nothing. While the lease has lapsed
 // for a moment it waits for the renewal.
 func (a *App) write(ctx context.Context, rec *record.Call) error {
+	var since time.Time // the first write without an answer
+	wait := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		renewal := a.lease.renewal()
 		epoch, err := a.lease.await(ctx, a.cfg.LapseWait)
@@ -412,6 +414,24 @@ func (a *App) write(ctx context.Context, rec *record.Call) error {
 				continue
 			case <-time.After(a.cfg.LapseWait):
 			case <-ctx.Done():
+			}
+		}
+		if err != nil && !errors.Is(err, ErrFenced) && a.cfg.SavePatience > 0 && ctx.Err() == nil {
+			// No answer, or Redis not ready: the write may have landed.
+			// The same record is written again (the write is idempotent)
+			// until one is answered: the call then goes on from what the
+			// record says.
+			if since.IsZero() {
+				since = time.Now()
+			}
+			if time.Since(since)+wait <= a.cfg.SavePatience {
+				a.log.WithError(err).WithFields(logrus.Fields{"call_id": rec.CallID, "retry_in": wait}).Warn("saving the call got no answer; writing it again")
+				select {
+				case <-time.After(wait):
+					wait = min(2*wait, time.Second)
+					continue
+				case <-ctx.Done():
+				}
 			}
 		}
 		if err != nil {
@@ -461,14 +481,21 @@ func (c *call) finish(ctx context.Context, err error) {
 			_ = a.ari.Hangup(bg, c.id, "normal")
 		}
 		if c.saved {
-			if f, ferr := a.fenceOf(); ferr == nil {
-				if derr := a.store.Delete(bg, c.id, f); errors.Is(derr, ErrFenced) {
-					c.log.Info("call record left for the next active process: the lease went while the call ended")
-				} else if derr != nil {
-					c.log.WithError(derr).Error("call record delete failed")
-				} else {
-					a.metrics.RecordWrites.Inc()
-				}
+			// Deleted under the lease as a write is: a lease that lapsed
+			// here for a moment (a slow renewal) is waited for, or the
+			// record would stay behind a call that ended.
+			epoch, ferr := a.lease.await(bg, a.cfg.LapseWait)
+			derr := ferr
+			if ferr == nil {
+				derr = a.store.Delete(bg, c.id, record.Fence{Owner: a.owner, Epoch: epoch})
+			}
+			switch {
+			case errors.Is(derr, ErrFenced):
+				c.log.Info("call record left for the next active process: the lease went while the call ended")
+			case derr != nil:
+				c.log.WithError(derr).Error("call record delete failed")
+			default:
+				a.metrics.RecordWrites.Inc()
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,7 @@ type memStore struct {
 	latency     time.Duration // every operation takes this long (a slow Redis)
 	failSaves   int           // the next n saves fail (Redis down)
 	failAll     error         // every save fails with it while set
+	lostAnswers int           // the next n saves land, but their answer is lost (EOF)
 	saves       int           // successful saves
 	refused     int           // saves refused (fenced or failing)
 	deletes     int
@@ -122,6 +124,10 @@ func (s *memStore) Save(_ context.Context, rec *record.Call) error {
 	}
 	s.recs[rec.CallID] = b
 	s.saves++
+	if s.lostAnswers > 0 {
+		s.lostAnswers--
+		return fmt.Errorf("save call %s: %w", rec.CallID, io.EOF)
+	}
 	return nil
 }
 
@@ -357,7 +363,8 @@ func newHarness(t *testing.T, yamls []string, opts ...func(*Config)) *harness {
 	h.cfg = Config{
 		App: aritest.App, URL: h.fake.URL(), User: aritest.User, Password: aritest.Password,
 		DTMFDelay: 0, PlaybackCheck: 150 * time.Millisecond, LeaseTTL: 600 * time.Millisecond, HandoverWait: -1,
-		RESTTimeout: 2 * time.Second,
+		RESTTimeout:  2 * time.Second,
+		SavePatience: -1, // a failed save is final; TestSaveAnswerLost* write again
 	}
 	for _, o := range opts {
 		o(&h.cfg)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -226,6 +227,58 @@ func TestSaveFailsBeforeDialling(t *testing.T) {
 	h.store.mu.Unlock()
 	h.caller("c1", "xfer")
 	h.branchTaken("c1", mError, transfer.OutcomeError)
+	for _, r := range h.fake.Requests() {
+		if strings.HasSuffix(r.Path, "/dial") {
+			t.Errorf("dialled without a saved record: %s %s", r.Method, r.Path)
+		}
+	}
+	h.ended("c1")
+	h.clean("c1")
+}
+
+// The dialing state's write lands but its answer is lost (Redis
+// restarting, a connection cut): the call writes it again and dials, as
+// the record says. Taken as failed at once, the block took its Error
+// branch while the record said "dialing", and a process taking over
+// followed the record to another branch (chaos run Q).
+func TestSaveAnswerLostBeforeDialling(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows, func(c *Config) { c.SavePatience = 2 * time.Second })
+	h.store.mu.Lock()
+	h.store.lostAnswers = 1
+	h.store.mu.Unlock()
+	h.caller("c1", "xfer")
+	leg, _ := h.leg() // dialled
+	h.store.mu.Lock()
+	lost := h.store.lostAnswers
+	h.store.mu.Unlock()
+	if lost != 0 {
+		t.Fatalf("the lost answer was not met")
+	}
+	if rec := h.load("c1"); rec.Phase != record.PhaseDialing || rec.Outbound != leg {
+		t.Errorf("record phase %s, leg %s; want dialing, %s", rec.Phase, rec.Outbound, leg)
+	}
+	h.fake.Hangup("c1", 16)
+	h.ended("c1")
+	h.clean("c1")
+}
+
+// Redis gives no answer for longer than SavePatience: the block takes its
+// Error branch, nothing dialled, as before.
+func TestSaveUnansweredPastPatience(t *testing.T) {
+	t.Parallel()
+	// Room for one write more (100 ms on), not two (300 ms on).
+	h := run(t, xferFlows, func(c *Config) { c.SavePatience = 150 * time.Millisecond })
+	h.store.mu.Lock()
+	h.store.failSaves = 2
+	h.store.mu.Unlock()
+	h.caller("c1", "xfer")
+	h.branchTaken("c1", mError, transfer.OutcomeError)
+	h.store.mu.Lock()
+	if h.store.refused != 2 {
+		t.Errorf("%d saves refused; want the dialing state written twice", h.store.refused)
+	}
+	h.store.mu.Unlock()
 	for _, r := range h.fake.Requests() {
 		if strings.HasSuffix(r.Path, "/dial") {
 			t.Errorf("dialled without a saved record: %s %s", r.Method, r.Path)
@@ -540,4 +593,26 @@ func TestRefusedWriteWaitsForASlowRenewal(t *testing.T) {
 	}
 	h.fake.FinishPlayback(pb)
 	h.ended("c1")
+}
+
+// A call that ends while the lease has lapsed here for a moment (a slow
+// renewal) deletes its record once the lease is back: it was skipped,
+// and the record stayed behind the ended call (chaos run Q).
+func TestRecordDeletedAfterLapse(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts})
+	h.caller("c1", "prompts")
+	h.wantPlayed("c1", "sound:one")
+	h.load("c1") // saved
+	epoch, err := h.app.lease.fence()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.app.lease.set(epoch, time.Now()) // lapsed here until the next renewal
+	h.fake.Hangup("c1", 16)
+	h.ended("c1")
+	eventually(t, "the record deleted", func() bool {
+		_, err := h.store.Load(context.Background(), "c1")
+		return errors.Is(err, record.ErrNoRecord)
+	})
 }
