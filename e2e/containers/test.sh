@@ -8,14 +8,15 @@
 #
 #   bash e2e/containers/test.sh        (root; installs what it needs)
 #
-# Environment: ARIFLOW_CTR_PORT_BASE (27000), ARIFLOW_CTR_DIR
+# Environment: ARIFLOW_CTR_PORT_BASE (35000, clear of the other stacks'
+# ports, the benchmark's among them), ARIFLOW_CTR_DIR
 # (/tmp/ariflow-ctr), ARIFLOW_CTR_STACK_DIR (/tmp/ariflow-ctr-stack),
 # ARIFLOW_CTR_KEEP=1 leaves the compose project and the stack up.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 repo=$PWD
 export PATH=$PATH:/usr/local/go/bin
-BASE=${ARIFLOW_CTR_PORT_BASE:-27000}
+BASE=${ARIFLOW_CTR_PORT_BASE:-35000}
 export ARIFLOW_STACK_PORT_BASE=$BASE
 export ARIFLOW_STACK_DIR=${ARIFLOW_CTR_STACK_DIR:-/tmp/ariflow-ctr-stack}
 export ARIFLOW_CTR_DIR=${ARIFLOW_CTR_DIR:-/tmp/ariflow-ctr}
