@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -65,6 +66,9 @@ type Client struct {
 	base string
 	http *http.Client
 	seq  atomic.Uint64 // Idempotency-Key values
+	// checked and unchecked tell a request's connection whether to ask
+	// Allow again as it writes (guardedConn); set when Allow is.
+	checked, unchecked *httptrace.ClientTrace
 }
 
 // New returns a Client with its own http.Client: nothing here touches
@@ -82,8 +86,15 @@ func New(o Options) *Client {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
 	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &guardedConn{Conn: conn}, nil
+		},
 		// Asterisk is one host: every call's requests go to it. A bound
 		// keeps a burst (a takeover adopting every call at once) from
 		// taking all of Asterisk's HTTP sessions; the requests past it
@@ -93,7 +104,11 @@ func New(o Options) *Client {
 		MaxIdleConns:        o.MaxConns,
 		IdleConnTimeout:     o.IdleTimeout,
 	}
-	return &Client{opts: o, base: strings.TrimSuffix(o.URL, "/"), http: &http.Client{Transport: tr}}
+	c := &Client{opts: o, base: strings.TrimSuffix(o.URL, "/"), http: &http.Client{Transport: tr}}
+	if o.Allow != nil {
+		c.checked, c.unchecked = c.traces()
+	}
+	return c
 }
 
 // App is the Stasis application name.
@@ -169,6 +184,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, r r
 		if err := c.opts.Allow(ctx); err != nil {
 			return fmt.Errorf("%s %s: %w", method, path, err)
 		}
+		ctx = context.WithValue(ctx, checkedKey{}, true)
 	}
 	if c.opts.Sent != nil {
 		c.opts.Sent()
@@ -199,6 +215,13 @@ func (c *Client) send(ctx context.Context, method, path string, body, out any, r
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.SetBasicAuth(c.opts.User, c.opts.Password)
+	if c.opts.Allow != nil {
+		tr := c.unchecked
+		if ctx.Value(checkedKey{}) != nil {
+			tr = c.checked
+		}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), tr))
+	}
 	if r == again && method != http.MethodGet {
 		req.Header.Set("Idempotency-Key", strconv.FormatUint(c.seq.Add(1), 36))
 	}
@@ -294,6 +317,50 @@ func (c *Client) Check(ctx context.Context) (Info, error) {
 		return Info{}, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
 	}
 }
+
+// guardedConn asks Options.Allow again as the request's first byte is
+// written, and writes nothing when it refuses: Allow's answer in do is a
+// moment old by then, and a process stopped in that moment (SIGSTOP, a
+// starved machine) would send a request decided under a lease that went
+// while it slept. net/http writes one request at a time on a connection;
+// guard is that request's check (nil: none, a Written request).
+type guardedConn struct {
+	net.Conn
+	guard atomic.Pointer[func() error]
+}
+
+func (g *guardedConn) Write(p []byte) (int, error) {
+	if f := g.guard.Swap(nil); f != nil {
+		if err := (*f)(); err != nil {
+			return 0, err
+		}
+	}
+	return g.Conn.Write(p)
+}
+
+// traces hand the connection a request got its check, or none for a
+// Written request (GotConn comes before the request is written). A TLS
+// connection is not a guardedConn: there do's check is the only one.
+func (c *Client) traces() (checked, unchecked *httptrace.ClientTrace) {
+	check := func() error {
+		// Not waiting: a lease that lapsed since do asked is refused now.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return c.opts.Allow(ctx)
+	}
+	set := func(f *func() error) *httptrace.ClientTrace {
+		return &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+			if g, ok := info.Conn.(*guardedConn); ok {
+				g.guard.Store(f)
+			}
+		}}
+	}
+	return set(&check), set(nil)
+}
+
+// checkedKey marks a request do asked Allow for: its connection asks
+// again as it writes.
+type checkedKey struct{}
 
 type writtenKey struct{}
 
