@@ -342,12 +342,12 @@ func (g *guardedConn) Write(p []byte) (int, error) {
 // Written request (GotConn comes before the request is written). A TLS
 // connection is not a guardedConn: there do's check is the only one.
 func (c *Client) traces() (checked, unchecked *httptrace.ClientTrace) {
-	check := func() error {
-		// Not waiting: a lease that lapsed since do asked is refused now.
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		return c.opts.Allow(ctx)
-	}
+	// Asked with a context already done, so as not to wait: a lease that
+	// lapsed since do asked is refused now. One context serves every
+	// request.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	check := func() error { return c.opts.Allow(done) }
 	set := func(f *func() error) *httptrace.ClientTrace {
 		return &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 			if g, ok := info.Conn.(*guardedConn); ok {
