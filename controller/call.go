@@ -13,7 +13,9 @@ import (
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/policy"
 	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/store"
 	"github.com/ariflow/ariflow/transfer"
 )
 
@@ -387,8 +389,24 @@ func (c *call) save(ctx context.Context) error {
 // the lease gets ErrFenced and writes nothing. While the lease has lapsed
 // for a moment it waits for the renewal.
 func (a *App) write(ctx context.Context, rec *record.Call) error {
+	return a.writeAlong(ctx, rec, nil)
+}
+
+// alongStore is a Store whose record writes can carry a script part (the
+// Redis store): the dial policy's count of the leg the write records.
+type alongStore interface {
+	SaveAlong(ctx context.Context, rec *record.Call, part store.Part) error
+}
+
+// writeAlong is write with part, when not nil, made in the same script
+// (the store must be an alongStore): a part that refuses leaves the
+// record unwritten, and its *store.PartRefused is returned at once.
+func (a *App) writeAlong(ctx context.Context, rec *record.Call, part *store.Part) error {
 	var since time.Time // the first write without an answer
 	wait := 100 * time.Millisecond
+	// One time for every try: a write made again after its answer was
+	// lost carries the same bytes, which the store can recognise.
+	rec.Updated = time.Now()
 	for attempt := 0; ; attempt++ {
 		renewal := a.lease.renewal()
 		epoch, err := a.lease.await(ctx, a.cfg.LapseWait)
@@ -396,10 +414,17 @@ func (a *App) write(ctx context.Context, rec *record.Call) error {
 			a.metrics.FencedActions.Inc()
 			return err
 		}
-		rec.Owner, rec.Epoch, rec.Updated = a.owner, epoch, time.Now()
+		rec.Owner, rec.Epoch = a.owner, epoch
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second) // as ARI requests
-		err = a.store.Save(sctx, rec)
+		if part != nil {
+			err = a.store.(alongStore).SaveAlong(sctx, rec, *part)
+		} else {
+			err = a.store.Save(sctx, rec)
+		}
 		cancel()
+		if errors.Is(err, store.ErrPartRefused) {
+			return err
+		}
 		if errors.Is(err, ErrFenced) && attempt < fencedRewrites {
 			// Refused while our own lease is still valid: the store lost it
 			// (Redis flushed or restarted without its data), or another
@@ -606,6 +631,37 @@ func (c *call) Save(ctx context.Context) error { return c.save(ctx) }
 
 // SetPhase moves the call to phase p and writes the record.
 func (c *call) SetPhase(ctx context.Context, p record.Phase) error { return c.setPhase(ctx, p, true) }
+
+// CountsAlong tells whether the store can make the dial policy's count
+// inside a record's write.
+func (c *call) CountsAlong() bool {
+	_, ok := c.app.store.(alongStore)
+	return ok
+}
+
+// SetPhaseAlong moves the call to phase p and writes the record with
+// along's count made in the same script. Refused by the count, the record
+// stays as it was, in the store and here, and the error is the count's
+// verdict (a *policy.Denied).
+func (c *call) SetPhaseAlong(ctx context.Context, p record.Phase, along *policy.Along) error {
+	if err := record.CheckTransition(c.rec.Phase, p); err != nil {
+		c.log.WithError(err).Error("refused phase change")
+		return err
+	}
+	was := c.rec.Phase
+	c.rec.Phase = p
+	err := c.app.writeAlong(ctx, &c.rec, &store.Part{Lua: along.Lua, Keys: along.Keys, Args: along.Args})
+	var r *store.PartRefused
+	if errors.As(err, &r) {
+		c.rec.Phase = was
+		return along.Verdict(r.Code)
+	}
+	if err != nil {
+		return err
+	}
+	c.saved = true
+	return nil
+}
 
 // callerPresent tells whether the caller's channel still exists (an
 // error counts as present: do not give up on a caller by guesswork).

@@ -60,11 +60,12 @@ func NewRedisCounters(rdb redis.Cmdable, prefix string) *RedisCounters {
 	return &RedisCounters{NewRedisLimiter(rdb, prefix), NewRedisSlots(rdb, prefix)}
 }
 
-// KEYS: the rates' window keys, then the slot set (when ARGV[1] says so).
-// ARGV: 1 has slot (0/1), 2 rates n, then limit and window ms per rate,
-// then now ms, expiry ms, id, max, ttl ms.
+// admitLua counts a leg: KEYS the rates' window keys, then the slot set
+// (when ARGV[1] says so); ARGV 1 has slot (0/1), 2 rates n, then limit
+// and window ms per rate, then now ms, expiry ms, id, max, ttl ms.
 // Returns 0 admitted, -1 the slots are full, r the r-th rate refused.
-var admitScript = redis.NewScript(`
+// It runs alone (Admit) or inside a record's write (Gate.CountAlong).
+const admitLua = `
 local n = tonumber(ARGV[2])
 local a = 3 + 2 * n
 local slot = ARGV[1] == '1' and KEYS[n + 1]
@@ -83,13 +84,16 @@ if slot then
   redis.call('ZADD', slot, ARGV[a + 1], ARGV[a + 2])
   redis.call('PEXPIRE', slot, ARGV[a + 4])
 end
-return 0`)
+return 0`
 
-// Admit implements Admitter.
-func (c *RedisCounters) Admit(ctx context.Context, a Admission) (Verdict, error) {
+var admitScript = redis.NewScript(admitLua)
+
+// admission is a's keys and arguments for admitLua.
+func (c *RedisCounters) admission(a Admission) (keys []string, args []any) {
 	now := c.RedisLimiter.now().UnixMilli()
-	keys := make([]string, 0, len(a.Rates)+1)
-	args := []any{boolArg(a.Max > 0), len(a.Rates)}
+	keys = make([]string, 0, len(a.Rates)+1)
+	args = make([]any, 0, 7+2*len(a.Rates))
+	args = append(args, boolArg(a.Max > 0), len(a.Rates))
 	for _, r := range a.Rates {
 		ms := r.Window.Milliseconds()
 		keys = append(keys, c.rateKey(r.Key, now/ms*ms))
@@ -99,17 +103,28 @@ func (c *RedisCounters) Admit(ctx context.Context, a Admission) (Verdict, error)
 		keys = append(keys, c.slotKey(a.SlotKey))
 	}
 	args = append(args, now, now+a.TTL.Milliseconds(), a.SlotID, a.Max, a.TTL.Milliseconds())
+	return keys, args
+}
+
+// Admit implements Admitter.
+func (c *RedisCounters) Admit(ctx context.Context, a Admission) (Verdict, error) {
+	keys, args := c.admission(a)
 	n, err := admitScript.Run(ctx, c.RedisLimiter.rdb, keys, args...).Int()
 	if err != nil {
 		return Verdict{}, fmt.Errorf("admission counters: %w", err)
 	}
+	return verdictOf(int64(n)), nil
+}
+
+// verdictOf reads admitLua's answer.
+func verdictOf(n int64) Verdict {
 	switch {
 	case n < 0:
-		return Verdict{Rate: -1, SlotFull: true}, nil
+		return Verdict{Rate: -1, SlotFull: true}
 	case n > 0:
-		return Verdict{Rate: n - 1}, nil
+		return Verdict{Rate: int(n) - 1}
 	}
-	return Verdict{Rate: -1}, nil
+	return Verdict{Rate: -1}
 }
 
 func boolArg(b bool) string {

@@ -116,16 +116,36 @@ func (g *Gate) Count(ctx context.Context, leg Leg) (release func(), err error) {
 }
 
 // admit is Acquire's counting in one step, in the same order: the slot's
-// room, then the rates narrowest first, then the slot.
+// room, then the rates narrowest first, then the slot. With nothing to
+// count it costs no round trip.
 func (g *Gate) admit(ctx context.Context, a Admitter, leg Leg, id string, ttl time.Duration) (func(), error) {
+	req, d := g.admission(leg, id, ttl)
+	if len(req.Rates) == 0 && req.Max == 0 {
+		return func() {}, nil
+	}
+	v, err := a.Admit(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("dial policy: %w", err)
+	}
+	if err := d.deny(v); err != nil {
+		return nil, err
+	}
+	if req.Max > 0 {
+		return g.releaser(id), nil
+	}
+	return func() {}, nil
+}
+
+// admission is what counting leg asks of the counters, and how their
+// verdict reads.
+func (g *Gate) admission(leg Leg, id string, ttl time.Duration) (Admission, denials) {
 	p := g.policy
 	var req Admission
-	var rules []string
-	var whats []string
+	var d denials
 	add := func(key string, r Rate, rule, what string) {
 		if r.Count > 0 {
 			req.Rates = append(req.Rates, RateKey{Key: key, Limit: r.Count, Window: r.Window})
-			rules, whats = append(rules, rule), append(whats, what)
+			d.rules, d.whats = append(d.rules, rule), append(d.whats, what)
 		}
 	}
 	add("caller:"+callerKey(leg.Caller), p.PerCaller, RuleRatePerCaller, fmt.Sprintf("caller %q started more than %s outbound legs", leg.Caller, p.PerCaller))
@@ -133,19 +153,65 @@ func (g *Gate) admit(ctx context.Context, a Admitter, leg Leg, id string, ttl ti
 	add("global", p.Global, RuleRateGlobal, fmt.Sprintf("more than %s outbound legs were started", p.Global))
 	if p.Concurrent > 0 {
 		req.SlotKey, req.SlotID, req.Max, req.TTL = "legs", id, p.Concurrent, ttl
+		d.concurrent = p.Concurrent
 	}
-	v, err := a.Admit(ctx, req)
+	return req, d
+}
+
+// denials turns a Verdict into the rule that refused the leg.
+type denials struct {
+	rules, whats []string
+	concurrent   int
+}
+
+func (d denials) deny(v Verdict) error {
 	switch {
-	case err != nil:
-		return nil, fmt.Errorf("dial policy: %w", err)
 	case v.SlotFull:
-		return nil, deny(RuleConcurrent, "%d outbound legs are up, at most %d allowed", p.Concurrent, p.Concurrent)
+		return deny(RuleConcurrent, "%d outbound legs are up, at most %d allowed", d.concurrent, d.concurrent)
 	case v.Rate >= 0:
-		return nil, deny(rules[v.Rate], "%s", whats[v.Rate])
-	case p.Concurrent > 0:
-		return g.releaser(id), nil
+		return deny(d.rules[v.Rate], "%s", d.whats[v.Rate])
 	}
-	return func() {}, nil
+	return nil
+}
+
+// Along is a leg's count as part of another Redis script: a record write
+// that must happen only for an admitted leg runs it first, in the same
+// script, and so costs one round trip where a count and then the write
+// cost two. Lua is a function body over its own KEYS and ARGV; it returns
+// 0 when the leg is admitted (and counted), anything else when refused
+// (nothing counted against the cap). Verdict reads that answer. Lua empty:
+// nothing to count.
+type Along struct {
+	Lua  string
+	Keys []string
+	Args []any
+	d    denials
+}
+
+// Verdict is Count's error for what Along's Lua returned: nil when
+// admitted, else a *Denied naming the rule. The slot, if any, is the
+// leg's Slot: give it back with Release.
+func (a *Along) Verdict(n int64) error { return a.d.deny(verdictOf(n)) }
+
+// CountAlong is Count as part of a record's write, for counters on Redis;
+// ok is false for counters that are not (count with Count). The leg's
+// Slot names its concurrency slot and must be set.
+func (g *Gate) CountAlong(leg Leg) (a *Along, ok bool) {
+	rc, ok := g.limiter.(*RedisCounters)
+	if !ok {
+		return nil, false
+	}
+	ttl := g.LegTTL
+	if ttl <= 0 {
+		ttl = DefaultLegTTL
+	}
+	req, d := g.admission(leg, leg.Slot, ttl)
+	a = &Along{d: d}
+	if len(req.Rates) > 0 || req.Max > 0 {
+		a.Lua = admitLua
+		a.Keys, a.Args = rc.admission(req)
+	}
+	return a, true
 }
 
 // releaser gives back slot id once, when the leg has ended.

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +248,80 @@ func TestRedisKeysArePrefixed(t *testing.T) {
 		if mr.TTL(k) <= 0 {
 			t.Errorf("key %q has no expiry", k)
 		}
+	}
+}
+
+// A count made along a record's write (CountAlong, its Lua run inside
+// another script) refuses and counts as Count does, leg by leg.
+func TestCountAlongAgreesWithCount(t *testing.T) {
+	ctx := context.Background()
+	p := Default()
+	p.PerCaller = Rate{2, time.Minute}
+	p.Global = Rate{3, time.Minute}
+	p.Concurrent = 3
+	gates := make([]*Gate, 2)
+	var rdbs []*redis.Client
+	for i := range gates {
+		mr := miniredis.RunT(t)
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		t.Cleanup(func() { rdb.Close() })
+		rdbs = append(rdbs, rdb)
+		gates[i] = NewGate(p, NewRedisCounters(rdb, "t:"), NewRedisCounters(rdb, "t:"))
+	}
+	if _, ok := NewGate(p, NewMemoryLimiter(), NewMemorySlots()).CountAlong(Leg{Slot: "x"}); ok {
+		t.Fatal("in-memory counters offered a count along a Redis write")
+	}
+	// The part inside a script of its own, as the store runs it.
+	run := func(a *Along) error {
+		if a.Lua == "" {
+			return nil
+		}
+		sc := redis.NewScript("local function part(KEYS, ARGV)\n" + a.Lua + "\nend\nreturn part(KEYS, ARGV)")
+		n, err := sc.Run(ctx, rdbs[1], a.Keys, a.Args...).Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Verdict(n)
+	}
+	legs := []struct{ caller, slot string }{
+		{"+4917600000001", "c1:0"}, {"+4917600000001", "c1:1"}, {"+4917600000001", "c1:2"}, // per caller
+		{"+4917600000002", "c2:0"}, {"+4917600000003", "c3:0"}, // the cap
+		{"", "c1:0"}, {"+4917600000004", "c4:0"}, // a slot given back; global
+	}
+	var rules []string
+	for i, l := range legs {
+		if l.caller == "" {
+			for _, g := range gates {
+				if err := g.Release(ctx, l.slot); err != nil {
+					t.Fatal(err)
+				}
+			}
+			continue
+		}
+		leg := Leg{Slot: l.slot, Caller: l.caller, Entry: entry, Number: mobile}
+		_, want := gates[0].Count(ctx, leg)
+		a, ok := gates[1].CountAlong(leg)
+		if !ok {
+			t.Fatal("Redis counters offered no count along a write")
+		}
+		got := run(a)
+		var d *Denied
+		if errors.As(want, &d) {
+			rules = append(rules, d.Rule)
+		} else {
+			rules = append(rules, "")
+		}
+		if (want == nil) != (got == nil) || want != nil && want.Error() != got.Error() {
+			t.Errorf("leg %d: along %v, Count %v", i, got, want)
+		}
+	}
+	if want := []string{"", "", RuleRatePerCaller, "", RuleConcurrent, RuleRateGlobal}; !slices.Equal(rules, want) {
+		t.Errorf("Count's verdicts %q, want %q: the sequence tries every rule", rules, want)
+	}
+	// Nothing to count: no Lua, nothing asked of Redis.
+	none := Default()
+	none.PerCaller, none.PerEntry, none.Global, none.Concurrent = Rate{}, Rate{}, Rate{}, 0
+	if a, ok := NewGate(none, gates[1].limiter, gates[1].slots).CountAlong(Leg{Slot: "c9:0", Number: mobile}); !ok || a.Lua != "" {
+		t.Errorf("nothing to count: %+v %v, want no Lua", a, ok)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -136,6 +137,79 @@ func (s *Redis) Save(ctx context.Context, rec *record.Call) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("save call %s: %w", rec.CallID, record.ErrFenced)
+	}
+	return nil
+}
+
+// Part is Lua that runs inside a record's write, after the fence check
+// and before the write, over its own Keys and Args (KEYS and ARGV in its
+// body): the dial policy's count of a leg that the write records
+// (policy.Along). It returns 0 to let the write be made, any other integer
+// to refuse it.
+type Part struct {
+	Lua  string
+	Keys []string
+	Args []any
+}
+
+// ErrPartRefused is SaveAlong's error when the part refused the write;
+// errors.As a *PartRefused gives its answer.
+var ErrPartRefused = errors.New("refused by the write's part")
+
+// PartRefused carries the part's answer.
+type PartRefused struct{ Code int64 }
+
+func (r *PartRefused) Error() string { return fmt.Sprintf("%v (%d)", ErrPartRefused, r.Code) }
+func (r *PartRefused) Unwrap() error { return ErrPartRefused }
+
+// alongScripts holds one script per part's Lua (few: the policy's count).
+var alongScripts sync.Map
+
+// KEYS: record, lease, then the part's. ARGV: token, data, ttl ms, then
+// the part's. Returns {1, 0} written (or found written), {2, n} refused by
+// the part (n), {0, 0} fenced.
+func alongScript(lua string) *redis.Script {
+	if sc, ok := alongScripts.Load(lua); ok {
+		return sc.(*redis.Script)
+	}
+	sc, _ := alongScripts.LoadOrStore(lua, redis.NewScript(`
+local function part(KEYS, ARGV)
+`+lua+`
+end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {0, 0} end
+if redis.call('GET', KEYS[1]) == ARGV[2] then return {1, 0} end
+local n = part({unpack(KEYS, 3)}, {unpack(ARGV, 4)})
+if n ~= 0 then return {2, n} end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return {1, 0}`))
+	return sc.(*redis.Script)
+}
+
+// SaveAlong is Save with part run first in the same script, after the
+// fence check: one round trip. A part that refuses leaves the record
+// unwritten (a *PartRefused); a fenced writer runs no part. A record
+// already holding these very bytes (the same write made again after its
+// answer was lost) is not counted twice: the part does not run.
+func (s *Redis) SaveAlong(ctx context.Context, rec *record.Call, part Part) error {
+	if part.Lua == "" {
+		return s.Save(ctx, rec)
+	}
+	b, err := record.Encode(rec)
+	if err != nil {
+		return err
+	}
+	keys := append([]string{s.key(rec.CallID), s.leaseKey()}, part.Keys...)
+	args := append([]any{token(rec.Owner, rec.Epoch), b, s.ttl.Milliseconds()}, part.Args...)
+	res, err := alongScript(part.Lua).Run(ctx, s.rdb, keys, args...).Int64Slice()
+	switch {
+	case err != nil:
+		return fmt.Errorf("save call %s: %w", rec.CallID, err)
+	case len(res) != 2:
+		return fmt.Errorf("save call %s: unexpected answer %v", rec.CallID, res)
+	case res[0] == 0:
+		return fmt.Errorf("save call %s: %w", rec.CallID, record.ErrFenced)
+	case res[0] == 2:
+		return fmt.Errorf("save call %s: %w", rec.CallID, &PartRefused{Code: res[1]})
 	}
 	return nil
 }

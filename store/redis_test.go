@@ -160,3 +160,81 @@ func TestRedisStoreLoadMany(t *testing.T) {
 		}
 	}
 }
+
+// A part runs inside the write, after the fence check, over its own KEYS
+// and ARGV; its refusal leaves the record unwritten, and a fenced writer
+// does not run it.
+func TestRedisSaveAlong(t *testing.T) {
+	ctx := context.Background()
+	s, mr := newRedisStoreTest(t)
+	mr.FastForward(2 * time.Second)
+	if e, _ := s.Campaign(ctx, "a", time.Second); e != 0 {
+		t.Fatalf("campaign in the grace: %d", e)
+	}
+	mr.FastForward(2 * time.Second)
+	e, err := s.Campaign(ctx, "a", time.Second)
+	if err != nil || e == 0 {
+		t.Fatalf("campaign: %d %v", e, err)
+	}
+	// Counts under KEYS[1] and refuses past ARGV[1].
+	part := Part{Lua: `
+local n = redis.call('INCR', KEYS[1])
+if n > tonumber(ARGV[1]) then return 7 end
+return 0`, Keys: []string{"counter"}, Args: []any{1}}
+	rec := &record.Call{CallID: "c1", Phase: record.PhaseDialing, Owner: "a", Epoch: e}
+	if err := s.SaveAlong(ctx, rec, part); err != nil {
+		t.Fatalf("admitted save: %v", err)
+	}
+	if got, err := s.Load(ctx, "c1"); err != nil || got.Phase != record.PhaseDialing {
+		t.Fatalf("after the admitted save: %+v %v", got, err)
+	}
+	rec2 := &record.Call{CallID: "c2", Phase: record.PhaseDialing, Owner: "a", Epoch: e}
+	var r *PartRefused
+	if err := s.SaveAlong(ctx, rec2, part); !errors.As(err, &r) || r.Code != 7 || !errors.Is(err, ErrPartRefused) {
+		t.Fatalf("refused save: %v, want a *PartRefused of 7", err)
+	}
+	if _, err := s.Load(ctx, "c2"); !errors.Is(err, record.ErrNoRecord) {
+		t.Fatalf("a refused save wrote the record: %v", err)
+	}
+	fenced := &record.Call{CallID: "c3", Phase: record.PhaseDialing, Owner: "b", Epoch: e}
+	if err := s.SaveAlong(ctx, fenced, part); !errors.Is(err, record.ErrFenced) {
+		t.Fatalf("fenced save: %v, want record.ErrFenced", err)
+	}
+	if n, _ := mr.Get("counter"); n != "2" {
+		t.Fatalf("counter %s, want 2: the fenced writer's part must not run", n)
+	}
+	if err := s.SaveAlong(ctx, rec, Part{}); err != nil {
+		t.Fatalf("a save with an empty part: %v", err)
+	}
+}
+
+// The same write made again after its answer was lost is not counted
+// again.
+func TestRedisSaveAlongAgain(t *testing.T) {
+	ctx := context.Background()
+	s, mr := newRedisStoreTest(t)
+	mr.FastForward(2 * time.Second)
+	_, _ = s.Campaign(ctx, "a", time.Second)
+	mr.FastForward(2 * time.Second)
+	e, err := s.Campaign(ctx, "a", time.Second)
+	if err != nil || e == 0 {
+		t.Fatalf("campaign: %d %v", e, err)
+	}
+	part := Part{Lua: `redis.call('INCR', KEYS[1]) return 0`, Keys: []string{"counter"}}
+	rec := &record.Call{CallID: "c1", Phase: record.PhaseDialing, Owner: "a", Epoch: e, Updated: time.Unix(1_700_000_000, 0)}
+	for i := 0; i < 2; i++ {
+		if err := s.SaveAlong(ctx, rec, part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := mr.Get("counter"); n != "1" {
+		t.Fatalf("counter %s after the same write twice, want 1", n)
+	}
+	rec.Transfers++
+	if err := s.SaveAlong(ctx, rec, part); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := mr.Get("counter"); n != "2" {
+		t.Fatalf("counter %s after another write, want 2", n)
+	}
+}

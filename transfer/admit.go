@@ -9,6 +9,7 @@ import (
 
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/policy"
+	"github.com/ariflow/ariflow/record"
 )
 
 // The dial policy decides in two steps. Its rules that count nothing (the
@@ -42,6 +43,17 @@ func (t *Transfer) admit(ctx context.Context) error {
 	leg := t.policyLeg()
 	if err := t.gate.Check(leg); err != nil {
 		return t.refused(err)
+	}
+	if ac, ok := t.call.(alongCall); ok && ac.CountsAlong() {
+		if g, ok := t.gate.(alongGate); ok {
+			if along, ok := g.CountAlong(leg); ok {
+				// Counted by the "dialing" write itself (countAlong): one
+				// round trip before the dial where a count and the write
+				// take two.
+				t.leg.along = along
+				return nil
+			}
+		}
 	}
 	verdict := make(chan counted, 1)
 	t.leg.counting = verdict
@@ -111,6 +123,51 @@ func (t *Transfer) awaitCount(ctx context.Context) error {
 	t.call.Record().Transfers++
 	t.leg.slot = v.slot
 	return nil
+}
+
+// alongGate is a gate whose count can be made inside a record's write
+// (*policy.Gate with its counters on Redis).
+type alongGate interface {
+	CountAlong(leg policy.Leg) (*policy.Along, bool)
+}
+
+// alongCall is a call whose record's write can carry the policy's count
+// (the controller's, on the Redis store).
+type alongCall interface {
+	// CountsAlong tells whether SetPhaseAlong can be used.
+	CountsAlong() bool
+	// SetPhaseAlong is SetPhase with along's count made first, in the
+	// same write: when it refuses the leg, the record is neither changed
+	// nor written, and the error is along's verdict (a *policy.Denied).
+	SetPhaseAlong(ctx context.Context, p record.Phase, along *policy.Along) error
+}
+
+// setDialingCounted writes the record's "dialing" phase together with the
+// policy's count of the leg (admit chose so). The slot the record names
+// is the leg's whatever the answer: a write without an answer may have
+// taken it, and giving back a slot never taken is harmless. Refused, or
+// the counters not reached (the write and the count are one), the number
+// is refused and nothing was written.
+func (t *Transfer) setDialingCounted(ctx context.Context, along *policy.Along) error {
+	t.leg.along = nil
+	rec := t.call.Record()
+	t.call.Settle() // the last leg's slot given back first
+	t.leg.slot = Slot(t.call.ID(), rec.Transfers)
+	rec.Transfers++
+	err := t.call.(alongCall).SetPhaseAlong(ctx, record.PhaseDialing, along)
+	var d *policy.Denied
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &d):
+		rec.Transfers--
+		t.leg.slot = ""
+		return t.refused(err)
+	case stopping(ctx, err) || errors.Is(err, record.ErrFenced):
+		t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
+		return fmt.Errorf("saving the dialing state: %w", err)
+	}
+	return t.refused(fmt.Errorf("dial policy and record: %w", err))
 }
 
 // refused records the policy's refusal of the current number.

@@ -379,7 +379,11 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	}
 	stamp()
 	written := time.Now()
-	if err := t.call.SetPhase(ctx, record.PhaseDialing); err != nil {
+	if along := t.leg.along; along != nil {
+		if err := t.setDialingCounted(ctx, along); err != nil {
+			return err
+		}
+	} else if err := t.call.SetPhase(ctx, record.PhaseDialing); err != nil {
 		t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
 		return fmt.Errorf("saving the dialing state: %w", err)
 	}

@@ -189,11 +189,12 @@ type leg struct {
 	target     record.Target
 	dialed     time.Time
 	answered   time.Time
-	deadline   time.Time    // ring timeout
-	dialStatus string       // the last DIALSTATUS seen
-	slot       string       // the concurrency slot to give back ("": none)
-	counting   chan counted // the policy's counters at work on it (admit)
-	done       int          // characters of the digits sent (or paused)
+	deadline   time.Time     // ring timeout
+	dialStatus string        // the last DIALSTATUS seen
+	slot       string        // the concurrency slot to give back ("": none)
+	counting   chan counted  // the policy's counters at work on it (admit)
+	along      *policy.Along // the policy's count, to be made by the "dialing" write
+	done       int           // characters of the digits sent (or paused)
 	sent       map[string]bool
 	over       bool // hung up, its slot given back and its end announced
 	talk       talkState
