@@ -89,7 +89,11 @@ type Config struct {
 	// app) to come back on the websocket; ProbeInterval is how often the
 	// event path is proven while connected (defaults 3 s and 5 s). An
 	// open websocket is not proof that Asterisk delivers the app's events
-	// (docs/ari-event-path.md).
+	// (docs/ari-event-path.md). A new connection's first probe is given
+	// up sooner once the process has seen probes come back: ten times the
+	// slowest of the last few, at least half a second (an app Asterisk
+	// left inactive under it is then found, and the connection made
+	// again, in well under a second).
 	ProbeTimeout, ProbeInterval time.Duration
 	// ARILossResign is how long an active process may go without a
 	// working event path to Asterisk before it resigns its lease, so that
@@ -238,6 +242,7 @@ type App struct {
 	// probeToken is the probe under way; read hands it to probes when it
 	// comes back.
 	probeToken atomic.Pointer[string]
+	probeRTTs  rttWindow // the last probes' round trips
 	probes     chan string
 
 	mu    sync.Mutex

@@ -59,3 +59,35 @@ func TestUnprovenConnectionNotReady(t *testing.T) {
 		t.Errorf("%d connections made, want 2 (the unproven one, then a proven one)", c)
 	}
 }
+
+// A new connection on which Asterisk left the app inactive (its first
+// probe never comes back) is given up within ten times the slowest probe
+// seen so far, not after the whole ProbeTimeout: once probes have come
+// back, a reconnect that meets an inactive app costs under a second.
+func TestFreshConnectionGivenUpSooner(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []string{twoPrompts}, func(c *Config) { c.ProbeTimeout = time.Hour })
+	var armed, swallowed atomic.Bool
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if strings.HasPrefix(r.Path, "/events/user/") && armed.Load() && swallowed.CompareAndSwap(false, true) {
+			return 204, "", 0, true // accepted, never delivered: an inactive app
+		}
+		return 0, "", 0, false
+	})
+	h.start()
+	if _, ok := h.app.probeRTTs.max(); !ok {
+		t.Fatal("the first connection's probe left no round trip")
+	}
+	connects := h.fake.Connections()
+	armed.Store(true)
+	h.fake.DropWebsocket()
+	eventually(t, "the unproven connection given up and another made", func() bool {
+		return h.fake.Connections() >= connects+2 && h.app.Ready()
+	})
+	if !swallowed.Load() {
+		t.Fatal("no probe was swallowed: the test proved nothing")
+	}
+	if n := testutil.ToFloat64(h.app.metrics.ProbeFailures); n != 1 {
+		t.Errorf("event path failures %v, want 1", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -123,7 +124,7 @@ func (a *App) serveConnection(ctx, tctx context.Context, ws *ari.EventConn, s *s
 	// An open websocket is not yet an event path: Asterisk can leave the
 	// app inactive under it (docs/ari-event-path.md). Only an event that
 	// comes back through it proves it.
-	if err := a.prove(tctx, readDone); err != nil {
+	if err := a.prove(tctx, readDone, a.freshProofTimeout()); err != nil {
 		// The broken socket goes first: connecting again while it is open,
 		// then closing it, would leave the app inactive again.
 		ws.Close()
@@ -211,30 +212,72 @@ func (a *App) pause(ctx context.Context, backoff *time.Duration) {
 var errPathLost = errors.New("ARI event path lost: a probe did not come back")
 
 // prove sends a probe to the app and waits for it on the websocket
-// (read hands it over), within Config.ProbeTimeout.
-func (a *App) prove(ctx context.Context, readDone chan error) error {
+// (read hands it over), within timeout.
+func (a *App) prove(ctx context.Context, readDone chan error, timeout time.Duration) error {
 	token := newID("probe")
 	a.probeToken.Store(&token)
+	sent := time.Now()
 	if err := a.ari.Probe(ctx, token); err != nil {
 		return fmt.Errorf("sending a probe: %w", err)
 	}
-	bound := time.NewTimer(a.cfg.ProbeTimeout)
+	bound := time.NewTimer(timeout)
 	defer bound.Stop()
 	for {
 		select {
 		case got := <-a.probes:
 			if got == token {
+				a.probeRTTs.add(time.Since(sent))
 				return nil
 			}
 		case err := <-readDone:
 			readDone <- err // for the caller, which waits for the reader
 			return fmt.Errorf("websocket ended before the probe came back: %w", err)
 		case <-bound.C:
-			return fmt.Errorf("probe not back within %v", a.cfg.ProbeTimeout)
+			return fmt.Errorf("probe not back within %v", timeout)
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
 	}
+}
+
+// freshProofMin is the least a new connection's first probe is given.
+const freshProofMin = 500 * time.Millisecond
+
+// freshProofTimeout bounds a new connection's first probe: ten times the
+// slowest recent round trip (at least freshProofMin), at most
+// Config.ProbeTimeout, which is also the bound before any probe came
+// back. An app Asterisk leaves inactive under a new socket (an old
+// session's cleanup racing the registration: docs/ari-event-path.md)
+// sends nothing, so the wait is only ever the bound; connecting again
+// cures it. A probe slow for want of CPU stays within the bound, which
+// grows with the round trips seen.
+func (a *App) freshProofTimeout() time.Duration {
+	slowest, ok := a.probeRTTs.max()
+	if !ok {
+		return a.cfg.ProbeTimeout
+	}
+	return min(max(10*slowest, freshProofMin), a.cfg.ProbeTimeout)
+}
+
+// rttWindow keeps the last few probes' round trips.
+type rttWindow struct {
+	mu   sync.Mutex
+	last [8]time.Duration
+	n    int
+}
+
+func (w *rttWindow) add(d time.Duration) {
+	w.mu.Lock()
+	w.last[w.n%len(w.last)] = d
+	w.n++
+	w.mu.Unlock()
+}
+
+// max is the slowest of the kept round trips; false before the first.
+func (w *rttWindow) max() (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Max(w.last[:]), w.n > 0
 }
 
 // watchPath proves the event path again every Config.ProbeInterval while
@@ -252,7 +295,7 @@ func (a *App) watchPath(ctx context.Context, readDone chan error) error {
 			return ctx.Err()
 		case <-tick.C:
 		}
-		if err := a.prove(ctx, readDone); err != nil {
+		if err := a.prove(ctx, readDone, a.cfg.ProbeTimeout); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
