@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/internal/ari/aritest"
 	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 // A reconnect's check of a call's channels (checkChannels) may be handled
@@ -68,5 +70,28 @@ func TestReconnectCheckLooksOnlyAtWhatMayBeLost(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A leg from before the reconnect that exists, down, in the dialing phase
+// may have entered the app with its StasisStart sent on the replaced
+// socket: the check passes the reconnect's word on to the transfer.
+func TestReconnectCheckTellsALegWaitingToEnter(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts})
+	ctx := context.Background()
+	if err := h.app.ari.Create(ctx, ari.CreateRequest{Endpoint: "PJSIP/+4930000001@trunk", App: aritest.App, ChannelID: "check-leg"}); err != nil {
+		t.Fatal(err)
+	}
+	c := h.app.newCall("check-caller")
+	c.rec.Outbound, c.rec.Phase = "check-leg", record.PhaseDialing
+	since := time.Now()
+	c.own(c.id, "check-leg")
+	h.app.mu.Lock()
+	c.owned["check-leg"] = since.Add(-time.Second)
+	h.app.mu.Unlock()
+	got := c.verifyChannels(ctx, &checkChannels{since: since})
+	if p, ok := got.(*transfer.PathRenewed); !ok || p.Leg != "check-leg" {
+		t.Fatalf("check returned %#v; want the leg's PathRenewed", got)
 	}
 }

@@ -295,6 +295,10 @@ func (c *call) verifyChannels(ctx context.Context, chk *checkChannels) ari.Event
 			c.app.metrics.LostEvents.Inc()
 			c.log.WithField("leg", id).Info("leg answered unseen (found at a reconcile)")
 			return &ari.ChannelStateChange{Channel: ari.ChannelData{ID: id, State: state}}
+		case err == nil && id == c.rec.Outbound && c.rec.Phase == record.PhaseDialing && state == "Down":
+			// Made as the old socket went: its StasisStart may have gone
+			// with it (a transfer waiting for it dials now).
+			return &transfer.PathRenewed{Leg: id}
 		}
 	}
 	if c.playing != "" && c.ownedBefore(c.playing, chk.since) {

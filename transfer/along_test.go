@@ -93,3 +93,46 @@ func TestDialingWriteCarriesTheCount(t *testing.T) {
 		t.Errorf("refused leg: %d counted writes, %d transfers, phases written %q; want 2, 1 and no dialing", call.writes, call.rec.Transfers, call.phases[phases:])
 	}
 }
+
+// A reconnect while the leg entered the app: its StasisStart went out on
+// the socket being replaced, and the call passes the reconnect's word on
+// (PathRenewed). The transfer dials at once instead of waiting InAppWait;
+// a leg not in the app yet refuses (409), and its StasisStart, still to
+// come, is waited for and the leg dialled then.
+func TestPathRenewedDialsTheLegAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		notInApp  bool // the first dial is refused: not in the app yet
+		wantDials int
+	}{{"in the app", false, 1}, {"not yet in the app", true, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			call, a := newFakeCall(), newFakeARI()
+			env := testEnv(a)
+			env.InAppWait = time.Hour // waited out, the test would not end
+			if tc.notInApp {
+				a.failOnce["dial"] = []error{&ari.StatusError{Code: 409, Status: "409 Conflict"}}
+			}
+			call.events = []ari.Event{&PathRenewed{Leg: "leg-1"}}
+			if tc.notInApp {
+				call.events = append(call.events, &ari.StasisStart{Channel: ari.ChannelData{ID: "leg-1"}})
+			}
+			call.events = append(call.events,
+				&ari.ChannelStateChange{Channel: ari.ChannelData{ID: "leg-1", State: "Up"}},
+				destroyed("leg-1", 16, "Up"))
+			plan := Plan{Resume: true, Targets: []record.Target{{Number: "+4930000001", Dial: "PJSIP/+4930000001@trunk", TimeoutS: 5}}}
+			res, err := Run(context.Background(), call, env, &fakeGate{}, plan, 0)
+			if err != nil || res.Outcome != OutcomeSuccess {
+				t.Fatalf("%+v %v; want Success", res, err)
+			}
+			dials := 0
+			for _, r := range a.requests() {
+				if r == "dial leg-1 5s" {
+					dials++
+				}
+			}
+			if dials != tc.wantDials {
+				t.Errorf("%d dials, want %d: %q", dials, tc.wantDials, a.requests())
+			}
+		})
+	}
+}

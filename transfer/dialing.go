@@ -420,6 +420,16 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// leg and never dials it, so a dial held back would keep the caller
 	// waiting in silence until the ring timeout.
 	err := t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
+	for t.leg.inAppAssumed && ari.StatusCode(err) == 409 {
+		// Dialled on the word of a reconnect, and not in the app yet: its
+		// StasisStart is still to come.
+		t.leg.inAppAssumed = false
+		if err = t.awaitInApp(ctx); err != nil {
+			return err
+		}
+		err = t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
+	}
+	t.leg.inAppAssumed = false
 	if unanswered(ctx, err) {
 		// No answer (the connection cut): the dial may have left. The
 		// leg is watched as dialled. A moment later Asterisk is asked
@@ -458,6 +468,12 @@ func (t *Transfer) awaitInApp(ctx context.Context) error {
 			if e.Channel.ID == t.leg.id {
 				t.forgetLeg()
 				return fmt.Errorf("%w: %s (cause %d %s)", errLegLost, e.Channel.ID, e.Cause, e.CauseTxt)
+			}
+		case *PathRenewed:
+			if e.Leg == t.leg.id && t.plan.Options.Ringback != flows.RingbackEarlyMedia {
+				t.leg.log.WithField("phase", "in-app-unseen").Info("transfer: the event path was made again as the leg entered the app; dialling it")
+				t.leg.inAppAssumed = true
+				return nil
 			}
 		}
 	}

@@ -34,6 +34,19 @@ var (
 	ErrDeadline = errors.New("deadline passed")
 )
 
+// PathRenewed is what a call hands its transfer once the event path has
+// been made again (a reconnect) while its leg exists and is down in the
+// dialing phase: the leg's StasisStart may have gone out on the socket
+// being replaced, and would then never come. A transfer waiting for it
+// dials at once (a leg not yet in the app refuses the dial, and its
+// StasisStart is then still to come); every other state ignores it.
+type PathRenewed struct {
+	ari.EventData
+	Leg string
+}
+
+func (*PathRenewed) Keys() ari.Keys { return nil }
+
 // Call is what a transfer needs of the call it runs in. Its methods are
 // called from the call's own goroutine only.
 type Call interface {
@@ -194,11 +207,14 @@ type leg struct {
 	slot       string        // the concurrency slot to give back ("": none)
 	counting   chan counted  // the policy's counters at work on it (admit)
 	along      *policy.Along // the policy's count, to be made by the "dialing" write
-	done       int           // characters of the digits sent (or paused)
-	sent       map[string]bool
-	over       bool // hung up, its slot given back and its end announced
-	talk       talkState
-	log        *logrus.Entry
+	// inAppAssumed: dialled without its StasisStart, after a reconnect
+	// (PathRenewed); a refusal for not being in the app is waited out.
+	inAppAssumed bool
+	done         int // characters of the digits sent (or paused)
+	sent         map[string]bool
+	over         bool // hung up, its slot given back and its end announced
+	talk         talkState
+	log          *logrus.Entry
 }
 
 // state is one state of the machine: what it waits for, until when, and
