@@ -50,8 +50,6 @@ func testMain(m *testing.M) int {
 		return m.Run()
 	}
 	stack = s
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	webhook = startWebhookServer()
 	defer webhook.Close()
 	flowsDir, err = os.MkdirTemp("", "ariflow-e2e-flows-")
@@ -70,6 +68,10 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	s.Env["ARIFLOW_STACK_ARIFLOW_BIN"] = bin
+	// The bound starts after the build: on a busy machine with a cold
+	// build cache the build alone can take most of a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	carrier, err = NewCarrier(ctx, s)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
