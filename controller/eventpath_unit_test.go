@@ -91,3 +91,33 @@ func TestFreshConnectionGivenUpSooner(t *testing.T) {
 		t.Errorf("event path failures %v, want 1", n)
 	}
 }
+
+// The bound of a new connection's first probe: ten times the slowest
+// recent round trip, at least 0.5 s, doubled for each connection in a row
+// that was not proven, at most ProbeTimeout (also the bound before any
+// round trip was seen).
+func TestFreshProofTimeout(t *testing.T) {
+	t.Parallel()
+	a := &App{cfg: Config{ProbeTimeout: 3 * time.Second}}
+	if got := a.freshProofTimeout(0); got != 3*time.Second {
+		t.Errorf("no round trip seen: %v, want ProbeTimeout", got)
+	}
+	a.probeRTTs.add(time.Millisecond)
+	a.probeRTTs.add(120 * time.Millisecond)
+	for _, tc := range []struct {
+		unproven int
+		want     time.Duration
+	}{{0, 1200 * time.Millisecond}, {1, 2400 * time.Millisecond}, {2, 3 * time.Second}, {100, 3 * time.Second}} {
+		if got := a.freshProofTimeout(tc.unproven); got != tc.want {
+			t.Errorf("slowest 120ms, %d unproven: %v, want %v", tc.unproven, got, tc.want)
+		}
+	}
+	fast := &App{cfg: Config{ProbeTimeout: 3 * time.Second}}
+	fast.probeRTTs.add(2 * time.Millisecond)
+	if got := fast.freshProofTimeout(0); got != freshProofMin {
+		t.Errorf("slowest 2ms: %v, want the floor %v", got, freshProofMin)
+	}
+	if got := fast.freshProofTimeout(1); got != 2*freshProofMin {
+		t.Errorf("slowest 2ms, 1 unproven: %v, want %v", got, 2*freshProofMin)
+	}
+}

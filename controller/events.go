@@ -100,11 +100,14 @@ const firstBackoff = 100 * time.Millisecond
 
 // session is a term's state across its websocket connections.
 type session struct {
-	epoch   int64
-	began   time.Time
-	first   bool // no connection of this term has been proven yet
-	backoff time.Duration
-	stop    context.CancelCauseFunc
+	epoch int64
+	began time.Time
+	first bool // no connection of this term has been proven yet
+	// unproven counts the connections in a row whose first probe did not
+	// come back: each is given twice as long as the last.
+	unproven int
+	backoff  time.Duration
+	stop     context.CancelCauseFunc
 }
 
 // serveConnection serves one websocket of the term tctx: proven first,
@@ -124,7 +127,8 @@ func (a *App) serveConnection(ctx, tctx context.Context, ws *ari.EventConn, s *s
 	// An open websocket is not yet an event path: Asterisk can leave the
 	// app inactive under it (docs/ari-event-path.md). Only an event that
 	// comes back through it proves it.
-	if err := a.prove(tctx, readDone, a.freshProofTimeout()); err != nil {
+	if err := a.prove(tctx, readDone, a.freshProofTimeout(s.unproven)); err != nil {
+		s.unproven++
 		// The broken socket goes first: connecting again while it is open,
 		// then closing it, would leave the app inactive again.
 		ws.Close()
@@ -137,7 +141,7 @@ func (a *App) serveConnection(ctx, tctx context.Context, ws *ari.EventConn, s *s
 		}
 		return
 	}
-	s.backoff = firstBackoff
+	s.backoff, s.unproven = firstBackoff, 0
 	a.setConnected(true)
 	if s.first {
 		a.log.Info("ARI websocket connected")
@@ -250,13 +254,15 @@ const freshProofMin = 500 * time.Millisecond
 // session's cleanup racing the registration: docs/ari-event-path.md)
 // sends nothing, so the wait is only ever the bound; connecting again
 // cures it. A probe slow for want of CPU stays within the bound, which
-// grows with the round trips seen.
-func (a *App) freshProofTimeout() time.Duration {
+// grows with the round trips seen, and doubles with each connection in a
+// row whose first probe did not come back (unproven): a machine much
+// busier than when the round trips were seen still proves a connection.
+func (a *App) freshProofTimeout(unproven int) time.Duration {
 	slowest, ok := a.probeRTTs.max()
 	if !ok {
 		return a.cfg.ProbeTimeout
 	}
-	return min(max(10*slowest, freshProofMin), a.cfg.ProbeTimeout)
+	return min(max(10*slowest, freshProofMin)<<min(unproven, 8), a.cfg.ProbeTimeout)
 }
 
 // rttWindow keeps the last few probes' round trips.
