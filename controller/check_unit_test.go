@@ -80,13 +80,16 @@ func TestReconnectCheckTellsALegWaitingToEnter(t *testing.T) {
 	t.Parallel()
 	h := run(t, []string{twoPrompts})
 	ctx := context.Background()
-	if err := h.app.ari.Create(ctx, ari.CreateRequest{Endpoint: "PJSIP/+4930000001@trunk", App: aritest.App, ChannelID: "check-leg"}); err != nil {
-		t.Fatal(err)
-	}
 	c := h.app.newCall("check-caller")
 	c.rec.Outbound, c.rec.Phase = "check-leg", record.PhaseDialing
-	since := time.Now()
+	since := time.Now() // the caller is taken on after it: not checked
+	// Owned before it is made, as a transfer does: its StasisStart goes to
+	// the call, not to the app as a new caller's.
 	c.own(c.id, "check-leg")
+	if err := h.app.ari.Create(ctx, ari.CreateRequest{Endpoint: "PJSIP/+4930000001@trunk", App: aritest.App,
+		AppArgs: transfer.LegArg + "," + c.id, ChannelID: "check-leg"}); err != nil {
+		t.Fatal(err)
+	}
 	h.app.mu.Lock()
 	c.owned["check-leg"] = since.Add(-time.Second)
 	h.app.mu.Unlock()
