@@ -91,9 +91,10 @@ type Config struct {
 	// open websocket is not proof that Asterisk delivers the app's events
 	// (docs/ari-event-path.md). A new connection's first probe is given
 	// up sooner once the process has seen probes come back: ten times the
-	// slowest of the last few, at least half a second (an app Asterisk
-	// left inactive under it is then found, and the connection made
-	// again, in well under a second).
+	// slowest of the last few, at least half a second, doubled for each
+	// connection in a row not proven (an app Asterisk left inactive under
+	// it is then found, and the connection made again, in well under a
+	// second).
 	ProbeTimeout, ProbeInterval time.Duration
 	// ARILossResign is how long an active process may go without a
 	// working event path to Asterisk before it resigns its lease, so that
