@@ -47,7 +47,7 @@ func (t *Transfer) admit(ctx context.Context) error {
 	if ac, ok := t.call.(alongCall); ok && ac.CountsAlong() {
 		if g, ok := t.gate.(alongGate); ok {
 			if along, ok := g.CountAlong(leg); ok {
-				// Counted by the "dialing" write itself (countAlong): one
+				// Counted by the "dialing" write itself (setDialingCounted): one
 				// round trip before the dial where a count and the write
 				// take two.
 				t.leg.along = along
