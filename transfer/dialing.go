@@ -390,7 +390,8 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// Should this process's calls be left while the leg enters the app
 	// (lease lost, stop), the leg stays undialled: whoever takes over
 	// finds it proven so and dials the number at once.
-	if err := t.awaitInApp(ctx); err != nil {
+	assumed, err := t.awaitInApp(ctx)
+	if err != nil {
 		return err
 	}
 	if t.plan.Options.Ringback == flows.RingbackEarlyMedia {
@@ -419,17 +420,15 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// this instant (lease lost, stop): whoever takes over waits for this
 	// leg and never dials it, so a dial held back would keep the caller
 	// waiting in silence until the ring timeout.
-	err := t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
-	for t.leg.inAppAssumed && ari.StatusCode(err) == 409 {
+	err = t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
+	for assumed && ari.StatusCode(err) == 409 {
 		// Dialled on the word of a reconnect, and not in the app yet: its
 		// StasisStart is still to come.
-		t.leg.inAppAssumed = false
-		if err = t.awaitInApp(ctx); err != nil {
+		if assumed, err = t.awaitInApp(ctx); err != nil {
 			return err
 		}
 		err = t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
 	}
-	t.leg.inAppAssumed = false
 	if unanswered(ctx, err) {
 		// No answer (the connection cut): the dial may have left. The
 		// leg is watched as dialled. A moment later Asterisk is asked
@@ -448,32 +447,33 @@ func ringFor(deadline time.Time) time.Duration {
 	return max(time.Until(deadline).Round(time.Second), time.Second)
 }
 
-// awaitInApp waits for the made leg's StasisStart.
-func (t *Transfer) awaitInApp(ctx context.Context) error {
+// awaitInApp waits for the made leg's StasisStart; assumed says it was
+// not seen but taken on the word of a reconnect (PathRenewed), so that a
+// dial refused as not in the app yet waits for it after all.
+func (t *Transfer) awaitInApp(ctx context.Context) (assumed bool, err error) {
 	deadline := time.Now().Add(t.env.InAppWait)
 	for {
 		ev, err := t.call.Next(ctx, deadline)
 		if errors.Is(err, ErrDeadline) {
-			return t.notSeenInApp(ctx)
+			return false, t.notSeenInApp(ctx)
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		switch e := ev.(type) {
 		case *ari.StasisStart:
 			if e.Channel.ID == t.leg.id {
-				return nil
+				return false, nil
 			}
 		case *ari.ChannelDestroyed:
 			if e.Channel.ID == t.leg.id {
 				t.forgetLeg()
-				return fmt.Errorf("%w: %s (cause %d %s)", errLegLost, e.Channel.ID, e.Cause, e.CauseTxt)
+				return false, fmt.Errorf("%w: %s (cause %d %s)", errLegLost, e.Channel.ID, e.Cause, e.CauseTxt)
 			}
 		case *PathRenewed:
 			if e.Leg == t.leg.id && t.plan.Options.Ringback != flows.RingbackEarlyMedia {
 				t.leg.log.WithField("phase", "in-app-unseen").Info("transfer: the event path was made again as the leg entered the app; dialling it")
-				t.leg.inAppAssumed = true
-				return nil
+				return true, nil
 			}
 		}
 	}

@@ -207,14 +207,11 @@ type leg struct {
 	slot       string        // the concurrency slot to give back ("": none)
 	counting   chan counted  // the policy's counters at work on it (admit)
 	along      *policy.Along // the policy's count, to be made by the "dialing" write
-	// inAppAssumed: dialled without its StasisStart, after a reconnect
-	// (PathRenewed); a refusal for not being in the app is waited out.
-	inAppAssumed bool
-	done         int // characters of the digits sent (or paused)
-	sent         map[string]bool
-	over         bool // hung up, its slot given back and its end announced
-	talk         talkState
-	log          *logrus.Entry
+	done       int           // characters of the digits sent (or paused)
+	sent       map[string]bool
+	over       bool // hung up, its slot given back and its end announced
+	talk       talkState
+	log        *logrus.Entry
 }
 
 // state is one state of the machine: what it waits for, until when, and
