@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/CyCoreSystems/ari/v6"
 )
 
 // Numbers on the carrier. The test flows send each branch to its own
@@ -342,5 +344,102 @@ func TestConcurrentTransfers(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// What the caller hears while a transfer's far end rings: the PBX's
+// ringing tone (ringback "ring", the default), here on the second transfer
+// of a call, ended by the far end's answer. Without a tone zone
+// (asterisk-conf/indications.conf) the caller heard silence. The far ends
+// send nothing: anything loud is the PBX's own sound.
+func TestRingbackHeardAndStopped(t *testing.T) {
+	ctx := callTest(t, 40*time.Second)
+	caller, s, from := transferToShipper(ctx, t, "+4930555010", shipper)
+	agent := carrier.ExpectFrom(agentOK, from)
+	rec, err := listenAtPBX(ctx, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Answer(); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Digits(ctx, 6); err != nil || d != "12345#" {
+		t.Fatalf("shipper got digits %q (%v)", d, err)
+	}
+	if err := s.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	a := recv(ctx, t, agent, "agent after Success")
+	// The agent answers within the tone's first on-phase (the US cadence:
+	// 2 s on, 4 s off), so that a tone not stopped at the answer goes on
+	// for the whole of it.
+	const ringFor = 1200 * time.Millisecond
+	select {
+	case <-time.After(ringFor):
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	if err := a.Answer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendDTMF("7"); err != nil {
+		t.Fatal(err)
+	}
+	if !keyHeard(ctx, caller, "7", 5*time.Second) {
+		t.Fatal("the agent's key did not reach the caller: not bridged")
+	}
+	// Bridged with the agent a while: the tone, had it gone on, would be
+	// heard here.
+	select {
+	case <-time.After(time.Second):
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	if err := a.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	heard, err := rec.Heard(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last loud stretch is the agent's ringing: most of the time the
+	// agent let it ring, ended by the answer well before the on-phase's
+	// end, and followed by the agent's silence.
+	segs := heard.Segments()
+	t.Logf("what the caller heard, in 100 ms stretches: %v", segs)
+	last := -1
+	for i, sg := range segs {
+		if sg.Loud {
+			last = i
+		}
+	}
+	switch {
+	case last < 0:
+		t.Fatalf("the caller heard no ringing at all (stretches %v)", segs)
+	case segs[last].Len < 5 || segs[last].Len > 17:
+		t.Errorf("the caller heard the agent's ringing for %d ms; the agent answered after %v, within the tone's 2 s on-phase (stretches %v)",
+			segs[last].Len*100, ringFor, segs)
+	case last == len(segs)-1 || segs[last+1].Len < 8:
+		t.Errorf("the caller did not hear the agent's silence after the ringing (stretches %v)", segs)
+	case last == 0 || segs[last-1].Len < 8:
+		t.Errorf("no silence with the shipper before the agent's ringing (stretches %v)", segs)
+	}
+}
+
+// keyHeard waits up to d for digit to reach the caller.
+func keyHeard(ctx context.Context, cl *Caller, digit string, d time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		ev, err := cl.Event(ctx)
+		if err != nil {
+			return false
+		}
+		if e, ok := ev.(*ari.ChannelDtmfReceived); ok && e.Digit == digit {
+			return true
+		}
 	}
 }
