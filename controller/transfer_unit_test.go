@@ -697,3 +697,30 @@ func TestStasisStartBeforeCreateAnswer(t *testing.T) {
 	h.fake.Hangup(leg, 16)
 	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
+
+// The far end answers while the caller's ringback request is still on its
+// way: the stop goes only once the ringback is through (Asterisk carries
+// out a channel's requests in the order they arrive), or the caller would
+// hear the ringing tone over the call.
+func TestRingbackStoppedAfterItStarted(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "POST" && r.Path == "/channels/c1/ring" {
+			return 0, "", 300 * time.Millisecond, false
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.req("DELETE", "/channels/c1/ring")
+	for _, r := range h.fake.Requests() {
+		if r.Method == "POST" && r.Path == "/channels/c1/ring" && r.Status == 0 {
+			t.Error("the ringback's stop left before the ringback itself was through")
+		}
+	}
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+}

@@ -80,7 +80,7 @@ func (t *Transfer) bridge(ctx context.Context) (state, error) {
 	}
 	t.leg.log.WithFields(logrus.Fields{"phase": "answered", "ring_time": t.res.RingTime.Round(time.Millisecond)}).Info("transfer")
 	t.entered(record.StateBridged)
-	go t.ringbackOff(ctx, true)
+	go t.stopRingback(ctx, t.leg.ringSent, true)
 	if err := t.joinRetrying(ctx); err != nil {
 		if stopping(ctx, err) {
 			return nil, err

@@ -311,7 +311,12 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 		return err
 	}
 	if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
-		go t.ringback(context.WithoutCancel(ctx))
+		sent := make(chan struct{})
+		l.ringSent = sent
+		go func() {
+			defer close(sent)
+			t.ringback(context.WithoutCancel(ctx))
+		}()
 	}
 	return nil
 }
@@ -535,13 +540,29 @@ func (t *Transfer) ringback(ctx context.Context) {
 // media ends with the bridge); when nobody answered only music on hold
 // (the ringing tone ends with the next prompt, as in the dialplan).
 func (t *Transfer) ringbackOff(ctx context.Context, answered bool) {
+	t.stopRingback(ctx, t.leg.ringSent, answered)
+}
+
+// stopRingback is ringbackOff once the ringback's own request (sent; nil
+// when this process sent none) is through: a stop that overtook it, as
+// when the far end answers at once while the ringback waits for the last
+// transfer's clean-up (Settle), would leave the caller hearing the ringing
+// tone over the call.
+func (t *Transfer) stopRingback(ctx context.Context, sent <-chan struct{}, answered bool) {
+	after := func() {
+		if sent != nil {
+			<-sent
+		}
+	}
 	bg := context.WithoutCancel(ctx)
 	switch t.plan.Options.Ringback {
 	case flows.RingbackEarlyMedia:
 	case flows.RingbackMOH:
+		after()
 		_ = t.env.ARI.StopMOH(bg, t.call.ID())
 	default:
 		if answered {
+			after()
 			_ = t.env.ARI.StopRing(bg, t.call.ID())
 		}
 	}

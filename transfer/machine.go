@@ -214,6 +214,7 @@ type leg struct {
 	// caller in it (takeKeptBridge); joined: the caller is in this
 	// leg's bridge for sure.
 	callerIn, joined bool
+	ringSent         chan struct{} // closed once the ringback's request is through
 	talk             talkState
 	log              *logrus.Entry
 }
