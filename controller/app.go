@@ -215,8 +215,11 @@ func (c *Config) setDefaults() {
 // lease (see lease.go) and is the only one connected to the app and
 // writing call records.
 type App struct {
-	cfg Config
-	ari *ari.Client
+	// takingBack: a reconcile is waiting for the lease, for the calls
+	// that left it while this process stayed active (takeBack).
+	takingBack atomic.Bool
+	cfg        Config
+	ari        *ari.Client
 	// probeARI asks Asterisk for a sign of life without the lease.
 	probeARI *ari.Client
 	store    Store

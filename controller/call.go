@@ -533,6 +533,12 @@ func (c *call) finish(ctx context.Context, err error) {
 	}
 	a.mu.Unlock()
 	c.observeEnd(err, stopping)
+	if stopping && errors.Is(err, ErrFenced) && ctx.Err() == nil {
+		// Fenced for a moment (a request refused as the lease lapsed
+		// here), not stopped: the process is still active, and nobody
+		// else takes the call over.
+		a.takeBack(ctx)
+	}
 	fields := logrus.Fields{"block": c.rec.Block, "duration": time.Since(c.rec.Started).Round(time.Millisecond)}
 	switch {
 	case err == nil, errors.Is(err, ErrCallerGone), errors.Is(err, errHandedOff), stopping:

@@ -85,6 +85,12 @@ func (l *lease) fence() (int64, error) {
 // not lost (a renewal is slow), it waits for the renewal, at most bound;
 // a lost lease, or ctx ending, is ErrFenced.
 func (l *lease) await(ctx context.Context, bound time.Duration) (int64, error) {
+	return l.wait(ctx, bound, true)
+}
+
+// wait is await; with lostFinal false a lease not held is waited for as
+// a lapsed one is.
+func (l *lease) wait(ctx context.Context, bound time.Duration, lostFinal bool) (int64, error) {
 	var timeout <-chan time.Time
 	for {
 		l.mu.Lock()
@@ -95,9 +101,9 @@ func (l *lease) await(ctx context.Context, bound time.Duration) (int64, error) {
 		changed := l.changed
 		l.mu.Unlock()
 		switch {
-		case epoch == 0:
+		case epoch == 0 && lostFinal:
 			return 0, ErrFenced
-		case ok:
+		case epoch != 0 && ok:
 			return epoch, nil
 		}
 		if timeout == nil {
@@ -153,6 +159,29 @@ func (a *App) allowed(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// takeBack reconciles once the lease is valid again: a call that met the
+// fence (a request refused as the lease lapsed here for a moment) left its
+// record and its caller for the next active process, and while this
+// process stays active that is this one. A lease really lost ends the term
+// instead, and whoever takes over adopts the call. Calls that leave
+// together share one reconcile.
+func (a *App) takeBack(ctx context.Context) {
+	if !a.takingBack.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		// Not held at this instant may be a moment's (a renewal under
+		// way); a lease really lost ends the term, and ctx with it.
+		_, err := a.lease.wait(ctx, a.cfg.LapseWait, false)
+		a.takingBack.Store(false)
+		if err != nil || ctx.Err() != nil {
+			return
+		}
+		a.log.Info("lease: valid again after calls met the fence; taking them back")
+		a.reconcileRetry(ctx)
+	}()
 }
 
 // Why a term as active ended.

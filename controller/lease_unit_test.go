@@ -620,3 +620,26 @@ func TestRecordDeletedAfterLapse(t *testing.T) {
 		return errors.Is(err, record.ErrNoRecord)
 	})
 }
+
+// A call that meets the fence while the process stays active (a request
+// refused in the instant the lease lapsed here) leaves its record for the
+// next active process. That is this one: once the lease is valid again it
+// takes the call back (the block reruns from the record), instead of
+// leaving the caller in silence until some later reconcile.
+func TestFencedCallTakenBackWhileActive(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts})
+	h.caller("c1", "prompts")
+	pb := h.wantPlayed("c1", "sound:one")
+	// Fenced here for a moment, the lease still due to run for a while:
+	// the next renewal brings it back without a lapse, which would have
+	// had a reconcile of its own.
+	h.app.lease.set(0, h.app.lease.until())
+	h.fake.FinishPlayback(pb) // the next block's write meets the fence
+	eventually(t, "the call left", func() bool { return !h.app.isLocal("c1") })
+	pb = h.wantPlayed("c1", "sound:one") // taken back: its block again
+	h.fake.FinishPlayback(pb)
+	h.fake.FinishPlayback(h.wantPlayed("c1", "sound:two"))
+	h.ended("c1")
+	h.clean("c1")
+}
