@@ -490,7 +490,11 @@ func (c *call) finish(ctx context.Context, err error) {
 	stopping := leaving(ctx, err)
 	bg := context.WithoutCancel(ctx)
 	if stopping {
-		c.log.Info("no longer active here: call left in place for the next active process")
+		log := c.log
+		if err != nil {
+			log = log.WithError(err) // what met the fence, or the stop
+		}
+		log.Info("no longer active here: call left in place for the next active process")
 	} else {
 		if c.rec.Outbound != "" {
 			if herr := a.ari.Hangup(bg, c.rec.Outbound, "normal"); herr != nil {
