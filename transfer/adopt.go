@@ -108,7 +108,7 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 		// The caller hears ringback again, should the last process have
 		// stopped before it began it.
 		if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
-			go t.ringback(context.WithoutCancel(ctx))
+			t.startRingback(ctx)
 		}
 		return s, nil
 	}
@@ -170,7 +170,7 @@ func (t *Transfer) resumeCreated(ctx context.Context) (state, error) {
 		return t.adoptFailed(ctx, err)
 	}
 	if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
-		go t.ringback(context.WithoutCancel(ctx))
+		t.startRingback(ctx)
 	}
 	t.entered(record.StateDialing)
 	return &dialing{}, nil

@@ -304,14 +304,20 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 		return err
 	}
 	if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
-		sent := make(chan struct{})
-		l.ringSent = sent
-		go func() {
-			defer close(sent)
-			t.ringback(context.WithoutCancel(ctx))
-		}()
+		t.startRingback(ctx)
 	}
 	return nil
+}
+
+// startRingback sends the caller's ringback off the caller's path; its
+// stop waits for it (stopRingback).
+func (t *Transfer) startRingback(ctx context.Context) {
+	sent := make(chan struct{})
+	t.leg.ringSent = sent
+	go func() {
+		defer close(sent)
+		t.ringback(context.WithoutCancel(ctx))
+	}()
 }
 
 // createUnanswered handles a create that got no answer (the connection
