@@ -241,22 +241,9 @@ func absorbCall(t *testing.T, pid int, arm absorbArm, dtmfLog string) absorbResu
 // once more, and tells what the PBX reported of it.
 func readdCaller(ctx context.Context, t *testing.T, from string, absorb, twice bool) string {
 	t.Helper()
-	chans, err := stack.PBX.Channel().List(nil)
+	id, err := pbxCaller(from)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var id string
-	for _, k := range chans {
-		if strings.HasPrefix(k.ID, "ariflow-") {
-			continue
-		}
-		d, err := stack.PBX.Channel().Data(k)
-		if err == nil && d.Caller.Number == from {
-			id = k.ID
-		}
-	}
-	if id == "" {
-		t.Fatalf("no PBX channel of caller %s", from)
 	}
 	bridges, err := stack.PBX.Bridge().List(nil)
 	if err != nil {

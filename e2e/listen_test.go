@@ -3,14 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"time"
+	"strings"
 
 	"github.com/CyCoreSystems/ari/v6"
 )
@@ -20,35 +19,15 @@ import (
 // PBX's own sound (a ringing tone) and what a bridge passes on alike.
 type Recording struct {
 	path string
+	end  *sub // its RecordingFinished (or Failed), at the observer
 }
 
 // listenAtPBX records what the PBX sends the caller calling from until
 // the call ends. The snoop channel waits in the observer's app.
 func listenAtPBX(ctx context.Context, from string) (*Recording, error) {
-	code, body, err := pbxREST(ctx, http.MethodGet, "/channels", nil)
-	if err != nil || code != http.StatusOK {
-		return nil, fmt.Errorf("listing the PBX's channels: %d %v", code, err)
-	}
-	var chans []struct {
-		ID     string `json:"id"`
-		Caller struct {
-			Number string `json:"number"`
-		} `json:"caller"`
-		Dialplan struct {
-			AppName string `json:"app_name"`
-		} `json:"dialplan"`
-	}
-	if err := json.Unmarshal(body, &chans); err != nil {
+	id, err := pbxCaller(from)
+	if err != nil {
 		return nil, err
-	}
-	id := ""
-	for _, ch := range chans {
-		if ch.Caller.Number == from && ch.Dialplan.AppName == "Stasis" {
-			id = ch.ID
-		}
-	}
-	if id == "" {
-		return nil, fmt.Errorf("no caller %s on the PBX", from)
 	}
 	snoop, name := "snoop-"+id, "heard-"+id
 	// Recorded once it is in the app: ARI refuses it until then.
@@ -68,30 +47,57 @@ func listenAtPBX(ctx context.Context, from string) (*Recording, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	end := observer.hub.subscribe(func(ev ari.Event) bool {
+		switch e := ev.(type) {
+		case *ari.RecordingFinished:
+			return e.Recording.Name == name
+		case *ari.RecordingFailed:
+			return e.Recording.Name == name
+		}
+		return false
+	})
 	q = url.Values{"name": {name}, "format": {"sln"}, "ifExists": {"overwrite"}}
 	if code, body, err := pbxREST(ctx, http.MethodPost, "/channels/"+snoop+"/record?"+q.Encode(), nil); err != nil || code/100 != 2 {
+		observer.hub.unsubscribe(end)
 		return nil, fmt.Errorf("recording %s: %d %s %v", snoop, code, body, err)
 	}
-	return &Recording{path: filepath.Join(dir, name+".sln")}, nil
+	return &Recording{path: filepath.Join(dir, name+".sln"), end: end}, nil
+}
+
+// pbxCaller is the PBX's channel of the caller calling from: the one with
+// that number that is not one of ariflow's legs (a leg may show the
+// caller's number).
+func pbxCaller(from string) (string, error) {
+	chans, err := stack.PBX.Channel().List(nil)
+	if err != nil {
+		return "", err
+	}
+	id := ""
+	for _, k := range chans {
+		if strings.HasPrefix(k.ID, "ariflow-") {
+			continue
+		}
+		d, err := stack.PBX.Channel().Data(k)
+		if err == nil && d.Caller.Number == from {
+			id = k.ID
+		}
+	}
+	if id == "" {
+		return "", fmt.Errorf("no PBX channel of caller %s", from)
+	}
+	return id, nil
 }
 
 // Heard waits for the recording to be written out (the channel gone) and
 // returns its sound level, 100 ms at a time.
 func (r *Recording) Heard(ctx context.Context) (Heard, error) {
-	var last int64 = -1
-	for {
-		st, err := os.Stat(r.path)
-		if err == nil && st.Size() == last {
-			break
-		}
-		if err == nil {
-			last = st.Size()
-		}
-		select {
-		case <-time.After(200 * time.Millisecond):
-		case <-ctx.Done():
-			return Heard{}, fmt.Errorf("recording %s: %w", r.path, ctx.Err())
-		}
+	defer observer.hub.unsubscribe(r.end)
+	ev, err := r.end.next(ctx)
+	if err != nil {
+		return Heard{}, fmt.Errorf("recording %s never ended: %w", r.path, err)
+	}
+	if f, ok := ev.(*ari.RecordingFailed); ok {
+		return Heard{}, fmt.Errorf("recording %s failed: %s", r.path, f.Recording.Cause)
 	}
 	b, err := os.ReadFile(r.path)
 	if err != nil {
