@@ -172,12 +172,7 @@ func TestTransferOutcomes(t *testing.T) {
 func TestCallerHangupDuringOriginate(t *testing.T) {
 	t.Parallel()
 	h := run(t, xferFlows)
-	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
-		if r.Method == "POST" && r.Path == "/channels/create" {
-			return 0, "", 300 * time.Millisecond, false
-		}
-		return 0, "", 0, false
-	})
+	h.fake.Intercept(delayRequest("POST", "/channels/create", 300*time.Millisecond))
 	h.caller("c1", "xfer")
 	h.req("POST", "/channels/create") // arrived, not yet answered
 	h.fake.Hangup("c1", 16)
@@ -219,6 +214,17 @@ func TestCallerHangupAnsweredNotBridged(t *testing.T) {
 	h.clean("c1")
 	if m := h.medias("c1"); len(m) != 0 {
 		t.Errorf("blocks ran for a caller who hung up before the bridge: played %v", m)
+	}
+}
+
+// delayRequest holds every request with method and exactly path back for
+// d before it is answered.
+func delayRequest(method, path string, d time.Duration) aritest.Interceptor {
+	return func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == method && r.Path == path {
+			return 0, "", d, false
+		}
+		return 0, "", 0, false
 	}
 }
 
@@ -703,12 +709,7 @@ func TestStasisStartBeforeCreateAnswer(t *testing.T) {
 func TestRingbackStoppedAfterItStarted(t *testing.T) {
 	t.Parallel()
 	h := run(t, xferFlows)
-	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
-		if r.Method == "POST" && r.Path == "/channels/c1/ring" {
-			return 0, "", 300 * time.Millisecond, false
-		}
-		return 0, "", 0, false
-	})
+	h.fake.Intercept(delayRequest("POST", "/channels/c1/ring", 300*time.Millisecond))
 	h.caller("c1", "xfer")
 	leg, br := h.leg()
 	h.fake.Answer(leg)

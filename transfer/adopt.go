@@ -107,9 +107,7 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 		t.entered(s.name())
 		// The caller hears ringback again, should the last process have
 		// stopped before it began it.
-		if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
-			t.startRingback(ctx)
-		}
+		t.startRingback(ctx)
 		return s, nil
 	}
 }
@@ -169,9 +167,7 @@ func (t *Transfer) resumeCreated(ctx context.Context) (state, error) {
 		}
 		return t.adoptFailed(ctx, err)
 	}
-	if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
-		t.startRingback(ctx)
-	}
+	t.startRingback(ctx)
 	t.entered(record.StateDialing)
 	return &dialing{}, nil
 }

@@ -303,15 +303,17 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if t.plan.Options.Ringback != flows.RingbackEarlyMedia {
-		t.startRingback(ctx)
-	}
+	t.startRingback(ctx)
 	return nil
 }
 
-// startRingback sends the caller's ringback off the caller's path; its
-// stop waits for it (stopRingback).
+// startRingback sends the caller's ringback off the caller's path (none
+// with early media: the far end's own sound is the ringback); its stop
+// waits for it (stopRingback).
 func (t *Transfer) startRingback(ctx context.Context) {
+	if t.plan.Options.Ringback == flows.RingbackEarlyMedia {
+		return
+	}
 	sent := make(chan struct{})
 	t.leg.ringSent = sent
 	go func() {
