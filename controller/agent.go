@@ -88,6 +88,7 @@ func (c *call) continueInDialplan(ctx context.Context, t *flows.TransferToAgent)
 	if err := c.setPhase(ctx, record.PhaseDialplan); err != nil {
 		return "", err
 	}
+	c.releaseBridge()
 	c.Settle() // the last transfer's bridge gone first
 	err := c.app.ari.Continue(ctx, c.id, t.Context, ext, prio)
 	if err != nil {

@@ -61,6 +61,10 @@ type call struct {
 	// channel.
 	behindMu sync.Mutex
 	behind   []chan struct{}
+	// kept is the bridge the last transfer left with the caller in it,
+	// for the next transfer (keptKind says how it was made; bridge.go);
+	// "" when none. The call's goroutine only.
+	kept, keptKind string
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -289,6 +293,9 @@ func (c *call) nextBlock(b *flows.Block, branch string) (string, error) {
 }
 
 func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
+	if b.Type != flows.TypeTransferToPhoneNumber && b.Type != flows.TypeTransferToAgent {
+		c.releaseBridge()
+	}
 	switch b.Type {
 	case flows.TypePlayPrompt:
 		return c.playPrompt(ctx, b.Play)
@@ -328,6 +335,7 @@ func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 // fallback (a dialplan context), or an apology and hangup. The caller is
 // never dropped without a word.
 func (c *call) failCall(ctx context.Context, cause error) error {
+	c.releaseBridge()
 	c.Settle()
 	c.app.metrics.CallErrors.WithLabelValues("flow").Inc()
 	if c.gone || ctx.Err() != nil || errors.Is(cause, ErrFenced) {

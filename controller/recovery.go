@@ -328,6 +328,11 @@ func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 	c := a.newCall(rec.CallID)
 	c.rec = *rec
 	c.saved = true
+	if rec.Bridge != "" && rec.Phase != record.PhaseDialing && rec.Phase != record.PhaseBridged {
+		// Kept by the last transfer, likely with the caller in it. How it
+		// was made is not known here: the next block lets it go.
+		c.kept = rec.Bridge
+	}
 	if c.rec.Attributes == nil {
 		c.rec.Attributes = flows.Attributes{}
 	}

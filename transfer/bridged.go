@@ -169,7 +169,8 @@ func (t *Transfer) join(ctx context.Context, onlyMissing bool) error {
 	t.call.Settle() // the caller out of the last transfer's bridge first
 	a := t.env.ARI
 	caller, legID, bridge := t.call.ID(), t.leg.id, t.leg.bridge
-	wantCaller, wantLeg := true, true
+	// A kept bridge has the caller in it already.
+	wantCaller, wantLeg := onlyMissing || !t.leg.callerIn, true
 	if onlyMissing {
 		in, err := a.BridgeChannels(ctx, bridge)
 		switch {
@@ -185,6 +186,17 @@ func (t *Transfer) join(ctx context.Context, onlyMissing bool) error {
 			wantLeg = wantLeg && id != legID
 		}
 	}
+	err := t.joinWhoIsMissing(ctx, bridge, caller, legID, wantCaller, wantLeg)
+	if err == nil {
+		t.leg.joined = true
+	}
+	return err
+}
+
+// joinWhoIsMissing adds the caller and the leg, as wanted, with the
+// block's settings (joinBridge).
+func (t *Transfer) joinWhoIsMissing(ctx context.Context, bridge, caller, legID string, wantCaller, wantLeg bool) error {
+	a := t.env.ARI
 	join := ari.BridgeJoin{InhibitConnectedLine: true}
 	if t.plan.Options.ReturnKey == "" {
 		var ids []string

@@ -203,7 +203,10 @@ func (t *Transfer) startLeg(ctx context.Context) (state, error) {
 	l := &t.leg
 	l.dialed = time.Now()
 	l.deadline = l.dialed.Add(time.Duration(l.target.TimeoutS) * time.Second)
-	l.id, l.bridge = t.env.NewID("leg"), t.env.NewID("br")
+	l.id = t.env.NewID("leg")
+	if l.bridge, l.callerIn = t.takeKeptBridge(); !l.callerIn {
+		l.bridge = t.env.NewID("br")
+	}
 	l.log = l.log.WithField("outbound", l.id)
 	rec.Outbound, rec.Bridge = l.id, l.bridge
 	rec.Transfer = t.persisted(record.StateCreated)
@@ -265,7 +268,11 @@ const maxRemakes = 2
 func (t *Transfer) makeLeg(ctx context.Context) error {
 	l := &t.leg
 	bridgeDone := make(chan error, 1)
-	go func() { bridgeDone <- t.createBridge(ctx) }()
+	if l.callerIn {
+		bridgeDone <- nil // kept from the last transfer
+	} else {
+		go func() { bridgeDone <- t.createBridge(ctx) }()
+	}
 	err := t.create(ctx)
 	if unanswered(ctx, err) {
 		err = t.createUnanswered(ctx, err)

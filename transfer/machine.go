@@ -211,8 +211,12 @@ type leg struct {
 	sent       map[string]bool
 	over       bool          // hung up, its slot given back and its end announced
 	ringSent   chan struct{} // closed once the ringback's request is through
-	talk       talkState
-	log        *logrus.Entry
+	// callerIn: the bridge was kept from the last transfer, with the
+	// caller in it (takeKeptBridge); joined: the caller is in this
+	// leg's bridge for sure.
+	callerIn, joined bool
+	talk             talkState
+	log              *logrus.Entry
 }
 
 // state is one state of the machine: what it waits for, until when, and
@@ -400,22 +404,33 @@ func (t *Transfer) end(ctx context.Context) error {
 		return ErrHandedOff
 	}
 	// No save here: a process that adopts this call with its leg gone
-	// resumes it just the same. The caller resumes while the leg and the
-	// bridge go; destroying the bridge hands the caller back to us in
-	// Stasis before the next request that touches the caller (Settle).
-	t.hangupLegLater()
-	t.leg.log.WithField("phase", "resumed").Info("transfer")
+	// resumes it just the same. The caller resumes while the leg goes.
+	// The bridge, the caller in it, is kept for the next transfer when
+	// the call can keep it; else it goes too, and destroying it hands the
+	// caller back to us in Stasis before the next request that touches
+	// the caller (Settle).
+	kept := t.leg.joined && t.keepBridge()
+	t.hangupLegLater(kept)
+	t.leg.log.WithFields(logrus.Fields{"phase": "resumed", "bridge_kept": kept}).Info("transfer")
 	return nil
 }
 
-// hangupLegLater is hangupLeg off the caller's path (Call.Later). Both
-// requests are safe to repeat and are tried again a few times; what
-// still fails is logged, and reconcile finds it.
-func (t *Transfer) hangupLegLater() {
+// hangupLegLater is hangupLeg off the caller's path (Call.Later), the
+// bridge left alone when it is kept. Both requests are safe to repeat and
+// are tried again a few times; what still fails is logged, and reconcile
+// finds it.
+func (t *Transfer) hangupLegLater(keepBridge bool) {
 	rec := t.call.Record()
 	legID, bridge, log, a := rec.Outbound, rec.Bridge, t.log, t.env.ARI
-	t.call.Disown(legID, bridge)
-	rec.Outbound, rec.Bridge = "", ""
+	if keepBridge {
+		bridge = ""
+	}
+	t.call.Disown(legID)
+	rec.Outbound = ""
+	if bridge != "" {
+		t.call.Disown(bridge)
+		rec.Bridge = ""
+	}
 	if legID == "" && bridge == "" {
 		return
 	}
