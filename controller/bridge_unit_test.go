@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -145,4 +146,32 @@ func TestKeptBridgeGoesWithTheCaller(t *testing.T) {
 	leg2 := h.made()
 	h.fake.Hangup("c1", 16)
 	h.legDropped("c1", leg2, br)
+}
+
+// A process taking over between two transfers finds the record naming the
+// bridge the first one kept, the caller in it. How it was made is not
+// known there: the second transfer lets it go and makes its own, and
+// nothing is left.
+func TestAdoptedKeptBridgeGoes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []string{twiceYAML("xfer", "")})
+	h.pbx("gone") // the caller, and the bridge adBr
+	if err := h.client().AddToBridge(context.Background(), adBr, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	rec := adoptRecord(record.PhaseFlow, "second", "", 0)
+	rec.Bridge = adBr
+	h.store.put(rec)
+	h.req("POST", "/bridges/") // the set-up's own
+	h.start()
+	leg, br := h.leg()
+	if br == adBr {
+		t.Fatal("the adopted kept bridge was taken without knowing its kind")
+	}
+	h.req("DELETE", "/bridges/"+adBr)
+	h.fake.Answer(leg)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
