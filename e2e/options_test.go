@@ -529,3 +529,59 @@ func TestOptionsWhisperConfirm(t *testing.T) {
 		}
 	})
 }
+
+// A far end's confirming key pressed while ariflow's ARI connection is
+// stalled goes, with the prompt's end, with the websocket that is given
+// up. The far end is not taken for a voicemail box: once the event path is
+// back, the prompt's end is looked up, the far end is asked again, presses
+// again and is bridged (the chaos soak's run X ended such a call at
+// Timeout).
+func TestConfirmKeyLostInARIStall(t *testing.T) {
+	ctx := callTest(t, 45*time.Second)
+	bridged := bridgedWatch()
+	defer observer.hub.unsubscribe(bridged)
+	pbs := playbacks("sound:auth-thankyou")
+	defer observer.hub.unsubscribe(pbs)
+	reconnects := af.Metric("ariflow_ari_reconnects_total")
+	caller, s, from := optionsCall(ctx, t, "+4930555908", "+4930124010")
+	agent := carrier.ExpectFrom(agentOK, from)
+	_ = s.Answer()
+	if _, err := pbs.next(ctx); err != nil {
+		t.Fatal("no confirmation prompt:", err)
+	}
+	af.Proxy.Freeze()
+	frozen := true
+	thaw := func() {
+		if frozen {
+			frozen = false
+			af.Proxy.Thaw()
+		}
+	}
+	defer thaw()
+	if err := s.SendDTMF("1"); err != nil {
+		t.Fatal(err)
+	}
+	// Frozen until ariflow gives the silent websocket up.
+	for af.Ready() {
+		if ctx.Err() != nil {
+			t.Fatal("the silent websocket was never given up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	thaw()
+	waitMetric(ctx, t, "ariflow_ari_reconnects_total", reconnects+1)
+	if _, err := pbs.next(ctx); err != nil {
+		t.Fatal("the far end was not asked again:", err)
+	}
+	if ev, err := bridged.next(shortCtx(ctx, 10*time.Millisecond)); err == nil {
+		t.Errorf("bridged before the far end confirmed again: %v", ev)
+	}
+	if err := s.SendDTMF("1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bridged.next(ctx); err != nil {
+		t.Fatal("not bridged after the far end confirmed again:", err)
+	}
+	_ = s.Hangup()
+	wantAttrs(t, finishAtAgent(ctx, t, caller, agent), map[string]string{"Status": "success", "EndedBy": "far-end"})
+}

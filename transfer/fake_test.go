@@ -307,6 +307,15 @@ func (a *fakeARI) Play(_ context.Context, ch, pb, media string) error {
 	return a.do("play", ch, media)
 }
 func (a *fakeARI) StopPlayback(_ context.Context, id string) error { return a.do("stopplay", id) }
+
+// PlaybackExists answers yes unless "playback" is set to fail (404: no).
+func (a *fakeARI) PlaybackExists(_ context.Context, id string) (bool, error) {
+	err := a.do("playback", id)
+	if ari.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
 func (a *fakeARI) SendDTMF(_ context.Context, id, digits string, _, _ time.Duration) error {
 	return a.do("dtmf", id, digits)
 }

@@ -266,14 +266,19 @@ func TestReturnKeyHeldWhilePathSilent(t *testing.T) {
 }
 
 // The far end's confirmation key may be lost with a websocket that went
-// while the window was open: the confirmation is asked again, once, with
-// a window of its own, instead of ending the leg as not answered.
+// after the far end was asked (during the prompt or the window): the
+// confirmation is asked again, once, with a window of its own, instead of
+// ending the leg as not answered.
 func TestConfirmAskedAgainAfterGap(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		since time.Duration // path began this long after the window opened
 		again bool
-	}{{"path began anew in the window: asked again", time.Second, true}, {"no change: not answered", -time.Minute, false}} {
+	}{
+		{"path began anew in the window: asked again", time.Second, true},
+		{"path began anew during the prompt (its key lost with it): asked again", -500 * time.Millisecond, true},
+		{"no change: not answered", -time.Minute, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			call, a := newFakeCall(), newFakeARI()
 			opened := time.Now().Add(-5 * time.Second)
@@ -282,7 +287,7 @@ func TestConfirmAskedAgainAfterGap(t *testing.T) {
 			tr := newTransfer(call, env, &fakeGate{}, Plan{Targets: []record.Target{{Number: "+4930000001"}},
 				Options: Options{Confirm: &Confirm{Prompt: "sound:press-1", Key: "1", Timeout: 3 * time.Second}}})
 			tr.leg.id, tr.leg.log = "leg", quiet
-			s := &screening{opened: opened, until: opened.Add(3 * time.Second)}
+			s := &screening{askedAt: opened.Add(-time.Second), opened: opened, until: opened.Add(3 * time.Second)}
 			next, err := s.onDeadline(context.Background(), tr)
 			if err != nil {
 				t.Fatal(err)
@@ -301,6 +306,165 @@ func TestConfirmAskedAgainAfterGap(t *testing.T) {
 				t.Errorf("after the second window: state %v, outcome %s; want not answered", next, tr.res.Outcome)
 			}
 		})
+	}
+}
+
+// A confirmation window that closes while the event path is silent (an
+// ARI stall: the far end's key may be in the stalled stream) does not
+// conclude: it waits for the path to show life, which delivers the key or
+// shows there was none, or to begin anew, which asks again.
+func TestConfirmWaitsForSilentPath(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		afterwards func(opened, now time.Time) (since, heard time.Time)
+		again      bool
+	}{
+		{"heard again, no key: not answered", func(opened, now time.Time) (time.Time, time.Time) { return opened.Add(-time.Minute), now }, false},
+		{"began anew: asked again", func(opened, now time.Time) (time.Time, time.Time) { return now, now }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			call, a := newFakeCall(), newFakeARI()
+			opened := time.Now().Add(-5 * time.Second)
+			since, heard := opened.Add(-time.Minute), opened.Add(time.Second) // silent since 1 s into the window
+			env := testEnv(a)
+			env.PathSince = func() time.Time { return since }
+			env.PathHeard = func() time.Time { return heard }
+			pings := 0
+			env.PathPing = func() { pings++ }
+			tr := newTransfer(call, env, &fakeGate{}, Plan{Targets: []record.Target{{Number: "+4930000001"}},
+				Options: Options{Confirm: &Confirm{Prompt: "sound:press-1", Key: "1", Timeout: 3 * time.Second}}})
+			tr.leg.id, tr.leg.log = "leg", quiet
+			s := &screening{askedAt: opened.Add(-time.Second), opened: opened, until: opened.Add(3 * time.Second)}
+			for range 2 {
+				next, err := s.onDeadline(context.Background(), tr)
+				if err != nil || next != s || tr.res.Outcome != "" {
+					t.Fatalf("window closed on a silent path: state %v, outcome %q (%v); want still screening", next, tr.res.Outcome, err)
+				}
+				if s.until.After(time.Now().Add(time.Second)) {
+					t.Fatalf("next look at %v; want soon", s.until)
+				}
+			}
+			if pings != 1 || len(a.requests()) != 0 {
+				t.Fatalf("%d pings, requests %q; want 1 ping and no request", pings, a.requests())
+			}
+			since, heard = tc.afterwards(opened, time.Now())
+			next, _ := s.onDeadline(context.Background(), tr)
+			asked := slices.Contains(a.requests(), "play leg sound:press-1")
+			if asked != tc.again || (next == s) != tc.again {
+				t.Fatalf("asked again %v, still screening %v; want %v (%q)", asked, next == s, tc.again, a.requests())
+			}
+			if !tc.again && tr.res.Outcome != OutcomeTimeout {
+				t.Errorf("outcome %q; want %q", tr.res.Outcome, OutcomeTimeout)
+			}
+		})
+	}
+}
+
+// A key that arrives while the closed window waits for a silent path
+// confirms the leg.
+func TestConfirmKeyFromStalledPath(t *testing.T) {
+	tr, st, _, a := inState(t, record.StateScreening, Options{Confirm: &Confirm{Prompt: "sound:press-1", Key: "1", Timeout: 3 * time.Second}}, true)
+	s := st.(*screening)
+	opened := time.Now().Add(-5 * time.Second)
+	s.playing, s.askedAt, s.opened, s.until = "", opened.Add(-time.Second), opened, opened.Add(3*time.Second)
+	tr.env.PathSince = func() time.Time { return opened.Add(-time.Minute) }
+	tr.env.PathHeard = func() time.Time { return opened.Add(time.Second) }
+	next, err := tr.step(context.Background(), s, nil, ErrDeadline)
+	if err != nil || next != s {
+		t.Fatalf("window closed on a silent path: state %v (%v); want still screening", stateName(next), err)
+	}
+	next, err = tr.step(context.Background(), s, evConfirmKey, nil)
+	if err != nil || stateName(next) != string(record.StateBridged) {
+		t.Errorf("the key from the stalled path: state %v (%v), requests %q; want bridged", stateName(next), err, a.requests())
+	}
+}
+
+// A screening prompt's PlaybackFinished may go with a websocket that is
+// replaced while it plays. Once the event path has begun anew, Asterisk is
+// asked (once per path) whether the prompt still plays; one that ended is
+// taken as finished, and the confirmation window opens. Without a new
+// path nothing is asked, and a prompt still playing at the guard is given
+// up.
+func TestScreeningPromptEndedUnseen(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		renewed bool // the path began after the prompt
+		ended   bool // Asterisk says the prompt is gone
+		guarded bool // the guard has passed
+		asks    int
+		opens   bool
+		outcome Outcome
+	}{
+		{"path anew, prompt gone: window opens", true, true, false, 1, true, OutcomeSuccess},
+		{"path anew, prompt playing: waits", true, false, false, 1, false, OutcomeSuccess},
+		{"same path: not asked", false, true, false, 0, false, OutcomeSuccess},
+		{"past the guard: not answered", true, false, true, 0, false, OutcomeTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, st, _, a := inState(t, record.StateScreening, Options{Confirm: &Confirm{Prompt: "sound:press-1", Key: "1", Timeout: 3 * time.Second}}, true)
+			s := st.(*screening)
+			played := time.Now().Add(-5 * time.Second)
+			s.played, s.guard, s.opened = played, played.Add(screenGuard), time.Time{}
+			if tc.guarded {
+				s.guard = time.Now()
+			}
+			since := played.Add(-time.Minute)
+			if tc.renewed {
+				since = played.Add(time.Second)
+			}
+			tr.env.PathSince = func() time.Time { return since }
+			if tc.ended {
+				a.fail["playback"] = errNotFound
+			}
+			for range 2 { // looked after twice on the same path
+				next, err := tr.step(context.Background(), s, nil, ErrDeadline)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if next != s || !s.opened.IsZero() {
+					break
+				}
+			}
+			asks := 0
+			for _, r := range a.requests() {
+				if strings.HasPrefix(r, "playback ") {
+					asks++
+				}
+			}
+			if asks != tc.asks {
+				t.Errorf("asked Asterisk %d times about the prompt (%q); want %d", asks, a.requests(), tc.asks)
+			}
+			if opened := !s.opened.IsZero(); opened != tc.opens {
+				t.Errorf("confirmation window opened: %v; want %v", opened, tc.opens)
+			}
+			if tr.res.Outcome != tc.outcome {
+				t.Errorf("outcome %q; want %q", tr.res.Outcome, tc.outcome)
+			}
+			if !tc.guarded && !tc.opens && s.until.After(time.Now().Add(promptCheck)) {
+				t.Errorf("next look at %v; want within %v", s.until, promptCheck)
+			}
+		})
+	}
+}
+
+// A screening prompt whose request got no answer may be playing or not:
+// the far end is not given up for it. The prompt is looked up at the next
+// look, and one that Asterisk does not know is taken as finished.
+func TestScreeningPromptUnanswered(t *testing.T) {
+	tr, _, _, a := inState(t, record.StateScreening, Options{Confirm: &Confirm{Prompt: "sound:press-1", Key: "1", Timeout: 3 * time.Second}}, true)
+	tr.env.PathSince = func() time.Time { return time.Now().Add(-time.Minute) } // the same path throughout
+	a.fail["play"] = errCut
+	s := &screening{prompts: []string{"sound:press-1"}}
+	if err := s.play(context.Background(), tr); err != nil || s.playing == "" {
+		t.Fatalf("play without an answer: %v, playing %q; want no error, the prompt taken as maybe playing", err, s.playing)
+	}
+	a.fail["playback"] = errNotFound
+	next, err := tr.step(context.Background(), s, nil, ErrDeadline)
+	if err != nil || next != s || s.opened.IsZero() {
+		t.Fatalf("looked up, not there: state %v (%v), window opened %v; want the window open", stateName(next), err, !s.opened.IsZero())
+	}
+	if !slices.ContainsFunc(a.requests(), func(r string) bool { return strings.HasPrefix(r, "playback ") }) {
+		t.Errorf("requests %q; want the prompt looked up", a.requests())
 	}
 }
 

@@ -98,6 +98,7 @@ type ARI interface {
 	StopMOH(ctx context.Context, id string) error
 	Play(ctx context.Context, channel, playbackID, media string) error
 	StopPlayback(ctx context.Context, playbackID string) error
+	PlaybackExists(ctx context.Context, playbackID string) (bool, error)
 	SendDTMF(ctx context.Context, id, digits string, between, duration time.Duration) error
 }
 
