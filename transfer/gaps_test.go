@@ -399,6 +399,7 @@ func TestScreeningPromptEndedUnseen(t *testing.T) {
 		{"path anew, prompt playing: waits", true, false, false, 1, false, OutcomeSuccess},
 		{"same path: not asked", false, true, false, 0, false, OutcomeSuccess},
 		{"past the guard: not answered", true, false, true, 0, false, OutcomeTimeout},
+		{"path anew, the lookup unanswered: asked at each look", true, false, false, 2, false, OutcomeSuccess},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, st, _, a := inState(t, record.StateScreening, Options{Confirm: &Confirm{Prompt: "sound:press-1", Key: "1", Timeout: 3 * time.Second}}, true)
@@ -413,8 +414,11 @@ func TestScreeningPromptEndedUnseen(t *testing.T) {
 				since = played.Add(time.Second)
 			}
 			tr.env.PathSince = func() time.Time { return since }
-			if tc.ended {
+			switch {
+			case tc.ended:
 				a.fail["playback"] = errNotFound
+			case tc.asks == 2:
+				a.fail["playback"] = errCut
 			}
 			for range 2 { // looked after twice on the same path
 				next, err := tr.step(context.Background(), s, nil, ErrDeadline)

@@ -159,9 +159,12 @@ func (s *screening) promptDue(ctx context.Context, t *Transfer) (state, error) {
 		return t.notConfirmed(ctx, "not-confirmed")
 	}
 	if since := t.pathSince(); s.unsure || since.After(s.played) && !since.Equal(s.looked) {
-		s.looked = since
 		ok, err := t.env.ARI.PlaybackExists(ctx, s.playing)
-		s.unsure = s.unsure && err != nil
+		if err == nil {
+			// Answered: looked again only on the next path. Unanswered:
+			// at the next look.
+			s.looked, s.unsure = since, false
+		}
 		if err == nil && !ok {
 			t.leg.log.WithFields(logrus.Fields{"phase": "prompt-ended-unseen", "playback": s.playing}).Info("transfer: the far end's prompt ended while the event path was away")
 			return s.onEvent(ctx, t, &ari.PlaybackFinished{Playback: ari.PlaybackData{ID: s.playing, State: "done"}})
