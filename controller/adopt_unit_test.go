@@ -652,3 +652,74 @@ func TestReconcileDropsRecordsTogether(t *testing.T) {
 		t.Errorf("at most %d record dropped at once, want several", h.store.deletingMax)
 	}
 }
+
+// A process that wrote a call's first record and stopped before the
+// answer left the caller ringing with a record that says so: the process
+// taking over answers it, then runs its flow from the start.
+func TestAdoptUnansweredCallAnswersIt(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	h.pbx("")
+	rec := adoptRecord(record.PhaseFlow, "xfer", "", 0)
+	rec.Unanswered = true
+	h.store.put(rec)
+	h.start()
+	h.req("POST", "/channels/c1/answer")
+	h.answered("POST", "/channels/c1/answer")
+	h.req("POST", "/channels/create") // the flow's transfer dials
+	if st, _ := h.fake.Channel("c1"); st.State != "Up" {
+		t.Errorf("caller %s; want answered before its flow ran", st.State)
+	}
+}
+
+// A call's first record is written before the caller is answered, saying
+// so: an answered caller always has a record, and a call fenced before it
+// is left unanswered, for the next active process to start.
+func TestFirstRecordBeforeAnswer(t *testing.T) {
+	t.Parallel()
+	seen := make(chan *record.Call, 1)
+	h := run(t, xferFlows)
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "POST" && r.Path == "/channels/c1/answer" {
+			rec, _ := h.store.Load(context.Background(), "c1")
+			select {
+			case seen <- rec:
+			default:
+			}
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	h.req("POST", "/channels/c1/answer")
+	if rec := <-seen; rec == nil || !rec.Unanswered || rec.Phase != record.PhaseFlow {
+		t.Fatalf("record when the answer left: %+v; want one written, saying unanswered", rec)
+	}
+	leg, _ := h.leg()
+	if rec := h.load("c1"); rec.Unanswered || rec.Outbound != leg {
+		t.Errorf("record once dialling: unanswered %v, outbound %q; want answered, %q", rec.Unanswered, rec.Outbound, leg)
+	}
+	h.fake.Hangup("c1", 16)
+	h.ended("c1")
+	h.clean("c1")
+}
+
+// A call whose first record is refused by the fence (the lease went to
+// another process an instant ago) is not answered and not hung up: left
+// ringing in Stasis, it is a new call for the next active process
+// (TestReconcileUnansweredCallerStarts), not a caller without a record
+// sent to the fallback.
+func TestCallFencedBeforeFirstRecordLeftUnanswered(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.store.handTo("other", time.Minute)
+	h.caller("c1", "xfer")
+	h.ended("c1")
+	for _, r := range h.fake.Requests() {
+		if strings.HasPrefix(r.Path, "/channels/c1") || r.Path == "/channels/create" {
+			t.Errorf("request for a call this process could not record: %s %s", r.Method, r.Path)
+		}
+	}
+	if st, ok := h.fake.Channel("c1"); !ok || st.State == "Up" {
+		t.Errorf("caller %+v (there: %v); want it still ringing in Stasis", st, ok)
+	}
+}

@@ -151,6 +151,18 @@ func (c *call) runNew(ctx context.Context) error {
 	c.log = c.log.WithFields(logrus.Fields{"flow": c.flow.Name, "version": c.flow.Version})
 	c.log.WithField("caller", c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber]).Info("call entered flow")
 	c.app.metrics.Calls.Inc()
+	// The record first, then the answer: a caller this process answered
+	// has a record, so a process taking over tells a call that never began
+	// (a caller not answered: it starts the call) from one whose record was
+	// lost (answered: the fallback). A call fenced here is left unanswered
+	// to the next active process.
+	c.rec.Unanswered = true
+	if err := c.save(ctx); err != nil {
+		if leaving(ctx, err) {
+			return fmt.Errorf("the call's first record: %w", err)
+		}
+		c.log.WithError(err).Warn("the call's first record was not written; answering all the same")
+	}
 	if err := c.answerObserved(ctx); err != nil {
 		if ari.IsNotFound(err) {
 			// Gone before the answer: the caller gave up while the call
@@ -159,6 +171,7 @@ func (c *call) runNew(ctx context.Context) error {
 		}
 		return err
 	}
+	c.rec.Unanswered = false // written with the next save
 	return c.runFlow(ctx, c.rec.Block)
 }
 

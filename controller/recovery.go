@@ -345,6 +345,17 @@ func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 			return err
 		}
 		c.observeAdopted()
+		if c.rec.Unanswered {
+			// Its process wrote the first record and stopped before the
+			// answer: the call begins here.
+			if err := c.answer(ctx); err != nil {
+				if ari.IsNotFound(err) {
+					return fmt.Errorf("%w before the answer: %w", ErrCallerGone, err)
+				}
+				return err
+			}
+			c.rec.Unanswered = false
+		}
 		var b *flows.Block
 		if c.flow != nil {
 			b = c.flow.Blocks[c.rec.Block]

@@ -82,6 +82,10 @@ type Call struct {
 	Epoch   int64     `json:"epoch"`
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
+	// Unanswered: written before the caller was answered (the call's
+	// first write, made before the answer so that an answered caller
+	// always has a record): a process adopting the call answers it first.
+	Unanswered bool `json:"unanswered,omitempty"`
 	// Trace is the call span's W3C traceparent (package observe): a
 	// process taking the call over continues its trace.
 	Trace string `json:"trace,omitempty"`
