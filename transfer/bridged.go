@@ -300,9 +300,7 @@ func (t *Transfer) due(ctx context.Context) string {
 			if !ts.heldSilent {
 				// A live path answers a ping within a round trip.
 				ts.heldSilent = true
-				if t.env.PathPing != nil {
-					t.env.PathPing()
-				}
+				t.pingPath()
 				t.leg.log.WithFields(logrus.Fields{"phase": "return-key-wait", "keys": len(ts.held)}).Debug("transfer: keys that may begin the return key held on until the event path is heard from")
 			}
 			ts.heldAt = now.Add(pathRecheck)
@@ -317,6 +315,13 @@ func (t *Transfer) due(ctx context.Context) string {
 // pathRecheck is how often a silent event path is looked at again while
 // keys are held for it: a live one answers the ping sooner.
 const pathRecheck = 20 * time.Millisecond
+
+// pingPath has the event path pinged now (PathPing), when it can be.
+func (t *Transfer) pingPath() {
+	if t.env.PathPing != nil {
+		t.env.PathPing()
+	}
+}
 
 // pathHeardSince tells whether the event path received anything after at.
 // Asterisk writes a websocket's frames in order, and the path is pinged

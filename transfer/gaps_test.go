@@ -405,10 +405,10 @@ func TestScreeningPromptEndedUnseen(t *testing.T) {
 			tr, st, _, a := inState(t, record.StateScreening, Options{Confirm: &Confirm{Prompt: "sound:press-1", Key: "1", Timeout: 3 * time.Second}}, true)
 			s := st.(*screening)
 			played := time.Now().Add(-5 * time.Second)
-			s.played, s.guard, s.opened = played, played.Add(screenGuard), time.Time{}
 			if tc.guarded {
-				s.guard = time.Now()
+				played = time.Now().Add(-screenGuard)
 			}
+			s.played, s.opened = played, time.Time{}
 			since := played.Add(-time.Minute)
 			if tc.renewed {
 				since = played.Add(time.Second)

@@ -23,8 +23,7 @@ const screenGuard = 2 * time.Minute
 type screening struct {
 	prompts []string  // still to play
 	playing string    // the playback under way
-	played  time.Time // when it began
-	guard   time.Time // when a prompt still playing is given up
+	played  time.Time // when it began (given up screenGuard later)
 	looked  time.Time // the event path whose start the playback was looked up for
 	unsure  bool      // its request got no answer: it may or may not play
 	until   time.Time
@@ -58,9 +57,7 @@ func (s *screening) onDeadline(ctx context.Context, t *Transfer) (state, error) 
 		// begins anew (asked again below).
 		if !s.pinged {
 			s.pinged = true
-			if t.env.PathPing != nil {
-				t.env.PathPing()
-			}
+			t.pingPath()
 			t.leg.log.WithField("phase", "confirm-wait").Info("transfer: the confirmation window closed while the event path was silent; waiting for it")
 		}
 		s.until = now.Add(pathRecheck)
@@ -154,7 +151,7 @@ const promptCheck = time.Second
 // taken as finished); one still playing at the guard is given up.
 func (s *screening) promptDue(ctx context.Context, t *Transfer) (state, error) {
 	now := time.Now()
-	if !now.Before(s.guard) {
+	if !now.Before(s.played.Add(screenGuard)) {
 		s.done(t)
 		return t.notConfirmed(ctx, "not-confirmed")
 	}
@@ -176,10 +173,11 @@ func (s *screening) promptDue(ctx context.Context, t *Transfer) (state, error) {
 
 // nextLook is when a prompt under way is next looked after.
 func (s *screening) nextLook(now time.Time) time.Time {
-	if next := now.Add(promptCheck); next.Before(s.guard) {
+	guard := s.played.Add(screenGuard)
+	if next := now.Add(promptCheck); next.Before(guard) {
 		return next
 	}
-	return s.guard
+	return guard
 }
 
 // play starts the next prompt on the leg.
@@ -189,7 +187,6 @@ func (s *screening) play(ctx context.Context, t *Transfer) error {
 	if len(s.prompts) == 1 && t.plan.Options.Confirm != nil {
 		s.askedAt = s.played
 	}
-	s.guard = s.played.Add(screenGuard)
 	s.until = s.nextLook(s.played)
 	t.call.Own(s.playing)
 	err := t.env.ARI.Play(ctx, t.leg.id, s.playing, s.prompts[0])
