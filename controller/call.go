@@ -164,12 +164,7 @@ func (c *call) runNew(ctx context.Context) error {
 		c.log.WithError(err).Warn("the call's first record was not written; answering all the same")
 	}
 	if err := c.answerObserved(ctx); err != nil {
-		if ari.IsNotFound(err) {
-			// Gone before the answer: the caller gave up while the call
-			// reached us (a PBX slow to hand it over), not a failure.
-			return fmt.Errorf("%w before the answer: %w", ErrCallerGone, err)
-		}
-		return err
+		return answerFailed(err)
 	}
 	c.rec.Unanswered = false // written with the next save
 	return c.runFlow(ctx, c.rec.Block)
@@ -177,6 +172,16 @@ func (c *call) runNew(ctx context.Context) error {
 
 func (c *call) answer(ctx context.Context) error {
 	return c.app.ari.Answer(ctx, c.id)
+}
+
+// answerFailed is the error a call ends with when its answer failed: a
+// caller gone before it gave up while the call reached us (a PBX slow to
+// hand it over), which is not a failure.
+func answerFailed(err error) error {
+	if ari.IsNotFound(err) {
+		return fmt.Errorf("%w before the answer: %w", ErrCallerGone, err)
+	}
+	return err
 }
 
 // maxBlocksWithoutWait bounds the blocks a call runs in a row without

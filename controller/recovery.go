@@ -349,10 +349,7 @@ func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 			// Its process wrote the first record and stopped before the
 			// answer: the call begins here.
 			if err := c.answer(ctx); err != nil {
-				if ari.IsNotFound(err) {
-					return fmt.Errorf("%w before the answer: %w", ErrCallerGone, err)
-				}
-				return err
+				return answerFailed(err)
 			}
 			c.rec.Unanswered = false
 		}
