@@ -157,21 +157,45 @@ func (c *call) runNew(ctx context.Context) error {
 	// lost (answered: the fallback). A call fenced here is left unanswered
 	// to the next active process.
 	c.rec.Unanswered = true
+	observed := c.observeNew(ctx)
 	if err := c.save(ctx); err != nil {
 		if leaving(ctx, err) {
 			return fmt.Errorf("the call's first record: %w", err)
 		}
 		c.log.WithError(err).Warn("the call's first record was not written; answering all the same")
 	}
-	if err := c.answerObserved(ctx); err != nil {
-		return answerFailed(err)
-	}
-	c.rec.Unanswered = false // written with the next save
+	observed()
 	return c.runFlow(ctx, c.rec.Block)
 }
 
 func (c *call) answer(ctx context.Context) error {
 	return c.app.ari.Answer(ctx, c.id)
+}
+
+// answerFor answers a caller not answered yet before a block that needs
+// its audio: every block but those that only set or check attributes, and
+// a transfer that answers it itself as its far end is bridged
+// (answer_on_bridge). The record says so with the block's next save.
+func (c *call) answerFor(ctx context.Context, b *flows.Block) error {
+	if !c.rec.Unanswered || silent(b) {
+		return nil
+	}
+	if err := c.answer(ctx); err != nil {
+		return answerFailed(err)
+	}
+	c.rec.Unanswered = false
+	return nil
+}
+
+// silent tells whether a block leaves a caller not answered yet unanswered.
+func silent(b *flows.Block) bool {
+	switch b.Type {
+	case flows.TypeSetAttributes, flows.TypeCheckAttribute, flows.TypeLoop, flows.TypeTransferToFlow, flows.TypeSetWorkingQueue:
+		return true
+	case flows.TypeTransferToPhoneNumber:
+		return b.Transfer != nil && b.Transfer.AnswerOnBridge
+	}
+	return false
 }
 
 // answerFailed is the error a call ends with when its answer failed: a
@@ -211,6 +235,9 @@ func (c *call) runFlow(ctx context.Context, id string) error {
 			return c.failCall(ctx, fmt.Errorf("flow %s: no block %q", c.flow.Name, id))
 		}
 		c.rec.Block = id
+		if err := c.answerFor(ctx, b); err != nil {
+			return err
+		}
 		c.blockStarted(b)
 		log := c.log.WithFields(logrus.Fields{"step": id, "type": b.Type})
 		waits := c.waits

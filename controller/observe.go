@@ -37,44 +37,46 @@ func (a *App) epochNow() int64 { e, _ := a.lease.fence(); return e }
 // observing tells whether a process traces or records calls.
 func (a *App) observing() bool { return a.cfg.Tracer != nil || a.cfg.Records != nil }
 
-// callerTraceWait bounds how long past the answer a call waits for the
-// caller's traceparent: a slow answer to it starts a new trace instead.
+// callerTraceWait bounds how long past its first record a call waits for
+// the caller's traceparent: a slow answer to it starts a new trace instead.
 const callerTraceWait = 500 * time.Millisecond
 
-// answerObserved answers the caller, and starts the call's trace and
-// history. The caller's INVITE's traceparent is asked for beside the
-// answer, and only when tracing is on.
-func (c *call) answerObserved(ctx context.Context) error {
+// observeNew starts a new call's trace and history: the caller's
+// INVITE's traceparent is asked for now, only when tracing is on, beside
+// the call's first record; the returned func waits for it (a bounded
+// while) and starts both.
+func (c *call) observeNew(ctx context.Context) func() {
 	a := c.app
 	if !a.observing() {
-		return c.answer(ctx)
+		return func() {}
 	}
-	if h := c.history(); h != nil {
-		h.Serve(a.owner, a.epochNow(), c.rec.Started, false)
+	var header chan string
+	if a.cfg.Tracer.Enabled() {
+		header = make(chan string, 1)
+		go func() {
+			v, err := a.ari.Variable(ctx, c.id, "PJSIP_HEADER(read,"+a.cfg.TraceInviteHeader+")")
+			if err != nil {
+				v = "" // not set, or not a PJSIP channel: a new trace
+			}
+			header <- v
+		}()
 	}
-	if !a.cfg.Tracer.Enabled() {
-		return c.answer(ctx)
-	}
-	header := make(chan string, 1)
-	go func() {
-		v, err := a.ari.Variable(ctx, c.id, "PJSIP_HEADER(read,"+a.cfg.TraceInviteHeader+")")
-		if err != nil {
-			v = "" // not set, or not a PJSIP channel: a new trace
+	return func() {
+		if h := c.history(); h != nil {
+			h.Serve(a.owner, a.epochNow(), c.rec.Started, false)
 		}
-		header <- v
-	}()
-	err := c.answer(ctx)
-	parent := ""
-	select {
-	case parent = <-header:
-	case <-time.After(callerTraceWait):
+		if header == nil {
+			return
+		}
+		parent := ""
+		select {
+		case parent = <-header:
+		case <-time.After(callerTraceWait):
+		}
+		c.startTrace(parent, c.rec.Started, false)
 	}
-	c.startTrace(parent, c.rec.Started, false)
-	return err
 }
 
-// startTrace starts the call's span under parent, and names it in the
-// record unless the record names the call's trace already.
 func (c *call) startTrace(parent string, at time.Time, adopted bool) {
 	ci := observe.CallInfo{CallID: c.id, Channel: c.rec.Channel, Flow: c.rec.Flow, Version: c.rec.Version, Process: c.app.owner}
 	if sys := c.rec.Attributes[flows.NSSystem]; sys != nil {

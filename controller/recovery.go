@@ -345,14 +345,10 @@ func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 			return err
 		}
 		c.observeAdopted()
-		if c.rec.Unanswered {
-			// Its process wrote the first record and stopped before the
-			// answer: the call begins here.
-			if err := c.answer(ctx); err != nil {
-				return answerFailed(err)
-			}
-			c.rec.Unanswered = false
-		}
+		// A caller not answered yet (its process stopped before the
+		// answer, or its transfer answers on the bridge) is answered
+		// where a fresh call would be: by the block that needs its audio,
+		// or by its transfer as the far end is bridged.
 		var b *flows.Block
 		if c.flow != nil {
 			b = c.flow.Blocks[c.rec.Block]

@@ -63,6 +63,24 @@ func (c *Carrier) Dial(ctx context.Context, from, did string) (*Caller, error) {
 // dialWith is Dial with channel variables set on the call (SIP headers of
 // its INVITE, for one).
 func (c *Carrier) dialWith(ctx context.Context, from, did string, vars map[string]string) (*Caller, error) {
+	cl, err := c.dialRinging(from, did, vars)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cl.Answered(ctx); err != nil {
+		c.hub.unsubscribe(cl.events)
+		return nil, err
+	}
+	return cl, nil
+}
+
+// DialRinging places a call to the PBX and returns without waiting for the
+// PBX's answer (Answered waits for it).
+func (c *Carrier) DialRinging(from, did string) (*Caller, error) {
+	return c.dialRinging(from, did, nil)
+}
+
+func (c *Carrier) dialRinging(from, did string, vars map[string]string) (*Caller, error) {
 	id := fmt.Sprintf("caller-%d", time.Now().UnixNano())
 	cl := &Caller{c: c, ID: id, Number: from, events: c.hub.subscribeChannel(id)}
 	_, err := c.cli.Channel().Originate(nil, ari.OriginateRequest{
@@ -74,19 +92,35 @@ func (c *Carrier) dialWith(ctx context.Context, from, did string, vars map[strin
 		c.hub.unsubscribe(cl.events)
 		return nil, fmt.Errorf("originate to %s: %w", did, err)
 	}
+	return cl, nil
+}
+
+// Answered waits for the PBX's answer to the caller and returns when the
+// carrier saw it.
+func (cl *Caller) Answered(ctx context.Context) (time.Time, error) {
 	// Originating into an app: StasisStart comes once the PBX answered.
 	for {
 		ev, err := cl.events.next(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("caller %s: waiting for answer: %w", from, err)
+			return time.Time{}, fmt.Errorf("caller %s: waiting for answer: %w", cl.Number, err)
 		}
 		switch e := ev.(type) {
 		case *ari.StasisStart:
-			return cl, nil
+			return EventTime(ev), nil
 		case *ari.ChannelDestroyed:
-			return nil, fmt.Errorf("caller %s: PBX did not answer (cause %d %s)", from, e.Cause, e.CauseTxt)
+			return time.Time{}, fmt.Errorf("caller %s: PBX did not answer (cause %d %s)", cl.Number, e.Cause, e.CauseTxt)
 		}
 	}
+}
+
+// State is the caller's channel state at the carrier: "Ringing" once the
+// PBX sent a 180, "Up" once it answered.
+func (cl *Caller) State() (string, error) {
+	d, err := cl.c.cli.Channel().Data(ari.NewKey(ari.ChannelKey, cl.ID))
+	if err != nil {
+		return "", err
+	}
+	return d.State, nil
 }
 
 // SendDTMF sends digits to the PBX (RFC 4733 over the trunk).

@@ -24,7 +24,7 @@ import (
 const options2Flow = `# Written by the e2e tests: ringback, events_url, SIPCode.
 name: options2
 version: "1"
-entry: ["+4930555111", "+4930555112", "+4930555113", "+4930555114", "+4930555115"]
+entry: ["+4930555111", "+4930555112", "+4930555113", "+4930555114", "+4930555115", "+4930555116"]
 start: pick
 blocks:
   pick:
@@ -36,7 +36,8 @@ blocks:
       - {op: Equals, value: "+4930555113", branch: moh}
       - {op: Equals, value: "+4930555114", branch: early}
       - {op: Equals, value: "+4930555115", branch: sip}
-    branches: {events: events, dead: dead, moh: moh, early: early, sip: sip, NoMatch: report}
+      - {op: Equals, value: "+4930555116", branch: late}
+    branches: {events: events, dead: dead, moh: moh, early: early, sip: sip, late: late, NoMatch: report}
   events:
     type: TransferToPhoneNumber
     number: "+4930124011"
@@ -65,6 +66,12 @@ blocks:
     type: TransferToPhoneNumber
     number: "+4930124021"
     timeout: 10
+    branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
+  late:
+    type: TransferToPhoneNumber
+    number: "+4930124023"
+    timeout: 10
+    answer_on_bridge: true
     branches: {Success: report, CallFailed: report, Timeout: report, Error: report}
   report:
     type: InvokeWebhook
@@ -393,6 +400,97 @@ func TestOptions2RingbackEarlyMedia(t *testing.T) {
 	_ = s.Hangup()
 	tr := finishAtAgent(ctx, t, caller, agent)
 	wantAttrs(t, tr, map[string]string{"Status": "success", "EndedBy": "far-end", "Number": "+4930124020"})
+}
+
+// answer_on_bridge: the caller's phone rings on the PBX's 180 while the far
+// end rings, and the PBX answers the caller only once the far end has
+// answered; the two then talk, and the flow goes on after the far end's
+// hangup. A far end that is busy leaves the caller unanswered until the
+// next block (the webhook) needs it.
+func TestOptions2AnswerOnBridge(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		t.Run(map[bool]string{false: "answered", true: "busy"}[busy], func(t *testing.T) {
+			ctx := callTest(t, 40*time.Second)
+			bridged := bridgedWatch()
+			defer observer.hub.unsubscribe(bridged)
+			installOptions2(t)
+			from := nextCaller()
+			ship := carrier.Expect("+4930124023")
+			agent := carrier.ExpectFrom(agentOK, from)
+			caller, err := carrier.DialRinging(from, "+4930555116")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := recv(ctx, t, ship, "the far end")
+			if err := s.Ring(); err != nil {
+				t.Fatal(err)
+			}
+			// The PBX's 180 reaches the caller, and no answer comes while
+			// the far end rings.
+			waitFor(ctx, t, "the caller's channel ringing", func() bool {
+				st, err := caller.State()
+				if st == "Up" {
+					t.Fatal("the PBX answered the caller while the far end rang")
+				}
+				return err == nil && st == "Ringing"
+			})
+			if busy {
+				rejected := time.Now()
+				_ = s.Reject("busy")
+				answered, err := caller.Answered(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("caller answered %v after the far end's 486", answered.Sub(rejected).Round(time.Millisecond))
+				tr := finishAtAgent(ctx, t, caller, agent)
+				wantAttrs(t, tr, map[string]string{"Status": "call-failed", "SIPCode": "486"})
+				return
+			}
+			// What the PBX writes to the caller while the far end rings:
+			// nothing (the caller's own phone makes the tone), where an
+			// answered caller would hear the PBX's ringing tone. The far
+			// end rings within the tone's first on-phase (2 s).
+			rec, err := listenAtPBX(ctx, from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sleepCtx(ctx, 1200*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			farAnswer := time.Now()
+			if err := s.Answer(); err != nil {
+				t.Fatal(err)
+			}
+			answered, err := caller.Answered(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if answered.Before(farAnswer) {
+				t.Errorf("caller answered %v before the far end", farAnswer.Sub(answered))
+			}
+			if _, err := bridged.next(ctx); err != nil {
+				t.Fatal("caller and far end never bridged:", err)
+			}
+			t.Logf("caller answered %v after the far end's answer was sent", answered.Sub(farAnswer).Round(time.Millisecond))
+			_ = s.Hangup()
+			tr := finishAtAgent(ctx, t, caller, agent)
+			wantAttrs(t, tr, map[string]string{"Status": "success", "EndedBy": "far-end", "Number": "+4930124023"})
+			heard, err := rec.Heard(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			segs := heard.Segments()
+			t.Logf("what the PBX wrote to the caller, in 100 ms stretches: %v", segs)
+			for _, sg := range segs {
+				if sg.Loud && sg.Start < 10 {
+					t.Errorf("the caller was sent sound while its far end rang: %+v", sg)
+				}
+			}
+			if len(segs) == 0 || segs[0].Len < 10 {
+				t.Errorf("recording %v; want at least 1 s of it from before the far end's answer", segs)
+			}
+		})
+	}
 }
 
 func TestOptions2SIPCode(t *testing.T) {

@@ -20,7 +20,7 @@ var blockSettings = map[BlockType][]string{
 	TypeCheckAttribute:   {"attribute", "conditions"},
 	TypeInvokeWebhook:    {"url", "timeout", "idempotent"},
 	TypeTransferToPhoneNumber: {"number", "timeout", "timeouts", "resume", "dtmf", "dtmf_tone", "dtmf_gap", "caller_id_number", "caller_id_name",
-		"return_key", "max_talk", "warning", "warning_before", "headers", "whisper", "confirm", "ringback", "events_url", "trace_header"},
+		"return_key", "max_talk", "warning", "warning_before", "headers", "whisper", "confirm", "ringback", "answer_on_bridge", "events_url", "trace_header"},
 	TypeTransferToAgent: {"endpoint", "timeout", "context", "extension", "priority"},
 	TypeDisconnect:      {},
 	TypeLoop:            {"count"},

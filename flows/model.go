@@ -271,8 +271,14 @@ type TransferToPhoneNumber struct {
 	Confirm        *Confirm // the far end must press a key before it is bridged
 	Ringback       Ringback // what the caller hears while the far end rings
 	MOHClass       string   // with RingbackMOH: the music-on-hold class ("" the default)
-	EventsURL      string   // receives each leg's ringing, answered, completed ("": none)
-	TraceHeader    string   // X- header carrying the call's trace context (traceparent) to the far end ("": none)
+	// AnswerOnBridge leaves a caller not yet answered unanswered while the
+	// far end rings (the caller's phone rings on a 180), and answers it as
+	// the far end is bridged, as the dialplan's Dial does and Twilio's
+	// answerOnBridge: a caller whose transfer fails is answered by the
+	// next block that needs its audio. Only with RingbackRing.
+	AnswerOnBridge bool
+	EventsURL      string // receives each leg's ringing, answered, completed ("": none)
+	TraceHeader    string // X- header carrying the call's trace context (traceparent) to the far end ("": none)
 }
 
 // Ringback is what the caller hears while a transfer's far end rings.

@@ -60,6 +60,10 @@ func (k *blk) transfer() *TransferToPhoneNumber {
 	if t.Ringback == RingbackEarlyMedia && (t.Whisper != (Value{}) || t.Confirm != nil) {
 		k.errf(k.vals["ringback"].Line, "ringback: early-media bridges the caller before the far end answers, so the caller would hear the whisper and the confirmation; not with whisper or confirm")
 	}
+	t.AnswerOnBridge = k.boolean("answer_on_bridge", false)
+	if n := k.vals["answer_on_bridge"]; n != nil && t.AnswerOnBridge && t.Ringback != RingbackRing {
+		k.errf(n.Line, "answer_on_bridge: the unanswered caller hears its own phone ring; not with ringback %s", t.Ringback)
+	}
 	if k.vals["events_url"] != nil {
 		t.EventsURL = k.httpURL("events_url")
 	}

@@ -42,3 +42,30 @@ func TestTransferRingbackAndEventsURL(t *testing.T) {
 		}
 	}
 }
+
+func TestTransferAnswerOnBridge(t *testing.T) {
+	for setting, want := range map[string]bool{
+		"":                              false,
+		"    answer_on_bridge: false\n": false,
+		"    answer_on_bridge: true\n":  true,
+		"    answer_on_bridge: true\n    ringback: ring\n": true,
+	} {
+		f, err := Parse("o.yaml", []byte(optFlow("    number: \"+4930123456\"\n"+setting)), LoadOptions{})
+		if err != nil {
+			t.Fatalf("%q: %v", setting, err)
+		}
+		if got := f.Blocks["a"].Transfer.AnswerOnBridge; got != want {
+			t.Errorf("%q: answer_on_bridge %v, want %v", setting, got, want)
+		}
+	}
+	for setting, want := range map[string]string{
+		"    answer_on_bridge: yes please\n":                      "answer_on_bridge: want true or false",
+		"    answer_on_bridge: true\n    ringback: moh\n":         "answer_on_bridge: the unanswered caller hears its own phone ring; not with ringback moh",
+		"    answer_on_bridge: true\n    ringback: early-media\n": "not with ringback early-media",
+	} {
+		_, err := Parse("o.yaml", []byte(optFlow("    number: \"+4930123456\"\n"+setting)), LoadOptions{})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "o.yaml:") {
+			t.Errorf("%q: error %v, want one naming the place and %q", setting, err, want)
+		}
+	}
+}

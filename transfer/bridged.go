@@ -80,7 +80,9 @@ func (t *Transfer) bridge(ctx context.Context) (state, error) {
 	}
 	t.leg.log.WithFields(logrus.Fields{"phase": "answered", "ring_time": t.res.RingTime.Round(time.Millisecond)}).Info("transfer")
 	t.entered(record.StateBridged)
-	go t.stopRingback(ctx, t.leg.ringSent, true)
+	if !rec.Unanswered { // else the answer ends the ringing
+		go t.stopRingback(ctx, t.leg.ringSent, true)
+	}
 	if err := t.joinRetrying(ctx); err != nil {
 		if stopping(ctx, err) {
 			return nil, err
@@ -186,11 +188,34 @@ func (t *Transfer) join(ctx context.Context, onlyMissing bool) error {
 			wantLeg = wantLeg && id != legID
 		}
 	}
+	if err := t.answerCaller(ctx); err != nil {
+		return err
+	}
 	err := t.joinWhoIsMissing(ctx, bridge, caller, legID, wantCaller, wantLeg)
 	if err == nil {
 		t.leg.joined = true
 	}
 	return err
+}
+
+// answerCaller answers a caller left unanswered while its far end rang
+// (answer on bridge), once the ring request is through: a ring that
+// overtook the answer would be the ringing tone over the call. The record
+// says so with its next save.
+func (t *Transfer) answerCaller(ctx context.Context) error {
+	rec := t.call.Record()
+	if !rec.Unanswered {
+		return nil
+	}
+	if t.leg.ringSent != nil {
+		<-t.leg.ringSent
+	}
+	if err := t.env.ARI.Answer(ctx, t.call.ID()); err != nil {
+		return err
+	}
+	rec.Unanswered = false
+	t.leg.log.WithField("phase", "caller-answered").Debug("transfer: the caller answered on the bridge")
+	return nil
 }
 
 // joinWhoIsMissing adds the caller and the leg, as wanted, with the

@@ -299,6 +299,7 @@ func (a *fakeARI) AddToBridgeWith(_ context.Context, bridge string, j ari.Bridge
 var errAddLanded = errors.New("POST /addChannel: EOF (it was carried out)")
 
 func (a *fakeARI) DestroyBridge(_ context.Context, id string) error { return a.do("destroy", id) }
+func (a *fakeARI) Answer(_ context.Context, id string) error        { return a.do("answer", id) }
 func (a *fakeARI) Ring(_ context.Context, id string) error          { return a.do("ring", id) }
 func (a *fakeARI) StopRing(_ context.Context, id string) error      { return a.do("stopring", id) }
 func (a *fakeARI) StartMOH(_ context.Context, id, _ string) error   { return a.do("moh", id) }

@@ -92,6 +92,7 @@ type ARI interface {
 	BridgeChannels(ctx context.Context, id string) ([]string, error)
 	AddToBridgeWith(ctx context.Context, bridge string, join ari.BridgeJoin, channels ...string) error
 	DestroyBridge(ctx context.Context, id string) error
+	Answer(ctx context.Context, id string) error
 	Ring(ctx context.Context, id string) error
 	StopRing(ctx context.Context, id string) error
 	StartMOH(ctx context.Context, id, class string) error
