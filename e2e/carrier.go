@@ -63,7 +63,7 @@ func (c *Carrier) Dial(ctx context.Context, from, did string) (*Caller, error) {
 // dialWith is Dial with channel variables set on the call (SIP headers of
 // its INVITE, for one).
 func (c *Carrier) dialWith(ctx context.Context, from, did string, vars map[string]string) (*Caller, error) {
-	cl, err := c.dialRinging(from, did, vars)
+	cl, err := c.dialRinging(from, did, vars, 10)
 	if err != nil {
 		return nil, err
 	}
@@ -75,17 +75,20 @@ func (c *Carrier) dialWith(ctx context.Context, from, did string, vars map[strin
 }
 
 // DialRinging places a call to the PBX and returns without waiting for the
-// PBX's answer (Answered waits for it).
+// PBX's answer (Answered waits for it). The call rings for up to a minute
+// (answer_on_bridge: the PBX answers once a far end has).
 func (c *Carrier) DialRinging(from, did string) (*Caller, error) {
-	return c.dialRinging(from, did, nil)
+	return c.dialRinging(from, did, nil, 60)
 }
 
-func (c *Carrier) dialRinging(from, did string, vars map[string]string) (*Caller, error) {
+// dialRinging originates the call; the carrier gives up after timeout
+// seconds without the PBX's answer.
+func (c *Carrier) dialRinging(from, did string, vars map[string]string, timeout int) (*Caller, error) {
 	id := fmt.Sprintf("caller-%d", time.Now().UnixNano())
 	cl := &Caller{c: c, ID: id, Number: from, events: c.hub.subscribeChannel(id)}
 	_, err := c.cli.Channel().Originate(nil, ari.OriginateRequest{
 		Endpoint: "PJSIP/" + did + "@pbx", App: c.app, AppArgs: "caller",
-		CallerID: fmt.Sprintf("%q <%s>", "Caller "+from, from), Timeout: 10, ChannelID: id,
+		CallerID: fmt.Sprintf("%q <%s>", "Caller "+from, from), Timeout: timeout, ChannelID: id,
 		Variables: vars,
 	})
 	if err != nil {

@@ -29,6 +29,7 @@ const (
 	chaosConfirmDID = "+4930557006" // whisper and confirm
 	chaosPromptDID  = "+4930557007"
 	chaosInputDID   = "+4930557008"
+	chaosLateDID    = "+4930557009" // answer_on_bridge
 
 	chaosFar        = "+4930125001"
 	chaosFarKey     = "+4930125002"
@@ -36,6 +37,7 @@ const (
 	chaosFarList1   = "+4930125004"
 	chaosFarList2   = "+4930125005"
 	chaosFarConfirm = "+4930125006"
+	chaosFarLate    = "+4930125007"
 
 	// What the flow waits for, as chaos.yaml says.
 	chaosRingTimeout  = 8 * time.Second
@@ -64,26 +66,30 @@ type chaosKind struct {
 	did  string
 	far  []string // numbers the kind's far ends are called on, in order
 	play func(c *chaosCall)
+	late bool // the PBX answers the caller only as its far end is bridged
 }
 
 var chaosKinds = []*chaosKind{
 	// The soak's eight (cmd/ariflow-bench/soak.go).
-	{"success", chaosDID, []string{chaosFar}, playSuccess},
-	{"busy", chaosDID, []string{chaosFar}, playBusy},
-	{"no answer", chaosDID, []string{chaosFar}, playNoAnswer},
-	{"invalid number", chaosBadDID, []string{chaosFar}, playInvalid},
-	{"caller hangs up while ringing", chaosDID, []string{chaosFar}, playHangupRinging},
-	{"caller hangs up during DTMF", chaosDID, []string{chaosFar}, playHangupDTMF},
-	{"caller hangs up while bridged", chaosDID, []string{chaosFar}, playHangupBridged},
-	{"far end hangs up during DTMF", chaosDID, []string{chaosFar}, playFarHangupDTMF},
+	{"success", chaosDID, []string{chaosFar}, playSuccess, false},
+	{"busy", chaosDID, []string{chaosFar}, playBusy, false},
+	{"no answer", chaosDID, []string{chaosFar}, playNoAnswer, false},
+	{"invalid number", chaosBadDID, []string{chaosFar}, playInvalid, false},
+	{"caller hangs up while ringing", chaosDID, []string{chaosFar}, playHangupRinging, false},
+	{"caller hangs up during DTMF", chaosDID, []string{chaosFar}, playHangupDTMF, false},
+	{"caller hangs up while bridged", chaosDID, []string{chaosFar}, playHangupBridged, false},
+	{"far end hangs up during DTMF", chaosDID, []string{chaosFar}, playFarHangupDTMF, false},
 	// The transfer options.
-	{"return key", chaosKeyDID, []string{chaosFarKey}, playReturnKey},
-	{"max talk", chaosLimitDID, []string{chaosFarLimit}, playMaxTalk},
-	{"list: first busy", chaosListDID, []string{chaosFarList1, chaosFarList2}, playList},
-	{"confirm", chaosConfirmDID, []string{chaosFarConfirm}, playConfirm},
+	{"return key", chaosKeyDID, []string{chaosFarKey}, playReturnKey, false},
+	{"max talk", chaosLimitDID, []string{chaosFarLimit}, playMaxTalk, false},
+	{"list: first busy", chaosListDID, []string{chaosFarList1, chaosFarList2}, playList, false},
+	{"confirm", chaosConfirmDID, []string{chaosFarConfirm}, playConfirm, false},
+	// answer_on_bridge: the caller rings until its far end is bridged.
+	{"answer on bridge", chaosLateDID, []string{chaosFarLate}, playLate, true},
+	{"answer on bridge: busy", chaosLateDID, []string{chaosFarLate}, playLateBusy, true},
 	// A caller in a prompt and in input when a fault hits.
-	{"prompt", chaosPromptDID, nil, playPrompt},
-	{"input", chaosInputDID, nil, playInput},
+	{"prompt", chaosPromptDID, nil, playPrompt, false},
+	{"input", chaosInputDID, nil, playInput, false},
 }
 
 // arrival is a call the PBX placed to the carrier for this caller.
@@ -206,6 +212,8 @@ type chaosCall struct {
 	done       chan struct{}
 	fars       []*farEnd
 	heardKey   chan struct{} // the caller received connectKey (capacity 1)
+	callerUp   chan struct{} // closed once the PBX answered the caller
+	upAt       time.Time     // when it did (late kinds)
 	mu         sync.Mutex
 	keysHeard  int
 
@@ -249,7 +257,7 @@ var chaosEnds = []string{agentOK, agentFailed, agentTimeout, agentError, fallbac
 func newChaosCall(ctx context.Context, r *chaosRun, kind *chaosKind, from string, rng *rand.Rand) *chaosCall {
 	c := &chaosCall{r: r, kind: kind, from: from, rng: rng, ctx: ctx,
 		farWait: map[string]<-chan *Remote{}, endWait: map[string]<-chan *Remote{},
-		arrivals: make(chan arrival, len(chaosEnds)), done: make(chan struct{}), callerGone: make(chan struct{}), heardKey: make(chan struct{}, 1)}
+		arrivals: make(chan arrival, len(chaosEnds)), done: make(chan struct{}), callerGone: make(chan struct{}), heardKey: make(chan struct{}, 1), callerUp: make(chan struct{})}
 	for _, n := range kind.far {
 		c.farWait[n] = carrier.ExpectFrom(n, from)
 	}
@@ -305,7 +313,14 @@ func (c *chaosCall) hold(lo, hi time.Duration) {
 func (c *chaosCall) run() {
 	c.start = time.Now()
 	defer c.finish()
-	caller, err := carrier.Dial(c.ctx, c.from, c.kind.did)
+	var caller *Caller
+	var err error
+	if c.kind.late {
+		caller, err = carrier.DialRinging(c.from, c.kind.did)
+	} else {
+		caller, err = carrier.Dial(c.ctx, c.from, c.kind.did)
+		close(c.callerUp)
+	}
 	if err != nil {
 		switch {
 		case strings.Contains(err.Error(), "did not answer") && time.Since(c.start) >= 9*time.Second:
@@ -326,6 +341,14 @@ func (c *chaosCall) run() {
 				return
 			}
 			switch e := ev.(type) {
+			case *ari.StasisStart: // answered (late kinds)
+				c.noteLag(EventTime(e))
+				if !c.isUp() {
+					c.mu.Lock()
+					c.upAt = EventTime(e)
+					c.mu.Unlock()
+					close(c.callerUp)
+				}
 			case *ari.ChannelDtmfReceived:
 				c.noteLag(EventTime(e))
 				if e.Digit == connectKey {
@@ -631,6 +654,74 @@ func playSuccess(c *chaosCall) {
 	c.hold(time.Second, 4*time.Second)
 	c.hangupFar(f)
 	c.awaitEnd(agentOK, c.silence(), 0, nil)
+}
+
+// isUp tells whether the PBX has answered the caller.
+func (c *chaosCall) isUp() bool {
+	select {
+	case <-c.callerUp:
+		return true
+	default:
+		return false
+	}
+}
+
+// awaitUp waits for the PBX to answer the caller, within d.
+func (c *chaosCall) awaitUp(d time.Duration) bool {
+	select {
+	case <-c.callerUp:
+		return true
+	case <-c.callerGone:
+		c.mark(outWrong, time.Now(), "caller hung up by the PBX before it was answered")
+	case <-time.After(d):
+		c.quietTo = time.Now()
+		c.mark(outSilent, time.Now().Add(-d), "caller not answered within %v of its far end's answer", d)
+	}
+	return false
+}
+
+// playLate: the far end rings a while, then answers; only then may the
+// PBX answer the caller. Digits, then the far end hangs up.
+func playLate(c *chaosCall) {
+	f, err := c.far(chaosFarLate, c.silence())
+	if err != nil {
+		return
+	}
+	expectDigits(f, "123", true)
+	c.carrierErr("far end ring", f.r.Ring())
+	c.hold(100*time.Millisecond, time.Second)
+	if c.isUp() {
+		c.mark(outWrong, time.Now(), "caller answered while its far end rang")
+	}
+	answered := time.Now()
+	c.answer(f)
+	if !c.awaitUp(c.silence()) {
+		return
+	}
+	c.mu.Lock()
+	early := answered.Sub(c.upAt)
+	c.mu.Unlock()
+	if early > 500*time.Millisecond {
+		c.mark(outWrong, time.Now(), "caller answered %v before its far end", early.Round(time.Millisecond))
+	}
+	f.waitDigits(3, c.silence())
+	c.hold(time.Second, 3*time.Second)
+	c.hangupFar(f)
+	c.awaitEnd(agentOK, c.silence(), 0, nil)
+}
+
+// playLateBusy: the far end is busy; the caller, never answered for it, is
+// answered by the CallFailed branch's agent transfer.
+func playLateBusy(c *chaosCall) {
+	f, err := c.far(chaosFarLate, c.silence())
+	if err != nil {
+		return
+	}
+	if c.isUp() {
+		c.mark(outWrong, time.Now(), "caller answered while its far end rang")
+	}
+	c.carrierErr("far end busy", f.r.Reject("busy"))
+	c.awaitEnd(agentFailed, c.silence(), 0, nil)
 }
 
 func playBusy(c *chaosCall) {

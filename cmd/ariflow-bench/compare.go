@@ -124,7 +124,9 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 			}
 			go func() { profDone <- fetchProfile(af.HTTPAddr, kind, secs, path) }()
 		}
+		stopPerf := startPBXPerf(o.pbxPerf, sd.name, astPid)
 		res, err := runSide(ctx, o, s, carrier, &calls, sd.did, o.calls, o.concurrency)
+		stopPerf()
 		if profDone != nil {
 			if perr := <-profDone; perr != nil {
 				fmt.Println("profile:", perr)

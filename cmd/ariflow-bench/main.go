@@ -33,6 +33,7 @@ type options struct {
 	repo        string
 	profile     string
 	execTrace   string
+	pbxPerf     string
 	sweep       []int // calls at once of each point of a sweep
 	trace       bool
 	records     bool
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON here")
 	flag.StringVar(&o.repo, "repo", ".", "the ariflow repository (for building ariflow and its flows)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write ariflow's CPU profile during the ariflow side here")
+	flag.StringVar(&o.pbxPerf, "pbxperf", "", "record the PBX Asterisk with perf during each side, to <this>-ariflow.data and <this>-dialplan.data (perf report --symfs <the stack's Asterisk root>)")
 	flag.StringVar(&o.execTrace, "exectrace", "", "write ariflow's execution trace during the ariflow side here (go tool trace)")
 	flag.Func("sweep", "calls at once of each point of a sweep, e.g. 20,100,150 (each at half as many calls a second); one table of both sides and their ratios", func(v string) (err error) {
 		o.sweep, err = parseSweep(v)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 
@@ -133,4 +134,27 @@ func ariKinds(addr string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// startPBXPerf records the PBX Asterisk's stacks with perf (linux-perf)
+// while one side runs, to prefix-side.data; the returned func ends the
+// recording. No prefix: nothing.
+func startPBXPerf(prefix, side string, pid int) func() {
+	if prefix == "" {
+		return func() {}
+	}
+	out := prefix + "-" + side + ".data"
+	cmd := exec.Command("perf", "record", "-q", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Println("pbxperf:", err)
+		return func() {}
+	}
+	return func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		if err := cmd.Wait(); err != nil {
+			fmt.Println("pbxperf:", err)
+		}
+		fmt.Println("pbxperf: wrote", out)
+	}
 }
