@@ -1,13 +1,12 @@
 package controller
 
 import (
+	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/ariflow/ariflow/internal/ari/aritest"
-	"strings"
-	"testing"
-
 	"github.com/ariflow/ariflow/record"
 	"github.com/ariflow/ariflow/transfer"
 )

@@ -162,7 +162,7 @@ func (c *call) runNew(ctx context.Context) error {
 		if leaving(ctx, err) {
 			return fmt.Errorf("the call's first record: %w", err)
 		}
-		c.log.WithError(err).Warn("the call's first record was not written; answering all the same")
+		c.log.WithError(err).Warn("the call's first record was not written; going on all the same")
 	}
 	observed()
 	return c.runFlow(ctx, c.rec.Block)
