@@ -365,11 +365,9 @@ func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 	case flows.TypeTransferToQueue:
 		return c.transferToQueue(ctx)
 	case flows.TypeDisconnect:
-		c.Settle()
-		if err := c.app.ari.Hangup(ctx, c.id, "normal"); err != nil {
-			return "", err
-		}
-		c.gone = true
+		// The flow ends here. The call's end (finish) hangs the caller
+		// up, again while Asterisk does not answer, and keeps the record
+		// for reconcile should it never answer.
 		return "", nil
 	default:
 		return "", fmt.Errorf("unknown block type %q", b.Type)
@@ -542,6 +540,7 @@ func (c *call) finish(ctx context.Context, err error) {
 	c.Settle()
 	stopping := leaving(ctx, err)
 	bg := context.WithoutCancel(ctx)
+	kept := false // the record stays, saying the caller's hangup is still to be made
 	if stopping {
 		log := c.log
 		if err != nil {
@@ -560,9 +559,11 @@ func (c *call) finish(ctx context.Context, err error) {
 			}
 		}
 		if !c.gone && !c.handedOff && !errors.Is(err, errHandedOff) {
-			_ = a.ari.Hangup(bg, c.id, "normal")
+			if herr := c.hangupCaller(bg); herr != nil {
+				kept = c.keepEnding(bg, herr)
+			}
 		}
-		if c.saved {
+		if c.saved && !kept {
 			// Deleted under the lease as a write is: a lease that lapsed
 			// here for a moment (a slow renewal) is waited for, or the
 			// record would stay behind a call that ended.
@@ -590,6 +591,11 @@ func (c *call) finish(ctx context.Context, err error) {
 	}
 	a.mu.Unlock()
 	c.observeEnd(err, stopping)
+	if kept {
+		// Reconcile adopts the record, and its process hangs the caller
+		// up, trying again until Asterisk answers.
+		go a.reconcileRetry(ctx)
+	}
 	if stopping && errors.Is(err, ErrFenced) && ctx.Err() == nil {
 		// Fenced for a moment (a request refused as the lease lapsed
 		// here), not stopped: the process is still active, and nobody
@@ -603,6 +609,47 @@ func (c *call) finish(ctx context.Context, err error) {
 	default:
 		c.log.WithFields(fields).WithError(err).Error("call ended with error")
 	}
+}
+
+// callerHangupTries bound the tries of the caller's hangup at the call's
+// end while Asterisk does not answer it, waiting 200, 400 and 800 ms.
+const callerHangupTries = 4
+
+// hangupCaller hangs the caller up at the call's end, again while the
+// request gets no answer (a cut connection, a timeout, Asterisk busy): a
+// caller whose hangup was lost would stay in the app, answered, with
+// nobody to serve it. A caller already gone counts as hung up.
+func (c *call) hangupCaller(ctx context.Context) error {
+	wait := 200 * time.Millisecond
+	for try := 1; ; try++ {
+		err := c.app.ari.Hangup(ctx, c.id, "normal")
+		code := ari.StatusCode(err)
+		if err == nil || code == 404 || code > 0 && code < 500 || try == callerHangupTries {
+			if code == 404 {
+				err = nil
+			}
+			return err
+		}
+		c.log.WithError(err).WithField("try", try).Warn("the caller's hangup got no answer; trying again")
+		time.Sleep(wait)
+		wait *= 2
+	}
+}
+
+// keepEnding keeps the record of a call whose caller could not be hung up,
+// saying so, for reconcile to finish the hangup; false when it cannot be
+// written either (it is then deleted as any other).
+func (c *call) keepEnding(ctx context.Context, herr error) bool {
+	if !c.saved {
+		return false
+	}
+	if err := c.setPhase(ctx, record.PhaseEnding, true); err != nil {
+		c.log.WithError(herr).WithField("save_error", err).Error("the caller's hangup failed, and the record saying so was not written")
+		return false
+	}
+	c.app.metrics.CallErrors.WithLabelValues("hangup_lost").Inc()
+	c.log.WithError(herr).Error("the caller's hangup failed; its record is kept for reconcile to hang it up")
+	return true
 }
 
 // leaving tells whether the call is being left to another process: this

@@ -354,6 +354,11 @@ func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 			b = c.flow.Blocks[c.rec.Block]
 		}
 		switch {
+		case c.rec.Phase == record.PhaseEnding:
+			// Over, but its caller's hangup got no answer: the call's end
+			// (finish) hangs it up and deletes the record.
+			c.log.Info("adopted a call that had ended; hanging its caller up")
+			return nil
 		case c.rec.Phase == record.PhaseDialing, c.rec.Phase == record.PhaseBridged:
 			// The transfer goes on from its record, whatever the flow
 			// says now; the flow decides only what follows it.

@@ -22,16 +22,18 @@ const (
 	PhaseDialing  Phase = "dialing"  // an outbound leg made and dialled, not yet bridged (Transfer.State says more)
 	PhaseBridged  Phase = "bridged"  // answered: caller and far end bridged (Transfer.Resume says what follows)
 	PhaseDialplan Phase = "dialplan" // the caller is being handed to the dialplan: not ours any more
+	PhaseEnding   Phase = "ending"   // the call is over, but the caller's hangup got no answer: still to be made
 )
 
 // phaseNext lists the transitions a call makes. Dialplan goes back to
 // flow only when the hand-off failed (the caller is still in Stasis).
 var phaseNext = map[Phase][]Phase{
 	"":            {PhaseFlow},
-	PhaseFlow:     {PhaseFlow, PhaseDialing, PhaseDialplan},
-	PhaseDialing:  {PhaseDialing, PhaseBridged, PhaseFlow},
-	PhaseBridged:  {PhaseBridged, PhaseDialing, PhaseFlow},
+	PhaseFlow:     {PhaseFlow, PhaseDialing, PhaseDialplan, PhaseEnding},
+	PhaseDialing:  {PhaseDialing, PhaseBridged, PhaseFlow, PhaseEnding},
+	PhaseBridged:  {PhaseBridged, PhaseDialing, PhaseFlow, PhaseEnding},
 	PhaseDialplan: {PhaseFlow},
+	PhaseEnding:   {PhaseEnding},
 }
 
 // ErrBadTransition is a phase change the call state machine does not make.
