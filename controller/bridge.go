@@ -43,14 +43,22 @@ func (c *call) releaseBridge() {
 }
 
 // dropBridge destroys a bridge of the call's off its path, tried again a
-// few times; what still fails is logged, and reconcile finds it.
+// few times; what still fails is logged, and reconcile finds it. The
+// caller is taken out of it first: the next request for the caller waits
+// for this (Settle), and only the removal's answer says the caller has
+// left the bridge (a playback sent as it leaves is lost with the bridge).
 func (c *call) dropBridge(id string) {
 	c.disown(id)
 	if c.rec.Bridge == id {
 		c.rec.Bridge = ""
 	}
-	a, log := c.app.ari, c.log.WithField("bridge", id)
+	a, log, caller := c.app.ari, c.log.WithField("bridge", id), c.id
 	c.Later(func(ctx context.Context) {
+		// 400, 404: caller or bridge gone; 422: the caller is not in it (a
+		// bridge kept by a transfer whose caller left it meanwhile).
+		if err := a.RemoveFromBridge(ctx, id, caller); err != nil && !ari.IsNotFound(err) && ari.StatusCode(err) != 400 && ari.StatusCode(err) != 422 {
+			log.WithError(err).Warn("taking the caller out of the kept bridge failed; destroying it all the same")
+		}
 		for try := 0; ; try++ {
 			err := a.DestroyBridge(ctx, id)
 			if err == nil || ari.IsNotFound(err) {

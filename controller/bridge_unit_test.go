@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/ariflow/ariflow/internal/ari/aritest"
 	"github.com/ariflow/ariflow/record"
 	"github.com/ariflow/ariflow/transfer"
 )
@@ -174,4 +177,43 @@ func TestAdoptedKeptBridgeGoes(t *testing.T) {
 	h.answered("POST", "/bridges/"+br+"/addChannel")
 	h.fake.Hangup(leg, 16)
 	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+}
+
+// The kept bridge let go for a prompt: the caller is taken out of it
+// first, and the prompt goes only once that removal is answered (Asterisk
+// answers a bridge's destroy before the caller has left it, and a
+// playback sent meanwhile is lost with the bridge).
+func TestKeptBridgeLetGoBeforeThePrompt(t *testing.T) {
+	t.Parallel()
+	const hold = 300 * time.Millisecond
+	h := run(t, xferFlows)
+	var mu sync.Mutex
+	var removedAt, playAt time.Time
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Method == "POST" && strings.HasSuffix(r.Path, "/removeChannel"):
+			removedAt = time.Now()
+			return 0, "", hold, false
+		case r.Method == "POST" && strings.HasPrefix(r.Path, "/channels/c1/play") && playAt.IsZero():
+			playAt = time.Now()
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+	mu.Lock()
+	defer mu.Unlock()
+	if removedAt.IsZero() || playAt.Sub(removedAt) < hold {
+		t.Errorf("prompt %v after the caller's removal from the kept bridge; want after its answer (%v)", playAt.Sub(removedAt), hold)
+	}
+	if rm, del := h.at("POST", "/bridges/"+br+"/removeChannel"), h.at("DELETE", "/bridges/"+br); rm < 0 || del < rm {
+		t.Errorf("removeChannel %d, destroy %d; want the caller taken out before the destroy", rm, del)
+	}
 }

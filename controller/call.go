@@ -540,7 +540,7 @@ func (c *call) finish(ctx context.Context, err error) {
 	c.Settle()
 	stopping := leaving(ctx, err)
 	bg := context.WithoutCancel(ctx)
-	kept := false // the record stays, saying the caller's hangup is still to be made
+	keepRecord := false // the record stays, saying the caller's hangup is still to be made
 	if stopping {
 		log := c.log
 		if err != nil {
@@ -560,10 +560,10 @@ func (c *call) finish(ctx context.Context, err error) {
 		}
 		if !c.gone && !c.handedOff && !errors.Is(err, errHandedOff) {
 			if herr := c.hangupCaller(bg); herr != nil {
-				kept = c.keepEnding(bg, herr)
+				keepRecord = c.keepEnding(bg, herr)
 			}
 		}
-		if c.saved && !kept {
+		if c.saved && !keepRecord {
 			// Deleted under the lease as a write is: a lease that lapsed
 			// here for a moment (a slow renewal) is waited for, or the
 			// record would stay behind a call that ended.
@@ -591,7 +591,7 @@ func (c *call) finish(ctx context.Context, err error) {
 	}
 	a.mu.Unlock()
 	c.observeEnd(err, stopping)
-	if kept {
+	if keepRecord {
 		// Reconcile adopts the record, and its process hangs the caller
 		// up, trying again until Asterisk answers.
 		go a.reconcileRetry(ctx)

@@ -201,6 +201,16 @@ func (c *Client) AddToBridgeAbsorbingDTMF(ctx context.Context, bridge string, ch
 	return c.AddToBridgeWith(ctx, bridge, BridgeJoin{AbsorbDTMF: true}, channels...)
 }
 
+// RemoveFromBridge takes a channel out of a bridge. Asterisk answers once
+// the channel has left it and is back under the app's control, where a
+// bridge's destroy answers before its channels have left: a request for
+// the channel sent after the destroy's answer (a playback) can reach it
+// while it is still leaving, and be lost with the bridge.
+func (c *Client) RemoveFromBridge(ctx context.Context, bridge, channel string) error {
+	q := url.Values{"channel": {channel}}
+	return c.do(ctx, http.MethodPost, bridgePath(bridge)+"/removeChannel?"+q.Encode(), nil, nil, again)
+}
+
 // DestroyBridge destroys a bridge; "already gone" (404) is done. Asterisk
 // never destroys a Stasis bridge by itself.
 func (c *Client) DestroyBridge(ctx context.Context, id string) error {
