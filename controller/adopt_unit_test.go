@@ -653,6 +653,22 @@ func TestReconcileDropsRecordsTogether(t *testing.T) {
 	}
 }
 
+// A stale record whose drop meets the fence (the lease lapsed in the store
+// for a moment, on a busy machine) is dropped by the reconcile that
+// follows once the lease is valid again, not left behind.
+func TestReconcileDropFencedTriedAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, xferFlows)
+	rec := adoptRecord(record.PhaseFlow, "xfer", "", 0)
+	rec.CallID = "gone-0"
+	h.store.put(rec)
+	h.store.mu.Lock()
+	h.store.fenceDels = 1
+	h.store.mu.Unlock()
+	h.start()
+	eventually(t, "the record dropped after its drop met the fence", func() bool { return !h.store.has("gone-0") })
+}
+
 // A process that wrote a call's first record and stopped before the
 // answer left the caller ringing with a record that says so: the process
 // taking over answers it, then runs its flow from the start.

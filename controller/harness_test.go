@@ -50,6 +50,7 @@ type memStore struct {
 	saves       int           // successful saves
 	refused     int           // saves refused (fenced or failing)
 	deletes     int
+	fenceDels   int // the next n deletes are refused as fenced (the lease lapsed in the store)
 	deleting    int // deletes under way, and the most at once
 	deletingMax int
 	resigns     int // resignations that freed the lease
@@ -171,6 +172,10 @@ func (s *memStore) Delete(_ context.Context, id string, f record.Fence) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.holdsLocked(f.Owner, f.Epoch) {
+		return fmt.Errorf("delete call %s: %w", id, ErrFenced)
+	}
+	if s.fenceDels > 0 {
+		s.fenceDels--
 		return fmt.Errorf("delete call %s: %w", id, ErrFenced)
 	}
 	delete(s.recs, id)

@@ -10,7 +10,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/internal/ari"
-	"github.com/ariflow/ariflow/record"
 )
 
 // Elector is the leadership lease for one (Asterisk, app) pair, kept in
@@ -119,12 +118,6 @@ func (l *lease) wait(ctx context.Context, bound time.Duration, lostFinal bool) (
 			return 0, fmt.Errorf("%w (%v)", ErrFenced, context.Cause(ctx))
 		}
 	}
-}
-
-// fenceOf is the Fence to write and delete with, or ErrFenced.
-func (a *App) fenceOf() (record.Fence, error) {
-	e, err := a.lease.fence()
-	return record.Fence{Owner: a.owner, Epoch: e}, err
 }
 
 func (l *lease) set(epoch int64, until time.Time) {

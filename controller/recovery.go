@@ -217,11 +217,21 @@ func (a *App) dropRecord(ctx context.Context, rec *record.Call, why string) {
 	if rec.Bridge != "" && !a.isOwned(rec.Bridge) {
 		_ = a.ari.DestroyBridge(bg, rec.Bridge)
 	}
-	fence, err := a.fenceOf()
+	// Under the lease, as the call's own end deletes it: a lease that
+	// lapsed here for a moment is waited for.
+	epoch, err := a.lease.await(bg, a.cfg.LapseWait)
 	if err == nil {
-		err = a.store.Delete(bg, rec.CallID, fence)
+		err = a.store.Delete(bg, rec.CallID, record.Fence{Owner: a.owner, Epoch: epoch})
 	}
 	log := a.log.WithFields(logrus.Fields{"call_id": rec.CallID, "phase": rec.Phase, "reason": why})
+	if errors.Is(err, ErrFenced) {
+		// The lease went in the store meanwhile (a renewal late on a busy
+		// machine). Still active here, this process reconciles again once
+		// it holds it; a lease really lost leaves it to the next holder.
+		log.WithError(err).Info("reconcile: the stale call record met the fence; dropping it once the lease is valid again")
+		a.takeBack(ctx)
+		return
+	}
 	if err != nil {
 		log.WithError(err).Warn("reconcile: dropping a stale call record failed")
 		return
