@@ -77,6 +77,8 @@ func (c *call) observeNew(ctx context.Context) func() {
 	}
 }
 
+// startTrace starts the call's span under parent, and names it in the
+// record unless the record names the call's trace already.
 func (c *call) startTrace(parent string, at time.Time, adopted bool) {
 	ci := observe.CallInfo{CallID: c.id, Channel: c.rec.Channel, Flow: c.rec.Flow, Version: c.rec.Version, Process: c.app.owner}
 	if sys := c.rec.Attributes[flows.NSSystem]; sys != nil {

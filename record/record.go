@@ -86,7 +86,10 @@ type Call struct {
 	Updated time.Time `json:"updated"`
 	// Unanswered: written before the caller was answered (the call's
 	// first write, made before the answer so that an answered caller
-	// always has a record): a process adopting the call answers it first.
+	// always has a record, and every write until the answer): a process
+	// adopting the call answers it where this one would have, at the
+	// first block that needs its audio or as its transfer's far end is
+	// bridged.
 	Unanswered bool `json:"unanswered,omitempty"`
 	// Trace is the call span's W3C traceparent (package observe): a
 	// process taking the call over continues its trace.
