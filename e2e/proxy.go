@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +20,8 @@ import (
 // It can also stall every byte (Freeze), delay the target's replies
 // (Delay: a slow network to Redis), keep a record of the HTTP requests
 // that went through it (RecordRequests: what a process sent to ARI, and
-// when, as seen on the wire), and hold new connections (Hold).
+// when, as seen on the wire), hold new connections (Hold), and answer
+// chosen requests itself instead of passing them on (FailRequests).
 type Proxy struct {
 	ln     net.Listener
 	target string
@@ -34,14 +36,74 @@ type Proxy struct {
 	changed chan struct{} // closed and replaced when held changes
 	delay   time.Duration
 	record  bool
-	reqs    []ProxiedRequest
+	// parse: connections opened from now on are read as HTTP requests
+	// (RecordRequests, FailRequests).
+	parse bool
+	reqs  []ProxiedRequest
+	fails []*failRule
 }
 
-// ProxiedRequest is one HTTP request a Proxy forwarded: when its head
-// was read from the client, its method and path.
+// ProxiedRequest is one HTTP request a Proxy read: when its head was read
+// from the client, its method and path, and whether the proxy failed it
+// (FailRequests) instead of forwarding it.
 type ProxiedRequest struct {
 	At           time.Time
 	Method, Path string
+	Failed       bool
+	Status       int // the proxy's answer when Failed; 0: the connection was cut
+}
+
+// failRule is one FailRequests: left requests still to fail (-1: until
+// StopFailing).
+type failRule struct {
+	method, path string
+	prefix       bool
+	left, status int
+}
+
+// FailRequests makes the proxy answer the next n requests (n < 0: every
+// one until StopFailing) whose method is method and whose path (query
+// left out) is path, or starts with it when path ends in "*", itself,
+// with status, instead of forwarding them; status 0 cuts the connection
+// without an answer. Only connections the proxy parses are looked at:
+// those opened after RecordRequests or FailRequests (start a process
+// with Ariflow.RecordRequests for its first). A request that matches
+// several rules is counted by the oldest.
+func (p *Proxy) FailRequests(method, path string, n, status int) {
+	r := &failRule{method: method, path: path, left: n, status: status}
+	if strings.HasSuffix(path, "*") {
+		r.path, r.prefix = strings.TrimSuffix(path, "*"), true
+	}
+	p.mu.Lock()
+	p.parse = true
+	p.fails = append(p.fails, r)
+	p.mu.Unlock()
+}
+
+// StopFailing drops every FailRequests rule: requests flow on as before.
+func (p *Proxy) StopFailing() {
+	p.mu.Lock()
+	p.fails = nil
+	p.mu.Unlock()
+}
+
+// failure tells whether a rule picks the request, counting it, and the
+// status to answer with.
+func (p *Proxy) failure(method, path string) (int, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, r := range p.fails {
+		if r.method != method || path != r.path && !(r.prefix && strings.HasPrefix(path, r.path)) {
+			continue
+		}
+		if r.left > 0 {
+			if r.left--; r.left == 0 {
+				p.fails = append(p.fails[:i:i], p.fails[i+1:]...)
+			}
+		}
+		return r.status, true
+	}
+	return 0, false
 }
 
 // Freeze stops every byte in both directions, on open and new connections,
@@ -85,7 +147,7 @@ func (p *Proxy) Delay(d time.Duration) {
 // its connection.
 func (p *Proxy) RecordRequests() {
 	p.mu.Lock()
-	p.record = true
+	p.record, p.parse = true, true
 	p.mu.Unlock()
 }
 
@@ -96,16 +158,12 @@ func (p *Proxy) Requests() []ProxiedRequest {
 	return append([]ProxiedRequest(nil), p.reqs...)
 }
 
-// pipe copies src to dst, holding bytes while the proxy is frozen. tee,
-// when set, sees every byte as it is read, before any hold.
-func (p *Proxy) pipe(dst, src net.Conn, tee io.Writer) {
+// pipe copies src to dst, holding bytes while the proxy is frozen.
+func (p *Proxy) pipe(dst net.Conn, src io.Reader) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if tee != nil {
-				_, _ = tee.Write(buf[:n])
-			}
 			p.waitThawed()
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
@@ -158,26 +216,138 @@ func (p *Proxy) pipeDelayed(dst, src net.Conn) {
 	<-done
 }
 
-// parseRequests reads HTTP requests from r and records them, until the
-// stream ends or turns into a websocket; it drains r to its end.
-func (p *Proxy) parseRequests(r io.Reader) {
-	br := bufio.NewReader(r)
-	defer func() { _, _ = io.Copy(io.Discard, br) }()
+// thawedWriter writes to the target once the proxy is not frozen.
+type thawedWriter struct {
+	p *Proxy
+	w io.Writer
+}
+
+func (t thawedWriter) Write(b []byte) (int, error) {
+	t.p.waitThawed()
+	return t.w.Write(b)
+}
+
+// pipeRequests is pipe for the client's side of a parsed connection: it
+// reads whole requests (the head, then a Content-Length or chunked body)
+// and passes their bytes on unchanged, recording each (RecordRequests);
+// a request a FailRequests rule picks is read to its end and answered
+// here, or its connection cut. A websocket upgrade, or a head that does
+// not parse, ends the parsing: the rest passes as it comes.
+func (p *Proxy) pipeRequests(u, c net.Conn, src io.Reader) {
+	br := bufio.NewReaderSize(src, 32<<10)
+	up := thawedWriter{p, u}
 	for {
-		req, err := http.ReadRequest(br)
-		if err != nil {
+		head, req, err := readHead(br)
+		if req == nil {
+			if len(head) > 0 && err != io.EOF {
+				if _, err := up.Write(head); err == nil {
+					p.pipe(u, br)
+				}
+			}
 			return
 		}
+		status, fail := p.failure(req.Method, req.URL.Path)
 		p.mu.Lock()
-		p.reqs = append(p.reqs, ProxiedRequest{At: time.Now(), Method: req.Method, Path: req.URL.Path})
+		if p.record {
+			p.reqs = append(p.reqs, ProxiedRequest{At: time.Now(), Method: req.Method, Path: req.URL.Path, Failed: fail, Status: status})
+		}
 		p.mu.Unlock()
-		if strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+		if strings.EqualFold(req.Header.Get("Upgrade"), "websocket") && !fail {
+			if _, err := up.Write(head); err == nil {
+				p.pipe(u, br)
+			}
 			return
 		}
-		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+		var body io.Writer = up
+		if fail {
+			body = io.Discard
+		} else if _, err := up.Write(head); err != nil {
 			return
 		}
-		req.Body.Close()
+		if err := copyBody(body, br, req); err != nil {
+			return
+		}
+		if !fail {
+			continue
+		}
+		if status == 0 {
+			c.Close() // no answer: the client sees the connection go
+			return
+		}
+		text := http.StatusText(status)
+		p.waitThawed()
+		if _, err := fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", status, text, len(text), text); err != nil {
+			return
+		}
+	}
+}
+
+// readHead reads one request head, returning its bytes as read and the
+// request it parses to (nil, with the bytes read so far, when the stream
+// ended or the head does not parse).
+func readHead(br *bufio.Reader) ([]byte, *http.Request, error) {
+	var head []byte
+	for {
+		line, err := br.ReadBytes('\n')
+		head = append(head, line...)
+		if err != nil {
+			return head, nil, err
+		}
+		if len(head) > 1<<20 {
+			return head, nil, errors.New("request head too long")
+		}
+		if string(line) == "\r\n" || string(line) == "\n" {
+			break
+		}
+	}
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+	if err != nil {
+		return head, nil, err
+	}
+	return head, req, nil
+}
+
+// copyBody copies the request's body from br to w as it was sent: its
+// Content-Length bytes, or its chunks with their framing and trailer.
+func copyBody(w io.Writer, br *bufio.Reader, req *http.Request) error {
+	if len(req.TransferEncoding) == 0 {
+		if req.ContentLength > 0 {
+			_, err := io.CopyN(w, br, req.ContentLength)
+			return err
+		}
+		return nil
+	}
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+		size, _, _ := strings.Cut(strings.TrimSpace(string(line)), ";")
+		n, err := strconv.ParseInt(size, 16, 64)
+		if err != nil {
+			return fmt.Errorf("chunk size %q: %w", size, err)
+		}
+		if n == 0 {
+			break
+		}
+		if _, err := io.CopyN(w, br, n+2); err != nil { // the data and its CRLF
+			return err
+		}
+	}
+	for { // the trailer, to its empty line
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+		if string(line) == "\r\n" || string(line) == "\n" {
+			return nil
+		}
 	}
 }
 
@@ -223,7 +393,7 @@ func (p *Proxy) serve() {
 
 func (p *Proxy) forward(c net.Conn) {
 	p.mu.Lock()
-	paused, hold, record := p.paused, p.hold, p.record
+	paused, hold, parse := p.paused, p.hold, p.parse
 	p.mu.Unlock()
 	if paused {
 		c.Close()
@@ -245,28 +415,21 @@ func (p *Proxy) forward(c net.Conn) {
 	p.conns[c], p.conns[u] = struct{}{}, struct{}{}
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	var tee *io.PipeWriter
-	if record {
-		pr, pw := io.Pipe()
-		tee = pw
-		go p.parseRequests(pr)
-	}
+	var src io.Reader = c
 	back := func() { p.pipeDelayed(c, u) }
 	if h != nil {
-		if tee != nil {
-			_, _ = tee.Write(h.First)
-		}
-		if _, err := u.Write(h.First); err != nil {
+		if parse { // the parser reads the held bytes first
+			src = io.MultiReader(bytes.NewReader(h.First), c)
+		} else if _, err := u.Write(h.First); err != nil {
 			u.Close()
 		}
 		back = func() { h.gatedPipe(u) }
 	}
 	go func() {
-		if tee != nil {
-			p.pipe(u, c, tee)
-			tee.Close()
+		if parse {
+			p.pipeRequests(u, c, src)
 		} else {
-			p.pipe(u, c, nil)
+			p.pipe(u, src)
 		}
 		done <- struct{}{}
 	}()
