@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -87,24 +88,35 @@ func New(o Options) *Client {
 		o.IdleTimeout = DefaultIdleTimeout
 	}
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := dialer.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &guardedConn{Conn: conn}, nil
-		},
-		// Asterisk is one host: every call's requests go to it. A bound
-		// keeps a burst (a takeover adopting every call at once) from
-		// taking all of Asterisk's HTTP sessions; the requests past it
-		// queue here instead of being refused there.
-		MaxConnsPerHost:     o.MaxConns,
-		MaxIdleConnsPerHost: o.MaxConns,
-		MaxIdleConns:        o.MaxConns,
-		IdleConnTimeout:     o.IdleTimeout,
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &guardedConn{Conn: conn}, nil
 	}
-	c := &Client{opts: o, base: strings.TrimSuffix(o.URL, "/"), http: &http.Client{Transport: tr}}
+	// Asterisk is one host: every call's requests go to it. A bound keeps a
+	// burst (a takeover adopting every call at once) from taking all of
+	// Asterisk's HTTP sessions; the requests past it queue here instead of
+	// being refused there.
+	var rt http.RoundTripper
+	if u, err := url.Parse(o.URL); err == nil && u.Scheme == "http" && u.Host != "" {
+		addr := u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+		rt = newTransport(addr, dial, o.MaxConns, o.IdleTimeout)
+	} else {
+		// TLS, or a URL the request will refuse with a clear error.
+		rt = &http.Transport{
+			DialContext:         dial,
+			MaxConnsPerHost:     o.MaxConns,
+			MaxIdleConnsPerHost: o.MaxConns,
+			MaxIdleConns:        o.MaxConns,
+			IdleConnTimeout:     o.IdleTimeout,
+		}
+	}
+	c := &Client{opts: o, base: strings.TrimSuffix(o.URL, "/"), http: &http.Client{Transport: rt}}
 	if o.Allow != nil {
 		c.checked, c.unchecked = c.traces()
 	}
@@ -332,7 +344,7 @@ type guardedConn struct {
 func (g *guardedConn) Write(p []byte) (int, error) {
 	if f := g.guard.Swap(nil); f != nil {
 		if err := (*f)(); err != nil {
-			return 0, err
+			return 0, errRefused{err}
 		}
 	}
 	return g.Conn.Write(p)

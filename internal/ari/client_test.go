@@ -167,12 +167,16 @@ func TestMaxConnsBoundsConnections(t *testing.T) {
 
 func TestDefaultsBelowAsteriskLimits(t *testing.T) {
 	c := New(Options{URL: "http://127.0.0.1:1/ari"})
-	tr := c.http.Transport.(*http.Transport)
-	if tr.MaxConnsPerHost != DefaultMaxConns || DefaultMaxConns >= 100/2 {
-		t.Errorf("MaxConnsPerHost %d: two processes must stay below Asterisk's 100 sessions", tr.MaxConnsPerHost)
+	tr := c.http.Transport.(*transport)
+	if cap(tr.slots) != DefaultMaxConns || DefaultMaxConns >= 100/2 {
+		t.Errorf("%d connections at most: two processes must stay below Asterisk's 100 sessions", cap(tr.slots))
 	}
-	if tr.IdleConnTimeout != DefaultIdleTimeout || DefaultIdleTimeout >= 15*time.Second {
-		t.Errorf("IdleConnTimeout %v: must be below Asterisk's session_keep_alive (15 s)", tr.IdleConnTimeout)
+	if tr.idle != DefaultIdleTimeout || DefaultIdleTimeout >= 15*time.Second {
+		t.Errorf("idle timeout %v: must be below Asterisk's session_keep_alive (15 s)", tr.idle)
+	}
+	tls := New(Options{URL: "https://127.0.0.1:1/ari"}).http.Transport.(*http.Transport)
+	if tls.MaxConnsPerHost != DefaultMaxConns || tls.IdleConnTimeout != DefaultIdleTimeout {
+		t.Errorf("TLS: %d connections, idle %v", tls.MaxConnsPerHost, tls.IdleConnTimeout)
 	}
 }
 
