@@ -536,7 +536,9 @@ func (p *Proxy) holdConn(c net.Conn) *Held {
 		c.Close()
 		return nil
 	}
+	h.mu.Lock() // Release opens it at the same time
 	h.gated = gate
+	h.mu.Unlock()
 	return h
 }
 
