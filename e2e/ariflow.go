@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,9 @@ type Ariflow struct {
 	gone   chan struct{} // closed when the process has exited
 }
 
+// logsStarted holds the log paths a process was started with in this run.
+var logsStarted sync.Map
+
 // StartAriflow starts the stack's ariflow binary on flowsDir.
 func StartAriflow(ctx context.Context, s *Stack, flowsDir, logName string) (*Ariflow, error) {
 	return StartAriflowWith(ctx, &Ariflow{Stack: s, FlowsDir: flowsDir}, logName)
@@ -63,7 +67,16 @@ func StartAriflowWith(ctx context.Context, a *Ariflow, logName string) (*Ariflow
 			a.Proxy.RecordRequests()
 		}
 	}
-	_ = os.Remove(filepath.Join(s.Env["ARIFLOW_STACK_LOGS"], logName)) // one run, one log
+	logPath := filepath.Join(s.Env["ARIFLOW_STACK_LOGS"], logName)
+	if _, again := logsStarted.LoadOrStore(logPath, true); !again {
+		_ = os.Remove(logPath) // one run of the tests, one log
+	} else if f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+		// A process started again under the same name (a test that
+		// stopped the suite's one) adds to the log: a failure earlier in
+		// the run stays readable.
+		fmt.Fprintf(f, "==== ariflow started again at %s ====\n", time.Now().UTC().Format(time.RFC3339Nano))
+		f.Close()
+	}
 	if err := a.start(ctx, logName); err != nil {
 		if a.Proxy != nil {
 			a.Proxy.Close()
