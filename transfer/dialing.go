@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -196,10 +195,9 @@ func (t *Transfer) nextNumber(i int) {
 
 // startLeg makes the current number's leg and dials it. The record names
 // the leg, and says it is dialled, before the dial leaves: a process
-// taking over never dials it twice. It is written once the leg's create
-// has left, not before: a leg made but not named in the record is not
-// dialled, and a process taking over runs the block again and hangs the
-// leg up (createWriting).
+// taking over never dials it twice. It is written once the leg is made,
+// not before: a leg made but not named in the record is not dialled, and
+// a process taking over runs the block again and hangs the leg up.
 func (t *Transfer) startLeg(ctx context.Context) (state, error) {
 	rec := t.call.Record()
 	l := &t.leg
@@ -275,7 +273,7 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 	} else {
 		go func() { bridgeDone <- t.createBridge(ctx) }()
 	}
-	written, err, werr := t.createWriting(ctx)
+	err := t.create(ctx)
 	if unanswered(ctx, err) {
 		err = t.createUnanswered(ctx, err)
 	}
@@ -295,10 +293,7 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 		err = berr
 	}
 	if err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = t.dialInApp(ctx, written)
+		err = t.dialWhenInApp(ctx)
 	}
 	// A leg made while the app had no connection (a create held up by a
 	// stalled network, reaching Asterisk as the websocket reconnects) is
@@ -380,82 +375,38 @@ func (t *Transfer) create(ctx context.Context) error {
 		ChannelID: t.leg.id, Originator: t.call.ID(), Variables: vars})
 }
 
-// dialWhenInApp dials the made leg once it is in the app, after the
-// record says "dialing" (writeDialing, then dialInApp).
+// dialWhenInApp dials the made leg once it is in the app: Asterisk
+// answers the create before the channel has entered the app and refuses
+// a dial until it has (409 "Channel not in Stasis application"). With
+// early-media ringback the leg is bridged with the caller before it is
+// dialled, so that whatever the far end sends before it answers reaches
+// the caller. The record says "dialing" before the dial leaves: a process
+// taking over never dials a leg twice.
 func (t *Transfer) dialWhenInApp(ctx context.Context) error {
-	written, err := t.writeDialing(ctx)
-	if err != nil {
+	// Written while the leg enters the app, not after: the write and the
+	// StasisStart's way overlap (the event waits in the call's queue). A
+	// process taking over between the write and the dial finds "dialing"
+	// on a leg Asterisk proves undialled, and dials the number at once.
+	if err := t.awaitCount(ctx); err != nil {
 		return err
 	}
-	return t.dialInApp(ctx, written)
-}
-
-// createWriting makes the leg and writes the record's "dialing" phase
-// (with the policy's count) as soon as the create has left, while
-// Asterisk makes the leg: only the dial needs both. A leg whose create
-// left is named by the record and is in Asterisk whatever became of this
-// process, unless Asterisk refused it: a process taking over finds it
-// proven undialled and dials the number at once (or, should Asterisk have
-// refused it as this process stopped, finds it gone and goes on as for a
-// leg that ended unanswered). A create answered with an error before it
-// was known to have left is not written for. werr is the write's error: a
-// leg made but not written for is undialled, to be hung up.
-func (t *Transfer) createWriting(ctx context.Context) (written time.Time, err, werr error) {
-	left := make(chan struct{})
-	var once sync.Once
-	created := make(chan error, 1)
-	cctx := ari.OnWritten(ctx, func() { once.Do(func() { close(left) }) })
-	go func() { created <- t.create(cctx) }()
-	select {
-	case <-left:
-	case err = <-created:
-		if err != nil {
-			return time.Time{}, err, nil
-		}
-		written, werr = t.writeDialing(ctx)
-		return written, nil, werr
+	l := &t.leg
+	stamp := func() {
+		l.dialed = time.Now()
+		l.deadline = l.dialed.Add(time.Duration(l.target.TimeoutS) * time.Second)
+		ts := t.call.Record().Transfer
+		ts.State, ts.Dialed, ts.RingDeadline = record.StateDialing, l.dialed, l.deadline
 	}
-	written, werr = t.writeDialing(ctx)
-	return written, <-created, werr
-}
-
-// writeDialing writes the record's "dialing" phase, with the policy's
-// count when admit chose so, and says when.
-func (t *Transfer) writeDialing(ctx context.Context) (time.Time, error) {
-	if err := t.awaitCount(ctx); err != nil {
-		return time.Time{}, err
-	}
-	t.stampDial()
+	stamp()
 	written := time.Now()
 	if along := t.leg.along; along != nil {
 		if err := t.setDialingCounted(ctx, along); err != nil {
-			return written, err
+			return err
 		}
 	} else if err := t.call.SetPhase(ctx, record.PhaseDialing); err != nil {
 		t.leg.log.WithError(err).WithField("phase", "save-failed").Error("transfer: saving the call failed; nothing dialled")
-		return written, fmt.Errorf("saving the dialing state: %w", err)
+		return fmt.Errorf("saving the dialing state: %w", err)
 	}
-	return written, nil
-}
-
-// stampDial sets the leg's dial time and ring deadline, in the record too.
-func (t *Transfer) stampDial() {
-	l := &t.leg
-	l.dialed = time.Now()
-	l.deadline = l.dialed.Add(time.Duration(l.target.TimeoutS) * time.Second)
-	ts := t.call.Record().Transfer
-	ts.State, ts.Dialed, ts.RingDeadline = record.StateDialing, l.dialed, l.deadline
-}
-
-// dialInApp dials the made leg once it is in the app: Asterisk answers
-// the create before the channel has entered the app and refuses a dial
-// until it has (409 "Channel not in Stasis application"). With
-// early-media ringback the leg is bridged with the caller before it is
-// dialled, so that whatever the far end sends before it answers reaches
-// the caller. The record said "dialing" at written: a process taking over
-// never dials a leg twice.
-func (t *Transfer) dialInApp(ctx context.Context, written time.Time) error {
-	l := &t.leg
 	// Should this process's calls be left while the leg enters the app
 	// (lease lost, stop), the leg stays undialled: whoever takes over
 	// finds it proven so and dials the number at once.
@@ -476,7 +427,7 @@ func (t *Transfer) dialInApp(ctx context.Context, written time.Time) error {
 	// entry into the app does not eat it. Saved again only when that
 	// entry was slow, so that a process taking over waits as long.
 	slow := time.Since(l.dialed) > time.Second
-	t.stampDial()
+	stamp()
 	if slow {
 		written = time.Now()
 		if err := t.call.Save(ctx); err != nil {

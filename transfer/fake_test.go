@@ -134,12 +134,6 @@ type fakeARI struct {
 	// undialled: legs made with the marker and not yet dialled (their
 	// header store still there, as in Asterisk).
 	undialled map[string]bool
-	// announce: a create tells that it has left (ari.Wrote), as the
-	// client does once the request is written, then waits for holdCreate
-	// (when set, at most 2 s) before it is answered.
-	announce       bool
-	holdCreate     chan struct{}
-	createAnswered bool
 }
 
 func newFakeARI() *fakeARI {
@@ -173,20 +167,8 @@ func (a *fakeARI) requests() []string {
 	})
 }
 
-func (a *fakeARI) Create(ctx context.Context, r ari.CreateRequest) error {
+func (a *fakeARI) Create(_ context.Context, r ari.CreateRequest) error {
 	err := a.do("create", r.ChannelID, r.Endpoint)
-	if a.announce {
-		ari.Wrote(ctx)
-		if a.holdCreate != nil {
-			select {
-			case <-a.holdCreate:
-			case <-time.After(2 * time.Second):
-			}
-		}
-	}
-	a.mu.Lock()
-	a.createAnswered = true
-	a.mu.Unlock()
 	if err == nil {
 		a.mu.Lock()
 		a.states[r.ChannelID] = "Down"

@@ -234,13 +234,6 @@ func (c *Client) send(ctx context.Context, method, path string, body, out any, r
 		}
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), tr))
 	}
-	if f, ok := ctx.Value(wroteKey{}).(func()); ok {
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
-			if i.Err == nil {
-				f()
-			}
-		}}))
-	}
 	if r == again && method != http.MethodGet {
 		req.Header.Set("Idempotency-Key", strconv.FormatUint(c.seq.Add(1), 36))
 	}
@@ -400,22 +393,4 @@ func Written(ctx context.Context, until time.Time) context.Context {
 func writtenInTime(ctx context.Context) bool {
 	until, ok := ctx.Value(writtenKey{}).(time.Time)
 	return ok && time.Now().Before(until)
-}
-
-type wroteKey struct{}
-
-// OnWritten returns a context whose request calls f once it has been
-// written whole to Asterisk's connection, before its answer: work that
-// needs only the request to have left (not its outcome) can start then.
-// f is not called for a request that was never written, and may be called
-// again for one sent again.
-func OnWritten(ctx context.Context, f func()) context.Context {
-	return context.WithValue(ctx, wroteKey{}, f)
-}
-
-// Wrote calls what OnWritten put in ctx: for stand-ins of Client in tests.
-func Wrote(ctx context.Context) {
-	if f, ok := ctx.Value(wroteKey{}).(func()); ok {
-		f()
-	}
 }

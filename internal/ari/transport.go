@@ -131,22 +131,12 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 		return nil, false, err
 	}
 	pc.cw.n = 0
-	w := req
-	tr := httptrace.ContextClientTrace(ctx)
-	if tr != nil && tr.WroteRequest != nil {
-		// Request.Write would tell WroteRequest once the request is in
-		// the buffer; it is told here once it has left.
-		w = req.WithContext(context.Background())
-	}
-	err = w.Write(pc.bw)
+	err = req.Write(pc.bw)
 	if err == nil {
 		err = pc.bw.Flush()
 	}
 	if err != nil {
 		return nil, pc.cw.n > 0, err
-	}
-	if tr != nil && tr.WroteRequest != nil {
-		tr.WroteRequest(httptrace.WroteRequestInfo{})
 	}
 	if _, err := pc.br.Peek(1); err != nil {
 		return nil, true, err

@@ -181,33 +181,3 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-
-// OnWritten's function runs once the request has left, before its answer.
-func TestOnWrittenBeforeTheAnswer(t *testing.T) {
-	release := make(chan struct{})
-	cc := newConnCounter(t, func(w http.ResponseWriter, r *http.Request) {
-		<-release
-		w.WriteHeader(http.StatusNoContent)
-	})
-	c := New(Options{URL: cc.srv.URL + "/ari"})
-	defer c.Close()
-	left := make(chan struct{}, 2)
-	done := make(chan error, 1)
-	go func() {
-		done <- c.Dial(OnWritten(context.Background(), func() { left <- struct{}{} }), "leg", time.Second)
-	}()
-	select {
-	case <-left:
-	case err := <-done:
-		t.Fatalf("the request ended (%v) before OnWritten's function ran", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("OnWritten's function did not run while the answer was held")
-	}
-	close(release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if len(left) != 0 {
-		t.Error("OnWritten's function ran twice")
-	}
-}
