@@ -1,6 +1,7 @@
 // Package ari is ariflow's ARI wire layer: every REST request ariflow sends
 // to Asterisk and the event websocket it reads, in one place, on an
-// http.Client of its own.
+// http.Client of its own whose plain-HTTP transport writes and reads each
+// request on the goroutine that sends it (transport.go).
 //
 // The types (events, channel and bridge data, the originate request) are
 // those of github.com/CyCoreSystems/ari/v6, re-exported here so that the
@@ -15,7 +16,8 @@
 //     JSON body, which ARI refuses (400), so adding both legs of a call
 //     would take two requests;
 //   - its event decoder reads every message twice and every channel in full,
-//     once the largest part of ariflow's CPU time under load.
+//     once the largest part of ariflow's CPU time under load (decode.go
+//     reads only the fields used, with go-json).
 //
 // The library's OriginateRequest does carry Variables at this commit and is
 // used as the originate body.
