@@ -191,6 +191,9 @@ func (t *transport) take() *pconn {
 }
 
 func (t *transport) put(pc *pconn) {
+	// The request's deadline would end the idle connection's next peek
+	// (alive) once past.
+	_ = pc.conn.SetDeadline(time.Time{})
 	pc.used = time.Now()
 	t.mu.Lock()
 	t.free = append(t.free, pc)

@@ -181,3 +181,22 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// A connection idle for longer than a request's Timeout, within
+// IdleTimeout, is used again: the last request's deadline is not its end.
+func TestIdlePastTheRequestTimeoutKept(t *testing.T) {
+	cc := newConnCounter(t, nil)
+	c := New(Options{URL: cc.srv.URL + "/ari", Timeout: 50 * time.Millisecond, IdleTimeout: time.Second})
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Answer(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // past the request's Timeout: what is tested is that idle time
+	if err := c.Answer(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if n := cc.conns.Load(); n != 1 {
+		t.Errorf("%d connections; want 1, kept alive past the request's Timeout", n)
+	}
+}
