@@ -18,8 +18,7 @@ import (
 //
 // The wire form is read by go-json, which reads these structs as
 // encoding/json does, a few times faster: every event of every call
-// passes here, and encoding/json's reading was a large part of
-// ariflow's CPU.
+// passes here, and encoding/json's reading was a tenth of ariflow's CPU.
 func decodeEvent(data []byte) (v6.Event, error) {
 	var w wireEvent
 	if err := gojson.Unmarshal(data, &w); err != nil {
