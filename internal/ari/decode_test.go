@@ -1,12 +1,10 @@
 package ari
 
 import (
-	"encoding/json"
 	"reflect"
 	"testing"
 
 	v6 "github.com/CyCoreSystems/ari/v6"
-	gojson "github.com/goccy/go-json"
 )
 
 // ARI messages as Asterisk 22 sends them (trimmed).
@@ -193,52 +191,6 @@ func BenchmarkDecodeEvent(b *testing.B) {
 			if _, err := v6.DecodeEvent(raw); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-}
-
-// go-json reads the wire form as encoding/json does: every sample, and
-// the shapes that trip decoders (escapes, nulls, unknown nested values,
-// fields out of order).
-func TestWireDecodedAsEncodingJSON(t *testing.T) {
-	inputs := []string{
-		`{"type":"StasisStart","channel":{"id":"a\u00e9\"b\\c","name":"PJSIP/x","caller":null,"state":"Ring"},"args":[]}`,
-		`{"channel":{"state":"Up","id":"x","unknown":{"deep":[1,2,{"x":null}]},"caller":{"number":"+49\/30","name":""}},"type":"StasisEnd"}`,
-		`{"type":"ChannelDestroyed","cause":17,"tech_cause":-1,"cause_txt":"User busy\n","channel":{"id":"leg"},"extra":[true,false,null,1e3]}`,
-		`{"type":"ChannelUserevent","userevent":{"k":"v","n":1,"o":{"a":"b"}},"eventname":"e"}`,
-		`{"type":"PlaybackFinished","playback":null}`,
-		`{"type":"Dial","peer":{"id":"p"},"caller":{"id":"c"},"dialstatus":""}`,
-	}
-	for _, raw := range sampleEvents {
-		inputs = append(inputs, raw)
-	}
-	for _, raw := range inputs {
-		var std, fast wireEvent
-		errStd := json.Unmarshal([]byte(raw), &std)
-		errFast := gojson.Unmarshal([]byte(raw), &fast)
-		if (errStd == nil) != (errFast == nil) || !reflect.DeepEqual(std, fast) {
-			t.Errorf("%s:\nencoding/json %+v (%v)\ngo-json       %+v (%v)", raw, std, errStd, fast, errFast)
-		}
-	}
-	for _, bad := range []string{`{"type":`, `{"type":"X","channel":{"id":1}}`, `[]`, ``} {
-		if _, err := decodeEvent([]byte(bad)); err == nil {
-			t.Errorf("%q: no error", bad)
-		}
-	}
-}
-
-// FuzzWireDecode: whatever both decoders accept, they read alike.
-func FuzzWireDecode(f *testing.F) {
-	for _, raw := range sampleEvents {
-		f.Add([]byte(raw))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		var std, fast wireEvent
-		if json.Unmarshal(raw, &std) != nil || gojson.Unmarshal(raw, &fast) != nil {
-			return
-		}
-		if !reflect.DeepEqual(std, fast) {
-			t.Errorf("%q:\nencoding/json %+v\ngo-json       %+v", raw, std, fast)
 		}
 	})
 }
