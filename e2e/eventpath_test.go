@@ -343,6 +343,12 @@ func TestEventPathRecoversFromInactiveApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// In the prompt before the fault: the carrier sees the answer before
+	// ariflow has read the answer request's own reply, and a cut in
+	// between would leave that request to a connection the proxy holds.
+	waitFor(ctx, t, "the long prompt started", func() bool {
+		return p.Metric(`ariflow_ari_answers_total{code="201",request="POST channels/play"}`) >= 1
+	})
 
 	// Cut ariflow's websocket; its reconnect waits at the proxy while
 	// another session takes the app.

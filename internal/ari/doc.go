@@ -17,7 +17,7 @@
 //     would take two requests;
 //   - its event decoder reads every message twice and every channel in full,
 //     once the largest part of ariflow's CPU time under load (decode.go
-//     reads only the fields used, with go-json).
+//     reads only the fields used).
 //
 // The library's OriginateRequest does carry Variables at this commit and is
 // used as the originate body.
