@@ -443,6 +443,18 @@ func (a *App) write(ctx context.Context, rec *record.Call) error {
 	return a.writeAlong(ctx, rec, nil)
 }
 
+// deleteRecord deletes a call's record under the lease, as a write is
+// made: a lease that lapsed here for a moment (a slow renewal) is waited
+// for, or the record would stay behind a call that ended. ErrFenced: the
+// lease is another process's.
+func (a *App) deleteRecord(ctx context.Context, callID string) error {
+	epoch, err := a.lease.await(ctx, a.cfg.LapseWait)
+	if err != nil {
+		return err
+	}
+	return a.store.Delete(ctx, callID, record.Fence{Owner: a.owner, Epoch: epoch})
+}
+
 // alongStore is a Store whose record writes can carry a script part (the
 // Redis store): the dial policy's count of the leg the write records.
 type alongStore interface {
@@ -564,14 +576,7 @@ func (c *call) finish(ctx context.Context, err error) {
 			}
 		}
 		if c.saved && !keepRecord {
-			// Deleted under the lease as a write is: a lease that lapsed
-			// here for a moment (a slow renewal) is waited for, or the
-			// record would stay behind a call that ended.
-			epoch, ferr := a.lease.await(bg, a.cfg.LapseWait)
-			derr := ferr
-			if ferr == nil {
-				derr = a.store.Delete(bg, c.id, record.Fence{Owner: a.owner, Epoch: epoch})
-			}
+			derr := a.deleteRecord(bg, c.id)
 			switch {
 			case errors.Is(derr, ErrFenced):
 				c.log.Info("call record left for the next active process: the lease went while the call ended")

@@ -217,12 +217,7 @@ func (a *App) dropRecord(ctx context.Context, rec *record.Call, why string) {
 	if rec.Bridge != "" && !a.isOwned(rec.Bridge) {
 		_ = a.ari.DestroyBridge(bg, rec.Bridge)
 	}
-	// Under the lease, as the call's own end deletes it: a lease that
-	// lapsed here for a moment is waited for.
-	epoch, err := a.lease.await(bg, a.cfg.LapseWait)
-	if err == nil {
-		err = a.store.Delete(bg, rec.CallID, record.Fence{Owner: a.owner, Epoch: epoch})
-	}
+	err := a.deleteRecord(bg, rec.CallID)
 	log := a.log.WithFields(logrus.Fields{"call_id": rec.CallID, "phase": rec.Phase, "reason": why})
 	if errors.Is(err, ErrFenced) {
 		// The lease went in the store meanwhile (a renewal late on a busy
