@@ -78,9 +78,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, ctx.Err()
 	}
-	fresh := false // a connection of the pool failed: make a new one
 	for try := 0; ; try++ {
-		pc, reused, err := t.conn(ctx, fresh)
+		// Sent again only after a kept-alive connection failed: then on a
+		// new one.
+		pc, reused, err := t.conn(ctx, try > 0)
 		if err != nil {
 			<-t.slots
 			closeBody(req)
@@ -117,7 +118,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req = req.Clone(ctx)
 			req.Body = b
 		}
-		fresh = true
 	}
 }
 
