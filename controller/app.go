@@ -259,6 +259,10 @@ type App struct {
 	adoptions chan struct{}
 	owners    map[string]*call // channel, bridge and playback IDs -> call
 
+	// leftBehind: a reconcile runs for what calls ending here left in the
+	// store (reconcileLeft); leftAgain: one more is due after it.
+	leftBehind, leftAgain atomic.Bool
+
 	wg sync.WaitGroup
 }
 

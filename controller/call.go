@@ -448,11 +448,36 @@ func (a *App) write(ctx context.Context, rec *record.Call) error {
 // for, or the record would stay behind a call that ended. ErrFenced: the
 // lease is another process's.
 func (a *App) deleteRecord(ctx context.Context, callID string) error {
-	epoch, err := a.lease.await(ctx, a.cfg.LapseWait)
-	if err != nil {
-		return err
+	var since time.Time // the first delete without an answer
+	wait := 100 * time.Millisecond
+	for {
+		epoch, err := a.lease.await(ctx, a.cfg.LapseWait)
+		if err != nil {
+			return err
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second) // as writes
+		err = a.store.Delete(dctx, callID, record.Fence{Owner: a.owner, Epoch: epoch})
+		cancel()
+		if err == nil || errors.Is(err, ErrFenced) || a.cfg.SavePatience <= 0 || ctx.Err() != nil {
+			return err
+		}
+		// No answer, or Redis not ready (a restart): a delete is safe to
+		// make again, and one left undone keeps a record of an ended call
+		// until some later reconcile.
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if time.Since(since)+wait > a.cfg.SavePatience {
+			return err
+		}
+		a.log.WithError(err).WithFields(logrus.Fields{"call_id": callID, "retry_in": wait}).Warn("deleting the call record got no answer; deleting it again")
+		select {
+		case <-time.After(wait):
+			wait = min(2*wait, time.Second)
+		case <-ctx.Done():
+			return err
+		}
 	}
-	return a.store.Delete(ctx, callID, record.Fence{Owner: a.owner, Epoch: epoch})
 }
 
 // alongStore is a Store whose record writes can carry a script part (the
@@ -553,6 +578,7 @@ func (c *call) finish(ctx context.Context, err error) {
 	stopping := leaving(ctx, err)
 	bg := context.WithoutCancel(ctx)
 	keepRecord := false // the record stays, saying the caller's hangup is still to be made
+	reconcileAfter := false
 	if stopping {
 		log := c.log
 		if err != nil {
@@ -581,7 +607,10 @@ func (c *call) finish(ctx context.Context, err error) {
 			case errors.Is(derr, ErrFenced):
 				c.log.Info("call record left for the next active process: the lease went while the call ended")
 			case derr != nil:
-				c.log.WithError(derr).Error("call record delete failed")
+				// A reconcile drops it (the caller is gone or back in
+				// the dialplan), trying again until the store answers.
+				c.log.WithError(derr).Error("call record delete failed; a reconcile drops it")
+				reconcileAfter = true
 			default:
 				a.metrics.RecordWrites.Inc()
 			}
@@ -596,10 +625,11 @@ func (c *call) finish(ctx context.Context, err error) {
 	}
 	a.mu.Unlock()
 	c.observeEnd(err, stopping)
-	if keepRecord {
+	if keepRecord || reconcileAfter {
 		// Reconcile adopts the record, and its process hangs the caller
-		// up, trying again until Asterisk answers.
-		go a.reconcileRetry(ctx)
+		// up, trying again until Asterisk answers; or it drops a record
+		// whose delete failed.
+		a.reconcileLeft(ctx)
 	}
 	if stopping && errors.Is(err, ErrFenced) && ctx.Err() == nil {
 		// Fenced for a moment (a request refused as the lease lapsed

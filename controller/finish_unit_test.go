@@ -83,3 +83,45 @@ func TestCallerHangupLostKeepsRecord(t *testing.T) {
 		t.Errorf("the kept record was not adopted")
 	}
 }
+
+// A call that ends while Redis restarts has its record's delete fail: the
+// delete is made again, as a write is, and the record does not outlive
+// the call (chaos run AJ left ten so).
+func TestRecordDeleteTriedAgain(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{byeFlow}, func(c *Config) { c.SavePatience = 2 * time.Second })
+	h.store.mu.Lock()
+	h.store.failDels = 2
+	h.store.mu.Unlock()
+	h.caller("c1", "bye")
+	h.ended("c1")
+	h.clean("c1")
+	h.store.mu.Lock()
+	defer h.store.mu.Unlock()
+	if h.store.failedDels != 2 || h.store.deletes != 1 {
+		t.Errorf("%d deletes failed, %d made; want 2 and 1", h.store.failedDels, h.store.deletes)
+	}
+}
+
+// A delete that fails for longer than SavePatience leaves the record to a
+// reconcile, started at once: it drops the record of a caller gone.
+func TestRecordDeleteLeftToReconcile(t *testing.T) {
+	t.Parallel()
+	// Room for one delete more (100 ms on) within the call's end, not two.
+	h := run(t, []string{byeFlow}, func(c *Config) { c.SavePatience = 150 * time.Millisecond })
+	h.store.mu.Lock()
+	h.store.failDels = 3
+	h.store.mu.Unlock()
+	before := testutil.ToFloat64(h.app.metrics.Reconciles)
+	h.caller("c1", "bye")
+	h.ended("c1")
+	h.clean("c1")
+	h.store.mu.Lock()
+	defer h.store.mu.Unlock()
+	if h.store.failedDels != 3 || h.store.deletes != 1 {
+		t.Errorf("%d deletes failed, %d made; want 3 and 1", h.store.failedDels, h.store.deletes)
+	}
+	if n := testutil.ToFloat64(h.app.metrics.Reconciles) - before; n < 1 {
+		t.Errorf("%v reconciles after the call; want one", n)
+	}
+}

@@ -51,6 +51,8 @@ type memStore struct {
 	refused     int           // saves refused (fenced or failing)
 	deletes     int
 	fenceDels   int // the next n deletes are refused as fenced (the lease lapsed in the store)
+	failDels    int // the next n deletes fail (Redis restarting)
+	failedDels  int // deletes that failed so
 	deleting    int // deletes under way, and the most at once
 	deletingMax int
 	resigns     int // resignations that freed the lease
@@ -177,6 +179,11 @@ func (s *memStore) Delete(_ context.Context, id string, f record.Fence) error {
 	if s.fenceDels > 0 {
 		s.fenceDels--
 		return fmt.Errorf("delete call %s: %w", id, ErrFenced)
+	}
+	if s.failDels > 0 {
+		s.failDels--
+		s.failedDels++
+		return fmt.Errorf("delete call %s: %w", id, errRedisDown)
 	}
 	delete(s.recs, id)
 	s.deletes++

@@ -36,6 +36,26 @@ func (a *App) reconcileRetry(ctx context.Context) {
 	}
 }
 
+// reconcileLeft has a reconcile (reconcileRetry) handle what a call
+// ending here left in the store. One runs at a time: calls ending while
+// it runs (many, when Redis restarts) get a single one after it, which
+// sees their records.
+func (a *App) reconcileLeft(ctx context.Context) {
+	a.leftAgain.Store(true)
+	if !a.leftBehind.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		for a.leftAgain.Swap(false) && ctx.Err() == nil {
+			a.reconcileRetry(ctx)
+		}
+		a.leftBehind.Store(false)
+		if a.leftAgain.Load() {
+			a.reconcileLeft(ctx) // asked for as this one ended
+		}
+	}()
+}
+
 // reconcile runs after every (re)connect. While the websocket was down,
 // Asterisk sent us nothing: calls may have ended, legs may have been left,
 // and after a takeover the calls in the store belong to nobody here. ARI's
