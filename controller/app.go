@@ -283,8 +283,16 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 		owners:    map[string]*call{},
 	}
 	a.legEvents = newLegEvents(cfg.Webhooks, m)
-	a.ari = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App,
-		Timeout: cfg.RESTTimeout, Allow: a.allowed, Sent: m.ARIRequests.Inc, Answered: m.ariAnswered})
+	opts := ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App,
+		Timeout: cfg.RESTTimeout, Allow: a.allowed, Sent: m.ARIRequests.Inc, Answered: m.ariAnswered}
+	if log.IsLevelEnabled(logrus.TraceLevel) {
+		// Every request, to read a call's course back from the log (the
+		// chaos soak's).
+		opts.Traced = func(method, path string, code int, took time.Duration) {
+			log.WithFields(logrus.Fields{"method": method, "path": path, "code": code, "took": took.Round(time.Microsecond)}).Trace("ari request")
+		}
+	}
+	a.ari = ari.New(opts)
 	a.probeARI = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App, Timeout: 2 * time.Second})
 	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout, Written: cfg.LeaseTTL,
 		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.sendLegEvent(url, key, ev, log) },

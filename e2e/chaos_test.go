@@ -329,7 +329,8 @@ func (r *chaosRun) run() {
 	lopts.ReadTimeout, lopts.WriteTimeout, lopts.DialTimeout, lopts.MaxRetries = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond, -1
 	r.rdb = redis.NewClient(&lopts)
 	defer r.rdb.Close()
-	r.env = []string{"ARIFLOW_PBX_ID=" + r.pbxID, fmt.Sprintf("ARIFLOW_REDIS_URL=redis://%s/%d", r.redis.Addr(), opts.DB),
+	// trace: every ARI request in the log, to read a bad end back.
+	r.env = []string{"ARIFLOW_PBX_ID=" + r.pbxID, "ARIFLOW_LOG_LEVEL=trace", fmt.Sprintf("ARIFLOW_REDIS_URL=redis://%s/%d", r.redis.Addr(), opts.DB),
 		"ARIFLOW_DIAL_POLICY=" + chaosPolicy()}
 
 	r.reniceHarness()

@@ -90,7 +90,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.App, "app", envDefault("ARIFLOW_APP", "ariflow"), "Stasis application name ($ARIFLOW_APP)")
 	fs.StringVar(&c.RedisURL, "redis-url", envDefault("ARIFLOW_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL ($ARIFLOW_REDIS_URL)")
 	fs.StringVar(&c.FlowsPath, "flows", envDefault("ARIFLOW_FLOWS", "flows/examples"), "flow directory or file ($ARIFLOW_FLOWS)")
-	fs.StringVar(&c.LogLevel, "log-level", envDefault("ARIFLOW_LOG_LEVEL", "info"), "debug, info, warn or error ($ARIFLOW_LOG_LEVEL)")
+	fs.StringVar(&c.LogLevel, "log-level", envDefault("ARIFLOW_LOG_LEVEL", "info"), "trace, debug, info, warn or error ($ARIFLOW_LOG_LEVEL); trace adds every ARI request")
 	fs.StringVar(&c.LogFormat, "log-format", envDefault("ARIFLOW_LOG_FORMAT", "text"), "text or json ($ARIFLOW_LOG_FORMAT)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", envDefault("ARIFLOW_HTTP_ADDR", "127.0.0.1:8090"), "health, metrics and reload address ($ARIFLOW_HTTP_ADDR)")
 	fs.StringVar(&c.DialTemplate, "dial-template", envDefault("ARIFLOW_DIAL_TEMPLATE", "PJSIP/{number}@trunk"), "dial string for phone numbers ($ARIFLOW_DIAL_TEMPLATE)")
@@ -216,7 +216,7 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("Redis URL %q: %v", redactURL(c.RedisURL), redactErr(err, c.RedisURL)))
 	}
 	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
-		errs = append(errs, fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel))
+		errs = append(errs, fmt.Errorf("log level %q: use trace, debug, info, warn or error", c.LogLevel))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log format %q: use text or json", c.LogFormat))

@@ -153,7 +153,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad app", nil, []string{"-app", "a,b"}, `app name "a,b" is not a plain name`},
 		{"Redis URL scheme", nil, []string{"-redis-url", "http://127.0.0.1:6379"}, `Redis URL "http://127.0.0.1:6379": `},
 		{"Redis URL db", map[string]string{"ARIFLOW_REDIS_URL": "redis://127.0.0.1:6379/x"}, nil, `Redis URL "redis://127.0.0.1:6379/x": `},
-		{"log level", nil, []string{"-log-level", "verbose"}, `log level "verbose": use debug, info, warn or error`},
+		{"log level", nil, []string{"-log-level", "verbose"}, `log level "verbose": use trace, debug, info, warn or error`},
 		{"log format", map[string]string{"ARIFLOW_LOG_FORMAT": "xml"}, nil, `log format "xml": use text or json`},
 		{"dial template without number", nil, []string{"-dial-template", "PJSIP/trunk"}, `dial template "PJSIP/trunk" must be like PJSIP/{number}@trunk`},
 		{"dial template with two numbers", nil, []string{"-dial-template", "PJSIP/{number}@{number}"}, `dial template "PJSIP/{number}@{number}"`},

@@ -35,6 +35,11 @@ type Options struct {
 	// Answered, when set, is told how each request sent went: its kind
 	// (Kind) and Asterisk's status code, 0 when none came back.
 	Answered func(kind string, code int)
+	// Traced, when set, is told of each request sent: its method, its
+	// path without the query (which may carry a caller's keys), Asterisk's
+	// status code (0 when none came back) and how long it took. For a
+	// debug log.
+	Traced func(method, path string, code int, took time.Duration)
 	// MaxConns bounds the REST connections open to Asterisk at once
 	// (default DefaultMaxConns); requests past it wait for a free one,
 	// within their Timeout. Asterisk's HTTP server serves at most
@@ -237,13 +242,23 @@ func (c *Client) send(ctx context.Context, method, path string, body, out any, r
 	if r == again && method != http.MethodGet {
 		req.Header.Set("Idempotency-Key", strconv.FormatUint(c.seq.Add(1), 36))
 	}
+	var start time.Time
+	if c.opts.Traced != nil {
+		start = time.Now()
+	}
 	resp, err := c.http.Do(req)
-	if c.opts.Answered != nil {
+	if c.opts.Answered != nil || c.opts.Traced != nil {
 		code := 0
 		if err == nil {
 			code = resp.StatusCode
 		}
-		c.opts.Answered(Kind(method, path), code)
+		if c.opts.Answered != nil {
+			c.opts.Answered(Kind(method, path), code)
+		}
+		if c.opts.Traced != nil {
+			p, _, _ := strings.Cut(path, "?")
+			c.opts.Traced(method, p, code, time.Since(start))
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)

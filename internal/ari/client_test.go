@@ -335,3 +335,35 @@ func TestCreateVariablesInKeyOrder(t *testing.T) {
 		t.Errorf("body %s: every add must come before the remove", s)
 	}
 }
+
+// Traced is told of every request with its path but not its query: a
+// DTMF request's query carries the keys, which may be a caller's PIN.
+func TestTracedLeavesTheQueryOut(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/gone") {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	type traced struct {
+		method, path string
+		code         int
+	}
+	var got []traced
+	c := New(Options{URL: srv.URL + "/ari", App: "a", Traced: func(method, path string, code int, took time.Duration) {
+		if took <= 0 {
+			t.Errorf("%s %s took %v", method, path, took)
+		}
+		got = append(got, traced{method, path, code})
+	}})
+	if err := c.SendDTMF(context.Background(), "leg1", "1234", time.Millisecond, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Hangup(context.Background(), "gone", "normal")
+	want := []traced{{"POST", "/channels/leg1/dtmf", 204}, {"DELETE", "/channels/gone", 404}}
+	if !slices.Equal(got, want) {
+		t.Errorf("traced %v; want %v", got, want)
+	}
+}
