@@ -157,3 +157,35 @@ func TestAnswerOnBridgeWaitsForTheRing(t *testing.T) {
 	h.fake.Hangup(leg, 16)
 	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
+
+// failAnswer answers the caller's first n answers itself, with code
+// (aritest.Cut: the connection cut).
+func failAnswer(n int, code int) aritest.Interceptor {
+	var mu sync.Mutex
+	return func(r *aritest.Request) (int, string, time.Duration, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method != "POST" || r.Path != "/channels/c1/answer" || n == 0 {
+			return 0, "", 0, false
+		}
+		n--
+		return code, `{"message":"busy"}`, 0, true
+	}
+}
+
+// A caller's answer that Asterisk does not carry out (busy; or no answer
+// at all, as when a connection is held) is sent again, and the call goes
+// on instead of ending in error.
+func TestAnswerTriedAgain(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twoPrompts})
+	h.fake.Intercept(failAnswer(2, 503))
+	h.caller("c1", "prompts")
+	h.fake.FinishPlayback(h.wantPlayed("c1", "sound:one"))
+	h.fake.FinishPlayback(h.wantPlayed("c1", "sound:two"))
+	h.ended("c1")
+	h.clean("c1")
+	if n := h.count("POST", "/channels/c1/answer"); n != 3 {
+		t.Errorf("%d answers; want 3 (two refused as busy, then one)", n)
+	}
+}

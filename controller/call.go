@@ -168,9 +168,28 @@ func (c *call) runNew(ctx context.Context) error {
 	return c.runFlow(ctx, c.rec.Block)
 }
 
+// answer answers the caller. An answer is safe to send again: one that
+// got no answer from Asterisk (a connection cut or held, Asterisk busy)
+// is sent again, a few times, rather than ending the call in error.
 func (c *call) answer(ctx context.Context) error {
-	return c.app.ari.Answer(ctx, c.id)
+	wait := 200 * time.Millisecond
+	for try := 1; ; try++ {
+		err := c.app.ari.Answer(ctx, c.id)
+		if code := ari.StatusCode(err); err == nil || code != 0 && code < 500 || try == answerTries || leaving(ctx, err) {
+			return err
+		}
+		c.log.WithError(err).WithField("try", try).Warn("answering the caller got no answer; answering again")
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+		wait *= 2
+	}
 }
+
+// answerTries bound the tries of a caller's answer, waiting 200 and 400 ms.
+const answerTries = 3
 
 // answerFor answers a caller not answered yet before a block that needs
 // its audio: every block but those that only set or check attributes, and
