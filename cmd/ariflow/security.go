@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"regexp"
@@ -200,9 +201,11 @@ func newScrubber(secrets []string) *scrubber {
 // again, so the text cannot grow past one mask per secret). Should the
 // masks and the text around them still spell a secret, all of s goes.
 func (sc *scrubber) String(s string) string {
-	s = userinfoAnyRE.ReplaceAllString(s, "${1}:"+mask+"@")
-	if len(sc.forms) == 0 {
-		return s
+	if strings.Contains(s, "://") && strings.Contains(s, "@") { // what userinfoAnyRE needs, found faster
+		s = userinfoAnyRE.ReplaceAllString(s, "${1}:"+mask+"@")
+	}
+	if !slices.ContainsFunc(sc.forms, func(f string) bool { return strings.Contains(s, f) }) {
+		return s // nothing to mask: the Replacer would copy s as it is
 	}
 	s = sc.r.Replace(s)
 	for _, f := range sc.forms {
@@ -222,16 +225,27 @@ type scrubFormatter struct {
 }
 
 func (f scrubFormatter) Format(e *logrus.Entry) ([]byte, error) {
-	out := *e
-	out.Message = f.sc.String(e.Message)
-	out.Data = make(logrus.Fields, len(e.Data))
+	msg := f.sc.String(e.Message)
+	var data logrus.Fields // a copy, made once a value needs masking
 	for k, v := range e.Data {
-		text := fmt.Sprint(v) // an error's text, a URL, a number
-		if clean := f.sc.String(text); clean != text {
-			out.Data[k] = clean
-			continue
+		text, ok := v.(string)
+		if !ok {
+			text = fmt.Sprint(v) // an error's text, a URL, a number
 		}
-		out.Data[k] = v
+		if clean := f.sc.String(text); clean != text {
+			if data == nil {
+				data = maps.Clone(e.Data)
+			}
+			data[k] = clean
+		}
+	}
+	if msg == e.Message && data == nil {
+		return f.inner.Format(e) // nothing masked (nearly every line)
+	}
+	out := *e
+	out.Message = msg
+	if data != nil {
+		out.Data = data
 	}
 	return f.inner.Format(&out)
 }
