@@ -467,8 +467,7 @@ func (a *App) write(ctx context.Context, rec *record.Call) error {
 // for, or the record would stay behind a call that ended. ErrFenced: the
 // lease is another process's.
 func (a *App) deleteRecord(ctx context.Context, callID string) error {
-	var since time.Time // the first delete without an answer
-	wait := 100 * time.Millisecond
+	var again patience
 	for {
 		epoch, err := a.lease.await(ctx, a.cfg.LapseWait)
 		if err != nil {
@@ -483,19 +482,40 @@ func (a *App) deleteRecord(ctx context.Context, callID string) error {
 		// No answer, or Redis not ready (a restart): a delete is safe to
 		// make again, and one left undone keeps a record of an ended call
 		// until some later reconcile.
-		if since.IsZero() {
-			since = time.Now()
-		}
-		if time.Since(since)+wait > a.cfg.SavePatience {
+		if !again.wait(ctx, a.cfg.SavePatience, func(in time.Duration) {
+			a.log.WithError(err).WithFields(logrus.Fields{"call_id": callID, "retry_in": in}).Warn("deleting the call record got no answer; deleting it again")
+		}) {
 			return err
 		}
-		a.log.WithError(err).WithFields(logrus.Fields{"call_id": callID, "retry_in": wait}).Warn("deleting the call record got no answer; deleting it again")
-		select {
-		case <-time.After(wait):
-			wait = min(2*wait, time.Second)
-		case <-ctx.Done():
-			return err
-		}
+	}
+}
+
+// patience paces the tries of a store request that got no answer (Redis
+// restarting, a connection cut): 100 ms after the first, doubling up to
+// a second, for as long as the next try still begins within limit of the
+// first failure.
+type patience struct {
+	since time.Time // the first try without an answer
+	next  time.Duration
+}
+
+// wait tells whether one more try fits within limit and, if it does, says
+// so (announce, with the wait) and waits for it; false when it does not
+// fit or ctx ends meanwhile.
+func (p *patience) wait(ctx context.Context, limit time.Duration, announce func(time.Duration)) bool {
+	if p.since.IsZero() {
+		p.since, p.next = time.Now(), 100*time.Millisecond
+	}
+	if time.Since(p.since)+p.next > limit {
+		return false
+	}
+	announce(p.next)
+	select {
+	case <-time.After(p.next):
+		p.next = min(2*p.next, time.Second)
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -509,8 +529,7 @@ type alongStore interface {
 // (the store must be an alongStore): a part that refuses leaves the
 // record unwritten, and its *store.PartRefused is returned at once.
 func (a *App) writeAlong(ctx context.Context, rec *record.Call, part *store.Part) error {
-	var since time.Time // the first write without an answer
-	wait := 100 * time.Millisecond
+	var again patience
 	// One time for every try: a write made again after its answer was
 	// lost carries the same bytes, which the store can recognise.
 	rec.Updated = time.Now()
@@ -553,17 +572,10 @@ func (a *App) writeAlong(ctx context.Context, rec *record.Call, part *store.Part
 			// The same record is written again (the write is idempotent)
 			// until one is answered: the call then goes on from what the
 			// record says.
-			if since.IsZero() {
-				since = time.Now()
-			}
-			if time.Since(since)+wait <= a.cfg.SavePatience {
-				a.log.WithError(err).WithFields(logrus.Fields{"call_id": rec.CallID, "retry_in": wait}).Warn("saving the call got no answer; writing it again")
-				select {
-				case <-time.After(wait):
-					wait = min(2*wait, time.Second)
-					continue
-				case <-ctx.Done():
-				}
+			if again.wait(ctx, a.cfg.SavePatience, func(in time.Duration) {
+				a.log.WithError(err).WithFields(logrus.Fields{"call_id": rec.CallID, "retry_in": in}).Warn("saving the call got no answer; writing it again")
+			}) {
+				continue
 			}
 		}
 		if err != nil {
