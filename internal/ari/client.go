@@ -37,8 +37,8 @@ type Options struct {
 	Answered func(kind string, code int)
 	// Traced, when set, is told of each request sent: its method, its
 	// path without the query (which may carry a caller's keys), Asterisk's
-	// status code (0 when none came back) and how long it took. For a
-	// debug log.
+	// status code (0 when none came back) and how long it took. For the
+	// trace log.
 	Traced func(method, path string, code int, took time.Duration)
 	// MaxConns bounds the REST connections open to Asterisk at once
 	// (default DefaultMaxConns); requests past it wait for a free one,
@@ -247,18 +247,16 @@ func (c *Client) send(ctx context.Context, method, path string, body, out any, r
 		start = time.Now()
 	}
 	resp, err := c.http.Do(req)
-	if c.opts.Answered != nil || c.opts.Traced != nil {
-		code := 0
-		if err == nil {
-			code = resp.StatusCode
-		}
-		if c.opts.Answered != nil {
-			c.opts.Answered(Kind(method, path), code)
-		}
-		if c.opts.Traced != nil {
-			p, _, _ := strings.Cut(path, "?")
-			c.opts.Traced(method, p, code, time.Since(start))
-		}
+	code := 0
+	if err == nil {
+		code = resp.StatusCode
+	}
+	if c.opts.Answered != nil {
+		c.opts.Answered(Kind(method, path), code)
+	}
+	if c.opts.Traced != nil {
+		p, _, _ := strings.Cut(path, "?")
+		c.opts.Traced(method, p, code, time.Since(start))
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
