@@ -21,9 +21,29 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	if t.Context != "" {
 		return c.continueInDialplan(ctx, t)
 	}
+	plan, rule, err := c.agentPlan(t)
+	if rule != "" {
+		// Refused like a number the policy refuses: nothing dialled,
+		// Error, and $.Transfer says why.
+		c.app.metrics.Denied.WithLabelValues(rule).Inc()
+		transfer.Result{Outcome: transfer.OutcomeDenied, DeniedBy: rule}.Record(c.rec.Attributes)
+		c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "rule": rule}).Warn("agent endpoint refused; nothing dialled")
+		return flows.BranchError, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	res, err := transfer.Run(ctx, c, c.app.xfer, c.gate(), plan, 0)
+	return c.transferDone(ctx, res, "agent-", err)
+}
+
+// agentPlan is the transfer an agent block makes: its endpoint resolved
+// and checked. A refused endpoint names the rule (with err saying why);
+// any other error is the block's failure.
+func (c *call) agentPlan(t *flows.TransferToAgent) (plan transfer.Plan, rule string, err error) {
 	raw, err := flows.Resolve(t.Endpoint, c.rec.Attributes)
 	if err != nil {
-		return "", fmt.Errorf("agent endpoint: %w", err)
+		return plan, "", fmt.Errorf("agent endpoint: %w", err)
 	}
 	ep, isNumber := raw, raw != "" && (raw[0] == '+' || raw[0] >= '0' && raw[0] <= '9')
 	pol := c.gate().Policy()
@@ -38,9 +58,7 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 		err = pol.CheckEndpoint(ep)
 	}
 	if err != nil {
-		// Refused like a number the policy refuses: nothing dialled,
-		// Error, and $.Transfer says why.
-		rule := "invalid-endpoint"
+		rule = "invalid-endpoint"
 		var d *policy.Denied
 		switch {
 		case errors.As(err, &d):
@@ -48,14 +66,11 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 		case strings.Contains(err.Error(), "is not allowed (allowed:"):
 			rule = policy.RuleEndpointTechology
 		}
-		c.app.metrics.Denied.WithLabelValues(rule).Inc()
-		transfer.Result{Outcome: transfer.OutcomeDenied, DeniedBy: rule}.Record(c.rec.Attributes)
-		c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "rule": rule}).Warn("agent endpoint refused; nothing dialled")
-		return flows.BranchError, nil
+		return plan, rule, err
 	}
 	timeout, err := transfer.RingTimeout(t.Timeout, c.rec.Attributes)
 	if err != nil {
-		return "", fmt.Errorf("agent %w", err)
+		return plan, "", fmt.Errorf("agent %w", err)
 	}
 	target := record.Target{Number: ep, Dial: ep, TimeoutS: int(timeout / time.Second), Ungated: !isNumber}
 	if isNumber {
@@ -64,10 +79,9 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	// The agent sees the caller: its number (From and P-Asserted-Identity)
 	// only when it is a valid E.164 number, else "anonymous"; its name
 	// only when it passes ValidateCallerName.
-	plan := transfer.Plan{Targets: []record.Target{target}, Agent: true}
+	plan = transfer.Plan{Targets: []record.Target{target}, Agent: true}
 	plan.CallerIDNumber, plan.CallerIDName = transfer.CallerIdentity(c.rec.Attributes[flows.NSSystem][flows.SysCallerNumber], c.rec.Attributes[flows.NSSystem][flows.SysCallerName])
-	res, err := transfer.Run(ctx, c, c.app.xfer, c.gate(), plan, 0)
-	return c.transferDone(ctx, res, "agent-", err)
+	return plan, "", nil
 }
 
 func (c *call) continueInDialplan(ctx context.Context, t *flows.TransferToAgent) (string, error) {

@@ -43,6 +43,10 @@ type Config struct {
 	// so that its IVR is listening; zero sends them at once (the command
 	// line's default is 500 ms).
 	DTMFDelay time.Duration
+	// LegAhead: a transfer that resumes the caller makes the next
+	// transfer's leg while it talks, so that the caller's way back costs
+	// no create (transfer/ahead.go).
+	LegAhead bool
 	// ErrorPrompt is played before hanging up a call whose flow failed
 	// without an Error branch, when no fallback context is set.
 	ErrorPrompt string
@@ -295,6 +299,7 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 	a.ari = ari.New(opts)
 	a.probeARI = ari.New(ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App, Timeout: 2 * time.Second})
 	a.xfer = &transfer.Env{ARI: a.ari, App: cfg.App, NewID: a.resourceID, DTMFDelay: cfg.DTMFDelay, InAppWait: cfg.RESTTimeout, Written: cfg.LeaseTTL,
+		LegAhead:  cfg.LegAhead,
 		LegEvents: func(url, key string, ev *transfer.LegEvent, log *logrus.Entry) { a.sendLegEvent(url, key, ev, log) },
 		Metrics:   transfer.Metrics{Stuck: m.StuckCalls, Denied: m.Denied},
 		PathSince: func() time.Time { return time.Unix(0, a.pathSince.Load()) },

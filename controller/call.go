@@ -65,6 +65,8 @@ type call struct {
 	// for the next transfer (keptKind says how it was made; bridge.go);
 	// "" when none. The call's goroutine only.
 	kept, keptKind string
+	// ahead is the leg a transfer made for the next one (ahead.go).
+	ahead *transfer.Ahead
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -359,7 +361,19 @@ func (c *call) nextBlock(b *flows.Block, branch string) (string, error) {
 func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 	if b.Type != flows.TypeTransferToPhoneNumber && b.Type != flows.TypeTransferToAgent {
 		c.releaseBridge()
+		c.releaseAhead("the next block is not a transfer")
 	}
+	held := c.ahead
+	branch, err := c.execBlock(ctx, b)
+	if held != nil && c.ahead == held {
+		// The transfer ended before it made a leg (its settings, the
+		// policy, the dialplan): the one made ahead goes.
+		c.releaseAhead("its transfer made no leg")
+	}
+	return branch, err
+}
+
+func (c *call) execBlock(ctx context.Context, b *flows.Block) (string, error) {
 	switch b.Type {
 	case flows.TypePlayPrompt:
 		return c.playPrompt(ctx, b.Play)
@@ -605,8 +619,11 @@ const maxSaveFailures = 3
 func (c *call) finish(ctx context.Context, err error) {
 	a := c.app
 	c.paced()
-	c.Settle()
 	stopping := leaving(ctx, err)
+	if !stopping {
+		c.releaseAhead("the call ended")
+	}
+	c.Settle()
 	bg := context.WithoutCancel(ctx)
 	keepRecord := false // the record stays, saying the caller's hangup is still to be made
 	reconcileAfter := false

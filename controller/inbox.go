@@ -111,8 +111,14 @@ var passed = func() <-chan time.Time {
 // reconnect, a rewrite of the record): it returns the event the call
 // should see, or nil.
 func (c *call) internal(ctx context.Context, ev ari.Event) ari.Event {
+	if c.ahead != nil && c.ahead.Observe(ev) {
+		return nil
+	}
 	switch e := ev.(type) {
 	case *checkChannels:
+		// An event of the leg made ahead may have been lost with the
+		// path: it goes, and the next transfer makes its own.
+		c.releaseAhead("the event path was made again")
 		return c.verifyChannels(ctx, e)
 	case *resave:
 		if c.saved {

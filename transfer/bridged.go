@@ -257,6 +257,8 @@ func (t *Transfer) talk() state {
 			delay = 0 // taken over mid-way: the far end is listening already
 		}
 		ts.digitAt = now.Add(delay)
+	} else {
+		ts.digitAt = now // the next transfer's leg is made from then (ahead.go)
 	}
 	o := t.plan.Options
 	if o.MaxTalk > 0 {
@@ -284,7 +286,7 @@ func (t *Transfer) nextWake() time.Time {
 			at = d
 		}
 	}
-	if t.leg.done < len(t.plan.Digits) {
+	if t.leg.done < len(t.plan.Digits) || !t.aheadTried {
 		take(ts.digitAt)
 	}
 	if !ts.warned {
@@ -307,6 +309,9 @@ func (t *Transfer) due(ctx context.Context) string {
 	}
 	if t.leg.done < len(t.plan.Digits) && !now.Before(ts.digitAt) {
 		t.sendNextDigit(ctx)
+	} else if !t.aheadTried && t.leg.done >= len(t.plan.Digits) && !now.Before(ts.digitAt) {
+		// Once the digits are out: it does not compete with them.
+		t.makeAhead(ctx)
 	}
 	if !ts.warned && !ts.warnAt.IsZero() && !now.Before(ts.warnAt) {
 		t.playWarning(ctx)

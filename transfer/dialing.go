@@ -203,7 +203,11 @@ func (t *Transfer) startLeg(ctx context.Context) (state, error) {
 	l := &t.leg
 	l.dialed = time.Now()
 	l.deadline = l.dialed.Add(time.Duration(l.target.TimeoutS) * time.Second)
-	l.id = t.env.NewID("leg")
+	if l.ahead = t.useAhead(); l.ahead != nil {
+		l.id = l.ahead.ID
+	} else {
+		l.id = t.env.NewID("leg")
+	}
 	if l.bridge, l.callerIn = t.takeKeptBridge(); !l.callerIn {
 		l.bridge = t.env.NewID("br")
 	}
@@ -211,7 +215,7 @@ func (t *Transfer) startLeg(ctx context.Context) (state, error) {
 	rec.Outbound, rec.Bridge = l.id, l.bridge
 	rec.Transfer = t.persisted(record.StateCreated)
 	t.call.Own(l.id, l.bridge)
-	l.log.WithFields(logrus.Fields{"phase": "dialing", "timeout": l.deadline.Sub(l.dialed)}).Info("transfer")
+	l.log.WithFields(logrus.Fields{"phase": "dialing", "timeout": l.deadline.Sub(l.dialed), "made_ahead": l.ahead != nil}).Info("transfer")
 	t.entered(record.StateDialing)
 	err := t.makeLeg(ctx)
 	if err == nil {
@@ -273,8 +277,10 @@ func (t *Transfer) makeLeg(ctx context.Context) error {
 	} else {
 		go func() { bridgeDone <- t.createBridge(ctx) }()
 	}
-	err := t.create(ctx)
-	if unanswered(ctx, err) {
+	var err error
+	if l.ahead != nil {
+		err = t.aheadMade(ctx)
+	} else if err = t.create(ctx); unanswered(ctx, err) {
 		err = t.createUnanswered(ctx, err)
 	}
 	berr := <-bridgeDone
@@ -340,6 +346,21 @@ func (t *Transfer) createUnanswered(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: the create got no answer: %v", errLegLost, err)
 }
 
+// aheadMade is the create's answer for a leg made ahead. One refused, or
+// without an answer (hung up, should it exist), counts as lost before its
+// dial: it is made again, now.
+func (t *Transfer) aheadMade(ctx context.Context) error {
+	err := t.leg.ahead.result()
+	switch {
+	case err == nil:
+		return nil
+	case unanswered(ctx, err):
+		return t.createUnanswered(ctx, err)
+	}
+	t.call.Disown(t.leg.id)
+	return fmt.Errorf("%w: made ahead, refused: %v", errLegLost, err)
+}
+
 // createBridge creates the call's bridge for this leg; with a return key
 // the bridge reports the caller's keys (ChannelDtmfReceived).
 func (t *Transfer) createBridge(ctx context.Context) error {
@@ -358,6 +379,11 @@ func (t *Transfer) createBridge(ctx context.Context) error {
 // and values are validated (token names, no CR/LF), and a variable is set
 // as a value, never evaluated as dialplan.
 func (t *Transfer) create(ctx context.Context) error {
+	return t.env.ARI.Create(ctx, t.createRequest())
+}
+
+// createRequest is the create of the current number's leg (create).
+func (t *Transfer) createRequest() ari.CreateRequest {
 	num, name := t.plan.CallerIDNumber, t.plan.CallerIDName
 	vars := map[string]string{
 		"CALLERID(num)": num, "CALLERID(name)": name,
@@ -371,8 +397,8 @@ func (t *Transfer) create(ctx context.Context) error {
 		vars["PJSIP_HEADER(add,"+undialledMarker+")"] = "1"
 		vars["PJSIP_HEADER(remove,"+undialledMarker+")"] = ""
 	}
-	return t.env.ARI.Create(ctx, ari.CreateRequest{Endpoint: t.leg.target.Dial, App: t.env.App, AppArgs: LegArg + "," + t.call.ID(),
-		ChannelID: t.leg.id, Originator: t.call.ID(), Variables: vars})
+	return ari.CreateRequest{Endpoint: t.leg.target.Dial, App: t.env.App, AppArgs: LegArg + "," + t.call.ID(),
+		ChannelID: t.leg.id, Originator: t.call.ID(), Variables: vars}
 }
 
 // dialWhenInApp dials the made leg once it is in the app: Asterisk
@@ -410,9 +436,11 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// Should this process's calls be left while the leg enters the app
 	// (lease lost, stop), the leg stays undialled: whoever takes over
 	// finds it proven so and dials the number at once.
-	assumed, err := t.awaitInApp(ctx)
-	if err != nil {
-		return err
+	assumed, err := false, error(nil)
+	if l.ahead == nil || !l.ahead.inApp {
+		if assumed, err = t.awaitInApp(ctx); err != nil {
+			return err
+		}
 	}
 	if t.plan.Options.Ringback == flows.RingbackEarlyMedia {
 		err := t.joinBridge(ctx)
@@ -448,6 +476,11 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 			return err
 		}
 		err = t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
+	}
+	if l.ahead != nil && ari.IsNotFound(err) {
+		// Made ahead and ended unseen meanwhile: nothing was dialled.
+		t.forgetLeg()
+		return fmt.Errorf("%w: %s, made ahead, gone at its dial", errLegLost, l.id)
 	}
 	if unanswered(ctx, err) {
 		// No answer (the connection cut): the dial may have left. The
@@ -521,7 +554,7 @@ func (t *Transfer) notSeenInApp(ctx context.Context) error {
 // (a process taking over finds the leg by it).
 func (t *Transfer) renewLeg(ctx context.Context) error {
 	rec := t.call.Record()
-	t.leg.id = t.env.NewID("leg")
+	t.leg.id, t.leg.ahead = t.env.NewID("leg"), nil
 	rec.Outbound = t.leg.id
 	rec.Transfer.State = record.StateCreated
 	t.leg.log = t.leg.log.WithField("outbound", t.leg.id)

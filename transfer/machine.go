@@ -152,6 +152,9 @@ type Env struct {
 	// PathPing has the event path pinged now, so that a live one is
 	// heard from within a round trip. Nil: none.
 	PathPing func()
+	// LegAhead: a transfer that resumes the caller makes the leg of the
+	// transfer its Success branch leads to while it talks (ahead.go).
+	LegAhead bool
 	// Written is how long after a record write began the request it
 	// announces may leave without the local lease check (the lease's
 	// lifetime; 0: always checked). See ari.Written.
@@ -196,6 +199,11 @@ type Transfer struct {
 	dialUnsure bool
 	// unsureChecked: Asterisk was asked whether that dial left.
 	unsureChecked bool
+	// held is the leg the last transfer made ahead, until this one's first
+	// number takes it (or it goes); aheadTried: this one has made (or
+	// passed over making) the next one's.
+	held       *Ahead
+	aheadTried bool
 }
 
 // leg is the current number's outbound channel and what became of it.
@@ -217,8 +225,10 @@ type leg struct {
 	// caller in it (takeKeptBridge); joined: the caller is in this
 	// leg's bridge for sure.
 	callerIn, joined bool
-	talk             talkState
-	log              *logrus.Entry
+	// ahead: made ahead by the last transfer (ahead.go), not by this one.
+	ahead *Ahead
+	talk  talkState
+	log   *logrus.Entry
 }
 
 // state is one state of the machine: what it waits for, until when, and
@@ -247,7 +257,14 @@ func newTransfer(call Call, env *Env, gate Gate, plan Plan) *Transfer {
 // numbers) until one answers and the transfer ends, or none does.
 func Run(ctx context.Context, call Call, env *Env, gate Gate, plan Plan, from int) (Result, error) {
 	t := newTransfer(call, env, gate, plan)
+	if ac, ok := call.(aheadCall); ok {
+		t.held = ac.TakeAhead()
+	}
 	s, err := t.dialFrom(ctx, from)
+	if t.held != nil {
+		t.held.Drop(call, env, "its transfer did not make a leg")
+		t.held = nil
+	}
 	if err == nil {
 		err = t.run(ctx, s)
 	}

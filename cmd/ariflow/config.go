@@ -34,6 +34,7 @@ type config struct {
 	DialTemplate    string
 	Region          string
 	DTMFDelay       time.Duration
+	LegAhead        bool
 	ConnectTimeout  time.Duration
 	DrainTimeout    time.Duration
 	// Dependability (see README, High availability).
@@ -80,6 +81,18 @@ func envDuration(name string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+func envBool(name string, def bool) (bool, error) {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return def, fmt.Errorf("%s=%q is not true or false", name, v)
+	}
+	return b, nil
+}
+
 func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("ariflow run", flag.ContinueOnError)
@@ -99,7 +112,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.PBXID, "pbx-id", envDefault("ARIFLOW_PBX_ID", ""), "name of this PBX in Redis keys; default Asterisk's entity ID ($ARIFLOW_PBX_ID)")
 	c.securityFlags(fs)
 	c.observeFlags(fs)
-	var err error
+	ahead, err := envBool("ARIFLOW_LEG_AHEAD", true)
+	fs.BoolVar(&c.LegAhead, "leg-ahead", ahead, "while a transfer that resumes the caller talks, make the next transfer's leg (not dialled), so that the caller's way back costs no create ($ARIFLOW_LEG_AHEAD)")
 	durations := []struct {
 		p    *time.Duration
 		flag string

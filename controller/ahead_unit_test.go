@@ -1,0 +1,138 @@
+package controller
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/transfer"
+)
+
+func legAhead(c *Config) { c.LegAhead = true }
+
+// createdID is the channel a create request made.
+func (h *harness) createdID() string {
+	h.t.Helper()
+	r := h.req("POST", "/channels/create")
+	var body struct {
+		ChannelID string `json:"channelId"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil || body.ChannelID == "" {
+		h.t.Fatalf("create body %s: %v", r.Body, err)
+	}
+	return body.ChannelID
+}
+
+// While the first of two transfers in a row talks, the second's leg is
+// made, not dialled; the far end's hangup has it dialled with no create on
+// the caller's way back, the record naming it "dialing" first; nothing is
+// left.
+func TestNextLegMadeAhead(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twiceYAML("ahead", "")}, legAhead)
+	h.caller("c1", "ahead")
+	leg1, br := h.leg()
+	h.fake.Answer(leg1)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	leg2 := h.createdID()
+	h.answered("POST", "/channels/create")
+	if n := h.count("POST", "/channels/"+leg2+"/dial"); n != 0 {
+		t.Fatalf("the leg made ahead was dialled %d times while the first transfer talked", n)
+	}
+	if rec := h.load("c1"); rec.Outbound != leg1 {
+		t.Errorf("record names %q while the first transfer talks; want its own leg %q only", rec.Outbound, leg1)
+	}
+	h.fake.Hangup(leg1, 16)
+	h.req("POST", "/channels/"+leg2+"/dial")
+	if rec := h.load("c1"); rec.Outbound != leg2 || rec.Phase != record.PhaseDialing {
+		t.Errorf("record at the dial: phase %s outbound %q; want dialing %q", rec.Phase, rec.Outbound, leg2)
+	}
+	if n := h.count("POST", "/channels/create"); n != 2 {
+		t.Errorf("%d creates for two transfers; want 2", n)
+	}
+	h.answered("POST", "/channels/"+leg2+"/dial")
+	h.fake.Answer(leg2)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg2, 16)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+}
+
+// The caller hangs up while the first transfer talks: the leg made ahead
+// is hung up with the call, undialled.
+func TestLegMadeAheadGoesWithTheCaller(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twiceYAML("ahead", "")}, legAhead)
+	h.caller("c1", "ahead")
+	leg1, br := h.leg()
+	h.fake.Answer(leg1)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	leg2 := h.createdID()
+	h.answered("POST", "/channels/create")
+	h.fake.Hangup("c1", 16)
+	h.req("DELETE", "/channels/"+leg2)
+	h.legDropped("c1", leg1, br)
+	if n := h.count("POST", "/channels/"+leg2+"/dial"); n != 0 {
+		t.Errorf("the leg made ahead was dialled %d times", n)
+	}
+}
+
+// aheadOtherYAML is twiceYAML with a transfer before it whose result
+// ($.Transfer.Status) the second transfer shows as its caller ID name: the
+// first transfer's own result changes it.
+const aheadOtherYAML = `
+name: other
+version: "1"
+entry: ["other"]
+start: zero
+blocks:
+  zero:
+    type: TransferToPhoneNumber
+    number: "+4930123450"
+    timeout: 5
+    resume: true
+    branches: {Success: first, CallFailed: first, Timeout: first, Error: first}
+  first:
+    type: TransferToPhoneNumber
+    number: "+4930123456"
+    timeout: 5
+    resume: true
+    branches: {Success: second, CallFailed: failed, Timeout: failed, Error: failed}
+  second:
+    type: TransferToPhoneNumber
+    number: "+4930123457"
+    timeout: 5
+    resume: true
+    caller_id_name: $.Transfer.Status
+    branches: {Success: ok, CallFailed: failed, Timeout: failed, Error: failed}
+  ok: {type: PlayPrompt, prompts: ["sound:br-success"], branches: {Next: bye}}
+  failed: {type: PlayPrompt, prompts: ["sound:br-callfailed"], branches: {Next: bye}}
+  bye: {type: Disconnect}
+`
+
+// The second transfer's settings resolve otherwise at its start than while
+// the first talked (its caller ID name is the last transfer's result): the
+// leg made ahead is hung up undialled, and the second transfer makes its
+// own.
+func TestLegMadeAheadForOtherSettingsGoes(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{aheadOtherYAML}, legAhead)
+	h.caller("c1", "other")
+	leg0, _ := h.leg()
+	h.fake.Hangup(leg0, 17) // busy: $.Transfer.Status is CallFailed
+	leg1 := h.made()
+	h.fake.Answer(leg1)
+	h.req("POST", "/bridges/")
+	h.req("POST", "/bridges/") // the addChannel, to the bridge the first kept or its own
+	ahead := h.createdID()
+	h.answered("POST", "/channels/create")
+	h.fake.Hangup(leg1, 16)
+	leg2 := h.made()
+	if leg2 == ahead {
+		t.Fatal("the leg made with other settings was dialled")
+	}
+	h.req("DELETE", "/channels/"+ahead)
+	h.fake.Answer(leg2)
+	h.fake.Hangup(leg2, 16)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+}
