@@ -25,6 +25,9 @@ type Admission struct {
 	SlotKey, SlotID string
 	Max             int
 	TTL             time.Duration
+	// Ended, when Max > 0: a slot under SlotKey given back first (the
+	// same call's last leg, which has ended).
+	Ended string
 }
 
 // RateKey is a rate a leg counts against.
@@ -62,7 +65,8 @@ func NewRedisCounters(rdb redis.Cmdable, prefix string) *RedisCounters {
 
 // admitLua counts a leg: KEYS the rates' window keys, then the slot set
 // (when ARGV[1] says so); ARGV 1 has slot (0/1), 2 rates n, then limit
-// and window ms per rate, then now ms, expiry ms, id, max, ttl ms.
+// and window ms per rate, then now ms, expiry ms, id, max, ttl ms, and the
+// slot given back first ("" none).
 // Returns 0 admitted, -1 the slots are full, r the r-th rate refused.
 // It runs alone (Admit) or inside a record's write (Gate.CountAlong).
 const admitLua = `
@@ -70,6 +74,7 @@ local n = tonumber(ARGV[2])
 local a = 3 + 2 * n
 local slot = ARGV[1] == '1' and KEYS[n + 1]
 if slot then
+  if ARGV[a + 5] and ARGV[a + 5] ~= '' then redis.call('ZREM', slot, ARGV[a + 5]) end
   redis.call('ZREMRANGEBYSCORE', slot, '-inf', ARGV[a])
   if not redis.call('ZSCORE', slot, ARGV[a + 2]) and redis.call('ZCARD', slot) >= tonumber(ARGV[a + 3]) then
     return -1
@@ -92,7 +97,7 @@ var admitScript = redis.NewScript(admitLua)
 func (c *RedisCounters) admission(a Admission) (keys []string, args []any) {
 	now := c.RedisLimiter.now().UnixMilli()
 	keys = make([]string, 0, len(a.Rates)+1)
-	args = make([]any, 0, 7+2*len(a.Rates))
+	args = make([]any, 0, 8+2*len(a.Rates))
 	args = append(args, boolArg(a.Max > 0), len(a.Rates))
 	for _, r := range a.Rates {
 		ms := r.Window.Milliseconds()
@@ -102,7 +107,7 @@ func (c *RedisCounters) admission(a Admission) (keys []string, args []any) {
 	if a.Max > 0 {
 		keys = append(keys, c.slotKey(a.SlotKey))
 	}
-	args = append(args, now, now+a.TTL.Milliseconds(), a.SlotID, a.Max, a.TTL.Milliseconds())
+	args = append(args, now, now+a.TTL.Milliseconds(), a.SlotID, a.Max, a.TTL.Milliseconds(), a.Ended)
 	return keys, args
 }
 
@@ -156,6 +161,9 @@ func NewMemoryCounters() *MemoryCounters {
 func (c *MemoryCounters) Admit(ctx context.Context, a Admission) (Verdict, error) {
 	c.MemorySlots.mu.Lock()
 	defer c.MemorySlots.mu.Unlock()
+	if a.Max > 0 && a.Ended != "" {
+		delete(c.MemorySlots.slots[a.SlotKey], a.Ended)
+	}
 	if a.Max > 0 && !c.MemorySlots.roomLocked(a.SlotKey, a.SlotID, a.Max) {
 		return Verdict{Rate: -1, SlotFull: true}, nil
 	}

@@ -58,6 +58,11 @@ type Leg struct {
 	Number string
 	// TransfersSoFar is how many outbound legs the call made before this.
 	TransfersSoFar int
+	// Ended is the slot of the call's last leg, which has ended: counted
+	// inside a record's write (CountAlong), it is given back in the same
+	// script, before the cap is checked, so that the write need not wait
+	// for its release ("": none).
+	Ended string
 }
 
 // Acquire admits one outbound leg. Refused: a *Denied (errors.Is
@@ -153,6 +158,7 @@ func (g *Gate) admission(leg Leg, id string, ttl time.Duration) (Admission, deni
 	add("global", p.Global, RuleRateGlobal, fmt.Sprintf("more than %s outbound legs were started", p.Global))
 	if p.Concurrent > 0 {
 		req.SlotKey, req.SlotID, req.Max, req.TTL = "legs", id, p.Concurrent, ttl
+		req.Ended = leg.Ended
 		d.concurrent = p.Concurrent
 	}
 	return req, d

@@ -325,3 +325,43 @@ func TestCountAlongAgreesWithCount(t *testing.T) {
 		t.Errorf("nothing to count: %+v %v, want no Lua", a, ok)
 	}
 }
+
+// A count along a record's write gives the call's last leg's slot back
+// first (Leg.Ended): with a cap of one, the call's next leg is admitted
+// without a release of its own, and holds the slot; without Ended it is
+// refused.
+func TestCountAlongGivesTheEndedSlotBack(t *testing.T) {
+	ctx := context.Background()
+	p := Default()
+	p.PerCaller, p.PerEntry, p.Global = Rate{}, Rate{}, Rate{}
+	p.Concurrent = 1
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	g := NewGate(p, NewRedisCounters(rdb, "t:"), NewRedisCounters(rdb, "t:"))
+	count := func(leg Leg) error {
+		a, ok := g.CountAlong(leg)
+		if !ok || a.Lua == "" {
+			t.Fatalf("no count along: %+v %v", a, ok)
+		}
+		sc := redis.NewScript("local function part(KEYS, ARGV)\n" + a.Lua + "\nend\nreturn part(KEYS, ARGV)")
+		n, err := sc.Run(ctx, rdb, a.Keys, a.Args...).Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Verdict(n)
+	}
+	leg := func(slot, ended string) Leg { return Leg{Slot: slot, Caller: "+4917600000001", Entry: entry, Number: mobile, Ended: ended} }
+	if err := count(leg("c1:0", "")); err != nil {
+		t.Fatalf("first leg: %v", err)
+	}
+	if err := count(leg("c1:1", "")); !errors.Is(err, ErrDenied) {
+		t.Fatalf("the next leg with the first's slot still held: %v, want refused by the cap", err)
+	}
+	if err := count(leg("c1:1", "c1:0")); err != nil {
+		t.Fatalf("the next leg giving the first's slot back: %v, want admitted", err)
+	}
+	if err := count(leg("c2:0", "")); !errors.Is(err, ErrDenied) {
+		t.Errorf("another call's leg: %v, want refused (the slot is c1:1's)", err)
+	}
+}

@@ -96,8 +96,14 @@ func countPatiently(ctx context.Context, gate Gate, leg policy.Leg) error {
 func (t *Transfer) policyLeg() policy.Leg {
 	rec := t.call.Record()
 	sys := rec.Attributes[flows.NSSystem]
-	return policy.Leg{Slot: Slot(t.call.ID(), rec.Transfers), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
+	leg := policy.Leg{Slot: Slot(t.call.ID(), rec.Transfers), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
 		Number: t.leg.target.Number, TransfersSoFar: rec.Transfers}
+	if rec.Transfers > 0 {
+		// The call's last counted leg has ended before this one is
+		// counted (one leg at a time): its slot goes in the same step.
+		leg.Ended = Slot(t.call.ID(), rec.Transfers-1)
+	}
+	return leg
 }
 
 // awaitCount waits for the counters' verdict on the current leg, once:
@@ -151,7 +157,8 @@ type alongCall interface {
 func (t *Transfer) setDialingCounted(ctx context.Context, along *policy.Along) error {
 	t.leg.along = nil
 	rec := t.call.Record()
-	t.call.Settle() // the last leg's slot given back first
+	// No wait for the last leg's release (Later): the count gives its slot
+	// back itself (policy.Leg.Ended).
 	t.leg.slot = Slot(t.call.ID(), rec.Transfers)
 	rec.Transfers++
 	err := t.call.(alongCall).SetPhaseAlong(ctx, record.PhaseDialing, along)

@@ -91,8 +91,11 @@ func run(o options) error {
 	os.Setenv("ARIFLOW_DTMF_DELAY", "0s")
 	os.Setenv("ARIFLOW_LOG_LEVEL", "info")
 	os.Setenv("ARIFLOW_PPROF", "1") // profiles, and goroutine stacks for the leak check
-	// The default policy's rate and concurrency caps are far below a load run's.
-	os.Setenv("ARIFLOW_DIAL_POLICY", filepath.Join(o.repo, "e2e/testdata/policy/load.yaml"))
+	// The default policy's rate and concurrency caps are far below a load
+	// run's. One set in the environment is taken as it is.
+	if os.Getenv("ARIFLOW_DIAL_POLICY") == "" {
+		os.Setenv("ARIFLOW_DIAL_POLICY", filepath.Join(o.repo, "e2e/testdata/policy/load.yaml"))
+	}
 	spans, err := observeSetup(o)
 	if err != nil {
 		return err
