@@ -351,7 +351,9 @@ func TestCountAlongGivesTheEndedSlotBack(t *testing.T) {
 		}
 		return a.Verdict(n)
 	}
-	leg := func(slot, ended string) Leg { return Leg{Slot: slot, Caller: "+4917600000001", Entry: entry, Number: mobile, Ended: ended} }
+	leg := func(slot, ended string) Leg {
+		return Leg{Slot: slot, Caller: "+4917600000001", Entry: entry, Number: mobile, Ended: ended}
+	}
 	if err := count(leg("c1:0", "")); err != nil {
 		t.Fatalf("first leg: %v", err)
 	}

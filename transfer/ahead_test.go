@@ -202,4 +202,3 @@ func TestLegAheadOff(t *testing.T) {
 		t.Errorf("%+v, requests %q; want leg-3 made by the second transfer, after the first ended", res, reqs)
 	}
 }
-
