@@ -1,15 +1,18 @@
 package controller
 
 import (
+	"context"
+
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/transfer"
 )
 
 // A transfer that resumes the caller makes, while it talks, the leg of the
 // transfer its Success branch leads to (transfer/ahead.go). The call keeps
 // that leg between the two blocks, takes its events meanwhile, and hangs
-// it up when the flow goes elsewhere, the event path is made again, or
-// the call ends here. The record never names it: a process taking the
+// it up when the flow goes elsewhere or the call ends here. After the
+// event path is made again, Asterisk is asked whether it is still there. The record never names it: a process taking the
 // call over hangs it up as an orphan.
 
 // NextPlan is the plan of the transfer the current block's Success branch
@@ -60,5 +63,25 @@ func (c *call) releaseAhead(why string) {
 	if a := c.ahead; a != nil {
 		c.ahead = nil
 		a.Drop(c, c.app.xfer, why)
+	}
+}
+
+// verifyAhead asks Asterisk about the leg made ahead after the event path
+// was made again: its entry into the app or its end may have gone with the
+// old path. It stays owned meanwhile, so that reconcile leaves it alone;
+// one Asterisk cannot tell about goes.
+func (c *call) verifyAhead(ctx context.Context, chk *checkChannels) {
+	a := c.ahead
+	if a == nil || !c.ownedBefore(a.ID, chk.since) {
+		return
+	}
+	_, err := c.app.ari.ChannelState(ctx, a.ID)
+	switch {
+	case err == nil:
+		a.Found(true)
+	case ari.IsNotFound(err):
+		a.Found(false)
+	default:
+		c.releaseAhead("not found after the event path was made again")
 	}
 }

@@ -136,3 +136,37 @@ func TestLegMadeAheadForOtherSettingsGoes(t *testing.T) {
 	h.fake.Hangup(leg2, 16)
 	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
+
+// The websocket drops while the first transfer talks, the next leg made
+// ahead: after the reconnect the call asks Asterisk about that leg (its
+// events may have gone with the old socket), keeps it, owned (the
+// reconcile does not take it for an orphan), and the second transfer
+// dials it.
+func TestLegMadeAheadKeptAcrossAReconnect(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{twiceYAML("ahead", "")}, legAhead)
+	h.caller("c1", "ahead")
+	leg1, br := h.leg()
+	h.fake.Answer(leg1)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	leg2 := h.createdID()
+	h.answered("POST", "/channels/create")
+	reconciles := h.count("GET", "/bridges")
+	h.fake.DropWebsocket()
+	h.req("GET", "/channels/"+leg2) // the check after the reconnect
+	eventually(t, "the reconcile after the reconnect", func() bool { return h.count("GET", "/bridges") > reconciles })
+	h.fake.Hangup(leg1, 16)
+	h.req("POST", "/channels/"+leg2+"/dial")
+	if n := h.count("DELETE", "/channels/"+leg2); n != 0 {
+		t.Errorf("the leg made ahead was hung up %d times across the reconnect", n)
+	}
+	if n := h.count("POST", "/channels/create"); n != 2 {
+		t.Errorf("%d creates for two transfers; want 2", n)
+	}
+	h.answered("POST", "/channels/"+leg2+"/dial")
+	h.fake.Answer(leg2)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg2, 16)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+}

@@ -116,9 +116,7 @@ func (c *call) internal(ctx context.Context, ev ari.Event) ari.Event {
 	}
 	switch e := ev.(type) {
 	case *checkChannels:
-		// An event of the leg made ahead may have been lost with the
-		// path: it goes, and the next transfer makes its own.
-		c.releaseAhead("the event path was made again")
+		c.verifyAhead(ctx, e)
 		return c.verifyChannels(ctx, e)
 	case *resave:
 		if c.saved {

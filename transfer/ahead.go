@@ -80,6 +80,17 @@ func (a *Ahead) Observe(ev ari.Event) bool {
 	return false
 }
 
+// Found records what Asterisk said of the leg after the event path was
+// made again (its events in the gap may be lost): gone, or there, and
+// then in the app (it was made in the app, and stays in it undialled).
+func (a *Ahead) Found(there bool) {
+	if there {
+		a.inApp = true
+	} else {
+		a.gone = true
+	}
+}
+
 // result is the create's answer, waiting for it once.
 func (a *Ahead) result() error {
 	if !a.answered {
@@ -89,12 +100,14 @@ func (a *Ahead) result() error {
 }
 
 // Drop hangs the leg up, off the caller's path (after its create's answer:
-// a hangup that overtook the create would leave it).
+// a hangup that overtook the create would leave it). The call owns it
+// until then, so that a reconcile meanwhile does not take it for an
+// orphan.
 func (a *Ahead) Drop(call Call, env *Env, why string) {
-	call.Disown(a.ID)
 	log := call.Log().WithFields(logrus.Fields{"leg": a.ID, "reason": why})
 	log.Debug("transfer: the leg made ahead is not used; hanging it up")
 	call.Later(func(ctx context.Context) {
+		defer call.Disown(a.ID)
 		if a.result() != nil || a.gone {
 			return
 		}
