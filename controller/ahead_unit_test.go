@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/ariflow/ariflow/record"
@@ -10,17 +9,19 @@ import (
 
 func legAhead(c *Config) { c.LegAhead = true }
 
-// createdID is the channel a create request made.
-func (h *harness) createdID() string {
-	h.t.Helper()
-	r := h.req("POST", "/channels/create")
-	var body struct {
-		ChannelID string `json:"channelId"`
-	}
-	if err := json.Unmarshal(r.Body, &body); err != nil || body.ChannelID == "" {
-		h.t.Fatalf("create body %s: %v", r.Body, err)
-	}
-	return body.ChannelID
+// aheadTalking runs twiceYAML with the leg made ahead: the first transfer
+// answered and bridged, and the second's leg made while it talks (its
+// create answered).
+func aheadTalking(t *testing.T) (h *harness, leg1, br, ahead string) {
+	t.Helper()
+	h = run(t, []string{twiceYAML("ahead", "")}, legAhead)
+	h.caller("c1", "ahead")
+	leg1, br = h.leg()
+	h.fake.Answer(leg1)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	ahead = h.createdID()
+	h.answered("POST", "/channels/create")
+	return h, leg1, br, ahead
 }
 
 // While the first of two transfers in a row talks, the second's leg is
@@ -29,13 +30,7 @@ func (h *harness) createdID() string {
 // left.
 func TestNextLegMadeAhead(t *testing.T) {
 	t.Parallel()
-	h := run(t, []string{twiceYAML("ahead", "")}, legAhead)
-	h.caller("c1", "ahead")
-	leg1, br := h.leg()
-	h.fake.Answer(leg1)
-	h.req("POST", "/bridges/"+br+"/addChannel")
-	leg2 := h.createdID()
-	h.answered("POST", "/channels/create")
+	h, leg1, br, leg2 := aheadTalking(t)
 	if n := h.count("POST", "/channels/"+leg2+"/dial"); n != 0 {
 		t.Fatalf("the leg made ahead was dialled %d times while the first transfer talked", n)
 	}
@@ -51,24 +46,14 @@ func TestNextLegMadeAhead(t *testing.T) {
 		t.Errorf("%d creates for two transfers; want 2", n)
 	}
 	h.answered("POST", "/channels/"+leg2+"/dial")
-	h.fake.Answer(leg2)
-	h.req("POST", "/bridges/"+br+"/addChannel")
-	h.answered("POST", "/bridges/"+br+"/addChannel")
-	h.fake.Hangup(leg2, 16)
-	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+	h.bridgedUntilSuccess(leg2, br)
 }
 
 // The caller hangs up while the first transfer talks: the leg made ahead
 // is hung up with the call, undialled.
 func TestLegMadeAheadGoesWithTheCaller(t *testing.T) {
 	t.Parallel()
-	h := run(t, []string{twiceYAML("ahead", "")}, legAhead)
-	h.caller("c1", "ahead")
-	leg1, br := h.leg()
-	h.fake.Answer(leg1)
-	h.req("POST", "/bridges/"+br+"/addChannel")
-	leg2 := h.createdID()
-	h.answered("POST", "/channels/create")
+	h, leg1, br, leg2 := aheadTalking(t)
 	h.fake.Hangup("c1", 16)
 	h.req("DELETE", "/channels/"+leg2)
 	h.legDropped("c1", leg1, br)
@@ -144,13 +129,7 @@ func TestLegMadeAheadForOtherSettingsGoes(t *testing.T) {
 // dials it.
 func TestLegMadeAheadKeptAcrossAReconnect(t *testing.T) {
 	t.Parallel()
-	h := run(t, []string{twiceYAML("ahead", "")}, legAhead)
-	h.caller("c1", "ahead")
-	leg1, br := h.leg()
-	h.fake.Answer(leg1)
-	h.req("POST", "/bridges/"+br+"/addChannel")
-	leg2 := h.createdID()
-	h.answered("POST", "/channels/create")
+	h, leg1, br, leg2 := aheadTalking(t)
 	reconciles := h.count("GET", "/bridges")
 	h.fake.DropWebsocket()
 	h.req("GET", "/channels/"+leg2) // the check after the reconnect
@@ -164,9 +143,5 @@ func TestLegMadeAheadKeptAcrossAReconnect(t *testing.T) {
 		t.Errorf("%d creates for two transfers; want 2", n)
 	}
 	h.answered("POST", "/channels/"+leg2+"/dial")
-	h.fake.Answer(leg2)
-	h.req("POST", "/bridges/"+br+"/addChannel")
-	h.answered("POST", "/bridges/"+br+"/addChannel")
-	h.fake.Hangup(leg2, 16)
-	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+	h.bridgedUntilSuccess(leg2, br)
 }

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -45,16 +44,10 @@ blocks:
 // made waits for the next leg's create and its dial, and returns its ID.
 func (h *harness) made() string {
 	h.t.Helper()
-	r := h.req("POST", "/channels/create")
-	var body struct {
-		ChannelID string `json:"channelId"`
-	}
-	if err := json.Unmarshal(r.Body, &body); err != nil || body.ChannelID == "" {
-		h.t.Fatalf("create body %s: %v", r.Body, err)
-	}
-	h.req("POST", "/channels/"+body.ChannelID+"/dial")
-	h.answered("POST", "/channels/"+body.ChannelID+"/dial")
-	return body.ChannelID
+	id := h.createdID()
+	h.req("POST", "/channels/"+id+"/dial")
+	h.answered("POST", "/channels/"+id+"/dial")
+	return id
 }
 
 // bridgesMade counts the bridges created.
@@ -128,11 +121,7 @@ func TestKeptBridgeOfAnotherKindGoes(t *testing.T) {
 		t.Fatalf("a bridge without key events taken by a transfer with a return key")
 	}
 	h.req("DELETE", "/bridges/"+br1)
-	h.fake.Answer(leg2)
-	h.req("POST", "/bridges/"+br2+"/addChannel")
-	h.answered("POST", "/bridges/"+br2+"/addChannel")
-	h.fake.Hangup(leg2, 16)
-	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+	h.bridgedUntilSuccess(leg2, br2)
 }
 
 // The caller hangs up between two transfers, the bridge kept: it goes
@@ -172,11 +161,7 @@ func TestAdoptedKeptBridgeGoes(t *testing.T) {
 		t.Fatal("the adopted kept bridge was taken without knowing its kind")
 	}
 	h.req("DELETE", "/bridges/"+adBr)
-	h.fake.Answer(leg)
-	h.req("POST", "/bridges/"+br+"/addChannel")
-	h.answered("POST", "/bridges/"+br+"/addChannel")
-	h.fake.Hangup(leg, 16)
-	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+	h.bridgedUntilSuccess(leg, br)
 }
 
 // The kept bridge let go for a prompt: the caller is taken out of it
@@ -203,11 +188,7 @@ func TestKeptBridgeLetGoBeforeThePrompt(t *testing.T) {
 	})
 	h.caller("c1", "xfer")
 	leg, br := h.leg()
-	h.fake.Answer(leg)
-	h.req("POST", "/bridges/"+br+"/addChannel")
-	h.answered("POST", "/bridges/"+br+"/addChannel")
-	h.fake.Hangup(leg, 16)
-	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+	h.bridgedUntilSuccess(leg, br)
 	mu.Lock()
 	defer mu.Unlock()
 	if removedAt.IsZero() || playAt.Sub(removedAt) < hold {

@@ -25,6 +25,7 @@ import (
 	"github.com/ariflow/ariflow/internal/ari/aritest"
 	"github.com/ariflow/ariflow/record"
 	"github.com/ariflow/ariflow/store"
+	"github.com/ariflow/ariflow/transfer"
 )
 
 // wait bounds every wait for a request, an event or a log line: generous, so
@@ -497,21 +498,39 @@ func (h *harness) caller(id, entry string) {
 // bridge's IDs.
 func (h *harness) leg() (leg, bridge string) {
 	h.t.Helper()
-	r := h.req("POST", "/channels/create")
-	var body struct {
-		ChannelID string `json:"channelId"`
-	}
-	if err := json.Unmarshal(r.Body, &body); err != nil || body.ChannelID == "" {
-		h.t.Fatalf("originate body %s: %v", r.Body, err)
-	}
+	leg = h.createdID()
 	bridge = strings.TrimPrefix(h.req("POST", "/bridges/").Path, "/bridges/")
 	for strings.Contains(bridge, "/") {
 		bridge = strings.TrimPrefix(h.req("POST", "/bridges/").Path, "/bridges/")
 	}
 	// The leg must be dialled before it is scripted.
-	h.req("POST", "/channels/"+body.ChannelID+"/dial")
-	h.answered("POST", "/channels/"+body.ChannelID+"/dial")
-	return body.ChannelID, bridge
+	h.req("POST", "/channels/"+leg+"/dial")
+	h.answered("POST", "/channels/"+leg+"/dial")
+	return leg, bridge
+}
+
+// createdID waits for the next create and returns the channel it makes.
+func (h *harness) createdID() string {
+	h.t.Helper()
+	r := h.req("POST", "/channels/create")
+	var body struct {
+		ChannelID string `json:"channelId"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil || body.ChannelID == "" {
+		h.t.Fatalf("create body %s: %v", r.Body, err)
+	}
+	return body.ChannelID
+}
+
+// bridgedUntilSuccess answers leg, waits for it to join br, hangs it up
+// from the far end and sees the call take Success and end clean.
+func (h *harness) bridgedUntilSuccess(leg, br string) {
+	h.t.Helper()
+	h.fake.Answer(leg)
+	h.req("POST", "/bridges/"+br+"/addChannel")
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
 // answered waits until every request with method and prefix so far has

@@ -42,14 +42,8 @@ func aheadLeg(ctx context.Context, t *testing.T, from string) string {
 func TestNextLegMadeAhead(t *testing.T) {
 	t.Run("dialled when the caller comes back", func(t *testing.T) {
 		ctx := callTest(t, 30*time.Second)
-		from := nextCaller()
+		caller, s, from := transferToShipper(ctx, t, "+4930555010", shipper)
 		agent := carrier.ExpectFrom(agentOK, from)
-		ship := carrier.Expect(shipper)
-		caller, err := carrier.Dial(ctx, from, "+4930555010")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := recv(ctx, t, ship, "shipper")
 		if err := s.Answer(); err != nil {
 			t.Fatal(err)
 		}
@@ -83,13 +77,7 @@ func TestNextLegMadeAhead(t *testing.T) {
 	})
 	t.Run("hung up with the caller", func(t *testing.T) {
 		ctx := callTest(t, 30*time.Second)
-		from := nextCaller()
-		ship := carrier.Expect(shipper)
-		caller, err := carrier.Dial(ctx, from, "+4930555010")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := recv(ctx, t, ship, "shipper")
+		caller, s, from := transferToShipper(ctx, t, "+4930555010", shipper)
 		if err := s.Answer(); err != nil {
 			t.Fatal(err)
 		}

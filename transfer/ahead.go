@@ -50,34 +50,20 @@ type aheadCall interface {
 // Observe takes the leg's own events while no transfer has it: true when
 // ev was one of them.
 func (a *Ahead) Observe(ev ari.Event) bool {
-	switch e := ev.(type) {
-	case *ari.StasisStart:
-		if e.Channel.ID == a.ID {
-			a.inApp = true
-			return true
-		}
-	case *ari.StasisEnd:
-		if e.Channel.ID == a.ID {
-			a.gone = true
-			return true
-		}
-	case *ari.ChannelDestroyed:
-		if e.Channel.ID == a.ID {
-			a.gone = true
-			return true
-		}
-	case *ari.ChannelHangupRequest:
-		if e.Channel.ID == a.ID {
-			a.gone = true
-			return true
-		}
-	}
+	mine := false
 	for _, k := range ev.Keys() {
-		if k.ID == a.ID {
-			return true
-		}
+		mine = mine || k.ID == a.ID
 	}
-	return false
+	if !mine {
+		return false
+	}
+	switch ev.(type) {
+	case *ari.StasisStart:
+		a.inApp = true
+	case *ari.StasisEnd, *ari.ChannelDestroyed, *ari.ChannelHangupRequest:
+		a.gone = true
+	}
+	return true
 }
 
 // Found records what Asterisk said of the leg after the event path was
