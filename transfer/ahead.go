@@ -23,7 +23,7 @@ import (
 // takes it (Drop).
 type Ahead struct {
 	ID  string
-	req ari.CreateRequest // what it was made with, its ID left out
+	req ari.CreateRequest // what it was made with
 	// made has the create's answer; err and answered keep it once read.
 	made     chan error
 	err      error
