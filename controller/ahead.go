@@ -12,8 +12,9 @@ import (
 // transfer its Success branch leads to (transfer/ahead.go). The call keeps
 // that leg between the two blocks, takes its events meanwhile, and hangs
 // it up when the flow goes elsewhere or the call ends here. After the
-// event path is made again, Asterisk is asked whether it is still there. The record never names it: a process taking the
-// call over hangs it up as an orphan.
+// event path is made again, Asterisk is asked whether it is still there.
+// The record never names it: a process taking the call over hangs it up
+// as an orphan.
 
 // NextPlan is the plan of the transfer the current block's Success branch
 // leads to, resolved with the call's attributes as they are now (the
