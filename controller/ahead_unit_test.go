@@ -1,8 +1,11 @@
 package controller
 
 import (
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/ariflow/ariflow/internal/ari/aritest"
 	"github.com/ariflow/ariflow/record"
 	"github.com/ariflow/ariflow/transfer"
 )
@@ -144,4 +147,45 @@ func TestLegMadeAheadKeptAcrossAReconnect(t *testing.T) {
 	}
 	h.answered("POST", "/channels/"+leg2+"/dial")
 	h.bridgedUntilSuccess(leg2, br)
+}
+
+// A transfer after a prompt writes its position before it starts: a
+// process taking over before the transfer's own record would otherwise
+// find the prompt's and play it again from its start (chaos run AN).
+// From one transfer to the next no write is made (TestNextLegMadeAhead).
+func TestTransferAfterPromptSavesItsPlace(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{`
+name: after
+version: "1"
+entry: ["after"]
+start: hello
+blocks:
+  hello: {type: PlayPrompt, prompts: ["sound:hello-world"], branches: {Next: xfer}}
+  xfer:
+    type: TransferToPhoneNumber
+    number: "+4930123456"
+    timeout: 5
+    branches: {Success: ok, CallFailed: failed, Timeout: failed, Error: failed}
+  ok: {type: PlayPrompt, prompts: ["sound:br-success"], branches: {Next: bye}}
+  failed: {type: PlayPrompt, prompts: ["sound:br-callfailed"], branches: {Next: bye}}
+  bye: {type: Disconnect}
+`})
+	// The create is held: the transfer's own record comes only after it.
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Method == "POST" && r.Path == "/channels/create" {
+			return 0, "", 300 * time.Millisecond, false
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "after")
+	h.fake.FinishPlayback(h.wantPlayed("c1", "sound:hello-world"))
+	leg := h.createdID()
+	if rec := h.load("c1"); rec.Block != "xfer" {
+		t.Errorf("stored record names %q as the transfer starts; want xfer, not the prompt already played", rec.Block)
+	}
+	br := strings.TrimPrefix(h.req("POST", "/bridges/").Path, "/bridges/")
+	h.req("POST", "/channels/"+leg+"/dial")
+	h.answered("POST", "/channels/"+leg+"/dial")
+	h.bridgedUntilSuccess(leg, br)
 }

@@ -42,6 +42,8 @@ type call struct {
 	gone    bool                 // the caller's channel has left Stasis
 	owned   map[string]time.Time // IDs registered for this call, and since when; guarded by app.mu
 	saved   bool                 // the record was written at least once
+	// savedBlock is the block the stored record names (its last write).
+	savedBlock string
 	// overflow is closed when an event could not be queued: the call no
 	// longer knows what happened to its channels and is ended.
 	overflow     chan struct{}
@@ -433,11 +435,25 @@ func (c *call) failCall(ctx context.Context, cause error) error {
 // ended: a process taking over meanwhile finds the ended transfer's record
 // (its leg gone) and goes on from it just the same, to this block.
 func (c *call) enterBlock(ctx context.Context, b *flows.Block) error {
-	if !savesBeforeActing(b.Type) && c.rec.Phase != record.PhaseDialplan {
+	if !savesBeforeActing(b.Type) && c.rec.Phase != record.PhaseDialplan && !c.wouldReplay(b) {
 		c.rec.Phase, c.rec.Transfer = record.PhaseFlow, nil
 		return nil
 	}
 	return c.setPhase(ctx, record.PhaseFlow, true)
+}
+
+// wouldReplay tells whether a process taking over before transfer block b
+// writes its own record would run again a block that acted on the caller:
+// the stored record still names a prompt, an input, a webhook (a takeover
+// right after a prompt played it again from its start). The way back from
+// one transfer to the next, or from a block that only computes, needs no
+// write.
+func (c *call) wouldReplay(b *flows.Block) bool {
+	if b.Type != flows.TypeTransferToPhoneNumber && b.Type != flows.TypeTransferToAgent || c.flow == nil {
+		return false
+	}
+	last, ok := c.flow.Blocks[c.savedBlock]
+	return ok && last.ID != b.ID && savesBeforeActing(last.Type)
 }
 
 // setPhase moves the call to phase p, refusing a transition the state
@@ -465,7 +481,7 @@ func (c *call) save(ctx context.Context) error {
 	if err := c.app.write(ctx, &c.rec); err != nil {
 		return err
 	}
-	c.saved = true
+	c.saved, c.savedBlock = true, c.rec.Block
 	return nil
 }
 
@@ -852,7 +868,7 @@ func (c *call) SetPhaseAlong(ctx context.Context, p record.Phase, along *policy.
 	if err != nil {
 		return err
 	}
-	c.saved = true
+	c.saved, c.savedBlock = true, c.rec.Block
 	return nil
 }
 

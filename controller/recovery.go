@@ -352,7 +352,7 @@ func (c *call) ownedBefore(id string, t time.Time) bool {
 func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 	c := a.newCall(rec.CallID)
 	c.rec = *rec
-	c.saved = true
+	c.saved, c.savedBlock = true, rec.Block
 	if rec.Bridge != "" && rec.Phase != record.PhaseDialing && rec.Phase != record.PhaseBridged {
 		// Kept by the last transfer, likely with the caller in it. How it
 		// was made is not known here: the next block lets it go.
