@@ -433,7 +433,9 @@ func (c *call) failCall(ctx context.Context, cause error) error {
 // caller. A block that only computes, or a transfer (which writes its own
 // record before it dials), needs no write, even right after a transfer
 // ended: a process taking over meanwhile finds the ended transfer's record
-// (its leg gone) and goes on from it just the same, to this block.
+// (its leg gone) and goes on from it just the same, to this block. A
+// transfer after a block that acted on the caller writes first
+// (wouldReplay).
 func (c *call) enterBlock(ctx context.Context, b *flows.Block) error {
 	if !savesBeforeActing(b.Type) && c.rec.Phase != record.PhaseDialplan && !c.wouldReplay(b) {
 		c.rec.Phase, c.rec.Transfer = record.PhaseFlow, nil
