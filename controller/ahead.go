@@ -83,6 +83,6 @@ func (c *call) verifyAhead(ctx context.Context, chk *checkChannels) {
 	case ari.IsNotFound(err):
 		a.Found(false)
 	default:
-		c.releaseAhead("not found after the event path was made again")
+		c.releaseAhead("Asterisk could not say whether it is there after the event path was made again")
 	}
 }

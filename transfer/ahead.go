@@ -3,7 +3,6 @@ package transfer
 import (
 	"context"
 	"maps"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -97,16 +96,8 @@ func (a *Ahead) Drop(call Call, env *Env, why string) {
 		if a.result() != nil || a.gone {
 			return
 		}
-		for try := 0; ; try++ {
-			err := env.ARI.Hangup(ctx, a.ID, "normal")
-			if err == nil || ari.IsNotFound(err) {
-				return
-			}
-			if try == 2 {
-				log.WithError(err).Warn("transfer: the leg made ahead did not go; reconcile will find it")
-				return
-			}
-			time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+		if err := goneThrice(func() error { return hangupAndDestroy(ctx, env.ARI, a.ID, "") }); err != nil {
+			log.WithError(err).Warn("transfer: the leg made ahead did not go; reconcile will find it")
 		}
 	})
 }

@@ -454,18 +454,22 @@ func (t *Transfer) hangupLegLater(keepBridge bool) {
 		return
 	}
 	t.call.Later(func(ctx context.Context) {
-		for try := 0; ; try++ {
-			err := hangupAndDestroy(ctx, a, legID, bridge)
-			if err == nil {
-				return
-			}
-			if try == 2 {
-				log.WithError(err).Warn("transfer: the leg or bridge did not go; reconcile will find it")
-				return
-			}
-			time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+		if err := goneThrice(func() error { return hangupAndDestroy(ctx, a, legID, bridge) }); err != nil {
+			log.WithError(err).Warn("transfer: the leg or bridge did not go; reconcile will find it")
 		}
 	})
+}
+
+// goneThrice runs remove (requests safe to repeat) up to three times,
+// 100 and 200 ms apart, and returns its last error.
+func goneThrice(remove func() error) error {
+	for try := 0; ; try++ {
+		err := remove()
+		if err == nil || try == 2 {
+			return err
+		}
+		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+	}
 }
 
 // hangupAndDestroy hangs up the leg (if any) and destroys the bridge (if
