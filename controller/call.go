@@ -69,6 +69,9 @@ type call struct {
 	kept, keptKind string
 	// ahead is the leg a transfer made for the next one (ahead.go).
 	ahead *transfer.Ahead
+	// slot is the concurrency slot of the last transfer's leg, kept for
+	// the next transfer's count to give back (slot.go).
+	slot transfer.EndedSlot
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -364,6 +367,7 @@ func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 	if b.Type != flows.TypeTransferToPhoneNumber && b.Type != flows.TypeTransferToAgent {
 		c.releaseBridge()
 		c.releaseAhead("the next block is not a transfer")
+		c.releaseSlot()
 	}
 	held := c.ahead
 	branch, err := c.execBlock(ctx, b)
@@ -641,6 +645,9 @@ func (c *call) finish(ctx context.Context, err error) {
 	if !stopping {
 		c.releaseAhead("the call ended")
 	}
+	// An ended leg's slot, whoever releases it: the next process does not
+	// know it was kept.
+	c.releaseSlot()
 	c.Settle()
 	bg := context.WithoutCancel(ctx)
 	keepRecord := false // the record stays, saying the caller's hangup is still to be made

@@ -365,6 +365,7 @@ func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 		c.flow = f
 		c.log = c.log.WithFields(logrus.Fields{"flow": f.Name, "version": f.Version})
 	}
+	c.adoptSlot()
 	launched := a.launch(ctx, c, func(ctx context.Context) error {
 		if err := c.paceAdoption(ctx); err != nil {
 			return err

@@ -58,10 +58,10 @@ type Leg struct {
 	Number string
 	// TransfersSoFar is how many outbound legs the call made before this.
 	TransfersSoFar int
-	// Ended is the slot of the call's last leg, which has ended: counted
-	// inside a record's write (CountAlong), it is given back in the same
-	// script, before the cap is checked, so that the write need not wait
-	// for its release ("": none).
+	// Ended is the slot of the call's last leg, which has ended: it is
+	// given back before the cap is checked, by counters that admit in one
+	// step (Admitter, CountAlong) in the same step, so that the count need
+	// not wait for its release ("": none).
 	Ended string
 }
 
@@ -104,6 +104,11 @@ func (g *Gate) Count(ctx context.Context, leg Leg) (release func(), err error) {
 	}
 	release = func() {}
 	if p.Concurrent > 0 {
+		if leg.Ended != "" {
+			if err := g.slots.Release(ctx, "legs", leg.Ended); err != nil {
+				return nil, fmt.Errorf("dial policy: %w", err)
+			}
+		}
 		ok, err := g.slots.Acquire(ctx, "legs", id, p.Concurrent, ttl)
 		if err != nil {
 			return nil, fmt.Errorf("dial policy: %w", err)

@@ -367,3 +367,43 @@ func TestCountAlongGivesTheEndedSlotBack(t *testing.T) {
 		t.Errorf("another call's leg: %v, want refused (the slot is c1:1's)", err)
 	}
 }
+
+// Count gives the call's last slot back before the cap's check too, with
+// every kind of counters: those that admit in one step and those that
+// count the slot apart from the rates.
+func TestCountGivesTheEndedSlotBack(t *testing.T) {
+	p := Default()
+	p.Concurrent = 1
+	for _, tc := range []struct {
+		name string
+		gate func(t *testing.T) *Gate
+	}{
+		{"redis", func(t *testing.T) *Gate {
+			rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
+			t.Cleanup(func() { rdb.Close() })
+			c := NewRedisCounters(rdb, "t:")
+			return NewGate(p, c, c)
+		}},
+		{"memory", func(*testing.T) *Gate { c := NewMemoryCounters(); return NewGate(p, c, c) }},
+		{"memory, slots apart", func(*testing.T) *Gate { return NewGate(p, NewMemoryLimiter(), NewMemorySlots()) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, g := context.Background(), tc.gate(t)
+			leg := func(slot, ended string) Leg {
+				return Leg{Slot: slot, Caller: "+4917600000001", Entry: entry, Number: mobile, Ended: ended}
+			}
+			if _, err := g.Count(ctx, leg("c1:0", "")); err != nil {
+				t.Fatalf("first leg: %v", err)
+			}
+			if _, err := g.Count(ctx, leg("c1:1", "")); !errors.Is(err, ErrDenied) {
+				t.Fatalf("the next leg with the first's slot still held: %v, want refused by the cap", err)
+			}
+			if _, err := g.Count(ctx, leg("c1:1", "c1:0")); err != nil {
+				t.Fatalf("the next leg giving the first's slot back: %v, want admitted", err)
+			}
+			if _, err := g.Count(ctx, leg("c2:0", "")); !errors.Is(err, ErrDenied) {
+				t.Errorf("another call's leg: %v, want refused (the slot is c1:1's)", err)
+			}
+		})
+	}
+}

@@ -38,12 +38,15 @@ func Slot(callID string, n int) string { return callID + ":" + strconv.Itoa(n) }
 // the number is not made, and its result says by which rule.
 func (t *Transfer) admit(ctx context.Context) error {
 	if t.gate == nil || t.leg.target.Ungated {
+		t.releaseEnded(false, "")
 		return nil
 	}
 	leg := t.policyLeg()
 	if err := t.gate.Check(leg); err != nil {
+		t.releaseEnded(false, "")
 		return t.refused(err)
 	}
+	t.releaseEnded(true, leg.Ended)
 	if ac, ok := t.call.(alongCall); ok && ac.CountsAlong() {
 		if g, ok := t.gate.(alongGate); ok {
 			if along, ok := g.CountAlong(leg); ok {
@@ -59,7 +62,7 @@ func (t *Transfer) admit(ctx context.Context) error {
 	t.leg.counting = verdict
 	gate, call := t.gate, t.call
 	go func() {
-		call.Settle() // the last leg's slot given back first
+		call.Settle() // the last transfer's bookkeeping done first
 		verdict <- counted{slot: leg.Slot, err: countPatiently(context.WithoutCancel(ctx), gate, leg)}
 	}()
 	return nil
@@ -122,6 +125,10 @@ func (t *Transfer) awaitCount(ctx context.Context) error {
 		// The count goes on and its slot lapses; the call stops here.
 		return ctx.Err()
 	}
+	var d *policy.Denied
+	if v.err == nil || errors.As(v.err, &d) {
+		t.countAnswered()
+	}
 	if v.err != nil {
 		return t.refused(v.err)
 	}
@@ -157,16 +164,17 @@ type alongCall interface {
 func (t *Transfer) setDialingCounted(ctx context.Context, along *policy.Along) error {
 	t.leg.along = nil
 	rec := t.call.Record()
-	// No wait for the last leg's release (Later): the count gives its slot
-	// back itself (policy.Leg.Ended).
+	// The count gives the last leg's slot back itself (policy.Leg.Ended).
 	t.leg.slot = Slot(t.call.ID(), rec.Transfers)
 	rec.Transfers++
 	err := t.call.(alongCall).SetPhaseAlong(ctx, record.PhaseDialing, along)
 	var d *policy.Denied
 	switch {
 	case err == nil:
+		t.countAnswered()
 		return nil
 	case errors.As(err, &d):
+		t.countAnswered()
 		rec.Transfers--
 		t.leg.slot = ""
 		return t.refused(err)

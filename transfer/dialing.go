@@ -639,22 +639,21 @@ func (t *Transfer) legMissing(ctx context.Context) bool {
 	return err == nil && !exists
 }
 
-// releaseSlot gives back the current leg's concurrency slot.
-func (t *Transfer) releaseSlot(ctx context.Context) {
+// releaseSlot gives back the current leg's concurrency slot: kept for the
+// next count (slot.go) where the call can keep it, else off the caller's
+// path.
+func (t *Transfer) releaseSlot() {
 	if t.leg.slot == "" || t.gate == nil {
 		return
 	}
-	slot, gate, log := t.leg.slot, t.gate, t.log
+	s := EndedSlot{Slot: t.leg.slot, Gate: t.gate}
 	t.leg.slot = ""
-	// Off the caller's path: the caller resumes while the slot goes (the
-	// call's next admission waits for it).
-	t.call.Later(func(ctx context.Context) {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		if err := gate.Release(rctx, slot); err != nil {
-			log.WithError(err).Warn("transfer: releasing the leg's concurrency slot failed; it lapses on its own")
-		}
-	})
+	if _, ok := t.call.(slotCall); !ok {
+		s.ReleaseLater(t.call, t.log)
+		return
+	}
+	t.releaseEnded(false, "") // an older one, not counted since
+	t.endedSlot = s
 }
 
 // count adds one to v's label, when the metric is set.

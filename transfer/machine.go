@@ -204,6 +204,9 @@ type Transfer struct {
 	// passed over making) the next one's.
 	held       *Ahead
 	aheadTried bool
+	// endedSlot is the slot of a leg that has ended, not given back yet
+	// (slot.go).
+	endedSlot EndedSlot
 }
 
 // leg is the current number's outbound channel and what became of it.
@@ -257,6 +260,7 @@ func newTransfer(call Call, env *Env, gate Gate, plan Plan) *Transfer {
 // numbers) until one answers and the transfer ends, or none does.
 func Run(ctx context.Context, call Call, env *Env, gate Gate, plan Plan, from int) (Result, error) {
 	t := newTransfer(call, env, gate, plan)
+	t.takeSlot()
 	if ac, ok := call.(aheadCall); ok {
 		t.held = ac.TakeAhead()
 	}
@@ -309,6 +313,7 @@ func (t *Transfer) finish(ctx context.Context, err error) (Result, error) {
 		t.stopWarning(ctx)
 		t.closeLeg(ctx)
 	}
+	t.keepSlot()
 	t.res.Attempts = t.attempt + 1
 	t.ended(err)
 	return t.res, err
@@ -557,5 +562,5 @@ func (t *Transfer) closeLeg(ctx context.Context) {
 	t.leg.over = true
 	t.numberDone()
 	t.legEvent(LegCompleted)
-	t.releaseSlot(ctx)
+	t.releaseSlot()
 }

@@ -1,0 +1,84 @@
+package transfer
+
+import (
+	"context"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// A counted leg holds a concurrency slot until it ends. The slot of a leg
+// that has ended is not released at once when the call can keep it
+// (slotCall): the next count gives it back inside its own script
+// (policy.Leg.Ended), so the caller's way back to the next transfer sends
+// Redis one request, not two racing each other. A number not counted
+// (refused by a rule, not gated, counted by another gate) releases it
+// before its leg is made; any other block, and the call's end, release it
+// too (the controller).
+
+// slotCall is a call that keeps the slot of its last counted leg from one
+// block to the next (the controller's call).
+type slotCall interface {
+	// KeepSlot keeps s; one kept already is released first.
+	KeepSlot(s EndedSlot)
+	// TakeSlot hands over the slot kept (zero when none is).
+	TakeSlot() EndedSlot
+}
+
+// EndedSlot is the concurrency slot of a leg that has ended, not given
+// back yet, and the gate that counted it.
+type EndedSlot struct {
+	Slot string
+	Gate Gate
+}
+
+// ReleaseLater gives s back off the caller's path (call.Later); a slot
+// not given back lapses on its own.
+func (s EndedSlot) ReleaseLater(call Call, log *logrus.Entry) {
+	if s.Slot == "" || s.Gate == nil {
+		return
+	}
+	call.Later(func(ctx context.Context) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if err := s.Gate.Release(rctx, s.Slot); err != nil {
+			log.WithError(err).Warn("transfer: releasing the leg's concurrency slot failed; it lapses on its own")
+		}
+	})
+}
+
+// takeSlot takes the slot the call kept from its last transfer.
+func (t *Transfer) takeSlot() {
+	if sc, ok := t.call.(slotCall); ok {
+		t.endedSlot = sc.TakeSlot()
+	}
+}
+
+// keepSlot hands the slot of the last leg, not given back by a count, to
+// the call for its next block.
+func (t *Transfer) keepSlot() {
+	if t.endedSlot.Slot == "" {
+		return
+	}
+	if sc, ok := t.call.(slotCall); ok {
+		sc.KeepSlot(t.endedSlot)
+	} else {
+		t.endedSlot.ReleaseLater(t.call, t.log)
+	}
+	t.endedSlot = EndedSlot{}
+}
+
+// releaseEnded releases the slot of the last leg now (off the caller's
+// path), unless the count of leg, about to be made, gives it back.
+func (t *Transfer) releaseEnded(counting bool, ended string) {
+	s := t.endedSlot
+	if s.Slot == "" || counting && s.Gate == t.gate && s.Slot == ended {
+		return
+	}
+	s.ReleaseLater(t.call, t.log)
+	t.endedSlot = EndedSlot{}
+}
+
+// countAnswered notes that the count of the current leg was made (admitted
+// or refused): its script gave the last leg's slot back.
+func (t *Transfer) countAnswered() { t.endedSlot = EndedSlot{} }
