@@ -262,6 +262,9 @@ type App struct {
 	// adoptions holds a place per adoption under way (paceAdoption).
 	adoptions chan struct{}
 	owners    map[string]*call // channel, bridge and playback IDs -> call
+	// notDialled holds the legs calls here made and never dialled, as
+	// their term ended (notdialled.go).
+	notDialled map[string]time.Time
 
 	// leftBehind: a reconcile runs for what calls ending here left in the
 	// store (reconcileLeft); leftAgain: one more is due after it.

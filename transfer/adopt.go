@@ -80,6 +80,12 @@ func (t *Transfer) resume(ctx context.Context, saved record.TransferState) (stat
 		return t.adoptFailed(ctx, err)
 	}
 	switch {
+	case legState == "" && t.goneUndialled(saved):
+		// Made by this process's last term, which stopped before the dial
+		// left; Asterisk ended it since: nothing reached the far end.
+		t.forgetLeg()
+		t.dropUndialled(ctx)
+		return t.startLeg(ctx)
 	case legState == "":
 		// The leg ended while nobody watched: its cause is unknown.
 		return t.farEndHungUp(ctx, s, legEnd{})
@@ -142,6 +148,7 @@ func (t *Transfer) rejoinFailed(ctx context.Context, s state, err error) (state,
 // dialled (the record says so before the dial leaves): it is dialled now,
 // or made again if it never came to be.
 func (t *Transfer) resumeCreated(ctx context.Context) (state, error) {
+	t.leg.notDialled = true // the record says so: nobody dialled it
 	legState, err := t.legState(ctx)
 	if err == nil {
 		err = t.ensureBridge(ctx)
@@ -199,6 +206,7 @@ func (t *Transfer) dialWhenInAppAdopted(ctx context.Context) error {
 		return err
 	}
 	return t.retry(ctx, "dialling the adopted leg", func() error {
+		t.leg.notDialled = false
 		err := t.env.ARI.Dial(ctx, t.leg.id, ringFor(t.leg.deadline))
 		if ari.StatusCode(err) == 409 {
 			return errRetryable{err} // not in the app yet

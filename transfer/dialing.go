@@ -212,6 +212,7 @@ func (t *Transfer) startLeg(ctx context.Context) (state, error) {
 		l.bridge = t.env.NewID("br")
 	}
 	l.log = l.log.WithField("outbound", l.id)
+	l.notDialled = true
 	rec.Outbound, rec.Bridge = l.id, l.bridge
 	rec.Transfer = t.persisted(record.StateCreated)
 	t.call.Own(l.id, l.bridge)
@@ -468,6 +469,7 @@ func (t *Transfer) dialWhenInApp(ctx context.Context) error {
 	// this instant (lease lost, stop): whoever takes over waits for this
 	// leg and never dials it, so a dial held back would keep the caller
 	// waiting in silence until the ring timeout.
+	l.notDialled = false
 	err = t.env.ARI.Dial(ari.Written(ctx, written.Add(t.env.Written)), t.leg.id, ringFor(t.leg.deadline))
 	for assumed && ari.StatusCode(err) == 409 {
 		// Dialled on the word of a reconnect, and not in the app yet: its
@@ -554,7 +556,7 @@ func (t *Transfer) notSeenInApp(ctx context.Context) error {
 // (a process taking over finds the leg by it).
 func (t *Transfer) renewLeg(ctx context.Context) error {
 	rec := t.call.Record()
-	t.leg.id, t.leg.ahead = t.env.NewID("leg"), nil
+	t.leg.id, t.leg.ahead, t.leg.notDialled = t.env.NewID("leg"), nil, true
 	rec.Outbound = t.leg.id
 	rec.Transfer.State = record.StateCreated
 	t.leg.log = t.leg.log.WithField("outbound", t.leg.id)

@@ -230,8 +230,11 @@ type leg struct {
 	callerIn, joined bool
 	// ahead: made ahead by the last transfer (ahead.go), not by this one.
 	ahead *Ahead
-	talk  talkState
-	log   *logrus.Entry
+	// notDialled: this transfer made the leg (or took it undialled) and
+	// has not sent its dial yet (notdialled.go).
+	notDialled bool
+	talk       talkState
+	log        *logrus.Entry
 }
 
 // state is one state of the machine: what it waits for, until when, and
@@ -312,6 +315,8 @@ func (t *Transfer) finish(ctx context.Context, err error) (Result, error) {
 	if !stopping(ctx, err) {
 		t.stopWarning(ctx)
 		t.closeLeg(ctx)
+	} else {
+		t.noteNotDialled()
 	}
 	t.keepSlot()
 	t.res.Attempts = t.attempt + 1
