@@ -70,10 +70,7 @@ func TestNextTransferTakesTheKeptBridge(t *testing.T) {
 	h := run(t, []string{twiceYAML("twice", "")})
 	h.caller("c1", "twice")
 	leg1, br := h.leg()
-	h.fake.Answer(leg1)
-	h.req("POST", "/bridges/"+br+"/addChannel")
-	h.answered("POST", "/bridges/"+br+"/addChannel")
-	h.fake.Hangup(leg1, 16)
+	h.bridgedUntilHangup(leg1, br)
 
 	leg2 := h.made()
 	if rec := h.load("c1"); rec.Bridge != br || rec.Outbound != leg2 || rec.Phase != record.PhaseDialing {
@@ -111,10 +108,7 @@ func TestKeptBridgeOfAnotherKindGoes(t *testing.T) {
 	h := run(t, []string{twiceYAML("twice", "    return_key: \"*#\"")})
 	h.caller("c1", "twice")
 	leg1, br1 := h.leg()
-	h.fake.Answer(leg1)
-	h.req("POST", "/bridges/"+br1+"/addChannel")
-	h.answered("POST", "/bridges/"+br1+"/addChannel")
-	h.fake.Hangup(leg1, 16)
+	h.bridgedUntilHangup(leg1, br1)
 
 	leg2, br2 := h.leg()
 	if br2 == br1 {
@@ -131,10 +125,7 @@ func TestKeptBridgeGoesWithTheCaller(t *testing.T) {
 	h := run(t, []string{twiceYAML("twice", "")})
 	h.caller("c1", "twice")
 	leg1, br := h.leg()
-	h.fake.Answer(leg1)
-	h.req("POST", "/bridges/"+br+"/addChannel")
-	h.answered("POST", "/bridges/"+br+"/addChannel")
-	h.fake.Hangup(leg1, 16)
+	h.bridgedUntilHangup(leg1, br)
 	leg2 := h.made()
 	h.fake.Hangup("c1", 16)
 	h.legDropped("c1", leg2, br)

@@ -580,10 +580,7 @@ blocks:
 	if ch.Endpoint != "PJSIP/agent1" || ch.ConnectedNumber != "+4917612345678" || ch.ConnectedName != "Alice" {
 		t.Errorf("agent leg %+v", ch)
 	}
-	h.fake.Answer(leg)
-	h.req("POST", "/bridges/"+br+"/addChannel")
-	h.answered("POST", "/bridges/"+br+"/addChannel")
-	h.fake.Hangup(leg, 16)
+	h.bridgedUntilHangup(leg, br)
 	h.req("DELETE", "/channels/c1")
 	h.ended("c1")
 	h.clean("c1")

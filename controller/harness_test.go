@@ -526,11 +526,18 @@ func (h *harness) createdID() string {
 // from the far end and sees the call take Success and end clean.
 func (h *harness) bridgedUntilSuccess(leg, br string) {
 	h.t.Helper()
+	h.bridgedUntilHangup(leg, br)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+}
+
+// bridgedUntilHangup answers leg, waits until it is added to bridge br,
+// and hangs it up from the far end.
+func (h *harness) bridgedUntilHangup(leg, br string) {
+	h.t.Helper()
 	h.fake.Answer(leg)
 	h.req("POST", "/bridges/"+br+"/addChannel")
 	h.answered("POST", "/bridges/"+br+"/addChannel")
 	h.fake.Hangup(leg, 16)
-	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
 // answered waits until every request with method and prefix so far has
