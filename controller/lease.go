@@ -336,9 +336,12 @@ func (a *App) afterRenewal(ctx context.Context, r renewal) (epoch int64, end err
 		// process may have held it and acted. A renewal sent in time but
 		// answered late can find so without a lapse here. What this
 		// process knows of its calls may be stale: a new term, which takes
-		// them over from the store again.
+		// them over from the store again. Until it begins, the lease is
+		// not this process's to act with: a call of the ending term that
+		// has not yet seen its end must not act on what it knows under the
+		// new epoch (the new term campaigns, and gets the lease back).
 		a.metrics.LeaseFailures.Inc()
-		a.lease.set(r.got, valid)
+		a.lease.clear()
 		a.logTerm(r.got).WithField("unrenewed", r.unrenewed.Round(time.Millisecond)).Warn("lease: ran out in the store and taken again after another holder; beginning a new term")
 		return 0, errLeaseRenewedLate
 	case r.got == r.epoch+1 && lapsed:

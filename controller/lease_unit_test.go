@@ -646,3 +646,24 @@ func TestFencedCallTakenBackWhileActive(t *testing.T) {
 	h.ended("c1")
 	h.clean("c1")
 }
+
+// A renewal that finds the lease taken back after another holder ends the
+// term, and until the next term begins nothing may act with the lease: a
+// call of the ending term that has not yet seen its end would act, under
+// the new epoch, on what it knew before another process may have acted.
+func TestTakenBackAfterAnotherHolderFencesTheEndingTerm(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []string{twoPrompts})
+	a := h.app
+	a.lease.set(4, time.Now().Add(time.Minute))
+	if err := a.allowed(context.Background()); err != nil {
+		t.Fatalf("before: %v", err)
+	}
+	_, end := a.afterRenewal(context.Background(), renewal{epoch: 4, got: 6, sent: time.Now(), unrenewed: 2 * a.cfg.LeaseTTL})
+	if !errors.Is(end, errLeaseRenewedLate) {
+		t.Fatalf("renewal: %v; want the term ended (errLeaseRenewedLate)", end)
+	}
+	if err := a.allowed(context.Background()); !errors.Is(err, ErrFenced) {
+		t.Errorf("a request of the ending term: %v; want it fenced", err)
+	}
+}
