@@ -38,15 +38,15 @@ func Slot(callID string, n int) string { return callID + ":" + strconv.Itoa(n) }
 // the number is not made, and its result says by which rule.
 func (t *Transfer) admit(ctx context.Context) error {
 	if t.gate == nil || t.leg.target.Ungated {
-		t.releaseEnded(false, "")
+		t.releaseEnded("")
 		return nil
 	}
 	leg := t.policyLeg()
 	if err := t.gate.Check(leg); err != nil {
-		t.releaseEnded(false, "")
+		t.releaseEnded("")
 		return t.refused(err)
 	}
-	t.releaseEnded(true, leg.Ended)
+	t.releaseEnded(leg.Ended)
 	if ac, ok := t.call.(alongCall); ok && ac.CountsAlong() {
 		if g, ok := t.gate.(alongGate); ok {
 			if along, ok := g.CountAlong(leg); ok {
@@ -125,10 +125,7 @@ func (t *Transfer) awaitCount(ctx context.Context) error {
 		// The count goes on and its slot lapses; the call stops here.
 		return ctx.Err()
 	}
-	var d *policy.Denied
-	if v.err == nil || errors.As(v.err, &d) {
-		t.countAnswered()
-	}
+	t.countAnswered(v.err)
 	if v.err != nil {
 		return t.refused(v.err)
 	}
@@ -168,13 +165,12 @@ func (t *Transfer) setDialingCounted(ctx context.Context, along *policy.Along) e
 	t.leg.slot = Slot(t.call.ID(), rec.Transfers)
 	rec.Transfers++
 	err := t.call.(alongCall).SetPhaseAlong(ctx, record.PhaseDialing, along)
+	t.countAnswered(err)
 	var d *policy.Denied
 	switch {
 	case err == nil:
-		t.countAnswered()
 		return nil
 	case errors.As(err, &d):
-		t.countAnswered()
 		rec.Transfers--
 		t.leg.slot = ""
 		return t.refused(err)

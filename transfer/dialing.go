@@ -654,7 +654,7 @@ func (t *Transfer) releaseSlot() {
 		s.ReleaseLater(t.call, t.log)
 		return
 	}
-	t.releaseEnded(false, "") // an older one, not counted since
+	t.releaseEnded("") // an older one, not counted since
 	t.endedSlot = s
 }
 

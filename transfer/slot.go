@@ -2,9 +2,12 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/policy"
 )
 
 // A counted leg holds a concurrency slot until it ends. The slot of a leg
@@ -55,30 +58,32 @@ func (t *Transfer) takeSlot() {
 }
 
 // keepSlot hands the slot of the last leg, not given back by a count, to
-// the call for its next block.
+// the call for its next block (only a slotCall's transfers hold one).
 func (t *Transfer) keepSlot() {
-	if t.endedSlot.Slot == "" {
-		return
-	}
-	if sc, ok := t.call.(slotCall); ok {
+	if sc, ok := t.call.(slotCall); ok && t.endedSlot.Slot != "" {
 		sc.KeepSlot(t.endedSlot)
-	} else {
-		t.endedSlot.ReleaseLater(t.call, t.log)
+		t.endedSlot = EndedSlot{}
 	}
-	t.endedSlot = EndedSlot{}
 }
 
 // releaseEnded releases the slot of the last leg now (off the caller's
-// path), unless the count of leg, about to be made, gives it back.
-func (t *Transfer) releaseEnded(counting bool, ended string) {
+// path), unless it is given, the slot the count about to be made with this
+// transfer's gate gives back ("": no count gives it back).
+func (t *Transfer) releaseEnded(given string) {
 	s := t.endedSlot
-	if s.Slot == "" || counting && s.Gate == t.gate && s.Slot == ended {
+	if s.Slot == "" || s.Slot == given && s.Gate == t.gate {
 		return
 	}
 	s.ReleaseLater(t.call, t.log)
 	t.endedSlot = EndedSlot{}
 }
 
-// countAnswered notes that the count of the current leg was made (admitted
-// or refused): its script gave the last leg's slot back.
-func (t *Transfer) countAnswered() { t.endedSlot = EndedSlot{} }
+// countAnswered notes the answer of the current leg's count: admitted or
+// refused, its script gave the last leg's slot back; any other error may
+// have kept it from running.
+func (t *Transfer) countAnswered(err error) {
+	var d *policy.Denied
+	if err == nil || errors.As(err, &d) {
+		t.endedSlot = EndedSlot{}
+	}
+}
