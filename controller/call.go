@@ -364,7 +364,7 @@ func (c *call) nextBlock(b *flows.Block, branch string) (string, error) {
 }
 
 func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
-	if b.Type != flows.TypeTransferToPhoneNumber && b.Type != flows.TypeTransferToAgent {
+	if !b.Type.Dials() {
 		c.releaseBridge()
 		c.releaseAhead("the next block is not a transfer")
 		c.releaseSlot()
@@ -455,7 +455,7 @@ func (c *call) enterBlock(ctx context.Context, b *flows.Block) error {
 // one transfer to the next, or from a block that only computes, needs no
 // write.
 func (c *call) wouldReplay(b *flows.Block) bool {
-	if b.Type != flows.TypeTransferToPhoneNumber && b.Type != flows.TypeTransferToAgent || c.flow == nil {
+	if !b.Type.Dials() || c.flow == nil {
 		return false
 	}
 	last, ok := c.flow.Blocks[c.savedBlock]

@@ -208,9 +208,7 @@ func busyTargets(b *Block) []string {
 // errorsAtOnce tells whether a block type takes its Error branch without
 // waiting, the same way every time: a transfer whose number the dial
 // policy refuses, or whose settings are invalid, dials nothing.
-func errorsAtOnce(t BlockType) bool {
-	return t == TypeTransferToPhoneNumber || t == TypeTransferToAgent
-}
+func errorsAtOnce(t BlockType) bool { return t.Dials() }
 
 // viaError tells whether a loop goes through a transfer's Error branch.
 func viaError(f *Flow, comp []string) bool {

@@ -27,6 +27,12 @@ const (
 	TypeTransferToQueue       BlockType = "TransferToQueue"
 )
 
+// Dials tells whether blocks of type t dial out: a transfer to a phone
+// number or to an agent.
+func (t BlockType) Dials() bool {
+	return t == TypeTransferToPhoneNumber || t == TypeTransferToAgent
+}
+
 // Branch names shared by several block types.
 const (
 	BranchNext       = "Next"
