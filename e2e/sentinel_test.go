@@ -96,6 +96,7 @@ func startSentinelSet(t *testing.T, redisArgs ...string) *sentinelSet {
 			}
 			select {
 			case <-ctx.Done():
+				s.logTails(t)
 				t.Fatalf("sentinel %s: replicas %d, other sentinels %d after 30 s", a, len(reps), len(sens))
 			case <-time.After(100 * time.Millisecond):
 			}
@@ -103,6 +104,17 @@ func startSentinelSet(t *testing.T, redisArgs ...string) *sentinelSet {
 		sc.Close()
 	}
 	return s
+}
+
+// logTails logs the end of each of the set's logs: a set that did not
+// come up (a sentinel that never joined) says why there.
+func (s *sentinelSet) logTails(t *testing.T) {
+	logs, _ := filepath.Glob(filepath.Join(s.dir, "*.log"))
+	for _, f := range logs {
+		b, _ := os.ReadFile(f)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		t.Logf("%s (last lines):\n%s", filepath.Base(f), strings.Join(lines[max(0, len(lines)-15):], "\n"))
+	}
 }
 
 // URL is the Redis URL ariflow takes for this set.
