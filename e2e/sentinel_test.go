@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,6 +22,8 @@ type sentinelSet struct {
 	primary, replica string // host:port
 	sentinels        []string
 	procs            []*exec.Cmd
+	exited           chan string // the log name of a process that ended
+	waited           []chan struct{}
 	name             string
 }
 
@@ -31,11 +34,31 @@ type sentinelSet struct {
 // instead of taking ones the failover will lose.
 var replicaGuard = []string{"--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"}
 
+// errSetExited is a set-up in which a process ended: most likely its port,
+// free when picked, was taken before it bound (freePort's race with every
+// connection made meanwhile). The set is started again on new ports.
+var errSetExited = errors.New("a process of the set ended during set-up")
+
 // startSentinelSet starts the set; redisArgs go to the primary and the
 // replica (which may become primary) alike.
 func startSentinelSet(t *testing.T, redisArgs ...string) *sentinelSet {
 	t.Helper()
-	s := &sentinelSet{dir: t.TempDir(), name: "ariflow-ha"}
+	for try := 1; ; try++ {
+		s, err := trySentinelSet(t, redisArgs...)
+		if err == nil {
+			return s
+		}
+		s.logTails(t)
+		s.stop()
+		if !errors.Is(err, errSetExited) || try == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("sentinel set, try %d: %v; starting it again on new ports", try, err)
+	}
+}
+
+func trySentinelSet(t *testing.T, redisArgs ...string) (*sentinelSet, error) {
+	s := &sentinelSet{dir: t.TempDir(), name: "ariflow-ha", exited: make(chan string, 8)}
 	t.Cleanup(s.stop)
 	port := func() string {
 		a, err := freePort()
@@ -56,7 +79,14 @@ func startSentinelSet(t *testing.T, redisArgs ...string) *sentinelSet {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		s.procs = append(s.procs, cmd)
+		done := make(chan struct{})
+		go func() {
+			_ = cmd.Wait()
+			log.Close()
+			close(done)
+			s.exited <- name
+		}()
+		s.procs, s.waited = append(s.procs, cmd), append(s.waited, done)
 	}
 	hostPort := func(a string) (string, string) { h, p, _ := strings.Cut(a, ":"); return h, p }
 	for i, a := range []string{s.primary, s.replica} {
@@ -95,15 +125,18 @@ func startSentinelSet(t *testing.T, redisArgs ...string) *sentinelSet {
 				break
 			}
 			select {
+			case name := <-s.exited:
+				sc.Close()
+				return s, fmt.Errorf("%w: %s", errSetExited, name)
 			case <-ctx.Done():
-				s.logTails(t)
-				t.Fatalf("sentinel %s: replicas %d, other sentinels %d after 30 s", a, len(reps), len(sens))
+				sc.Close()
+				return s, fmt.Errorf("sentinel %s: replicas %d, other sentinels %d after 30 s", a, len(reps), len(sens))
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
 		sc.Close()
 	}
-	return s
+	return s, nil
 }
 
 // logTails logs the end of each of the set's logs: a set that did not
@@ -150,11 +183,11 @@ func (s *sentinelSet) failover(ctx context.Context, t *testing.T) time.Duration 
 }
 
 func (s *sentinelSet) stop() {
-	for _, p := range s.procs {
+	for i, p := range s.procs {
 		_ = p.Process.Kill()
-		_, _ = p.Process.Wait()
+		<-s.waited[i]
 	}
-	s.procs = nil
+	s.procs, s.waited = nil, nil
 }
 
 // A Redis primary fails over to its replica in the middle of a bridged
