@@ -364,6 +364,60 @@ func TestBridgeAddRetriedAfter422(t *testing.T) {
 	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
 }
 
+// On a saturated PBX the move out of the holding bridge can outlast the
+// quick tries: while the leg is still there, addChannel goes on being
+// tried (not the Error branch, with an answered far end waiting), and the
+// call is bridged.
+func TestBridgeAddRetriedPastTheQuickTriesWhileTheLegIsThere(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	refused := 0
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if strings.HasSuffix(r.Path, "/addChannel") && refused < 7 {
+			refused++
+			return 422, `{"message":"Channel not in Stasis application"}`, 0, true
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	for range 8 { // 7 refused, the 8th carried out
+		h.req("POST", "/bridges/"+br+"/addChannel")
+	}
+	h.answered("POST", "/bridges/"+br+"/addChannel")
+	h.req("GET", "/channels/"+leg) // looked at after the quick tries
+	if m, _ := h.fake.Bridge(br); len(m) != 2 || h.answeredWith("POST", "/bridges/"+br+"/addChannel", 422) != 7 {
+		t.Fatalf("bridge members %v after %d refusals; want caller and leg after 7", m, h.answeredWith("POST", "/bridges/"+br+"/addChannel", 422))
+	}
+	h.fake.Hangup(leg, 16)
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+}
+
+// A leg that has gone (or cannot be looked at) when the quick tries are
+// used up is not waited for: the refusals end there.
+func TestBridgeAddNotRetriedForAGoneLeg(t *testing.T) {
+	t.Parallel()
+	h := run(t, xferFlows)
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		switch {
+		case strings.HasSuffix(r.Path, "/addChannel"):
+			return 422, `{"message":"Channel not in Stasis application"}`, 0, true
+		case r.Method == "GET" && strings.HasPrefix(r.Path, "/channels/ariflow-leg-"):
+			return 500, `{"message":"boom"}`, 0, true
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	leg, br := h.leg()
+	h.fake.Answer(leg)
+	h.req("DELETE", "/channels/"+leg)
+	if n := h.answeredWith("POST", "/bridges/"+br+"/addChannel", 422); n != 5 {
+		t.Errorf("addChannel refused %d times; want the first and the 4 quick tries only", n)
+	}
+	h.branchTaken("c1", mError, transfer.OutcomeError)
+}
+
 // A made leg whose end comes with state Up and no answer before it (the
 // far end answered and hung up at once) is a very short call: Success,
 // not CallFailed.

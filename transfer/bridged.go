@@ -43,8 +43,16 @@ func (b bridged) onEvent(ctx context.Context, t *Transfer, ev ari.Event) (state,
 const returnKeyHold = 2 * time.Second
 
 // bridgeRetries bound how often an addChannel refused with 422 is tried
-// again, waiting 20, 40, 80 and 160 ms.
-const bridgeRetries = 4
+// again, waiting 20, 40, 80 and 160 ms. After them the request goes on
+// being tried, bridgeRetryWait apart, for as long as the leg is still
+// there and up to bridgeRetryFor since the first: on a saturated PBX the
+// move out of the holding bridge can take longer than the quick tries,
+// and an answered far end is worth the wait more than the Error branch.
+const (
+	bridgeRetries   = 4
+	bridgeRetryWait = 200 * time.Millisecond
+	bridgeRetryFor  = 3 * time.Second
+)
 
 // talkState is what a bridged transfer keeps beside its digits: the
 // deadlines of the time limit and its warning, and a prefix of the return
@@ -115,23 +123,33 @@ func (t *Transfer) joinRetrying(ctx context.Context) error {
 	if t.plan.Options.Ringback == flows.RingbackEarlyMedia && !t.rejoin {
 		return nil // bridged before it was dialled
 	}
-	wait := 20 * time.Millisecond
+	wait, started := 20*time.Millisecond, time.Now()
 	for try := 0; ; try++ {
 		err := t.joinBridge(ctx)
 		if unanswered(ctx, err) {
 			return t.joinUnanswered(ctx, err)
 		}
-		if err == nil || ari.StatusCode(err) != 422 || try == bridgeRetries {
+		if err == nil || ari.StatusCode(err) != 422 {
 			return err
 		}
-		t.leg.log.WithError(err).WithField("phase", "bridge-retry").Debug("transfer")
+		if try >= bridgeRetries && (time.Since(started) >= bridgeRetryFor || t.legGone(ctx)) {
+			return err
+		}
+		t.leg.log.WithError(err).WithFields(logrus.Fields{"phase": "bridge-retry", "try": try + 1}).Debug("transfer")
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		wait *= 2
+		wait = min(2*wait, bridgeRetryWait)
 	}
+}
+
+// legGone tells whether the leg has ended or cannot be looked at: the
+// long retries of joinRetrying are for a leg still there.
+func (t *Transfer) legGone(ctx context.Context) bool {
+	exists, err := t.env.ARI.ChannelExists(ctx, t.leg.id)
+	return err != nil || !exists
 }
 
 // joinSettle is how long after an addChannel without an answer the
