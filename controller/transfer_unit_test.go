@@ -374,28 +374,36 @@ func TestBridgeAddRetriedAfter422(t *testing.T) {
 	}
 }
 
-// A leg that has gone (or cannot be looked at) when the quick tries are
-// used up is not waited for: the refusals end there.
-func TestBridgeAddNotRetriedForAGoneLeg(t *testing.T) {
-	t.Parallel()
-	h := run(t, xferFlows)
-	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
-		switch {
-		case strings.HasSuffix(r.Path, "/addChannel"):
-			return 422, `{"message":"Channel not in Stasis application"}`, 0, true
-		case r.Method == "GET" && strings.HasPrefix(r.Path, "/channels/ariflow-leg-"):
-			return 500, `{"message":"boom"}`, 0, true
-		}
-		return 0, "", 0, false
-	})
-	h.caller("c1", "xfer")
-	leg, br := h.leg()
-	h.fake.Answer(leg)
-	h.req("DELETE", "/channels/"+leg)
-	if n := h.answeredWith("POST", "/bridges/"+br+"/addChannel", 422); n != 5 {
-		t.Errorf("addChannel refused %d times; want the first and the 4 quick tries only", n)
+// A leg that has gone (or cannot be looked at), or a caller gone, when
+// the quick tries are used up is not waited for: the refusals end there.
+func TestBridgeAddNotRetriedForAGoneLegOrCaller(t *testing.T) {
+	for _, gone := range []string{"leg", "caller"} {
+		t.Run(gone, func(t *testing.T) {
+			t.Parallel()
+			h := run(t, xferFlows)
+			h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+				switch {
+				case strings.HasSuffix(r.Path, "/addChannel"):
+					return 422, `{"message":"Channel not in Stasis application"}`, 0, true
+				case gone == "leg" && r.Method == "GET" && strings.HasPrefix(r.Path, "/channels/ariflow-leg-"):
+					return 500, `{"message":"boom"}`, 0, true
+				case gone == "caller" && r.Method == "GET" && r.Path == "/channels/c1":
+					return 404, `{"message":"Channel not found"}`, 0, true
+				}
+				return 0, "", 0, false
+			})
+			h.caller("c1", "xfer")
+			leg, br := h.leg()
+			h.fake.Answer(leg)
+			h.req("DELETE", "/channels/"+leg)
+			if n := h.answeredWith("POST", "/bridges/"+br+"/addChannel", 422); n != 5 {
+				t.Errorf("addChannel refused %d times; want the first and the 4 quick tries only", n)
+			}
+			if gone == "leg" {
+				h.branchTaken("c1", mError, transfer.OutcomeError)
+			}
+		})
 	}
-	h.branchTaken("c1", mError, transfer.OutcomeError)
 }
 
 // A made leg whose end comes with state Up and no answer before it (the

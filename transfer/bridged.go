@@ -44,8 +44,9 @@ const returnKeyHold = 2 * time.Second
 
 // bridgeRetries bound how often an addChannel refused with 422 is tried
 // again, waiting 20, 40, 80 and 160 ms. After them the request goes on
-// being tried, bridgeRetryWait apart, for as long as the leg is still
-// there and up to bridgeRetryFor since the first: on a saturated PBX the
+// being tried, bridgeRetryWait apart, for as long as the leg and the
+// caller are still there and up to bridgeRetryFor since the first (a 422
+// also answers for a caller gone): on a saturated PBX the
 // move out of the holding bridge can take longer than the quick tries,
 // and an answered far end is worth the wait more than the Error branch.
 const (
@@ -132,7 +133,7 @@ func (t *Transfer) joinRetrying(ctx context.Context) error {
 		if err == nil || ari.StatusCode(err) != 422 {
 			return err
 		}
-		if try >= bridgeRetries && (time.Since(started) >= bridgeRetryFor || t.legGone(ctx)) {
+		if try >= bridgeRetries && (time.Since(started) >= bridgeRetryFor || t.legGone(ctx) || !t.callerPresent(ctx)) {
 			return err
 		}
 		t.leg.log.WithError(err).WithFields(logrus.Fields{"phase": "bridge-retry", "try": try + 1}).Debug("transfer")
