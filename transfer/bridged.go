@@ -45,10 +45,10 @@ const returnKeyHold = 2 * time.Second
 // bridgeRetries bound how often an addChannel refused with 422 is tried
 // again, waiting 20, 40, 80 and 160 ms. After them the request goes on
 // being tried, bridgeRetryWait apart, for as long as the leg and the
-// caller are still there and up to bridgeRetryFor since the first (a 422
-// also answers for a caller gone): on a saturated PBX the
-// move out of the holding bridge can take longer than the quick tries,
-// and an answered far end is worth the wait more than the Error branch.
+// caller are still there (a 422 also answers for a caller gone) and up to
+// bridgeRetryFor since the first: on a saturated PBX the move out of the
+// holding bridge can take longer than the quick tries, and an answered
+// far end is worth the wait more than the Error branch.
 const (
 	bridgeRetries   = 4
 	bridgeRetryWait = 200 * time.Millisecond
