@@ -33,6 +33,9 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	if err != nil {
 		return "", err
 	}
+	if t.DialVia == flows.DialViaPBX {
+		return c.transferViaPBX(ctx, plan, "agent-")
+	}
 	res, err := transfer.Run(ctx, c, c.app.xfer, c.gate(), plan, 0)
 	return c.transferDone(ctx, res, "agent-", err)
 }

@@ -68,6 +68,10 @@ type Config struct {
 	// whether the playback still runs, so that a lost PlaybackFinished
 	// costs at most this much silence (default 3 s).
 	PlaybackCheck time.Duration
+	// PBXCheck is how often a call whose transfer the PBX's Dial()
+	// carries (dial_via: pbx) asks whether its caller is still there: a
+	// caller hanging up in the dialplan sends the app no event.
+	PBXCheck time.Duration
 	// MaxPlayback bounds one prompt: a playback still running after it is
 	// stopped and the caller sent to the fallback (default 10 min, far
 	// beyond any prompt; it catches media that never ends).
@@ -169,6 +173,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PlaybackCheck <= 0 {
 		c.PlaybackCheck = 3 * time.Second
+	}
+	if c.PBXCheck <= 0 {
+		c.PBXCheck = 5 * time.Second
 	}
 	if c.MaxPlayback <= 0 {
 		c.MaxPlayback = 10 * time.Minute

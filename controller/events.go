@@ -556,6 +556,12 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 		return
 	}
 	log := a.log.WithFields(logrus.Fields{"channel": id, "name": e.Channel.Name})
+	if len(e.Args) > 0 && e.Args[0] == BackArg {
+		// Back from the PBX's Dial() with no call waiting here: its
+		// process stopped, or this one took over since.
+		go a.pbxReturn(ctx, id, log)
+		return
+	}
 	if len(e.Args) > 0 && e.Args[0] == transfer.LegArg {
 		// An outbound leg no local call owns: answered just as this
 		// process took over (its call is adopted now, and finds it up), or

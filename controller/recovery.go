@@ -138,7 +138,9 @@ func (a *App) reconcileStored(ctx context.Context, chans []ari.Channel, n *recon
 		recorded[id] = true
 		ch, ok := present[id]
 		switch {
-		case ok && ch.InApp(a.cfg.App):
+		case ok && ch.InApp(a.cfg.App), ok && rec.Phase == record.PhasePBX:
+			// In the app, or in the PBX's Dial() (dial_via: pbx), to come
+			// back to it.
 			a.adoptRecord(ctx, rec)
 			n.adopted++
 		case ok:
@@ -385,6 +387,14 @@ func (a *App) adoptRecord(ctx context.Context, rec *record.Call) {
 			// (finish) hangs it up and deletes the record.
 			c.log.Info("adopted a call that had ended; hanging its caller up")
 			return nil
+		case c.rec.Phase == record.PhasePBX:
+			// The PBX's Dial() carries the transfer: wait for the caller's
+			// return (or find it back already), whatever the flow says now.
+			branch, err := c.adoptPBX(ctx)
+			if err != nil || branch == "" {
+				return err
+			}
+			return c.follow(ctx, b, branch)
 		case c.rec.Phase == record.PhaseDialing, c.rec.Phase == record.PhaseBridged:
 			// The transfer goes on from its record, whatever the flow
 			// says now; the flow decides only what follows it.

@@ -33,7 +33,7 @@ func (c *call) releaseSlot() {
 // last counted leg may still hold: the process that ran it may have kept
 // it when it stopped. Giving back a slot already given back is harmless.
 func (c *call) adoptSlot() {
-	if c.rec.Transfers == 0 || c.rec.Phase == record.PhaseDialing || c.rec.Phase == record.PhaseBridged {
+	if c.rec.Transfers == 0 || c.rec.Phase == record.PhaseDialing || c.rec.Phase == record.PhaseBridged || c.rec.Phase == record.PhasePBX {
 		return
 	}
 	c.slot = transfer.EndedSlot{Slot: transfer.Slot(c.id, c.rec.Transfers-1), Gate: c.gate()}

@@ -28,6 +28,9 @@ func (c *call) transferToPhone(ctx context.Context, b *flows.TransferToPhoneNumb
 		c.log.WithFields(logrus.Fields{"step": c.rec.Block, "attempt": n + 1, "number": plan.Targets[n].Number}).Info("transfer: adopted between two numbers; going on with the next")
 	}
 	c.rec.ListNext = 0
+	if b.DialVia == flows.DialViaPBX && from == 0 {
+		return c.transferViaPBX(ctx, plan, "")
+	}
 	res, err := transfer.Run(ctx, c, c.app.xfer, c.gate(), plan, from)
 	return c.transferDone(ctx, res, "", err)
 }

@@ -285,7 +285,23 @@ type TransferToPhoneNumber struct {
 	AnswerOnBridge bool
 	EventsURL      string // receives each leg's ringing, answered, completed ("": none)
 	TraceHeader    string // X- header carrying the call's trace context (traceparent) to the far end ("": none)
+	// DialVia says who dials and bridges: ariflow over ARI (the
+	// default), or the PBX's own Dial() (DialViaPBX).
+	DialVia DialVia
 }
+
+// DialVia is who carries a transfer.
+type DialVia string
+
+const (
+	// DialViaARI: ariflow makes the leg, dials it, bridges it and sends
+	// the digits (the default).
+	DialViaARI DialVia = "ari"
+	// DialViaPBX: the caller is continued into the PBX's [ariflow-dial]
+	// context, whose Dial() does the transfer, and comes back to the app
+	// when it ends. Only Connect's own settings apply.
+	DialViaPBX DialVia = "pbx"
+)
 
 // Ringback is what the caller hears while a transfer's far end rings.
 type Ringback string
@@ -332,6 +348,7 @@ type TransferToAgent struct {
 	Context   string // dialplan alternative to Endpoint
 	Extension string
 	Priority  int
+	DialVia   DialVia // with Endpoint: who dials it
 }
 
 // Disconnect hangs the caller up. No branches.

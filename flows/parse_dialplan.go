@@ -50,6 +50,10 @@ func (k *blk) agent() *TransferToAgent {
 	if hasContext {
 		a.Priority = k.integer("priority", 1, 1, 99999)
 	}
+	a.DialVia = k.dialVia()
+	if n := k.vals["dial_via"]; n != nil && !hasEndpoint {
+		k.errf(n.Line, "dial_via: only applies with endpoint")
+	}
 	return a
 }
 

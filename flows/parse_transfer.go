@@ -73,7 +73,45 @@ func (k *blk) transfer() *TransferToPhoneNumber {
 		}
 		t.TraceHeader = name
 	}
+	t.DialVia = k.dialVia()
+	if t.DialVia == DialViaPBX {
+		k.pbxCarries(t)
+	}
 	return t
+}
+
+// dialVia reads who carries a transfer: "ari" (the default) or "pbx".
+func (k *blk) dialVia() DialVia {
+	s, line, ok := k.str("dial_via")
+	switch {
+	case !ok:
+		return DialViaARI
+	case s == string(DialViaARI), s == string(DialViaPBX):
+		return DialVia(s)
+	}
+	k.errf(line, "dial_via: want ari or pbx, got %q", s)
+	return DialViaARI
+}
+
+// pbxOnly are the settings a transfer the PBX's Dial() carries can have:
+// Connect's own. The others need ariflow on the call while it is bridged.
+var pbxOnly = map[string]bool{"number": true, "timeout": true, "resume": true, "dtmf": true,
+	"caller_id_number": true, "caller_id_name": true, "answer_on_bridge": true, "dial_via": true}
+
+// pbxCarries refuses, with dial_via: pbx, the settings Dial() cannot
+// carry: one number, Connect's settings and answer_on_bridge only.
+func (k *blk) pbxCarries(t *TransferToPhoneNumber) {
+	for name, n := range k.vals {
+		if !pbxOnly[name] {
+			k.errf(n.Line, "%s: not with dial_via: pbx (the PBX's Dial() carries only number, timeout, resume, dtmf, caller_id_number, caller_id_name and answer_on_bridge)", name)
+		}
+	}
+	if len(t.More) > 0 {
+		k.errf(k.vals["number"].Line, "number: dial_via: pbx dials one number, not a list")
+	}
+	if t.DTMF.Ref == nil && strings.Contains(t.DTMF.Literal, ",") {
+		k.errf(k.vals["dtmf"].Line, "dtmf: the PBX's Dial() has no 750 ms pause ','; use w (500 ms) or W (1 s) with dial_via: pbx")
+	}
 }
 
 // Checks of literal values (see value), normalising them.

@@ -27,6 +27,11 @@ func TestCheckTransition(t *testing.T) {
 		{PhaseEnding, PhaseFlow, false},
 		{PhaseEnding, PhaseDialing, false},
 		{PhaseDialplan, PhaseEnding, false},
+		{PhaseFlow, PhasePBX, true},
+		{PhasePBX, PhaseFlow, true},
+		{PhasePBX, PhaseEnding, true},
+		{PhasePBX, PhaseDialing, false},
+		{PhaseDialing, PhasePBX, false},
 	} {
 		err := CheckTransition(tc.from, tc.to)
 		if (err == nil) != tc.ok || err != nil && !errors.Is(err, ErrBadTransition) {

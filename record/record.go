@@ -22,6 +22,7 @@ const (
 	PhaseDialing  Phase = "dialing"  // an outbound leg made and dialled, not yet bridged (Transfer.State says more)
 	PhaseBridged  Phase = "bridged"  // answered: caller and far end bridged (Transfer.Resume says what follows)
 	PhaseDialplan Phase = "dialplan" // the caller is being handed to the dialplan: not ours any more
+	PhasePBX      Phase = "pbx"      // the PBX's Dial() carries the transfer (Transfer says which); the caller comes back to the app
 	PhaseEnding   Phase = "ending"   // the call is over, but the caller's hangup got no answer: still to be made
 )
 
@@ -29,10 +30,11 @@ const (
 // flow only when the hand-off failed (the caller is still in Stasis).
 var phaseNext = map[Phase][]Phase{
 	"":            {PhaseFlow},
-	PhaseFlow:     {PhaseFlow, PhaseDialing, PhaseDialplan, PhaseEnding},
+	PhaseFlow:     {PhaseFlow, PhaseDialing, PhaseDialplan, PhasePBX, PhaseEnding},
 	PhaseDialing:  {PhaseDialing, PhaseBridged, PhaseFlow, PhaseEnding},
 	PhaseBridged:  {PhaseBridged, PhaseDialing, PhaseFlow, PhaseEnding},
 	PhaseDialplan: {PhaseFlow},
+	PhasePBX:      {PhasePBX, PhaseFlow, PhaseEnding},
 	PhaseEnding:   {PhaseEnding},
 }
 

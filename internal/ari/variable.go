@@ -19,3 +19,10 @@ func (c *Client) Variable(ctx context.Context, id, name string) (string, error) 
 	err := c.do(ctx, http.MethodGet, chanPath(id)+"/variable?"+q.Encode(), nil, &v, again)
 	return v.Value, err
 }
+
+// SetVariable sets a channel variable or dialplan function on a channel
+// in Stasis (POST /channels/{id}/variable).
+func (c *Client) SetVariable(ctx context.Context, id, name, value string) error {
+	q := url.Values{"variable": {name}, "value": {value}}
+	return c.do(ctx, http.MethodPost, chanPath(id)+"/variable?"+q.Encode(), nil, nil, again)
+}

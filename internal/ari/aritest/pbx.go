@@ -372,7 +372,7 @@ func (s *Server) channelOp(id string, rest []string, r *Request) (int, any) {
 		return http.StatusMethodNotAllowed, errBody("Method Not Allowed")
 	}
 	op := rest[0]
-	known := map[string]string{"answer": "POST", "ring": "POST DELETE", "dtmf": "POST", "play": "POST", "continue": "POST", "dial": "POST", "variable": "GET"}
+	known := map[string]string{"answer": "POST", "ring": "POST DELETE", "dtmf": "POST", "play": "POST", "continue": "POST", "dial": "POST", "variable": "GET POST"}
 	if allowed, ok := known[op]; !ok || (op == "play" && len(rest) > 2) || (op != "play" && len(rest) > 1) {
 		return http.StatusNotFound, errBody("Resource not found")
 	} else if !strings.Contains(allowed, m) {
@@ -382,11 +382,22 @@ func (s *Server) channelOp(id string, rest []string, r *Request) (int, any) {
 	if c == nil {
 		return notFound()
 	}
-	if op == "variable" {
+	if op == "variable" && m == http.MethodGet {
 		return c.variable(r.Query.Get("variable"))
 	}
 	if !c.InStasis {
 		return http.StatusConflict, errBody("Channel not in Stasis application")
+	}
+	if op == "variable" {
+		name := r.Query.Get("variable")
+		if name == "" {
+			return http.StatusBadRequest, errBody("Variable name is required")
+		}
+		if c.Variables == nil {
+			c.Variables = map[string]string{}
+		}
+		c.Variables[name] = r.Query.Get("value")
+		return http.StatusNoContent, nil
 	}
 	if op == "dial" {
 		// A created channel, dialled once, while still down.
@@ -659,6 +670,29 @@ func (s *Server) Caller(id, number, name, entry string) {
 		return
 	}
 	s.emitLocked(App, "StasisStart", map[string]any{"args": c.Args, "channel": c.json()})
+}
+
+// EnterStasis makes a channel the dialplan holds (one continued out of
+// the app) enter Stasis for App again, as Stasis(ariflow,args...) does:
+// StasisStart{args}. While App is inactive nothing happens (Stasis()
+// fails); it returns whether the channel entered.
+func (s *Server) EnterStasis(id string, args ...string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.channelLocked("EnterStasis", id)
+	if c == nil {
+		return false
+	}
+	if c.InStasis {
+		s.t.Errorf("aritest: EnterStasis: channel %q is in Stasis already", id)
+		return false
+	}
+	if s.inactive[App] {
+		return false
+	}
+	c.App, c.Args, c.InStasis, c.appName, c.appData = App, args, true, "Stasis", App+","+strings.Join(args, ",")
+	s.emitLocked(App, "StasisStart", map[string]any{"args": args, "channel": c.json()})
+	return true
 }
 
 // Answer makes an originated channel answer: ChannelStateChange to Up,

@@ -1,0 +1,351 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
+	"github.com/ariflow/ariflow/policy"
+	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/transfer"
+)
+
+// A transfer with dial_via: pbx is carried by the PBX's own Dial(): the
+// call counts the leg with the dial policy and writes the record (phase
+// "pbx") as one step, sets ARIFLOW_DIAL on the caller and continues it
+// into [ariflow-dial] (asterisk-conf/extensions.conf). Dial() rings, sends
+// the digits, bridges, and sends the caller back with
+// Stasis(app,ariflow-back,DIALSTATUS,DIALEDTIME_MS,ANSWEREDTIME_MS,HANGUPCAUSE);
+// the call waits for that StasisStart and takes the branch it says. The
+// PBX thus carries the caller through a restart, kill or takeover of
+// ariflow: whichever process holds the app when the caller comes back
+// adopts the call from its record. A caller who hangs up in the dialplan
+// sends the app nothing: the waiting call looks at its channel now and
+// then (Config.PBXCheck) and after every reconnect.
+
+const (
+	// pbxContext is the dialplan context that carries the transfer.
+	pbxContext = "ariflow-dial"
+	// pbxVar holds the transfer's fields for it, '~'-separated.
+	pbxVar = "ARIFLOW_DIAL"
+	// BackArg is the first Stasis argument of a caller coming back.
+	BackArg = "ariflow-back"
+)
+
+// errNotForPBX: the transfer has something Dial() cannot carry (a
+// separator in a field, a list of numbers); it runs over ARI instead.
+var errNotForPBX = errors.New("not for the PBX's Dial()")
+
+// pbxFields is the value of ARIFLOW_DIAL for plan: dial string, ring
+// timeout, Dial's options (g: come back after an answered far end hangs
+// up; D: the digits after the answer, delayed by whole w's of 500 ms),
+// and the caller ID the far end is shown.
+func pbxFields(plan transfer.Plan, dtmfDelay time.Duration) (string, error) {
+	if len(plan.Targets) != 1 {
+		return "", fmt.Errorf("%w: %d numbers", errNotForPBX, len(plan.Targets))
+	}
+	t := plan.Targets[0]
+	opts := "g"
+	if plan.Digits != "" {
+		if strings.Contains(plan.Digits, ",") {
+			return "", fmt.Errorf("%w: the digits hold the pause ','", errNotForPBX)
+		}
+		opts += "D(" + strings.Repeat("w", int((dtmfDelay+250*time.Millisecond)/(500*time.Millisecond))) + plan.Digits + ")"
+	}
+	fields := []string{t.Dial, strconv.Itoa(t.TimeoutS), opts, plan.CallerIDNumber, plan.CallerIDName}
+	for _, f := range fields {
+		if strings.ContainsAny(f, "~,|\r\n") {
+			return "", fmt.Errorf("%w: %q holds a separator", errNotForPBX, f)
+		}
+	}
+	return strings.Join(fields, "~"), nil
+}
+
+// transferViaPBX runs a transfer block's plan in the PBX's Dial(); kind is
+// "" or "agent-" for the metrics. A plan Dial() cannot carry runs over ARI.
+func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind string) (string, error) {
+	fields, err := pbxFields(plan, c.app.cfg.DTMFDelay)
+	if err != nil {
+		c.log.WithError(err).WithField("step", c.rec.Block).Info("transfer: dial_via pbx not possible for this plan; dialling over ARI")
+		res, err := transfer.Run(ctx, c, c.app.xfer, c.gate(), plan, 0)
+		return c.transferDone(ctx, res, kind, err)
+	}
+	target := plan.Targets[0]
+	gate := c.gate()
+	res := transfer.Result{Number: target.Number, Attempts: 1}
+	slot, err := c.countPBX(ctx, gate, target, plan)
+	if err != nil {
+		c.pbxBack(gate, "")
+		var d *policy.Denied
+		if leaving(ctx, err) {
+			return "", err
+		}
+		res.Outcome, res.DeniedBy = transfer.OutcomeDenied, "policy-unavailable"
+		if errors.As(err, &d) {
+			res.DeniedBy = d.Rule
+		}
+		c.app.metrics.Denied.WithLabelValues(res.DeniedBy).Inc()
+		c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "rule": res.DeniedBy}).Warn("transfer refused by the dial-out policy; nothing dialled")
+		return c.transferDone(ctx, res, kind, nil)
+	}
+	// The caller leaves its bridge (and the app) with the continue; the
+	// bridge goes first, as for any hand-off to the dialplan.
+	c.releaseAhead("the next transfer is the PBX's")
+	c.releaseBridge()
+	c.Settle()
+	log := c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": target.Number})
+	if err := c.app.ari.SetVariable(ctx, c.id, pbxVar, fields); err == nil {
+		err = c.app.ari.Continue(ctx, c.id, pbxContext, "s", 1)
+	}
+	if err != nil {
+		// The caller did not leave: the transfer did not start.
+		c.pbxBack(gate, slot)
+		if leaving(ctx, err) {
+			return "", err
+		}
+		if ari.IsNotFound(err) && !c.callerPresent(ctx) {
+			c.gone = true
+			return "", fmt.Errorf("%w: %w", ErrCallerGone, err)
+		}
+		log.WithError(err).Error("transfer: handing the caller to the PBX's Dial() failed")
+		res.Outcome = transfer.OutcomeError
+		return c.transferDone(ctx, res, kind, nil)
+	}
+	log.Info("transfer: caller handed to the PBX's Dial()")
+	return c.awaitPBX(ctx, gate, slot, kind)
+}
+
+// countPBX counts the leg with the dial policy and writes the record's
+// "pbx" phase, in one step where the store can; it returns the leg's
+// slot ("" when not counted).
+func (c *call) countPBX(ctx context.Context, gate *policy.Gate, target record.Target, plan transfer.Plan) (string, error) {
+	kept := c.TakeSlot()
+	c.rec.Transfer = &record.Transfer{Number: target.Number, Resume: plan.Resume, Agent: plan.Agent, Digits: plan.Digits,
+		Dialed: time.Now(), Attempt: 1, Targets: plan.Targets, CallerIDNumber: plan.CallerIDNumber, CallerIDName: plan.CallerIDName}
+	c.rec.Outbound = ""
+	if gate == nil || target.Ungated {
+		kept.ReleaseLater(c, c.log)
+		return "", c.setPhase(ctx, record.PhasePBX, true)
+	}
+	sys := c.rec.Attributes[flows.NSSystem]
+	leg := policy.Leg{Slot: transfer.Slot(c.id, c.rec.Transfers), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
+		Number: target.Number, TransfersSoFar: c.rec.Transfers}
+	if c.rec.Transfers > 0 {
+		leg.Ended = transfer.Slot(c.id, c.rec.Transfers-1)
+	}
+	if kept.Slot != leg.Ended || kept.Gate != transfer.Gate(gate) {
+		// Not the slot the count gives back: given back now.
+		kept.ReleaseLater(c, c.log)
+	}
+	if err := gate.Check(leg); err != nil {
+		return "", err
+	}
+	c.rec.Transfers++
+	if along, ok := gate.CountAlong(leg); ok && c.CountsAlong() {
+		err := c.SetPhaseAlong(ctx, record.PhasePBX, along)
+		if err != nil {
+			c.rec.Transfers--
+		}
+		return leg.Slot, err
+	}
+	if err := countOnce(ctx, gate, leg); err != nil {
+		c.rec.Transfers--
+		return "", err
+	}
+	if err := c.setPhase(ctx, record.PhasePBX, true); err != nil {
+		c.pbxBack(gate, leg.Slot)
+		return "", err
+	}
+	return leg.Slot, nil
+}
+
+// countOnce counts leg with the policy's counters.
+func countOnce(ctx context.Context, gate *policy.Gate, leg policy.Leg) error {
+	_, err := gate.Count(ctx, leg)
+	return err
+}
+
+// pbxBack puts the call back in the flow after a transfer the PBX carried
+// (or that never left): the leg's slot is kept for the next count to give
+// back.
+func (c *call) pbxBack(gate *policy.Gate, slot string) {
+	c.rec.Phase = record.PhaseFlow
+	c.rec.Transfer = nil
+	if slot != "" {
+		c.KeepSlot(transfer.EndedSlot{Slot: slot, Gate: gate})
+	}
+}
+
+// awaitPBX waits for the caller to come back from [ariflow-dial], and
+// takes the branch its dial status says. A caller gone ends the call.
+func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind string) (string, error) {
+	c.paced()
+	check := time.NewTimer(c.app.cfg.PBXCheck)
+	defer check.Stop()
+	for {
+		ev, late, err := c.receive(ctx, check.C)
+		if err != nil && !errors.Is(err, errTimeout) {
+			return "", err
+		}
+		if late {
+			check.Reset(c.app.cfg.PBXCheck)
+		}
+		var args []string
+		back, gone := false, false
+		switch e := ev.(type) {
+		case nil, *checkChannels:
+			// A while without news, or the event path made again: the
+			// caller's return or hangup may have gone unseen.
+			args, back, gone = c.pbxLook(ctx)
+		case *ari.StasisStart:
+			args, back = e.Args, e.Channel.ID == c.id
+		case *ari.StasisEnd:
+			if e.Channel.ID == c.id {
+				// The caller left the app for the dialplan, as asked: not
+				// its hangup (deliver took it for one). A hangup queued
+				// after it still ends the call here or at the next wait.
+				c.hungUp.Store(false)
+			}
+		case *ari.ChannelDestroyed:
+			gone = e.Channel.ID == c.id
+		case *ari.ChannelHangupRequest:
+			gone = e.Channel.ID == c.id
+		}
+		switch {
+		case gone:
+			c.gone = true
+			if slot != "" {
+				transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log)
+			}
+			c.log.WithField("step", c.rec.Block).Info("transfer: the caller hung up while the PBX carried its transfer")
+			return "", ErrCallerGone
+		case back:
+			return c.pbxReturned(ctx, gate, slot, kind, args)
+		}
+	}
+}
+
+// pbxLook asks Asterisk where the caller is: back in the app (with its
+// Stasis arguments), gone, or still in the dialplan (neither). An error
+// says neither: the next look decides.
+func (c *call) pbxLook(ctx context.Context) (args []string, back, gone bool) {
+	ch, err := c.app.ari.Channel(ctx, c.id)
+	switch {
+	case ari.IsNotFound(err):
+		return nil, false, true
+	case err != nil:
+		c.log.WithError(err).Warn("transfer: looking for the caller the PBX carries failed; looking again later")
+		return nil, false, false
+	case ch.InApp(c.app.cfg.App):
+		return ch.AppArgs(), true, false
+	}
+	return nil, false, false
+}
+
+// pbxReturned takes the caller back from the PBX's Dial(): args are its
+// Stasis arguments (BackArg, DIALSTATUS, DIALEDTIME_MS, ANSWEREDTIME_MS,
+// HANGUPCAUSE).
+func (c *call) pbxReturned(ctx context.Context, gate *policy.Gate, slot, kind string, args []string) (string, error) {
+	arg := func(i int) string {
+		if i < len(args) {
+			return args[i]
+		}
+		return ""
+	}
+	ms := func(i int) time.Duration {
+		n, _ := strconv.Atoi(arg(i))
+		return time.Duration(n) * time.Millisecond
+	}
+	status := arg(1)
+	res := transfer.Result{Attempts: 1}
+	if ts := c.rec.Transfer; ts != nil {
+		res.Number = ts.Number
+	}
+	res.Cause, _ = strconv.Atoi(arg(4))
+	resume, agent := true, false
+	if ts := c.rec.Transfer; ts != nil {
+		resume, agent = ts.Resume, ts.Agent
+	}
+	digits := ""
+	if ts := c.rec.Transfer; ts != nil {
+		digits = ts.Digits
+	}
+	if arg(0) != BackArg {
+		status = "" // back by another way (a redirect): the status is not known
+	}
+	res.Outcome = transfer.OutcomeForDialStatus(status)
+	if res.Outcome == "" {
+		res.Outcome = transfer.OutcomeError
+	}
+	if res.Outcome == transfer.OutcomeSuccess {
+		talk := ms(3)
+		res.TalkTime, res.RingTime = talk, max(ms(2)-talk, 0)
+		res.Answered, res.Digits, res.EndedBy = time.Now().Add(-talk), digits, flows.EndedByFarEnd
+		c.rec.Unanswered = false // Dial() answered the caller as it bridged
+	}
+	c.pbxBack(gate, slot)
+	log := c.log.WithFields(logrus.Fields{"step": c.rec.Block, "dial_status": status, "outcome": res.Outcome})
+	if res.Outcome == transfer.OutcomeSuccess && (!resume || agent) {
+		// Connected, and not to come back to the flow: the call is over
+		// once the far end has hung up.
+		log.Info("transfer: the PBX's Dial() ended; the call ends with it")
+		res.Record(c.rec.Attributes)
+		c.app.metrics.Transfers.WithLabelValues(kind + string(res.Outcome)).Inc()
+		return "", nil
+	}
+	log.Info("transfer: the caller is back from the PBX's Dial()")
+	return c.transferDone(ctx, res, kind, nil)
+}
+
+// adoptPBX takes over a call whose transfer the PBX carries: its caller
+// is back already, gone, or still in the dialplan (then it is awaited).
+func (c *call) adoptPBX(ctx context.Context) (string, error) {
+	gate, slot, kind := c.gate(), "", ""
+	if ts := c.rec.Transfer; ts != nil {
+		if ts.Agent {
+			kind = "agent-"
+		}
+		if c.rec.Transfers > 0 && gate != nil && (len(ts.Targets) == 0 || !ts.Targets[0].Ungated) {
+			slot = transfer.Slot(c.id, c.rec.Transfers-1)
+		}
+	}
+	args, back, gone := c.pbxLook(ctx)
+	switch {
+	case gone:
+		c.gone = true
+		if slot != "" {
+			transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log)
+		}
+		return "", ErrCallerGone
+	case back:
+		return c.pbxReturned(ctx, gate, slot, kind, args)
+	}
+	c.log.WithField("step", c.rec.Block).Info("transfer: adopted while the PBX carries it; awaiting the caller's return")
+	return c.awaitPBX(ctx, gate, slot, kind)
+}
+
+// pbxReturn handles a caller back from [ariflow-dial] that no call here
+// awaits: its record says where it was.
+func (a *App) pbxReturn(ctx context.Context, id string, log *logrus.Entry) {
+	rec, err := a.store.Load(ctx, id)
+	switch {
+	case err == nil:
+		log.WithField("call_id", id).Info("caller back from the PBX's Dial(); adopting its call")
+		a.adoptRecord(ctx, rec)
+	case errors.Is(err, record.ErrNoRecord):
+		log.Error("caller back from the PBX's Dial() without a call record")
+		a.toFallback(context.WithoutCancel(ctx), id, "no-record", log)
+	default:
+		// The store cannot say now: reconcile adopts it (or sends it to
+		// the fallback) once it can.
+		log.WithError(err).Warn("caller back from the PBX's Dial(); its record could not be read; reconciling")
+		a.reconcileLeft(ctx)
+	}
+}

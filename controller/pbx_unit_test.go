@@ -1,0 +1,193 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/record"
+	"github.com/ariflow/ariflow/transfer"
+)
+
+// pbxFlow is xferFlow carried by the PBX's Dial().
+var pbxFlow = xferYAML("xfer", "    dial_via: pbx\n    dtmf: \"12#\"\n"+resumeOn)
+
+// handedToPBX waits for the caller's hand-off to [ariflow-dial] and
+// checks what it was given and the record written before it.
+func (h *harness) handedToPBX(id, wantFields string) {
+	h.t.Helper()
+	v := h.req("POST", "/channels/"+id+"/variable")
+	if got := v.Query.Get("variable") + "=" + v.Query.Get("value"); got != "ARIFLOW_DIAL="+wantFields {
+		h.t.Errorf("variable set: %s, want ARIFLOW_DIAL=%s", got, wantFields)
+	}
+	cont := h.req("POST", "/channels/"+id+"/continue")
+	if cont.Query.Get("context") != "ariflow-dial" || cont.Query.Get("extension") != "s" {
+		h.t.Errorf("continued to %v", cont.Query)
+	}
+	rec := h.load(id)
+	if rec.Phase != record.PhasePBX || rec.Transfer == nil || rec.Transfer.Number != "+4930123456" || rec.Transfers != 1 {
+		h.t.Errorf("record before the hand-off: phase %s transfer %+v transfers %d", rec.Phase, rec.Transfer, rec.Transfers)
+	}
+}
+
+// The dial's status, as the caller comes back, takes the branch; nothing
+// but the answer, the variable and the continue was asked of Asterisk
+// for the transfer.
+func TestPBXTransferOutcomes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status string
+		media  string
+		want   transfer.Outcome
+	}{
+		{"ANSWER", mSuccess, transfer.OutcomeSuccess},
+		{"BUSY", mFailed, transfer.OutcomeCallFailed},
+		{"CONGESTION", mFailed, transfer.OutcomeCallFailed},
+		{"CHANUNAVAIL", mFailed, transfer.OutcomeCallFailed},
+		{"NOANSWER", mTimeout, transfer.OutcomeTimeout},
+		{"INVALIDARGS", mError, transfer.OutcomeError},
+	} {
+		t.Run(tc.status, func(t *testing.T) {
+			t.Parallel()
+			h := run(t, []string{pbxFlow})
+			h.caller("c1", "xfer")
+			h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12#)~+4930555000~ACME Support")
+			if !h.fake.EnterStasis("c1", BackArg, tc.status, "3500", "2000", "16") {
+				t.Fatal("caller did not enter Stasis")
+			}
+			pb := h.wantPlayed("c1", tc.media)
+			rec := h.load("c1")
+			tr := rec.Attributes[flows.NSTransfer]
+			if tr[flows.TrStatus] != string(tc.want) || tr[flows.TrNumber] != "+4930123456" {
+				t.Errorf("$.Transfer %v, want status %s", tr, tc.want)
+			}
+			if tc.want == transfer.OutcomeSuccess && (tr[flows.TrTalkTime] != "2.000" || tr[flows.TrRingTime] != "1.500" || tr[flows.TrDigitsSent] != "12#") {
+				t.Errorf("answered transfer's $.Transfer %v", tr)
+			}
+			if rec.Phase != record.PhaseFlow || rec.Transfer != nil {
+				t.Errorf("record at the branch: phase %s transfer %+v", rec.Phase, rec.Transfer)
+			}
+			h.fake.FinishPlayback(pb)
+			h.req("DELETE", "/channels/c1")
+			h.ended("c1")
+			h.clean("c1")
+			for _, r := range h.fake.Requests() {
+				if r.Method != "GET" && (strings.HasPrefix(r.Path, "/channels/create") || strings.HasPrefix(r.Path, "/bridges")) {
+					t.Errorf("the PBX's transfer made %s %s", r.Method, r.Path)
+				}
+			}
+		})
+	}
+}
+
+// A caller who hangs up in the dialplan sends the app nothing: the call
+// finds it gone by looking, and ends with nothing left.
+func TestPBXCallerHangsUpInDialplan(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{pbxFlow}, func(c *Config) { c.PBXCheck = 50 * time.Millisecond })
+	h.caller("c1", "xfer")
+	h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12#)~+4930555000~ACME Support")
+	h.fake.Hangup("c1", 16)
+	if err := h.ended("c1"); err == nil || !strings.Contains(err.Error(), ErrCallerGone.Error()) {
+		t.Errorf("call ended with %v, want the caller gone", err)
+	}
+	h.clean("c1")
+}
+
+// Without resume, the caller back from an answered transfer is hung up
+// (Connect's resume off); a transfer that failed takes its branch.
+func TestPBXTransferWithoutResume(t *testing.T) {
+	t.Parallel()
+	off := strings.Replace(offFlow, "    resume: false\n", "    resume: false\n    dial_via: pbx\n", 1)
+	h := run(t, []string{off})
+	h.caller("c1", "off")
+	h.req("POST", "/channels/c1/continue")
+	h.fake.EnterStasis("c1", BackArg, "ANSWER", "1000", "500", "16")
+	h.req("DELETE", "/channels/c1")
+	if err := h.ended("c1"); err != nil {
+		t.Errorf("call ended with %v", err)
+	}
+	h.clean("c1")
+	if n := h.count("POST", "/channels/c1/play"); n != 0 {
+		t.Errorf("%d prompts played to a caller whose transfer ended the call", n)
+	}
+}
+
+// A process that takes the call over while the PBX carries it leaves the
+// caller in the dialplan and takes it back when it returns; one that finds
+// it back already, or back while nobody waited, goes on at once.
+func TestAdoptPBXTransfer(t *testing.T) {
+	t.Parallel()
+	for _, when := range []string{"returns later", "back before the takeover", "back to a process not waiting"} {
+		t.Run(when, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, []string{pbxFlow})
+			h.pbx("")
+			rec := adoptRecord(record.PhasePBX, "xfer", "", 0)
+			rec.Transfers = 1
+			rec.Transfer = &record.Transfer{Number: "+4930123456", Resume: true, Digits: "12#", Attempt: 1, Dialed: time.Now()}
+			if err := h.client().Continue(t.Context(), "c1", "ariflow-dial", "s", 1); err != nil {
+				t.Fatal(err)
+			}
+			switch when {
+			case "returns later":
+				h.store.put(rec)
+				before := len(h.fake.Requests())
+				h.start()
+				eventually(t, "the call adopted", func() bool { return h.app.isLocal("c1") })
+				for _, r := range h.fake.Requests()[before:] {
+					if strings.HasPrefix(r.Path, "/channels/c1") && r.Method != "GET" {
+						t.Errorf("caller in the PBX's Dial() touched: %s %s", r.Method, r.Path)
+					}
+				}
+				h.fake.EnterStasis("c1", BackArg, "NOANSWER", "5000", "", "19")
+				h.branchTaken("c1", mTimeout, transfer.OutcomeTimeout)
+			case "back before the takeover":
+				h.store.put(rec)
+				h.fake.EnterStasis("c1", BackArg, "BUSY", "800", "", "17")
+				h.start()
+				h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
+			case "back to a process not waiting":
+				h.start()
+				h.store.put(rec)
+				h.fake.EnterStasis("c1", BackArg, "ANSWER", "3000", "2000", "16")
+				h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+			}
+		})
+	}
+}
+
+func TestPBXFields(t *testing.T) {
+	plan := transfer.Plan{Targets: []record.Target{{Number: "+4930123456", Dial: "PJSIP/+4930123456@trunk", TimeoutS: 20}},
+		Digits: "1w2", CallerIDNumber: "+4930555000", CallerIDName: "Desk"}
+	for _, tc := range []struct {
+		name  string
+		edit  func(p *transfer.Plan)
+		delay time.Duration
+		want  string
+	}{
+		{"digits at once", func(*transfer.Plan) {}, 0, "PJSIP/+4930123456@trunk~20~gD(1w2)~+4930555000~Desk"},
+		{"digits after 500 ms", func(*transfer.Plan) {}, 500 * time.Millisecond, "PJSIP/+4930123456@trunk~20~gD(w1w2)~+4930555000~Desk"},
+		{"digits after 1 s", func(*transfer.Plan) {}, time.Second, "PJSIP/+4930123456@trunk~20~gD(ww1w2)~+4930555000~Desk"},
+		{"no digits", func(p *transfer.Plan) { p.Digits = "" }, time.Second, "PJSIP/+4930123456@trunk~20~g~+4930555000~Desk"},
+		{"a pause ','", func(p *transfer.Plan) { p.Digits = "1,2" }, 0, ""},
+		{"a separator in the name", func(p *transfer.Plan) { p.CallerIDName = "A~B" }, 0, ""},
+		{"a comma in the name", func(p *transfer.Plan) { p.CallerIDName = "Doe, Jane" }, 0, ""},
+		{"two numbers", func(p *transfer.Plan) { p.Targets = append(p.Targets, p.Targets[0]) }, 0, ""},
+	} {
+		p := plan
+		p.Targets = append([]record.Target(nil), plan.Targets...)
+		tc.edit(&p)
+		got, err := pbxFields(p, tc.delay)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("%s: %q, want an error", tc.name, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
