@@ -20,6 +20,7 @@ import (
 
 const (
 	didAriflow = "+4930555070" // e2e/testdata/bench/bench.yaml
+	didPBXDial = "+4930555072" // e2e/testdata/bench/bench-pbx.yaml: the same with dial_via: pbx
 	didNative  = "+4930555080" // e2e/pbx-bench.conf
 	shipperNum = "+4930123459"
 	agentNum   = "+4930111009"
@@ -74,6 +75,8 @@ type compareReport struct {
 	AriflowPeakRSS float64   `json:"ariflow_peak_rss_mb"`
 	Leaks          leaks     `json:"leaks_after_run"`
 	When           time.Time `json:"when"`
+	// Via is who carried ariflow's side's transfers (ari, pbx).
+	Via string `json:"via,omitempty"`
 	// Tracing and Records: the run's ariflow traced and recorded every
 	// call (-trace, -records); Spans the spans it exported.
 	Tracing     bool    `json:"tracing"`
@@ -98,7 +101,11 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 		return nil, err
 	}
 	// Warm up both paths so that first-call costs are not measured.
-	for _, did := range []string{didAriflow, didNative} {
+	ariDID := didAriflow
+	if o.via == "pbx" {
+		ariDID = didPBXDial
+	}
+	for _, did := range []string{ariDID, didNative} {
 		if _, err := runSide(ctx, o, s, carrier, &calls, did, 2, 2); err != nil {
 			return nil, fmt.Errorf("warm-up on %s: %w", did, err)
 		}
@@ -107,8 +114,8 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 		return nil, fmt.Errorf("after warm-up: %w", err)
 	}
 	goroutinesBefore := callGoroutines(af.HTTPAddr)
-	rep := &compareReport{Calls: o.calls, Concurrency: o.concurrency, Rate: o.rate, When: time.Now().UTC()}
-	for _, sd := range []struct{ name, did string }{{"ariflow", didAriflow}, {"dialplan", didNative}} {
+	rep := &compareReport{Calls: o.calls, Concurrency: o.concurrency, Rate: o.rate, When: time.Now().UTC(), Via: o.via}
+	for _, sd := range []struct{ name, did string }{{"ariflow", ariDID}, {"dialplan", didNative}} {
 		astCPU0 := cpuSeconds(astPid)
 		afCPU0 := cpuSeconds(af.Pid())
 		trips0 := af.Metric("ariflow_redis_roundtrips_total")

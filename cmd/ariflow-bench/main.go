@@ -37,6 +37,7 @@ type options struct {
 	sweep       []int // calls at once of each point of a sweep
 	trace       bool
 	records     bool
+	via         string // who dials ariflow's side: ari or pbx (dial_via)
 }
 
 func main() {
@@ -58,7 +59,12 @@ func main() {
 	})
 	flag.BoolVar(&o.trace, "trace", false, "ariflow traces every call, exporting over OTLP/HTTP to a receiver in the bench (the A/B of tracing)")
 	flag.BoolVar(&o.records, "records", false, "ariflow writes every call's record to a Redis stream (ariflow:records:bench)")
+	flag.StringVar(&o.via, "via", "ari", "who carries ariflow's side's transfers: ari, or pbx (dial_via: pbx, e2e/testdata/bench/bench-pbx.yaml)")
 	flag.Parse()
+	if o.via != "ari" && o.via != "pbx" {
+		fmt.Fprintf(os.Stderr, "ariflow-bench: -via: want ari or pbx, got %q\n", o.via)
+		os.Exit(2)
+	}
 	if o.profile != "" && o.execTrace != "" {
 		// One side, one fetch: the two would run over the same seconds.
 		fmt.Fprintln(os.Stderr, "ariflow-bench: -cpuprofile and -exectrace cover the same run; give one of them")
