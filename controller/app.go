@@ -268,6 +268,9 @@ type App struct {
 	nparked int
 	// adoptions holds a place per adoption under way (paceAdoption).
 	adoptions chan struct{}
+	// withPBX counts the calls waiting for a caller the PBX's Dial()
+	// carries (pbx.go).
+	withPBX atomic.Int64
 	owners    map[string]*call // channel, bridge and playback IDs -> call
 	// notDialled holds the legs calls here made and never dialled, as
 	// their term ended (notdialled.go).
@@ -400,11 +403,13 @@ func (a *App) Role() string {
 	return "standby"
 }
 
-// ActiveCalls is the number of calls this process runs.
+// ActiveCalls is the number of calls this process runs, but for those
+// whose caller the PBX's Dial() carries (dial_via: pbx): a drain need not
+// wait for them, as the next process takes them back just the same.
 func (a *App) ActiveCalls() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.calls)
+	return len(a.calls) - int(a.withPBX.Load())
 }
 
 // Drain stops taking new calls. Calls in progress keep running until ctx of

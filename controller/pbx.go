@@ -187,6 +187,8 @@ func (c *call) pbxBack(gate *policy.Gate, slot string) {
 // takes the branch its dial status says. A caller gone ends the call.
 func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind string) (string, error) {
 	c.paced()
+	c.app.withPBX.Add(1)
+	defer c.app.withPBX.Add(-1)
 	check := time.NewTimer(c.app.cfg.PBXCheck)
 	defer check.Stop()
 	for {

@@ -117,3 +117,31 @@ func TestPBXDialSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The active process is killed (SIGKILL) while the PBX carries the
+// transfer, and the far end hangs up at once, before the standby holds
+// the app: the caller's Stasis() fails and is tried again by the dialplan
+// until the standby takes it back from its record.
+func TestPBXDialSurvivesKill(t *testing.T) {
+	ctx := callTest(t, 60*time.Second)
+	standby, kill := standbyBeside(ctx, t, "pbxdial")
+	caller, s, from := transferToShipper(ctx, t, pbxDialDID, shipper)
+	agent := carrier.ExpectFrom(agentOK, from)
+	_ = s.Answer()
+	if d, err := s.Digits(ctx, 6); err != nil {
+		t.Fatalf("digits %q: %v", d, err)
+	}
+	killed := kill()
+	_ = s.Hangup()
+	if _, err := waitReadyTime(ctx, standby, killed); err != nil {
+		t.Fatalf("standby not ready after the kill: %v", err)
+	}
+	a := recv(ctx, t, agent, "agent after the kill")
+	if !caller.Up() {
+		t.Error("caller lost across the kill")
+	}
+	a.AnswerAndHangup()
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
