@@ -271,7 +271,7 @@ type App struct {
 	// withPBX counts the calls waiting for a caller the PBX's Dial()
 	// carries (pbx.go).
 	withPBX atomic.Int64
-	owners    map[string]*call // channel, bridge and playback IDs -> call
+	owners  map[string]*call // channel, bridge and playback IDs -> call
 	// notDialled holds the legs calls here made and never dialled, as
 	// their term ended (notdialled.go).
 	notDialled map[string]time.Time
