@@ -15,11 +15,13 @@ validate:
 
 # ariflow against native dialplan at 20, 100 and 150 calls at once, 3000
 # calls per side per point, and the soak (docs/performance.md). BENCH_CALLS
-# and BENCH_SWEEP make a shorter run.
+# and BENCH_SWEEP make a shorter run; BENCH_VIA=pbx measures ariflow's side
+# with its transfers carried by the PBX's Dial() (dial_via: pbx).
 BENCH_CALLS ?= 3000
 BENCH_SWEEP ?= 20,100,150
+BENCH_VIA ?= ari
 bench:
-	bash e2e/bench.sh -sweep $(BENCH_SWEEP) -calls $(BENCH_CALLS) -json bench.json
+	bash e2e/bench.sh -sweep $(BENCH_SWEEP) -calls $(BENCH_CALLS) -via $(BENCH_VIA) -json bench.json
 
 soak:
 	bash e2e/bench.sh -soak 10m -concurrency 100 -json soak.json

@@ -78,7 +78,11 @@ func (r *sweepReport) ratios() []sweepRatio {
 }
 
 func (r *sweepReport) print(w io.Writer) {
-	fmt.Fprintf(w, "\nsweep: each point both sides in one run; resume = the far end's hangup to the next number's INVITE, at the carrier\n\n")
+	via := "ari"
+	if len(r.Points) > 0 && r.Points[0].Via != "" {
+		via = r.Points[0].Via
+	}
+	fmt.Fprintf(w, "\nsweep: each point both sides in one run; ariflow's transfers dialled via %s; resume = the far end's hangup to the next number's INVITE, at the carrier\n\n", via)
 	fmt.Fprintln(w, "| at once | calls/side | side | resume p50 / p95 / p99 ms | DTMF p50 / p99 ms | PBX Asterisk CPU s/1000 | ariflow CPU s/1000 | Redis round trips/call |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, p := range r.Points {
