@@ -39,6 +39,10 @@ const (
 	BackArg = "ariflow-back"
 )
 
+// errPBXUnsaved: the record saying the PBX carries the transfer was not
+// written (the leg was counted, or needs no count): nothing is dialled.
+var errPBXUnsaved = errors.New("the pbx phase was not saved")
+
 // errNotForPBX: the transfer has something Dial() cannot carry (a
 // separator in a field, a list of numbers); it runs over ARI instead.
 var errNotForPBX = errors.New("not for the PBX's Dial()")
@@ -84,7 +88,9 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	if err != nil {
 		c.pbxBack(gate, "")
 		var d *policy.Denied
-		if leaving(ctx, err) {
+		if leaving(ctx, err) || errors.Is(err, errPBXUnsaved) {
+			// Nothing dialled; the flow decides what a record that
+			// cannot be written means (blockOutcome).
 			return "", err
 		}
 		res.Outcome, res.DeniedBy = transfer.OutcomeDenied, "policy-unavailable"
@@ -132,7 +138,10 @@ func (c *call) countPBX(ctx context.Context, gate *policy.Gate, target record.Ta
 	c.rec.Outbound = ""
 	if gate == nil || target.Ungated {
 		kept.ReleaseLater(c, c.log)
-		return "", c.setPhase(ctx, record.PhasePBX, true)
+		if err := c.setPhase(ctx, record.PhasePBX, true); err != nil {
+			return "", fmt.Errorf("%w: %w", errPBXUnsaved, err)
+		}
+		return "", nil
 	}
 	sys := c.rec.Attributes[flows.NSSystem]
 	leg := policy.Leg{Slot: transfer.Slot(c.id, c.rec.Transfers), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
@@ -161,7 +170,7 @@ func (c *call) countPBX(ctx context.Context, gate *policy.Gate, target record.Ta
 	}
 	if err := c.setPhase(ctx, record.PhasePBX, true); err != nil {
 		c.pbxBack(gate, leg.Slot)
-		return "", err
+		return "", fmt.Errorf("%w: %w", errPBXUnsaved, err)
 	}
 	return leg.Slot, nil
 }
