@@ -30,6 +30,7 @@ const (
 	chaosPromptDID  = "+4930557007"
 	chaosInputDID   = "+4930557008"
 	chaosLateDID    = "+4930557009" // answer_on_bridge
+	chaosPBXDID     = "+4930557010" // dial_via: pbx
 
 	chaosFar        = "+4930125001"
 	chaosFarKey     = "+4930125002"
@@ -38,6 +39,7 @@ const (
 	chaosFarList2   = "+4930125005"
 	chaosFarConfirm = "+4930125006"
 	chaosFarLate    = "+4930125007"
+	chaosFarPBX     = "+4930125010"
 
 	// What the flow waits for, as chaos.yaml says.
 	chaosRingTimeout  = 8 * time.Second
@@ -87,6 +89,11 @@ var chaosKinds = []*chaosKind{
 	// answer_on_bridge: the caller rings until its far end is bridged.
 	{"answer on bridge", chaosLateDID, []string{chaosFarLate}, playLate, true},
 	{"answer on bridge: busy", chaosLateDID, []string{chaosFarLate}, playLateBusy, true},
+	// The soak's transfer carried by the PBX's Dial() (dial_via: pbx).
+	{"pbx: success", chaosPBXDID, []string{chaosFarPBX}, playSuccess, false},
+	{"pbx: busy", chaosPBXDID, []string{chaosFarPBX}, playBusy, false},
+	{"pbx: no answer", chaosPBXDID, []string{chaosFarPBX}, playNoAnswer, false},
+	{"pbx: caller hangs up while bridged", chaosPBXDID, []string{chaosFarPBX}, playHangupBridged, false},
 	// A caller in a prompt and in input when a fault hits.
 	{"prompt", chaosPromptDID, nil, playPrompt, false},
 	{"input", chaosInputDID, nil, playInput, false},
@@ -644,7 +651,7 @@ func (c *chaosCall) farDigits() string {
 func expectDigits(f *farEnd, digits string, complete bool) { f.expect, f.complete = digits, complete }
 
 func playSuccess(c *chaosCall) {
-	f, err := c.far(chaosFar, c.silence())
+	f, err := c.far(c.kind.far[0], c.silence())
 	if err != nil {
 		return
 	}
@@ -725,7 +732,7 @@ func playLateBusy(c *chaosCall) {
 }
 
 func playBusy(c *chaosCall) {
-	f, err := c.far(chaosFar, c.silence())
+	f, err := c.far(c.kind.far[0], c.silence())
 	if err != nil {
 		return
 	}
@@ -734,7 +741,7 @@ func playBusy(c *chaosCall) {
 }
 
 func playNoAnswer(c *chaosCall) {
-	f, err := c.far(chaosFar, c.silence())
+	f, err := c.far(c.kind.far[0], c.silence())
 	if err != nil {
 		return
 	}
@@ -773,7 +780,7 @@ func playHangupDTMF(c *chaosCall) {
 }
 
 func playHangupBridged(c *chaosCall) {
-	f, err := c.far(chaosFar, c.silence())
+	f, err := c.far(c.kind.far[0], c.silence())
 	if err != nil {
 		return
 	}
