@@ -33,7 +33,7 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	if err != nil {
 		return "", err
 	}
-	if t.DialVia == flows.DialViaPBX {
+	if c.viaPBX(t.DialVia) {
 		return c.transferViaPBX(ctx, plan, "agent-")
 	}
 	res, err := transfer.Run(ctx, c, c.app.xfer, c.gate(), plan, 0)

@@ -36,10 +36,10 @@ func (c *call) NextPlan() (transfer.Plan, bool) {
 		return transfer.Plan{}, false
 	}
 	switch {
-	case next.Type == flows.TypeTransferToPhoneNumber && next.Transfer != nil && next.Transfer.DialVia != flows.DialViaPBX:
+	case next.Type == flows.TypeTransferToPhoneNumber && next.Transfer != nil && !c.viaPBX(next.Transfer.DialVia):
 		p, err := transfer.Resolve(next.Transfer, c.rec.Attributes, c.app.settings())
 		return p, err == nil
-	case next.Type == flows.TypeTransferToAgent && next.Agent != nil && next.Agent.Context == "" && next.Agent.DialVia != flows.DialViaPBX:
+	case next.Type == flows.TypeTransferToAgent && next.Agent != nil && next.Agent.Context == "" && !c.viaPBX(next.Agent.DialVia):
 		p, rule, err := c.agentPlan(next.Agent)
 		return p, rule == "" && err == nil
 	}

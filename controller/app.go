@@ -68,6 +68,10 @@ type Config struct {
 	// whether the playback still runs, so that a lost PlaybackFinished
 	// costs at most this much silence (default 3 s).
 	PlaybackCheck time.Duration
+	// DialVia is who carries the transfers whose block does not say
+	// (dial_via): "ari" or "" (ariflow), or "pbx" (the PBX's Dial(), for
+	// the blocks that use none of the options beyond Connect's).
+	DialVia flows.DialVia
 	// PBXCheck is how often a call whose transfer the PBX's Dial()
 	// carries (dial_via: pbx) asks whether its caller is still there: a
 	// caller hanging up in the dialplan sends the app no event.

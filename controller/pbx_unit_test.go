@@ -193,3 +193,34 @@ func TestPBXFields(t *testing.T) {
 		}
 	}
 }
+
+// The operator's -dial-via pbx carries the blocks that set no dial_via
+// and use Connect's settings only; a block with an option beyond them, or
+// with dial_via: ari, is dialled over ARI.
+func TestPBXAsTheOperatorsDefault(t *testing.T) {
+	t.Parallel()
+	keyed := xferYAML("keyed", "    return_key: \"**\"\n"+resumeOn)
+	pinned := xferYAML("pinned", "    dial_via: ari\n"+resumeOn)
+	for _, tc := range []struct {
+		entry string
+		pbx   bool
+	}{{"xfer", true}, {"keyed", false}, {"pinned", false}} {
+		t.Run(tc.entry, func(t *testing.T) {
+			t.Parallel()
+			h := run(t, []string{xferFlow, keyed, pinned}, func(c *Config) { c.DialVia = flows.DialViaPBX })
+			h.caller("c1", tc.entry)
+			if tc.pbx {
+				h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~g~+4930555000~ACME Support")
+				h.fake.EnterStasis("c1", BackArg, "BUSY", "500", "", "17")
+				h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
+				return
+			}
+			leg, _ := h.leg()
+			h.fake.Hangup(leg, 17)
+			h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
+			if n := h.count("POST", "/channels/c1/continue"); n != 0 {
+				t.Errorf("the caller was continued %d times", n)
+			}
+		})
+	}
+}

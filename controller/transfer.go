@@ -28,7 +28,7 @@ func (c *call) transferToPhone(ctx context.Context, b *flows.TransferToPhoneNumb
 		c.log.WithFields(logrus.Fields{"step": c.rec.Block, "attempt": n + 1, "number": plan.Targets[n].Number}).Info("transfer: adopted between two numbers; going on with the next")
 	}
 	c.rec.ListNext = 0
-	if b.DialVia == flows.DialViaPBX && from == 0 {
+	if c.viaPBX(b.DialVia) && from == 0 && !plan.BeyondConnect() {
 		return c.transferViaPBX(ctx, plan, "")
 	}
 	res, err := transfer.Run(ctx, c, c.app.xfer, c.gate(), plan, from)
@@ -63,4 +63,13 @@ func (c *call) gate() *policy.Gate {
 // settings are the operator's settings transfer plans are resolved with.
 func (a *App) settings() transfer.Settings {
 	return transfer.Settings{DialTemplate: a.cfg.DialTemplate, DefaultRegion: a.cfg.DefaultRegion}
+}
+
+// viaPBX tells whether a block whose dial_via is v is carried by the
+// PBX's Dial(): its own setting, else the operator's default.
+func (c *call) viaPBX(v flows.DialVia) bool {
+	if v == "" {
+		v = c.app.cfg.DialVia
+	}
+	return v == flows.DialViaPBX
 }

@@ -8,7 +8,7 @@ import (
 func TestDialVia(t *testing.T) {
 	num := "    number: \"+4930123456\"\n"
 	for setting, want := range map[string]DialVia{
-		"":                                    DialViaARI,
+		"":                                    "",
 		"    dial_via: ari\n":                 DialViaARI,
 		"    dial_via: pbx\n":                 DialViaPBX,
 		"    dial_via: pbx\n    dtmf: 12w#\n": DialViaPBX,

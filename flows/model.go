@@ -285,8 +285,8 @@ type TransferToPhoneNumber struct {
 	AnswerOnBridge bool
 	EventsURL      string // receives each leg's ringing, answered, completed ("": none)
 	TraceHeader    string // X- header carrying the call's trace context (traceparent) to the far end ("": none)
-	// DialVia says who dials and bridges: ariflow over ARI (the
-	// default), or the PBX's own Dial() (DialViaPBX).
+	// DialVia says who dials and bridges: ariflow over ARI, or the PBX's
+	// own Dial() (DialViaPBX); "" leaves it to the operator's default.
 	DialVia DialVia
 }
 

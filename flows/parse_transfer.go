@@ -80,17 +80,18 @@ func (k *blk) transfer() *TransferToPhoneNumber {
 	return t
 }
 
-// dialVia reads who carries a transfer: "ari" (the default) or "pbx".
+// dialVia reads who carries a transfer: "ari" or "pbx"; "" when not set
+// (the operator's -dial-via decides).
 func (k *blk) dialVia() DialVia {
 	s, line, ok := k.str("dial_via")
 	switch {
 	case !ok:
-		return DialViaARI
+		return ""
 	case s == string(DialViaARI), s == string(DialViaPBX):
 		return DialVia(s)
 	}
 	k.errf(line, "dial_via: want ari or pbx, got %q", s)
-	return DialViaARI
+	return ""
 }
 
 // pbxOnly are the settings a transfer the PBX's Dial() carries can have:

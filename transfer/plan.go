@@ -240,6 +240,10 @@ func (r resolver) options(b *flows.TransferToPhoneNumber, o *Options) error {
 	return nil
 }
 
+// BeyondConnect tells whether the plan uses an option beyond Amazon
+// Connect's own settings (a talk limit, a return key, other ringback, …).
+func (p Plan) BeyondConnect() bool { return p.Options.state() != nil }
+
 // state is the options' persisted form.
 func (o Options) state() *record.TransferOptions {
 	s := &record.TransferOptions{

@@ -32,6 +32,7 @@ type config struct {
 	LogFormat       string
 	HTTPAddr        string
 	DialTemplate    string
+	DialVia         string
 	Region          string
 	DTMFDelay       time.Duration
 	LegAhead        bool
@@ -107,6 +108,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.LogFormat, "log-format", envDefault("ARIFLOW_LOG_FORMAT", "text"), "text or json ($ARIFLOW_LOG_FORMAT)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", envDefault("ARIFLOW_HTTP_ADDR", "127.0.0.1:8090"), "health, metrics and reload address ($ARIFLOW_HTTP_ADDR)")
 	fs.StringVar(&c.DialTemplate, "dial-template", envDefault("ARIFLOW_DIAL_TEMPLATE", "PJSIP/{number}@trunk"), "dial string for phone numbers ($ARIFLOW_DIAL_TEMPLATE)")
+	fs.StringVar(&c.DialVia, "dial-via", envDefault("ARIFLOW_DIAL_VIA", "ari"), "who carries transfers whose block sets no dial_via: ari (ariflow) or pbx (the PBX's Dial() in [ariflow-dial], for blocks with Connect's settings only) ($ARIFLOW_DIAL_VIA)")
 	fs.StringVar(&c.Region, "region", envDefault("ARIFLOW_DEFAULT_REGION", ""), "region (e.g. DE) for numbers without + ($ARIFLOW_DEFAULT_REGION)")
 	fs.StringVar(&c.Fallback, "fallback", envDefault("ARIFLOW_FALLBACK", ""), "dialplan context[,extension[,priority]] for callers ariflow cannot serve; empty: apology and hangup ($ARIFLOW_FALLBACK)")
 	fs.StringVar(&c.PBXID, "pbx-id", envDefault("ARIFLOW_PBX_ID", ""), "name of this PBX in Redis keys; default Asterisk's entity ID ($ARIFLOW_PBX_ID)")
@@ -235,6 +237,9 @@ func (c *config) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log format %q: use text or json", c.LogFormat))
 	}
+	if c.DialVia != "ari" && c.DialVia != "pbx" {
+		errs = append(errs, fmt.Errorf("dial-via %q: want ari or pbx", c.DialVia))
+	}
 	if !dialTemplateRE.MatchString(c.DialTemplate) || strings.Count(c.DialTemplate, "{number}") != 1 {
 		errs = append(errs, fmt.Errorf("dial template %q must be like PJSIP/{number}@trunk (one {number}, no spaces, commas or &)", c.DialTemplate))
 	}
@@ -257,7 +262,7 @@ func (c *config) validate() error {
 func (c *config) redacted() logrus.Fields {
 	return logrus.Fields{
 		"ari_url": redactURL(c.ARIURL), "ari_user": c.ARIUser, "app": c.App, "redis": redactURL(c.RedisURL),
-		"flows": c.FlowsPath, "http": c.HTTPAddr, "dial_template": c.DialTemplate,
+		"flows": c.FlowsPath, "http": c.HTTPAddr, "dial_template": c.DialTemplate, "dial_via": c.DialVia,
 		"dial_policy": c.DialPolicyFile, "admin_token": c.AdminToken != "",
 	}
 }
