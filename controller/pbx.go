@@ -208,6 +208,13 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 		if late {
 			check.Reset(c.app.cfg.PBXCheck)
 		}
+		if _, look := ev.(*checkChannels); !look && ev != nil {
+			// The controller's own entries (a rewrite of the record after
+			// Redis lost it) are handled as anywhere else.
+			if ev = c.internal(ctx, ev); ev == nil {
+				continue
+			}
+		}
 		var args []string
 		back, gone := false, false
 		switch e := ev.(type) {

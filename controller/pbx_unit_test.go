@@ -224,3 +224,21 @@ func TestPBXAsTheOperatorsDefault(t *testing.T) {
 		})
 	}
 }
+
+// Redis losing the record while the PBX carries the transfer: the waiting
+// call writes it again when asked (as every call does), so that a process
+// taking over later still finds the caller's way back.
+func TestPBXRecordWrittenAgainAfterLoss(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{pbxFlow})
+	h.caller("c1", "xfer")
+	h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12#)~+4930555000~ACME Support")
+	h.store.flush()
+	h.app.resaveAll()
+	eventually(t, "the record written again", func() bool { return h.store.has("c1") })
+	if rec := h.load("c1"); rec.Phase != record.PhasePBX || rec.Transfer == nil {
+		t.Errorf("record written again: phase %s transfer %+v", rec.Phase, rec.Transfer)
+	}
+	h.fake.EnterStasis("c1", BackArg, "ANSWER", "1000", "800", "16")
+	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+}
