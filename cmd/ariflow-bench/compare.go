@@ -20,7 +20,7 @@ import (
 
 const (
 	didAriflow = "+4930555070" // e2e/testdata/bench/bench.yaml
-	didPBXDial = "+4930555072" // e2e/testdata/bench/bench-pbx.yaml: the same with dial_via: pbx
+	didPBXDial = "+4930555075" // e2e/testdata/bench/bench-pbx.yaml: the same with dial_via: pbx
 	didNative  = "+4930555080" // e2e/pbx-bench.conf
 	shipperNum = "+4930123459"
 	agentNum   = "+4930111009"
