@@ -125,7 +125,7 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 		return c.transferDone(ctx, res, kind, nil)
 	}
 	log.Info("transfer: caller handed to the PBX's Dial()")
-	return c.awaitPBX(ctx, gate, slot, kind)
+	return c.awaitPBX(ctx, gate, slot, kind, false)
 }
 
 // countPBX counts the leg with the dial policy and writes the record's
@@ -194,7 +194,7 @@ func (c *call) pbxBack(gate *policy.Gate, slot string) {
 
 // awaitPBX waits for the caller to come back from [ariflow-dial], and
 // takes the branch its dial status says. A caller gone ends the call.
-func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind string) (string, error) {
+func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind string, stayed bool) (string, error) {
 	c.paced()
 	c.app.withPBX.Add(1)
 	defer c.app.withPBX.Add(-1)
@@ -221,7 +221,7 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 		case nil, *checkChannels:
 			// A while without news, or the event path made again: the
 			// caller's return or hangup may have gone unseen.
-			args, back, gone = c.pbxLook(ctx)
+			args, back, gone = c.pbxLook(ctx, &stayed)
 		case *ari.StasisStart:
 			args, back = e.Args, e.Channel.ID == c.id
 		case *ari.StasisEnd:
@@ -252,8 +252,10 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 
 // pbxLook asks Asterisk where the caller is: back in the app (with its
 // Stasis arguments), gone, or still in the dialplan (neither). An error
-// says neither: the next look decides.
-func (c *call) pbxLook(ctx context.Context) (args []string, back, gone bool) {
+// says neither: the next look decides. A caller in the app without
+// BackArg may not have left it yet (a continue is carried out after its
+// answer): it counts as back only when seen so twice (stayed).
+func (c *call) pbxLook(ctx context.Context, stayed *bool) (args []string, back, gone bool) {
 	ch, err := c.app.ari.Channel(ctx, c.id)
 	switch {
 	case ari.IsNotFound(err):
@@ -261,9 +263,15 @@ func (c *call) pbxLook(ctx context.Context) (args []string, back, gone bool) {
 	case err != nil:
 		c.log.WithError(err).Warn("transfer: looking for the caller the PBX carries failed; looking again later")
 		return nil, false, false
-	case ch.InApp(c.app.cfg.App):
-		return ch.AppArgs(), true, false
+	case !ch.InApp(c.app.cfg.App):
+		*stayed = false
+		return nil, false, false
 	}
+	args = ch.AppArgs()
+	if len(args) > 0 && args[0] == BackArg || *stayed {
+		return args, true, false
+	}
+	*stayed = true
 	return nil, false, false
 }
 
@@ -334,7 +342,8 @@ func (c *call) adoptPBX(ctx context.Context) (string, error) {
 			slot = transfer.Slot(c.id, c.rec.Transfers-1)
 		}
 	}
-	args, back, gone := c.pbxLook(ctx)
+	stayed := false
+	args, back, gone := c.pbxLook(ctx, &stayed)
 	switch {
 	case gone:
 		c.gone = true
@@ -346,7 +355,7 @@ func (c *call) adoptPBX(ctx context.Context) (string, error) {
 		return c.pbxReturned(ctx, gate, slot, kind, args)
 	}
 	c.log.WithField("step", c.rec.Block).Info("transfer: adopted while the PBX carries it; awaiting the caller's return")
-	return c.awaitPBX(ctx, gate, slot, kind)
+	return c.awaitPBX(ctx, gate, slot, kind, stayed)
 }
 
 // pbxReturn handles a caller back from [ariflow-dial] that no call here

@@ -121,14 +121,25 @@ func TestPBXTransferWithoutResume(t *testing.T) {
 // it back already, or back while nobody waited, goes on at once.
 func TestAdoptPBXTransfer(t *testing.T) {
 	t.Parallel()
-	for _, when := range []string{"returns later", "back before the takeover", "back to a process not waiting"} {
+	for _, when := range []string{"returns later", "back before the takeover", "back to a process not waiting", "never left"} {
 		t.Run(when, func(t *testing.T) {
 			t.Parallel()
-			h := newHarness(t, []string{pbxFlow})
+			h := newHarness(t, []string{pbxFlow}, func(c *Config) { c.PBXCheck = 50 * time.Millisecond })
 			h.pbx("")
 			rec := adoptRecord(record.PhasePBX, "xfer", "", 0)
 			rec.Transfers = 1
 			rec.Transfer = &record.Transfer{Number: "+4930123456", Resume: true, Digits: "12#", Attempt: 1, Dialed: time.Now()}
+			if when == "never left" {
+				// The record was written, the continue never made: the
+				// caller is still in the app with its entry's arguments.
+				// Not taken for back at the first look (a continue just
+				// answered leaves a moment later), it is at the second:
+				// Error, as the dial's status is unknown.
+				h.store.put(rec)
+				h.start()
+				h.branchTaken("c1", mError, transfer.OutcomeError)
+				return
+			}
 			if err := h.client().Continue(t.Context(), "c1", "ariflow-dial", "s", 1); err != nil {
 				t.Fatal(err)
 			}
