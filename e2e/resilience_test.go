@@ -78,9 +78,17 @@ func TestFarEndHangupDuringOutageResumes(t *testing.T) {
 
 // SIGTERM leaves a bridged transfer in Redis and in Stasis; the next
 // process adopts it and resumes the caller when the shipper hangs up.
+// With dial_via: pbx the caller is not in the app while it talks: the
+// next process adopts the call from its record and takes the caller back.
 func TestRestartAdoptsBridgedCall(t *testing.T) {
+	for _, via := range staticVias {
+		t.Run(via.name, func(t *testing.T) { restartAdoptsBridgedCall(t, via.did) })
+	}
+}
+
+func restartAdoptsBridgedCall(t *testing.T, did string) {
 	ctx := callTest(t, 60*time.Second)
-	caller, s, from := transferToShipper(ctx, t, "+4930555010", shipper)
+	caller, s, from := transferToShipper(ctx, t, did, shipper)
 	agent := carrier.ExpectFrom(agentOK, from)
 	_ = s.Answer()
 	if d, err := s.Digits(ctx, 6); err != nil {

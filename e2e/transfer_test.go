@@ -65,12 +65,23 @@ func transferToShipper(ctx context.Context, t *testing.T, did, number string) (*
 	return caller, recv(ctx, t, ship, "shipper "+number), from
 }
 
+// staticVias are static.yaml's transfer as ariflow dials it, and the
+// same carried by the PBX's Dial() (pbxdial.yaml, dial_via: pbx, whose
+// agent after Success is dialled by the PBX too).
+var staticVias = []struct{ name, did string }{{"ari", "+4930555010"}, {"pbx", pbxDialDID}}
+
 func TestTransferSuccessResumesFlow(t *testing.T) {
+	for _, via := range staticVias {
+		t.Run(via.name, func(t *testing.T) { transferSuccessResumesFlow(t, via.did) })
+	}
+}
+
+func transferSuccessResumesFlow(t *testing.T, did string) {
 	ctx := callTest(t, 30*time.Second)
 	from := nextCaller()
 	agent := carrier.ExpectFrom(agentOK, from)
 	ship := carrier.Expect(shipper)
-	caller, err := carrier.Dial(ctx, from, "+4930555010")
+	caller, err := carrier.Dial(ctx, from, did)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,10 +164,16 @@ func TestTransferDynamicValues(t *testing.T) {
 }
 
 func TestTransferFailures(t *testing.T) {
+	for _, via := range staticVias {
+		t.Run(via.name, func(t *testing.T) { transferFailures(t, via.did) })
+	}
+}
+
+func transferFailures(t *testing.T, did string) {
 	for _, reason := range []string{"busy", "congestion", "unallocated", "rejected"} {
 		t.Run(reason, func(t *testing.T) {
 			ctx := callTest(t, 30*time.Second)
-			caller, s, from := transferToShipper(ctx, t, "+4930555010", shipper)
+			caller, s, from := transferToShipper(ctx, t, did, shipper)
 			agent := carrier.ExpectFrom(agentFailed, from)
 			if err := s.Reject(reason); err != nil {
 				t.Fatal(err)
@@ -170,7 +187,7 @@ func TestTransferFailures(t *testing.T) {
 	}
 	t.Run("no answer within the timeout", func(t *testing.T) {
 		ctx := callTest(t, 30*time.Second)
-		caller, s, from := transferToShipper(ctx, t, "+4930555010", shipper)
+		caller, s, from := transferToShipper(ctx, t, did, shipper)
 		agent := carrier.ExpectFrom(agentTimeout, from)
 		_ = s.Ring()
 		end, err := s.WaitHangup(ctx)
