@@ -84,7 +84,23 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	target := plan.Targets[0]
 	gate := c.gate()
 	res := transfer.Result{Number: target.Number, Attempts: 1}
+	exten, inExten := pbxExten(fields)
+	var setVar chan error
+	if !inExten {
+		// Set beside the record's write: a variable on the caller does
+		// nothing until the continue, which waits for both.
+		setVar = make(chan error, 1)
+		go func() { setVar <- c.app.ari.SetVariable(ctx, c.id, pbxVar, fields) }()
+	}
 	slot, err := c.countPBX(ctx, gate, target, plan)
+	if setVar != nil {
+		if serr := <-setVar; err == nil && serr != nil {
+			err = fmt.Errorf("%w: %w", errPBXNotHanded, serr)
+		}
+	}
+	if errors.Is(err, errPBXNotHanded) {
+		return c.pbxNotHanded(ctx, gate, slot, kind, res, err)
+	}
 	if err != nil {
 		c.pbxBack(gate, "")
 		var d *policy.Denied
@@ -106,26 +122,53 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	c.releaseAhead("the next transfer is the PBX's")
 	c.releaseBridge()
 	c.Settle()
-	log := c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": target.Number})
-	if err := c.app.ari.SetVariable(ctx, c.id, pbxVar, fields); err == nil {
-		err = c.app.ari.Continue(ctx, c.id, pbxContext, "s", 1)
+	if err := c.app.ari.Continue(ctx, c.id, pbxContext, exten, 1); err != nil {
+		return c.pbxNotHanded(ctx, gate, slot, kind, res, err)
 	}
-	if err != nil {
-		// The caller did not leave: the transfer did not start.
-		c.pbxBack(gate, slot)
-		if leaving(ctx, err) {
-			return "", err
-		}
-		if ari.IsNotFound(err) && !c.callerPresent(ctx) {
-			c.gone = true
-			return "", fmt.Errorf("%w: %w", ErrCallerGone, err)
-		}
-		log.WithError(err).Error("transfer: handing the caller to the PBX's Dial() failed")
-		res.Outcome = transfer.OutcomeError
-		return c.transferDone(ctx, res, kind, nil)
-	}
-	log.Info("transfer: caller handed to the PBX's Dial()")
+	c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": target.Number}).Info("transfer: caller handed to the PBX's Dial()")
 	return c.awaitPBX(ctx, gate, slot, kind, false)
+}
+
+// errPBXNotHanded: the transfer's variable could not be set on the caller.
+var errPBXNotHanded = errors.New("not handed to the PBX")
+
+// pbxNotHanded ends a transfer whose caller never left for the PBX's
+// Dial() (err says why): Error, or the caller gone.
+func (c *call) pbxNotHanded(ctx context.Context, gate *policy.Gate, slot, kind string, res transfer.Result, err error) (string, error) {
+	c.pbxBack(gate, slot)
+	if leaving(ctx, err) {
+		return "", err
+	}
+	if ari.IsNotFound(err) && !c.callerPresent(ctx) {
+		c.gone = true
+		return "", fmt.Errorf("%w: %w", ErrCallerGone, err)
+	}
+	c.log.WithError(err).WithField("step", c.rec.Block).Error("transfer: handing the caller to the PBX's Dial() failed")
+	res.Outcome = transfer.OutcomeError
+	return c.transferDone(ctx, res, kind, nil)
+}
+
+// pbxExtenPrefix starts the extension of [ariflow-dial] that carries the
+// transfer's fields itself (_DIAL.), sparing the request that sets
+// ARIFLOW_DIAL.
+const pbxExtenPrefix = "DIAL"
+
+// pbxExten is the extension of [ariflow-dial] to continue the caller to:
+// the fields themselves when they fit an extension (79 bytes of plain
+// characters), else "s", which reads ARIFLOW_DIAL.
+func pbxExten(fields string) (string, bool) {
+	exten := pbxExtenPrefix + fields
+	if len(exten) > 79 {
+		return "s", false
+	}
+	for _, r := range exten {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("+/@~()#*_.:= ", r):
+		default:
+			return "s", false
+		}
+	}
+	return exten, true
 }
 
 // countPBX counts the leg with the dial policy and writes the record's

@@ -15,15 +15,23 @@ var pbxFlow = xferYAML("xfer", "    dial_via: pbx\n    dtmf: \"12#\"\n"+resumeOn
 
 // handedToPBX waits for the caller's hand-off to [ariflow-dial] and
 // checks what it was given and the record written before it.
+// The fields come in the extension (DIAL...) when they fit one, else in
+// ARIFLOW_DIAL with the extension s.
 func (h *harness) handedToPBX(id, wantFields string) {
 	h.t.Helper()
-	v := h.req("POST", "/channels/"+id+"/variable")
-	if got := v.Query.Get("variable") + "=" + v.Query.Get("value"); got != "ARIFLOW_DIAL="+wantFields {
-		h.t.Errorf("variable set: %s, want ARIFLOW_DIAL=%s", got, wantFields)
-	}
 	cont := h.req("POST", "/channels/"+id+"/continue")
-	if cont.Query.Get("context") != "ariflow-dial" || cont.Query.Get("extension") != "s" {
-		h.t.Errorf("continued to %v", cont.Query)
+	exten := "DIAL" + wantFields
+	if _, fits := pbxExten(wantFields); !fits {
+		exten = "s"
+		v := h.req("POST", "/channels/"+id+"/variable")
+		if got := v.Query.Get("variable") + "=" + v.Query.Get("value"); got != "ARIFLOW_DIAL="+wantFields {
+			h.t.Errorf("variable set: %s, want ARIFLOW_DIAL=%s", got, wantFields)
+		}
+	} else if n := h.count("POST", "/channels/"+id+"/variable"); n != 0 {
+		h.t.Errorf("ARIFLOW_DIAL set %d times for fields that fit the extension", n)
+	}
+	if cont.Query.Get("context") != "ariflow-dial" || cont.Query.Get("extension") != exten {
+		h.t.Errorf("continued to %v, want ariflow-dial, %s", cont.Query, exten)
 	}
 	rec := h.load(id)
 	if rec.Phase != record.PhasePBX || rec.Transfer == nil || rec.Transfer.Number != "+4930123456" || rec.Transfers != 1 {
@@ -79,6 +87,17 @@ func TestPBXTransferOutcomes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Fields too long for an extension (or not plain) go in ARIFLOW_DIAL.
+func TestPBXFieldsInVariable(t *testing.T) {
+	t.Parallel()
+	long := strings.Replace(pbxFlow, "caller_id_name: ACME Support", "caller_id_name: ACME Support – Versand und Rücksendungen", 1)
+	h := run(t, []string{long})
+	h.caller("c1", "xfer")
+	h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12#)~+4930555000~ACME Support – Versand und Rücksendungen")
+	h.fake.EnterStasis("c1", BackArg, "NOANSWER", "5000", "", "19")
+	h.branchTaken("c1", mTimeout, transfer.OutcomeTimeout)
 }
 
 // A caller who hangs up in the dialplan sends the app nothing: the call
