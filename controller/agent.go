@@ -21,6 +21,9 @@ func (c *call) transferToAgent(ctx context.Context, t *flows.TransferToAgent) (s
 	if t.Context != "" {
 		return c.continueInDialplan(ctx, t)
 	}
+	if branch, ran, err := c.chainedRan(ctx, c.rec.Block, "agent-"); ran {
+		return branch, err
+	}
 	plan, rule, err := c.agentPlan(t)
 	if rule != "" {
 		// Refused like a number the policy refuses: nothing dialled,

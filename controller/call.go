@@ -72,6 +72,9 @@ type call struct {
 	// slot is the concurrency slot of the last transfer's leg, kept for
 	// the next transfer's count to give back (slot.go).
 	slot transfer.EndedSlot
+	// chained is the result of the transfer the PBX ran right after the
+	// last one, for its block to take (pbx.go).
+	chained *chainedResult
 }
 
 func (a *App) startCall(ctx context.Context, e *ari.StasisStart) {
@@ -364,6 +367,15 @@ func (c *call) nextBlock(b *flows.Block, branch string) (string, error) {
 }
 
 func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
+	if ch := c.chained; ch != nil && ch.Block != b.ID {
+		// Not the block the PBX ran (never, unless the flow went
+		// elsewhere): its leg's slot goes, its result with it.
+		c.chained = nil
+		c.log.WithFields(logrus.Fields{"step": b.ID, "chained": ch.Block}).Warn("transfer: the PBX's chained transfer's block was not next; its result dropped")
+		if ch.Slot != "" {
+			transfer.EndedSlot{Slot: ch.Slot, Gate: c.gate()}.ReleaseLater(c, c.log)
+		}
+	}
 	if !b.Type.Dials() {
 		c.releaseBridge()
 		c.releaseAhead("the next block is not a transfer")

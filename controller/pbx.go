@@ -33,8 +33,10 @@ import (
 const (
 	// pbxContext is the dialplan context that carries the transfer.
 	pbxContext = "ariflow-dial"
-	// pbxVar holds the transfer's fields for it, '~'-separated.
-	pbxVar = "ARIFLOW_DIAL"
+	// pbxVar holds the transfer's fields for it, '~'-separated;
+	// pbxNextVar those of the transfer chained to it.
+	pbxVar     = "ARIFLOW_DIAL"
+	pbxNextVar = "ARIFLOW_NEXT"
 	// BackArg is the first Stasis argument of a caller coming back.
 	BackArg = "ariflow-back"
 )
@@ -85,16 +87,32 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	gate := c.gate()
 	res := transfer.Result{Number: target.Number, Attempts: 1}
 	exten, inExten := pbxExten(fields)
+	chain := c.chainable(plan)
 	var setVar chan error
-	if !inExten {
+	if !inExten || chain != nil {
 		// Set beside the record's write: a variable on the caller does
 		// nothing until the continue, which waits for both.
 		setVar = make(chan error, 1)
-		go func() { setVar <- c.app.ari.SetVariable(ctx, c.id, pbxVar, fields) }()
+		go func() {
+			var err error
+			if !inExten {
+				err = c.app.ari.SetVariable(ctx, c.id, pbxVar, fields)
+			}
+			if err == nil && chain != nil {
+				err = c.app.ari.SetVariable(ctx, c.id, pbxNextVar, chain.fields)
+			}
+			setVar <- err
+		}()
 	}
-	slot, err := c.countPBX(ctx, gate, target, plan)
+	slot, err := c.countPBX(ctx, gate, target, plan, chain)
 	if setVar != nil {
 		if serr := <-setVar; err == nil && serr != nil {
+			err = fmt.Errorf("%w: %w", errPBXNotHanded, serr)
+		}
+	}
+	if err == nil && chain != nil && c.rec.Transfer.Next == nil {
+		// The chained transfer was not counted: the PBX must not dial it.
+		if serr := c.app.ari.SetVariable(ctx, c.id, pbxNextVar, ""); serr != nil {
 			err = fmt.Errorf("%w: %w", errPBXNotHanded, serr)
 		}
 	}
@@ -125,7 +143,11 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	if err := c.app.ari.Continue(ctx, c.id, pbxContext, exten, 1); err != nil {
 		return c.pbxNotHanded(ctx, gate, slot, kind, res, err)
 	}
-	c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": target.Number}).Info("transfer: caller handed to the PBX's Dial()")
+	log := c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": target.Number})
+	if next := c.rec.Transfer.Next; next != nil {
+		log = log.WithField("chained", next.Block)
+	}
+	log.Info("transfer: caller handed to the PBX's Dial()")
 	return c.awaitPBX(ctx, gate, slot, kind, false)
 }
 
@@ -174,7 +196,7 @@ func pbxExten(fields string) (string, bool) {
 // countPBX counts the leg with the dial policy and writes the record's
 // "pbx" phase, in one step where the store can; it returns the leg's
 // slot ("" when not counted).
-func (c *call) countPBX(ctx context.Context, gate *policy.Gate, target record.Target, plan transfer.Plan) (string, error) {
+func (c *call) countPBX(ctx context.Context, gate *policy.Gate, target record.Target, plan transfer.Plan, chain *pbxChain) (string, error) {
 	kept := c.TakeSlot()
 	c.rec.Transfer = &record.Transfer{Number: target.Number, Resume: plan.Resume, Agent: plan.Agent, Digits: plan.Digits,
 		Dialed: time.Now(), Attempt: 1, Targets: plan.Targets, CallerIDNumber: plan.CallerIDNumber, CallerIDName: plan.CallerIDName}
@@ -199,23 +221,126 @@ func (c *call) countPBX(ctx context.Context, gate *policy.Gate, target record.Ta
 	if err := gate.Check(leg); err != nil {
 		return "", err
 	}
+	if chain != nil {
+		c.countChained(ctx, gate, chain)
+	}
 	c.rec.Transfers++
+	chained := 0
+	if c.rec.Transfer.Next != nil {
+		chained = 1
+		c.rec.Transfers++
+	}
+	undo := func() {
+		c.rec.Transfers -= 1 + chained
+		if next := c.rec.Transfer.Next; next != nil {
+			transfer.EndedSlot{Slot: next.Slot, Gate: gate}.ReleaseLater(c, c.log)
+			c.rec.Transfer.Next = nil
+		}
+	}
 	if along, ok := gate.CountAlong(leg); ok && c.CountsAlong() {
 		err := c.SetPhaseAlong(ctx, record.PhasePBX, along)
 		if err != nil {
-			c.rec.Transfers--
+			undo()
 		}
 		return leg.Slot, err
 	}
 	if err := countOnce(ctx, gate, leg); err != nil {
-		c.rec.Transfers--
+		undo()
 		return "", err
 	}
 	if err := c.setPhase(ctx, record.PhasePBX, true); err != nil {
+		undo()
 		c.pbxBack(gate, leg.Slot)
 		return "", fmt.Errorf("%w: %w", errPBXUnsaved, err)
 	}
 	return leg.Slot, nil
+}
+
+// pbxChain is the transfer a PBX-carried transfer's Success branch leads
+// to, when the PBX can dial it right after (chainable).
+type pbxChain struct {
+	target record.Target
+	fields string
+	rec    record.Chained
+}
+
+// countChained counts the chained transfer's leg (its slot after this
+// transfer's own); refused or not counted, nothing is chained.
+func (c *call) countChained(ctx context.Context, gate *policy.Gate, chain *pbxChain) {
+	sys := c.rec.Attributes[flows.NSSystem]
+	leg := policy.Leg{Slot: transfer.Slot(c.id, c.rec.Transfers+1), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
+		Number: chain.target.Number, TransfersSoFar: c.rec.Transfers + 1}
+	err := gate.Check(leg)
+	if err == nil {
+		err = countOnce(ctx, gate, leg)
+	}
+	if err != nil {
+		c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "next": chain.rec.Block}).Info("transfer: the next transfer not chained to this one: the dial policy did not count it")
+		return
+	}
+	chain.rec.Slot = leg.Slot
+	c.rec.Transfer.Next = &chain.rec
+}
+
+// chainable is the transfer the PBX can dial right after this one, once
+// it was answered and has ended: the block its Success branch leads to,
+// when that block is carried by the PBX too, dials one counted number
+// with Connect's settings only, and reads nothing this transfer's result
+// changes ($.Transfer). Its plan is resolved now, as it would be then.
+func (c *call) chainable(plan transfer.Plan) *pbxChain {
+	if c.flow == nil || !plan.Resume || plan.Agent || plan.Targets[0].Ungated || c.gate() == nil {
+		return nil
+	}
+	b := c.flow.Blocks[c.rec.Block]
+	if b == nil {
+		return nil
+	}
+	id, ok := b.Next(flows.BranchSuccess)
+	next := c.flow.Blocks[id]
+	if !ok || next == nil || next.ID == b.ID {
+		return nil
+	}
+	var p transfer.Plan
+	switch {
+	case next.Type == flows.TypeTransferToPhoneNumber && next.Transfer != nil && c.viaPBX(next.Transfer.DialVia):
+		t := next.Transfer
+		if readsTransfer(append([]flows.Value{t.Number, t.Timeout, t.DTMF, t.CallerIDNumber, t.CallerIDName}, t.Timeouts...)...) {
+			return nil
+		}
+		var err error
+		if p, err = transfer.Resolve(t, c.rec.Attributes, c.app.settings()); err != nil || p.BeyondConnect() {
+			return nil
+		}
+	case next.Type == flows.TypeTransferToAgent && next.Agent != nil && next.Agent.Context == "" && c.viaPBX(next.Agent.DialVia):
+		if readsTransfer(next.Agent.Endpoint, next.Agent.Timeout) {
+			return nil
+		}
+		var rule string
+		var err error
+		if p, rule, err = c.agentPlan(next.Agent); rule != "" || err != nil {
+			return nil
+		}
+	default:
+		return nil
+	}
+	fields, err := pbxFields(p, c.app.cfg.DTMFDelay)
+	if err != nil || p.Targets[0].Ungated {
+		return nil
+	}
+	t := p.Targets[0]
+	return &pbxChain{target: t, fields: fields,
+		rec: record.Chained{Block: next.ID, Number: t.Number, Agent: p.Agent, Resume: p.Resume, Digits: p.Digits}}
+}
+
+// readsTransfer tells whether any of vs reads $.Transfer (which the
+// transfer before changes).
+func readsTransfer(vs ...flows.Value) bool {
+	for _, v := range vs {
+		if v.Ref != nil && v.Ref.Namespace == flows.NSTransfer || v.Template && strings.Contains(v.Literal, "$."+string(flows.NSTransfer)) {
+			return true
+		}
+	}
+	return false
 }
 
 // countOnce counts leg with the policy's counters.
@@ -282,9 +407,7 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 		switch {
 		case gone:
 			c.gone = true
-			if slot != "" {
-				transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log)
-			}
+			c.pbxReleaseAll(gate, slot)
 			c.log.WithField("step", c.rec.Block).Info("transfer: the caller hung up while the PBX carried its transfer")
 			return "", ErrCallerGone
 		case back:
@@ -320,35 +443,54 @@ func (c *call) pbxLook(ctx context.Context, stayed *bool) (args []string, back, 
 
 // pbxReturned takes the caller back from the PBX's Dial(): args are its
 // Stasis arguments (BackArg, DIALSTATUS, DIALEDTIME_MS, ANSWEREDTIME_MS,
-// HANGUPCAUSE).
+// HANGUPCAUSE, and the first transfer's "status~dialed~answered~cause"
+// when the PBX went on to the chained one).
 func (c *call) pbxReturned(ctx context.Context, gate *policy.Gate, slot, kind string, args []string) (string, error) {
-	arg := func(i int) string {
-		if i < len(args) {
-			return args[i]
-		}
-		return ""
+	ts := c.rec.Transfer
+	if ts == nil {
+		ts = &record.Transfer{Resume: true}
 	}
+	if next := ts.Next; next != nil {
+		if first := pbxArg(args, 5); first != "" && pbxArg(args, 0) == BackArg {
+			// Both ran: this block's result first (Success, the chained
+			// one's only way in), then the chained block's, which is kept
+			// for that block to take (chainedRan).
+			if slot != "" {
+				transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log)
+			}
+			c.chained = &chainedResult{Chained: *next, args: args[:5]}
+			return c.pbxEnded(ctx, gate, "", kind, append([]string{BackArg}, strings.Split(first, "~")...), ts.Number, ts.Digits, ts.Resume, ts.Agent)
+		}
+		if next.Slot != "" {
+			// This one was not answered: the chained one was never dialled.
+			transfer.EndedSlot{Slot: next.Slot, Gate: gate}.ReleaseLater(c, c.log)
+		}
+	}
+	return c.pbxEnded(ctx, gate, slot, kind, args, ts.Number, ts.Digits, ts.Resume, ts.Agent)
+}
+
+// pbxArg is args[i], "" when there are fewer.
+func pbxArg(args []string, i int) string {
+	if i < len(args) {
+		return args[i]
+	}
+	return ""
+}
+
+// pbxEnded ends a transfer the PBX's Dial() carried, from its Stasis
+// arguments (see pbxReturned): the branch its status says, or the call's
+// end for an answered transfer that does not resume the flow.
+func (c *call) pbxEnded(ctx context.Context, gate *policy.Gate, slot, kind string, args []string, number, digits string, resume, agent bool) (string, error) {
 	ms := func(i int) time.Duration {
-		n, _ := strconv.Atoi(arg(i))
+		n, _ := strconv.Atoi(pbxArg(args, i))
 		return time.Duration(n) * time.Millisecond
 	}
-	status := arg(1)
-	res := transfer.Result{Attempts: 1}
-	if ts := c.rec.Transfer; ts != nil {
-		res.Number = ts.Number
-	}
-	res.Cause, _ = strconv.Atoi(arg(4))
-	resume, agent := true, false
-	if ts := c.rec.Transfer; ts != nil {
-		resume, agent = ts.Resume, ts.Agent
-	}
-	digits := ""
-	if ts := c.rec.Transfer; ts != nil {
-		digits = ts.Digits
-	}
-	if arg(0) != BackArg {
+	status := pbxArg(args, 1)
+	if pbxArg(args, 0) != BackArg {
 		status = "" // back by another way (a redirect): the status is not known
 	}
+	res := transfer.Result{Attempts: 1, Number: number}
+	res.Cause, _ = strconv.Atoi(pbxArg(args, 4))
 	res.Outcome = transfer.OutcomeForDialStatus(status)
 	if res.Outcome == "" {
 		res.Outcome = transfer.OutcomeError
@@ -373,6 +515,25 @@ func (c *call) pbxReturned(ctx context.Context, gate *policy.Gate, slot, kind st
 	return c.transferDone(ctx, res, kind, nil)
 }
 
+// chainedResult is the result of a transfer the PBX dialled right after
+// the one before it (record.Chained), for its block to take.
+type chainedResult struct {
+	record.Chained
+	args []string // its Stasis arguments, as pbxEnded reads them
+}
+
+// chainedRan ends block b at once when the PBX has run it already,
+// chained to the transfer before it (ran true); kind is "" or "agent-".
+func (c *call) chainedRan(ctx context.Context, b string, kind string) (branch string, ran bool, err error) {
+	ch := c.chained
+	if ch == nil || ch.Block != b {
+		return "", false, nil
+	}
+	c.chained = nil
+	branch, err = c.pbxEnded(ctx, c.gate(), ch.Slot, kind, ch.args, ch.Number, ch.Digits, ch.Resume, ch.Agent)
+	return branch, true, err
+}
+
 // adoptPBX takes over a call whose transfer the PBX carries: its caller
 // is back already, gone, or still in the dialplan (then it is awaited).
 func (c *call) adoptPBX(ctx context.Context) (string, error) {
@@ -381,8 +542,12 @@ func (c *call) adoptPBX(ctx context.Context) (string, error) {
 		if ts.Agent {
 			kind = "agent-"
 		}
-		if c.rec.Transfers > 0 && gate != nil && (len(ts.Targets) == 0 || !ts.Targets[0].Ungated) {
-			slot = transfer.Slot(c.id, c.rec.Transfers-1)
+		n := c.rec.Transfers - 1
+		if ts.Next != nil {
+			n-- // the chained transfer's slot is the last
+		}
+		if n >= 0 && gate != nil && (len(ts.Targets) == 0 || !ts.Targets[0].Ungated) {
+			slot = transfer.Slot(c.id, n)
 		}
 	}
 	stayed := false
@@ -390,9 +555,7 @@ func (c *call) adoptPBX(ctx context.Context) (string, error) {
 	switch {
 	case gone:
 		c.gone = true
-		if slot != "" {
-			transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log)
-		}
+		c.pbxReleaseAll(gate, slot)
 		return "", ErrCallerGone
 	case back:
 		return c.pbxReturned(ctx, gate, slot, kind, args)
@@ -417,5 +580,16 @@ func (a *App) pbxReturn(ctx context.Context, id string, log *logrus.Entry) {
 		// the fallback) once it can.
 		log.WithError(err).Warn("caller back from the PBX's Dial(); its record could not be read; reconciling")
 		a.reconcileLeft(ctx)
+	}
+}
+
+// pbxReleaseAll gives back, for a caller gone while the PBX carried its
+// transfer, the slots of that transfer's leg and of the one chained to it.
+func (c *call) pbxReleaseAll(gate *policy.Gate, slot string) {
+	if slot != "" {
+		transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log)
+	}
+	if ts := c.rec.Transfer; ts != nil && ts.Next != nil && ts.Next.Slot != "" {
+		transfer.EndedSlot{Slot: ts.Next.Slot, Gate: gate}.ReleaseLater(c, c.log)
 	}
 }

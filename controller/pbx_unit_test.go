@@ -27,14 +27,18 @@ func (h *harness) handedToPBX(id, wantFields string) {
 		if got := v.Query.Get("variable") + "=" + v.Query.Get("value"); got != "ARIFLOW_DIAL="+wantFields {
 			h.t.Errorf("variable set: %s, want ARIFLOW_DIAL=%s", got, wantFields)
 		}
-	} else if n := h.count("POST", "/channels/"+id+"/variable"); n != 0 {
-		h.t.Errorf("ARIFLOW_DIAL set %d times for fields that fit the extension", n)
+	} else {
+		for _, r := range h.fake.Requests() {
+			if r.Path == "/channels/"+id+"/variable" && r.Query.Get("variable") == "ARIFLOW_DIAL" {
+				h.t.Errorf("ARIFLOW_DIAL set for fields that fit the extension")
+			}
+		}
 	}
 	if cont.Query.Get("context") != "ariflow-dial" || cont.Query.Get("extension") != exten {
 		h.t.Errorf("continued to %v, want ariflow-dial, %s", cont.Query, exten)
 	}
 	rec := h.load(id)
-	if rec.Phase != record.PhasePBX || rec.Transfer == nil || rec.Transfer.Number != "+4930123456" || rec.Transfers != 1 {
+	if rec.Phase != record.PhasePBX || rec.Transfer == nil || rec.Transfer.Number != "+4930123456" || rec.Transfers < 1 {
 		h.t.Errorf("record before the hand-off: phase %s transfer %+v transfers %d", rec.Phase, rec.Transfer, rec.Transfers)
 	}
 }
@@ -271,4 +275,104 @@ func TestPBXRecordWrittenAgainAfterLoss(t *testing.T) {
 	}
 	h.fake.EnterStasis("c1", BackArg, "ANSWER", "1000", "800", "16")
 	h.branchTaken("c1", mSuccess, transfer.OutcomeSuccess)
+}
+
+// chainFlow: a PBX-carried transfer whose Success leads to an agent the
+// PBX dials too.
+var chainFlow = `
+name: chain
+version: "1"
+entry: ["chain"]
+start: xfer
+blocks:
+  xfer:
+    type: TransferToPhoneNumber
+    number: "+4930123456"
+    timeout: 5
+    dtmf: "12"
+    caller_id_number: "+4930555000"
+    dial_via: pbx
+    branches: {Success: agent, CallFailed: failed, Timeout: timeout, Error: error}
+  agent:
+    type: TransferToAgent
+    endpoint: "+4930111009"
+    dial_via: pbx
+    branches: {CallFailed: failed, Timeout: timeout, Error: error}
+  failed: {type: PlayPrompt, prompts: ["sound:br-callfailed"], branches: {Next: bye}}
+  timeout: {type: PlayPrompt, prompts: ["sound:br-timeout"], branches: {Next: bye}}
+  error: {type: PlayPrompt, prompts: ["sound:br-error"], branches: {Next: bye}}
+  bye: {type: Disconnect}
+`
+
+// The agent after Success is handed to the PBX with the transfer before
+// it (ARIFLOW_NEXT), counted ahead; the caller comes back once, with both
+// results, and the flow goes on from the agent's.
+func TestPBXChainedTransfer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		media string // "" : the call ends with the agent's answered transfer
+		want  transfer.Outcome
+	}{
+		{"both answered", []string{"ANSWER", "900", "700", "16", "ANSWER~3500~2000~16"}, "", transfer.OutcomeSuccess},
+		{"the agent busy", []string{"BUSY", "500", "", "17", "ANSWER~3500~2000~16"}, mFailed, transfer.OutcomeCallFailed},
+		{"the first not answered", []string{"NOANSWER", "5000", "", "19", ""}, mTimeout, transfer.OutcomeTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := run(t, []string{chainFlow})
+			h.caller("c1", "chain")
+			h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12)~+4930555000~")
+			next := h.req("POST", "/channels/c1/variable")
+			if got := next.Query.Get("variable") + "=" + next.Query.Get("value"); got != "ARIFLOW_NEXT=PJSIP/+4930111009@trunk~30~g~+4917612345678~Alice" {
+				t.Errorf("chained: %s", got)
+			}
+			rec := h.load("c1")
+			if rec.Transfers != 2 || rec.Transfer.Next == nil || rec.Transfer.Next.Block != "agent" || rec.Transfer.Next.Slot != transfer.Slot("c1", 1) {
+				t.Fatalf("record: transfers %d next %+v", rec.Transfers, rec.Transfer.Next)
+			}
+			h.fake.EnterStasis("c1", append([]string{BackArg}, tc.args...)...)
+			if tc.media == "" {
+				h.req("DELETE", "/channels/c1")
+				if err := h.ended("c1"); err != nil {
+					t.Errorf("call ended with %v", err)
+				}
+				h.clean("c1")
+			} else {
+				h.branchTaken("c1", tc.media, tc.want)
+			}
+			if n := h.count("POST", "/channels/c1/continue"); n != 1 {
+				t.Errorf("the caller was continued %d times, want once", n)
+			}
+		})
+	}
+}
+
+// A process that did not hand the caller over takes it back with both
+// results from the record: the first transfer's Success, then the
+// chained agent's branch.
+func TestAdoptPBXChainedTransfer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []string{chainFlow})
+	h.fake.Caller("c1", "+4917612345678", "Alice", "chain")
+	rec := adoptRecord(record.PhasePBX, "xfer", "", 0)
+	rec.Flow, rec.Transfers = "chain", 2
+	rec.Transfer = &record.Transfer{Number: "+4930123456", Resume: true, Digits: "12", Attempt: 1, Dialed: time.Now(),
+		Next: &record.Chained{Block: "agent", Number: "+4930111009", Agent: true, Slot: transfer.Slot("c1", 1)}}
+	if err := h.client().Continue(t.Context(), "c1", "ariflow-dial", "s", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.store.put(rec)
+	h.fake.EnterStasis("c1", BackArg, "BUSY", "500", "", "17", "ANSWER~3500~2000~16")
+	pb := h.wantPlayed("c1", mFailed)
+	tr := h.load("c1").Attributes[flows.NSTransfer]
+	if tr[flows.TrStatus] != string(transfer.OutcomeCallFailed) || tr[flows.TrNumber] != "+4930111009" {
+		t.Errorf("$.Transfer after the chained agent: %v", tr)
+	}
+	h.fake.FinishPlayback(pb)
+	h.req("DELETE", "/channels/c1")
+	h.ended("c1")
+	h.clean("c1")
 }

@@ -14,6 +14,9 @@ import (
 // resolved (a bad one takes Error with nothing dialled), then the
 // transfer's state machine (package transfer).
 func (c *call) transferToPhone(ctx context.Context, b *flows.TransferToPhoneNumber) (string, error) {
+	if branch, ran, err := c.chainedRan(ctx, c.rec.Block, ""); ran {
+		return branch, err
+	}
 	plan, err := transfer.Resolve(b, c.rec.Attributes, c.app.settings())
 	if err != nil {
 		c.rec.ListNext = 0

@@ -162,6 +162,22 @@ type Transfer struct {
 	Outcome string `json:"outcome,omitempty"`
 	Cause   int    `json:"cause,omitempty"`
 	SIPCode int    `json:"sip_code,omitempty"`
+	// Next is the transfer the PBX dials right after this one when it was
+	// answered and has ended (phase pbx, dial_via: pbx): the block its
+	// Success branch leads to.
+	Next *Chained `json:"next,omitempty"`
+}
+
+// Chained is a transfer handed to the PBX's Dial() with the one before
+// it, to run when that one has been answered and has ended.
+type Chained struct {
+	Block  string `json:"block"`
+	Number string `json:"number"`
+	Agent  bool   `json:"agent,omitempty"`
+	Resume bool   `json:"resume"`
+	Digits string `json:"digits,omitempty"`
+	// Slot is its leg's concurrency slot ("": not counted).
+	Slot string `json:"slot,omitempty"`
 }
 
 // Target is one number of a transfer block's list, resolved.
