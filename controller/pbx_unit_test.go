@@ -121,7 +121,7 @@ func TestPBXCallerHangsUpInDialplan(t *testing.T) {
 }
 
 // Without resume, the caller back from an answered transfer is hung up
-// (Connect's resume off); a transfer that failed takes its branch.
+// (Connect's resume off), with no prompt and no other block.
 func TestPBXTransferWithoutResume(t *testing.T) {
 	t.Parallel()
 	off := strings.Replace(offFlow, "    resume: false\n", "    resume: false\n    dial_via: pbx\n", 1)
