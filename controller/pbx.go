@@ -19,10 +19,11 @@ import (
 
 // A transfer with dial_via: pbx is carried by the PBX's own Dial(): the
 // call counts the leg with the dial policy and writes the record (phase
-// "pbx") as one step, sets ARIFLOW_DIAL on the caller and continues it
-// into [ariflow-dial] (asterisk-conf/extensions.conf). Dial() rings, sends
-// the digits, bridges, and sends the caller back with
-// Stasis(app,ariflow-back,DIALSTATUS,DIALEDTIME_MS,ANSWEREDTIME_MS,HANGUPCAUSE);
+// "pbx") as one step, and continues the caller into [ariflow-dial]
+// (asterisk-conf/extensions.conf) with the transfer's fields in the
+// extension (or in ARIFLOW_DIAL). Dial() rings, sends the digits,
+// bridges, dials the transfer chained to it if any (ARIFLOW_NEXT), and
+// sends the caller back with Stasis(app,ariflow-back,DIALSTATUS,...);
 // the call waits for that StasisStart and takes the branch it says. The
 // PBX thus carries the caller through a restart, kill or takeover of
 // ariflow: whichever process holds the app when the caller comes back
