@@ -58,7 +58,12 @@ type call struct {
 	// hungUp is set by deliver as the caller's hangup is queued, so that
 	// runFlow sees it between blocks that never read the queue.
 	hungUp atomic.Bool
-	obs    callObs // its trace's open spans (observe.go)
+	// staleEnd and staleStart are the caller's StasisEnd and StasisStart
+	// (its Stasis arguments) of a trip to the PBX's Dial() whose return
+	// was found by looking before they came: deliver drops them (pbx.go).
+	staleEnd   atomic.Bool
+	staleStart atomic.Pointer[string]
+	obs        callObs // its trace's open spans (observe.go)
 	// behind is what Later runs off the call's path: each job's done
 	// channel.
 	behindMu sync.Mutex

@@ -17,6 +17,9 @@ import (
 // websocket reader: a call whose queue is full is stuck or flooded, and is
 // ended (see next) rather than allowed to delay every other call.
 func (c *call) deliver(ev ari.Event) {
+	if c.staleTrip(ev) {
+		return
+	}
 	if c.callerGone(ev) {
 		c.hungUp.Store(true)
 	}

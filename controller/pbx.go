@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,6 +142,7 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	c.releaseAhead("the next transfer is the PBX's")
 	c.releaseBridge()
 	c.Settle()
+	c.forgetStale()
 	if err := c.app.ari.Continue(ctx, c.id, pbxContext, exten, 1); err != nil {
 		return c.pbxNotHanded(ctx, gate, slot, kind, res, err)
 	}
@@ -365,6 +367,7 @@ func (c *call) pbxBack(gate *policy.Gate, slot string) {
 // takes the branch its dial status says. A caller gone ends the call.
 func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind string, stayed bool) (string, error) {
 	c.paced()
+	left := false // the StasisEnd of the caller's leaving seen
 	c.app.withPBX.Add(1)
 	defer c.app.withPBX.Add(-1)
 	check := time.NewTimer(c.app.cfg.PBXCheck)
@@ -385,12 +388,13 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 			}
 		}
 		var args []string
-		back, gone := false, false
+		back, gone, looked := false, false, false
 		switch e := ev.(type) {
 		case nil, *checkChannels:
 			// A while without news, or the event path made again: the
 			// caller's return or hangup may have gone unseen.
 			args, back, gone = c.pbxLook(ctx, &stayed)
+			looked = true
 		case *ari.StasisStart:
 			args, back = e.Args, e.Channel.ID == c.id
 		case *ari.StasisEnd:
@@ -399,6 +403,7 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 				// its hangup (deliver took it for one). A hangup queued
 				// after it still ends the call here or at the next wait.
 				c.hungUp.Store(false)
+				left = true
 			}
 		case *ari.ChannelDestroyed:
 			gone = e.Channel.ID == c.id
@@ -412,9 +417,61 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 			c.log.WithField("step", c.rec.Block).Info("transfer: the caller hung up while the PBX carried its transfer")
 			return "", ErrCallerGone
 		case back:
+			if looked {
+				// Found back before its events came (they may be late, or
+				// lost with a replaced connection): the StasisEnd of its
+				// leaving, if not seen, and the StasisStart of its return
+				// are not news when they come.
+				c.expectStale(!left, args)
+			}
 			return c.pbxReturned(ctx, gate, slot, kind, args)
 		}
 	}
+}
+
+// expectStale has deliver drop the caller's StasisEnd (end) and its
+// StasisStart with args, of a return found by looking. A trip to the
+// PBX begun later forgets them (forgetStale).
+func (c *call) expectStale(end bool, args []string) {
+	c.staleEnd.Store(end)
+	joined := strings.Join(args, ",")
+	c.staleStart.Store(&joined)
+	// Those queued already go too, and the hangup their delivery noted
+	// with them, unless a real one is queued.
+	c.queuedEnd(c.id) // the queue moved to pending, in order
+	gone := false
+	c.pending = slices.DeleteFunc(c.pending, func(ev ari.Event) bool {
+		if c.staleTrip(ev) {
+			return true
+		}
+		gone = gone || c.callerGone(ev)
+		return false
+	})
+	c.hungUp.Store(gone)
+}
+
+// forgetStale clears what expectStale kept: a lost event must not take a
+// later one for it.
+func (c *call) forgetStale() {
+	c.staleEnd.Store(false)
+	c.staleStart.Store(nil)
+}
+
+// staleTrip tells whether ev is one of the caller's events expectStale
+// named; it is then dropped, once. A StasisEnd dropped so cannot hide a
+// hangup: ChannelHangupRequest and ChannelDestroyed still say it.
+func (c *call) staleTrip(ev ari.Event) bool {
+	switch e := ev.(type) {
+	case *ari.StasisEnd:
+		return e.Channel.ID == c.id && c.staleEnd.CompareAndSwap(true, false)
+	case *ari.StasisStart:
+		if e.Channel.ID != c.id {
+			return false
+		}
+		want := c.staleStart.Load()
+		return want != nil && *want == strings.Join(e.Args, ",") && c.staleStart.CompareAndSwap(want, nil)
+	}
+	return false
 }
 
 // pbxLook asks Asterisk where the caller is: back in the app (with its
@@ -559,6 +616,7 @@ func (c *call) adoptPBX(ctx context.Context) (string, error) {
 		c.pbxReleaseAll(gate, slot)
 		return "", ErrCallerGone
 	case back:
+		c.expectStale(false, args)
 		return c.pbxReturned(ctx, gate, slot, kind, args)
 	}
 	c.log.WithField("step", c.rec.Block).Info("transfer: adopted while the PBX carries it; awaiting the caller's return")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari/aritest"
 	"github.com/ariflow/ariflow/record"
 	"github.com/ariflow/ariflow/transfer"
 )
@@ -20,6 +21,7 @@ var pbxFlow = xferYAML("xfer", "    dial_via: pbx\n    dtmf: \"12#\"\n"+resumeOn
 func (h *harness) handedToPBX(id, wantFields string) {
 	h.t.Helper()
 	cont := h.req("POST", "/channels/"+id+"/continue")
+	h.answered("POST", "/channels/"+id+"/continue") // the caller is in the dialplan
 	exten := "DIAL" + wantFields
 	if _, fits := pbxExten(wantFields); !fits {
 		exten = "s"
@@ -128,6 +130,7 @@ func TestPBXTransferWithoutResume(t *testing.T) {
 	h := run(t, []string{off})
 	h.caller("c1", "off")
 	h.req("POST", "/channels/c1/continue")
+	h.answered("POST", "/channels/c1/continue")
 	h.fake.EnterStasis("c1", BackArg, "ANSWER", "1000", "500", "16")
 	h.req("DELETE", "/channels/c1")
 	if err := h.ended("c1"); err != nil {
@@ -374,5 +377,34 @@ func TestAdoptPBXChainedTransfer(t *testing.T) {
 	h.fake.FinishPlayback(pb)
 	h.req("DELETE", "/channels/c1")
 	h.ended("c1")
+	h.clean("c1")
+}
+
+// The caller's return found by looking before its events came (they were
+// held up: a stalled or replaced event path): the StasisEnd of its leaving
+// and the StasisStart of its return, arriving after, are not taken for a
+// hangup or anything else; the flow goes on from the dial's status.
+func TestPBXReturnFoundBeforeItsEvents(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{pbxFlow}, func(c *Config) { c.PBXCheck = 50 * time.Millisecond })
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Path == "/channels/c1/answer" {
+			return 0, "", 200 * time.Millisecond, false
+		}
+		return 0, "", 0, false
+	})
+	h.caller("c1", "xfer")
+	h.req("POST", "/channels/c1/answer")
+	h.fake.Pause() // from here on, events wait: the continue's StasisEnd too
+	h.req("POST", "/channels/c1/continue")
+	h.answered("POST", "/channels/c1/continue")
+	h.fake.EnterStasis("c1", BackArg, "BUSY", "500", "", "17")
+	pb := h.wantPlayed("c1", mFailed)
+	h.fake.Resume()
+	h.fake.FinishPlayback(pb)
+	h.req("DELETE", "/channels/c1") // Disconnect: the caller was never taken for gone
+	if err := h.ended("c1"); err != nil {
+		t.Errorf("call ended with %v", err)
+	}
 	h.clean("c1")
 }
