@@ -29,8 +29,10 @@ func TestPBXDialCallerHangsUp(t *testing.T) {
 
 // The active process is killed (SIGKILL) while the PBX carries the
 // transfer, and the far end hangs up at once, before the standby holds
-// the app: the caller's Stasis() fails and is tried again by the dialplan
-// until the standby takes it back from its record.
+// the app: the PBX dials the agent chained to the transfer all the same,
+// and the standby takes the caller back from its record when the agent's
+// call ends (a Stasis() refused meanwhile is tried again by the
+// dialplan).
 func TestPBXDialSurvivesKill(t *testing.T) {
 	ctx := callTest(t, 60*time.Second)
 	standby, kill := standbyBeside(ctx, t, "pbxdial")
