@@ -377,9 +377,7 @@ func (c *call) exec(ctx context.Context, b *flows.Block) (string, error) {
 		// elsewhere): its leg's slot goes, its result with it.
 		c.chained = nil
 		c.log.WithFields(logrus.Fields{"step": b.ID, "chained": ch.Block}).Warn("transfer: the PBX's chained transfer's block was not next; its result dropped")
-		if ch.Slot != "" {
-			transfer.EndedSlot{Slot: ch.Slot, Gate: c.gate()}.ReleaseLater(c, c.log)
-		}
+		transfer.EndedSlot{Slot: ch.Slot, Gate: c.gate()}.ReleaseLater(c, c.log)
 	}
 	if !b.Type.Dials() {
 		c.releaseBridge()

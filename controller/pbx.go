@@ -211,9 +211,7 @@ func (c *call) countPBX(ctx context.Context, gate *policy.Gate, target record.Ta
 		}
 		return "", nil
 	}
-	sys := c.rec.Attributes[flows.NSSystem]
-	leg := policy.Leg{Slot: transfer.Slot(c.id, c.rec.Transfers), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
-		Number: target.Number, TransfersSoFar: c.rec.Transfers}
+	leg := c.pbxLeg(target.Number, c.rec.Transfers)
 	if c.rec.Transfers > 0 {
 		leg.Ended = transfer.Slot(c.id, c.rec.Transfers-1)
 	}
@@ -259,6 +257,14 @@ func (c *call) countPBX(ctx context.Context, gate *policy.Gate, target record.Ta
 	return leg.Slot, nil
 }
 
+// pbxLeg is the call's n-th counted leg, to number, as the dial policy
+// sees it (transfer's policyLeg, for a leg the PBX dials).
+func (c *call) pbxLeg(number string, n int) policy.Leg {
+	sys := c.rec.Attributes[flows.NSSystem]
+	return policy.Leg{Slot: transfer.Slot(c.id, n), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
+		Number: number, TransfersSoFar: n}
+}
+
 // pbxChain is the transfer a PBX-carried transfer's Success branch leads
 // to, when the PBX can dial it right after (chainable).
 type pbxChain struct {
@@ -270,9 +276,7 @@ type pbxChain struct {
 // countChained counts the chained transfer's leg (its slot after this
 // transfer's own); refused or not counted, nothing is chained.
 func (c *call) countChained(ctx context.Context, gate *policy.Gate, chain *pbxChain) {
-	sys := c.rec.Attributes[flows.NSSystem]
-	leg := policy.Leg{Slot: transfer.Slot(c.id, c.rec.Transfers+1), Caller: sys[flows.SysCallerNumber], Entry: sys[flows.SysDialedNumber],
-		Number: chain.target.Number, TransfersSoFar: c.rec.Transfers + 1}
+	leg := c.pbxLeg(chain.target.Number, c.rec.Transfers+1)
 	err := gate.Check(leg)
 	if err == nil {
 		err = countOnce(ctx, gate, leg)
@@ -513,16 +517,12 @@ func (c *call) pbxReturned(ctx context.Context, gate *policy.Gate, slot, kind st
 			// Both ran: this block's result first (Success, the chained
 			// one's only way in), then the chained block's, which is kept
 			// for that block to take (chainedRan).
-			if slot != "" {
-				transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log)
-			}
+			transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log)
 			c.chained = &chainedResult{Chained: *next, args: args[:5]}
 			return c.pbxEnded(ctx, gate, "", kind, append([]string{BackArg}, strings.Split(first, "~")...), ts.Number, ts.Digits, ts.Resume, ts.Agent)
 		}
-		if next.Slot != "" {
-			// This one was not answered: the chained one was never dialled.
-			transfer.EndedSlot{Slot: next.Slot, Gate: gate}.ReleaseLater(c, c.log)
-		}
+		// This one was not answered: the chained one was never dialled.
+		transfer.EndedSlot{Slot: next.Slot, Gate: gate}.ReleaseLater(c, c.log)
 	}
 	return c.pbxEnded(ctx, gate, slot, kind, args, ts.Number, ts.Digits, ts.Resume, ts.Agent)
 }
@@ -645,10 +645,8 @@ func (a *App) pbxReturn(ctx context.Context, id string, log *logrus.Entry) {
 // pbxReleaseAll gives back, for a caller gone while the PBX carried its
 // transfer, the slots of that transfer's leg and of the one chained to it.
 func (c *call) pbxReleaseAll(gate *policy.Gate, slot string) {
-	if slot != "" {
-		transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log)
-	}
-	if ts := c.rec.Transfer; ts != nil && ts.Next != nil && ts.Next.Slot != "" {
+	transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log) // "" gives nothing back
+	if ts := c.rec.Transfer; ts != nil && ts.Next != nil {
 		transfer.EndedSlot{Slot: ts.Next.Slot, Gate: gate}.ReleaseLater(c, c.log)
 	}
 }
