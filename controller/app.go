@@ -72,9 +72,10 @@ type Config struct {
 	// (dial_via): "ari" or "" (ariflow), or "pbx" (the PBX's Dial(), for
 	// the blocks that use none of the options beyond Connect's).
 	DialVia flows.DialVia
-	// PBXCheck is how often a call whose transfer the PBX's Dial()
-	// carries (dial_via: pbx) asks whether its caller is still there: a
-	// caller hanging up in the dialplan sends the app no event.
+	// PBXCheck is how often ariflow looks whether the callers whose
+	// transfers the PBX's Dial() carries (dial_via: pbx) are still there,
+	// with one request for all of them: a caller hanging up in the
+	// dialplan sends the app no event.
 	PBXCheck time.Duration
 	// MaxPlayback bounds one prompt: a playback still running after it is
 	// stopped and the caller sent to the fallback (default 10 min, far
@@ -273,9 +274,11 @@ type App struct {
 	// adoptions holds a place per adoption under way (paceAdoption).
 	adoptions chan struct{}
 	// withPBX counts the calls waiting for a caller the PBX's Dial()
-	// carries (pbx.go).
-	withPBX atomic.Int64
-	owners  map[string]*call // channel, bridge and playback IDs -> call
+	// carries (pbx.go); pbxWaiting holds them for lookPBX.
+	withPBX    atomic.Int64
+	pbxMu      sync.Mutex
+	pbxWaiting map[*call]struct{}
+	owners     map[string]*call // channel, bridge and playback IDs -> call
 	// notDialled holds the legs calls here made and never dialled, as
 	// their term ended (notdialled.go).
 	notDialled map[string]time.Time
@@ -292,16 +295,17 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 	cfg.setDefaults()
 	host, _ := os.Hostname()
 	a := &App{
-		cfg:       cfg,
-		store:     store,
-		elector:   elector,
-		log:       log,
-		metrics:   m,
-		owner:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID("p")[2:10]),
-		calls:     map[string]*call{},
-		adoptions: make(chan struct{}, cfg.AdoptConcurrency),
-		probes:    make(chan string, 1),
-		owners:    map[string]*call{},
+		cfg:        cfg,
+		store:      store,
+		elector:    elector,
+		log:        log,
+		metrics:    m,
+		owner:      fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID("p")[2:10]),
+		calls:      map[string]*call{},
+		adoptions:  make(chan struct{}, cfg.AdoptConcurrency),
+		probes:     make(chan string, 1),
+		owners:     map[string]*call{},
+		pbxWaiting: map[*call]struct{}{},
 	}
 	a.legEvents = newLegEvents(cfg.Webhooks, m)
 	opts := ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App,

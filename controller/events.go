@@ -73,6 +73,7 @@ func (a *App) term(ctx context.Context, epoch int64, sent time.Time) error {
 	go a.keepLease(tctx, stop, epoch, sent)
 	go a.watchARI(tctx, stop)
 	go a.keepFlows(tctx)
+	go a.lookPBX(tctx)
 
 	s := &session{epoch: epoch, began: began, first: true, backoff: firstBackoff, stop: stop}
 	for tctx.Err() == nil {

@@ -121,6 +121,8 @@ func (c *call) internal(ctx context.Context, ev ari.Event) ari.Event {
 	case *checkChannels:
 		c.verifyAhead(ctx, e)
 		return c.verifyChannels(ctx, e)
+	case *pbxSeen:
+		return nil // a look for a wait that has ended
 	case *resave:
 		if c.saved {
 			if err := c.save(ctx); err != nil {

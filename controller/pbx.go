@@ -29,8 +29,9 @@ import (
 // PBX thus carries the caller through a restart, kill or takeover of
 // ariflow: whichever process holds the app when the caller comes back
 // adopts the call from its record. A caller who hangs up in the dialplan
-// sends the app nothing: the waiting call looks at its channel now and
-// then (Config.PBXCheck) and after every reconnect.
+// sends the app nothing: ariflow looks at every channel now and then
+// (Config.PBXCheck; one request for all the waiting calls: lookPBX), and
+// the waiting call at its caller after every reconnect.
 
 const (
 	// pbxContext is the dialplan context that carries the transfer.
@@ -372,19 +373,16 @@ func (c *call) pbxBack(gate *policy.Gate, slot string) {
 func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind string, stayed bool) (string, error) {
 	c.paced()
 	left := false // the StasisEnd of the caller's leaving seen
-	c.app.withPBX.Add(1)
-	defer c.app.withPBX.Add(-1)
-	check := time.NewTimer(c.app.cfg.PBXCheck)
-	defer check.Stop()
+	c.app.pbxWait(c, true)
+	defer c.app.pbxWait(c, false)
 	for {
-		ev, late, err := c.receive(ctx, check.C)
-		if err != nil && !errors.Is(err, errTimeout) {
+		ev, _, err := c.receive(ctx, nil)
+		if err != nil {
 			return "", err
 		}
-		if late {
-			check.Reset(c.app.cfg.PBXCheck)
-		}
-		if _, look := ev.(*checkChannels); !look && ev != nil {
+		switch ev.(type) {
+		case *checkChannels, *pbxSeen:
+		default:
 			// The controller's own entries (a rewrite of the record after
 			// Redis lost it) are handled as anywhere else.
 			if ev = c.internal(ctx, ev); ev == nil {
@@ -394,9 +392,13 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 		var args []string
 		back, gone, looked := false, false, false
 		switch e := ev.(type) {
-		case nil, *checkChannels:
-			// A while without news, or the event path made again: the
-			// caller's return or hangup may have gone unseen.
+		case *pbxSeen:
+			// lookPBX's look at every channel: the caller's return or
+			// hangup may have gone unseen.
+			args, back, gone = c.pbxJudge(e.ch, nil, &stayed)
+			looked = true
+		case *checkChannels:
+			// The event path made again: events may have been lost.
 			args, back, gone = c.pbxLook(ctx, &stayed)
 			looked = true
 		case *ari.StasisStart:
@@ -478,15 +480,21 @@ func (c *call) staleTrip(ev ari.Event) bool {
 	return false
 }
 
-// pbxLook asks Asterisk where the caller is: back in the app (with its
-// Stasis arguments), gone, or still in the dialplan (neither). An error
-// says neither: the next look decides. A caller in the app without
-// BackArg may not have left it yet (a continue is carried out after its
-// answer): it counts as back only when seen so twice (stayed).
+// pbxLook asks Asterisk where the caller is (pbxJudge).
 func (c *call) pbxLook(ctx context.Context, stayed *bool) (args []string, back, gone bool) {
 	ch, err := c.app.ari.Channel(ctx, c.id)
+	return c.pbxJudge(&ch, err, stayed)
+}
+
+// pbxJudge says where a look found the caller: back in the app (with
+// its Stasis arguments), gone (ch nil, or 404), or still in the dialplan
+// (neither). An error says neither: the next look decides. A caller in
+// the app without BackArg may not have left it yet (a continue is carried
+// out after its answer): it counts as back only when seen so twice
+// (stayed).
+func (c *call) pbxJudge(ch *ari.Channel, err error, stayed *bool) (args []string, back, gone bool) {
 	switch {
-	case ari.IsNotFound(err):
+	case ari.IsNotFound(err) || err == nil && ch == nil:
 		return nil, false, true
 	case err != nil:
 		c.log.WithError(err).Warn("transfer: looking for the caller the PBX carries failed; looking again later")
@@ -501,6 +509,76 @@ func (c *call) pbxLook(ctx context.Context, stayed *bool) (args []string, back, 
 	}
 	*stayed = true
 	return nil, false, false
+}
+
+// pbxSeen is what one look at every channel (lookPBX) found of a waiting
+// call's caller: its channel, nil when it has none.
+type pbxSeen struct {
+	ari.EventData
+	ch *ari.Channel
+}
+
+func (*pbxSeen) Keys() ari.Keys { return nil }
+
+// pbxWait adds c to the calls lookPBX looks after, or takes it out.
+func (a *App) pbxWait(c *call, waiting bool) {
+	a.pbxMu.Lock()
+	defer a.pbxMu.Unlock()
+	if waiting {
+		a.withPBX.Add(1)
+		a.pbxWaiting[c] = struct{}{}
+		return
+	}
+	a.withPBX.Add(-1)
+	delete(a.pbxWaiting, c)
+}
+
+// lookPBX looks every Config.PBXCheck, while calls wait for callers the
+// PBX's Dial() carries, at every channel Asterisk has, and tells each of
+// those calls what became of its caller. One request serves all of them,
+// however long their transfers last; a request a call would make for
+// itself costs the PBX as much as the list and would be made over and
+// over for every minute of every transfer.
+func (a *App) lookPBX(ctx context.Context) {
+	tick := time.NewTicker(a.cfg.PBXCheck)
+	defer tick.Stop()
+	failed := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.pbxMu.Lock()
+		waiting := make([]*call, 0, len(a.pbxWaiting))
+		for c := range a.pbxWaiting {
+			waiting = append(waiting, c)
+		}
+		a.pbxMu.Unlock()
+		if len(waiting) == 0 {
+			continue
+		}
+		// Listed after every one of them began to wait: a caller not in
+		// the list is gone.
+		cctx, cancel := context.WithTimeout(ctx, a.cfg.RESTTimeout)
+		chans, err := a.ari.Channels(cctx)
+		cancel()
+		if err != nil {
+			if !failed && ctx.Err() == nil {
+				a.log.WithError(err).WithField("waiting", len(waiting)).Warn("transfer: looking for the callers the PBX carries failed; looking again later")
+			}
+			failed = true
+			continue
+		}
+		failed = false
+		byID := make(map[string]*ari.Channel, len(chans))
+		for i := range chans {
+			byID[chans[i].ID] = &chans[i]
+		}
+		for _, c := range waiting {
+			c.deliver(&pbxSeen{ch: byID[c.id]})
+		}
+	}
 }
 
 // pbxReturned takes the caller back from the PBX's Dial(): args are its

@@ -111,15 +111,45 @@ func TestPBXFieldsInVariable(t *testing.T) {
 func TestPBXCallerHangsUpInDialplan(t *testing.T) {
 	t.Parallel()
 	h := run(t, []string{pbxFlow}, func(c *Config) { c.PBXCheck = 50 * time.Millisecond })
-	h.caller("c1", "xfer")
-	h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12#)~+4930555000~ACME Support")
-	// A drain need not wait for a call the PBX carries.
-	eventually(t, "the call no longer counted as active", func() bool { return h.app.ActiveCalls() == 0 })
-	h.fake.Hangup("c1", 16)
-	if err := h.ended("c1"); err == nil || !strings.Contains(err.Error(), ErrCallerGone.Error()) {
-		t.Errorf("call ended with %v, want the caller gone", err)
+	ids := []string{"c1", "c2", "c3"}
+	for _, id := range ids {
+		h.caller(id, "xfer")
+		h.handedToPBX(id, "PJSIP/+4930123456@trunk~5~gD(12#)~+4930555000~ACME Support")
 	}
-	h.clean("c1")
+	// A drain need not wait for a call the PBX carries.
+	eventually(t, "the calls no longer counted as active", func() bool { return h.app.ActiveCalls() == 0 })
+	// Looked at together: the list of channels, twice, and then c2 gone
+	// from it while the others are still in the dialplan.
+	eventually(t, "two looks at every channel", func() bool { return h.count("GET", "/channels") >= 2 })
+	h.fake.Hangup("c2", 16)
+	if err := h.ended("c2"); err == nil || !strings.Contains(err.Error(), ErrCallerGone.Error()) {
+		t.Errorf("c2 ended with %v, want the caller gone", err)
+	}
+	looks := h.count("GET", "/channels")
+	eventually(t, "two more looks", func() bool { return h.count("GET", "/channels") >= looks+2 })
+	h.endings.mu.Lock()
+	for _, id := range []string{"c1", "c3"} {
+		if err, done := h.endings.errs[id]; done {
+			t.Errorf("%s ended (%v) with its caller still in the dialplan", id, err)
+		}
+	}
+	h.endings.mu.Unlock()
+	for _, id := range ids {
+		if n := h.count("GET", "/channels/"+id); n != 0 {
+			t.Errorf("%s's caller looked at alone %d times: one look serves every call", id, n)
+		}
+	}
+	for _, id := range []string{"c1", "c3"} {
+		h.fake.EnterStasis(id, BackArg, "BUSY", "300", "0", "17")
+		h.fake.FinishPlayback(h.wantPlayed(id, mFailed))
+		h.req("DELETE", "/channels/"+id) // Disconnect
+		if err := h.ended(id); err != nil {
+			t.Errorf("%s ended with %v", id, err)
+		}
+	}
+	for _, id := range ids {
+		h.clean(id)
+	}
 }
 
 // Without resume, the caller back from an answered transfer is hung up
