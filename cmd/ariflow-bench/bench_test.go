@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSweep(t *testing.T) {
@@ -121,6 +122,28 @@ func TestLeaksAny(t *testing.T) {
 	} {
 		if got := tc.l.any(); got != tc.want {
 			t.Errorf("%+v.any() = %v, want %v", tc.l, got, tc.want)
+		}
+	}
+}
+
+// A sweep's point offers half its calls at once a second, or at most
+// -sweep-rate with the calls held long enough to reach it.
+func TestSweepPoint(t *testing.T) {
+	for _, tc := range []struct {
+		rate     float64
+		n        int
+		wantRate float64
+		wantHold time.Duration
+	}{
+		{0, 20, 10, time.Second},
+		{0, 150, 75, time.Second},
+		{25, 20, 10, time.Second},
+		{25, 100, 25, 3 * time.Second},
+		{25, 150, 25, 5 * time.Second},
+	} {
+		p := options{hold: time.Second, sweepRate: tc.rate}.point(tc.n)
+		if p.concurrency != tc.n || p.rate != tc.wantRate || p.hold != tc.wantHold {
+			t.Errorf("-sweep-rate %v, %d at once: %d at once, %v/s, hold %v; want %v/s, hold %v", tc.rate, tc.n, p.concurrency, p.rate, p.hold, tc.wantRate, tc.wantHold)
 		}
 	}
 }

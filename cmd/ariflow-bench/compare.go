@@ -71,6 +71,7 @@ type compareReport struct {
 	Calls          int       `json:"calls_per_side"`
 	Concurrency    int       `json:"concurrency"`
 	Rate           float64   `json:"rate_per_s"`
+	HoldS          float64   `json:"shipper_hold_s"`
 	Sides          []side    `json:"sides"`
 	AriflowPeakRSS float64   `json:"ariflow_peak_rss_mb"`
 	Leaks          leaks     `json:"leaks_after_run"`
@@ -114,7 +115,7 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 		return nil, fmt.Errorf("after warm-up: %w", err)
 	}
 	goroutinesBefore := callGoroutines(af.HTTPAddr)
-	rep := &compareReport{Calls: o.calls, Concurrency: o.concurrency, Rate: o.rate, When: time.Now().UTC(), Via: o.via}
+	rep := &compareReport{Calls: o.calls, Concurrency: o.concurrency, Rate: o.rate, HoldS: o.hold.Seconds(), When: time.Now().UTC(), Via: o.via}
 	for _, sd := range []struct{ name, did string }{{"ariflow", ariDID}, {"dialplan", didNative}} {
 		astCPU0 := cpuSeconds(astPid)
 		afCPU0 := cpuSeconds(af.Pid())
@@ -299,7 +300,7 @@ func pct(v []float64, p float64) float64 {
 }
 
 func (r *compareReport) print() {
-	fmt.Printf("\n%d transfers per side, concurrency %d, %.0f calls/s offered\n\n", r.Calls, r.Concurrency, r.Rate)
+	fmt.Printf("\n%d transfers per side, concurrency %d, %.0f calls/s offered, the shipper holding %.1f s\n\n", r.Calls, r.Concurrency, r.Rate, r.HoldS)
 	fmt.Printf("%-9s %9s %8s %9s %9s %9s %9s %9s %12s %12s %9s\n", "side", "completed", "calls/s",
 		"resume50", "resume95", "resume99", "dtmf50", "dtmf99", "ast cpu/1k", "af cpu/1k", "redis rt")
 	for _, s := range r.Sides {

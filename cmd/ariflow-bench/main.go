@@ -34,7 +34,8 @@ type options struct {
 	profile     string
 	execTrace   string
 	pbxPerf     string
-	sweep       []int // calls at once of each point of a sweep
+	sweep       []int   // calls at once of each point of a sweep
+	sweepRate   float64 // >0: every point at this rate, its calls held longer
 	trace       bool
 	records     bool
 	via         string // who dials ariflow's side: ari or pbx (dial_via)
@@ -57,6 +58,7 @@ func main() {
 		o.sweep, err = parseSweep(v)
 		return err
 	})
+	flag.Float64Var(&o.sweepRate, "sweep-rate", 0, "at most this many new calls a second at every point of the sweep, the shipper holding each call long enough to reach the point's calls at once (the latency of many calls at once on a machine half the point a second would saturate)")
 	flag.BoolVar(&o.trace, "trace", false, "ariflow traces every call, exporting over OTLP/HTTP to a receiver in the bench (the A/B of tracing)")
 	flag.BoolVar(&o.records, "records", false, "ariflow writes every call's record to a Redis stream (ariflow:records:bench)")
 	flag.StringVar(&o.via, "via", "ari", "who carries ariflow's side's transfers: ari, or pbx (dial_via: pbx, e2e/testdata/bench/bench-pbx.yaml)")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ariflow/ariflow/e2e"
 )
@@ -30,15 +31,18 @@ func parseSweep(s string) ([]int, error) {
 	return points, nil
 }
 
+// callBase is how long a bench call lasts besides the shipper's hold.
+const callBase = time.Second
+
 // sweep runs the comparison at each number of calls at once in o.sweep,
 // offering half as many new calls a second (a bench call lasts about two
-// seconds), and prints both sides of every point and their ratios.
+// seconds) or o.sweepRate when fewer, each call then held long enough to
+// reach that many at once; it prints both sides of every point and their
+// ratios.
 func sweep(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carrier *e2e.Carrier) error {
 	var rep sweepReport
 	for _, n := range o.sweep {
-		po := o
-		po.concurrency, po.rate = n, float64(n)/2
-		r, err := compare(ctx, po, s, af, carrier)
+		r, err := compare(ctx, o.point(n), s, af, carrier)
 		if err != nil {
 			return fmt.Errorf("sweep point %d: %w", n, err)
 		}
@@ -47,6 +51,16 @@ func sweep(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carrie
 	}
 	rep.print(os.Stdout)
 	return writeJSON(o.jsonOut, rep)
+}
+
+// point is o for the sweep's point of n calls at once (see sweep).
+func (o options) point(n int) options {
+	o.concurrency, o.rate = n, float64(n)/2
+	if o.sweepRate > 0 && o.sweepRate < o.rate {
+		o.rate = o.sweepRate
+		o.hold = max(0, time.Duration(float64(n)/o.sweepRate*float64(time.Second))-callBase)
+	}
+	return o
 }
 
 // sweepRatio is one point of a sweep, ariflow against the dialplan:
@@ -82,7 +96,11 @@ func (r *sweepReport) print(w io.Writer) {
 	if len(r.Points) > 0 && r.Points[0].Via != "" {
 		via = r.Points[0].Via
 	}
-	fmt.Fprintf(w, "\nsweep: each point both sides in one run; ariflow's transfers dialled via %s; resume = the far end's hangup to the next number's INVITE, at the carrier\n\n", via)
+	fmt.Fprintf(w, "\nsweep: each point both sides in one run; ariflow's transfers dialled via %s; resume = the far end's hangup to the next number's INVITE, at the carrier\n", via)
+	for _, p := range r.Points {
+		fmt.Fprintf(w, "  %d at once: %.0f new calls a second, the shipper holding %.1f s\n", p.Concurrency, p.Rate, p.HoldS)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| at once | calls/side | side | resume p50 / p95 / p99 ms | DTMF p50 / p99 ms | PBX Asterisk CPU s/1000 | ariflow CPU s/1000 | Redis round trips/call |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, p := range r.Points {
