@@ -277,7 +277,7 @@ type App struct {
 	// carries (pbx.go); pbxWaiting holds them for lookPBX.
 	withPBX    atomic.Int64
 	pbxMu      sync.Mutex
-	pbxWaiting map[*call]struct{}
+	pbxWaiting map[*call]*pbxWait
 	owners     map[string]*call // channel, bridge and playback IDs -> call
 	// notDialled holds the legs calls here made and never dialled, as
 	// their term ended (notdialled.go).
@@ -305,7 +305,7 @@ func New(cfg Config, store Store, elector Elector, set *flows.Set, log *logrus.L
 		adoptions:  make(chan struct{}, cfg.AdoptConcurrency),
 		probes:     make(chan string, 1),
 		owners:     map[string]*call{},
-		pbxWaiting: map[*call]struct{}{},
+		pbxWaiting: map[*call]*pbxWait{},
 	}
 	a.legEvents = newLegEvents(cfg.Webhooks, m)
 	opts := ari.Options{URL: cfg.URL, User: cfg.User, Password: cfg.Password, App: cfg.App,

@@ -373,8 +373,8 @@ func (c *call) pbxBack(gate *policy.Gate, slot string) {
 func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind string, stayed bool) (string, error) {
 	c.paced()
 	left := false // the StasisEnd of the caller's leaving seen
-	c.app.pbxWait(c, true)
-	defer c.app.pbxWait(c, false)
+	wait := c.app.pbxWaitBegin(c)
+	defer c.app.pbxWaitEnd(c)
 	for {
 		ev, _, err := c.receive(ctx, nil)
 		if err != nil {
@@ -394,7 +394,11 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 		switch e := ev.(type) {
 		case *pbxSeen:
 			// lookPBX's look at every channel: the caller's return or
-			// hangup may have gone unseen.
+			// hangup may have gone unseen. A look for an earlier trip to
+			// the PBX says nothing of this one.
+			if e.wait != wait {
+				continue
+			}
 			args, back, gone = c.pbxJudge(e.ch, nil, &stayed)
 			looked = true
 		case *checkChannels:
@@ -491,7 +495,8 @@ func (c *call) pbxLook(ctx context.Context, stayed *bool) (args []string, back, 
 // (neither). An error says neither: the next look decides. A caller in
 // the app without BackArg may not have left it yet (a continue is carried
 // out after its answer): it counts as back only when seen so twice
-// (stayed).
+// (stayed). One still in the Stasis() of its previous return, with
+// BackArg, is not looked at so soon (lookPBX).
 func (c *call) pbxJudge(ch *ari.Channel, err error, stayed *bool) (args []string, back, gone bool) {
 	switch {
 	case ari.IsNotFound(err) || err == nil && ch == nil:
@@ -512,23 +517,33 @@ func (c *call) pbxJudge(ch *ari.Channel, err error, stayed *bool) (args []string
 }
 
 // pbxSeen is what one look at every channel (lookPBX) found of a waiting
-// call's caller: its channel, nil when it has none.
+// call's caller: its channel, nil when it has none; wait is the trip to
+// the PBX it was looked at for.
 type pbxSeen struct {
 	ari.EventData
-	ch *ari.Channel
+	wait *pbxWait
+	ch   *ari.Channel
 }
 
 func (*pbxSeen) Keys() ari.Keys { return nil }
 
-// pbxWait adds c to the calls lookPBX looks after, or takes it out.
-func (a *App) pbxWait(c *call, waiting bool) {
+// pbxWait is one trip of a call's caller to the PBX, as lookPBX sees it.
+type pbxWait struct{ since time.Time }
+
+// pbxWaitBegin adds c to the calls lookPBX looks after, for a new trip.
+func (a *App) pbxWaitBegin(c *call) *pbxWait {
+	w := &pbxWait{since: time.Now()}
 	a.pbxMu.Lock()
 	defer a.pbxMu.Unlock()
-	if waiting {
-		a.withPBX.Add(1)
-		a.pbxWaiting[c] = struct{}{}
-		return
-	}
+	a.withPBX.Add(1)
+	a.pbxWaiting[c] = w
+	return w
+}
+
+// pbxWaitEnd takes c out of the calls lookPBX looks after.
+func (a *App) pbxWaitEnd(c *call) {
+	a.pbxMu.Lock()
+	defer a.pbxMu.Unlock()
 	a.withPBX.Add(-1)
 	delete(a.pbxWaiting, c)
 }
@@ -549,10 +564,19 @@ func (a *App) lookPBX(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		// A caller is looked at from half a period after its trip began:
+		// just after the continue it may still be in the app, in the
+		// Stasis() it is leaving (pbxJudge).
+		type looked struct {
+			c *call
+			w *pbxWait
+		}
+		var waiting []looked
 		a.pbxMu.Lock()
-		waiting := make([]*call, 0, len(a.pbxWaiting))
-		for c := range a.pbxWaiting {
-			waiting = append(waiting, c)
+		for c, w := range a.pbxWaiting {
+			if time.Since(w.since) >= a.cfg.PBXCheck/2 {
+				waiting = append(waiting, looked{c, w})
+			}
 		}
 		a.pbxMu.Unlock()
 		if len(waiting) == 0 {
@@ -575,8 +599,8 @@ func (a *App) lookPBX(ctx context.Context) {
 		for i := range chans {
 			byID[chans[i].ID] = &chans[i]
 		}
-		for _, c := range waiting {
-			c.deliver(&pbxSeen{ch: byID[c.id]})
+		for _, l := range waiting {
+			l.c.deliver(&pbxSeen{wait: l.w, ch: byID[l.c.id]})
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ariflow/ariflow/flows"
+	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/ari/aritest"
 	"github.com/ariflow/ariflow/record"
 	"github.com/ariflow/ariflow/transfer"
@@ -150,6 +151,30 @@ func TestPBXCallerHangsUpInDialplan(t *testing.T) {
 	for _, id := range ids {
 		h.clean(id)
 	}
+}
+
+// A look at every channel taken for an earlier trip to the PBX (the caller
+// still in the app, back from it) says nothing of the trip under way:
+// taken for this one, it would end the transfer with the earlier result.
+func TestPBXLookOfAnEarlierTrip(t *testing.T) {
+	t.Parallel()
+	h := run(t, []string{pbxFlow})
+	h.caller("c1", "xfer")
+	h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12#)~+4930555000~ACME Support")
+	back := &ari.Channel{ID: "c1"}
+	back.Dialplan.AppName, back.Dialplan.AppData = "Stasis", "ariflow,"+BackArg+",ANSWER,9000,8000,16"
+	eventually(t, "the call waiting for the PBX", func() bool {
+		waiting := false
+		h.withCall("c1", func(c *call) {
+			h.app.pbxMu.Lock()
+			defer h.app.pbxMu.Unlock()
+			waiting = h.app.pbxWaiting[c] != nil
+		})
+		return waiting
+	})
+	h.withCall("c1", func(c *call) { c.deliver(&pbxSeen{wait: &pbxWait{}, ch: back}) })
+	h.fake.EnterStasis("c1", BackArg, "BUSY", "300", "0", "17")
+	h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
 }
 
 // Without resume, the caller back from an answered transfer is hung up
