@@ -60,6 +60,7 @@ type memStore struct {
 	// renewGate, while set, holds every renewal until it is closed (a
 	// renewal whose answer is slow in coming).
 	renewGate chan struct{}
+	gated     int // renewals that met renewGate
 }
 
 func newMemStore() *memStore {
@@ -220,6 +221,9 @@ func (s *memStore) Campaign(_ context.Context, owner string, ttl time.Duration) 
 func (s *memStore) Renew(ctx context.Context, owner string, ttl time.Duration) (int64, error) {
 	s.mu.Lock()
 	gate := s.renewGate
+	if gate != nil {
+		s.gated++
+	}
 	s.mu.Unlock()
 	if gate != nil {
 		select {

@@ -636,10 +636,26 @@ func TestFencedCallTakenBackWhileActive(t *testing.T) {
 	pb := h.wantPlayed("c1", "sound:one")
 	// Fenced here for a moment, the lease still due to run for a while:
 	// the next renewal brings it back without a lapse, which would have
-	// had a reconcile of its own.
-	h.app.lease.set(0, h.app.lease.until())
+	// had a reconcile of its own. The renewals are held meanwhile (and
+	// the lease kept in the store): on a busy machine one would otherwise
+	// bring it back before the next block's write.
+	gate := make(chan struct{})
+	h.store.mu.Lock()
+	h.store.renewGate = gate
+	h.store.expires = time.Now().Add(time.Minute)
+	h.store.mu.Unlock()
+	eventually(t, "a renewal held", func() bool {
+		h.store.mu.Lock()
+		defer h.store.mu.Unlock()
+		return h.store.gated > 0
+	})
+	h.app.lease.set(0, time.Now().Add(time.Minute))
 	h.fake.FinishPlayback(pb) // the next block's write meets the fence
 	eventually(t, "the call left", func() bool { return !h.app.isLocal("c1") })
+	h.store.mu.Lock()
+	h.store.renewGate = nil
+	h.store.mu.Unlock()
+	close(gate)
 	pb = h.wantPlayed("c1", "sound:one") // taken back: its block again
 	h.fake.FinishPlayback(pb)
 	h.fake.FinishPlayback(h.wantPlayed("c1", "sound:two"))
