@@ -121,3 +121,33 @@ func TestFreshProofTimeout(t *testing.T) {
 		t.Errorf("slowest 2ms, 1 unproven: %v, want %v", got, 2*freshProofMin)
 	}
 }
+
+// An event filter Asterisk refused (a request refused in a moment the
+// lease lapsed here, a slow PBX) is set again on the same connection:
+// without it every event of every channel comes for as long as the
+// connection lasts.
+func TestEventFilterSetAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []string{twoPrompts})
+	var refused atomic.Bool
+	path := "/applications/" + aritest.App + "/eventFilter"
+	h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+		if r.Path == path && refused.CompareAndSwap(false, true) {
+			return 400, `{"message":"refused"}`, 0, true
+		}
+		return 0, "", 0, false
+	})
+	h.start()
+	eventually(t, "the event filter set on the second try", func() bool {
+		ok := 0
+		for _, r := range h.fake.Requests() {
+			if r.Method == "PUT" && r.Path == path && r.Status >= 200 && r.Status < 300 {
+				ok++
+			}
+		}
+		return ok == 1
+	})
+	if c := h.fake.Connections(); c != 1 {
+		t.Errorf("%d connections made, want 1: the filter is set again on the same one", c)
+	}
+}

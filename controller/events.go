@@ -121,7 +121,8 @@ func (a *App) serveConnection(ctx, tctx context.Context, ws *ari.EventConn, s *s
 	a.pathSince.Store(time.Now().UnixNano())
 	a.path.Store(ws)
 	if err := a.ari.SetEventFilter(tctx, ari.EventTypes); err != nil {
-		a.log.WithError(err).Warn("ARI event filter not set; receiving every event")
+		a.log.WithError(err).Warn("ARI event filter not set; receiving every event until it is")
+		go a.setEventFilterLater(tctx, ws)
 	}
 	readDone := make(chan error, 1)
 	go func() { readDone <- a.read(tctx, ws, s.stop) }()
@@ -285,6 +286,35 @@ func (w *rttWindow) max() (time.Duration, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Max(w.last[:]), w.n > 0
+}
+
+// setEventFilterLater tries the event filter again, backing off, while ws
+// is the connection in use: a request refused in a moment when the lease
+// lapsed here (a busy machine) or Asterisk was slow would otherwise leave
+// every event of every channel coming for as long as the connection
+// lasts, at a cost to the PBX and to ariflow.
+func (a *App) setEventFilterLater(ctx context.Context, ws *ari.EventConn) {
+	wait := 250 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if a.path.Load() != ws {
+			return
+		}
+		err := a.ari.SetEventFilter(ctx, ari.EventTypes)
+		if err == nil {
+			a.log.Info("ARI event filter set")
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.WithError(err).WithField("retry_in", wait).Debug("ARI event filter still not set")
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // watchPath proves the event path again every Config.ProbeInterval while
