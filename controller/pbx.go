@@ -551,9 +551,9 @@ func (a *App) pbxWaitEnd(c *call) {
 // lookPBX looks every Config.PBXCheck, while calls wait for callers the
 // PBX's Dial() carries, at every channel Asterisk has, and tells each of
 // those calls what became of its caller. One request serves all of them,
-// however long their transfers last; a request a call would make for
-// itself costs the PBX as much as the list and would be made over and
-// over for every minute of every transfer.
+// however long their transfers last: a look per call, made again for
+// every few seconds of every transfer, would cost the PBX more than the
+// rest of the call does.
 func (a *App) lookPBX(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.PBXCheck)
 	defer tick.Stop()
