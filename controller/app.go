@@ -273,9 +273,8 @@ type App struct {
 	nparked int
 	// adoptions holds a place per adoption under way (paceAdoption).
 	adoptions chan struct{}
-	// withPBX counts the calls waiting for a caller the PBX's Dial()
-	// carries (pbx.go); pbxWaiting holds them for lookPBX.
-	withPBX    atomic.Int64
+	// pbxWaiting holds the calls waiting for a caller the PBX's Dial()
+	// carries (pbx.go), for lookPBX and ActiveCalls.
 	pbxMu      sync.Mutex
 	pbxWaiting map[*call]*pbxWait
 	owners     map[string]*call // channel, bridge and playback IDs -> call
@@ -417,7 +416,9 @@ func (a *App) Role() string {
 func (a *App) ActiveCalls() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.calls) - int(a.withPBX.Load())
+	a.pbxMu.Lock()
+	defer a.pbxMu.Unlock()
+	return len(a.calls) - len(a.pbxWaiting)
 }
 
 // Drain stops taking new calls. Calls in progress keep running until ctx of

@@ -535,7 +535,6 @@ func (a *App) pbxWaitBegin(c *call) *pbxWait {
 	w := &pbxWait{since: time.Now()}
 	a.pbxMu.Lock()
 	defer a.pbxMu.Unlock()
-	a.withPBX.Add(1)
 	a.pbxWaiting[c] = w
 	return w
 }
@@ -544,7 +543,6 @@ func (a *App) pbxWaitBegin(c *call) *pbxWait {
 func (a *App) pbxWaitEnd(c *call) {
 	a.pbxMu.Lock()
 	defer a.pbxMu.Unlock()
-	a.withPBX.Add(-1)
 	delete(a.pbxWaiting, c)
 }
 
