@@ -147,3 +147,47 @@ func TestSweepPoint(t *testing.T) {
 		}
 	}
 }
+
+func TestSideRuns(t *testing.T) {
+	for _, tc := range []struct {
+		o    options
+		want []sideTurn
+	}{
+		{options{calls: 3000}, []sideTurn{{"ariflow", 1500}, {"dialplan", 1500}, {"dialplan", 1500}, {"ariflow", 1500}}},
+		{options{calls: 7}, []sideTurn{{"ariflow", 3}, {"dialplan", 3}, {"dialplan", 4}, {"ariflow", 4}}},
+		{options{calls: 1}, []sideTurn{{"ariflow", 1}, {"dialplan", 1}}},
+		{options{calls: 600, profile: "cpu.out"}, []sideTurn{{"ariflow", 600}, {"dialplan", 600}}},
+		{options{calls: 600, pbxPerf: "perf"}, []sideTurn{{"ariflow", 600}, {"dialplan", 600}}},
+	} {
+		if got := sideRuns(tc.o); !slices.Equal(got, tc.want) {
+			t.Errorf("%+v: %v, want %v", tc.o, got, tc.want)
+		}
+	}
+}
+
+// A side's figures come from all its runs together: percentiles of the
+// samples of both, CPU and counts per call of both.
+func TestSideAccFinish(t *testing.T) {
+	a := &sideAcc{side: side{Name: "ariflow"}, kinds: map[string]float64{}}
+	a.add(&sideRun{calls: 2, completed: 2, seconds: 1, resume: []float64{1, 2}, dtmf: []float64{200}})
+	a.add(&sideRun{calls: 2, completed: 1, seconds: 3, resume: []float64{10}, errors: []string{"lost"}})
+	a.astCPU, a.afCPU, a.trips = 0.08, 0.02, 18
+	a.kinds["continue"], a.kinds["hangup"], a.kinds["none"] = 4, 2, 0
+	s := a.finish()
+	if s.Calls != 4 || s.Completed != 3 || s.Seconds != 4 || s.SetupRate != 1 {
+		t.Errorf("calls %d completed %d seconds %v rate %v, want 4, 3, 4, 1", s.Calls, s.Completed, s.Seconds, s.SetupRate)
+	}
+	if s.ResumeP50 != 2 || s.ResumeP99 != 2 || s.DTMFP50 != 200 {
+		t.Errorf("resume p50 %v p99 %v dtmf p50 %v, want 2, 2, 200", s.ResumeP50, s.ResumeP99, s.DTMFP50)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	if !near(s.AsteriskCPUPer1000, 20) || !near(s.AriflowCPUPer1000, 5) || s.RedisTripsPerCall != 4.5 {
+		t.Errorf("asterisk %v ariflow %v per 1000, redis %v a call; want 20, 5, 4.5", s.AsteriskCPUPer1000, s.AriflowCPUPer1000, s.RedisTripsPerCall)
+	}
+	if s.ARIPerCall != 1.5 || len(s.ARIKinds) != 2 || s.ARIKinds["continue"] != 1 {
+		t.Errorf("ARI %v a call by kind %v, want 1.5: continue 1, hangup 0.5", s.ARIPerCall, s.ARIKinds)
+	}
+	if !slices.Equal(s.Errors, []string{"lost"}) {
+		t.Errorf("errors %v", s.Errors)
+	}
+}

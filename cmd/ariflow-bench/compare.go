@@ -116,24 +116,31 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 	}
 	goroutinesBefore := callGoroutines(af.HTTPAddr)
 	rep := &compareReport{Calls: o.calls, Concurrency: o.concurrency, Rate: o.rate, HoldS: o.hold.Seconds(), When: time.Now().UTC(), Via: o.via}
-	for _, sd := range []struct{ name, did string }{{"ariflow", ariDID}, {"dialplan", didNative}} {
+	dids := map[string]string{"ariflow": ariDID, "dialplan": didNative}
+	acc := map[string]*sideAcc{}
+	for _, r := range sideRuns(o) {
+		a := acc[r.name]
+		if a == nil {
+			a = &sideAcc{side: side{Name: r.name}, kinds: map[string]float64{}}
+			acc[r.name] = a
+		}
 		astCPU0 := cpuSeconds(astPid)
 		afCPU0 := cpuSeconds(af.Pid())
 		trips0 := af.Metric("ariflow_redis_roundtrips_total")
 		kinds0 := ariKinds(af.HTTPAddr)
 		cmds0 := redisCommands(ctx, s)
 		var profDone chan error
-		if sd.name == "ariflow" && (o.profile != "" || o.execTrace != "") {
+		if r.name == "ariflow" && (o.profile != "" || o.execTrace != "") {
 			profDone = make(chan error, 1)
-			secs := int(float64(o.calls)/o.rate) + 1
+			secs := int(float64(r.calls)/o.rate) + 1
 			kind, path := "profile", o.profile
 			if path == "" {
 				kind, path = "trace", o.execTrace
 			}
 			go func() { profDone <- fetchProfile(af.HTTPAddr, kind, secs, path) }()
 		}
-		stopPerf := startPBXPerf(o.pbxPerf, sd.name, astPid)
-		res, err := runSide(ctx, o, s, carrier, &calls, sd.did, o.calls, o.concurrency)
+		stopPerf := startPBXPerf(o.pbxPerf, r.name, astPid)
+		res, err := runSide(ctx, o, s, carrier, &calls, dids[r.name], r.calls, o.concurrency)
 		stopPerf()
 		if profDone != nil {
 			if perr := <-profDone; perr != nil {
@@ -143,25 +150,22 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 		if err != nil {
 			return nil, err
 		}
-		res.Name = sd.name
-		per := 1000 / float64(o.calls)
-		res.AsteriskCPUPer1000 = (cpuSeconds(astPid) - astCPU0) * per
-		if sd.name == "ariflow" {
-			res.AriflowCPUPer1000 = (cpuSeconds(af.Pid()) - afCPU0) * per
-			res.RedisTripsPerCall = (af.Metric("ariflow_redis_roundtrips_total") - trips0) / float64(o.calls)
-			res.RedisCmdsPerCall = float64(redisCommands(ctx, s)-cmds0) / float64(o.calls)
-			res.ARIKinds = map[string]float64{}
+		a.add(res)
+		a.astCPU += cpuSeconds(astPid) - astCPU0
+		if r.name == "ariflow" {
+			a.afCPU += cpuSeconds(af.Pid()) - afCPU0
+			a.trips += af.Metric("ariflow_redis_roundtrips_total") - trips0
+			a.cmds += float64(redisCommands(ctx, s) - cmds0)
 			for k, n := range ariKinds(af.HTTPAddr) {
-				if d := (n - kinds0[k]) / float64(o.calls); d > 0 {
-					res.ARIKinds[k] = d
-					res.ARIPerCall += d
-				}
+				a.kinds[k] += n - kinds0[k]
 			}
 		}
-		rep.Sides = append(rep.Sides, *res)
 		if err := s.WaitClean(ctx, 15*time.Second); err != nil {
-			res.Errors = append(res.Errors, err.Error())
+			a.Errors = append(a.Errors, err.Error())
 		}
+	}
+	for _, name := range []string{"ariflow", "dialplan"} {
+		rep.Sides = append(rep.Sides, acc[name].finish())
 	}
 	rep.AriflowPeakRSS = peakRSSMB(af.Pid())
 	ch, br, keys, err := s.Leftovers(ctx)
@@ -229,12 +233,19 @@ func playShipper(ctx context.Context, o options, r *e2e.Remote, calls *sync.Map)
 
 var callerSeq atomic.Int64
 
-func runSide(ctx context.Context, o options, s *e2e.Stack, carrier *e2e.Carrier, calls *sync.Map, did string, n, conc int) (*side, error) {
-	res := &side{Calls: n}
+// sideRun is one run of a side: its calls' outcomes and latencies.
+type sideRun struct {
+	calls, completed int
+	seconds          float64
+	resume, dtmf     []float64
+	errors           []string
+}
+
+func runSide(ctx context.Context, o options, s *e2e.Stack, carrier *e2e.Carrier, calls *sync.Map, did string, n, conc int) (*sideRun, error) {
+	res := &sideRun{calls: n}
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var resume, dtmf []float64
 	interval := time.Duration(float64(time.Second) / o.rate)
 	start := time.Now()
 	tick := time.NewTicker(interval)
@@ -264,27 +275,88 @@ func runSide(ctx context.Context, o options, s *e2e.Stack, carrier *e2e.Carrier,
 			defer mu.Unlock()
 			switch {
 			case err != nil:
-				res.Errors = append(res.Errors, err.Error())
+				res.errors = append(res.errors, err.Error())
 			case !ct.ok.Load() || ct.agentStart.IsZero():
-				res.Errors = append(res.Errors, fmt.Sprintf("%s: did not reach the agent after the shipper (shipper done %v, agent at %v)", from, ct.ok.Load(), ct.agentStart))
+				res.errors = append(res.errors, fmt.Sprintf("%s: did not reach the agent after the shipper (shipper done %v, agent at %v)", from, ct.ok.Load(), ct.agentStart))
 			default:
-				res.Completed++
-				resume = append(resume, ms(ct.agentStart.Sub(ct.shipperGone)))
+				res.completed++
+				res.resume = append(res.resume, ms(ct.agentStart.Sub(ct.shipperGone)))
 				if !ct.firstDigit.IsZero() && !ct.shipperUp.IsZero() {
-					dtmf = append(dtmf, ms(ct.firstDigit.Sub(ct.shipperUp)))
+					res.dtmf = append(res.dtmf, ms(ct.firstDigit.Sub(ct.shipperUp)))
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	res.Seconds = time.Since(start).Seconds()
-	res.SetupRate = float64(n) / res.Seconds
-	res.ResumeP50, res.ResumeP95, res.ResumeP99 = pct(resume, 50), pct(resume, 95), pct(resume, 99)
-	res.DTMFP50, res.DTMFP99 = pct(dtmf, 50), pct(dtmf, 99)
-	if len(res.Errors) > 10 {
-		res.Errors = append(res.Errors[:10], fmt.Sprintf("... and %d more", len(res.Errors)-10))
-	}
+	res.seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// sideTurn is one run of a comparison: a side and how many calls it makes.
+type sideTurn struct {
+	name  string
+	calls int
+}
+
+// sideRuns is the order a comparison runs its sides in: ariflow, the
+// dialplan, the dialplan, ariflow, each with half its calls, so that
+// neither side is always the first on a stack that changes as it runs
+// (Asterisk's caches, Redis, the machine's other load). A profile covers
+// one run of ariflow's side: then each side runs once, ariflow first.
+func sideRuns(o options) []sideTurn {
+	if o.profile != "" || o.execTrace != "" || o.pbxPerf != "" || o.calls < 2 {
+		return []sideTurn{{"ariflow", o.calls}, {"dialplan", o.calls}}
+	}
+	h := o.calls / 2
+	return []sideTurn{{"ariflow", h}, {"dialplan", h}, {"dialplan", o.calls - h}, {"ariflow", o.calls - h}}
+}
+
+// sideAcc sums a side's runs.
+type sideAcc struct {
+	side
+	run                        sideRun
+	astCPU, afCPU, trips, cmds float64
+	kinds                      map[string]float64
+}
+
+func (a *sideAcc) add(r *sideRun) {
+	a.run.calls += r.calls
+	a.run.completed += r.completed
+	a.run.seconds += r.seconds
+	a.run.resume = append(a.run.resume, r.resume...)
+	a.run.dtmf = append(a.run.dtmf, r.dtmf...)
+	a.Errors = append(a.Errors, r.errors...)
+}
+
+// finish is the side its runs make, with figures per call and per 1000
+// calls.
+func (a *sideAcc) finish() side {
+	s, r := a.side, a.run
+	s.Calls, s.Completed, s.Seconds = r.calls, r.completed, r.seconds
+	if r.calls == 0 {
+		return s
+	}
+	s.SetupRate = float64(r.calls) / r.seconds
+	s.ResumeP50, s.ResumeP95, s.ResumeP99 = pct(r.resume, 50), pct(r.resume, 95), pct(r.resume, 99)
+	s.DTMFP50, s.DTMFP99 = pct(r.dtmf, 50), pct(r.dtmf, 99)
+	per := 1000 / float64(r.calls)
+	s.AsteriskCPUPer1000 = a.astCPU * per
+	if s.Name == "ariflow" {
+		s.AriflowCPUPer1000 = a.afCPU * per
+		s.RedisTripsPerCall = a.trips / float64(r.calls)
+		s.RedisCmdsPerCall = a.cmds / float64(r.calls)
+		s.ARIKinds = map[string]float64{}
+		for k, n := range a.kinds {
+			if d := n / float64(r.calls); d > 0 {
+				s.ARIKinds[k] = d
+				s.ARIPerCall += d
+			}
+		}
+	}
+	if len(s.Errors) > 10 {
+		s.Errors = append(s.Errors[:10], fmt.Sprintf("... and %d more", len(s.Errors)-10))
+	}
+	return s
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
