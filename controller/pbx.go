@@ -23,7 +23,8 @@ import (
 // "pbx") as one step, and continues the caller into [ariflow-dial]
 // (asterisk-conf/extensions.conf) with the transfer's fields in the
 // extension (or in ARIFLOW_DIAL). Dial() rings, sends the digits,
-// bridges, dials the transfer chained to it if any (ARIFLOW_NEXT), and
+// bridges, dials the transfer chained to it if any (its fields after
+// the first's in the extension, or in ARIFLOW_NEXT), and
 // sends the caller back with Stasis(app,ariflow-back,DIALSTATUS,...);
 // the call waits for that StasisStart and takes the branch it says. The
 // PBX thus carries the caller through a restart, kill or takeover of
@@ -52,11 +53,17 @@ var errPBXUnsaved = errors.New("the pbx phase was not saved")
 // separator in a field, a list of numbers); it runs over ARI instead.
 var errNotForPBX = errors.New("not for the PBX's Dial()")
 
+// pbxOwn in a caller ID field keeps the caller's own (the channel's
+// caller ID as it entered): the common case costs the extension one
+// character, not the number.
+const pbxOwn = "="
+
 // pbxFields is the value of ARIFLOW_DIAL for plan: dial string, ring
 // timeout, Dial's options (g: come back after an answered far end hangs
 // up; D: the digits after the answer, delayed by whole w's of 500 ms),
-// and the caller ID the far end is shown.
-func pbxFields(plan transfer.Plan, dtmfDelay time.Duration) (string, error) {
+// and the caller ID the far end is shown (pbxOwn where it is the
+// caller's own, ownNumber and ownName).
+func pbxFields(plan transfer.Plan, dtmfDelay time.Duration, ownNumber, ownName string) (string, error) {
 	if len(plan.Targets) != 1 {
 		return "", fmt.Errorf("%w: %d numbers", errNotForPBX, len(plan.Targets))
 	}
@@ -73,14 +80,29 @@ func pbxFields(plan transfer.Plan, dtmfDelay time.Duration) (string, error) {
 		if strings.ContainsAny(f, "~,|\r\n") {
 			return "", fmt.Errorf("%w: %q holds a separator", errNotForPBX, f)
 		}
+		if f == pbxOwn {
+			return "", fmt.Errorf("%w: %q would read as the caller's own caller ID", errNotForPBX, f)
+		}
+	}
+	if ownNumber != "" && plan.CallerIDNumber == ownNumber {
+		fields[3] = pbxOwn
+	}
+	if ownName != "" && plan.CallerIDName == ownName {
+		fields[4] = pbxOwn
 	}
 	return strings.Join(fields, "~"), nil
+}
+
+// pbxFields is pbxFields for c's caller.
+func (c *call) pbxFields(plan transfer.Plan) (string, error) {
+	sys := c.rec.Attributes[flows.NSSystem]
+	return pbxFields(plan, c.app.cfg.DTMFDelay, sys[flows.SysCallerNumber], sys[flows.SysCallerName])
 }
 
 // transferViaPBX runs a transfer block's plan in the PBX's Dial(); kind is
 // "" or "agent-" for the metrics. A plan Dial() cannot carry runs over ARI.
 func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind string) (string, error) {
-	fields, err := pbxFields(plan, c.app.cfg.DTMFDelay)
+	fields, err := c.pbxFields(plan)
 	if err != nil {
 		c.log.WithError(err).WithField("step", c.rec.Block).Info("transfer: dial_via pbx not possible for this plan; dialling over ARI")
 		res, err := transfer.Run(ctx, c, c.app.xfer, c.gate(), plan, 0)
@@ -91,8 +113,17 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	res := transfer.Result{Number: target.Number, Attempts: 1}
 	exten, inExten := pbxExten(fields)
 	chain := c.chainable(plan)
+	// The chained transfer's fields follow this one's in the extension
+	// when both fit, else they go in ARIFLOW_NEXT.
+	chainExten := ""
+	if chain != nil && inExten {
+		if e, ok := pbxExten(fields + "~" + chain.fields); ok {
+			chainExten = e
+		}
+	}
+	nextVar := chain != nil && chainExten == ""
 	var setVar chan error
-	if !inExten || chain != nil {
+	if !inExten || nextVar {
 		// Set beside the record's write: a variable on the caller does
 		// nothing until the continue, which waits for both.
 		setVar = make(chan error, 1)
@@ -101,7 +132,7 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 			if !inExten {
 				err = c.app.ari.SetVariable(ctx, c.id, pbxVar, fields)
 			}
-			if err == nil && chain != nil {
+			if err == nil && nextVar {
 				err = c.app.ari.SetVariable(ctx, c.id, pbxNextVar, chain.fields)
 			}
 			setVar <- err
@@ -113,7 +144,10 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 			err = fmt.Errorf("%w: %w", errPBXNotHanded, serr)
 		}
 	}
-	if err == nil && chain != nil && c.rec.Transfer.Next == nil {
+	if err == nil && chainExten != "" && c.rec.Transfer.Next != nil {
+		exten = chainExten
+	}
+	if err == nil && nextVar && c.rec.Transfer.Next == nil {
 		// The chained transfer was not counted: the PBX must not dial it.
 		if serr := c.app.ari.SetVariable(ctx, c.id, pbxNextVar, ""); serr != nil {
 			err = fmt.Errorf("%w: %w", errPBXNotHanded, serr)
@@ -181,7 +215,8 @@ const pbxExtenPrefix = "DIAL"
 
 // pbxExten is the extension of [ariflow-dial] to continue the caller to:
 // the fields themselves when they fit an extension (79 bytes of plain
-// characters), else "s", which reads ARIFLOW_DIAL.
+// characters), else "s", which reads ARIFLOW_DIAL. Fields beyond the
+// fifth are the chained transfer's (ARIFLOW_NEXT).
 func pbxExten(fields string) (string, bool) {
 	exten := pbxExtenPrefix + fields
 	if len(exten) > 79 {
@@ -331,7 +366,7 @@ func (c *call) chainable(plan transfer.Plan) *pbxChain {
 	default:
 		return nil
 	}
-	fields, err := pbxFields(p, c.app.cfg.DTMFDelay)
+	fields, err := c.pbxFields(p)
 	if err != nil || p.Targets[0].Ungated {
 		return nil
 	}

@@ -256,24 +256,30 @@ func TestPBXFields(t *testing.T) {
 	plan := transfer.Plan{Targets: []record.Target{{Number: "+4930123456", Dial: "PJSIP/+4930123456@trunk", TimeoutS: 20}},
 		Digits: "1w2", CallerIDNumber: "+4930555000", CallerIDName: "Desk"}
 	for _, tc := range []struct {
-		name  string
-		edit  func(p *transfer.Plan)
-		delay time.Duration
-		want  string
+		name               string
+		edit               func(p *transfer.Plan)
+		delay              time.Duration
+		ownNumber, ownName string // the caller's own caller ID
+		want               string
 	}{
-		{"digits at once", func(*transfer.Plan) {}, 0, "PJSIP/+4930123456@trunk~20~gD(1w2)~+4930555000~Desk"},
-		{"digits after 500 ms", func(*transfer.Plan) {}, 500 * time.Millisecond, "PJSIP/+4930123456@trunk~20~gD(w1w2)~+4930555000~Desk"},
-		{"digits after 1 s", func(*transfer.Plan) {}, time.Second, "PJSIP/+4930123456@trunk~20~gD(ww1w2)~+4930555000~Desk"},
-		{"no digits", func(p *transfer.Plan) { p.Digits = "" }, time.Second, "PJSIP/+4930123456@trunk~20~g~+4930555000~Desk"},
-		{"a pause ','", func(p *transfer.Plan) { p.Digits = "1,2" }, 0, ""},
-		{"a separator in the name", func(p *transfer.Plan) { p.CallerIDName = "A~B" }, 0, ""},
-		{"a comma in the name", func(p *transfer.Plan) { p.CallerIDName = "Doe, Jane" }, 0, ""},
-		{"two numbers", func(p *transfer.Plan) { p.Targets = append(p.Targets, p.Targets[0]) }, 0, ""},
+		{"digits at once", func(*transfer.Plan) {}, 0, "", "", "PJSIP/+4930123456@trunk~20~gD(1w2)~+4930555000~Desk"},
+		{"digits after 500 ms", func(*transfer.Plan) {}, 500 * time.Millisecond, "", "", "PJSIP/+4930123456@trunk~20~gD(w1w2)~+4930555000~Desk"},
+		{"digits after 1 s", func(*transfer.Plan) {}, time.Second, "", "", "PJSIP/+4930123456@trunk~20~gD(ww1w2)~+4930555000~Desk"},
+		{"no digits", func(p *transfer.Plan) { p.Digits = "" }, time.Second, "", "", "PJSIP/+4930123456@trunk~20~g~+4930555000~Desk"},
+		{"the caller's own number", func(*transfer.Plan) {}, 0, "+4930555000", "Alice", "PJSIP/+4930123456@trunk~20~gD(1w2)~=~Desk"},
+		{"the caller's own number and name", func(*transfer.Plan) {}, 0, "+4930555000", "Desk", "PJSIP/+4930123456@trunk~20~gD(1w2)~=~="},
+		{"another caller", func(*transfer.Plan) {}, 0, "+4917612345678", "Alice", "PJSIP/+4930123456@trunk~20~gD(1w2)~+4930555000~Desk"},
+		{"no name, the caller none either", func(p *transfer.Plan) { p.CallerIDName = "" }, 0, "+4930555000", "", "PJSIP/+4930123456@trunk~20~gD(1w2)~=~"},
+		{"a name that reads as the marker", func(p *transfer.Plan) { p.CallerIDName = "=" }, 0, "", "", ""},
+		{"a pause ','", func(p *transfer.Plan) { p.Digits = "1,2" }, 0, "", "", ""},
+		{"a separator in the name", func(p *transfer.Plan) { p.CallerIDName = "A~B" }, 0, "", "", ""},
+		{"a comma in the name", func(p *transfer.Plan) { p.CallerIDName = "Doe, Jane" }, 0, "", "", ""},
+		{"two numbers", func(p *transfer.Plan) { p.Targets = append(p.Targets, p.Targets[0]) }, 0, "", "", ""},
 	} {
 		p := plan
 		p.Targets = append([]record.Target(nil), plan.Targets...)
 		tc.edit(&p)
-		got, err := pbxFields(p, tc.delay)
+		got, err := pbxFields(p, tc.delay, tc.ownNumber, tc.ownName)
 		if tc.want == "" {
 			if err == nil {
 				t.Errorf("%s: %q, want an error", tc.name, got)
@@ -383,7 +389,7 @@ func TestPBXChainedTransfer(t *testing.T) {
 			h.caller("c1", "chain")
 			h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12)~+4930555000~")
 			next := h.req("POST", "/channels/c1/variable")
-			if got := next.Query.Get("variable") + "=" + next.Query.Get("value"); got != "ARIFLOW_NEXT=PJSIP/+4930111009@trunk~30~g~+4917612345678~Alice" {
+			if got := next.Query.Get("variable") + "=" + next.Query.Get("value"); got != "ARIFLOW_NEXT=PJSIP/+4930111009@trunk~30~g~=~=" {
 				t.Errorf("chained: %s", got)
 			}
 			rec := h.load("c1")
@@ -400,6 +406,57 @@ func TestPBXChainedTransfer(t *testing.T) {
 			} else {
 				h.branchTaken("c1", tc.media, tc.want)
 			}
+			if n := h.count("POST", "/channels/c1/continue"); n != 1 {
+				t.Errorf("the caller was continued %d times, want once", n)
+			}
+		})
+	}
+}
+
+// chainOwnFlow is chainFlow showing the far end the caller's own number:
+// both transfers' fields fit the extension.
+var chainOwnFlow = strings.Replace(chainFlow, `caller_id_number: "+4930555000"`, `caller_id_number: $.System.CallerNumber`, 1)
+
+// Both transfers' fields in the extension, the chained one's after the
+// first's: no variable is set; a chained leg the dial policy does not
+// count is left out of it (the PBX must not dial it).
+func TestPBXChainedTransferInTheExtension(t *testing.T) {
+	t.Parallel()
+	const first = "PJSIP/+4930123456@trunk~5~gD(12)~=~"
+	for _, tc := range []struct {
+		name    string
+		flow    string
+		fields  string
+		chained bool
+	}{
+		{"counted", chainOwnFlow, first + "~PJSIP/+4930111009@trunk~30~g~=~=", true},
+		{"not counted", strings.Replace(chainOwnFlow, "start: xfer\n", "start: xfer\ndial_policy: {transfers_per_call: 1}\n", 1), first, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := run(t, []string{tc.flow})
+			h.caller("c1", "chain")
+			h.handedToPBX("c1", tc.fields)
+			if n := h.count("POST", "/channels/c1/variable"); n != 0 {
+				t.Errorf("%d variables set on the caller, want none", n)
+			}
+			rec := h.load("c1")
+			if got := rec.Transfer.Next != nil; got != tc.chained {
+				t.Fatalf("record: chained %v (%+v), want %v", got, rec.Transfer.Next, tc.chained)
+			}
+			if tc.chained {
+				h.fake.EnterStasis("c1", BackArg, "ANSWER", "900", "700", "16", "ANSWER~3500~2000~16")
+				h.req("DELETE", "/channels/c1")
+			} else {
+				// The agent, not counted then either, is not dialled at all.
+				h.fake.EnterStasis("c1", BackArg, "ANSWER", "3500", "2000", "16")
+				h.fake.FinishPlayback(h.wantPlayed("c1", mError))
+				h.req("DELETE", "/channels/c1")
+			}
+			if err := h.ended("c1"); err != nil {
+				t.Errorf("call ended with %v", err)
+			}
+			h.clean("c1")
 			if n := h.count("POST", "/channels/c1/continue"); n != 1 {
 				t.Errorf("the caller was continued %d times, want once", n)
 			}

@@ -174,6 +174,14 @@ func oneRecord(ctx context.Context, t *testing.T) (rec struct {
 // metricSum adds up a counter's series, whatever their labels.
 func metricSum(t *testing.T, a *Ariflow, name string) float64 {
 	t.Helper()
+	return metricSumOf(t, a, func(line string) bool {
+		return strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{")
+	})
+}
+
+// metricSumOf adds up the metric lines that match.
+func metricSumOf(t *testing.T, a *Ariflow, match func(line string) bool) float64 {
+	t.Helper()
 	resp, err := http.Get("http://" + a.HTTPAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +191,7 @@ func metricSum(t *testing.T, a *Ariflow, name string) float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+		if !match(line) {
 			continue
 		}
 		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,4 +56,51 @@ func TestPBXDialSurvivesKill(t *testing.T) {
 	if err := caller.WaitHangup(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pbxOwnDID: pbxown.yaml, whose transfer and chained agent both fit the
+// extension of [ariflow-dial].
+const pbxOwnDID = "+4930555117"
+
+// Both transfers' fields in the extension: the far ends see the caller's
+// own number ("=" in the fields), the digits arrive, the PBX dials the
+// agent chained to the transfer, and ariflow asked Asterisk for one
+// continue and no variable to carry both.
+func TestPBXDialChainInTheExtension(t *testing.T) {
+	ctx := callTest(t, 30*time.Second)
+	continues := requestsOfKind(t, af, "POST channels/continue")
+	variables := requestsOfKind(t, af, "POST channels/variable")
+	caller, s, from := transferToShipper(ctx, t, pbxOwnDID, shipper)
+	agent := carrier.ExpectFrom(agentOK, from)
+	if s.CallerNum != from {
+		t.Errorf("shipper saw the number %q, want the caller's own %s", s.CallerNum, from)
+	}
+	_ = s.Answer()
+	if d, err := s.Digits(ctx, 3); err != nil || d != "12#" {
+		t.Fatalf("digits %q (%v), want 12#", d, err)
+	}
+	_ = s.Hangup()
+	a := recv(ctx, t, agent, "agent chained to the transfer")
+	if !caller.Up() {
+		t.Error("caller is not connected when the agent call arrives")
+	}
+	a.AnswerAndHangup()
+	if err := caller.WaitHangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := requestsOfKind(t, af, "POST channels/continue") - continues; n != 1 {
+		t.Errorf("%v continues, want 1 (the PBX dials the agent chained to the transfer)", n)
+	}
+	if n := requestsOfKind(t, af, "POST channels/variable") - variables; n != 0 {
+		t.Errorf("%v variables set, want none (both transfers in the extension)", n)
+	}
+}
+
+// requestsOfKind is how many ARI requests of kind (ari.Kind) a has sent
+// that Asterisk answered.
+func requestsOfKind(t *testing.T, a *Ariflow, kind string) float64 {
+	t.Helper()
+	return metricSumOf(t, a, func(line string) bool {
+		return strings.HasPrefix(line, "ariflow_ari_answers_total{") && strings.Contains(line, `request="`+kind+`"`)
+	})
 }
