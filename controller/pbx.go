@@ -24,8 +24,7 @@ import (
 // (asterisk-conf/extensions.conf) with the transfer's fields in the
 // extension (or in ARIFLOW_DIAL). Dial() rings, sends the digits,
 // bridges, dials the transfer chained to it if any (its fields after
-// the first's in the extension, or in ARIFLOW_NEXT), and
-// sends the caller back with Stasis(app,ariflow-back,DIALSTATUS,...);
+// the first's), and sends the caller back with Stasis(app,ariflow-back,DIALSTATUS,...);
 // the call waits for that StasisStart and takes the branch it says. The
 // PBX thus carries the caller through a restart, kill or takeover of
 // ariflow: whichever process holds the app when the caller comes back
@@ -37,10 +36,9 @@ import (
 const (
 	// pbxContext is the dialplan context that carries the transfer.
 	pbxContext = "ariflow-dial"
-	// pbxVar holds the transfer's fields for it, '~'-separated;
-	// pbxNextVar those of the transfer chained to it.
-	pbxVar     = "ARIFLOW_DIAL"
-	pbxNextVar = "ARIFLOW_NEXT"
+	// pbxVar holds the transfer's fields for it, '~'-separated, with
+	// those of the transfer chained to it after them.
+	pbxVar = "ARIFLOW_DIAL"
 	// BackArg is the first Stasis argument of a caller coming back.
 	BackArg = "ariflow-back"
 )
@@ -53,16 +51,17 @@ var errPBXUnsaved = errors.New("the pbx phase was not saved")
 // separator in a field, a list of numbers); it runs over ARI instead.
 var errNotForPBX = errors.New("not for the PBX's Dial()")
 
-// pbxOwn in a caller ID field keeps the caller's own (the channel's
-// caller ID as it entered): the common case costs the extension one
-// character, not the number.
+// pbxOwn, as the number in Dial's f option ("<=>"), is the caller's
+// own number ([ariflow-dial] puts it in): the common case costs the
+// extension a few characters, not the number.
 const pbxOwn = "="
 
 // pbxFields is the value of ARIFLOW_DIAL for plan: dial string, ring
-// timeout, Dial's options (g: come back after an answered far end hangs
-// up; D: the digits after the answer, delayed by whole w's of 500 ms),
-// and the caller ID the far end is shown (pbxOwn where it is the
-// caller's own, ownNumber and ownName).
+// timeout, and Dial's options (g: come back after an answered far end
+// hangs up; D: the digits after the answer, delayed by whole w's of
+// 500 ms; f: the caller ID the far end is shown, left out where it is
+// the caller's own, ownNumber and ownName, which the leg then shows
+// with the caller's presentation; pbxOwn for the caller's own number).
 func pbxFields(plan transfer.Plan, dtmfDelay time.Duration, ownNumber, ownName string) (string, error) {
 	if len(plan.Targets) != 1 {
 		return "", fmt.Errorf("%w: %d numbers", errNotForPBX, len(plan.Targets))
@@ -75,20 +74,26 @@ func pbxFields(plan transfer.Plan, dtmfDelay time.Duration, ownNumber, ownName s
 		}
 		opts += "D(" + strings.Repeat("w", int((dtmfDelay+250*time.Millisecond)/(500*time.Millisecond))) + plan.Digits + ")"
 	}
-	fields := []string{t.Dial, strconv.Itoa(t.TimeoutS), opts, plan.CallerIDNumber, plan.CallerIDName}
+	if ownNumber == "" || plan.CallerIDNumber != ownNumber || plan.CallerIDName != ownName {
+		// As the ARI path shows it: number and name, always (presentedID).
+		if strings.ContainsAny(plan.CallerIDName+plan.CallerIDNumber, "()<>") {
+			return "", fmt.Errorf("%w: the caller ID %q <%s> holds a bracket", errNotForPBX, plan.CallerIDName, plan.CallerIDNumber)
+		}
+		num := plan.CallerIDNumber
+		if ownNumber != "" && num == ownNumber {
+			num = pbxOwn
+		}
+		id := "<" + num + ">"
+		if plan.CallerIDName != "" {
+			id = plan.CallerIDName + " " + id
+		}
+		opts += "f(" + id + ")"
+	}
+	fields := []string{t.Dial, strconv.Itoa(t.TimeoutS), opts}
 	for _, f := range fields {
 		if strings.ContainsAny(f, "~,|\r\n") {
 			return "", fmt.Errorf("%w: %q holds a separator", errNotForPBX, f)
 		}
-		if f == pbxOwn {
-			return "", fmt.Errorf("%w: %q would read as the caller's own caller ID", errNotForPBX, f)
-		}
-	}
-	if ownNumber != "" && plan.CallerIDNumber == ownNumber {
-		fields[3] = pbxOwn
-	}
-	if ownName != "" && plan.CallerIDName == ownName {
-		fields[4] = pbxOwn
 	}
 	return strings.Join(fields, "~"), nil
 }
@@ -111,32 +116,20 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	target := plan.Targets[0]
 	gate := c.gate()
 	res := transfer.Result{Number: target.Number, Attempts: 1}
-	exten, inExten := pbxExten(fields)
 	chain := c.chainable(plan)
-	// The chained transfer's fields follow this one's in the extension
-	// when both fit, else they go in ARIFLOW_NEXT.
-	chainExten := ""
-	if chain != nil && inExten {
-		if e, ok := pbxExten(fields + "~" + chain.fields); ok {
-			chainExten = e
-		}
+	// The chained transfer's fields follow this one's, in the extension
+	// when both fit, else in ARIFLOW_DIAL.
+	all := fields
+	if chain != nil {
+		all += "~" + chain.fields
 	}
-	nextVar := chain != nil && chainExten == ""
+	exten, inExten := pbxExten(all)
 	var setVar chan error
-	if !inExten || nextVar {
+	if !inExten {
 		// Set beside the record's write: a variable on the caller does
 		// nothing until the continue, which waits for both.
 		setVar = make(chan error, 1)
-		go func() {
-			var err error
-			if !inExten {
-				err = c.app.ari.SetVariable(ctx, c.id, pbxVar, fields)
-			}
-			if err == nil && nextVar {
-				err = c.app.ari.SetVariable(ctx, c.id, pbxNextVar, chain.fields)
-			}
-			setVar <- err
-		}()
+		go func() { setVar <- c.app.ari.SetVariable(ctx, c.id, pbxVar, all) }()
 	}
 	slot, err := c.countPBX(ctx, gate, target, plan, chain)
 	if setVar != nil {
@@ -144,13 +137,12 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 			err = fmt.Errorf("%w: %w", errPBXNotHanded, serr)
 		}
 	}
-	if err == nil && chainExten != "" && c.rec.Transfer.Next != nil {
-		exten = chainExten
-	}
-	if err == nil && nextVar && c.rec.Transfer.Next == nil {
+	if err == nil && chain != nil && c.rec.Transfer.Next == nil {
 		// The chained transfer was not counted: the PBX must not dial it.
-		if serr := c.app.ari.SetVariable(ctx, c.id, pbxNextVar, ""); serr != nil {
-			err = fmt.Errorf("%w: %w", errPBXNotHanded, serr)
+		if exten, inExten = pbxExten(fields); !inExten {
+			if serr := c.app.ari.SetVariable(ctx, c.id, pbxVar, fields); serr != nil {
+				err = fmt.Errorf("%w: %w", errPBXNotHanded, serr)
+			}
 		}
 	}
 	if errors.Is(err, errPBXNotHanded) {
@@ -216,7 +208,7 @@ const pbxExtenPrefix = "DIAL"
 // pbxExten is the extension of [ariflow-dial] to continue the caller to:
 // the fields themselves when they fit an extension (79 bytes of plain
 // characters), else "s", which reads ARIFLOW_DIAL. Fields beyond the
-// fifth are the chained transfer's (ARIFLOW_NEXT).
+// third are the chained transfer's.
 func pbxExten(fields string) (string, bool) {
 	exten := pbxExtenPrefix + fields
 	if len(exten) > 79 {
@@ -224,7 +216,7 @@ func pbxExten(fields string) (string, bool) {
 	}
 	for _, r := range exten {
 		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("+/@~()#*_.:= ", r):
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("+/@~()<>#*_.:= ", r):
 		default:
 			return "s", false
 		}
