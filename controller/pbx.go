@@ -24,8 +24,8 @@ import (
 // (asterisk-conf/extensions.conf) with the transfer's fields in the
 // extension (or in ARIFLOW_DIAL). Dial() rings, sends the digits,
 // bridges, dials the transfer chained to it if any (its fields after
-// the first's), and sends the caller back with Stasis(app,ariflow-back,DIALSTATUS,...);
-// the call waits for that StasisStart and takes the branch it says. The
+// the first's), and sends the caller back with
+// Stasis(app,ariflow-back,DIALSTATUS,...); the call waits for that StasisStart and takes the branch it says. The
 // PBX thus carries the caller through a restart, kill or takeover of
 // ariflow: whichever process holds the app when the caller comes back
 // adopts the call from its record. A caller who hangs up in the dialplan
