@@ -371,8 +371,8 @@ blocks:
 `
 
 // The agent after Success is handed to the PBX with the transfer before
-// it (its fields after the first's), counted ahead; the caller comes back once, with both
-// results, and the flow goes on from the agent's.
+// it (its fields after the first's), counted ahead; the caller comes
+// back once, with both results, and the flow goes on from the agent's.
 func TestPBXChainedTransfer(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -518,4 +518,26 @@ func TestPBXReturnFoundBeforeItsEvents(t *testing.T) {
 		t.Errorf("call ended with %v", err)
 	}
 	h.clean("c1")
+}
+
+// Both transfers' fields did not fit the extension and went in
+// ARIFLOW_DIAL beside the count; the dial policy then refused the chained
+// leg: the caller is continued with the first's fields alone, in the
+// extension (which [ariflow-dial] reads instead of the variable), so
+// that the PBX never dials a leg the policy did not count.
+func TestPBXChainNotCountedLeavesTheVariable(t *testing.T) {
+	t.Parallel()
+	const first = "PJSIP/+4930123456@trunk~5~gD(12)f(<+4930555000>)"
+	h := run(t, []string{strings.Replace(chainFlow, "start: xfer\n", "start: xfer\ndial_policy: {transfers_per_call: 1}\n", 1)})
+	h.caller("c1", "chain")
+	cont := h.req("POST", "/channels/c1/continue")
+	h.answered("POST", "/channels/c1/continue")
+	if got := cont.Query.Get("extension"); got != pbxExtenPrefix+first {
+		t.Errorf("continued to %q, want %q", got, pbxExtenPrefix+first)
+	}
+	if rec := h.load("c1"); rec.Transfer == nil || rec.Transfer.Next != nil || rec.Transfers != 1 {
+		t.Fatalf("record: %+v", rec.Transfer)
+	}
+	h.fake.EnterStasis("c1", BackArg, "BUSY", "500", "", "17")
+	h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
 }
