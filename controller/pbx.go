@@ -178,7 +178,7 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 		log = log.WithField("chained", next.Block)
 	}
 	log.Info("transfer: caller handed to the PBX's Dial()")
-	return c.awaitPBX(ctx, gate, slot, kind, false)
+	return c.awaitPBX(ctx, gate, slot, kind, false, false)
 }
 
 // errPBXNotHanded: the transfer's variable could not be set on the caller.
@@ -397,7 +397,11 @@ func (c *call) pbxBack(gate *policy.Gate, slot string) {
 
 // awaitPBX waits for the caller to come back from [ariflow-dial], and
 // takes the branch its dial status says. A caller gone ends the call.
-func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind string, stayed bool) (string, error) {
+// unsure: the call was adopted, and its process may have ended between
+// the record's write and the continue; a caller found twice in the app
+// with the arguments it came in with is then handed over again
+// (pbxHandAgain), once.
+func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind string, stayed, unsure bool) (string, error) {
 	c.paced()
 	left := false // the StasisEnd of the caller's leaving seen
 	wait := c.app.pbxWaitBegin(c)
@@ -440,7 +444,7 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 				// its hangup (deliver took it for one). A hangup queued
 				// after it still ends the call here or at the next wait.
 				c.hungUp.Store(false)
-				left = true
+				left, unsure = true, false
 			}
 		case *ari.ChannelDestroyed:
 			gone = e.Channel.ID == c.id
@@ -453,6 +457,18 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 			c.pbxReleaseAll(gate, slot)
 			c.log.WithField("step", c.rec.Block).Info("transfer: the caller hung up while the PBX carried its transfer")
 			return "", ErrCallerGone
+		case back && looked && unsure && pbxArg(args, 0) != BackArg:
+			unsure = false
+			if err := c.pbxHandAgain(ctx, gate); err != nil {
+				if leaving(ctx, err) {
+					return "", err
+				}
+				// The next look decides: gone, left after all, or still
+				// here (back, its dial status unknown: Error).
+				c.log.WithError(err).WithField("step", c.rec.Block).Error("transfer: handing the adopted caller to the PBX's Dial() again failed")
+				continue
+			}
+			wait, stayed, left = c.app.pbxWaitBegin(c), false, false
 		case back:
 			if looked {
 				// Found back before its events came (they may be late, or
@@ -747,7 +763,51 @@ func (c *call) adoptPBX(ctx context.Context) (string, error) {
 		return c.pbxReturned(ctx, gate, slot, kind, args)
 	}
 	c.log.WithField("step", c.rec.Block).Info("transfer: adopted while the PBX carries it; awaiting the caller's return")
-	return c.awaitPBX(ctx, gate, slot, kind, stayed)
+	return c.awaitPBX(ctx, gate, slot, kind, stayed, true)
+}
+
+// pbxHandAgain hands an adopted call's caller to the PBX's Dial() once
+// more: it never left the app (its process ended between the record's
+// write and the continue). The fields are rebuilt from the record; the
+// chained transfer goes with them when the flow still chains the same
+// one, else it is given back, and the record says so before the
+// continue.
+func (c *call) pbxHandAgain(ctx context.Context, gate *policy.Gate) error {
+	ts := c.rec.Transfer
+	if ts == nil {
+		return errors.New("the record holds no transfer")
+	}
+	plan := transfer.Plan{Targets: ts.Targets, Digits: ts.Digits, CallerIDNumber: ts.CallerIDNumber, CallerIDName: ts.CallerIDName,
+		Resume: ts.Resume, Agent: ts.Agent}
+	fields, err := c.pbxFields(plan)
+	if err != nil {
+		return fmt.Errorf("the transfer's fields from its record: %w", err)
+	}
+	all := fields
+	if next := ts.Next; next != nil {
+		if ch := c.chainable(plan); ch != nil && ch.rec.Block == next.Block && ch.target.Number == next.Number {
+			all += "~" + ch.fields
+		} else {
+			transfer.EndedSlot{Slot: next.Slot, Gate: gate}.ReleaseLater(c, c.log)
+			c.rec.Transfers--
+			ts.Next = nil
+			if err := c.save(ctx); err != nil {
+				return fmt.Errorf("%w: %w", errPBXUnsaved, err)
+			}
+		}
+	}
+	exten, inExten := pbxExten(all)
+	if !inExten {
+		if err := c.app.ari.SetVariable(ctx, c.id, pbxVar, all); err != nil {
+			return err
+		}
+	}
+	c.forgetStale()
+	if err := c.app.ari.Continue(ctx, c.id, pbxContext, exten, 1); err != nil {
+		return err
+	}
+	c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": ts.Number}).Warn("transfer: the adopted caller had not left for the PBX's Dial(); handed to it now")
+	return nil
 }
 
 // pbxReturn handles a caller back from [ariflow-dial] that no call here

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,7 +203,7 @@ func TestPBXTransferWithoutResume(t *testing.T) {
 // it back already, or back while nobody waited, goes on at once.
 func TestAdoptPBXTransfer(t *testing.T) {
 	t.Parallel()
-	for _, when := range []string{"returns later", "back before the takeover", "back to a process not waiting", "never left"} {
+	for _, when := range []string{"returns later", "back before the takeover", "back to a process not waiting", "never left", "never left, no dial string"} {
 		t.Run(when, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, []string{pbxFlow}, func(c *Config) { c.PBXCheck = 50 * time.Millisecond })
@@ -210,15 +211,31 @@ func TestAdoptPBXTransfer(t *testing.T) {
 			rec := adoptRecord(record.PhasePBX, "xfer", "", 0)
 			rec.Transfers = 1
 			rec.Transfer = &record.Transfer{Number: "+4930123456", Resume: true, Digits: "12#", Attempt: 1, Dialed: time.Now()}
-			if when == "never left" {
-				// The record was written, the continue never made: the
-				// caller is still in the app with its entry's arguments.
-				// Not taken for back at the first look (a continue just
-				// answered leaves a moment later), it is at the second:
-				// Error, as the dial's status is unknown.
+			switch when {
+			case "never left":
+				// The record was written, the continue never made (its
+				// process ended between the two): the caller is still in
+				// the app with its entry's arguments. Not taken for back at
+				// the first look (a continue just answered leaves a moment
+				// later), it is handed to the PBX at the second, with the
+				// record's fields; its return takes the branch.
+				rec.Transfer.Targets = []record.Target{{Number: "+4930123456", Dial: "PJSIP/+4930123456@trunk", TimeoutS: 5}}
+				rec.Transfer.CallerIDNumber, rec.Transfer.CallerIDName = "+4930555000", "ACME Support"
+				h.store.put(rec)
+				h.start()
+				h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12#)f(ACME Support <+4930555000>)")
+				h.fake.EnterStasis("c1", BackArg, "NOANSWER", "5000", "", "19")
+				h.branchTaken("c1", mTimeout, transfer.OutcomeTimeout)
+				return
+			case "never left, no dial string":
+				// A record without the dial string (an older version's)
+				// cannot hand it over: Error, the dial's status unknown.
 				h.store.put(rec)
 				h.start()
 				h.branchTaken("c1", mError, transfer.OutcomeError)
+				if r := h.fake.Requests(); slices.ContainsFunc(r, func(r aritest.Request) bool { return r.Path == "/channels/c1/continue" }) {
+					t.Error("caller continued without the transfer's fields")
+				}
 				return
 			}
 			if err := h.client().Continue(t.Context(), "c1", "ariflow-dial", "s", 1); err != nil {
@@ -489,6 +506,43 @@ func TestAdoptPBXChainedTransfer(t *testing.T) {
 	h.req("DELETE", "/channels/c1")
 	h.ended("c1")
 	h.clean("c1")
+}
+
+// A process that wrote the record (both transfers counted) and ended
+// before the continue: the adopter hands the caller over with the
+// record's fields, and the chained transfer's when the flow still chains
+// the same one; else without it, given back and recorded so first.
+func TestAdoptPBXChainedNeverLeft(t *testing.T) {
+	t.Parallel()
+	const first = "PJSIP/+4930123456@trunk~5~gD(12)f(<+4930555000>)"
+	for _, tc := range []struct {
+		name, next, fields string
+		transfers          int
+	}{
+		{"the flow chains it still", "agent", first + "~PJSIP/+4930111009@trunk~30~g", 2},
+		{"the flow chains another", "other", first, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, []string{chainFlow}, func(c *Config) { c.PBXCheck = 50 * time.Millisecond })
+			h.fake.Caller("c1", "+4917612345678", "Alice", "chain")
+			rec := adoptRecord(record.PhasePBX, "xfer", "", 0)
+			rec.Flow, rec.Transfers = "chain", 2
+			rec.Attributes[flows.NSSystem] = map[string]string{flows.SysCallerNumber: "+4917612345678", flows.SysCallerName: "Alice"}
+			rec.Transfer = &record.Transfer{Number: "+4930123456", Resume: true, Digits: "12", Attempt: 1, Dialed: time.Now(),
+				Targets:        []record.Target{{Number: "+4930123456", Dial: "PJSIP/+4930123456@trunk", TimeoutS: 5}},
+				CallerIDNumber: "+4930555000",
+				Next:           &record.Chained{Block: tc.next, Number: "+4930111009", Agent: true, Slot: transfer.Slot("c1", 1)}}
+			h.store.put(rec)
+			h.start()
+			h.handedToPBX("c1", tc.fields)
+			if got := h.load("c1"); got.Transfers != tc.transfers || (got.Transfer.Next == nil) != (tc.transfers == 1) {
+				t.Errorf("record at the hand-off: transfers %d next %+v", got.Transfers, got.Transfer.Next)
+			}
+			h.fake.EnterStasis("c1", BackArg, "NOANSWER", "5000", "", "19")
+			h.branchTaken("c1", mTimeout, transfer.OutcomeTimeout)
+		})
+	}
 }
 
 // The caller's return found by looking before its events came (they were
