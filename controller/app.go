@@ -255,7 +255,10 @@ type App struct {
 
 	connected atomic.Bool  // the event path is proven
 	pathDown  atomic.Int64 // since when it is not (Unix ns)
-	pathSince atomic.Int64 // when the current websocket opened (Unix ns)
+	// pathChange, once asked for, is closed when connected changes.
+	pathMu     sync.Mutex
+	pathChange chan struct{}
+	pathSince  atomic.Int64 // when the current websocket opened (Unix ns)
 	// path is the current websocket (nil before the first).
 	path     atomic.Pointer[ari.EventConn]
 	draining atomic.Bool

@@ -199,10 +199,27 @@ func (a *App) pingPath() {
 // setConnected says whether the event path is up (proven), and since when
 // it is down.
 func (a *App) setConnected(up bool) {
-	if !up && a.connected.Load() {
+	a.pathMu.Lock()
+	defer a.pathMu.Unlock()
+	was := a.connected.Load()
+	if !up && was {
 		a.pathDown.Store(time.Now().UnixNano())
 	}
 	a.connected.Store(up)
+	if up != was && a.pathChange != nil {
+		close(a.pathChange)
+		a.pathChange = nil
+	}
+}
+
+// pathChanged is closed when the event path next goes up or down.
+func (a *App) pathChanged() <-chan struct{} {
+	a.pathMu.Lock()
+	defer a.pathMu.Unlock()
+	if a.pathChange == nil {
+		a.pathChange = make(chan struct{})
+	}
+	return a.pathChange
 }
 
 // pause waits backoff (or until ctx ends) and doubles it, up to 5 s.
@@ -362,26 +379,37 @@ func (a *App) keepFlows(ctx context.Context) {
 // process that cannot reach ARI but still reaches Redis would otherwise
 // keep the lease for ever, and no standby could serve the callers.
 func (a *App) watchARI(ctx context.Context, stop context.CancelCauseFunc) {
-	tick := time.NewTicker(min(a.cfg.ARILossResign/4, 250*time.Millisecond))
-	defer tick.Stop()
 	start := time.Now() // a term begins without a path
 	for {
+		// Taken before the state is read: a change after the read
+		// closes it.
+		changed := a.pathChanged()
+		var lapse *time.Timer
+		var lapsed <-chan time.Time
+		if !a.connected.Load() {
+			since := time.Unix(0, a.pathDown.Load())
+			if since.Before(start) {
+				since = start
+			}
+			d := time.Since(since)
+			if d >= a.cfg.ARILossResign {
+				a.metrics.ARILost.Inc()
+				a.log.WithField("for", d.Round(time.Millisecond)).Error("no working ARI event path; resigning the lease so that a standby can serve")
+				stop(errARILost)
+				return
+			}
+			lapse = time.NewTimer(a.cfg.ARILossResign - d)
+			lapsed = lapse.C
+		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-tick.C:
+		case <-changed:
+		case <-lapsed:
 		}
-		if a.connected.Load() {
-			continue
+		if lapse != nil {
+			lapse.Stop()
 		}
-		since := time.Unix(0, a.pathDown.Load())
-		if since.Before(start) {
-			since = start
-		}
-		if d := time.Since(since); d >= a.cfg.ARILossResign {
-			a.metrics.ARILost.Inc()
-			a.log.WithField("for", d.Round(time.Millisecond)).Error("no working ARI event path; resigning the lease so that a standby can serve")
-			stop(errARILost)
+		if ctx.Err() != nil {
 			return
 		}
 	}
