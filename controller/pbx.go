@@ -181,6 +181,11 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	return c.awaitPBX(ctx, gate, slot, kind, false, false)
 }
 
+// pbxRelook is how long after its first look an adopted caller still in
+// the app is looked at again: a continue its process had made would have
+// taken it out by then.
+const pbxRelook = time.Second
+
 // errPBXNotHanded: the transfer's variable could not be set on the caller.
 var errPBXNotHanded = errors.New("not handed to the PBX")
 
@@ -406,8 +411,18 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 	left := false // the StasisEnd of the caller's leaving seen
 	wait := c.app.pbxWaitBegin(c)
 	defer c.app.pbxWaitEnd(c)
+	// An adopted caller found in the app with its entry's arguments is
+	// looked at again soon, not at the next list: it may never have
+	// left, and it hears nothing meanwhile.
+	var relook <-chan time.Time
+	if unsure && stayed {
+		relook = time.After(pbxRelook)
+	}
 	for {
-		ev, _, err := c.receive(ctx, nil)
+		ev, _, err := c.receive(ctx, relook)
+		if errors.Is(err, errTimeout) {
+			relook, ev, err = nil, &checkChannels{}, nil
+		}
 		if err != nil {
 			return "", err
 		}

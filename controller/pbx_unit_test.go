@@ -206,7 +206,11 @@ func TestAdoptPBXTransfer(t *testing.T) {
 	for _, when := range []string{"returns later", "back before the takeover", "back to a process not waiting", "never left", "never left, no dial string"} {
 		t.Run(when, func(t *testing.T) {
 			t.Parallel()
-			h := newHarness(t, []string{pbxFlow}, func(c *Config) { c.PBXCheck = 50 * time.Millisecond })
+			check := 50 * time.Millisecond
+			if when == "never left" {
+				check = time.Minute // the adopter's own second look hands it over
+			}
+			h := newHarness(t, []string{pbxFlow}, func(c *Config) { c.PBXCheck = check })
 			h.pbx("")
 			rec := adoptRecord(record.PhasePBX, "xfer", "", 0)
 			rec.Transfers = 1
@@ -217,7 +221,8 @@ func TestAdoptPBXTransfer(t *testing.T) {
 				// process ended between the two): the caller is still in
 				// the app with its entry's arguments. Not taken for back at
 				// the first look (a continue just answered leaves a moment
-				// later), it is handed to the PBX at the second, with the
+				// later), it is handed to the PBX at the second, pbxRelook
+				// later (not at the next list of channels), with the
 				// record's fields; its return takes the branch.
 				rec.Transfer.Targets = []record.Target{{Number: "+4930123456", Dial: "PJSIP/+4930123456@trunk", TimeoutS: 5}}
 				rec.Transfer.CallerIDNumber, rec.Transfer.CallerIDName = "+4930555000", "ACME Support"
