@@ -170,15 +170,23 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	c.releaseBridge()
 	c.Settle()
 	c.forgetStale()
+	unsure := false
 	if err := c.app.ari.Continue(ctx, c.id, pbxContext, exten, 1); err != nil {
-		return c.pbxNotHanded(ctx, gate, slot, kind, res, err)
+		if ari.StatusCode(err) != 0 || leaving(ctx, err) {
+			return c.pbxNotHanded(ctx, gate, slot, kind, res, err)
+		}
+		// No answer (a cut connection): it may have been carried out.
+		// Awaited as handed; a caller found still in the app is handed
+		// again, once.
+		c.log.WithError(err).WithField("step", c.rec.Block).Warn("transfer: the continue to the PBX's Dial() got no answer; awaiting the caller as handed")
+		unsure = true
 	}
 	log := c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": target.Number})
 	if next := c.rec.Transfer.Next; next != nil {
 		log = log.WithField("chained", next.Block)
 	}
 	log.Info("transfer: caller handed to the PBX's Dial()")
-	return c.awaitPBX(ctx, gate, slot, kind, false, false)
+	return c.awaitPBX(ctx, gate, slot, kind, false, unsure)
 }
 
 // pbxRelook is how long after its first look an adopted caller still in
@@ -402,23 +410,24 @@ func (c *call) pbxBack(gate *policy.Gate, slot string) {
 
 // awaitPBX waits for the caller to come back from [ariflow-dial], and
 // takes the branch its dial status says. A caller gone ends the call.
-// unsure: the call was adopted, and its process may have ended between
-// the record's write and the continue; a caller found twice in the app
-// with the arguments it came in with is then handed over again
+// unsure: the continue may not have been made (the call was adopted,
+// and its process may have ended between the record's write and the
+// continue; or the continue got no answer); a caller found twice in the
+// app with the arguments it came in with is then handed over again
 // (pbxHandAgain), once.
 func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind string, stayed, unsure bool) (string, error) {
 	c.paced()
 	left := false // the StasisEnd of the caller's leaving seen
 	wait := c.app.pbxWaitBegin(c)
 	defer c.app.pbxWaitEnd(c)
-	// An adopted caller found in the app with its entry's arguments is
-	// looked at again soon, not at the next list: it may never have
+	// A caller found in the app with its entry's arguments while unsure
+	// is looked at again soon, not at the next list: it may never have
 	// left, and it hears nothing meanwhile.
 	var relook <-chan time.Time
-	if unsure && stayed {
-		relook = time.After(pbxRelook)
-	}
 	for {
+		if unsure && stayed && relook == nil {
+			relook = time.After(pbxRelook)
+		}
 		ev, _, err := c.receive(ctx, relook)
 		if errors.Is(err, errTimeout) {
 			relook, ev, err = nil, &checkChannels{}, nil
@@ -480,7 +489,7 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 				}
 				// The next look decides: gone, left after all, or still
 				// here (back, its dial status unknown: Error).
-				c.log.WithError(err).WithField("step", c.rec.Block).Error("transfer: handing the adopted caller to the PBX's Dial() again failed")
+				c.log.WithError(err).WithField("step", c.rec.Block).Error("transfer: handing the caller to the PBX's Dial() again failed")
 				continue
 			}
 			wait, stayed, left = c.app.pbxWaitBegin(c), false, false
@@ -781,9 +790,10 @@ func (c *call) adoptPBX(ctx context.Context) (string, error) {
 	return c.awaitPBX(ctx, gate, slot, kind, stayed, true)
 }
 
-// pbxHandAgain hands an adopted call's caller to the PBX's Dial() once
-// more: it never left the app (its process ended between the record's
-// write and the continue). The fields are rebuilt from the record; the
+// pbxHandAgain hands the caller to the PBX's Dial() once more: it never
+// left the app (its process ended between the record's write and the
+// continue, or the continue was cut). The fields are rebuilt from the
+// record; the
 // chained transfer goes with them when the flow still chains the same
 // one, else it is given back, and the record says so before the
 // continue.
@@ -821,7 +831,7 @@ func (c *call) pbxHandAgain(ctx context.Context, gate *policy.Gate) error {
 	if err := c.app.ari.Continue(ctx, c.id, pbxContext, exten, 1); err != nil {
 		return err
 	}
-	c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": ts.Number}).Warn("transfer: the adopted caller had not left for the PBX's Dial(); handed to it now")
+	c.log.WithFields(logrus.Fields{"step": c.rec.Block, "number": ts.Number}).Warn("transfer: the caller had not left for the PBX's Dial(); handed to it now")
 	return nil
 }
 

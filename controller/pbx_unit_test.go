@@ -1,8 +1,10 @@
 package controller
 
 import (
+	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -546,6 +548,53 @@ func TestAdoptPBXChainedNeverLeft(t *testing.T) {
 			}
 			h.fake.EnterStasis("c1", BackArg, "NOANSWER", "5000", "", "19")
 			h.branchTaken("c1", mTimeout, transfer.OutcomeTimeout)
+		})
+	}
+}
+
+// The continue cut mid-flight (no answer: a websocket cut closes the REST
+// connections too) may or may not have been carried out. Carried out:
+// the caller's return is awaited as usual, and it is not continued
+// again. Not: the caller, found still in the app with its entry's
+// arguments, is handed to the PBX again, once; the branch follows its
+// return either way (not Error).
+func TestPBXContinueCut(t *testing.T) {
+	t.Parallel()
+	for _, carried := range []bool{true, false} {
+		name := map[bool]string{true: "carried out", false: "not carried out"}[carried]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := run(t, []string{pbxFlow}, func(c *Config) { c.PBXCheck = 50 * time.Millisecond })
+			cl := h.client()
+			var made atomic.Int32 // continues ariflow made
+			var own atomic.Bool   // the test's own, carrying the cut one out
+			h.fake.Intercept(func(r *aritest.Request) (int, string, time.Duration, bool) {
+				if r.Path != "/channels/c1/continue" || own.Load() || made.Add(1) > 1 {
+					return 0, "", 0, false
+				}
+				if carried {
+					own.Store(true)
+					if err := cl.Continue(context.Background(), "c1", r.Query.Get("context"), r.Query.Get("extension"), 1); err != nil {
+						t.Errorf("the continue carried out: %v", err)
+					}
+					own.Store(false)
+				}
+				return aritest.Cut, "", 0, true
+			})
+			h.caller("c1", "xfer")
+			want := 1
+			if !carried {
+				want = 2 // the cut one, and the one that handed it over
+			}
+			eventually(t, "the caller handed to the PBX", func() bool {
+				st, ok := h.fake.Channel("c1")
+				return int(made.Load()) >= want && ok && !st.InStasis
+			})
+			h.fake.EnterStasis("c1", BackArg, "BUSY", "500", "", "17")
+			h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
+			if n := int(made.Load()); n != want {
+				t.Errorf("ariflow continued the caller %d times, want %d", n, want)
+			}
 		})
 	}
 }
