@@ -189,9 +189,9 @@ func (c *call) transferViaPBX(ctx context.Context, plan transfer.Plan, kind stri
 	return c.awaitPBX(ctx, gate, slot, kind, false, unsure)
 }
 
-// pbxRelook is how long after its first look an adopted caller still in
-// the app is looked at again: a continue its process had made would have
-// taken it out by then.
+// pbxRelook is how long after a look found it still in the app a caller
+// that may never have been continued (awaitPBX's unsure) is looked at
+// again: a continue carried out would have taken it out by then.
 const pbxRelook = time.Second
 
 // errPBXNotHanded: the transfer's variable could not be set on the caller.
@@ -793,10 +793,9 @@ func (c *call) adoptPBX(ctx context.Context) (string, error) {
 // pbxHandAgain hands the caller to the PBX's Dial() once more: it never
 // left the app (its process ended between the record's write and the
 // continue, or the continue was cut). The fields are rebuilt from the
-// record; the
-// chained transfer goes with them when the flow still chains the same
-// one, else it is given back, and the record says so before the
-// continue.
+// record; the chained transfer goes with them when the flow still chains
+// the same one, else it is given back, and the record says so before
+// the continue.
 func (c *call) pbxHandAgain(ctx context.Context, gate *policy.Gate) error {
 	ts := c.rec.Transfer
 	if ts == nil {
