@@ -253,12 +253,11 @@ type App struct {
 	// xfer is what every transfer of this process shares.
 	xfer *transfer.Env
 
-	connected atomic.Bool  // the event path is proven
-	pathDown  atomic.Int64 // since when it is not (Unix ns)
-	// pathChange, once asked for, is closed when connected changes.
-	pathMu     sync.Mutex
-	pathChange chan struct{}
-	pathSince  atomic.Int64 // when the current websocket opened (Unix ns)
+	connected   atomic.Bool  // the event path is proven
+	pathDown    atomic.Int64 // since when it is not (Unix ns)
+	pathMu      sync.Mutex
+	pathChanges changes      // when connected changes; under pathMu
+	pathSince   atomic.Int64 // when the current websocket opened (Unix ns)
 	// path is the current websocket (nil before the first).
 	path     atomic.Pointer[ari.EventConn]
 	draining atomic.Bool

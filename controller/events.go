@@ -206,9 +206,8 @@ func (a *App) setConnected(up bool) {
 		a.pathDown.Store(time.Now().UnixNano())
 	}
 	a.connected.Store(up)
-	if up != was && a.pathChange != nil {
-		close(a.pathChange)
-		a.pathChange = nil
+	if up != was {
+		a.pathChanges.changed()
 	}
 }
 
@@ -216,10 +215,7 @@ func (a *App) setConnected(up bool) {
 func (a *App) pathChanged() <-chan struct{} {
 	a.pathMu.Lock()
 	defer a.pathMu.Unlock()
-	if a.pathChange == nil {
-		a.pathChange = make(chan struct{})
-	}
-	return a.pathChange
+	return a.pathChanges.next()
 }
 
 // pause waits backoff (or until ctx ends) and doubles it, up to 5 s.

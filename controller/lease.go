@@ -44,17 +44,14 @@ type lease struct {
 	mu         sync.Mutex
 	epoch      int64
 	validUntil time.Time
-	changed    chan struct{} // closed at each renewal or loss, then replaced
+	changes    changes // at each renewal or loss
 }
 
 // renewal is closed at the next change of the lease.
 func (l *lease) renewal() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.changed == nil {
-		l.changed = make(chan struct{})
-	}
-	return l.changed
+	return l.changes.next()
 }
 
 func (l *lease) valid() bool {
@@ -94,10 +91,7 @@ func (l *lease) wait(ctx context.Context, bound time.Duration, lostFinal bool) (
 	for {
 		l.mu.Lock()
 		epoch, ok := l.epoch, time.Now().Before(l.validUntil)
-		if l.changed == nil {
-			l.changed = make(chan struct{})
-		}
-		changed := l.changed
+		changed := l.changes.next()
 		l.mu.Unlock()
 		switch {
 		case epoch == 0 && lostFinal:
@@ -123,7 +117,7 @@ func (l *lease) wait(ctx context.Context, bound time.Duration, lostFinal bool) (
 func (l *lease) set(epoch int64, until time.Time) {
 	l.mu.Lock()
 	l.epoch, l.validUntil = epoch, until
-	l.signalLocked()
+	l.changes.changed()
 	l.mu.Unlock()
 }
 
@@ -132,15 +126,8 @@ func (l *lease) clear() int64 {
 	defer l.mu.Unlock()
 	e := l.epoch
 	l.epoch, l.validUntil = 0, time.Time{}
-	l.signalLocked()
+	l.changes.changed()
 	return e
-}
-
-func (l *lease) signalLocked() {
-	if l.changed != nil {
-		close(l.changed)
-		l.changed = nil
-	}
 }
 
 // allowed is the ARI client's gate: no REST request leaves a process that
