@@ -510,7 +510,8 @@ func (c *call) save(ctx context.Context) error {
 // the lease gets ErrFenced and writes nothing. While the lease has lapsed
 // for a moment it waits for the renewal.
 func (a *App) write(ctx context.Context, rec *record.Call) error {
-	return a.writeAlong(ctx, rec, nil)
+	_, err := a.writeAlong(ctx, rec, nil)
+	return err
 }
 
 // deleteRecord deletes a call's record under the lease, as a write is
@@ -573,13 +574,14 @@ func (p *patience) wait(ctx context.Context, limit time.Duration, announce func(
 // alongStore is a Store whose record writes can carry a script part (the
 // Redis store): the dial policy's count of the leg the write records.
 type alongStore interface {
-	SaveAlong(ctx context.Context, rec *record.Call, part store.Part) error
+	SaveAlong(ctx context.Context, rec *record.Call, part store.Part) (store.Wrote, error)
 }
 
 // writeAlong is write with part, when not nil, made in the same script
 // (the store must be an alongStore): a part that refuses leaves the
-// record unwritten, and its *store.PartRefused is returned at once.
-func (a *App) writeAlong(ctx context.Context, rec *record.Call, part *store.Part) error {
+// record unwritten, and its *store.PartRefused is returned at once; a
+// part that has part.Else written says so (store.Wrote).
+func (a *App) writeAlong(ctx context.Context, rec *record.Call, part *store.Part) (store.Wrote, error) {
 	var again patience
 	// One time for every try: a write made again after its answer was
 	// lost carries the same bytes, which the store can recognise.
@@ -589,18 +591,22 @@ func (a *App) writeAlong(ctx context.Context, rec *record.Call, part *store.Part
 		epoch, err := a.lease.await(ctx, a.cfg.LapseWait)
 		if err != nil {
 			a.metrics.FencedActions.Inc()
-			return err
+			return store.Wrote{}, err
 		}
 		rec.Owner, rec.Epoch = a.owner, epoch
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second) // as ARI requests
+		var wrote store.Wrote
 		if part != nil {
-			err = a.store.(alongStore).SaveAlong(sctx, rec, *part)
+			if e := part.Else; e != nil {
+				e.Owner, e.Epoch, e.Updated = rec.Owner, rec.Epoch, rec.Updated
+			}
+			wrote, err = a.store.(alongStore).SaveAlong(sctx, rec, *part)
 		} else {
 			err = a.store.Save(sctx, rec)
 		}
 		cancel()
 		if errors.Is(err, store.ErrPartRefused) {
-			return err
+			return wrote, err
 		}
 		if errors.Is(err, ErrFenced) && attempt < fencedRewrites {
 			// Refused while our own lease is still valid: the store lost it
@@ -633,10 +639,10 @@ func (a *App) writeAlong(ctx context.Context, rec *record.Call, part *store.Part
 			if errors.Is(err, ErrFenced) {
 				a.metrics.FencedActions.Inc()
 			}
-			return err
+			return wrote, err
 		}
 		a.metrics.RecordWrites.Inc()
-		return nil
+		return wrote, nil
 	}
 }
 
@@ -877,23 +883,38 @@ func (c *call) CountsAlong() bool {
 // stays as it was, in the store and here, and the error is the count's
 // verdict (a *policy.Denied).
 func (c *call) SetPhaseAlong(ctx context.Context, p record.Phase, along *policy.Along) error {
+	_, err := c.setPhaseAlong(ctx, p, along, nil)
+	return err
+}
+
+// setPhaseAlong is SetPhaseAlong with alt, when not nil, written instead
+// of the record when along's Lua refuses only the next leg
+// (policy.Gate.CountAlongThen): the record then becomes alt (in phase p
+// too), and wrote.Else says so.
+func (c *call) setPhaseAlong(ctx context.Context, p record.Phase, along *policy.Along, alt *record.Call) (store.Wrote, error) {
 	if err := record.CheckTransition(c.rec.Phase, p); err != nil {
 		c.log.WithError(err).Error("refused phase change")
-		return err
+		return store.Wrote{}, err
 	}
 	was := c.rec.Phase
 	c.rec.Phase = p
-	err := c.app.writeAlong(ctx, &c.rec, &store.Part{Lua: along.Lua, Keys: along.Keys, Args: along.Args})
+	if alt != nil {
+		alt.Phase = p
+	}
+	wrote, err := c.app.writeAlong(ctx, &c.rec, &store.Part{Lua: along.Lua, Keys: along.Keys, Args: along.Args, Else: alt})
 	var r *store.PartRefused
 	if errors.As(err, &r) {
 		c.rec.Phase = was
-		return along.Verdict(r.Code)
+		return wrote, along.Verdict(r.Code)
 	}
 	if err != nil {
-		return err
+		return wrote, err
+	}
+	if wrote.Else {
+		c.rec = *alt
 	}
 	c.saved, c.savedBlock = true, c.rec.Block
-	return nil
+	return wrote, nil
 }
 
 // callerPresent tells whether the caller's channel still exists (an

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ariflow/ariflow/flows"
@@ -50,6 +51,10 @@ type memStore struct {
 	lostAnswers int           // the next n saves land, but their answer is lost (EOF)
 	saves       int           // successful saves
 	refused     int           // saves refused (fenced or failing)
+	// along, when set, runs a write's part (the dial policy's count on
+	// Redis counters) as the Redis store's script does; alongs counts them.
+	along       *redis.Client
+	alongs      int
 	deletes     int
 	fenceDels   int // the next n deletes are refused as fenced (the lease lapsed in the store)
 	failDels    int // the next n deletes fail (Redis restarting)
@@ -88,6 +93,42 @@ var errRedisDown = errors.New("memstore: redis down")
 
 func (s *memStore) holdsLocked(owner string, epoch int64) bool {
 	return s.holder != "" && s.holder == owner && s.epoch == epoch && time.Now().Before(s.expires)
+}
+
+// alongPart runs a write's part alone: {1, 0} to write, {2, n} refused,
+// {3, n} the Else to write (store.alongScript's answers).
+const alongPart = `
+local n = part(KEYS, ARGV)
+if type(n) == 'table' then return {3, n[1]} end
+if n ~= 0 then return {2, n} end
+return {1, 0}`
+
+// SaveAlong is the Redis store's SaveAlong, its part run on s.along (the
+// fence checked first, here).
+func (s *memStore) SaveAlong(ctx context.Context, rec *record.Call, part store.Part) (store.Wrote, error) {
+	if part.Lua == "" {
+		return store.Wrote{}, s.Save(ctx, rec)
+	}
+	s.mu.Lock()
+	held, rdb := s.holdsLocked(rec.Owner, rec.Epoch), s.along
+	s.alongs++
+	s.mu.Unlock()
+	if rdb == nil {
+		return store.Wrote{}, errors.New("memstore: a write's part with no Redis to run it")
+	}
+	if !held {
+		return store.Wrote{}, s.Save(ctx, rec) // refused as fenced
+	}
+	res, err := redis.NewScript("local function part(KEYS, ARGV)\n"+part.Lua+"\nend\n"+alongPart).Run(ctx, rdb, part.Keys, part.Args...).Int64Slice()
+	switch {
+	case err != nil:
+		return store.Wrote{}, err
+	case res[0] == 3 && part.Else != nil:
+		return store.Wrote{Else: true, Code: res[1]}, s.Save(ctx, part.Else)
+	case res[0] != 1:
+		return store.Wrote{}, &store.PartRefused{Code: res[1]}
+	}
+	return store.Wrote{}, s.Save(ctx, rec)
 }
 
 // slow is the store's latency, a round trip: half of it before the

@@ -263,8 +263,28 @@ func (c *call) countPBX(ctx context.Context, gate *policy.Gate, target record.Ta
 	if err := gate.Check(leg); err != nil {
 		return "", err
 	}
+	var next *policy.Leg
 	if chain != nil {
-		c.countChained(ctx, gate, chain)
+		next = c.chainedLeg(gate, chain)
+	}
+	along, ok := gate.CountAlongThen(leg, next)
+	ok = ok && c.CountsAlong()
+	if !ok {
+		// Counters not on Redis: each leg is counted on its own, this
+		// transfer's first.
+		if err := countOnce(ctx, gate, leg); err != nil {
+			return "", err
+		}
+		if next != nil {
+			if err := countOnce(ctx, gate, *next); err != nil {
+				c.notChained(chain, err)
+				next = nil
+			}
+		}
+	}
+	if next != nil {
+		chain.rec.Slot = next.Slot
+		c.rec.Transfer.Next = &chain.rec
 	}
 	c.rec.Transfers++
 	chained := 0
@@ -279,16 +299,23 @@ func (c *call) countPBX(ctx context.Context, gate *policy.Gate, target record.Ta
 			c.rec.Transfer.Next = nil
 		}
 	}
-	if along, ok := gate.CountAlong(leg); ok && c.CountsAlong() {
-		err := c.SetPhaseAlong(ctx, record.PhasePBX, along)
+	if ok {
+		var alt *record.Call
+		if chained == 1 {
+			// Written instead when the count refuses the chained leg.
+			r := c.rec
+			t := *r.Transfer
+			t.Next = nil
+			r.Transfer, r.Transfers = &t, r.Transfers-1
+			alt = &r
+		}
+		wrote, err := c.setPhaseAlong(ctx, record.PhasePBX, along, alt)
 		if err != nil {
 			undo()
+		} else if wrote.Else {
+			c.notChained(chain, along.ThenVerdict(wrote.Code))
 		}
 		return leg.Slot, err
-	}
-	if err := countOnce(ctx, gate, leg); err != nil {
-		undo()
-		return "", err
 	}
 	if err := c.setPhase(ctx, record.PhasePBX, true); err != nil {
 		undo()
@@ -314,20 +341,22 @@ type pbxChain struct {
 	rec    record.Chained
 }
 
-// countChained counts the chained transfer's leg (its slot after this
-// transfer's own); refused or not counted, nothing is chained.
-func (c *call) countChained(ctx context.Context, gate *policy.Gate, chain *pbxChain) {
+// chainedLeg is the chained transfer's leg (its slot after this
+// transfer's own), to be counted with it; nil when the dial policy
+// refuses it at once: nothing is chained then.
+func (c *call) chainedLeg(gate *policy.Gate, chain *pbxChain) *policy.Leg {
 	leg := c.pbxLeg(chain.target.Number, c.rec.Transfers+1)
-	err := gate.Check(leg)
-	if err == nil {
-		err = countOnce(ctx, gate, leg)
+	if err := gate.Check(leg); err != nil {
+		c.notChained(chain, err)
+		return nil
 	}
-	if err != nil {
-		c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "next": chain.rec.Block}).Info("transfer: the next transfer not chained to this one: the dial policy did not count it")
-		return
-	}
-	chain.rec.Slot = leg.Slot
-	c.rec.Transfer.Next = &chain.rec
+	return &leg
+}
+
+// notChained logs why the chained transfer was not counted: the caller
+// comes back after this transfer, and the flow goes on from there.
+func (c *call) notChained(chain *pbxChain, err error) {
+	c.log.WithError(err).WithFields(logrus.Fields{"step": c.rec.Block, "next": chain.rec.Block}).Info("transfer: the next transfer not chained to this one: the dial policy did not count it")
 }
 
 // chainable is the transfer the PBX can dial right after this one, once

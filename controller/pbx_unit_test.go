@@ -8,9 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/ariflow/ariflow/flows"
 	"github.com/ariflow/ariflow/internal/ari"
 	"github.com/ariflow/ariflow/internal/ari/aritest"
+	"github.com/ariflow/ariflow/policy"
 	"github.com/ariflow/ariflow/record"
 	"github.com/ariflow/ariflow/transfer"
 )
@@ -648,4 +652,79 @@ func TestPBXChainNotCountedLeavesTheVariable(t *testing.T) {
 	}
 	h.fake.EnterStasis("c1", BackArg, "BUSY", "500", "", "17")
 	h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
+}
+
+// With the dial policy's counters on Redis, the chained transfer's leg is
+// counted in the "pbx" write's own script, after this transfer's leg: one
+// round trip for both. Refused by the cap or by a rate, it is left out
+// (the record written without it, the PBX not asked to dial it) and this
+// transfer goes on; the first leg is never refused for the chained one's
+// count.
+func TestPBXChainCountedWithTheWrite(t *testing.T) {
+	t.Parallel()
+	const first = "PJSIP/+4930123456@trunk~5~gD(12)f(<+4930555000>)"
+	for _, tc := range []struct {
+		name    string
+		pol     func(*policy.Policy)
+		chained bool
+	}{
+		{"both counted", func(p *policy.Policy) { p.Concurrent = 2 }, true},
+		{"the cap leaves no slot for the chained", func(p *policy.Policy) { p.Concurrent = 1 }, false},
+		{"the caller's rate leaves none for the chained", func(p *policy.Policy) { p.PerCaller = policy.Rate{Count: 1, Window: time.Hour} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mr := miniredis.RunT(t)
+			rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+			t.Cleanup(func() { rdb.Close() })
+			p := policy.Default()
+			p.PerCaller, p.PerEntry, p.Global, p.Concurrent = policy.Rate{}, policy.Rate{}, policy.Rate{}, 0
+			tc.pol(p)
+			counters := policy.NewRedisCounters(rdb, "t:")
+			h := newHarness(t, []string{chainFlow}, func(c *Config) { c.Gate = policy.NewGate(p, counters, counters) })
+			h.store.along = rdb
+			h.start()
+			h.caller("c1", "chain")
+			if tc.chained {
+				h.handedToPBX("c1", first+"~PJSIP/+4930111009@trunk~30~g")
+			} else {
+				// The variable set beside the count holds both; the first's
+				// fields alone fit the extension.
+				cont := h.req("POST", "/channels/c1/continue")
+				h.answered("POST", "/channels/c1/continue")
+				if got := cont.Query.Get("extension"); got != pbxExtenPrefix+first {
+					t.Errorf("continued to %q, want %q", got, pbxExtenPrefix+first)
+				}
+			}
+			rec := h.load("c1")
+			if got := rec.Transfer.Next != nil; got != tc.chained || rec.Transfers != map[bool]int{true: 2, false: 1}[tc.chained] {
+				t.Fatalf("record: chained %v (want %v), %d transfers", got, tc.chained, rec.Transfers)
+			}
+			h.store.mu.Lock()
+			alongs := h.store.alongs
+			h.store.mu.Unlock()
+			if alongs != 1 {
+				t.Errorf("%d writes carried a count, want 1 (both legs in the \"pbx\" write)", alongs)
+			}
+			if p.Concurrent > 0 {
+				want := []string{transfer.Slot("c1", 0)}
+				if tc.chained {
+					want = append(want, transfer.Slot("c1", 1))
+				}
+				if got, _ := mr.ZMembers("t:slots:legs"); !slices.Equal(got, want) {
+					t.Errorf("slots %q, want %q", got, want)
+				}
+			}
+			if tc.chained {
+				h.fake.EnterStasis("c1", BackArg, "ANSWER", "900", "700", "16", "ANSWER~3500~2000~16")
+				h.req("DELETE", "/channels/c1")
+				if err := h.ended("c1"); err != nil {
+					t.Errorf("call ended with %v", err)
+				}
+			} else {
+				h.fake.EnterStasis("c1", BackArg, "BUSY", "500", "", "17")
+				h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
+			}
+		})
+	}
 }

@@ -95,10 +95,7 @@ func (g *Gate) Count(ctx context.Context, leg Leg) (release func(), err error) {
 	if id == "" {
 		id = newLegID()
 	}
-	ttl := g.LegTTL
-	if ttl <= 0 {
-		ttl = DefaultLegTTL
-	}
+	ttl := g.legTTL()
 	if a, ok := g.limiter.(Admitter); ok {
 		return g.admit(ctx, a, leg, id, ttl)
 	}
@@ -197,12 +194,72 @@ type Along struct {
 	Keys []string
 	Args []any
 	d    denials
+	// then: the next leg's verdicts (CountAlongThen).
+	then denials
 }
 
 // Verdict is Count's error for what Along's Lua returned: nil when
 // admitted, else a *Denied naming the rule. The slot, if any, is the
 // leg's Slot: give it back with Release.
 func (a *Along) Verdict(n int64) error { return a.d.deny(verdictOf(n)) }
+
+// ThenVerdict is the *Denied of the next leg of CountAlongThen, from the
+// n of the Lua's {n} answer (0: not known, the write was found made).
+func (a *Along) ThenVerdict(n int64) error {
+	if n == 0 {
+		return fmt.Errorf("%w: the next leg was not counted (its verdict went with a lost answer)", ErrDenied)
+	}
+	return a.then.deny(verdictOf(n))
+}
+
+// admitThenLua counts a leg and then the next one, each by admitLua over
+// its own share of KEYS and ARGV (ARGV 1 and 2: the first's number of
+// keys and of arguments). The first refused, its answer, and the next is
+// not counted; the next refused, {its answer}: the first stays counted.
+const admitThenLua = `
+local function admit(KEYS, ARGV)
+` + admitLua + `
+end
+local k, a = tonumber(ARGV[1]), tonumber(ARGV[2])
+local n = admit({unpack(KEYS, 1, k)}, {unpack(ARGV, 3, 2 + a)})
+if n ~= 0 then return n end
+n = admit({unpack(KEYS, k + 1)}, {unpack(ARGV, 3 + a)})
+if n ~= 0 then return {n} end
+return 0`
+
+// CountAlongThen is CountAlong for leg and next, a leg to be dialled
+// after it (a transfer the PBX dials once leg's has ended), in one
+// script: leg first, so that a leg of its own is never refused for the
+// next one's count. Its Lua answers as CountAlong's for leg, and {n} when
+// only next was refused (ThenVerdict(n) says why): a write that carries
+// it is then made without next (store.Part.Else). next nil: CountAlong.
+func (g *Gate) CountAlongThen(leg Leg, next *Leg) (a *Along, ok bool) {
+	a, ok = g.CountAlong(leg)
+	if !ok || next == nil {
+		return a, ok
+	}
+	rc := g.limiter.(*RedisCounters)
+	req, d := g.admission(*next, next.Slot, g.legTTL())
+	if len(req.Rates) == 0 && req.Max == 0 {
+		return a, ok
+	}
+	a.then = d
+	first, _ := g.admission(leg, leg.Slot, g.legTTL())
+	k1, a1 := rc.admission(first)
+	k2, a2 := rc.admission(req)
+	a.Lua = admitThenLua
+	a.Keys = append(k1, k2...)
+	a.Args = append(append([]any{len(k1), len(a1)}, a1...), a2...)
+	return a, true
+}
+
+// legTTL is how long a leg's slot is held at most.
+func (g *Gate) legTTL() time.Duration {
+	if g.LegTTL > 0 {
+		return g.LegTTL
+	}
+	return DefaultLegTTL
+}
 
 // CountAlong is Count as part of a record's write, for counters on Redis;
 // ok is false for counters that are not (count with Count). The leg's
@@ -212,11 +269,7 @@ func (g *Gate) CountAlong(leg Leg) (a *Along, ok bool) {
 	if !ok {
 		return nil, false
 	}
-	ttl := g.LegTTL
-	if ttl <= 0 {
-		ttl = DefaultLegTTL
-	}
-	req, d := g.admission(leg, leg.Slot, ttl)
+	req, d := g.admission(leg, leg.Slot, g.legTTL())
 	a = &Along{d: d}
 	if len(req.Rates) > 0 || req.Max > 0 {
 		a.Lua = admitLua

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -405,5 +406,91 @@ func TestCountGivesTheEndedSlotBack(t *testing.T) {
 				t.Errorf("another call's leg: %v, want refused (the slot is c1:1's)", err)
 			}
 		})
+	}
+}
+
+// CountAlongThen counts a leg and then the next in one script: the first
+// refused, the next is not counted (its slot and rates untouched); the
+// next refused, the first stays counted and the answer is {n}, which
+// ThenVerdict reads as the rule that refused it.
+func TestCountAlongThen(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		pol       func(*Policy)
+		held      int    // slots other calls hold first
+		first     string // the first leg's rule refusing it ("" admitted)
+		then      string // the next leg's
+		slots     int    // slots held after
+		callerRun string // the caller rate's count after
+	}{
+		{"both admitted", func(p *Policy) { p.Concurrent = 3; p.PerCaller = Rate{2, time.Minute} }, 0, "", "", 2, "2"},
+		{"the cap leaves one", func(p *Policy) { p.Concurrent = 2 }, 1, "", RuleConcurrent, 2, ""},
+		{"the caller's rate leaves one", func(p *Policy) { p.PerCaller = Rate{1, time.Minute} }, 0, "", RuleRatePerCaller, 0, "2"},
+		{"the first refused", func(p *Policy) { p.Concurrent = 1 }, 1, RuleConcurrent, "", 1, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Default()
+			p.PerCaller, p.PerEntry, p.Global, p.Concurrent = Rate{}, Rate{}, Rate{}, 0
+			tc.pol(p)
+			mr := miniredis.RunT(t)
+			rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+			t.Cleanup(func() { rdb.Close() })
+			g := NewGate(p, NewRedisCounters(rdb, "t:"), NewRedisCounters(rdb, "t:"))
+			for i := range tc.held {
+				if _, err := g.Count(ctx, Leg{Slot: fmt.Sprintf("other:%d", i), Caller: "+4917600000009", Number: mobile}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			leg := Leg{Slot: "c1:0", Caller: "+4917600000001", Entry: entry, Number: mobile}
+			next := Leg{Slot: "c1:1", Caller: "+4917600000001", Entry: entry, Number: mobile, TransfersSoFar: 1}
+			a, ok := g.CountAlongThen(leg, &next)
+			if !ok || a.Lua == "" {
+				t.Fatalf("no count along: %+v %v", a, ok)
+			}
+			sc := redis.NewScript("local function part(KEYS, ARGV)\n" + a.Lua + "\nend\nlocal n = part(KEYS, ARGV)\nif type(n) == 'table' then return {1, n[1]} end\nreturn {0, n}")
+			res, err := sc.Run(ctx, rdb, a.Keys, a.Args...).Int64Slice()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rule := func(err error) string {
+				var d *Denied
+				if errors.As(err, &d) {
+					return d.Rule
+				}
+				return ""
+			}
+			var first, then string
+			if res[0] == 1 {
+				then = rule(a.ThenVerdict(res[1]))
+			} else {
+				first = rule(a.Verdict(res[1]))
+			}
+			if first != tc.first || then != tc.then {
+				t.Errorf("first refused by %q, next by %q; want %q, %q", first, then, tc.first, tc.then)
+			}
+			if n, _ := rdb.ZCard(ctx, "t:slots:legs").Result(); int(n) != tc.slots {
+				t.Errorf("%d slots held, want %d", n, tc.slots)
+			}
+			if tc.callerRun != "" {
+				keys, _ := rdb.Keys(ctx, "t:rate:caller:*").Result()
+				if len(keys) != 1 {
+					t.Fatalf("caller rate keys %q", keys)
+				}
+				if n, _ := rdb.Get(ctx, keys[0]).Result(); n != tc.callerRun {
+					t.Errorf("the caller's rate counted %s, want %s", n, tc.callerRun)
+				}
+			}
+		})
+	}
+	// Nothing to count for the next leg: CountAlong's own Lua.
+	p := Default()
+	p.PerCaller, p.PerEntry, p.Global, p.Concurrent = Rate{}, Rate{}, Rate{}, 0
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	g := NewGate(p, NewRedisCounters(rdb, "t:"), NewRedisCounters(rdb, "t:"))
+	if a, ok := g.CountAlongThen(Leg{Slot: "c1:0", Number: mobile}, &Leg{Slot: "c1:1", Number: mobile}); !ok || a.Lua != "" {
+		t.Errorf("nothing to count: %+v %v, want no Lua", a, ok)
 	}
 }

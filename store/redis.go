@@ -145,11 +145,23 @@ func (s *Redis) Save(ctx context.Context, rec *record.Call) error {
 // and before the write, over its own Keys and Args (KEYS and ARGV in its
 // body): the dial policy's count of a leg that the write records
 // (policy.Along). It returns 0 to let the write be made, any other integer
-// to refuse it.
+// to refuse it, or a table {n} to have Else written instead (when there is
+// no Else, {n} refuses as n does).
 type Part struct {
 	Lua  string
 	Keys []string
 	Args []any
+	// Else is the record written when the part answers {n}: the same
+	// write without what the part did not admit (a chained leg).
+	Else *record.Call
+}
+
+// Wrote says which record SaveAlong wrote: the one given, or the part's
+// Else, with the part's answer in Code (0 when a write made again found
+// Else already written).
+type Wrote struct {
+	Else bool
+	Code int64
 }
 
 // ErrPartRefused is SaveAlong's error when the part refused the write;
@@ -165,9 +177,10 @@ func (r *PartRefused) Unwrap() error { return ErrPartRefused }
 // alongScripts holds one script per part's Lua (few: the policy's count).
 var alongScripts sync.Map
 
-// KEYS: record, lease, then the part's. ARGV: token, data, ttl ms, then
-// the part's. Returns {1, 0} written (or found written), {2, n} refused by
-// the part (n), {0, 0} fenced.
+// KEYS: record, lease, then the part's. ARGV: token, data, ttl ms, the
+// else data ("" none), then the part's. Returns {1, 0} written (or found
+// written), {3, n} the else written (n the part's answer; 0 found
+// written), {2, n} refused by the part (n), {0, 0} fenced.
 func alongScript(lua string) *redis.Script {
 	if sc, ok := alongScripts.Load(lua); ok {
 		return sc.(*redis.Script)
@@ -177,8 +190,15 @@ local function part(KEYS, ARGV)
 `+lua+`
 end
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {0, 0} end
-if redis.call('GET', KEYS[1]) == ARGV[2] then return {1, 0} end
-local n = part({unpack(KEYS, 3)}, {unpack(ARGV, 4)})
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[2] then return {1, 0} end
+if ARGV[4] ~= '' and cur == ARGV[4] then return {3, 0} end
+local n = part({unpack(KEYS, 3)}, {unpack(ARGV, 5)})
+if type(n) == 'table' then
+  if ARGV[4] == '' then return {2, n[1]} end
+  redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[3])
+  return {3, n[1]}
+end
 if n ~= 0 then return {2, n} end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return {1, 0}`))
@@ -189,29 +209,38 @@ return {1, 0}`))
 // fence check: one round trip. A part that refuses leaves the record
 // unwritten (a *PartRefused); a fenced writer runs no part. A record
 // already holding these very bytes (the same write made again after its
-// answer was lost) is not counted twice: the part does not run.
-func (s *Redis) SaveAlong(ctx context.Context, rec *record.Call, part Part) error {
+// answer was lost), or part.Else's, is not counted twice: the part does
+// not run. part.Else, when set, carries the same Owner and Epoch as rec.
+func (s *Redis) SaveAlong(ctx context.Context, rec *record.Call, part Part) (Wrote, error) {
 	if part.Lua == "" {
-		return s.Save(ctx, rec)
+		return Wrote{}, s.Save(ctx, rec)
 	}
 	b, err := record.Encode(rec)
 	if err != nil {
-		return err
+		return Wrote{}, err
+	}
+	var alt []byte
+	if part.Else != nil {
+		if alt, err = record.Encode(part.Else); err != nil {
+			return Wrote{}, err
+		}
 	}
 	keys := append([]string{s.key(rec.CallID), s.leaseKey()}, part.Keys...)
-	args := append([]any{token(rec.Owner, rec.Epoch), b, s.ttl.Milliseconds()}, part.Args...)
+	args := append([]any{token(rec.Owner, rec.Epoch), b, s.ttl.Milliseconds(), alt}, part.Args...)
 	res, err := alongScript(part.Lua).Run(ctx, s.rdb, keys, args...).Int64Slice()
 	switch {
 	case err != nil:
-		return fmt.Errorf("save call %s: %w", rec.CallID, err)
+		return Wrote{}, fmt.Errorf("save call %s: %w", rec.CallID, err)
 	case len(res) != 2:
-		return fmt.Errorf("save call %s: unexpected answer %v", rec.CallID, res)
+		return Wrote{}, fmt.Errorf("save call %s: unexpected answer %v", rec.CallID, res)
 	case res[0] == 0:
-		return fmt.Errorf("save call %s: %w", rec.CallID, record.ErrFenced)
+		return Wrote{}, fmt.Errorf("save call %s: %w", rec.CallID, record.ErrFenced)
 	case res[0] == 2:
-		return fmt.Errorf("save call %s: %w", rec.CallID, &PartRefused{Code: res[1]})
+		return Wrote{}, fmt.Errorf("save call %s: %w", rec.CallID, &PartRefused{Code: res[1]})
+	case res[0] == 3:
+		return Wrote{Else: true, Code: res[1]}, nil
 	}
-	return nil
+	return Wrote{}, nil
 }
 
 func (s *Redis) Load(ctx context.Context, callID string) (*record.Call, error) {

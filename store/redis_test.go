@@ -182,7 +182,7 @@ local n = redis.call('INCR', KEYS[1])
 if n > tonumber(ARGV[1]) then return 7 end
 return 0`, Keys: []string{"counter"}, Args: []any{1}}
 	rec := &record.Call{CallID: "c1", Phase: record.PhaseDialing, Owner: "a", Epoch: e}
-	if err := s.SaveAlong(ctx, rec, part); err != nil {
+	if _, err := s.SaveAlong(ctx, rec, part); err != nil {
 		t.Fatalf("admitted save: %v", err)
 	}
 	if got, err := s.Load(ctx, "c1"); err != nil || got.Phase != record.PhaseDialing {
@@ -190,20 +190,20 @@ return 0`, Keys: []string{"counter"}, Args: []any{1}}
 	}
 	rec2 := &record.Call{CallID: "c2", Phase: record.PhaseDialing, Owner: "a", Epoch: e}
 	var r *PartRefused
-	if err := s.SaveAlong(ctx, rec2, part); !errors.As(err, &r) || r.Code != 7 || !errors.Is(err, ErrPartRefused) {
+	if _, err := s.SaveAlong(ctx, rec2, part); !errors.As(err, &r) || r.Code != 7 || !errors.Is(err, ErrPartRefused) {
 		t.Fatalf("refused save: %v, want a *PartRefused of 7", err)
 	}
 	if _, err := s.Load(ctx, "c2"); !errors.Is(err, record.ErrNoRecord) {
 		t.Fatalf("a refused save wrote the record: %v", err)
 	}
 	fenced := &record.Call{CallID: "c3", Phase: record.PhaseDialing, Owner: "b", Epoch: e}
-	if err := s.SaveAlong(ctx, fenced, part); !errors.Is(err, record.ErrFenced) {
+	if _, err := s.SaveAlong(ctx, fenced, part); !errors.Is(err, record.ErrFenced) {
 		t.Fatalf("fenced save: %v, want record.ErrFenced", err)
 	}
 	if n, _ := mr.Get("counter"); n != "2" {
 		t.Fatalf("counter %s, want 2: the fenced writer's part must not run", n)
 	}
-	if err := s.SaveAlong(ctx, rec, Part{}); err != nil {
+	if _, err := s.SaveAlong(ctx, rec, Part{}); err != nil {
 		t.Fatalf("a save with an empty part: %v", err)
 	}
 }
@@ -223,7 +223,7 @@ func TestRedisSaveAlongAgain(t *testing.T) {
 	part := Part{Lua: `redis.call('INCR', KEYS[1]) return 0`, Keys: []string{"counter"}}
 	rec := &record.Call{CallID: "c1", Phase: record.PhaseDialing, Owner: "a", Epoch: e, Updated: time.Unix(1_700_000_000, 0)}
 	for i := 0; i < 2; i++ {
-		if err := s.SaveAlong(ctx, rec, part); err != nil {
+		if _, err := s.SaveAlong(ctx, rec, part); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -231,10 +231,49 @@ func TestRedisSaveAlongAgain(t *testing.T) {
 		t.Fatalf("counter %s after the same write twice, want 1", n)
 	}
 	rec.Transfers++
-	if err := s.SaveAlong(ctx, rec, part); err != nil {
+	if _, err := s.SaveAlong(ctx, rec, part); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := mr.Get("counter"); n != "2" {
 		t.Fatalf("counter %s after another write, want 2", n)
+	}
+}
+
+// A part answering {n} has the write's Else written instead (the chained
+// leg left out), and says so; made again after a lost answer, it finds
+// Else written and counts nothing; without an Else, {n} refuses.
+func TestRedisSaveAlongElse(t *testing.T) {
+	ctx := context.Background()
+	s, mr := newRedisStoreTest(t)
+	mr.FastForward(2 * time.Second)
+	_, _ = s.Campaign(ctx, "a", time.Second)
+	mr.FastForward(2 * time.Second)
+	e, err := s.Campaign(ctx, "a", time.Second)
+	if err != nil || e == 0 {
+		t.Fatalf("campaign: %d %v", e, err)
+	}
+	part := Part{Lua: `redis.call('INCR', KEYS[1]) return {5}`, Keys: []string{"counter"}}
+	rec := &record.Call{CallID: "c1", Phase: record.PhasePBX, Owner: "a", Epoch: e, Transfers: 2}
+	part.Else = &record.Call{CallID: "c1", Phase: record.PhasePBX, Owner: "a", Epoch: e, Transfers: 1}
+	for i, want := range []Wrote{{Else: true, Code: 5}, {Else: true}} {
+		w, err := s.SaveAlong(ctx, rec, part)
+		if err != nil || w != want {
+			t.Fatalf("write %d: %+v %v, want %+v", i+1, w, err, want)
+		}
+		if got, err := s.Load(ctx, "c1"); err != nil || got.Transfers != 1 {
+			t.Fatalf("write %d: record %+v %v, want the else (1 transfer)", i+1, got, err)
+		}
+	}
+	if n, _ := mr.Get("counter"); n != "1" {
+		t.Fatalf("counter %s, want 1: the write made again must not count", n)
+	}
+	part.Else = nil
+	rec.CallID = "c2"
+	var r *PartRefused
+	if _, err := s.SaveAlong(ctx, rec, part); !errors.As(err, &r) || r.Code != 5 {
+		t.Fatalf("{5} without an else: %v, want a *PartRefused of 5", err)
+	}
+	if _, err := s.Load(ctx, "c2"); !errors.Is(err, record.ErrNoRecord) {
+		t.Fatalf("a refused save wrote the record: %v", err)
 	}
 }
