@@ -212,14 +212,7 @@ return 0`, Keys: []string{"counter"}, Args: []any{1}}
 // again.
 func TestRedisSaveAlongAgain(t *testing.T) {
 	ctx := context.Background()
-	s, mr := newRedisStoreTest(t)
-	mr.FastForward(2 * time.Second)
-	_, _ = s.Campaign(ctx, "a", time.Second)
-	mr.FastForward(2 * time.Second)
-	e, err := s.Campaign(ctx, "a", time.Second)
-	if err != nil || e == 0 {
-		t.Fatalf("campaign: %d %v", e, err)
-	}
+	s, mr, e := leasedStoreTest(t, "a")
 	part := Part{Lua: `redis.call('INCR', KEYS[1]) return 0`, Keys: []string{"counter"}}
 	rec := &record.Call{CallID: "c1", Phase: record.PhaseDialing, Owner: "a", Epoch: e, Updated: time.Unix(1_700_000_000, 0)}
 	for i := 0; i < 2; i++ {
@@ -244,14 +237,7 @@ func TestRedisSaveAlongAgain(t *testing.T) {
 // Else written and counts nothing; without an Else, {n} refuses.
 func TestRedisSaveAlongElse(t *testing.T) {
 	ctx := context.Background()
-	s, mr := newRedisStoreTest(t)
-	mr.FastForward(2 * time.Second)
-	_, _ = s.Campaign(ctx, "a", time.Second)
-	mr.FastForward(2 * time.Second)
-	e, err := s.Campaign(ctx, "a", time.Second)
-	if err != nil || e == 0 {
-		t.Fatalf("campaign: %d %v", e, err)
-	}
+	s, mr, e := leasedStoreTest(t, "a")
 	part := Part{Lua: `redis.call('INCR', KEYS[1]) return {5}`, Keys: []string{"counter"}}
 	rec := &record.Call{CallID: "c1", Phase: record.PhasePBX, Owner: "a", Epoch: e, Transfers: 2}
 	part.Else = &record.Call{CallID: "c1", Phase: record.PhasePBX, Owner: "a", Epoch: e, Transfers: 1}
@@ -276,4 +262,20 @@ func TestRedisSaveAlongElse(t *testing.T) {
 	if _, err := s.Load(ctx, "c2"); !errors.Is(err, record.ErrNoRecord) {
 		t.Fatalf("a refused save wrote the record: %v", err)
 	}
+}
+
+// leasedStoreTest is a store on a miniredis whose lease owner holds, past
+// the grace a store new to Redis leaves, and its epoch.
+func leasedStoreTest(t *testing.T, owner string) (*Redis, *miniredis.Miniredis, int64) {
+	t.Helper()
+	ctx := context.Background()
+	s, mr := newRedisStoreTest(t)
+	mr.FastForward(2 * time.Second)
+	_, _ = s.Campaign(ctx, owner, time.Second)
+	mr.FastForward(2 * time.Second)
+	e, err := s.Campaign(ctx, owner, time.Second)
+	if err != nil || e == 0 {
+		t.Fatalf("campaign: %d %v", e, err)
+	}
+	return s, mr, e
 }
