@@ -727,6 +727,14 @@ func TestFirstRecordBeforeAnswer(t *testing.T) {
 func TestCallFencedBeforeFirstRecordLeftUnanswered(t *testing.T) {
 	t.Parallel()
 	h := run(t, xferFlows)
+	// Renewals held: the process learns of the loss from the refused
+	// write, not from a renewal that could come first on a busy machine
+	// (it would stand by and never see the caller).
+	gate := make(chan struct{})
+	h.store.mu.Lock()
+	h.store.renewGate = gate
+	h.store.mu.Unlock()
+	t.Cleanup(func() { close(gate) })
 	h.store.handTo("other", time.Minute)
 	h.caller("c1", "xfer")
 	h.ended("c1")
