@@ -234,23 +234,19 @@ return 0`
 // only next was refused (ThenVerdict(n) says why): a write that carries
 // it is then made without next (store.Part.Else). next nil: CountAlong.
 func (g *Gate) CountAlongThen(leg Leg, next *Leg) (a *Along, ok bool) {
-	a, ok = g.CountAlong(leg)
+	rc, ok := g.limiter.(*RedisCounters)
 	if !ok || next == nil {
-		return a, ok
+		return g.CountAlong(leg)
 	}
-	rc := g.limiter.(*RedisCounters)
-	req, d := g.admission(*next, next.Slot, g.legTTL())
-	if len(req.Rates) == 0 && req.Max == 0 {
-		return a, ok
+	then, dt := g.admission(*next, next.Slot, g.legTTL())
+	if len(then.Rates) == 0 && then.Max == 0 {
+		return g.CountAlong(leg)
 	}
-	a.then = d
-	first, _ := g.admission(leg, leg.Slot, g.legTTL())
+	first, d := g.admission(leg, leg.Slot, g.legTTL())
 	k1, a1 := rc.admission(first)
-	k2, a2 := rc.admission(req)
-	a.Lua = admitThenLua
-	a.Keys = append(k1, k2...)
-	a.Args = append(append([]any{len(k1), len(a1)}, a1...), a2...)
-	return a, true
+	k2, a2 := rc.admission(then)
+	return &Along{Lua: admitThenLua, Keys: append(k1, k2...), Args: append(append([]any{len(k1), len(a1)}, a1...), a2...),
+		d: d, then: dt}, true
 }
 
 // legTTL is how long a leg's slot is held at most.
