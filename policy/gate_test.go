@@ -263,11 +263,9 @@ func TestCountAlongAgreesWithCount(t *testing.T) {
 	gates := make([]*Gate, 2)
 	var rdbs []*redis.Client
 	for i := range gates {
-		mr := miniredis.RunT(t)
-		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		t.Cleanup(func() { rdb.Close() })
+		var rdb *redis.Client
+		gates[i], rdb = redisGate(t, p)
 		rdbs = append(rdbs, rdb)
-		gates[i] = NewGate(p, NewRedisCounters(rdb, "t:"), NewRedisCounters(rdb, "t:"))
 	}
 	if _, ok := NewGate(p, NewMemoryLimiter(), NewMemorySlots()).CountAlong(Leg{Slot: "x"}); ok {
 		t.Fatal("in-memory counters offered a count along a Redis write")
@@ -336,10 +334,7 @@ func TestCountAlongGivesTheEndedSlotBack(t *testing.T) {
 	p := Default()
 	p.PerCaller, p.PerEntry, p.Global = Rate{}, Rate{}, Rate{}
 	p.Concurrent = 1
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	g := NewGate(p, NewRedisCounters(rdb, "t:"), NewRedisCounters(rdb, "t:"))
+	g, rdb := redisGate(t, p)
 	count := func(leg Leg) error {
 		a, ok := g.CountAlong(leg)
 		if !ok || a.Lua == "" {
@@ -380,10 +375,8 @@ func TestCountGivesTheEndedSlotBack(t *testing.T) {
 		gate func(t *testing.T) *Gate
 	}{
 		{"redis", func(t *testing.T) *Gate {
-			rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
-			t.Cleanup(func() { rdb.Close() })
-			c := NewRedisCounters(rdb, "t:")
-			return NewGate(p, c, c)
+			g, _ := redisGate(t, p)
+			return g
 		}},
 		{"memory", func(*testing.T) *Gate { c := NewMemoryCounters(); return NewGate(p, c, c) }},
 		{"memory, slots apart", func(*testing.T) *Gate { return NewGate(p, NewMemoryLimiter(), NewMemorySlots()) }},
@@ -433,10 +426,7 @@ func TestCountAlongThen(t *testing.T) {
 			p := Default()
 			p.PerCaller, p.PerEntry, p.Global, p.Concurrent = Rate{}, Rate{}, Rate{}, 0
 			tc.pol(p)
-			mr := miniredis.RunT(t)
-			rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-			t.Cleanup(func() { rdb.Close() })
-			g := NewGate(p, NewRedisCounters(rdb, "t:"), NewRedisCounters(rdb, "t:"))
+			g, rdb := redisGate(t, p)
 			for i := range tc.held {
 				if _, err := g.Count(ctx, Leg{Slot: fmt.Sprintf("other:%d", i), Caller: "+4917600000009", Number: mobile}); err != nil {
 					t.Fatal(err)
@@ -486,11 +476,18 @@ func TestCountAlongThen(t *testing.T) {
 	// Nothing to count for the next leg: CountAlong's own Lua.
 	p := Default()
 	p.PerCaller, p.PerEntry, p.Global, p.Concurrent = Rate{}, Rate{}, Rate{}, 0
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	g := NewGate(p, NewRedisCounters(rdb, "t:"), NewRedisCounters(rdb, "t:"))
+	g, _ := redisGate(t, p)
 	if a, ok := g.CountAlongThen(Leg{Slot: "c1:0", Number: mobile}, &Leg{Slot: "c1:1", Number: mobile}); !ok || a.Lua != "" {
 		t.Errorf("nothing to count: %+v %v, want no Lua", a, ok)
 	}
+}
+
+// redisGate is a gate with p on Redis counters under "t:", on a
+// miniredis of its own, and the client to look at them with.
+func redisGate(t *testing.T, p *Policy) (*Gate, *redis.Client) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	c := NewRedisCounters(rdb, "t:")
+	return NewGate(p, c, c), rdb
 }
