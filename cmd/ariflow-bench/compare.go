@@ -151,6 +151,9 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 			return nil, err
 		}
 		a.add(res)
+		if err := s.WaitClean(ctx, 15*time.Second); err != nil {
+			a.Errors = append(a.Errors, err.Error())
+		}
 		a.astCPU += cpuSeconds(astPid) - astCPU0
 		if r.name == "ariflow" {
 			a.afCPU += cpuSeconds(af.Pid()) - afCPU0
@@ -159,9 +162,6 @@ func compare(ctx context.Context, o options, s *e2e.Stack, af *e2e.Ariflow, carr
 			for k, n := range ariKinds(af.HTTPAddr) {
 				a.kinds[k] += n - kinds0[k]
 			}
-		}
-		if err := s.WaitClean(ctx, 15*time.Second); err != nil {
-			a.Errors = append(a.Errors, err.Error())
 		}
 	}
 	for _, name := range []string{"ariflow", "dialplan"} {
