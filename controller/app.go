@@ -77,6 +77,14 @@ type Config struct {
 	// with one request for all of them: a caller hanging up in the
 	// dialplan sends the app no event.
 	PBXCheck time.Duration
+	// PBXBackAlways sends the caller back to the app after every transfer
+	// the PBX carries. By default a transfer the call ends with when
+	// answered (an agent's, or with resume off) is dialled without g: the
+	// PBX hangs the caller up as the far end hangs up, sparing the trip
+	// back into the app to be hung up; the call learns of its end at the
+	// next look (PBXCheck), and cannot tell whether the caller hung up
+	// first (ariflow_transfers_total counts it as ended-in-pbx).
+	PBXBackAlways bool
 	// MaxPlayback bounds one prompt: a playback still running after it is
 	// stopped and the caller sent to the fallback (default 10 min, far
 	// beyond any prompt; it catches media that never ends).

@@ -800,6 +800,8 @@ func endReason(err error) string {
 	switch {
 	case err == nil:
 		return "disconnected by flow"
+	case errors.Is(err, errEndedInPBX):
+		return "ended in the PBX with its last transfer"
 	case errors.Is(err, ErrCallerGone):
 		return "caller hung up"
 	case errors.Is(err, errHandedOff):

@@ -215,6 +215,9 @@ func (c *call) endOutcome(err error, stopping bool) callrecord.End {
 		e.Reason = "left-to-another-process"
 	case err == nil:
 		e.Reason = callrecord.EndDisconnected
+	case errors.Is(err, errEndedInPBX):
+		// Left with its last transfer, as a caller continued to a queue.
+		e.Reason = callrecord.EndHandedOff
 	case errors.Is(err, ErrCallerGone):
 		e.Reason = callrecord.EndCallerHangup
 	case errors.Is(err, errHandedOff):

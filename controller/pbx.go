@@ -58,16 +58,20 @@ const pbxOwn = "="
 
 // pbxFields is the value of ARIFLOW_DIAL for plan: dial string, ring
 // timeout, and Dial's options (g: come back after an answered far end
-// hangs up; D: the digits after the answer, delayed by whole w's of
-// 500 ms; f: the caller ID the far end is shown, left out where it is
-// the caller's own, ownNumber and ownName, which the leg then shows
-// with the caller's presentation; pbxOwn for the caller's own number).
-func pbxFields(plan transfer.Plan, dtmfDelay time.Duration, ownNumber, ownName string) (string, error) {
+// hangs up, left out when ends; D: the digits after the answer, delayed
+// by whole w's of 500 ms; f: the caller ID the far end is shown, left
+// out where it is the caller's own, ownNumber and ownName, which the leg
+// then shows with the caller's presentation; pbxOwn for the caller's own
+// number).
+func pbxFields(plan transfer.Plan, dtmfDelay time.Duration, ownNumber, ownName string, ends bool) (string, error) {
 	if len(plan.Targets) != 1 {
 		return "", fmt.Errorf("%w: %d numbers", errNotForPBX, len(plan.Targets))
 	}
 	t := plan.Targets[0]
 	opts := "g"
+	if ends {
+		opts = ""
+	}
 	if plan.Digits != "" {
 		if strings.Contains(plan.Digits, ",") {
 			return "", fmt.Errorf("%w: the digits hold the pause ','", errNotForPBX)
@@ -101,8 +105,37 @@ func pbxFields(plan transfer.Plan, dtmfDelay time.Duration, ownNumber, ownName s
 // pbxFields is pbxFields for c's caller.
 func (c *call) pbxFields(plan transfer.Plan) (string, error) {
 	sys := c.rec.Attributes[flows.NSSystem]
-	return pbxFields(plan, c.app.cfg.DTMFDelay, sys[flows.SysCallerNumber], sys[flows.SysCallerName])
+	return pbxFields(plan, c.app.cfg.DTMFDelay, sys[flows.SysCallerNumber], sys[flows.SysCallerName], c.app.pbxEnds(plan.Agent, plan.Resume))
 }
+
+// pbxEnds tells whether the PBX ends the call itself after an answered
+// transfer of an agent, or with resume off: the call ends with such a
+// transfer (pbxEnded), so Dial() without g hangs the caller up as the
+// far end hangs up, as the dialplan's own Dial() and Hangup() would,
+// and the caller is not sent back to the app only to be hung up. The
+// call learns of its end from a look (lookPBX). Config.PBXBackAlways:
+// never.
+func (a *App) pbxEnds(agent, resume bool) bool {
+	return !a.cfg.PBXBackAlways && (agent || !resume)
+}
+
+// pbxEndsThere tells whether the PBX was asked to end the call after its
+// last transfer (pbxEnds), the chained one if any.
+func (c *call) pbxEndsThere() bool {
+	t := c.rec.Transfer
+	switch {
+	case t == nil:
+		return false
+	case t.Next != nil:
+		return c.app.pbxEnds(t.Next.Agent, t.Next.Resume)
+	}
+	return c.app.pbxEnds(t.Agent, t.Resume)
+}
+
+// errEndedInPBX: the caller was gone at a look after a hand-off whose last
+// transfer ends the call (pbxEndsThere): the PBX ended it, after that
+// transfer or because the caller hung up on the way; it cannot say which.
+var errEndedInPBX = fmt.Errorf("%w: the call ended in the PBX's Dial()", ErrCallerGone)
 
 // transferViaPBX runs a transfer block's plan in the PBX's Dial(); kind is
 // "" or "agent-" for the metrics. A plan Dial() cannot carry runs over ARI.
@@ -508,6 +541,11 @@ func (c *call) awaitPBX(ctx context.Context, gate *policy.Gate, slot, kind strin
 		case gone:
 			c.gone = true
 			c.pbxReleaseAll(gate, slot)
+			if c.pbxEndsThere() {
+				c.app.metrics.Transfers.WithLabelValues(c.pbxEndKind(kind) + pbxEndedOutcome).Inc()
+				c.log.WithField("step", c.rec.Block).Info("transfer: the call ended in the PBX's Dial() (its last transfer answered and ended, or the caller hung up)")
+				return "", errEndedInPBX
+			}
 			c.log.WithField("step", c.rec.Block).Info("transfer: the caller hung up while the PBX carried its transfer")
 			return "", ErrCallerGone
 		case back && looked && unsure && pbxArg(args, 0) != BackArg:
@@ -721,6 +759,22 @@ func (c *call) pbxReturned(ctx context.Context, gate *policy.Gate, slot, kind st
 		transfer.EndedSlot{Slot: next.Slot, Gate: gate}.ReleaseLater(c, c.log)
 	}
 	return c.pbxEnded(ctx, gate, slot, kind, args, ts.Number, ts.Digits, ts.Resume, ts.Agent)
+}
+
+// pbxEndedOutcome is the outcome ariflow_transfers_total counts for the
+// last transfer of a call that ended in the PBX (errEndedInPBX).
+const pbxEndedOutcome = "ended-in-pbx"
+
+// pbxEndKind is the metrics' kind ("" or "agent-") of the hand-off's last
+// transfer; kind is the first's.
+func (c *call) pbxEndKind(kind string) string {
+	if t := c.rec.Transfer; t != nil && t.Next != nil {
+		if t.Next.Agent {
+			return "agent-"
+		}
+		return ""
+	}
+	return kind
 }
 
 // pbxArg is args[i], "" when there are fewer.

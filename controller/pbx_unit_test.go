@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ariflow/ariflow/flows"
@@ -184,15 +187,21 @@ func TestPBXLookOfAnEarlierTrip(t *testing.T) {
 	h.branchTaken("c1", mFailed, transfer.OutcomeCallFailed)
 }
 
-// Without resume, the caller back from an answered transfer is hung up
-// (Connect's resume off), with no prompt and no other block.
+// Without resume, the call ends with an answered transfer (Connect's
+// resume off), with no prompt and no other block.
 func TestPBXTransferWithoutResume(t *testing.T) {
 	t.Parallel()
 	off := strings.Replace(offFlow, "    resume: false\n", "    resume: false\n    dial_via: pbx\n", 1)
 	h := run(t, []string{off})
 	h.caller("c1", "off")
-	h.req("POST", "/channels/c1/continue")
+	cont := h.req("POST", "/channels/c1/continue")
 	h.answered("POST", "/channels/c1/continue")
+	// Dialled without g (pbxEnds): the PBX hangs the caller up itself. A
+	// caller sent back all the same (a dialplan of an older version) is
+	// hung up by the call.
+	if f := strings.Split(cont.Query.Get("extension"), "~"); len(f) != 3 || strings.Contains(f[2], "g") {
+		t.Errorf("continued to %q, want the fields without g", cont.Query.Get("extension"))
+	}
 	h.fake.EnterStasis("c1", BackArg, "ANSWER", "1000", "500", "16")
 	h.req("DELETE", "/channels/c1")
 	if err := h.ended("c1"); err != nil {
@@ -289,27 +298,30 @@ func TestPBXFields(t *testing.T) {
 		delay              time.Duration
 		ownNumber, ownName string // the caller's own caller ID
 		want               string
+		ends               bool // the call ends with the transfer: no g
 	}{
-		{"digits at once", func(*transfer.Plan) {}, 0, "", "", "PJSIP/+4930123456@trunk~20~gD(1w2)f(Desk <+4930555000>)"},
-		{"digits after 500 ms", func(*transfer.Plan) {}, 500 * time.Millisecond, "", "", "PJSIP/+4930123456@trunk~20~gD(w1w2)f(Desk <+4930555000>)"},
-		{"digits after 1 s", func(*transfer.Plan) {}, time.Second, "", "", "PJSIP/+4930123456@trunk~20~gD(ww1w2)f(Desk <+4930555000>)"},
-		{"no digits", func(p *transfer.Plan) { p.Digits = "" }, time.Second, "", "", "PJSIP/+4930123456@trunk~20~gf(Desk <+4930555000>)"},
-		{"the caller's own number", func(*transfer.Plan) {}, 0, "+4930555000", "Alice", "PJSIP/+4930123456@trunk~20~gD(1w2)f(Desk <=>)"},
-		{"the caller's own number and name: no f", func(*transfer.Plan) {}, 0, "+4930555000", "Desk", "PJSIP/+4930123456@trunk~20~gD(1w2)"},
-		{"another caller", func(*transfer.Plan) {}, 0, "+4917612345678", "Alice", "PJSIP/+4930123456@trunk~20~gD(1w2)f(Desk <+4930555000>)"},
-		{"no name, the caller none either: no f", func(p *transfer.Plan) { p.CallerIDName = "" }, 0, "+4930555000", "", "PJSIP/+4930123456@trunk~20~gD(1w2)"},
-		{"no name, the caller has one: the name taken out", func(p *transfer.Plan) { p.CallerIDName = "" }, 0, "+4930555000", "Alice", "PJSIP/+4930123456@trunk~20~gD(1w2)f(<=>)"},
-		{"anonymous", func(p *transfer.Plan) { p.CallerIDNumber, p.CallerIDName = "anonymous", "" }, 0, "030123", "", "PJSIP/+4930123456@trunk~20~gD(1w2)f(<anonymous>)"},
-		{"a bracket in the name", func(p *transfer.Plan) { p.CallerIDName = "Desk (2)" }, 0, "", "", ""},
-		{"a pause ','", func(p *transfer.Plan) { p.Digits = "1,2" }, 0, "", "", ""},
-		{"a separator in the name", func(p *transfer.Plan) { p.CallerIDName = "A~B" }, 0, "", "", ""},
-		{"a comma in the name", func(p *transfer.Plan) { p.CallerIDName = "Doe, Jane" }, 0, "", "", ""},
-		{"two numbers", func(p *transfer.Plan) { p.Targets = append(p.Targets, p.Targets[0]) }, 0, "", "", ""},
+		{"digits at once", func(*transfer.Plan) {}, 0, "", "", "PJSIP/+4930123456@trunk~20~gD(1w2)f(Desk <+4930555000>)", false},
+		{"digits after 500 ms", func(*transfer.Plan) {}, 500 * time.Millisecond, "", "", "PJSIP/+4930123456@trunk~20~gD(w1w2)f(Desk <+4930555000>)", false},
+		{"digits after 1 s", func(*transfer.Plan) {}, time.Second, "", "", "PJSIP/+4930123456@trunk~20~gD(ww1w2)f(Desk <+4930555000>)", false},
+		{"no digits", func(p *transfer.Plan) { p.Digits = "" }, time.Second, "", "", "PJSIP/+4930123456@trunk~20~gf(Desk <+4930555000>)", false},
+		{"the caller's own number", func(*transfer.Plan) {}, 0, "+4930555000", "Alice", "PJSIP/+4930123456@trunk~20~gD(1w2)f(Desk <=>)", false},
+		{"the caller's own number and name: no f", func(*transfer.Plan) {}, 0, "+4930555000", "Desk", "PJSIP/+4930123456@trunk~20~gD(1w2)", false},
+		{"another caller", func(*transfer.Plan) {}, 0, "+4917612345678", "Alice", "PJSIP/+4930123456@trunk~20~gD(1w2)f(Desk <+4930555000>)", false},
+		{"no name, the caller none either: no f", func(p *transfer.Plan) { p.CallerIDName = "" }, 0, "+4930555000", "", "PJSIP/+4930123456@trunk~20~gD(1w2)", false},
+		{"no name, the caller has one: the name taken out", func(p *transfer.Plan) { p.CallerIDName = "" }, 0, "+4930555000", "Alice", "PJSIP/+4930123456@trunk~20~gD(1w2)f(<=>)", false},
+		{"anonymous", func(p *transfer.Plan) { p.CallerIDNumber, p.CallerIDName = "anonymous", "" }, 0, "030123", "", "PJSIP/+4930123456@trunk~20~gD(1w2)f(<anonymous>)", false},
+		{"a bracket in the name", func(p *transfer.Plan) { p.CallerIDName = "Desk (2)" }, 0, "", "", "", false},
+		{"a pause ','", func(p *transfer.Plan) { p.Digits = "1,2" }, 0, "", "", "", false},
+		{"a separator in the name", func(p *transfer.Plan) { p.CallerIDName = "A~B" }, 0, "", "", "", false},
+		{"a comma in the name", func(p *transfer.Plan) { p.CallerIDName = "Doe, Jane" }, 0, "", "", "", false},
+		{"two numbers", func(p *transfer.Plan) { p.Targets = append(p.Targets, p.Targets[0]) }, 0, "", "", "", false},
+		{"the call ends with it", func(*transfer.Plan) {}, 0, "", "", "PJSIP/+4930123456@trunk~20~D(1w2)f(Desk <+4930555000>)", true},
+		{"the call ends with it, no options", func(p *transfer.Plan) { p.Digits = "" }, 0, "+4930555000", "Desk", "PJSIP/+4930123456@trunk~20~", true},
 	} {
 		p := plan
 		p.Targets = append([]record.Target(nil), plan.Targets...)
 		tc.edit(&p)
-		got, err := pbxFields(p, tc.delay, tc.ownNumber, tc.ownName)
+		got, err := pbxFields(p, tc.delay, tc.ownNumber, tc.ownName, tc.ends)
 		if tc.want == "" {
 			if err == nil {
 				t.Errorf("%s: %q, want an error", tc.name, got)
@@ -418,7 +430,7 @@ func TestPBXChainedTransfer(t *testing.T) {
 			h := run(t, []string{chainFlow})
 			h.caller("c1", "chain")
 			// Both do not fit the extension: one variable carries both.
-			h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12)f(<+4930555000>)~PJSIP/+4930111009@trunk~30~g")
+			h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12)f(<+4930555000>)~PJSIP/+4930111009@trunk~30~")
 			rec := h.load("c1")
 			if rec.Transfers != 2 || rec.Transfer.Next == nil || rec.Transfer.Next.Block != "agent" || rec.Transfer.Next.Slot != transfer.Slot("c1", 1) {
 				t.Fatalf("record: transfers %d next %+v", rec.Transfers, rec.Transfer.Next)
@@ -440,6 +452,50 @@ func TestPBXChainedTransfer(t *testing.T) {
 	}
 }
 
+// The agent chained to the transfer ends the call: dialled without g, the
+// PBX hangs the caller up as the agent hangs up, and the call learns of
+// its end at a look: no hangup sent, the record and the slots gone, the
+// end counted as the agent's ended-in-pbx. PBXBackAlways keeps g, and the
+// caller comes back to be hung up.
+func TestPBXEndsTheCall(t *testing.T) {
+	t.Parallel()
+	for _, back := range []bool{false, true} {
+		t.Run(fmt.Sprintf("back always %v", back), func(t *testing.T) {
+			t.Parallel()
+			h := run(t, []string{chainFlow}, func(c *Config) { c.PBXCheck = 50 * time.Millisecond; c.PBXBackAlways = back })
+			h.caller("c1", "chain")
+			opts := ""
+			if back {
+				opts = "g"
+			}
+			h.handedToPBX("c1", "PJSIP/+4930123456@trunk~5~gD(12)f(<+4930555000>)~PJSIP/+4930111009@trunk~30~"+opts)
+			if back {
+				h.fake.EnterStasis("c1", BackArg, "ANSWER", "900", "700", "16", "ANSWER~3500~2000~16")
+				h.req("DELETE", "/channels/c1")
+				if err := h.ended("c1"); err != nil {
+					t.Errorf("call ended with %v", err)
+				}
+			} else {
+				h.fake.Hangup("c1", 16)
+				if err := h.ended("c1"); !errors.Is(err, errEndedInPBX) {
+					t.Errorf("call ended with %v, want %v", err, errEndedInPBX)
+				}
+				if n := h.count("DELETE", "/channels/c1"); n != 0 {
+					t.Errorf("%d hangups sent for a caller the PBX hung up", n)
+				}
+			}
+			h.clean("c1")
+			want := 0.0
+			if !back {
+				want = 1
+			}
+			if n := testutil.ToFloat64(h.app.metrics.Transfers.WithLabelValues("agent-" + pbxEndedOutcome)); n != want {
+				t.Errorf("ariflow_transfers_total{outcome=agent-%s} %v, want %v", pbxEndedOutcome, n, want)
+			}
+		})
+	}
+}
+
 // chainOwnFlow is chainFlow showing the far end the caller's own number:
 // both transfers' fields fit the extension.
 var chainOwnFlow = strings.Replace(chainFlow, `caller_id_number: "+4930555000"`, `caller_id_number: $.System.CallerNumber`, 1)
@@ -456,7 +512,7 @@ func TestPBXChainedTransferInTheExtension(t *testing.T) {
 		fields  string
 		chained bool
 	}{
-		{"counted", chainOwnFlow, first + "~PJSIP/+4930111009@trunk~30~g", true},
+		{"counted", chainOwnFlow, first + "~PJSIP/+4930111009@trunk~30~", true},
 		{"not counted", strings.Replace(chainOwnFlow, "start: xfer\n", "start: xfer\ndial_policy: {transfers_per_call: 1}\n", 1), first, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -530,7 +586,7 @@ func TestAdoptPBXChainedNeverLeft(t *testing.T) {
 		name, next, fields string
 		transfers          int
 	}{
-		{"the flow chains it still", "agent", first + "~PJSIP/+4930111009@trunk~30~g", 2},
+		{"the flow chains it still", "agent", first + "~PJSIP/+4930111009@trunk~30~", 2},
 		{"the flow chains another", "other", first, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -686,7 +742,7 @@ func TestPBXChainCountedWithTheWrite(t *testing.T) {
 			h.start()
 			h.caller("c1", "chain")
 			if tc.chained {
-				h.handedToPBX("c1", first+"~PJSIP/+4930111009@trunk~30~g")
+				h.handedToPBX("c1", first+"~PJSIP/+4930111009@trunk~30~")
 			} else {
 				// The variable set beside the count holds both; the first's
 				// fields alone fit the extension.

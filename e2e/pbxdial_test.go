@@ -31,9 +31,9 @@ func TestPBXDialCallerHangsUp(t *testing.T) {
 // The active process is killed (SIGKILL) while the PBX carries the
 // transfer, and the far end hangs up at once, before the standby holds
 // the app: the PBX dials the agent chained to the transfer all the same,
-// and the standby takes the caller back from its record when the agent's
-// call ends (a Stasis() refused meanwhile is tried again by the
-// dialplan).
+// and ends the call when the agent hangs up (the call ends with its
+// agent); the standby, holding the record, finds the caller gone and
+// leaves nothing behind (callTest's check).
 func TestPBXDialSurvivesKill(t *testing.T) {
 	ctx := callTest(t, 60*time.Second)
 	standby, kill := standbyBeside(ctx, t, "pbxdial")
@@ -64,12 +64,14 @@ const pbxOwnDID = "+4930555117"
 
 // Both transfers' fields in the extension: the far ends see the caller's
 // own number ("=" in the fields), the digits arrive, the PBX dials the
-// agent chained to the transfer, and ariflow asked Asterisk for one
-// continue and no variable to carry both.
+// agent chained to the transfer and hangs the caller up when the agent
+// hangs up (the call ends with its agent), and ariflow asked Asterisk
+// for one continue, no variable and no hangup to carry both.
 func TestPBXDialChainInTheExtension(t *testing.T) {
 	ctx := callTest(t, 30*time.Second)
 	continues := requestsOfKind(t, af, "POST channels/continue")
 	variables := requestsOfKind(t, af, "POST channels/variable")
+	hangups := requestsOfKind(t, af, "DELETE channels")
 	caller, s, from := transferToShipper(ctx, t, pbxOwnDID, shipper)
 	agent := carrier.ExpectFrom(agentOK, from)
 	if s.CallerNum != from {
@@ -93,6 +95,9 @@ func TestPBXDialChainInTheExtension(t *testing.T) {
 	}
 	if n := requestsOfKind(t, af, "POST channels/variable") - variables; n != 0 {
 		t.Errorf("%v variables set, want none (both transfers in the extension)", n)
+	}
+	if n := requestsOfKind(t, af, "DELETE channels") - hangups; n != 0 {
+		t.Errorf("%v hangups sent, want none (the PBX ends the call with its agent)", n)
 	}
 }
 

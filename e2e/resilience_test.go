@@ -79,7 +79,8 @@ func TestFarEndHangupDuringOutageResumes(t *testing.T) {
 // SIGTERM leaves a bridged transfer in Redis and in Stasis; the next
 // process adopts it and resumes the caller when the shipper hangs up.
 // With dial_via: pbx the caller is not in the app while it talks: the
-// next process adopts the call from its record and takes the caller back.
+// next process adopts the call from its record, and the PBX dials the
+// agent and ends the call with it.
 func TestRestartAdoptsBridgedCall(t *testing.T) {
 	for _, via := range staticVias {
 		t.Run(via.name, func(t *testing.T) { restartAdoptsBridgedCall(t, via.did) })

@@ -36,6 +36,7 @@ type config struct {
 	Region          string
 	DTMFDelay       time.Duration
 	LegAhead        bool
+	PBXBackAlways   bool
 	ConnectTimeout  time.Duration
 	DrainTimeout    time.Duration
 	// Dependability (see README, High availability).
@@ -116,6 +117,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	c.observeFlags(fs)
 	ahead, err := envBool("ARIFLOW_LEG_AHEAD", true)
 	fs.BoolVar(&c.LegAhead, "leg-ahead", ahead, "while a transfer that resumes the caller talks, make the next transfer's leg (not dialled), so that the caller's way back costs no create ($ARIFLOW_LEG_AHEAD)")
+	back, berr := envBool("ARIFLOW_PBX_BACK_ALWAYS", false)
+	err = errors.Join(err, berr)
+	fs.BoolVar(&c.PBXBackAlways, "pbx-back-always", back, "send the caller back to the app after every transfer the PBX's Dial() carries; by default one the call ends with (an agent's, resume off) is ended by the PBX as its far end hangs up ($ARIFLOW_PBX_BACK_ALWAYS)")
 	durations := []struct {
 		p    *time.Duration
 		flag string

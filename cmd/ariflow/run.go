@@ -176,7 +176,7 @@ func newApp(ctx context.Context, cfg *config, log *logrus.Logger, clients redisC
 	records := newRecords(cfg, rdb, web, reg, log)
 	app = controller.New(controller.Config{
 		App: cfg.App, URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword,
-		DialTemplate: cfg.DialTemplate, DialVia: flows.DialVia(cfg.DialVia), DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay, LegAhead: cfg.LegAhead,
+		DialTemplate: cfg.DialTemplate, DialVia: flows.DialVia(cfg.DialVia), DefaultRegion: cfg.Region, DTMFDelay: cfg.DTMFDelay, LegAhead: cfg.LegAhead, PBXBackAlways: cfg.PBXBackAlways,
 		Fallback: controller.DialplanTarget{Context: fbCtx, Extension: fbExt, Priority: fbPrio},
 		LeaseTTL: cfg.LeaseTTL, Gate: gate, Webhooks: web, MaxExternal: cfg.MaxExternal, FlowOptions: flowOptions(cfg),
 		Tracer: tracer, TraceInviteHeader: cfg.TraceInviteHeader, Records: records,
