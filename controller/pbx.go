@@ -939,8 +939,11 @@ func (a *App) pbxReturn(ctx context.Context, id string, log *logrus.Entry) {
 // pbxReleaseAll gives back, for a caller gone while the PBX carried its
 // transfer, the slots of that transfer's leg and of the one chained to it.
 func (c *call) pbxReleaseAll(gate *policy.Gate, slot string) {
-	transfer.EndedSlot{Slot: slot, Gate: gate}.ReleaseLater(c, c.log) // "" gives nothing back
+	next := ""
 	if ts := c.rec.Transfer; ts != nil && ts.Next != nil {
-		transfer.EndedSlot{Slot: ts.Next.Slot, Gate: gate}.ReleaseLater(c, c.log)
+		next = ts.Next.Slot
+	}
+	if gate != nil {
+		transfer.ReleaseLater(c, c.log, gate, slot, next) // one step for both; "" gives nothing back
 	}
 }

@@ -454,15 +454,26 @@ func TestPBXChainedTransfer(t *testing.T) {
 
 // The agent chained to the transfer ends the call: dialled without g, the
 // PBX hangs the caller up as the agent hangs up, and the call learns of
-// its end at a look: no hangup sent, the record and the slots gone, the
-// end counted as the agent's ended-in-pbx. PBXBackAlways keeps g, and the
-// caller comes back to be hung up.
+// its end at a look: no hangup sent, the record gone, both legs' slots
+// given back in one step, the end counted as the agent's ended-in-pbx.
+// PBXBackAlways keeps g, and the caller comes back to be hung up.
 func TestPBXEndsTheCall(t *testing.T) {
 	t.Parallel()
 	for _, back := range []bool{false, true} {
 		t.Run(fmt.Sprintf("back always %v", back), func(t *testing.T) {
 			t.Parallel()
-			h := run(t, []string{chainFlow}, func(c *Config) { c.PBXCheck = 50 * time.Millisecond; c.PBXBackAlways = back })
+			mr := miniredis.RunT(t)
+			rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+			t.Cleanup(func() { rdb.Close() })
+			p := policy.Default()
+			p.PerCaller, p.PerEntry, p.Global, p.Concurrent = policy.Rate{}, policy.Rate{}, policy.Rate{}, 2
+			counters := policy.NewRedisCounters(rdb, "t:")
+			h := newHarness(t, []string{chainFlow}, func(c *Config) {
+				c.PBXCheck, c.PBXBackAlways = 50*time.Millisecond, back
+				c.Gate = policy.NewGate(p, counters, counters)
+			})
+			h.store.along = rdb
+			h.start()
 			h.caller("c1", "chain")
 			opts := ""
 			if back {
@@ -476,6 +487,10 @@ func TestPBXEndsTheCall(t *testing.T) {
 					t.Errorf("call ended with %v", err)
 				}
 			} else {
+				if held, _ := mr.ZMembers("t:slots:legs"); len(held) != 2 {
+					t.Errorf("slots held %q, want both legs'", held)
+				}
+				cmds := mr.CommandCount()
 				h.fake.Hangup("c1", 16)
 				if err := h.ended("c1"); !errors.Is(err, errEndedInPBX) {
 					t.Errorf("call ended with %v, want %v", err, errEndedInPBX)
@@ -483,8 +498,14 @@ func TestPBXEndsTheCall(t *testing.T) {
 				if n := h.count("DELETE", "/channels/c1"); n != 0 {
 					t.Errorf("%d hangups sent for a caller the PBX hung up", n)
 				}
+				if n := mr.CommandCount() - cmds; n != 1 {
+					t.Errorf("%d Redis commands to give the slots back, want 1", n)
+				}
 			}
 			h.clean("c1")
+			if held, _ := mr.ZMembers("t:slots:legs"); len(held) != 0 {
+				t.Errorf("slots still held: %q", held)
+			}
 			want := 0.0
 			if !back {
 				want = 1

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -289,14 +290,19 @@ func (g *Gate) releaser(id string) func() {
 	}
 }
 
-// Release gives back the concurrency slot named slot, taken by Acquire
-// in this process or another: a process that took a call over releases
-// the slot of the leg it adopted once that leg has ended.
-func (g *Gate) Release(ctx context.Context, slot string) error {
-	if g.policy.Concurrent <= 0 || slot == "" {
+// Release gives back the concurrency slots named (one round trip for
+// all), taken by Acquire in this process or another: a process that took
+// a call over releases the slot of the leg it adopted once that leg has
+// ended. Empty names are skipped.
+func (g *Gate) Release(ctx context.Context, slots ...string) error {
+	if g.policy.Concurrent <= 0 {
 		return nil
 	}
-	if err := g.slots.Release(ctx, "legs", slot); err != nil {
+	slots = slices.DeleteFunc(slices.Clone(slots), func(s string) bool { return s == "" })
+	if len(slots) == 0 {
+		return nil
+	}
+	if err := g.slots.Release(ctx, "legs", slots...); err != nil {
 		return fmt.Errorf("dial policy: %w", err)
 	}
 	return nil

@@ -176,6 +176,36 @@ func TestGateReleaseByName(t *testing.T) {
 	})
 }
 
+// A call's two ended legs (a transfer and the one chained to it) are
+// given back together; an empty name is no slot.
+func TestGateReleaseSeveral(t *testing.T) {
+	both(t, func(t *testing.T, c counters) {
+		p := Default()
+		p.PerCaller = Rate{}
+		p.Concurrent = 2
+		g := NewGate(p, c.limiter, c.slots)
+		ctx := context.Background()
+		for _, slot := range []string{"call-1:0", "call-1:1"} {
+			if _, err := g.Acquire(ctx, Leg{Slot: slot, Caller: "+4917600000001", Entry: entry, Number: mobile}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := g.Acquire(ctx, Leg{Slot: "call-2:0", Caller: "+4917600000002", Entry: entry, Number: mobile})
+		wantRule(t, err, RuleConcurrent)
+		if err := g.Release(ctx, "call-1:0", "", "call-1:1"); err != nil {
+			t.Fatal(err)
+		}
+		for _, slot := range []string{"call-2:0", "call-2:1"} {
+			if _, err := g.Acquire(ctx, Leg{Slot: slot, Caller: "+4917600000002", Entry: entry, Number: mobile}); err != nil {
+				t.Fatalf("%s after both were given back: %v", slot, err)
+			}
+		}
+		if err := g.Release(ctx, ""); err != nil {
+			t.Errorf("no slot to give back: %v", err)
+		}
+	})
+}
+
 // A leg refused by a rate limit must give its concurrency slot back.
 func TestGateRateRefusalFreesSlot(t *testing.T) {
 	both(t, func(t *testing.T, c counters) {

@@ -25,8 +25,9 @@ type Slots interface {
 	// Acquire takes a slot for id under key if fewer than max are held;
 	// the slot lapses after ttl unless released first.
 	Acquire(ctx context.Context, key, id string, max int, ttl time.Duration) (bool, error)
-	// Release gives id's slot back; releasing twice is harmless.
-	Release(ctx context.Context, key, id string) error
+	// Release gives the ids' slots back, in one step; releasing twice is
+	// harmless.
+	Release(ctx context.Context, key string, ids ...string) error
 }
 
 // RedisLimiter is a Limiter on Redis: one counter per key and window,
@@ -96,8 +97,15 @@ func (s *RedisSlots) Acquire(ctx context.Context, key, id string, max int, ttl t
 }
 
 // Release implements Slots.
-func (s *RedisSlots) Release(ctx context.Context, key, id string) error {
-	if err := s.rdb.ZRem(ctx, s.slotKey(key), id).Err(); err != nil {
+func (s *RedisSlots) Release(ctx context.Context, key string, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	if err := s.rdb.ZRem(ctx, s.slotKey(key), members...).Err(); err != nil {
 		return fmt.Errorf("concurrency slots %s: %w", key, err)
 	}
 	return nil
@@ -173,9 +181,11 @@ func (s *MemorySlots) takeLocked(key, id string, ttl time.Duration) {
 }
 
 // Release implements Slots.
-func (s *MemorySlots) Release(_ context.Context, key, id string) error {
+func (s *MemorySlots) Release(_ context.Context, key string, ids ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.slots[key], id)
+	for _, id := range ids {
+		delete(s.slots[key], id)
+	}
 	return nil
 }

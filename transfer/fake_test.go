@@ -358,10 +358,10 @@ func (g *fakeGate) Count(_ context.Context, l policy.Leg) (func(), error) {
 	return func() {}, nil
 }
 
-func (g *fakeGate) Release(_ context.Context, slot string) error {
+func (g *fakeGate) Release(_ context.Context, slots ...string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.released = append(g.released, slot)
+	g.released = append(g.released, slots...)
 	return nil
 }
 

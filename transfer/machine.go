@@ -111,8 +111,8 @@ type Gate interface {
 	Check(leg policy.Leg) error
 	// Count counts the leg against the rates and the concurrency cap.
 	Count(ctx context.Context, leg policy.Leg) (release func(), err error)
-	// Release gives a counted leg's slot back.
-	Release(ctx context.Context, slot string) error
+	// Release gives counted legs' slots back, in one step.
+	Release(ctx context.Context, slots ...string) error
 }
 
 // Metrics are the transfer's own counters; nil fields count nothing.

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -38,14 +39,21 @@ type EndedSlot struct {
 // ReleaseLater gives s back off the caller's path (call.Later); a slot
 // not given back lapses on its own.
 func (s EndedSlot) ReleaseLater(call Call, log *logrus.Entry) {
-	if s.Slot == "" || s.Gate == nil {
+	ReleaseLater(call, log, s.Gate, s.Slot)
+}
+
+// ReleaseLater gives slots of gate back off the caller's path
+// (call.Later), in one step; empty ones are skipped.
+func ReleaseLater(call Call, log *logrus.Entry, gate Gate, slots ...string) {
+	slots = slices.DeleteFunc(slices.Clone(slots), func(s string) bool { return s == "" })
+	if len(slots) == 0 || gate == nil {
 		return
 	}
 	call.Later(func(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		if err := s.Gate.Release(rctx, s.Slot); err != nil {
-			log.WithError(err).Warn("transfer: releasing the leg's concurrency slot failed; it lapses on its own")
+		if err := gate.Release(rctx, slots...); err != nil {
+			log.WithError(err).Warn("transfer: releasing the legs' concurrency slots failed; they lapse on their own")
 		}
 	})
 }

@@ -35,9 +35,9 @@ type releaseGate struct {
 	released []string
 }
 
-func (g *releaseGate) Release(ctx context.Context, slot string) error {
-	g.released = append(g.released, slot)
-	return g.Gate.Release(ctx, slot)
+func (g *releaseGate) Release(ctx context.Context, slots ...string) error {
+	g.released = append(g.released, slots...)
+	return g.Gate.Release(ctx, slots...)
 }
 
 // The slot of a transfer's leg that has ended is kept by the call and
