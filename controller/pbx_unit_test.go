@@ -452,6 +452,30 @@ func TestPBXChainedTransfer(t *testing.T) {
 	}
 }
 
+// chainOnRedis runs chainFlow with the dial policy's counters on a
+// miniredis, which the store's writes run their counts on too (as the
+// Redis store does): a policy that limits nothing, edited by pol; cfg
+// edits the rest of the configuration (nil: nothing).
+func chainOnRedis(t *testing.T, pol func(*policy.Policy), cfg func(*Config)) (*harness, *miniredis.Miniredis) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	p := policy.Default()
+	p.PerCaller, p.PerEntry, p.Global, p.Concurrent = policy.Rate{}, policy.Rate{}, policy.Rate{}, 0
+	pol(p)
+	counters := policy.NewRedisCounters(rdb, "t:")
+	h := newHarness(t, []string{chainFlow}, func(c *Config) {
+		c.Gate = policy.NewGate(p, counters, counters)
+		if cfg != nil {
+			cfg(c)
+		}
+	})
+	h.store.along = rdb
+	h.start()
+	return h, mr
+}
+
 // The agent chained to the transfer ends the call: dialled without g, the
 // PBX hangs the caller up as the agent hangs up, and the call learns of
 // its end at a look: no hangup sent, the record gone, both legs' slots
@@ -462,18 +486,9 @@ func TestPBXEndsTheCall(t *testing.T) {
 	for _, back := range []bool{false, true} {
 		t.Run(fmt.Sprintf("back always %v", back), func(t *testing.T) {
 			t.Parallel()
-			mr := miniredis.RunT(t)
-			rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-			t.Cleanup(func() { rdb.Close() })
-			p := policy.Default()
-			p.PerCaller, p.PerEntry, p.Global, p.Concurrent = policy.Rate{}, policy.Rate{}, policy.Rate{}, 2
-			counters := policy.NewRedisCounters(rdb, "t:")
-			h := newHarness(t, []string{chainFlow}, func(c *Config) {
+			h, mr := chainOnRedis(t, func(p *policy.Policy) { p.Concurrent = 2 }, func(c *Config) {
 				c.PBXCheck, c.PBXBackAlways = 50*time.Millisecond, back
-				c.Gate = policy.NewGate(p, counters, counters)
 			})
-			h.store.along = rdb
-			h.start()
 			h.caller("c1", "chain")
 			opts := ""
 			if back {
@@ -751,16 +766,8 @@ func TestPBXChainCountedWithTheWrite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			mr := miniredis.RunT(t)
-			rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-			t.Cleanup(func() { rdb.Close() })
-			p := policy.Default()
-			p.PerCaller, p.PerEntry, p.Global, p.Concurrent = policy.Rate{}, policy.Rate{}, policy.Rate{}, 0
-			tc.pol(p)
-			counters := policy.NewRedisCounters(rdb, "t:")
-			h := newHarness(t, []string{chainFlow}, func(c *Config) { c.Gate = policy.NewGate(p, counters, counters) })
-			h.store.along = rdb
-			h.start()
+			var p *policy.Policy
+			h, mr := chainOnRedis(t, func(q *policy.Policy) { tc.pol(q); p = q }, nil)
 			h.caller("c1", "chain")
 			if tc.chained {
 				h.handedToPBX("c1", first+"~PJSIP/+4930111009@trunk~30~")
