@@ -122,11 +122,18 @@ func TestGateRateLimits(t *testing.T) {
 	})
 }
 
+// capOnly is the default policy with a cap of n legs up at once and no
+// rate per caller, so that only the cap decides.
+func capOnly(n int) *Policy {
+	p := Default()
+	p.PerCaller = Rate{}
+	p.Concurrent = n
+	return p
+}
+
 func TestGateConcurrency(t *testing.T) {
 	both(t, func(t *testing.T, c counters) {
-		p := Default()
-		p.PerCaller = Rate{}
-		p.Concurrent = 2
+		p := capOnly(2)
 		g := NewGate(p, c.limiter, c.slots)
 		g.LegTTL = time.Hour
 		ctx := context.Background()
@@ -157,9 +164,7 @@ func TestGateConcurrency(t *testing.T) {
 // adopted, by name, although another process acquired it.
 func TestGateReleaseByName(t *testing.T) {
 	both(t, func(t *testing.T, c counters) {
-		p := Default()
-		p.PerCaller = Rate{}
-		p.Concurrent = 1
+		p := capOnly(1)
 		dead, standby := NewGate(p, c.limiter, c.slots), NewGate(p, c.limiter, c.slots)
 		ctx := context.Background()
 		if _, err := dead.Acquire(ctx, Leg{Slot: "call-1:0", Caller: "+4917600000001", Entry: entry, Number: mobile}); err != nil {
@@ -180,9 +185,7 @@ func TestGateReleaseByName(t *testing.T) {
 // given back together; an empty name is no slot.
 func TestGateReleaseSeveral(t *testing.T) {
 	both(t, func(t *testing.T, c counters) {
-		p := Default()
-		p.PerCaller = Rate{}
-		p.Concurrent = 2
+		p := capOnly(2)
 		g := NewGate(p, c.limiter, c.slots)
 		ctx := context.Background()
 		for _, slot := range []string{"call-1:0", "call-1:1"} {
